@@ -1,0 +1,11 @@
+"""Automatic differentiation: a dynamic graph with gradients of any order.
+
+``grad(outputs, inputs, ...)`` returns gradients; ``Tensor.backward()`` accumulates them into
+``.grad``; ``no_grad()`` / ``enable_grad()`` switch recording per thread.
+"""
+
+from .engine import backward, grad
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .graph import Node
+
+__all__ = ["Node", "backward", "enable_grad", "grad", "is_grad_enabled", "no_grad", "set_grad_enabled"]

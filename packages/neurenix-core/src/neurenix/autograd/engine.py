@@ -1,0 +1,141 @@
+"""The backward pass: walk the graph from the outputs in reverse creation order, calling each vjp."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import grad_mode
+
+_RELEASED = ("the graph was already freed by an earlier backward pass; pass retain_graph=True to the first "
+             "backward() or autograd.grad() call if you need to go through it again")
+
+
+def _as_tuple(x) -> tuple:
+    if x is None:
+        return ()
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
+def _seeds(outputs: tuple, grad_outputs: tuple) -> list:
+    from ..tensor import Tensor, ones_like
+
+    if grad_outputs and len(grad_outputs) != len(outputs):
+        raise ValueError(f"got {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    seeds = []
+    for i, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"output {i} is a {type(out).__name__}, not a Tensor")
+        if not out.requires_grad:
+            raise RuntimeError(f"output {i} (shape {out.shape}) does not require grad: it was not computed from "
+                               "tensors with requires_grad=True, or was computed under no_grad()")
+        g = grad_outputs[i] if grad_outputs else None
+        if g is None:
+            if out.numel() != 1:
+                raise RuntimeError(f"output {i} has shape {out.shape}: a gradient can be created implicitly only for "
+                                   "a single-element output; pass grad_outputs (or gradient=) of the same shape")
+            g = ones_like(out)
+        elif not isinstance(g, Tensor):
+            g = Tensor(g, dtype=out.dtype, device=out.device)
+        elif g.shape != out.shape:
+            raise RuntimeError(f"grad_outputs[{i}] has shape {g.shape} but output {i} has shape {out.shape}")
+        seeds.append((out, g))
+    return seeds
+
+
+def _topo_order(roots: list, min_seq: int) -> list:
+    """Tensors with a node whose history must be walked, outputs first (reverse creation order).
+
+    A tensor created no later than every non-leaf input (``seq <= min_seq``) cannot lead to an input,
+    so its history is not walked.
+    """
+    order, seen = [], set()
+    for root in roots:
+        if root._node is None or id(root) in seen or root._node.seq <= min_seq:
+            continue
+        seen.add(id(root))
+        stack = [(root, iter(root._node.parents))]
+        while stack:
+            t, parents = stack[-1]
+            for p in parents:
+                node = p._node
+                if node is not None and id(p) not in seen and node.seq > min_seq:
+                    seen.add(id(p))
+                    stack.append((p, iter(node.parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(t)
+    order.reverse()
+    return order
+
+
+def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> dict:
+    """Propagate gradients from ``seeds``; return {id(t): (t, grad)} for the inputs, or for all leaves."""
+    if inputs and all(t._node is not None for t in inputs):
+        min_seq = min(t._node.seq for t in inputs)
+    else:
+        min_seq = -1
+    keep = {id(t) for t in inputs}
+    grads: dict = {}
+    for out, g in seeds:
+        prev = grads.get(id(out))
+        grads[id(out)] = (out, g if prev is None else prev[1] + g)
+    order = _topo_order([out for out, _ in seeds], min_seq)
+    prev_mode, grad_mode.state.enabled = grad_mode.state.enabled, create_graph
+    try:
+        for t in order:
+            entry = grads.get(id(t)) if id(t) in keep else grads.pop(id(t), None)
+            if entry is None:
+                continue
+            node = t._node
+            if node.vjp is None:
+                raise RuntimeError(f"cannot backpropagate through {node.name}: {_RELEASED}")
+            for p, pg in zip(node.parents, node.vjp(entry[1], t)):
+                if pg is None or not p.requires_grad:
+                    continue
+                prev = grads.get(id(p))
+                grads[id(p)] = (p, pg if prev is None else prev[1] + pg)
+            if not retain_graph:
+                node.release()
+    finally:
+        grad_mode.state.enabled = prev_mode
+    return grads
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False, retain_graph: bool | None = None,
+         allow_unused: bool = False) -> tuple:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated into ``.grad``).
+
+    ``grad_outputs`` weights each output (required for outputs with more than one element). With
+    ``create_graph=True`` the result is itself differentiable, for gradients of higher order.
+    """
+    outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not getattr(t, "requires_grad", False):
+            raise RuntimeError(f"input {i} (shape {getattr(t, 'shape', None)}) does not require grad")
+    seeds = _seeds(outputs, _as_tuple(grad_outputs))
+    retain = create_graph if retain_graph is None else retain_graph
+    grads = _run(seeds, inputs, retain, create_graph)
+    result = []
+    for i, t in enumerate(inputs):
+        entry = grads.get(id(t))
+        if entry is None and not allow_unused:
+            raise RuntimeError(f"input {i} (shape {t.shape}) is not used in computing the outputs, so it has no "
+                               "gradient; pass allow_unused=True to get None for it")
+        result.append(None if entry is None else entry[1])
+    return tuple(result)
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
+             inputs: Sequence | None = None) -> None:
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of the leaves (or of ``inputs``)."""
+    seeds = _seeds(_as_tuple(tensors), _as_tuple(grad_tensors))
+    retain = create_graph if retain_graph is None else retain_graph
+    inputs = _as_tuple(inputs)
+    grads = _run(seeds, inputs, retain, create_graph)
+    targets = inputs or [t for t, _ in grads.values() if t._node is None]
+    for t in targets:
+        entry = grads.get(id(t))
+        if entry is not None:
+            g = entry[1]
+            t.grad = g if t.grad is None else t.grad + g

@@ -1,0 +1,14 @@
+"""Backends: the hookspec, the kernel set they implement, and how they are found and chosen.
+
+See ``docs/backends.md`` for a guide to writing a backend plugin.
+"""
+
+from .backend import Backend
+from .hookspecs import ENTRY_POINT_GROUP, hookimpl, hookspec
+from .kernels import KERNEL_API_VERSION, KERNELS, OPTIONAL, REQUIRED
+from .registry import BackendStatus, KernelTable, list_backends, register, unregister
+
+__all__ = [
+    "Backend", "BackendStatus", "ENTRY_POINT_GROUP", "KERNEL_API_VERSION", "KERNELS", "KernelTable", "OPTIONAL",
+    "REQUIRED", "hookimpl", "hookspec", "list_backends", "register", "unregister",
+]

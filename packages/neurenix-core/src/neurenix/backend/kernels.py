@@ -1,0 +1,156 @@
+"""The primitive kernel set: what a backend implements, versioned.
+
+A *buffer* is a backend's array: any object with ``.shape`` (a tuple of ints) and ``.dtype`` (a
+``numpy.dtype``: float32, float64, int64 or bool). Kernels never modify their inputs; they return
+new buffers (which may share memory with an input, as NumPy views do). Core has already checked
+shapes, devices and dtypes before a kernel is called, so kernels need not check again.
+
+``REQUIRED`` kernels must all be provided by a device type (by one or several backends of that
+type). ``OPTIONAL`` kernels are fused or faster paths; where no backend provides one, core builds it
+from required kernels (see ``DEFAULTS``), so results never depend on which are present.
+
+Conventions:
+  * ``a, b`` of binary kernels are buffers of one dtype, or one buffer and a Python scalar
+    (``int``/``float``/``bool``) on either side; they broadcast as in NumPy.
+  * ``axes`` is a sorted tuple of non-negative ints; ``shape`` a tuple of ints (no -1).
+  * ``key`` of ``getitem``/``index_put`` is a tuple with one entry per indexed axis, each an ``int``
+    (already non-negative), a ``slice``, ``None`` (new axis) or an int64 index buffer (NumPy
+    advanced indexing: index buffers broadcast together); no Ellipsis, no bool masks.
+"""
+
+from __future__ import annotations
+
+KERNEL_API_VERSION = 1
+
+REQUIRED: dict[str, str] = {
+    # allocation and transfer
+    "from_numpy": "(array, index) -> buf: a C-contiguous ndarray of a supported dtype; the backend may keep it",
+    "to_numpy": "(x) -> ndarray: may share memory with x on host backends",
+    "full": "(shape, value, dtype, index) -> buf filled with value",
+    "copy": "(x) -> buf: a copy that shares no memory with x",
+    "cast": "(x, dtype) -> buf of numpy dtype",
+    # elementwise unary: same shape and dtype (float-only ones get floats from core)
+    "neg": "(x)", "abs": "(x)", "sign": "(x)", "relu": "(x)",
+    "exp": "(x)", "log": "(x)", "sqrt": "(x)", "sin": "(x)", "cos": "(x)", "tanh": "(x)", "sigmoid": "(x)",
+    # elementwise binary with broadcasting (pow and div get floats from core)
+    "add": "(a, b)", "sub": "(a, b)", "mul": "(a, b)", "div": "(a, b)", "pow": "(a, b)",
+    "maximum": "(a, b)", "minimum": "(a, b)",
+    # comparisons -> bool buffers, and selection
+    "eq": "(a, b)", "ne": "(a, b)", "lt": "(a, b)", "le": "(a, b)", "gt": "(a, b)", "ge": "(a, b)",
+    "where": "(cond, a, b) -> buf: cond is bool; a, b buffers or scalars; all broadcast",
+    # reductions (sum of bool or int64 gives int64)
+    "sum": "(x, axes, keepdim)", "max": "(x, axes, keepdim)", "min": "(x, axes, keepdim)",
+    "argmax": "(x, axis, keepdim) -> int64 buf (first maximum)", "argmin": "(x, axis, keepdim) -> int64 buf",
+    # movement
+    "reshape": "(x, shape)", "permute": "(x, axes)", "expand": "(x, shape): broadcast to shape",
+    "getitem": "(x, key)",
+    "index_put": "(x, key, values, accumulate) -> copy of x with x[key] = values (or += with accumulate, "
+                 "repeated indices adding up); values broadcast to x[key]",
+    "cat": "(xs, axis)", "pad": "(x, pads, value): pads is ((before, after), ...) per axis",
+    # linear algebra and windows
+    "matmul": "(a, b): both at least 2-D, batch dimensions broadcast",
+    "unfold": "(x, kernel_size, stride, padding, dilation): (N, C, H, W) -> (N, C*kh*kw, L), zero padding",
+    "fold": "(cols, output_size, kernel_size, stride, padding, dilation): the adjoint of unfold (overlaps add)",
+}
+
+OPTIONAL: dict[str, str] = {
+    "mean": "(x, axes, keepdim) on floats",
+    "softmax": "(x, axis) on floats",
+    "log_softmax": "(x, axis) on floats",
+    "relu_backward": "(g, x) -> g where x > 0 else 0",
+    "sgd_step": "(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize) -> "
+                "(params, bufs): lists of buffers; a buf is None before the first step",
+    "adam_step": "(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay, decoupled, "
+                 "maximize) -> (params, exp_avgs, exp_avg_sqs)",
+    "synchronize": "(index) -> None: wait for queued work (timing); a no-op on synchronous backends",
+}
+
+KERNELS = (*REQUIRED, *OPTIONAL)
+
+
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _mean(k):
+    def mean(x, axes, keepdim):
+        n = _prod(x.shape[a] for a in axes)
+        return k.div(k.sum(x, axes, keepdim), float(n))
+    return mean
+
+
+def _softmax(k):
+    def softmax(x, axis):
+        e = k.exp(k.sub(x, k.max(x, (axis,), True)))
+        return k.div(e, k.sum(e, (axis,), True))
+    return softmax
+
+
+def _log_softmax(k):
+    def log_softmax(x, axis):
+        z = k.sub(x, k.max(x, (axis,), True))
+        return k.sub(z, k.log(k.sum(k.exp(z), (axis,), True)))
+    return log_softmax
+
+
+def _relu_backward(k):
+    def relu_backward(g, x):
+        return k.where(k.gt(x, 0), g, 0)
+    return relu_backward
+
+
+def _sgd_step(k):
+    def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize):
+        new_params, new_bufs = [], []
+        for p, g, b in zip(params, grads, bufs):
+            if maximize:
+                g = k.neg(g)
+            if weight_decay:
+                g = k.add(g, k.mul(p, weight_decay))
+            if momentum:
+                b = g if b is None else k.add(k.mul(b, momentum), k.mul(g, 1.0 - dampening))
+                g = k.add(g, k.mul(b, momentum)) if nesterov else b
+            new_params.append(k.sub(p, k.mul(g, lr)))
+            new_bufs.append(b)
+        return new_params, new_bufs
+    return sgd_step
+
+
+def _adam_step(k):
+    def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                  maximize):
+        bias1 = 1.0 - beta1 ** step
+        bias2 = 1.0 - beta2 ** step
+        out_p, out_m, out_v = [], [], []
+        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+            if maximize:
+                g = k.neg(g)
+            if weight_decay and decoupled:
+                p = k.mul(p, 1.0 - lr * weight_decay)
+            elif weight_decay:
+                g = k.add(g, k.mul(p, weight_decay))
+            m = k.add(k.mul(m, beta1), k.mul(g, 1.0 - beta1))
+            v = k.add(k.mul(v, beta2), k.mul(k.mul(g, g), 1.0 - beta2))
+            denom = k.add(k.div(k.sqrt(v), bias2 ** 0.5), eps)
+            out_p.append(k.sub(p, k.mul(k.div(m, denom), lr / bias1)))
+            out_m.append(m)
+            out_v.append(v)
+        return out_p, out_m, out_v
+    return adam_step
+
+
+def _synchronize(k):
+    def synchronize(index):
+        return None
+    return synchronize
+
+
+# optional kernel -> builder of its composition from required kernels (given the resolved table)
+DEFAULTS = {
+    "mean": _mean, "softmax": _softmax, "log_softmax": _log_softmax, "relu_backward": _relu_backward,
+    "sgd_step": _sgd_step, "adam_step": _adam_step, "synchronize": _synchronize,
+}
+assert set(DEFAULTS) == set(OPTIONAL)

@@ -1,0 +1,152 @@
+"""Core's NumPy implementation of the kernel set for device type ``cpu``.
+
+It is the reference every backend is tested against and the fallback for ``cpu`` kernels that no
+faster backend overrides. Buffers are NumPy arrays (or NumPy scalars for 0-d results).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .backend import Backend
+from .hookspecs import hookimpl
+
+
+def from_numpy(array, index):
+    return array
+
+
+def to_numpy(x):
+    return np.asarray(x)
+
+
+def full(shape, value, dtype, index):
+    return np.full(shape, value, dtype)
+
+
+def copy(x):
+    return np.array(x, copy=True)
+
+
+def cast(x, dtype):
+    return x.astype(dtype)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def sigmoid(x):
+    # tanh form: no overflow warnings for large |x|, unlike 1 / (1 + exp(-x))
+    return np.tanh(x * 0.5) * 0.5 + 0.5
+
+
+def sum(x, axes, keepdim):  # noqa: A001 - kernel names mirror the op names
+    return np.sum(x, axis=axes, keepdims=keepdim)
+
+
+def mean(x, axes, keepdim):
+    return np.mean(x, axis=axes, keepdims=keepdim)
+
+
+def max(x, axes, keepdim):  # noqa: A001
+    return np.max(x, axis=axes, keepdims=keepdim)
+
+
+def min(x, axes, keepdim):  # noqa: A001
+    return np.min(x, axis=axes, keepdims=keepdim)
+
+
+def argmax(x, axis, keepdim):
+    return np.argmax(x, axis=axis, keepdims=keepdim)
+
+
+def argmin(x, axis, keepdim):
+    return np.argmin(x, axis=axis, keepdims=keepdim)
+
+
+def getitem(x, key):
+    return x[key]
+
+
+def index_put(x, key, values, accumulate):
+    out = np.array(x, copy=True)
+    if not accumulate:
+        out[key] = values
+    elif any(isinstance(k, np.ndarray) for k in key):
+        np.add.at(out, key, values)  # repeated indices add up
+    else:
+        out[key] += values
+    return out
+
+
+def cat(xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
+def pad(x, pads, value):
+    return np.pad(x, pads, constant_values=value)
+
+
+def _out_size(size, k, stride, pad, dil):
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def unfold(x, kernel_size, stride, padding, dilation):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, c, h, w = x.shape
+    oh, ow = _out_size(h, kh, sh, 0, dh), _out_size(w, kw, sw, 0, dw)
+    s = x.strides
+    windows = as_strided(x, (n, c, kh, kw, oh, ow), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw))
+    return windows.reshape(n, c * kh * kw, oh * ow)
+
+
+def fold(cols, output_size, kernel_size, stride, padding, dilation):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    h, w = output_size
+    n = cols.shape[0]
+    c = cols.shape[1] // (kh * kw)
+    oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += cols[:, :, i, j]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+KERNELS = {
+    "from_numpy": from_numpy, "to_numpy": to_numpy, "full": full, "copy": copy, "cast": cast,
+    "neg": np.negative, "abs": np.absolute, "sign": np.sign, "relu": relu, "exp": np.exp, "log": np.log,
+    "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "sigmoid": sigmoid,
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide, "pow": np.power,
+    "maximum": np.maximum, "minimum": np.minimum,
+    "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
+    "ge": np.greater_equal, "where": np.where,
+    "sum": sum, "mean": mean, "max": max, "min": min, "argmax": argmax, "argmin": argmin,
+    "reshape": np.reshape, "permute": np.transpose, "expand": np.broadcast_to,
+    "getitem": getitem, "index_put": index_put, "cat": cat, "pad": pad,
+    "matmul": np.matmul, "unfold": unfold, "fold": fold,
+}
+
+
+class NumpyBackend(Backend):
+    """The reference kernels: plain NumPy, always available, lowest priority for ``cpu``."""
+
+    device_type = "cpu"
+    name = "numpy"
+    priority = 0
+
+    def device_name(self, index: int) -> str:
+        return f"host CPU (NumPy {np.__version__})"
+
+    def kernels(self):
+        return KERNELS
+
+
+@hookimpl
+def neurenix_backends():
+    return [NumpyBackend()]

@@ -1,0 +1,253 @@
+"""Finding backend plugins and resolving them into one kernel table per device type.
+
+Plugins come from the ``neurenix.backends`` entry-point group (plus core's NumPy plugin, and any
+registered at run time with :func:`register`). A plugin that fails to import, or whose hook or
+backend raises, is recorded and skipped, so one broken install cannot break the others, unless the
+environment variable ``NEURENIX_REQUIRE_BACKENDS`` (comma-separated device types or backend names)
+names it: then neurenix raises :class:`~neurenix.errors.BackendError` on first use.
+
+Hooks run once; their result is resolved into a :class:`KernelTable` per device type, and the
+per-op path is one attribute lookup on that table.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+
+import pluggy
+
+from ..errors import BackendError, DeviceError
+from . import hookspecs, numpy_backend
+from .backend import Backend
+from .kernels import DEFAULTS, KERNEL_API_VERSION, KERNELS, REQUIRED
+
+STANDARD_DEVICE_TYPES = ("cpu", "cuda", "rocm", "webgpu")
+_INSTALL_HINT = {t: f"pip install neurenix-backend-{t}" for t in STANDARD_DEVICE_TYPES}
+
+
+class KernelTable:
+    """The kernels of one device type, one attribute per kernel.
+
+    A table whose device type cannot run has no kernel attributes: touching one raises a
+    DeviceError that says why. Tables are updated in place when plugins are (un)registered.
+    """
+
+    def __init__(self, device_type: str):
+        self.device_type = device_type
+        self._fill({}, {}, 0, "not resolved yet")
+
+    def __getattr__(self, name):  # only reached for a missing kernel
+        raise DeviceError(f"device type {self.device_type!r} cannot run ({name!r} requested): {self.reason}")
+
+    def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None) -> None:
+        meta = {"device_type": self.device_type, "reason": reason, "providers": providers,
+                "device_count": device_count}
+        self.__dict__.clear()
+        self.__dict__.update(kernels)
+        self.__dict__.update(meta)
+
+
+@dataclass
+class BackendStatus:
+    """One installed backend, as :func:`neurenix.list_backends` reports it."""
+
+    name: str
+    device_type: str
+    priority: int
+    plugin: str
+    distribution: str | None
+    available: bool
+    reason: str | None = None
+    devices: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        state = f"{len(self.devices)} device(s): " + "; ".join(self.devices) if self.available else f"unusable: {self.reason}"
+        return f"{self.device_type:<8} {self.name:<14} priority {self.priority:<4} {state}"
+
+
+@dataclass
+class _Entry:
+    plugin: str
+    distribution: str | None
+    backend: Backend | None = None
+    error: str | None = None  # the plugin or its hook failed; backend is None
+
+
+class _Registry:
+    def __init__(self):
+        self.pm: pluggy.PluginManager | None = None
+        self.entries: list[_Entry] = []
+        self.tables: dict[str, KernelTable] = {}
+        self.reasons: dict[Backend, str | None] = {}  # probe results, asked once per backend
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        if self.pm is not None:
+            return
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._add_plugin(numpy_backend, "numpy", "neurenix-core")
+        for ep in importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as e:  # a broken plugin is reported, not fatal
+                self.entries.append(_Entry(ep.name, dist, error=f"import of {ep.value!r} failed: {e!r}"))
+                continue
+            self._add_plugin(plugin, ep.name, dist)
+        self._check_required()
+
+    def _add_plugin(self, plugin, name: str, dist: str | None) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+            impls = [i for i in self.pm.hook.neurenix_backends.get_hookimpls() if i.plugin is plugin]
+            backends = [b for impl in impls for b in impl.function()]
+        except Exception as e:
+            self.entries.append(_Entry(name, dist, error=f"plugin {name!r} failed: {e!r}"))
+            return
+        for b in backends:
+            if not isinstance(b, Backend):
+                self.entries.append(_Entry(name, dist, error=f"plugin {name!r} returned {b!r}, not a Backend"))
+            else:
+                self.entries.append(_Entry(name, dist, backend=b))
+        for t in {b.device_type for b in backends if isinstance(b, Backend)}:
+            if t in self.tables:
+                self._resolve(t)
+
+    def _check_required(self) -> None:
+        required = [r.strip() for r in os.environ.get("NEURENIX_REQUIRE_BACKENDS", "").split(",") if r.strip()]
+        for req in required:
+            failed = [e for e in self.entries if e.error and e.plugin == req]
+            matches = [e.backend for e in self.entries if e.backend and req in (e.backend.device_type, e.backend.name)]
+            if failed:
+                raise BackendError(f"NEURENIX_REQUIRE_BACKENDS names {req!r}, but its plugin failed: {failed[0].error}")
+            if not matches:
+                raise BackendError(f"NEURENIX_REQUIRE_BACKENDS names {req!r}, but no installed backend provides it "
+                                   f"(installed: {', '.join(sorted(self.device_types()))})")
+            for t in {b.device_type for b in matches}:
+                table = self.table(t)
+                if table.reason is not None:
+                    raise BackendError(f"NEURENIX_REQUIRE_BACKENDS names {req!r}, but it cannot run: {table.reason}")
+
+    # -- resolution ------------------------------------------------------------------------------
+    def probe(self, b: Backend) -> str | None:
+        """Why backend ``b`` cannot run, or None; asked once per backend."""
+        if b not in self.reasons:
+            if b.api_version != KERNEL_API_VERSION:
+                reason = f"implements kernel API {b.api_version}, this neurenix has {KERNEL_API_VERSION}"
+            else:
+                try:
+                    reason = b.unavailable_reason()
+                except Exception as e:
+                    reason = f"availability check raised {e!r}"
+            self.reasons[b] = reason
+        return self.reasons[b]
+
+    def device_types(self) -> set[str]:
+        return {e.backend.device_type for e in self.entries if e.backend}
+
+    def table(self, device_type: str) -> KernelTable:
+        self.load()
+        table = self.tables.get(device_type)
+        if table is None:
+            table = self.tables[device_type] = KernelTable(device_type)
+            self._resolve(device_type)
+        return table
+
+    def _resolve(self, device_type: str) -> None:
+        table = self.tables[device_type]
+        backends = sorted((e.backend for e in self.entries if e.backend and e.backend.device_type == device_type),
+                          key=lambda b: -b.priority)
+        reasons = [f"{b.name}: {r}" for b in backends if (r := self.probe(b)) is not None]
+        usable = [b for b in backends if self.probe(b) is None]
+        if not usable:
+            hint = _INSTALL_HINT.get(device_type, "no plugin provides it")
+            why = "; ".join(reasons) if reasons else f"no backend for it is installed ({hint})"
+            table._fill({}, {}, 0, why)
+            return
+        kernels, providers = {}, {}
+        for b in usable:
+            try:
+                offered = b.kernels().items()
+            except Exception as e:
+                table._fill({}, {}, 0, f"backend {b.name!r} failed to list its kernels: {e!r}")
+                return
+            for name, fn in offered:
+                if name in KERNELS and name not in kernels:
+                    kernels[name], providers[name] = fn, b.name
+        try:
+            count = usable[0].device_count()
+        except Exception as e:
+            table._fill({}, {}, 0, f"backend {usable[0].name!r} failed to count devices: {e!r}")
+            return
+        missing = [n for n in REQUIRED if n not in kernels]
+        if missing:
+            table._fill({}, {}, 0, f"backends {[b.name for b in usable]} lack required kernels: {', '.join(missing)}")
+            return
+        table._fill(kernels, providers, count, None)
+        for name, build in DEFAULTS.items():  # compose the optional kernels nobody provides
+            if name not in kernels:
+                setattr(table, name, build(table))
+                providers[name] = "core (composed)"
+
+    # -- run-time registration -------------------------------------------------------------------
+    def register(self, plugin, name: str | None = None) -> None:
+        self.load()
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        before = len(self.entries)
+        self._add_plugin(plugin, name, None)
+        errors = [e.error for e in self.entries[before:] if e.error]
+        if errors:
+            raise BackendError(errors[0])
+
+    def unregister(self, plugin) -> None:
+        self.load()
+        name = self.pm.get_name(plugin)
+        if name is None:
+            raise ValueError(f"{plugin!r} is not a registered neurenix plugin")
+        self.pm.unregister(plugin)
+        gone = [e for e in self.entries if e.plugin == name]
+        self.entries = [e for e in self.entries if e.plugin != name]
+        for t in {e.backend.device_type for e in gone if e.backend}:
+            if t in self.tables:
+                self._resolve(t)
+
+    # -- reporting -------------------------------------------------------------------------------
+    def statuses(self) -> list[BackendStatus]:
+        self.load()
+        out = []
+        for e in self.entries:
+            if e.backend is None:
+                out.append(BackendStatus(e.plugin, "?", 0, e.plugin, e.distribution, False, e.error))
+                continue
+            b = e.backend
+            reason = self.probe(b)
+            devices = []
+            if reason is None:
+                try:
+                    devices = [f"{b.device_type}:{i} {b.device_name(i)}" for i in range(b.device_count())]
+                except Exception as err:
+                    reason = f"device query raised {err!r}"
+            out.append(BackendStatus(b.name, b.device_type, b.priority, e.plugin, e.distribution,
+                                     reason is None, reason, devices))
+        return out
+
+
+REGISTRY = _Registry()
+
+
+def register(plugin, name: str | None = None) -> None:
+    """Register a backend plugin at run time (a module or object with a ``neurenix_backends`` hook)."""
+    REGISTRY.register(plugin, name)
+
+
+def unregister(plugin) -> None:
+    """Remove a plugin registered with :func:`register`; its device types are resolved again."""
+    REGISTRY.unregister(plugin)
+
+
+def list_backends() -> list[BackendStatus]:
+    """Every installed backend, whether it can run here and, if not, why."""
+    return REGISTRY.statuses()

@@ -1,0 +1,119 @@
+"""Making tensors: from data, filled with a value, ranges, and random draws."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes as _dt
+from . import random as _random
+from .device import Device, as_device
+from .ops.movement import _shape_arg
+from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
+
+
+def _from_host(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
+    dev = as_device(device)
+    t = _wrap(dev.kernels.from_numpy(np.ascontiguousarray(arr), dev.index), dev)
+    return t.requires_grad_() if requires_grad else t
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with ``fill_value`` (dtype inferred from it if not given)."""
+    dt = _dt.as_dtype(dtype) if dtype is not None else _dt.scalar_dtype(fill_value)
+    dev = as_device(device)
+    t = _wrap(dev.kernels.full(_shape_arg((size,)), fill_value, dt.np, dev.index), dev)
+    return t.requires_grad_() if requires_grad else t
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    return full(_shape_arg(size), 0.0, dtype or _dt.default_float, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    return full(_shape_arg(size), 1.0, dtype or _dt.default_float, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of the given shape; neurenix fills it with zeros."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 if all are ints, else float32."""
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    dt = _dt.as_dtype(dtype) if dtype is not None else _dt.from_numpy_kind(arr.dtype) if arr.dtype.kind != "f" \
+        else _dt.default_float
+    return _from_host(arr.astype(dt.np), device, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    dt = _dt.as_dtype(dtype or _dt.default_float)
+    return _from_host(np.linspace(start, end, steps, dtype=dt.np), device, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix (n x m)."""
+    dt = _dt.as_dtype(dtype or _dt.default_float)
+    return _from_host(np.eye(n, m, dtype=dt.np), device, requires_grad)
+
+
+def _float_dtype(dtype) -> _dt.DType:
+    dt = _dt.as_dtype(dtype or _dt.default_float)
+    if not dt.is_floating_point:
+        raise TypeError(f"random draws from a continuous distribution need a float dtype, not {dt}")
+    return dt
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from neurenix's seeded generator (see ``manual_seed``)."""
+    dt = _float_dtype(dtype)
+    return _from_host(_random.generator().standard_normal(_shape_arg(size), dtype=dt.np), device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from neurenix's seeded generator."""
+    dt = _float_dtype(dtype)
+    return _from_host(_random.generator().random(_shape_arg(size), dtype=dt.np), device, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size=(), dtype=None, device=None) -> Tensor:
+    """Random integers in [low, high) (int64 unless ``dtype`` says otherwise)."""
+    if high is None:
+        low, high = 0, low
+    dt = _dt.as_dtype(dtype or _dt.int64)
+    return _from_host(_random.generator().integers(low, high, _shape_arg((size,))).astype(dt.np), device, False)
+
+
+def randperm(n: int, device=None) -> Tensor:
+    """A random permutation of ``0..n-1`` (int64)."""
+    return _from_host(_random.generator().permutation(n).astype(np.int64), device, False)
+
+
+def randn_like(x: Tensor, dtype=None, device=None) -> Tensor:
+    return randn(x.shape, dtype=dtype or (x.dtype if x.is_floating_point() else None), device=device or x.device)
+
+
+def rand_like(x: Tensor, dtype=None, device=None) -> Tensor:
+    return rand(x.shape, dtype=dtype or (x.dtype if x.is_floating_point() else None), device=device or x.device)
+
+
+def from_numpy(array: np.ndarray, device=None) -> Tensor:
+    """A tensor sharing memory with ``array`` on host backends (copied elsewhere); the dtype is kept."""
+    dt = _dt.from_numpy_kind(array.dtype)
+    if array.dtype != dt.np or not array.flags.c_contiguous:
+        raise TypeError(f"from_numpy needs a C-contiguous array of float32, float64, int64 or bool, got "
+                        f"{array.dtype} ({'contiguous' if array.flags.c_contiguous else 'non-contiguous'}); "
+                        "use neurenix.tensor() to convert")
+    dev = as_device(device)
+    return _wrap(dev.kernels.from_numpy(array, dev.index), dev)
+
+
+__all__ = [
+    "Device", "arange", "empty", "eye", "from_numpy", "full", "full_like", "linspace", "ones", "ones_like", "rand",
+    "rand_like", "randint", "randn", "randn_like", "randperm", "tensor", "zeros", "zeros_like",
+]

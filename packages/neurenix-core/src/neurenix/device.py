@@ -1,0 +1,143 @@
+"""Devices: where tensors live, and the default device new tensors go to."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from .backend.registry import REGISTRY, STANDARD_DEVICE_TYPES, KernelTable
+from .errors import DeviceError
+
+
+class DeviceType(str):
+    """A device type name. ``DeviceType.CPU == "cpu"``; third-party backends add new ones."""
+
+    __slots__ = ()
+    CPU: DeviceType
+    CUDA: DeviceType
+    ROCM: DeviceType
+    WEBGPU: DeviceType
+
+    def __repr__(self) -> str:
+        if self in STANDARD_DEVICE_TYPES:
+            return f"DeviceType.{self.upper()}"
+        return f"DeviceType({str(self)!r})"
+
+
+for _t in STANDARD_DEVICE_TYPES:
+    setattr(DeviceType, _t.upper(), DeviceType(_t))
+
+
+class Device:
+    """A device, such as ``Device("cpu")`` or ``Device("cuda:1")``. Devices are interned: one object each.
+
+    Its ``kernels`` table is what every op on its tensors dispatches through.
+    """
+
+    __slots__ = ("type", "index", "kernels", "_name")
+    _interned: dict = {}
+
+    type: DeviceType
+    index: int
+    kernels: KernelTable
+
+    def __new__(cls, spec: Union[str, Device] = "cpu", index: int | None = None) -> Device:
+        dev = cls._interned.get((spec, index))
+        if dev is None:
+            dev = cls._make(spec, index)
+            cls._interned[(spec, index)] = dev
+        return dev
+
+    @classmethod
+    def _make(cls, spec, index) -> Device:
+        if isinstance(spec, Device):
+            if index is None or index == spec.index:
+                return spec
+            spec = spec.type
+        if not isinstance(spec, str):
+            raise TypeError(f"a device is a string such as 'cpu' or 'cuda:0', or a Device; got {spec!r}")
+        name, _, idx = spec.partition(":")
+        if idx:
+            if index is not None:
+                raise DeviceError(f"device {spec!r} already has an index; do not pass index={index} too")
+            if not idx.isdigit():
+                raise DeviceError(f"invalid device {spec!r}: the index after ':' must be a non-negative integer")
+            index = int(idx)
+        index = 0 if index is None else index
+        REGISTRY.load()
+        known = sorted(set(STANDARD_DEVICE_TYPES) | REGISTRY.device_types())
+        if name not in known:
+            raise DeviceError(f"unknown device type {name!r} in {spec!r}; known device types: {', '.join(known)}")
+        key = (name, index)
+        dev = cls._interned.get(key)
+        if dev is None:
+            dev = object.__new__(cls)
+            dev.type = DeviceType(name)
+            dev.index = index
+            dev.kernels = REGISTRY.table(name)
+            dev._name = name if name == "cpu" and index == 0 else f"{name}:{index}"
+            count = dev.kernels.device_count
+            if dev.kernels.reason is None and index >= count:
+                raise DeviceError(f"device {dev._name} does not exist: {count} {name} device(s) found")
+            cls._interned[key] = dev
+        return dev
+
+    def check(self) -> Device:
+        """Raise a DeviceError saying why, if this device cannot run here; else return it."""
+        reason = self.kernels.reason
+        if reason is not None:
+            raise DeviceError(f"device {self._name} cannot run: {reason}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"device({self._name!r})"
+
+    def __str__(self) -> str:
+        return self._name
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = Device(other)
+            except DeviceError:
+                return False
+        return self is other
+
+    def __hash__(self) -> int:
+        return hash(self._name)
+
+    def __reduce__(self):
+        return (Device, (self._name,))
+
+
+_default: Device | None = None
+
+
+def default_device() -> Device:
+    """The device that new tensors and modules land on (``cpu`` unless :func:`init` chose another)."""
+    global _default
+    if _default is None:
+        _default = Device("cpu")
+    return _default
+
+
+def set_default_device(device: Union[str, Device]) -> None:
+    """Make ``device`` the default; it must be usable here."""
+    global _default
+    _default = Device(device).check()
+
+
+def as_device(device) -> Device:
+    """``None`` -> the default device; a string or Device -> that Device."""
+    return default_device() if device is None else Device(device)
+
+
+def get_device_count(device_type: Union[str, DeviceType] = DeviceType.CPU) -> int:
+    """How many devices of ``device_type`` can be used here: 0 if none, or no backend can run."""
+    table = REGISTRY.table(str(device_type))
+    return table.device_count if table.reason is None else 0
+
+
+def synchronize(device=None) -> None:
+    """Wait until work queued on ``device`` has finished (a no-op on synchronous devices such as cpu)."""
+    dev = as_device(device)
+    dev.kernels.synchronize(dev.index)

@@ -1,0 +1,17 @@
+"""Exceptions neurenix raises. Each subclasses the built-in a PyTorch or NumPy user would catch."""
+
+
+class ShapeError(ValueError):
+    """Operand shapes do not fit the op (the message names the op and the shapes)."""
+
+
+class DTypeError(TypeError):
+    """An operand's dtype is not accepted by the op (the message names the dtypes)."""
+
+
+class DeviceError(RuntimeError):
+    """A device is unknown, unusable, or tensors on different devices were mixed."""
+
+
+class BackendError(RuntimeError):
+    """A backend plugin failed to load or run, where NEURENIX_REQUIRE_BACKENDS says it must."""

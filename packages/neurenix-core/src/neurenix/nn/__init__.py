@@ -1,0 +1,1 @@
+"""Neural-network layers (stub while being written)."""

@@ -1,0 +1,144 @@
+"""Bringing operands together: scalars, dtype promotion, device and broadcast checks.
+
+This is the per-op hot path, so the common case (two tensors of one dtype and device and shape, or
+a tensor and a Python number) takes a few comparisons and nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as _dt
+from ..autograd.grad_mode import state as grad_state
+from ..errors import DeviceError, DTypeError, ShapeError
+from ..tensor import Tensor, _wrap
+
+_F32 = _dt.float32.np
+_PY_SCALARS = (float, int, bool)
+
+
+def as_scalar(v):
+    """``v`` as a Python number if it is one (NumPy scalars included), else None."""
+    t = type(v)
+    if t is float or t is int or t is bool:
+        return v
+    if isinstance(v, np.generic) and v.dtype.kind in "biuf":
+        return v.item()
+    return None
+
+
+def as_tensor_like(v, like: Tensor) -> Tensor:
+    """A non-scalar operand (list, ndarray) as a tensor on ``like``'s device."""
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return Tensor(v, device=like._device)
+    raise TypeError(f"unsupported operand type {type(v).__name__} for a tensor op")
+
+
+def device_mismatch(op: str, a: Tensor, b: Tensor) -> DeviceError:
+    return DeviceError(f"{op}: operands are on different devices, {a._device} and {b._device}; "
+                       "move one with .to(device)")
+
+
+_broadcast_cache: dict = {}
+
+
+def broadcast_shapes(sa: tuple, sb: tuple, op: str) -> tuple:
+    """NumPy's broadcast of two shapes, or a ShapeError naming the op and both shapes."""
+    key = (sa, sb)
+    out = _broadcast_cache.get(key)
+    if out is None:
+        n = max(len(sa), len(sb))
+        pa, pb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+        if any(x != y and x != 1 and y != 1 for x, y in zip(pa, pb)):
+            raise ShapeError(f"{op}: shapes {sa} and {sb} cannot be broadcast together")
+        out = _broadcast_cache[key] = tuple(y if x == 1 else x for x, y in zip(pa, pb))
+    return out
+
+
+def cast_to(t: Tensor, npd) -> Tensor:
+    from .elementwise import cast  # the differentiable cast
+    return cast(t, _dt.BY_NUMPY[npd])
+
+
+def promote_pair(a: Tensor, b: Tensor, op: str, floating: bool):
+    """Cast two tensors to their common dtype (a float one if ``floating``)."""
+    npd = _dt.PROMOTE[(a._data.dtype, b._data.dtype)]
+    if floating and npd.kind != "f":
+        npd = _F32
+    if a._data.dtype is not npd:
+        a = cast_to(a, npd)
+    if b._data.dtype is not npd:
+        b = cast_to(b, npd)
+    return a, b
+
+
+def promote_scalar(t: Tensor, s, floating: bool) -> Tensor:
+    npd = t._data.dtype
+    if npd.kind == "f":
+        return t
+    npd = _dt.SCALAR_PROMOTE[(npd, type(s))]
+    if floating and npd.kind != "f":
+        npd = _F32
+    return t if npd is t._data.dtype else cast_to(t, npd)
+
+
+def prepare(a, b, op: str, floating: bool = False):
+    """Operands of a binary op -> ``(a, b, x, y, device)``.
+
+    ``a``/``b`` come back as tensors of one dtype (or one of them a Python number), ``x``/``y`` as
+    what the kernel takes (their buffers, or the number).
+    """
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            dev = a._device
+            if b._device is not dev:
+                raise device_mismatch(op, a, b)
+            if a._data.dtype is not b._data.dtype or (floating and a._data.dtype.kind != "f"):
+                a, b = promote_pair(a, b, op, floating)
+            if a._data.shape != b._data.shape:
+                broadcast_shapes(a._data.shape, b._data.shape, op)
+            return a, b, a._data, b._data, dev
+        s = as_scalar(b)
+        if s is None:
+            return prepare(a, as_tensor_like(b, a), op, floating)
+        a = promote_scalar(a, s, floating)
+        return a, s, a._data, s, a._device
+    if isinstance(b, Tensor):
+        s = as_scalar(a)
+        if s is None:
+            return prepare(as_tensor_like(a, b), b, op, floating)
+        b = promote_scalar(b, s, floating)
+        return s, b, s, b._data, b._device
+    raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def needs_grad(*operands) -> bool:
+    """Whether an op on these operands must be recorded."""
+    if not grad_state.enabled:
+        return False
+    for o in operands:
+        if isinstance(o, Tensor) and o.requires_grad:
+            return True
+    return False
+
+
+def require_dtype(t: Tensor, op: str, kinds: str, what: str) -> None:
+    if t._data.dtype.kind not in kinds:
+        raise DTypeError(f"{op}: expected {what} tensor, got {t.dtype}")
+
+
+def sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """Sum a broadcast gradient back down to ``shape`` (the inverse of broadcasting)."""
+    gs = g._data.shape
+    if gs == shape:
+        return g
+    lead = len(gs) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
+    if axes:
+        g = g.sum(dim=axes, keepdim=True)
+    return g.reshape(shape) if g._data.shape != shape else g
+
+
+__all__ = ["Tensor", "_wrap", "as_scalar", "broadcast_shapes", "needs_grad", "prepare", "sum_to"]

@@ -1,0 +1,213 @@
+"""Elementwise ops: unary math, broadcasting binary arithmetic, comparisons, where, cast, clamp."""
+
+from __future__ import annotations
+
+import math
+
+from .. import dtypes as _dt
+from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
+from ..errors import DTypeError
+from ._operands import (Tensor, _wrap, as_scalar, broadcast_shapes, device_mismatch, needs_grad, prepare,
+                        require_dtype, sum_to)
+
+# -- binary -----------------------------------------------------------------------------------------
+
+
+def _binary(kernel: str, name: str, da, db, floating: bool = False):
+    """A broadcasting binary op. ``da(g, a, b, out)``/``db(...)`` give the gradient for each operand
+    before un-broadcasting; either operand may be a Python number there."""
+
+    def op(a, b) -> Tensor:
+        a, b, x, y, dev = prepare(a, b, kernel, floating)
+        out = _wrap(getattr(dev.kernels, kernel)(x, y), dev)
+        if needs_grad(a, b):
+            if x is a:  # a is a number
+                record(out, name, (b,), lambda g, o: (sum_to(db(g, a, b, o), b.shape),))
+            elif y is b:  # b is a number
+                record(out, name, (a,), lambda g, o: (sum_to(da(g, a, b, o), a.shape),))
+            else:
+                record(out, name, (a, b), lambda g, o: (
+                    sum_to(da(g, a, b, o), a.shape) if a.requires_grad else None,
+                    sum_to(db(g, a, b, o), b.shape) if b.requires_grad else None))
+        return out
+
+    op.__name__ = op.__qualname__ = kernel
+    op.__doc__ = f"Elementwise ``{kernel}`` with NumPy broadcasting and type promotion."
+    return op
+
+
+def _max_mask(a, b):
+    """1 where a > b, 1/2 where a == b (ties split the gradient), else 0; as a's float dtype."""
+    gt, eq = a > b, a == b
+    ref = a if isinstance(a, Tensor) else b
+    return gt.to(ref.dtype) + eq.to(ref.dtype) * 0.5
+
+
+add = _binary("add", "Add", lambda g, a, b, o: g, lambda g, a, b, o: g)
+sub = _binary("sub", "Sub", lambda g, a, b, o: g, lambda g, a, b, o: -g)
+mul = _binary("mul", "Mul", lambda g, a, b, o: g * b, lambda g, a, b, o: g * a)
+div = _binary("div", "Div", lambda g, a, b, o: g / b, lambda g, a, b, o: -g * o / b, floating=True)
+pow = _binary("pow", "Pow", lambda g, a, b, o: g * b * a ** (b - 1),  # noqa: A001
+              lambda g, a, b, o: g * o * (log(a) if isinstance(a, Tensor) else math.log(a)), floating=True)
+maximum = _binary("maximum", "Maximum", lambda g, a, b, o: g * _max_mask(a, b),
+                  lambda g, a, b, o: g * _max_mask(b, a))
+minimum = _binary("minimum", "Minimum", lambda g, a, b, o: g * _max_mask(b, a),
+                  lambda g, a, b, o: g * _max_mask(a, b))
+
+
+def rsub(a, b) -> Tensor:
+    return sub(b, a)
+
+
+def rdiv(a, b) -> Tensor:
+    return div(b, a)
+
+
+def rpow(a, b) -> Tensor:
+    return pow(b, a)
+
+
+def _comparison(kernel: str):
+    def op(a, b) -> Tensor:
+        a, b, x, y, dev = prepare(a, b, kernel)
+        return _wrap(getattr(dev.kernels, kernel)(x, y), dev)
+
+    op.__name__ = op.__qualname__ = kernel
+    op.__doc__ = f"Elementwise ``{kernel}`` comparison, giving a bool tensor."
+    return op
+
+
+eq, ne, lt, le, gt, ge = (_comparison(k) for k in ("eq", "ne", "lt", "le", "gt", "ge"))
+
+
+def logical_not(x: Tensor) -> Tensor:
+    return eq(x.bool(), False)
+
+
+def logical_and(a: Tensor, b: Tensor) -> Tensor:
+    return mul(a.bool(), b.bool() if isinstance(b, Tensor) else bool(b))
+
+
+def logical_or(a: Tensor, b: Tensor) -> Tensor:
+    return maximum(a.bool(), b.bool() if isinstance(b, Tensor) else bool(b))
+
+
+# -- unary ------------------------------------------------------------------------------------------
+
+
+def _unary(kernel: str, name: str, vjp, floating: bool = True):
+    """An elementwise op; ``vjp(g, x, out)`` gives the input gradient. Integer inputs of a
+    ``floating`` op are first cast to the default float."""
+
+    def op(x: Tensor) -> Tensor:
+        if x._data.dtype.kind != "f":
+            if floating:
+                x = cast(x, _dt.default_float)
+            elif x._data.dtype.kind == "b":
+                raise DTypeError(f"{kernel}: not defined for bool tensors")
+        out = _wrap(getattr(x._device.kernels, kernel)(x._data), x._device)
+        if vjp is not None and x.requires_grad and grad_state.enabled:
+            record(out, name, (x,), lambda g, o: (vjp(g, x, o),))
+        return out
+
+    op.__name__ = op.__qualname__ = kernel
+    op.__doc__ = f"Elementwise ``{kernel}``."
+    return op
+
+
+neg = _unary("neg", "Neg", lambda g, x, o: -g, floating=False)
+abs = _unary("abs", "Abs", lambda g, x, o: g * sign(x), floating=False)  # noqa: A001
+sign = _unary("sign", "Sign", None, floating=False)
+exp = _unary("exp", "Exp", lambda g, x, o: g * o)
+log = _unary("log", "Log", lambda g, x, o: g / x)
+sqrt = _unary("sqrt", "Sqrt", lambda g, x, o: g / (o * 2))
+sin = _unary("sin", "Sin", lambda g, x, o: g * cos(x))
+cos = _unary("cos", "Cos", lambda g, x, o: -g * sin(x))
+tanh = _unary("tanh", "Tanh", lambda g, x, o: g * (1 - o * o))
+sigmoid = _unary("sigmoid", "Sigmoid", lambda g, x, o: g * o * (1 - o))
+relu = _unary("relu", "Relu", lambda g, x, o: relu_backward(g, x), floating=False)
+
+
+def relu_backward(g: Tensor, x: Tensor) -> Tensor:
+    """``g`` where ``x > 0``, else 0: ReLU's vjp, itself differentiable in ``g``."""
+    out = _wrap(g._device.kernels.relu_backward(g._data, x._data), g._device)
+    if g.requires_grad and grad_state.enabled:
+        record(out, "ReluBackward", (g,), lambda gg, o: (relu_backward(gg, x),))
+    return out
+
+
+def square(x: Tensor) -> Tensor:
+    return mul(x, x)
+
+
+def rsqrt(x: Tensor) -> Tensor:
+    return div(1.0, sqrt(x))
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Limit values to ``[min, max]`` (either bound may be None, a number or a tensor)."""
+    if min is None and max is None:
+        raise ValueError("clamp: give at least one of min and max")
+    if min is not None:
+        x = maximum(x, min)
+    if max is not None:
+        x = minimum(x, max)
+    return x
+
+
+# -- selection and casts ----------------------------------------------------------------------------
+
+
+def where(cond: Tensor, a, b) -> Tensor:
+    """Elementwise ``a if cond else b``; ``cond`` is a bool tensor, ``a``/``b`` tensors or numbers."""
+    if not isinstance(cond, Tensor):
+        raise TypeError(f"where: cond must be a bool Tensor, got {type(cond).__name__}")
+    if cond._data.dtype.kind != "b":
+        cond = cond.bool()
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        a, b, x, y, dev = prepare(a, b, "where")
+    else:
+        a, b, dev = as_scalar(a), as_scalar(b), cond._device
+        x, y = a, b
+        if a is None or b is None:
+            raise TypeError("where: a and b must be tensors or numbers")
+    if cond._device is not dev:
+        raise device_mismatch("where", cond, a if isinstance(a, Tensor) else b)
+    for t in (a, b):
+        if isinstance(t, Tensor) and t.shape != cond.shape:
+            broadcast_shapes(cond.shape, t.shape, "where")
+    out = _wrap(dev.kernels.where(cond._data, x, y), dev)
+    if needs_grad(a, b):
+        ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+        parents = tuple(t for t in (a, b) if isinstance(t, Tensor))
+
+        def vjp(g, o):
+            grads = []
+            if ta:
+                grads.append(sum_to(where(cond, g, 0), a.shape) if a.requires_grad else None)
+            if tb:
+                grads.append(sum_to(where(cond, 0, g), b.shape) if b.requires_grad else None)
+            return grads
+        record(out, "Where", parents, vjp)
+    return out
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    """``x`` converted to ``dtype`` (``x`` itself if it has that dtype already)."""
+    npd = _dt.as_dtype(dtype).np
+    if x._data.dtype is npd:
+        return x
+    out = _wrap(x._device.kernels.cast(x._data, npd), x._device)
+    if npd.kind == "f" and x.requires_grad and grad_state.enabled:
+        src = x.dtype
+        record(out, "Cast", (x,), lambda g, o: (cast(g, src),))
+    return out
+
+
+__all__ = [
+    "abs", "add", "cast", "clamp", "cos", "div", "eq", "exp", "ge", "gt", "le", "log", "logical_and",
+    "logical_not", "logical_or", "lt", "maximum", "minimum", "mul", "ne", "neg", "pow", "rdiv", "relu",
+    "relu_backward", "require_dtype", "rpow", "rsqrt", "rsub", "sigmoid", "sign", "sin", "sqrt", "square", "sub",
+    "tanh", "where",
+]

@@ -1,0 +1,51 @@
+"""Tensor's operators and op methods, bound straight to the op functions (no wrapper call on the hot path)."""
+
+from __future__ import annotations
+
+from . import elementwise as ew
+from . import linalg, movement, reduce
+
+OPERATORS = {
+    "__add__": ew.add, "__radd__": ew.add, "__sub__": ew.sub, "__rsub__": ew.rsub,
+    "__mul__": ew.mul, "__rmul__": ew.mul, "__truediv__": ew.div, "__rtruediv__": ew.rdiv,
+    "__pow__": ew.pow, "__rpow__": ew.rpow, "__matmul__": linalg.matmul,
+    "__rmatmul__": lambda a, b: linalg.matmul(b, a),
+    "__neg__": ew.neg, "__pos__": lambda x: x, "__abs__": ew.abs, "__invert__": ew.logical_not,
+    "__and__": ew.logical_and, "__or__": ew.logical_or,
+    "__eq__": ew.eq, "__ne__": ew.ne, "__lt__": ew.lt, "__le__": ew.le, "__gt__": ew.gt, "__ge__": ew.ge,
+    "__getitem__": movement.getitem,
+}
+
+METHODS = {
+    # elementwise
+    "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": ew.div, "pow": ew.pow, "maximum": ew.maximum,
+    "minimum": ew.minimum, "eq": ew.eq, "ne": ew.ne, "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge,
+    "neg": ew.neg, "abs": ew.abs, "sign": ew.sign, "exp": ew.exp, "log": ew.log, "sqrt": ew.sqrt, "rsqrt": ew.rsqrt,
+    "square": ew.square, "sin": ew.sin, "cos": ew.cos, "tanh": ew.tanh, "sigmoid": ew.sigmoid, "relu": ew.relu,
+    "clamp": ew.clamp, "clip": ew.clamp, "logical_not": ew.logical_not, "logical_and": ew.logical_and,
+    "logical_or": ew.logical_or,
+    # reductions
+    "sum": reduce.sum, "mean": reduce.mean, "max": reduce.max, "min": reduce.min, "amax": reduce.amax,
+    "amin": reduce.amin, "argmax": reduce.argmax, "argmin": reduce.argmin, "var": reduce.var, "std": reduce.std,
+    "logsumexp": reduce.logsumexp, "softmax": reduce.softmax, "log_softmax": reduce.log_softmax,
+    "any": reduce.any, "all": reduce.all,
+    # movement
+    "reshape": movement.reshape, "view": movement.reshape, "permute": movement.permute,
+    "transpose": movement.transpose, "expand": movement.expand, "unsqueeze": movement.unsqueeze,
+    "squeeze": movement.squeeze, "flatten": movement.flatten, "unflatten": movement.unflatten,
+    "gather": movement.gather, "index_put": movement.index_put,
+    "expand_as": lambda x, other: movement.expand(x, other.shape),
+    "view_as": lambda x, other: movement.reshape(x, other.shape),
+    "reshape_as": lambda x, other: movement.reshape(x, other.shape),
+    # linear algebra
+    "matmul": linalg.matmul,
+}
+
+PROPERTIES = {"T": movement.T, "mT": movement.mT}
+
+
+def install(cls) -> None:
+    for name, fn in {**OPERATORS, **METHODS}.items():
+        setattr(cls, name, fn)
+    for name, fn in PROPERTIES.items():
+        setattr(cls, name, property(fn))

@@ -1,0 +1,375 @@
+"""Ops that move data without arithmetic: reshape, permute, expand, indexing, cat, pad, transfers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
+from ..device import Device
+from ..errors import DeviceError, ShapeError
+from ._operands import Tensor, _wrap, device_mismatch, promote_pair, sum_to
+from .reduce import normalize_dim
+
+
+def _shape_arg(shape) -> tuple:
+    """``f(2, 3)`` or ``f((2, 3))`` -> ``(2, 3)``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+_reshape_cache: dict = {}
+
+
+def _resolve_shape(old: tuple, new: tuple) -> tuple:
+    """``new`` with its -1 filled in; a ShapeError if the sizes do not match."""
+    key = (old, new)
+    out = _reshape_cache.get(key)
+    if out is None:
+        n = 1
+        for s in old:
+            n *= s
+        known = 1
+        for s in new:
+            if s != -1:
+                known *= s
+        holes = new.count(-1)
+        if holes > 1 or any(s < -1 for s in new):
+            raise ShapeError(f"reshape: invalid shape {new}")
+        out = tuple(n // known if s == -1 else s for s in new) if holes and known else new
+        m = 1
+        for s in out:
+            m *= s
+        if m != n or (holes and known == 0):
+            raise ShapeError(f"reshape: cannot reshape a tensor of shape {old} ({n} elements) into {new}")
+        _reshape_cache[key] = out
+    return out
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    """The same elements in a new shape (one entry may be -1)."""
+    shape = _resolve_shape(x._data.shape, _shape_arg(shape))
+    if shape == x._data.shape:
+        return x
+    out = _wrap(x._device.kernels.reshape(x._data, shape), x._device)
+    if x.requires_grad and grad_state.enabled:
+        old = x._data.shape
+        record(out, "Reshape", (x,), lambda g, o: (reshape(g, old),))
+    return out
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    """Reorder the axes: output axis i is input axis ``dims[i]``."""
+    nd = x.ndim
+    dims = tuple(normalize_dim(d, nd, "permute") for d in _shape_arg(dims))
+    if sorted(dims) != list(range(nd)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {nd} axes of a tensor of shape {x.shape}")
+    if dims == tuple(range(nd)):
+        return x
+    out = _wrap(x._device.kernels.permute(x._data, dims), x._device)
+    if x.requires_grad and grad_state.enabled:
+        inverse = tuple(int(i) for i in np.argsort(dims))
+        record(out, "Permute", (x,), lambda g, o: (permute(g, inverse),))
+    return out
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """Swap two axes."""
+    dims = list(range(x.ndim))
+    a, b = normalize_dim(dim0, x.ndim, "transpose"), normalize_dim(dim1, x.ndim, "transpose")
+    dims[a], dims[b] = dims[b], dims[a]
+    return permute(x, dims)
+
+
+def mT(x: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
+    """Swap the last two axes (batched matrix transpose)."""
+    if x.ndim < 2:
+        raise ShapeError(f"mT needs at least 2 dimensions, got shape {x.shape}")
+    return transpose(x, -2, -1)
+
+
+def T(x: Tensor) -> Tensor:  # noqa: N802
+    """Reverse the axes (the matrix transpose of a 2-D tensor)."""
+    return permute(x, tuple(reversed(range(x.ndim))))
+
+
+def expand(x: Tensor, *sizes) -> Tensor:
+    """Broadcast to ``sizes`` without copying (-1 keeps an axis; new axes go in front)."""
+    sizes = _shape_arg(sizes)
+    old = x._data.shape
+    if len(sizes) < len(old):
+        raise ShapeError(f"expand: cannot expand shape {old} to fewer dimensions {sizes}")
+    lead = len(sizes) - len(old)
+    shape = tuple(old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    for i, s in enumerate(old):
+        if s != 1 and s != shape[i + lead]:
+            raise ShapeError(f"expand: cannot expand shape {old} to {sizes}")
+    if shape == old:
+        return x
+    out = _wrap(x._device.kernels.expand(x._data, shape), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "Expand", (x,), lambda g, o: (sum_to(g, old),))
+    return out
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """Insert an axis of size 1 at ``dim``."""
+    nd = x.ndim + 1
+    d = normalize_dim(dim, nd, "unsqueeze")
+    s = x._data.shape
+    return reshape(x, s[:d] + (1,) + s[d:])
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    """Remove axes of size 1 (only ``dim``, if given and of size 1)."""
+    s = x._data.shape
+    if dim is None:
+        return reshape(x, tuple(n for n in s if n != 1))
+    dims = {normalize_dim(d, x.ndim, "squeeze") for d in ((dim,) if isinstance(dim, int) else dim)}
+    return reshape(x, tuple(n for i, n in enumerate(s) if not (i in dims and n == 1)))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes ``start_dim..end_dim`` into one."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    a, b = normalize_dim(start_dim, x.ndim, "flatten"), normalize_dim(end_dim, x.ndim, "flatten")
+    s = x._data.shape
+    n = 1
+    for v in s[a:b + 1]:
+        n *= v
+    return reshape(x, s[:a] + (n,) + s[b + 1:])
+
+
+def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    """Split axis ``dim`` into ``sizes``."""
+    d = normalize_dim(dim, x.ndim, "unflatten")
+    s = x._data.shape
+    return reshape(x, s[:d] + tuple(sizes) + s[d + 1:])
+
+
+# -- indexing ---------------------------------------------------------------------------------------
+
+
+def normalize_key(x: Tensor, key) -> tuple:
+    """An index as the kernel key: ints made non-negative and bounds-checked, Ellipsis expanded,
+    bool masks turned into int64 index buffers, lists and arrays into index buffers on x's device."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    shape, dev = x._data.shape, x._device
+    items = []
+    for k in key:
+        if isinstance(k, (list, np.ndarray)):
+            k = Tensor(k, device=dev)
+        elif isinstance(k, np.integer):
+            k = int(k)
+        elif isinstance(k, Tensor) and k.ndim == 0 and k._data.dtype.kind == "i":
+            k = int(k.item()) if k._device is dev else k
+        items.append(k)
+    used = 0
+    for k in items:
+        if isinstance(k, Tensor) and k._data.dtype.kind == "b":
+            used += k.ndim
+        elif k is not None and k is not Ellipsis:
+            used += 1
+    if used > len(shape):
+        raise IndexError(f"too many indices ({used}) for a tensor of shape {shape}")
+    out, axis = [], 0
+    for k in items:
+        if k is Ellipsis:
+            out.extend([slice(None)] * (len(shape) - used))
+            axis += len(shape) - used
+            used = len(shape)
+        elif k is None:
+            out.append(None)
+        elif isinstance(k, bool):
+            raise IndexError("indexing with a Python bool is not supported; use a bool tensor mask")
+        elif isinstance(k, int):
+            n = shape[axis]
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} of size {n} (shape {shape})")
+            out.append(k % n)
+            axis += 1
+        elif isinstance(k, slice):
+            out.append(k)
+            axis += 1
+        elif isinstance(k, Tensor):
+            if k._device is not dev:
+                raise DeviceError(f"indexing a tensor on {dev} with an index tensor on {k._device}")
+            kind = k._data.dtype.kind
+            if kind == "b":
+                if k.shape != shape[axis:axis + k.ndim]:
+                    raise IndexError(f"bool mask of shape {k.shape} does not match axes {axis}.. of shape {shape}")
+                out.extend(dev.kernels.from_numpy(nz.astype(np.int64), dev.index) for nz in np.nonzero(k.numpy()))
+                axis += k.ndim
+            elif kind == "i":
+                out.append(k._data)
+                axis += 1
+            else:
+                raise IndexError(f"index tensors must be int64 or bool, got {k.dtype}")
+        else:
+            raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}")
+    return tuple(out)
+
+
+def getitem(x: Tensor, key) -> Tensor:
+    """``x[key]`` with NumPy's basic and advanced (integer-array, bool-mask) indexing."""
+    key = normalize_key(x, key)
+    out = _wrap(x._device.kernels.getitem(x._data, key), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "Index", (x,), lambda g, o: (_scatter(x, key, g),))
+    return out
+
+
+def _scatter(x: Tensor, key: tuple, g: Tensor) -> Tensor:
+    """Zeros shaped like ``x`` with ``g`` added at ``key``: the adjoint of indexing."""
+    return _index_put(_zeros(g, x.shape), key, g, True)
+
+
+def _index_put(x: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
+    k = x._device.kernels
+    target = k.getitem(x._data, key).shape
+    if values.shape != target:
+        from ._operands import broadcast_shapes
+        if broadcast_shapes(values.shape, target, "index_put") != target:
+            raise ShapeError(f"index_put: values of shape {values.shape} do not fit x[key] of shape {target}")
+    out = _wrap(k.index_put(x._data, key, values._data, accumulate), x._device)
+    if (x.requires_grad or values.requires_grad) and grad_state.enabled:
+        def vjp(g, o):
+            gx = None
+            if x.requires_grad:
+                gx = g if accumulate else _index_put(g, key, _zeros(g, target), False)
+            gv = sum_to(getitem_key(g, key), values.shape) if values.requires_grad else None
+            return gx, gv
+        record(out, "IndexPut", (x, values), vjp)
+    return out
+
+
+def _zeros(like: Tensor, shape: tuple) -> Tensor:
+    dev = like._device
+    return _wrap(dev.kernels.full(shape, 0, like._data.dtype, dev.index), dev)
+
+
+def getitem_key(x: Tensor, key: tuple) -> Tensor:
+    """``x[key]`` for a key already normalized (used by vjps, where the key is known good)."""
+    out = _wrap(x._device.kernels.getitem(x._data, key), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "Index", (x,), lambda g, o: (_scatter(x, key, g),))
+    return out
+
+
+def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
+    """A copy of ``x`` with ``x[key] = values`` (or ``+=`` when ``accumulate``; repeated indices add up)."""
+    key = normalize_key(x, key)
+    if not isinstance(values, Tensor):
+        values = Tensor(values, dtype=x.dtype, device=x._device)
+    elif values._device is not x._device:
+        raise device_mismatch("index_put", x, values)
+    if values._data.dtype is not x._data.dtype:
+        values = values.to(x.dtype)
+    return _index_put(x, key, values, accumulate)
+
+
+def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """``out[i][j] = x[i][index[i][j]]`` along ``dim`` (PyTorch's gather), via integer-array indexing."""
+    d = normalize_dim(dim, x.ndim, "gather")
+    if index.ndim != x.ndim:
+        raise ShapeError(f"gather: index of shape {index.shape} must have as many dims as x {x.shape}")
+    key = []
+    for axis, n in enumerate(index.shape):
+        if axis == d:
+            key.append(index)
+        else:
+            shape = [1] * index.ndim
+            shape[axis] = n
+            key.append(Tensor(np.arange(n).reshape(shape), device=x._device))
+    return getitem(x, tuple(key))
+
+
+# -- joining and padding ----------------------------------------------------------------------------
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing axis ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t._device is not first._device:
+            raise device_mismatch("cat", first, t)
+        if t._data.dtype is not first._data.dtype:
+            return cat(_common_dtype(tensors), dim)
+    d = normalize_dim(dim, first.ndim, "cat")
+    for t in tensors:
+        if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
+            raise ShapeError(f"cat: shapes {[tuple(u.shape) for u in tensors]} differ outside dim {d}")
+    out = _wrap(first._device.kernels.cat([t._data for t in tensors], d), first._device)
+    if any(t.requires_grad for t in tensors) and grad_state.enabled:
+        bounds, start = [], 0
+        for t in tensors:
+            bounds.append((start, start + t.shape[d]))
+            start += t.shape[d]
+
+        def vjp(g, o):
+            pre = (slice(None),) * d
+            return tuple(getitem_key(g, pre + (slice(a, b),)) if t.requires_grad else None
+                         for t, (a, b) in zip(tensors, bounds))
+        record(out, "Cat", tuple(tensors), vjp)
+    return out
+
+
+def _common_dtype(tensors):
+    a = tensors[0]
+    for t in tensors[1:]:
+        a, _ = promote_pair(a, t, "cat", False)
+    return [t.to(a.dtype) for t in tensors]
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
+    d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def pad(x: Tensor, pads, value: float = 0.0) -> Tensor:
+    """Constant padding; ``pads`` is ``((before, after), ...)`` for every axis."""
+    pads = tuple((int(a), int(b)) for a, b in pads)
+    if len(pads) != x.ndim or any(a < 0 or b < 0 for a, b in pads):
+        raise ValueError(f"pad: need one non-negative (before, after) pair per axis of shape {x.shape}, got {pads}")
+    out = _wrap(x._device.kernels.pad(x._data, pads, value), x._device)
+    if x.requires_grad and grad_state.enabled:
+        key = tuple(slice(a, a + n) for (a, _), n in zip(pads, x.shape))
+        record(out, "Pad", (x,), lambda g, o: (getitem_key(g, key),))
+    return out
+
+
+# -- copies and transfers ---------------------------------------------------------------------------
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy that shares no memory with ``x`` (differentiable)."""
+    out = _wrap(x._device.kernels.copy(x._data), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "Clone", (x,), lambda g, o: (g,))
+    return out
+
+
+def to_device(x: Tensor, device: Device) -> Tensor:
+    """``x`` on ``device`` (``x`` itself if already there); gradients flow back across."""
+    if device is x._device:
+        return x
+    host = x._device.kernels.to_numpy(x._data)
+    arr = np.array(host, order="C", copy=True)
+    out = _wrap(device.kernels.from_numpy(arr, device.index), device)
+    if x.requires_grad and grad_state.enabled:
+        src = x._device
+        record(out, "ToDevice", (x,), lambda g, o: (to_device(g, src),))
+    return out

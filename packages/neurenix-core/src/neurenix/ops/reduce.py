@@ -1,0 +1,197 @@
+"""Reductions over axes (sum, mean, max, argmax, var...) and the softmax family."""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+
+from .. import dtypes as _dt
+from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
+from ..errors import DTypeError
+from ._operands import Tensor, _wrap
+from .elementwise import cast, exp, log, sqrt
+
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def normalize_dim(dim: int, ndim: int, op: str) -> int:
+    """A possibly negative dim as an index in ``range(ndim)``, or an IndexError naming the op."""
+    if not -ndim <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
+    return dim % ndim if ndim else 0
+
+
+def normalize_axes(dim, ndim: int, op: str) -> tuple:
+    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes; None means all."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
+    if len(axes) != len(dims):
+        raise ValueError(f"{op}: dim {dim} repeats an axis")
+    return axes if ndim else ()
+
+
+def _expand_back(g: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
+    """Broadcast a reduced gradient back over the reduced axes."""
+    if not keepdim:
+        g = g.reshape(tuple(1 if i in axes else s for i, s in enumerate(shape)))
+    return g.expand(shape)
+
+
+def _float(x: Tensor, op: str) -> Tensor:
+    kind = x._data.dtype.kind
+    if kind == "f":
+        return x
+    if kind == "b" and op != "mean":
+        raise DTypeError(f"{op}: not defined for bool tensors")
+    return cast(x, _dt.default_float)
+
+
+def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+    """Sum over ``dim`` (all axes if None). Bool and int64 sums are int64."""
+    axes = normalize_axes(dim, x.ndim, "sum")
+    out = _wrap(x._device.kernels.sum(x._data, axes, keepdim), x._device)
+    if x.requires_grad and grad_state.enabled:
+        shape = x.shape
+        record(out, "Sum", (x,), lambda g, o: (_expand_back(g, shape, axes, keepdim),))
+    return out
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Mean over ``dim`` (all axes if None); integer inputs give float32."""
+    x = _float(x, "mean")
+    axes = normalize_axes(dim, x.ndim, "mean")
+    out = _wrap(x._device.kernels.mean(x._data, axes, keepdim), x._device)
+    if x.requires_grad and grad_state.enabled:
+        shape = x.shape
+        n = 1
+        for a in axes:
+            n *= shape[a]
+        record(out, "Mean", (x,), lambda g, o: (_expand_back(g / n, shape, axes, keepdim),))
+    return out
+
+
+def _extremum(kernel: str, name: str):
+    def op(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+        axes = normalize_axes(dim, x.ndim, kernel)
+        if x.numel() == 0:
+            raise ValueError(f"{kernel}: cannot reduce an empty tensor of shape {x.shape}")
+        out = _wrap(getattr(x._device.kernels, kernel)(x._data, axes, keepdim), x._device)
+        if x.requires_grad and grad_state.enabled:
+            shape = x.shape
+
+            def vjp(g, o):
+                # ties share the gradient equally
+                hit = (x == _expand_back(o, shape, axes, keepdim)).to(x.dtype)
+                return (_expand_back(g, shape, axes, keepdim) * hit / hit.sum(dim=axes, keepdim=True),)
+            record(out, name, (x,), vjp)
+        return out
+
+    op.__name__ = op.__qualname__ = "a" + kernel
+    op.__doc__ = f"The {kernel}imum over ``dim`` (all axes if None); ties share the gradient."
+    return op
+
+
+amax = _extremum("max", "Amax")
+amin = _extremum("min", "Amin")
+
+
+def _arg(kernel: str):
+    def op(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        if x.numel() == 0:
+            raise ValueError(f"{kernel}: cannot reduce an empty tensor of shape {x.shape}")
+        k = x._device.kernels
+        if dim is None:
+            flat = k.reshape(x._data, (x.numel(),))
+            idx = getattr(k, kernel)(flat, 0, False)
+            if keepdim:
+                idx = k.reshape(idx, (1,) * x.ndim)
+            return _wrap(idx, x._device)
+        axis = normalize_dim(dim, x.ndim, kernel)
+        return _wrap(getattr(k, kernel)(x._data, axis, keepdim), x._device)
+
+    op.__name__ = op.__qualname__ = kernel
+    op.__doc__ = f"Indices (int64) of the {kernel[3:]}imum along ``dim`` (of the flattened tensor if None)."
+    return op
+
+
+argmax = _arg("argmax")
+argmin = _arg("argmin")
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
+    """``max(x)``: the largest value; ``max(x, dim)``: (values, indices); ``max(x, other)``: maximum."""
+    if isinstance(dim, Tensor):
+        return x.maximum(dim)
+    if dim is None:
+        return amax(x)
+    return values_indices(amax(x, dim, keepdim), argmax(x, dim, keepdim))
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False):  # noqa: A001
+    """``min(x)``: the smallest value; ``min(x, dim)``: (values, indices); ``min(x, other)``: minimum."""
+    if isinstance(dim, Tensor):
+        return x.minimum(dim)
+    if dim is None:
+        return amin(x)
+    return values_indices(amin(x, dim, keepdim), argmin(x, dim, keepdim))
+
+
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, correction: int | None = None):
+    """Variance over ``dim``; ``correction=1`` (the default, Bessel's) divides by ``n - 1``."""
+    if unbiased is not None and correction is not None:
+        raise ValueError("var: give unbiased or correction, not both")
+    corr = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
+    x = _float(x, "var")
+    axes = normalize_axes(dim, x.ndim, "var")
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    d = x - mean(x, axes, keepdim=True)
+    return sum(d * d, axes, keepdim) / builtins.max(n - corr, 0)
+
+
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, correction: int | None = None):
+    """Standard deviation: ``sqrt(var(...))``."""
+    return sqrt(var(x, dim, unbiased, keepdim, correction))
+
+
+def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    """``log(sum(exp(x), dim))``, computed without overflow."""
+    x = _float(x, "logsumexp")
+    axes = normalize_axes(dim, x.ndim, "logsumexp")
+    m = amax(x.detach(), axes, keepdim=True)  # any shift gives the same value and gradient
+    out = log(sum(exp(x - m), axes, keepdim=True)) + m
+    return out if keepdim else out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``."""
+    x = _float(x, "softmax")
+    axis = normalize_dim(dim, x.ndim, "softmax")
+    out = _wrap(x._device.kernels.softmax(x._data, axis), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "Softmax", (x,), lambda g, o: (o * (g - sum(g * o, axis, keepdim=True)),))
+    return out
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    """``log(softmax(x))`` along ``dim``, computed stably."""
+    x = _float(x, "log_softmax")
+    axis = normalize_dim(dim, x.ndim, "log_softmax")
+    out = _wrap(x._device.kernels.log_softmax(x._data, axis), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "LogSoftmax", (x,), lambda g, o: (g - exp(o) * sum(g, axis, keepdim=True),))
+    return out
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """Whether any element along ``dim`` is nonzero (a bool tensor)."""
+    return sum(x != 0, dim, keepdim) > 0
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """Whether every element along ``dim`` is nonzero (a bool tensor)."""
+    return sum(x == 0, dim, keepdim) == 0

@@ -1,0 +1,56 @@
+"""Sliding windows: ``unfold`` (im2col) and its adjoint ``fold`` (col2im), for convolution and pooling."""
+
+from __future__ import annotations
+
+from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
+from ..errors import ShapeError
+from ._operands import Tensor, _wrap
+
+
+def pair(v, name: str) -> tuple:
+    """An int or a pair of ints as a pair."""
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(i) for i in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
+    return v
+
+
+def out_size(size: int, k: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def _geometry(kernel_size, dilation, padding, stride):
+    return (pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(padding, "padding"),
+            pair(dilation, "dilation"))
+
+
+def unfold(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Sliding blocks of an (N, C, H, W) input as columns: (N, C*kh*kw, L), as ``torch.nn.functional.unfold``."""
+    if x.ndim != 4:
+        raise ShapeError(f"unfold: expected an (N, C, H, W) input, got shape {x.shape}")
+    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
+    oh, ow = (out_size(x.shape[2 + i], ks[i], st[i], pd[i], dl[i]) for i in (0, 1))
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(f"unfold: kernel {ks} (dilation {dl}, padding {pd}) is larger than the input {x.shape[2:]}")
+    out = _wrap(x._device.kernels.unfold(x._data, ks, st, pd, dl), x._device)
+    if x.requires_grad and grad_state.enabled:
+        size = x.shape[2:]
+        record(out, "Unfold", (x,), lambda g, o: (fold(g, size, ks, dl, pd, st),))
+    return out
+
+
+def fold(cols: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Sum columns (N, C*kh*kw, L) back into an (N, C, H, W) image: the adjoint of :func:`unfold`."""
+    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
+    size = pair(output_size, "output_size")
+    blocks = [out_size(size[i], ks[i], st[i], pd[i], dl[i]) for i in (0, 1)]
+    if cols.ndim != 3 or cols.shape[1] % (ks[0] * ks[1]) or cols.shape[2] != blocks[0] * blocks[1]:
+        raise ShapeError(f"fold: input of shape {cols.shape} does not fit kernel {ks} and output size {size} "
+                         f"(expected (N, C*{ks[0] * ks[1]}, {blocks[0] * blocks[1]}))")
+    out = _wrap(cols._device.kernels.fold(cols._data, size, ks, st, pd, dl), cols._device)
+    if cols.requires_grad and grad_state.enabled:
+        record(out, "Fold", (cols,), lambda g, o: (unfold(g, ks, dl, pd, st),))
+    return out

@@ -1,0 +1,31 @@
+"""The random number generator behind ``randn``, ``rand``, dropout and weight initialisation.
+
+Numbers are drawn on the host with NumPy's PCG64 and then moved to the device, so one seed gives the
+same values on every device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed neurenix's generator (and return it), for reproducible runs."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def generator() -> np.random.Generator:
+    """The generator in use (a ``numpy.random.Generator``)."""
+    return _generator
+
+
+def get_rng_state() -> dict:
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    _generator.bit_generator.state = state

@@ -1,0 +1,343 @@
+"""The Tensor: a backend buffer on a device, plus what autograd needs.
+
+A tensor's buffer is treated as an immutable value: ops return new tensors, and in-place methods
+(``add_``, ``x[i] = v``, ``zero_``...) give the tensor a new buffer rather than writing into the old
+one, so tensors that share a buffer (views, ``detach()``) never see each other change. The one
+exception is ``numpy()`` on host backends, which shares memory with the tensor, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes as _dt
+from .autograd import grad_mode
+from .device import Device, as_device
+
+_new = object.__new__
+
+
+class Tensor:
+    """An n-dimensional array on a device, with automatic differentiation.
+
+    ``Tensor(data, dtype=None, device=None, requires_grad=False)`` copies ``data`` (a number, nested
+    lists, a NumPy array or another tensor). The dtype is inferred as ``neurenix.tensor`` does:
+    NumPy arrays keep theirs, Python floats become float32, ints int64, bools bool.
+    """
+
+    __slots__ = ("_data", "_device", "requires_grad", "grad", "_node", "__weakref__")
+    __array_priority__ = 1000  # ndarray (op) Tensor -> our reflected operator
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, dtype=None, device=None, requires_grad: bool = False):
+        dev = as_device(device if device is not None or not isinstance(data, Tensor) else data._device)
+        self._data = _to_buffer(data, dtype, dev)
+        self._device = dev
+        self.grad = None
+        self._node = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_()
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> _dt.DType:
+        return _dt.BY_NUMPY[self._data.dtype]
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def ndim(self) -> int:
+        return len(self._data.shape)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def data(self) -> Tensor:
+        """This tensor's value, detached from the graph; assigning to it replaces the value."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if value._device is not self._device or value.shape != self.shape:
+            raise ValueError(f"cannot set .data of a tensor of shape {self.shape} on {self._device} to one of "
+                             f"shape {value.shape} on {value._device}")
+        self._data = value._data
+
+    def dim(self) -> int:
+        return len(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def numel(self) -> int:
+        n = 1
+        for s in self._data.shape:
+            n *= s
+        return n
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def __len__(self) -> int:
+        if not self._data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    __hash__ = object.__hash__
+
+    # -- conversion ------------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (sharing memory on host backends)."""
+        return self._device.kernels.to_numpy(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self) -> int | float | bool:
+        if self.numel() != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iub" or self.numel() != 1:
+            raise TypeError(f"only one-element integer tensors can be used as an index, not {self.dtype} {self.shape}")
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        if spec and self.numel() == 1:
+            return format(self.item(), spec)
+        return str(self)
+
+    def __repr__(self) -> str:
+        arr = np.asarray(self.numpy())
+        body = np.array2string(arr, separator=", ", precision=4, prefix="tensor(",
+                               floatmode="maxprec_equal" if arr.dtype.kind == "f" else "maxprec")
+        extras = []
+        if self._data.dtype not in (_dt.float32.np, _dt.int64.np, _dt.bool_.np):
+            extras.append(f"dtype={self.dtype!r}")
+        if str(self._device) != "cpu":
+            extras.append(f"device='{self._device}'")
+        if self._node is not None:
+            extras.append(f"grad_fn={self._node!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    # -- autograd --------------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Start (or stop) recording ops on this leaf tensor."""
+        if requires_grad and self._data.dtype.kind != "f":
+            raise RuntimeError(f"only floating-point tensors can require grad, not {self.dtype}")
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("requires_grad_(False) only applies to leaf tensors; use detach() here")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> Tensor:
+        """The same value, cut from the graph (shares the buffer)."""
+        return _wrap(self._data, self._device)
+
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        """Accumulate the gradient of this tensor into ``.grad`` of the leaves it was computed from."""
+        from .autograd.engine import backward
+        backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def zero_grad_(self) -> None:
+        self.grad = None
+
+    # -- in-place updates: rebind this tensor to a new value ----------------------------------------
+    def _assign(self, fn, *args) -> Tensor:
+        """Replace this tensor's value by ``fn(old_value, *args)``, recording it if needed."""
+        if grad_mode.state.enabled and self.requires_grad and self._node is None:
+            raise RuntimeError("a leaf tensor that requires grad cannot be changed in place while recording; "
+                               "wrap the update in neurenix.no_grad()")
+        old = _wrap(self._data, self._device)
+        old.requires_grad, old._node = self.requires_grad, self._node
+        new = fn(old, *args)
+        if new.shape != self.shape:
+            raise ValueError(f"an in-place update cannot change the shape {self.shape} to {new.shape}")
+        if new._data.dtype is not self._data.dtype:
+            new = new.to(self.dtype)
+        self._data, self._node = new._data, new._node
+        self.requires_grad = self.requires_grad or new.requires_grad
+        return self
+
+    def copy_(self, src) -> Tensor:
+        src = src if isinstance(src, Tensor) else Tensor(src, device=self._device)
+        return self._assign(lambda old, s: s.expand(old.shape).to(old._device) + old * 0, src)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def fill_(self, value) -> Tensor:
+        return self._assign(lambda old: full_like(old, value))
+
+    def add_(self, other, alpha=1) -> Tensor:
+        return self._assign(lambda old: old + (other if alpha == 1 else other * alpha))
+
+    def sub_(self, other, alpha=1) -> Tensor:
+        return self._assign(lambda old: old - (other if alpha == 1 else other * alpha))
+
+    def mul_(self, other) -> Tensor:
+        return self._assign(lambda old: old * other)
+
+    def div_(self, other) -> Tensor:
+        return self._assign(lambda old: old / other)
+
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+        return self._assign(lambda old: old.clamp(min, max))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __setitem__(self, key, value) -> None:
+        self._assign(lambda old: ops.index_put(old, key, value))
+
+    # -- dtype and device ------------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> Tensor:
+        """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``: a differentiable copy (or self if unchanged)."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, (_dt.DType, type)) or (isinstance(a, str) and a in _DTYPE_NAMES):
+                dtype = a
+            else:
+                device = a
+        out = self
+        if dtype is not None:
+            out = ops.cast(out, _dt.as_dtype(dtype))
+        if device is not None:
+            out = ops.to_device(out, Device(device))
+        return out
+
+    def float(self) -> Tensor:
+        return ops.cast(self, _dt.float32)
+
+    def double(self) -> Tensor:
+        return ops.cast(self, _dt.float64)
+
+    def long(self) -> Tensor:
+        return ops.cast(self, _dt.int64)
+
+    def bool(self) -> Tensor:
+        return ops.cast(self, _dt.bool_)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def clone(self) -> Tensor:
+        return ops.clone(self)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return ops.cast(self, other.dtype)
+
+
+_DTYPE_NAMES = {d.name for d in _dt.DTYPES}
+
+
+def _wrap(data, device: Device) -> Tensor:
+    """Make a tensor around a backend buffer (the internal, fast constructor)."""
+    t = _new(Tensor)
+    t._data = data
+    t._device = device
+    t.requires_grad = False
+    t.grad = None
+    t._node = None
+    return t
+
+
+def _to_buffer(data, dtype, device: Device):
+    """A buffer on ``device`` holding a copy of ``data``, with ``tensor()``'s dtype inference."""
+    if isinstance(data, Tensor):
+        t = data.detach().to(device)
+        if dtype is not None:
+            t = t.to(dtype)
+        return device.kernels.copy(t._data) if t._data is data._data else t._data
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        dt = _dt.as_dtype(dtype) if dtype is not None else _dt.from_numpy_kind(data.dtype)
+        arr = np.array(data, dtype=dt.np, order="C", copy=True)
+    else:
+        arr = np.array(data)
+        if arr.dtype == object:
+            raise TypeError(f"cannot make a tensor from {type(data).__name__} {data!r:.80}: expected numbers, "
+                            "nested lists of equal lengths, or an array")
+        if dtype is not None:
+            dt = _dt.as_dtype(dtype)
+        elif arr.dtype.kind == "f":
+            dt = _dt.default_float
+        else:
+            dt = _dt.from_numpy_kind(arr.dtype)
+        arr = np.ascontiguousarray(arr, dtype=dt.np)
+    return device.kernels.from_numpy(arr, device.index)
+
+
+def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data``; same as ``Tensor(data, ...)``."""
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, value, dtype=None, device=None) -> Tensor:
+    dev = x._device if device is None else Device(device)
+    npd = x._data.dtype if dtype is None else _dt.as_dtype(dtype).np
+    return _wrap(dev.kernels.full(x.shape, value, npd, dev.index), dev)
+
+
+def zeros_like(x: Tensor, dtype=None, device=None) -> Tensor:
+    return full_like(x, 0, dtype, device)
+
+
+def ones_like(x: Tensor, dtype=None, device=None) -> Tensor:
+    return full_like(x, 1, dtype, device)
+
+
+from . import ops  # noqa: E402  (ops build on Tensor; Tensor's methods call ops)
+from .ops import methods as _methods  # noqa: E402
+
+_methods.install(Tensor)
