@@ -17,7 +17,7 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 
 def normalize_dim(dim: int, ndim: int, op: str) -> int:
     """A possibly negative dim as an index in ``range(ndim)``, or an IndexError naming the op."""
-    if not -ndim <= dim < max(ndim, 1):
+    if not -ndim <= dim < builtins.max(ndim, 1):
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
     return dim % ndim if ndim else 0
 

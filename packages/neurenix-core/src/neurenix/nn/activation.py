@@ -1,0 +1,52 @@
+"""Activation layers."""
+
+from __future__ import annotations
+
+from ..ops import log_softmax, relu, sigmoid, softmax, tanh
+from ..tensor import Tensor
+from .module import Module
+
+
+class ReLU(Module):
+    """``max(x, 0)``."""
+
+    def __init__(self, inplace: bool = False):  # inplace is accepted for PyTorch compatibility; values never alias
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return relu(x)
+
+
+class Sigmoid(Module):
+    """``1 / (1 + exp(-x))``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return sigmoid(x)
+
+
+class Tanh(Module):
+    """``tanh(x)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return tanh(x)
+
+
+class Softmax(Module):
+    """Softmax along ``dim``."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """Log-softmax along ``dim``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return log_softmax(x, self.dim)

@@ -1,0 +1,70 @@
+"""Containers: Sequential and ModuleList."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+
+from .module import Module
+
+
+class Sequential(Module):
+    """Runs modules in order. ``Sequential(a, b, c)``, ``Sequential([a, b, c])`` and
+    ``Sequential(OrderedDict(name=module))`` all work; submodules are named "0", "1", ... otherwise."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            items = list(modules[0].items())
+        else:
+            if len(modules) == 1 and isinstance(modules[0], (list, tuple)):
+                modules = tuple(modules[0])
+            items = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential takes Modules; item {name} is a {type(m).__name__}")
+            self.add_module(name, m)
+
+    def forward(self, x):
+        for m in self.children():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        mods = list(self.children())
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self.named_children())[i]))
+        return mods[i]
+
+    def __len__(self) -> int:
+        return len(self._module_names)
+
+    def __iter__(self) -> Iterator[Module]:
+        return self.children()
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules, registered so that their parameters are found."""
+
+    def __init__(self, modules: Iterable[Module] | None = None):
+        super().__init__()
+        for m in modules or ():
+            self.append(m)
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def __getitem__(self, i):
+        mods = list(self.children())
+        return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]
+
+    def __len__(self) -> int:
+        return len(self._module_names)
+
+    def __iter__(self) -> Iterator[Module]:
+        return self.children()

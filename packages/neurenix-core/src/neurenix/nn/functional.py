@@ -1,0 +1,252 @@
+"""Stateless layer functions and losses, as ``torch.nn.functional`` names them."""
+
+from __future__ import annotations
+
+import math
+
+from .. import creation
+from ..autograd.grad_mode import no_grad
+from ..errors import DTypeError, ShapeError
+from ..ops import amax, exp, log, log_softmax, mean, relu, sum, unfold
+from ..ops import linear, logsumexp, sigmoid, softmax, tanh  # noqa: F401 - part of this namespace
+from ..ops.movement import pad as _pad_axes
+from ..ops.window import out_size, pair
+from ..tensor import Tensor
+
+__all__ = [
+    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout",
+    "l1_loss", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad",
+    "relu", "sigmoid", "softmax", "tanh",
+]
+
+
+# -- convolution and pooling ------------------------------------------------------------------------
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw), via unfold + matmul."""
+    if input.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got {input.shape} "
+                         f"and {weight.shape}")
+    n, c, h, w = input.shape
+    o, cg, kh, kw = weight.shape
+    if c % groups or o % groups or cg != c // groups:
+        raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
+    st, pd, dl = pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
+    oh, ow = out_size(h, kh, st[0], pd[0], dl[0]), out_size(w, kw, st[1], pd[1], dl[1])
+    cols = unfold(input, (kh, kw), dl, pd, st)  # (N, C*kh*kw, L)
+    if groups == 1:
+        out = weight.reshape(o, cg * kh * kw) @ cols  # (N, O, L)
+    else:
+        cols = cols.reshape(n, groups, cg * kh * kw, oh * ow)
+        out = weight.reshape(groups, o // groups, cg * kh * kw) @ cols  # (N, G, O/G, L)
+    out = out.reshape(n, o, oh, ow)
+    return out if bias is None else out + bias.reshape(1, o, 1, 1)
+
+
+def _pool_windows(input: Tensor, kernel_size, stride, padding, dilation, pad_value: float, op: str):
+    if input.ndim not in (3, 4):
+        raise ShapeError(f"{op}: expected an (N, C, H, W) or (C, H, W) input, got shape {input.shape}")
+    x = input if input.ndim == 4 else input.unsqueeze(0)
+    n, c, h, w = x.shape
+    ks = pair(kernel_size, "kernel_size")
+    st = pair(stride if stride is not None else kernel_size, "stride")
+    pd, dl = pair(padding, "padding"), pair(dilation, "dilation")
+    if pd[0] > ks[0] // 2 or pd[1] > ks[1] // 2:
+        raise ValueError(f"{op}: padding {pd} must be at most half the kernel size {ks}")
+    x = x.reshape(n * c, 1, h, w)
+    if pd != (0, 0):
+        x = _pad_axes(x, ((0, 0), (0, 0), (pd[0], pd[0]), (pd[1], pd[1])), pad_value)
+    cols = unfold(x, ks, dl, 0, st)  # (N*C, kh*kw, L)
+    oh, ow = out_size(h, ks[0], st[0], pd[0], dl[0]), out_size(w, ks[1], st[1], pd[1], dl[1])
+    shape = (n, c, oh, ow) if input.ndim == 4 else (c, oh, ow)
+    return cols, shape
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
+    """Max over sliding windows (padding counts as -inf)."""
+    if ceil_mode:
+        raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
+    cols, shape = _pool_windows(input, kernel_size, stride, padding, dilation, -math.inf, "max_pool2d")
+    return amax(cols, 1).reshape(shape)
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over sliding windows (zero padding counted, as PyTorch's default)."""
+    if ceil_mode or not count_include_pad:
+        raise NotImplementedError("avg_pool2d: only ceil_mode=False, count_include_pad=True are supported")
+    cols, shape = _pool_windows(input, kernel_size, stride, padding, 1, 0.0, "avg_pool2d")
+    return mean(cols, 1).reshape(shape)
+
+
+def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch-style padding: ``pad`` lists (before, after) pairs from the last axis backwards."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, not {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {input.ndim} axes")
+    pairs = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        pairs[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return _pad_axes(input, pairs, value)
+
+
+# -- normalisation and regularisation ---------------------------------------------------------------
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise over the batch (and spatial) axes per channel (axis 1).
+
+    In training, batch statistics are used and the running ones (if given) are updated in place with
+    ``momentum`` (the running variance with the unbiased estimate); otherwise the running ones are used.
+    """
+    if input.ndim < 2:
+        raise ShapeError(f"batch_norm: expected (N, C, ...) input, got shape {input.shape}")
+    c = input.shape[1]
+    axes = (0,) + tuple(range(2, input.ndim))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // c
+        if n <= 1:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got input {input.shape}")
+        mu = mean(input, axes, keepdim=True)
+        d = input - mu
+        var = mean(d * d, axes, keepdim=True)
+        if running_mean is not None and running_var is not None:
+            with no_grad():
+                running_mean.mul_(1 - momentum).add_(mu.reshape(c) * momentum)
+                running_var.mul_(1 - momentum).add_(var.reshape(c) * (momentum * n / (n - 1)))
+        out = d / (var + eps).sqrt()
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation without batch statistics needs running_mean and running_var")
+        out = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (only in training)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = creation.rand(input.shape, dtype=input.dtype, device=input.device) >= p
+    return input * keep.to(input.dtype) * (1.0 / (1.0 - p))
+
+
+# -- targets and losses -----------------------------------------------------------------------------
+
+_arange_cache: dict = {}
+
+
+def _class_range(c: int, device) -> Tensor:
+    key = (c, device)
+    if key not in _arange_cache:
+        _arange_cache[key] = creation.arange(c, device=device)
+    return _arange_cache[key]
+
+
+def _check_class_indices(target: Tensor, num_classes: int, op: str) -> None:
+    if target._data.dtype.kind != "i":
+        raise DTypeError(f"{op}: class-index targets must be int64, got {target.dtype}")
+    if target.device.type == "cpu" and target.numel():  # a free check where the values are on the host
+        lo, hi = int(target.numpy().min()), int(target.numpy().max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"{op}: target holds class index {lo if lo < 0 else hi}, but there are {num_classes} "
+                             f"classes (valid: 0..{num_classes - 1})")
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices (int64) -> one-hot rows (int64), with a new last axis of ``num_classes``."""
+    if num_classes < 0:
+        if tensor.device.type != "cpu":
+            raise ValueError("one_hot: give num_classes for tensors off the host")
+        num_classes = int(tensor.numpy().max()) + 1 if tensor.numel() else 0
+    _check_class_indices(tensor, num_classes, "one_hot")
+    return (tensor.unsqueeze(-1) == _class_range(num_classes, tensor.device)).long()
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices ``target`` (N,) under log-probabilities ``input`` (N, C)."""
+    if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
+        raise ShapeError(f"nll_loss: input {input.shape} (N, C, ...) needs class-index targets of shape "
+                         f"{input.shape[:1] + input.shape[2:]}, got {target.shape}")
+    c = input.shape[1]
+    _check_class_indices(target, c, "nll_loss")
+    classes = _class_range(c, input.device).reshape((1, c) + (1,) * (input.ndim - 2))
+    picked = (target.unsqueeze(1) == classes).to(input.dtype)
+    return _reduce(-sum(input * picked, 1), reduction, "nll_loss")
+
+
+def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy of logits ``input`` (N, C, ...).
+
+    ``target`` is either class indices (int64, shape (N, ...)) or class probabilities / one-hot rows
+    (float, the shape of ``input``).
+    """
+    if input.ndim < 2:
+        raise ShapeError(f"cross_entropy: expected logits of shape (N, C, ...), got {input.shape}")
+    logp = log_softmax(input, 1)
+    c = input.shape[1]
+    if target.is_floating_point():
+        if target.shape != input.shape:
+            raise ShapeError(f"cross_entropy: probability (one-hot) targets must have the logits' shape "
+                             f"{input.shape}, got {target.shape}; pass int64 class indices of shape "
+                             f"{input.shape[:1] + input.shape[2:]} instead")
+        probs = target
+    else:
+        if target.shape != input.shape[:1] + input.shape[2:]:
+            raise ShapeError(f"cross_entropy: class-index targets must have shape {input.shape[:1] + input.shape[2:]} "
+                             f"for logits {input.shape}, got {target.shape}")
+        _check_class_indices(target, c, "cross_entropy")
+        classes = _class_range(c, input.device).reshape((1, c) + (1,) * (input.ndim - 2))
+        probs = (target.unsqueeze(1) == classes).to(input.dtype)
+    if label_smoothing:
+        probs = probs * (1.0 - label_smoothing) + label_smoothing / c
+    return _reduce(-sum(probs * logp, 1), reduction, "cross_entropy")
+
+
+def _same_shape(input: Tensor, target: Tensor, op: str) -> None:
+    if input.shape != target.shape:
+        raise ShapeError(f"{op}: input of shape {input.shape} and target of shape {target.shape} differ; reshape "
+                         "one of them (silent broadcasting here is almost always a bug)")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean squared error; ``input`` and ``target`` must have one shape."""
+    _same_shape(input, target, "mse_loss")
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean absolute error; ``input`` and ``target`` must have one shape."""
+    _same_shape(input, target, "l1_loss")
+    return _reduce((input - target).abs(), reduction, "l1_loss")
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable formula."""
+    _same_shape(input, target, "binary_cross_entropy_with_logits")
+    loss = relu(input) - input * target + log(1 + exp(-input.abs()))
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")

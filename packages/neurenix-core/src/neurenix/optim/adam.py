@@ -1,0 +1,51 @@
+"""Adam and AdamW."""
+
+from __future__ import annotations
+
+from ..tensor import _wrap, zeros_like
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) as PyTorch implements it; ``weight_decay`` adds ``wd*p`` to the gradient."""
+
+    _decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, maximize: bool = False):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid {type(self).__name__} hyper-parameters: lr={lr}, betas={betas}, eps={eps}, "
+                             f"weight_decay={weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def _update(self, group: dict, params: list) -> None:
+        # one fused call per set of parameters at the same step count (usually all of them)
+        by_step: dict = {}
+        for p in params:
+            s = self.state.get(p)
+            if s is None:
+                s = self.state[p] = {"step": 0, "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
+            s["step"] += 1
+            by_step.setdefault(s["step"], []).append(p)
+        k = params[0]._device.kernels
+        beta1, beta2 = group["betas"]
+        for step, ps in by_step.items():
+            states = [self.state[p] for p in ps]
+            new_p, new_m, new_v = k.adam_step(
+                [p._data for p in ps], [self._grad_buffer(p) for p in ps], [s["exp_avg"]._data for s in states],
+                [s["exp_avg_sq"]._data for s in states], step, group["lr"], beta1, beta2, group["eps"],
+                group["weight_decay"], self._decoupled, group["maximize"])
+            for p, s, data, m, v in zip(ps, states, new_p, new_m, new_v):
+                p._data = data
+                s["exp_avg"], s["exp_avg_sq"] = _wrap(m, p._device), _wrap(v, p._device)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): ``p *= 1 - lr*wd`` before the step."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, maximize: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, maximize)

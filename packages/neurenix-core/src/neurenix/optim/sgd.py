@@ -1,0 +1,32 @@
+"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
+
+from __future__ import annotations
+
+from ..tensor import _wrap
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """PyTorch's SGD: ``b = momentum*b + (1-dampening)*g`` (``b = g`` at first), ``p -= lr*b``
+    (``g + momentum*b`` with Nesterov), with ``g += weight_decay*p`` first."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"invalid SGD hyper-parameters: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+    def _update(self, group: dict, params: list) -> None:
+        k = params[0]._device.kernels
+        states = [self.state.setdefault(p, {}) for p in params]
+        bufs = [s["momentum_buffer"]._data if "momentum_buffer" in s else None for s in states]
+        new_p, new_b = k.sgd_step([p._data for p in params], [self._grad_buffer(p) for p in params], bufs,
+                                  group["lr"], group["momentum"], group["dampening"], group["nesterov"],
+                                  group["weight_decay"], group["maximize"])
+        for p, s, data, buf in zip(params, states, new_p, new_b):
+            p._data = data
+            if buf is not None:
+                s["momentum_buffer"] = _wrap(buf, p._device)
