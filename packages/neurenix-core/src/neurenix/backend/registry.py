@@ -30,7 +30,9 @@ _INSTALL_HINT = {t: f"pip install neurenix-backend-{t}" for t in STANDARD_DEVICE
 class KernelTable:
     """The kernels of one device type, one attribute per kernel.
 
-    A table whose device type cannot run has no kernel attributes: touching one raises a
+    Besides the kernels it has ``device_type``, ``reason`` (None, or why the type cannot run),
+    ``providers`` (kernel -> backend name), ``device_count`` and ``dtypes`` (those the top backend
+    handles). A table whose device type cannot run has no kernel attributes: touching one raises a
     DeviceError that says why. Tables are updated in place when plugins are (un)registered.
     """
 
@@ -41,9 +43,10 @@ class KernelTable:
     def __getattr__(self, name):  # only reached for a missing kernel
         raise DeviceError(f"device type {self.device_type!r} cannot run ({name!r} requested): {self.reason}")
 
-    def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None) -> None:
+    def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None,
+              dtypes: tuple = ()) -> None:
         meta = {"device_type": self.device_type, "reason": reason, "providers": providers,
-                "device_count": device_count}
+                "device_count": device_count, "dtypes": dtypes}
         self.__dict__.clear()
         self.__dict__.update(kernels)
         self.__dict__.update(meta)
@@ -186,7 +189,7 @@ class _Registry:
         if missing:
             table._fill({}, {}, 0, f"backends {[b.name for b in usable]} lack required kernels: {', '.join(missing)}")
             return
-        table._fill(kernels, providers, count, None)
+        table._fill(kernels, providers, count, None, tuple(usable[0].dtypes))
         for name, build in DEFAULTS.items():  # compose the optional kernels nobody provides
             if name not in kernels:
                 setattr(table, name, build(table))

@@ -7,16 +7,16 @@ import math
 from .. import creation
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
-from ..ops import amax, exp, log, log_softmax, mean, relu, sum, unfold
+from ..ops import amax, exp, fold, log, log_softmax, mean, relu, sum, unfold
 from ..ops import linear, logsumexp, sigmoid, softmax, tanh  # noqa: F401 - part of this namespace
 from ..ops.movement import pad as _pad_axes
 from ..ops.window import out_size, pair
 from ..tensor import Tensor
 
 __all__ = [
-    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout",
+    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "fold",
     "l1_loss", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad",
-    "relu", "sigmoid", "softmax", "tanh",
+    "relu", "sigmoid", "softmax", "tanh", "unfold",
 ]
 
 

@@ -1,0 +1,326 @@
+"""Op cases: each a Tensor-level function, its NumPy reference, input shapes and dtypes.
+
+Core's own tests and the backend conformance suite both run these, so every op is checked the same
+way on every backend: values against NumPy in each dtype, gradients against finite differences.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..nn import functional as F
+from ..ops import cat, stack, where
+from ..tensor import Tensor
+
+FLOATS = ("float32", "float64")
+NUMERIC = ("float32", "float64", "int64")
+ALL = ("float32", "float64", "int64", "bool")
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """``fn(*tensors)`` must equal ``ref(*arrays)`` for inputs of ``shapes`` in each of ``dtypes``.
+
+    ``domain`` shapes the random inputs: "real" (standard normal), "positive" (in [0.5, 2.5]),
+    "unit" (in (-0.9, 0.9)) or "distinct" (a shuffled grid: no ties, well apart). ``grad`` says whether
+    the op is differentiable (checked in float64, first and second order). ``out_dtype`` maps the input
+    dtype name to the expected output dtype name where it is not NumPy's.
+    """
+
+    name: str
+    fn: Callable
+    ref: Callable
+    shapes: tuple
+    dtypes: tuple = FLOATS
+    domain: str = "real"
+    grad: bool = True
+    out_dtype: Callable | None = None
+    extra: tuple = ()  # non-tensor trailing arguments: (name, numpy array builder) pairs handled by the case itself
+
+    def __str__(self) -> str:
+        return self.name
+
+    def inputs(self, dtype: str) -> list[np.ndarray]:
+        """Deterministic NumPy inputs for this case in ``dtype``."""
+        rng = np.random.default_rng(zlib.crc32(self.name.encode()))
+        return [_draw(rng, s, dtype, self.domain) for s in self.shapes]
+
+
+def _draw(rng, shape, dtype: str, domain: str) -> np.ndarray:
+    if dtype == "bool":
+        return rng.random(shape) > 0.5
+    if dtype == "int64":
+        lo = 1 if domain == "positive" else -4
+        return rng.integers(lo, 5, shape).astype(np.int64)
+    n = int(np.prod(shape))
+    if domain == "positive":
+        x = rng.uniform(0.5, 2.5, n)
+    elif domain == "unit":
+        x = rng.uniform(-0.9, 0.9, n)
+    elif domain == "distinct":
+        x = (rng.permutation(n) - n / 2) * 0.25 + rng.uniform(-0.05, 0.05, n)
+    else:
+        x = rng.standard_normal(n)
+    return x.reshape(shape).astype(dtype)
+
+
+# -- NumPy references for the layered ops -------------------------------------------------------
+
+
+def _np_unfold(x, k, stride=1, padding=0, dilation=1):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    oh = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    ow = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    out = np.zeros((n, c, k, k, oh, ow), x.dtype)
+    for i in range(k):
+        for j in range(k):
+            for a in range(oh):
+                for b in range(ow):
+                    out[:, :, i, j, a, b] = xp[:, :, a * stride + i * dilation, b * stride + j * dilation]
+    return out.reshape(n, c * k * k, oh * ow)
+
+
+def _np_fold(cols, size, k, stride=1, padding=0, dilation=1):
+    n, ckk, _ = cols.shape
+    c = ckk // (k * k)
+    h, w = size
+    oh = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    ow = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    cols = cols.reshape(n, c, k, k, oh, ow)
+    out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            for a in range(oh):
+                for b in range(ow):
+                    out[:, :, a * stride + i * dilation, b * stride + j * dilation] += cols[:, :, i, j, a, b]
+    return out[:, :, padding:padding + h, padding:padding + w]
+
+
+def _np_conv2d(x, w, b=None, stride=1, padding=0):
+    n, c, h, wd = x.shape
+    o, _, k, _ = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    oh, ow = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1
+    out = np.zeros((n, o, oh, ow), np.result_type(x, w))
+    for a in range(oh):
+        for bb in range(ow):
+            patch = xp[:, :, a * stride:a * stride + k, bb * stride:bb * stride + k]
+            out[:, :, a, bb] = np.einsum("nchw,ochw->no", patch, w)
+    return out if b is None else out + b.reshape(1, o, 1, 1)
+
+
+def _np_pool(x, k, stride, reduce, padding=0, pad_value=0.0):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
+    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    out = np.zeros((n, c, oh, ow), x.dtype)
+    for a in range(oh):
+        for b in range(ow):
+            out[:, :, a, b] = reduce(xp[:, :, a * stride:a * stride + k, b * stride:b * stride + k], axis=(2, 3))
+    return out
+
+
+def _np_log_softmax(x, axis):
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _np_batch_norm(x, w, b, eps=1e-5):
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mu, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w.reshape(shape) + b.reshape(shape)
+
+
+def _where(a, b):
+    return where(a > 0, a, b)
+
+
+_LABELS = np.array([2, 0, 1, 2])  # class indices for 4 samples of 3 classes
+_ONE_HOT = np.eye(3)[_LABELS]
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _to_float(d):
+    return "float32" if d in ("int64", "bool") else d
+
+
+# -- the cases ----------------------------------------------------------------------------------
+
+C = OpCase
+CASES: list[OpCase] = [
+    # elementwise unary
+    C("neg", lambda a: -a, np.negative, ((3, 4),), NUMERIC),
+    C("abs", lambda a: a.abs(), np.abs, ((3, 4),), NUMERIC, "distinct"),
+    C("sign", lambda a: a.sign(), np.sign, ((3, 4),), NUMERIC, "distinct", grad=False),
+    C("relu", lambda a: a.relu(), lambda a: np.maximum(a, 0), ((3, 4),), NUMERIC, "distinct"),
+    C("exp", lambda a: a.exp(), np.exp, ((3, 4),)),
+    C("exp_int", lambda a: a.exp(), lambda a: np.exp(a).astype(np.float32), ((5,),), ("int64",), grad=False,
+      out_dtype=_to_float),
+    C("log", lambda a: a.log(), np.log, ((3, 4),), domain="positive"),
+    C("sqrt", lambda a: a.sqrt(), np.sqrt, ((3, 4),), domain="positive"),
+    C("rsqrt", lambda a: a.rsqrt(), lambda a: 1 / np.sqrt(a), ((3, 4),), domain="positive"),
+    C("sin", lambda a: a.sin(), np.sin, ((3, 4),)),
+    C("cos", lambda a: a.cos(), np.cos, ((3, 4),)),
+    C("tanh", lambda a: a.tanh(), np.tanh, ((3, 4),)),
+    C("sigmoid", lambda a: a.sigmoid(), _sigmoid, ((3, 4),)),
+    C("sigmoid_large", lambda a: (a * 60).sigmoid(), lambda a: _sigmoid(a * 60), ((8,),), grad=False),
+    C("square", lambda a: a.square(), np.square, ((3, 4),), NUMERIC),
+    C("clamp", lambda a: a.clamp(-0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5), ((3, 4),), domain="distinct"),
+    C("clamp_min", lambda a: a.clamp(min=0.1), lambda a: np.maximum(a, 0.1), ((3, 4),), domain="distinct"),
+    # elementwise binary, with broadcasting and scalars
+    C("add", lambda a, b: a + b, np.add, ((3, 4), (3, 4)), ALL),
+    C("add_bcast_row", lambda a, b: a + b, np.add, ((3, 4), (4,)), NUMERIC),
+    C("add_bcast_col", lambda a, b: a + b, np.add, ((3, 1), (1, 4)), NUMERIC),
+    C("add_bcast_3d", lambda a, b: a + b, np.add, ((2, 1, 4), (3, 1)), NUMERIC),
+    C("add_scalar", lambda a: a + 2, lambda a: a + a.dtype.type(2), ((3, 4),), NUMERIC),
+    C("radd_scalar", lambda a: 2.5 + a, lambda a: 2.5 + a, ((3, 4),)),
+    C("sub", lambda a, b: a - b, np.subtract, ((3, 4), (4,)), NUMERIC),
+    C("rsub_scalar", lambda a: 1 - a, lambda a: 1 - a, ((3, 4),), NUMERIC),
+    C("mul", lambda a, b: a * b, np.multiply, ((3, 4), (3, 4)), ALL),
+    C("mul_bcast", lambda a, b: a * b, np.multiply, ((2, 3, 4), (3, 1)), NUMERIC),
+    C("mul_scalar", lambda a: a * 3, lambda a: a * a.dtype.type(3), ((3, 4),), NUMERIC),
+    C("div", lambda a, b: a / b, np.divide, ((3, 4), (3, 4)), domain="positive"),
+    C("div_bcast", lambda a, b: a / b, np.divide, ((3, 4), (1, 4)), domain="positive"),
+    C("div_int", lambda a, b: a / b, lambda a, b: (a / b).astype(np.float32), ((3, 4), (3, 4)), ("int64",),
+      "positive", grad=False, out_dtype=_to_float),
+    C("rdiv_scalar", lambda a: 2 / a, lambda a: 2 / a, ((3, 4),), domain="positive"),
+    C("pow_scalar", lambda a: a ** 3, lambda a: a ** 3, ((3, 4),)),
+    C("pow_fractional", lambda a: a ** 1.5, lambda a: a ** 1.5, ((3, 4),), domain="positive"),
+    C("pow_tensor", lambda a, b: a ** b, np.power, ((3, 4), (3, 4)), domain="positive"),
+    C("rpow_scalar", lambda a: 2 ** a, lambda a: 2.0 ** a, ((3, 4),)),
+    C("maximum", lambda a, b: a.maximum(b), np.maximum, ((3, 4), (3, 4)), NUMERIC, "distinct"),
+    C("minimum_bcast", lambda a, b: a.minimum(b), np.minimum, ((3, 4), (4,)), NUMERIC, "distinct"),
+    C("eq", lambda a, b: a == b, np.equal, ((3, 4), (3, 4)), ALL, grad=False),
+    C("ne_scalar", lambda a: a != 1, lambda a: a != 1, ((3, 4),), NUMERIC, grad=False),
+    C("lt", lambda a, b: a < b, np.less, ((3, 4), (4,)), NUMERIC, grad=False),
+    C("le", lambda a, b: a <= b, np.less_equal, ((3, 4), (3, 4)), NUMERIC, grad=False),
+    C("gt_scalar", lambda a: a > 0, lambda a: a > 0, ((3, 4),), NUMERIC, grad=False),
+    C("ge", lambda a, b: a >= b, np.greater_equal, ((3, 1), (1, 4)), NUMERIC, grad=False),
+    C("logical_not", lambda a: ~a, np.logical_not, ((3, 4),), ("bool",), grad=False),
+    C("where", _where, lambda a, b: np.where(a > 0, a, b), ((3, 4), (3, 4))),
+    C("where_scalar", lambda a: _where(a, 0.0), lambda a: np.where(a > 0, a, 0.0).astype(a.dtype), ((3, 4),)),
+    C("cast_float64", lambda a: a.double(), lambda a: a.astype(np.float64), ((3, 4),), ALL,
+      out_dtype=lambda d: "float64"),
+    C("cast_int64", lambda a: a.long(), lambda a: a.astype(np.int64), ((3, 4),), ALL, grad=False,
+      out_dtype=lambda d: "int64"),
+    C("cast_bool", lambda a: a.bool(), lambda a: a.astype(bool), ((3, 4),), ALL, grad=False,
+      out_dtype=lambda d: "bool"),
+    # reductions
+    C("sum", lambda a: a.sum(), np.sum, ((3, 4),), NUMERIC),
+    C("sum_bool", lambda a: a.sum(), lambda a: np.sum(a).astype(np.int64), ((3, 4),), ("bool",), grad=False,
+      out_dtype=lambda d: "int64"),
+    C("sum_dim", lambda a: a.sum(1), lambda a: a.sum(1), ((3, 4, 5),), NUMERIC),
+    C("sum_dims_keepdim", lambda a: a.sum((0, 2), keepdim=True), lambda a: a.sum((0, 2), keepdims=True),
+      ((3, 4, 5),), NUMERIC),
+    C("sum_negdim", lambda a: a.sum(-1), lambda a: a.sum(-1), ((3, 4),), NUMERIC),
+    C("mean", lambda a: a.mean(), np.mean, ((3, 4),)),
+    C("mean_dim_keepdim", lambda a: a.mean(0, keepdim=True), lambda a: a.mean(0, keepdims=True), ((3, 4),)),
+    C("mean_int", lambda a: a.mean(), lambda a: np.float32(a.mean()), ((3, 4),), ("int64",), grad=False,
+      out_dtype=_to_float),
+    C("amax", lambda a: a.amax(), np.max, ((3, 4),), NUMERIC, "distinct"),
+    C("max_dim_values", lambda a: a.max(dim=1).values, lambda a: a.max(1), ((3, 4),), NUMERIC, "distinct"),
+    C("max_dim_indices", lambda a: a.max(dim=1).indices, lambda a: a.argmax(1), ((3, 4),), NUMERIC, "distinct",
+      grad=False, out_dtype=lambda d: "int64"),
+    C("amin_keepdim", lambda a: a.amin(0, keepdim=True), lambda a: a.min(0, keepdims=True), ((3, 4),), NUMERIC,
+      "distinct"),
+    C("max_ties", lambda a: (a * 0).amax(1), lambda a: (a * 0).max(1), ((2, 3),), grad=False),
+    C("argmax", lambda a: a.argmax(dim=1), lambda a: a.argmax(1), ((3, 4),), NUMERIC, "distinct", grad=False,
+      out_dtype=lambda d: "int64"),
+    C("argmax_flat", lambda a: a.argmax(), lambda a: np.int64(a.argmax()), ((3, 4),), NUMERIC, "distinct",
+      grad=False, out_dtype=lambda d: "int64"),
+    C("argmin_keepdim", lambda a: a.argmin(0, keepdim=True), lambda a: a.argmin(0, keepdims=True), ((3, 4),),
+      NUMERIC, "distinct", grad=False, out_dtype=lambda d: "int64"),
+    C("var", lambda a: a.var(), lambda a: a.var(ddof=1), ((3, 4),)),
+    C("var_dim_biased", lambda a: a.var(1, unbiased=False), lambda a: a.var(1), ((3, 4),)),
+    C("std_dim", lambda a: a.std(0, keepdim=True), lambda a: a.std(0, ddof=1, keepdims=True), ((3, 4),)),
+    C("logsumexp", lambda a: a.logsumexp(1), lambda a: np.log(np.exp(a).sum(1)), ((3, 4),)),
+    C("softmax", lambda a: a.softmax(1), lambda a: np.exp(_np_log_softmax(a, 1)), ((3, 4),)),
+    C("softmax_dim0", lambda a: a.softmax(0), lambda a: np.exp(_np_log_softmax(a, 0)), ((3, 4),)),
+    C("log_softmax", lambda a: a.log_softmax(-1), lambda a: _np_log_softmax(a, -1), ((3, 4),)),
+    C("log_softmax_large", lambda a: (a * 100).log_softmax(1), lambda a: _np_log_softmax(a * 100, 1), ((2, 5),),
+      grad=False),
+    # movement
+    C("reshape", lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1), ((2, 3, 2),), ALL),
+    C("permute", lambda a: a.permute(2, 0, 1), lambda a: a.transpose(2, 0, 1), ((2, 3, 4),), ALL),
+    C("transpose", lambda a: a.transpose(0, 1), lambda a: a.T, ((3, 4),), ALL),
+    C("T", lambda a: a.T, lambda a: a.T, ((3, 4),), NUMERIC),
+    C("expand", lambda a: a.expand(2, 3, 4), lambda a: np.broadcast_to(a, (2, 3, 4)), ((3, 1),), ALL),
+    C("unsqueeze_squeeze", lambda a: a.unsqueeze(1).squeeze(), lambda a: a, ((3, 4),), NUMERIC),
+    C("flatten", lambda a: a.flatten(1), lambda a: a.reshape(2, -1), ((2, 3, 4),), NUMERIC),
+    C("getitem_int", lambda a: a[1], lambda a: a[1], ((3, 4),), ALL),
+    C("getitem_slices", lambda a: a[1:, ::2], lambda a: a[1:, ::2], ((3, 5),), ALL),
+    C("getitem_negative_step", lambda a: a[::-1, 1], lambda a: a[::-1, 1], ((3, 4),), NUMERIC),
+    C("getitem_none_ellipsis", lambda a: a[None, ..., -1], lambda a: a[None, ..., -1], ((2, 3, 4),), NUMERIC),
+    C("getitem_int_array", lambda a: a[Tensor([2, 0, 2])], lambda a: a[[2, 0, 2]], ((3, 4),), NUMERIC),
+    C("getitem_two_arrays", lambda a: a[Tensor([0, 2]), Tensor([1, 3])], lambda a: a[[0, 2], [1, 3]], ((3, 4),),
+      NUMERIC),
+    C("getitem_bool_mask", lambda a: a[a.detach() > 0], lambda a: a[a > 0], ((3, 4),), NUMERIC),
+    C("gather", lambda a: a.gather(1, Tensor([[0, 0], [1, 0], [3, 2]])),
+      lambda a: np.take_along_axis(a, np.array([[0, 0], [1, 0], [3, 2]]), 1), ((3, 4),), NUMERIC),
+    C("index_put", lambda a, v: a.index_put((Tensor([0, 2]),), v), lambda a, v: _np_put(a, [0, 2], v),
+      ((3, 4), (2, 4)), NUMERIC),
+    C("index_put_accumulate", lambda a, v: a.index_put((Tensor([1, 1]),), v, accumulate=True),
+      lambda a, v: _np_put(a, [1, 1], v, True), ((3, 4), (2, 4)), NUMERIC),
+    C("cat", lambda a, b: cat([a, b], 1), lambda a, b: np.concatenate([a, b], 1), ((2, 3), (2, 2)), ALL),
+    C("stack", lambda a, b: stack([a, b], 0), lambda a, b: np.stack([a, b]), ((2, 3), (2, 3)), ALL),
+    C("pad", lambda a: F.pad(a, (1, 2, 0, 1), value=0.5),
+      lambda a: np.pad(a, ((0, 1), (1, 2)), constant_values=0.5), ((2, 3),)),
+    # linear algebra
+    C("matmul", lambda a, b: a @ b, np.matmul, ((3, 4), (4, 5)), NUMERIC),
+    C("matmul_batched", lambda a, b: a @ b, np.matmul, ((2, 3, 4), (2, 4, 5))),
+    C("matmul_broadcast", lambda a, b: a @ b, np.matmul, ((2, 1, 3, 4), (3, 4, 2))),
+    C("matmul_vector", lambda a, b: a @ b, np.matmul, ((3, 4), (4,))),
+    C("matmul_vector_left", lambda a, b: a @ b, np.matmul, ((4,), (4, 3))),
+    C("linear", lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b, ((5, 3), (4, 3), (4,))),
+    C("linear_3d_input", lambda x, w: F.linear(x, w), lambda x, w: x @ w.T, ((2, 5, 3), (4, 3))),
+    C("linear_batched_weights", lambda x, w, b: F.linear(x, w, b),
+      lambda x, w, b: x @ w.transpose(0, 2, 1) + b[:, None, :], ((2, 5, 3), (2, 4, 3), (2, 4))),
+    # windows, convolution, pooling
+    C("unfold", lambda a: F.unfold(a, 2), lambda a: _np_unfold(a, 2), ((2, 2, 4, 3),)),
+    C("unfold_stride_pad_dilation", lambda a: F.unfold(a, 2, dilation=2, padding=1, stride=2),
+      lambda a: _np_unfold(a, 2, 2, 1, 2), ((1, 2, 5, 5),)),
+    C("fold", lambda c: F.fold(c, (4, 3), 2), lambda c: _np_fold(c, (4, 3), 2), ((2, 8, 6),)),
+    C("fold_stride_pad", lambda c: F.fold(c, (5, 5), 3, padding=1, stride=2),
+      lambda c: _np_fold(c, (5, 5), 3, 2, 1), ((1, 9, 9),)),
+    C("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: _np_conv2d(x, w, b, padding=1),
+      ((2, 3, 5, 4), (4, 3, 3, 3), (4,))),
+    C("conv2d_stride", lambda x, w: F.conv2d(x, w, stride=2), lambda x, w: _np_conv2d(x, w, stride=2),
+      ((1, 2, 5, 5), (3, 2, 2, 2))),
+    C("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),),
+      domain="distinct"),
+    C("max_pool2d_padded", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: _np_pool(x, 3, 2, np.max, 1, -np.inf),
+      ((1, 2, 5, 5),), domain="distinct"),
+    C("avg_pool2d", lambda x: F.avg_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.mean), ((2, 2, 4, 4),)),
+    # losses and normalisation
+    C("cross_entropy_indices", lambda x: F.cross_entropy(x, Tensor(_LABELS)),
+      lambda x: -_np_log_softmax(x, 1)[np.arange(4), _LABELS].mean(), ((4, 3),)),
+    C("cross_entropy_one_hot", lambda x: F.cross_entropy(x, Tensor(_ONE_HOT, dtype=x.dtype)),
+      lambda x: -(_ONE_HOT * _np_log_softmax(x, 1)).sum(1).mean().astype(x.dtype), ((4, 3),)),
+    C("nll_loss_sum", lambda x: F.nll_loss(x, Tensor(_LABELS), reduction="sum"),
+      lambda x: -x[np.arange(4), _LABELS].sum(), ((4, 3),)),
+    C("mse_loss", lambda a, b: F.mse_loss(a, b), lambda a, b: ((a - b) ** 2).mean(), ((4, 3), (4, 3))),
+    C("batch_norm_train", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+      _np_batch_norm, ((4, 3, 2, 2), (3,), (3,))),
+]
+
+
+def _np_put(a, rows, v, accumulate=False):
+    out = a.copy()
+    if accumulate:
+        np.add.at(out, (np.array(rows),), v)
+    else:
+        out[rows] = v
+    return out
+
+
+CASES_BY_NAME = {c.name: c for c in CASES}
+assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"

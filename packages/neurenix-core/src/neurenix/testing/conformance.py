@@ -1,0 +1,264 @@
+"""The backend conformance suite: one set of pytest tests every backend must pass.
+
+Use it from a backend's own tests by importing the tests and naming the device under test::
+
+    import pytest
+    from neurenix.testing.conformance import *  # noqa: F403  (collects the suite here)
+
+    @pytest.fixture(scope="module")
+    def neurenix_device():
+        return "mydevice"
+
+Values are compared with NumPy in every dtype the backend declares; gradients with finite
+differences in float64 (first and second order) where the backend has float64, and otherwise with the
+``cpu`` device's float64 gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neurenix as nx
+from neurenix.autograd import grad as autograd_grad
+from neurenix.errors import DeviceError, ShapeError
+from neurenix.testing import reference
+from neurenix.testing.cases import ALL, CASES, OpCase
+from neurenix.testing.gradcheck import gradcheck, gradgradcheck
+
+__all__ = [
+    "neurenix_device", "conformance_device", "test_values", "test_gradient", "test_second_order",
+    "test_transfer_roundtrip", "test_full", "test_cast_all_pairs", "test_mixing_devices_is_an_error",
+    "test_broadcast_error_names_shapes", "test_optimizer_steps", "test_mlp_training_step",
+    "test_unfold_fold_are_adjoint", "test_index_put_repeated_indices_add_up",
+]
+
+TOLERANCE = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-9, atol=1e-11),
+             "int64": dict(rtol=0, atol=0), "bool": dict(rtol=0, atol=0)}
+
+
+@pytest.fixture(scope="module")
+def neurenix_device():
+    pytest.fail("the conformance suite needs a `neurenix_device` fixture naming the device under test")
+
+
+@pytest.fixture
+def conformance_device(neurenix_device):
+    """The device under test, made the default for the test (so tensors a case creates land there)."""
+    dev = nx.Device(neurenix_device).check()
+    before = nx.default_device()
+    nx.set_default_device(dev)
+    yield dev
+    nx.set_default_device(before)
+
+
+def _supported(dev) -> tuple:
+    return dev.kernels.dtypes or ALL
+
+
+def _needs(dev, dtype: str) -> None:
+    if dtype not in _supported(dev):
+        pytest.skip(f"{dev} does not implement {dtype} (its backend declares {_supported(dev)})")
+
+
+def _tensors(arrays, dev, requires_grad=False):
+    return [nx.Tensor(a, device=dev, requires_grad=requires_grad and a.dtype.kind == "f") for a in arrays]
+
+
+def _expected_dtype(case: OpCase, dtype: str, ref) -> str:
+    if case.out_dtype is not None:
+        return case.out_dtype(dtype)
+    return nx.dtypes.from_numpy_kind(np.asarray(ref).dtype).name
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_values(case: OpCase, dtype: str, conformance_device):
+    """Each op gives NumPy's values and the expected dtype, and leaves its inputs unchanged."""
+    if dtype not in case.dtypes:
+        pytest.skip(f"{case.name} is not defined for {dtype}")
+    _needs(conformance_device, dtype)
+    arrays = case.inputs(dtype)
+    tensors = _tensors(arrays, conformance_device)
+    out = case.fn(*tensors)
+    ref = np.asarray(case.ref(*arrays))
+    assert str(out.device) == str(conformance_device)
+    assert out.dtype.name == _expected_dtype(case, dtype, ref), f"{case.name}: got dtype {out.dtype}"
+    assert out.shape == ref.shape, f"{case.name}: got shape {out.shape}, NumPy gives {ref.shape}"
+    np.testing.assert_allclose(out.numpy(), ref, **TOLERANCE[out.dtype.name], err_msg=case.name)
+    for t, a in zip(tensors, arrays):
+        np.testing.assert_array_equal(t.numpy(), a, err_msg=f"{case.name} modified its input")
+
+
+DIFFERENTIABLE = [c for c in CASES if c.grad]
+
+
+def _first_and_second(case: OpCase, dev, dtype: str):
+    """Gradient and a second-order vjp of ``case`` at its inputs, computed on ``dev`` in ``dtype``."""
+    xs = _tensors([a.astype(dtype) for a in case.inputs("float64")], dev, requires_grad=True)
+    out = case.fn(*xs)
+    rng = np.random.default_rng(1)
+    v = nx.Tensor(rng.standard_normal(out.shape).astype(dtype), device=dev)
+    grads = autograd_grad(out, xs, v, create_graph=True, allow_unused=True)
+    used = [(x, g) for x, g in zip(xs, grads) if g is not None and g.requires_grad]
+    weights = [nx.Tensor(rng.standard_normal(g.shape).astype(dtype), device=dev) for _, g in used]
+    second = []
+    if used:
+        total = sum(((g * w).sum() for (_, g), w in zip(used, weights)), start=nx.zeros((), dtype=dtype, device=dev))
+        second = autograd_grad(total, xs, allow_unused=True)
+    return [None if g is None else g.numpy() for g in grads], [None if g is None else g.numpy() for g in second]
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=str)
+def test_gradient(case: OpCase, conformance_device):
+    """First-order gradients: finite differences in float64, else the cpu device's float64 gradients."""
+    dev = conformance_device
+    if "float64" in _supported(dev):
+        xs = _tensors(case.inputs("float64"), dev, requires_grad=True)
+        assert gradcheck(case.fn, xs)
+    else:
+        got, _ = _first_and_second(case, dev, "float32")
+        want, _ = _first_and_second(case, nx.Device("cpu"), "float64")
+        for g, w in zip(got, want):
+            assert (g is None) == (w is None)
+            if g is not None:
+                np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4, err_msg=case.name)
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=str)
+def test_second_order(case: OpCase, conformance_device):
+    """Second-order gradients (what MAML needs): gradgradcheck in float64, else compared with cpu."""
+    dev = conformance_device
+    if "float64" in _supported(dev):
+        xs = _tensors(case.inputs("float64"), dev, requires_grad=True)
+        assert gradgradcheck(case.fn, xs)
+    else:
+        _, got = _first_and_second(case, dev, "float32")
+        _, want = _first_and_second(case, nx.Device("cpu"), "float64")
+        for g, w in zip(got, want):
+            if g is not None and w is not None:
+                np.testing.assert_allclose(g, w, rtol=2e-3, atol=2e-4, err_msg=case.name)
+
+
+@pytest.mark.parametrize("dtype", ALL)
+def test_transfer_roundtrip(dtype, conformance_device):
+    _needs(conformance_device, dtype)
+    a = OpCase("roundtrip", None, None, ((2, 3, 4),), ALL).inputs(dtype)[0]
+    t = nx.Tensor(a, device=conformance_device)
+    assert t.dtype.name == dtype and t.shape == a.shape
+    np.testing.assert_array_equal(t.numpy(), a)
+    np.testing.assert_array_equal(t.to("cpu").to(conformance_device).numpy(), a)
+    np.testing.assert_array_equal(nx.Tensor(a[0, 1, 2], device=conformance_device).numpy(), a[0, 1, 2])
+
+
+@pytest.mark.parametrize("dtype", ALL)
+def test_full(dtype, conformance_device):
+    _needs(conformance_device, dtype)
+    value = {"bool": True, "int64": 7}.get(dtype, 2.5)
+    t = nx.full((3, 2), value, dtype=dtype, device=conformance_device)
+    np.testing.assert_array_equal(t.numpy(), np.full((3, 2), value, dtype))
+    assert nx.zeros(4, dtype=dtype, device=conformance_device).numpy().tolist() == [0] * 4
+
+
+@pytest.mark.parametrize("src", ALL)
+@pytest.mark.parametrize("dst", ALL)
+def test_cast_all_pairs(src, dst, conformance_device):
+    _needs(conformance_device, src)
+    _needs(conformance_device, dst)
+    a = np.array([[-2.5, 0.0, 1.0], [3.75, -0.5, 2.0]]).astype(src)
+    got = nx.Tensor(a, device=conformance_device).to(dst)
+    assert got.dtype.name == dst
+    np.testing.assert_array_equal(got.numpy(), a.astype(dst))
+
+
+def test_mixing_devices_is_an_error(conformance_device):
+    if conformance_device.type == "cpu":
+        pytest.skip("needs a device other than cpu")
+    a = nx.ones(3, device=conformance_device)
+    b = nx.ones(3, device="cpu")
+    with pytest.raises(DeviceError, match=f"{conformance_device}.*cpu|cpu.*{conformance_device}"):
+        a + b
+    with pytest.raises(DeviceError):
+        a @ b.reshape(3, 1)
+
+
+def test_broadcast_error_names_shapes(conformance_device):
+    a, b = nx.ones((3, 4), device=conformance_device), nx.ones((5,), device=conformance_device)
+    with pytest.raises(ShapeError, match=r"add.*\(3, 4\).*\(5,\)"):
+        a + b
+
+
+def _run_optimizer(make, dev, dtype, steps=3):
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal((3, 2)).astype(dtype), rng.standard_normal(2).astype(dtype)]
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in init] for _ in range(steps)]
+    params = [nx.Tensor(p, device=dev, requires_grad=True) for p in init]
+    opt = make(params)
+    for gs in grads:
+        for p, g in zip(params, gs):
+            p.grad = nx.Tensor(g, device=dev)
+        opt.step()
+    return [p.numpy() for p in params], init, grads
+
+
+OPTIMIZERS = {
+    "sgd": (lambda ps: nx.optim.SGD(ps, lr=0.1), lambda i, g: reference.sgd(i, g, 0.1)),
+    "sgd_momentum_wd": (lambda ps: nx.optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+                        lambda i, g: reference.sgd(i, g, 0.1, 0.9, 0.1, 0.01)),
+    "sgd_nesterov": (lambda ps: nx.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+                     lambda i, g: reference.sgd(i, g, 0.1, 0.9, nesterov=True)),
+    "adam": (lambda ps: nx.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+             lambda i, g: reference.adam(i, g, 0.01, weight_decay=0.1)),
+    "adamw": (lambda ps: nx.optim.AdamW(ps, lr=0.01, betas=(0.8, 0.99)),
+              lambda i, g: reference.adam(i, g, 0.01, 0.8, 0.99, weight_decay=1e-2, decoupled=True)),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_steps(name, conformance_device):
+    """The optimizers' (possibly fused) step kernels follow the published update rules."""
+    dtype = "float64" if "float64" in _supported(conformance_device) else "float32"
+    make, ref = OPTIMIZERS[name]
+    got, init, grads = _run_optimizer(make, conformance_device, dtype)
+    for g, w in zip(got, ref(init, grads)):
+        np.testing.assert_allclose(g, w, **TOLERANCE[dtype])
+
+
+def test_mlp_training_step(conformance_device):
+    """A 1-40-40-1 MLP: loss, gradients and an Adam step match the cpu device."""
+    def run(dev):
+        nx.manual_seed(0)
+        model = nx.nn.Sequential(nx.nn.Linear(1, 40), nx.nn.ReLU(), nx.nn.Linear(40, 40), nx.nn.ReLU(),
+                                 nx.nn.Linear(40, 1)).to(dev)
+        opt = nx.optim.Adam(model.parameters(), lr=0.01)
+        x = nx.linspace(-3, 3, 10, device=dev).reshape(10, 1)
+        losses = []
+        for _ in range(3):
+            opt.zero_grad()
+            loss = nx.nn.functional.mse_loss(model(x), x.sin())
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, [p.numpy() for p in model.parameters()]
+    got, want = run(conformance_device), run(nx.Device("cpu"))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4)
+    for g, w in zip(got[1], want[1]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_unfold_fold_are_adjoint(conformance_device):
+    """<unfold(x), y> == <x, fold(y)>: the two kernels are transposes of each other."""
+    dtype = "float64" if "float64" in _supported(conformance_device) else "float32"
+    rng = np.random.default_rng(0)
+    x = nx.Tensor(rng.standard_normal((2, 3, 6, 5)).astype(dtype), device=conformance_device)
+    y = nx.Tensor(rng.standard_normal((2, 3 * 9, 3 * 3)).astype(dtype), device=conformance_device)
+    lhs = (nx.nn.functional.unfold(x, 3, dilation=1, padding=1, stride=2) * y).sum().item()
+    rhs = (x * nx.nn.functional.fold(y, (6, 5), 3, dilation=1, padding=1, stride=2)).sum().item()
+    assert abs(lhs - rhs) <= 1e-4 * max(1.0, abs(lhs))
+
+
+def test_index_put_repeated_indices_add_up(conformance_device):
+    x = nx.zeros(4, device=conformance_device)
+    idx = nx.Tensor([1, 1, 3, 1], device=conformance_device)
+    out = x.index_put((idx,), nx.ones(4, device=conformance_device), accumulate=True)
+    assert out.numpy().tolist() == [0.0, 3.0, 0.0, 1.0]
