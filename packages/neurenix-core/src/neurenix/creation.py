@@ -13,7 +13,7 @@ from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
 
 def _from_host(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
     dev = as_device(device)
-    t = _wrap(dev.kernels.from_numpy(np.ascontiguousarray(arr), dev.index), dev)
+    t = _wrap(dev.kernels.from_numpy(np.asarray(arr, order="C"), dev.index), dev)
     return t.requires_grad_() if requires_grad else t
 
 

@@ -314,7 +314,7 @@ def _to_buffer(data, dtype, device: Device):
             dt = _dt.default_float
         else:
             dt = _dt.from_numpy_kind(arr.dtype)
-        arr = np.ascontiguousarray(arr, dtype=dt.np)
+        arr = np.asarray(arr, dtype=dt.np, order="C")  # (np.ascontiguousarray would make 0-d data 1-d)
     return device.kernels.from_numpy(arr, device.index)
 
 

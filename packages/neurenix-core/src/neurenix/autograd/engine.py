@@ -42,31 +42,29 @@ def _seeds(outputs: tuple, grad_outputs: tuple) -> list:
     return seeds
 
 
-def _topo_order(roots: list, min_seq: int) -> list:
-    """Tensors with a node whose history must be walked, outputs first (reverse creation order).
+def _seq(t) -> int:
+    return t._node.seq
 
-    A tensor created no later than every non-leaf input (``seq <= min_seq``) cannot lead to an input,
-    so its history is not walked.
+
+def _topo_order(roots: list, min_seq: int) -> list:
+    """Tensors with a node whose history must be walked, outputs first.
+
+    A tensor is created after everything it depends on, so sorting by creation number (descending)
+    is a topological order. A tensor created no later than every non-leaf input (``seq <= min_seq``)
+    cannot lead to an input, so its history is not walked.
     """
-    order, seen = [], set()
-    for root in roots:
-        if root._node is None or id(root) in seen or root._node.seq <= min_seq:
+    found = {}
+    stack = [r for r in roots if r._node is not None and r._node.seq > min_seq]
+    while stack:
+        t = stack.pop()
+        if id(t) in found:
             continue
-        seen.add(id(root))
-        stack = [(root, iter(root._node.parents))]
-        while stack:
-            t, parents = stack[-1]
-            for p in parents:
-                node = p._node
-                if node is not None and id(p) not in seen and node.seq > min_seq:
-                    seen.add(id(p))
-                    stack.append((p, iter(node.parents)))
-                    break
-            else:
-                stack.pop()
-                order.append(t)
-    order.reverse()
-    return order
+        found[id(t)] = t
+        for p in t._node.parents:
+            node = p._node
+            if node is not None and node.seq > min_seq and id(p) not in found:
+                stack.append(p)
+    return sorted(found.values(), key=_seq, reverse=True)
 
 
 def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> dict:

@@ -33,8 +33,15 @@ def cast(x, dtype):
     return x.astype(dtype)
 
 
+_ZERO = {np.dtype(t): np.zeros((), t)[()] for t in (np.float32, np.float64, np.int64)}
+
+
 def relu(x):
-    return np.maximum(x, 0)
+    return np.maximum(x, _ZERO[x.dtype])  # a same-dtype zero skips NumPy's Python-scalar promotion
+
+
+def relu_backward(g, x):
+    return np.multiply(g, x > 0)
 
 
 def sigmoid(x):
@@ -42,28 +49,57 @@ def sigmoid(x):
     return np.tanh(x * 0.5) * 0.5 + 0.5
 
 
+# The ufuncs' own reduce methods and ndarray methods skip NumPy's Python-level wrappers (np.sum,
+# np.reshape...), which cost more than the work itself on the small arrays meta-learning runs on.
+
+_BOOL, _INT64 = np.dtype(bool), np.dtype(np.int64)
+
+
 def sum(x, axes, keepdim):  # noqa: A001 - kernel names mirror the op names
-    return np.sum(x, axis=axes, keepdims=keepdim)
+    if x.dtype is _BOOL:
+        x = x.astype(_INT64)  # add.reduce of bools would be a logical or
+    return np.add.reduce(x, axis=axes, keepdims=keepdim)
 
 
 def mean(x, axes, keepdim):
-    return np.mean(x, axis=axes, keepdims=keepdim)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    return np.true_divide(np.add.reduce(x, axis=axes, keepdims=keepdim), n)
 
 
 def max(x, axes, keepdim):  # noqa: A001
-    return np.max(x, axis=axes, keepdims=keepdim)
+    return np.maximum.reduce(x, axis=axes, keepdims=keepdim)
 
 
 def min(x, axes, keepdim):  # noqa: A001
-    return np.min(x, axis=axes, keepdims=keepdim)
+    return np.minimum.reduce(x, axis=axes, keepdims=keepdim)
 
 
 def argmax(x, axis, keepdim):
-    return np.argmax(x, axis=axis, keepdims=keepdim)
+    return np.asarray(x).argmax(axis=axis, keepdims=keepdim)
 
 
 def argmin(x, axis, keepdim):
-    return np.argmin(x, axis=axis, keepdims=keepdim)
+    return np.asarray(x).argmin(axis=axis, keepdims=keepdim)
+
+
+def reshape(x, shape):
+    return x.reshape(shape)
+
+
+def permute(x, axes):
+    return x.transpose(axes)
+
+
+def expand(x, shape):
+    out = np.empty(shape, x.dtype)
+    np.copyto(out, x)
+    return out
+
+
+def matmul(a, b):
+    return np.dot(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)
 
 
 def getitem(x, key):
@@ -127,9 +163,9 @@ KERNELS = {
     "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
     "ge": np.greater_equal, "where": np.where,
     "sum": sum, "mean": mean, "max": max, "min": min, "argmax": argmax, "argmin": argmin,
-    "reshape": np.reshape, "permute": np.transpose, "expand": np.broadcast_to,
+    "reshape": reshape, "permute": permute, "expand": expand,
     "getitem": getitem, "index_put": index_put, "cat": cat, "pad": pad,
-    "matmul": np.matmul, "unfold": unfold, "fold": fold,
+    "matmul": matmul, "unfold": unfold, "fold": fold, "relu_backward": relu_backward,
 }
 
 

@@ -129,16 +129,23 @@ def require_dtype(t: Tensor, op: str, kinds: str, what: str) -> None:
         raise DTypeError(f"{op}: expected {what} tensor, got {t.dtype}")
 
 
+_sum_to_cache: dict = {}
+
+
 def sum_to(g: Tensor, shape: tuple) -> Tensor:
     """Sum a broadcast gradient back down to ``shape`` (the inverse of broadcasting)."""
     gs = g._data.shape
     if gs == shape:
         return g
-    lead = len(gs) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
-    if axes:
-        g = g.sum(dim=axes, keepdim=True)
-    return g.reshape(shape) if g._data.shape != shape else g
+    plan = _sum_to_cache.get((gs, shape))
+    if plan is None:
+        lead = len(gs) - len(shape)
+        ones = tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
+        # one reduction: drop the leading axes, keep the size-1 ones; reshape only if both occur
+        plan = _sum_to_cache[(gs, shape)] = (tuple(range(lead)) + ones, bool(ones), bool(ones) and lead > 0)
+    axes, keepdim, reshape_after = plan
+    g = g.sum(dim=axes, keepdim=keepdim)
+    return g.reshape(shape) if reshape_after else g
 
 
 __all__ = ["Tensor", "_wrap", "as_scalar", "broadcast_shapes", "needs_grad", "prepare", "sum_to"]

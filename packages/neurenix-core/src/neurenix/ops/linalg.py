@@ -9,29 +9,38 @@ from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote
 from .movement import mT, squeeze, unsqueeze
 
 
-def _check_pair(a, b, op: str):
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError(f"{op}: both operands must be tensors, got {type(a).__name__} and {type(b).__name__}")
-    if a._device is not b._device:
-        raise device_mismatch(op, a, b)
-    if a._data.dtype is not b._data.dtype:
-        a, b = promote_pair(a, b, op, False)
-    if a._data.dtype.kind == "b":
+def _same_kind(op: str, *ts):
+    """Tensors on one device with one non-bool dtype (promoting if needed), or a clear error."""
+    for t in ts:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: operands must be tensors, got {type(t).__name__}")
+    first = ts[0]
+    for t in ts[1:]:
+        if t._device is not first._device:
+            raise device_mismatch(op, first, t)
+    if any(t._data.dtype is not first._data.dtype for t in ts):
+        common = first
+        for t in ts[1:]:
+            common, _ = promote_pair(common, t, op, False)
+        ts = tuple(t.to(common.dtype) for t in ts)
+    if ts[0]._data.dtype.kind == "b":
         raise DTypeError(f"{op}: not defined for bool tensors")
-    return a, b
+    return ts
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands are vectors, leading axes broadcast."""
-    a, b = _check_pair(a, b, "matmul")
-    if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}; "
-                         "use * to multiply by a scalar")
-    if a.ndim == 1:
-        return squeeze(matmul(unsqueeze(a, 0), b), -2)
-    if b.ndim == 1:
-        return squeeze(matmul(a, unsqueeze(b, -1)), -1)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a._device is b._device
+            and a._data.dtype is b._data.dtype and a._data.dtype.kind != "b"):
+        a, b = _same_kind("matmul", a, b)
     sa, sb = a._data.shape, b._data.shape
+    if len(sa) < 2 or len(sb) < 2:
+        if not sa or not sb:
+            raise ShapeError(f"matmul: operands must have at least 1 dimension, got shapes {sa} and {sb}; "
+                             "use * to multiply by a scalar")
+        if len(sa) == 1:
+            return squeeze(matmul(unsqueeze(a, 0), b), -2)
+        return squeeze(matmul(a, unsqueeze(b, -1)), -1)
     if sa[-1] != sb[-2]:
         raise ShapeError(f"matmul: shapes {sa} and {sb} do not match ({sa[-1]} != {sb[-2]} in the inner dimension)")
     if len(sa) > 2 or len(sb) > 2:
@@ -47,40 +56,54 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.mT + bias`` as one op. ``weight`` is (out, in), or (..., out, in) with ``bias``
     (..., out) for a batch of weights (one per task, say) applied to ``x`` of shape (..., n, in)."""
-    x, weight = _check_pair(x, weight, "linear")
-    if bias is not None:
-        weight, bias = _check_pair(weight, bias, "linear")
-        x, weight = _check_pair(x, weight, "linear")
-    if weight.ndim < 2 or x.ndim < 1 or x.shape[-1] != weight.shape[-1]:
-        raise ShapeError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
-                         f"(expected input (..., {weight.shape[-1] if weight.ndim else '?'}))")
-    if bias is not None and bias.shape != weight.shape[:-1]:
-        raise ShapeError(f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape}")
-    k = x._device.kernels
-    wt = k.permute(weight._data, tuple(range(weight.ndim - 2)) + (weight.ndim - 1, weight.ndim - 2))
-    batched = weight.ndim > 2
+    ts = (x, weight) if bias is None else (x, weight, bias)
+    if not all(isinstance(t, Tensor) and t._device is x._device and t._data.dtype is x._data.dtype for t in ts) \
+            or x._data.dtype.kind == "b":
+        ts = _same_kind("linear", *ts)
+        x, weight = ts[0], ts[1]
+        bias = ts[2] if len(ts) == 3 else None
+    sx, sw = x._data.shape, weight._data.shape
+    nw = len(sw)
+    if nw < 2 or not sx or sx[-1] != sw[-1]:
+        raise ShapeError(f"linear: input of shape {sx} does not fit weight of shape {sw} "
+                         f"(expected input (..., {sw[-1] if sw else '?'}))")
+    if bias is not None and bias._data.shape != sw[:-1]:
+        raise ShapeError(f"linear: bias of shape {bias.shape} does not fit weight of shape {sw}")
+    batched = nw > 2
     if batched:
-        broadcast_shapes(x.shape[:-2], weight.shape[:-2], "linear (batch dimensions)")
-    y = k.matmul(x._data, wt)
+        broadcast_shapes(sx[:-2], sw[:-2], "linear (batch dimensions)")
+    k = x._device.kernels
+    y = k.matmul(x._data, k.permute(weight._data, _last_two_swapped(nw)))
     if bias is not None:
         bd = bias._data
         y = k.add(y, k.reshape(bd, bd.shape[:-1] + (1, bd.shape[-1])) if batched else bd)
     out = _wrap(y, x._device)
     if grad_state.enabled and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
-        parents = (x, weight) if bias is None else (x, weight, bias)
-
-        def vjp(g, o):
-            gx = sum_to(matmul(g, weight), x.shape) if x.requires_grad else None
-            gw = None
-            if weight.requires_grad:
-                gw = matmul(mT(g), x) if g.ndim == 2 or batched else matmul(mT(g.flatten(0, -2)), x.flatten(0, -2))
-                gw = sum_to(gw, weight.shape)
-            if bias is None:
-                return gx, gw
-            gb = None
-            if bias.requires_grad:
-                gb = sum_to(g, bias.shape[:-1] + (1, bias.shape[-1])).reshape(bias.shape) if batched \
-                    else sum_to(g, bias.shape)
-            return gx, gw, gb
-        record(out, "Linear", parents, vjp)
+        record(out, "Linear", ts, lambda g, o: _linear_vjp(g, x, weight, bias, batched))
     return out
+
+
+def _linear_vjp(g: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, batched: bool) -> tuple:
+    gx = sum_to(matmul(g, weight), x.shape) if x.requires_grad else None
+    gw = None
+    if weight.requires_grad:
+        if batched or len(g._data.shape) == 2:
+            gw = sum_to(matmul(mT(g), x), weight.shape)
+        else:  # (..., n, out) with one weight: fold the leading axes into the batch of rows
+            gw = matmul(mT(g.flatten(0, -2)), x.flatten(0, -2))
+    if bias is None:
+        return gx, gw
+    gb = None
+    if bias.requires_grad:
+        gb = sum_to(g, bias.shape[:-1] + (1, bias.shape[-1])).reshape(bias.shape) if batched else sum_to(g, bias.shape)
+    return gx, gw, gb
+
+
+_SWAP: dict = {}
+
+
+def _last_two_swapped(nd: int) -> tuple:
+    axes = _SWAP.get(nd)
+    if axes is None:
+        axes = _SWAP[nd] = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    return axes

@@ -16,7 +16,7 @@ def _shape_arg(shape) -> tuple:
     """``f(2, 3)`` or ``f((2, 3))`` -> ``(2, 3)``."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return tuple(int(s) for s in shape)
+    return shape if type(shape) is tuple else tuple(shape)
 
 
 _reshape_cache: dict = {}
@@ -27,6 +27,7 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
     key = (old, new)
     out = _reshape_cache.get(key)
     if out is None:
+        new = tuple(int(s) for s in new)
         n = 1
         for s in old:
             n *= s
@@ -59,39 +60,61 @@ def reshape(x: Tensor, *shape) -> Tensor:
     return out
 
 
+_perm_cache: dict = {}
+
+
+def _permutation(dims: tuple, ndim: int) -> tuple:
+    """``dims`` checked and made non-negative, with its inverse; (None, None) for the identity."""
+    key = (dims, ndim)
+    hit = _perm_cache.get(key)
+    if hit is None:
+        perm = tuple(normalize_dim(int(d), ndim, "permute") for d in dims)
+        if sorted(perm) != list(range(ndim)):
+            raise ValueError(f"permute: {dims} is not a permutation of the axes of a {ndim}-dimensional tensor")
+        inverse = tuple(int(i) for i in np.argsort(perm))
+        hit = _perm_cache[key] = (None, None) if perm == tuple(range(ndim)) else (perm, inverse)
+    return hit
+
+
+def _permute(x: Tensor, perm: tuple, inverse: tuple) -> Tensor:
+    out = _wrap(x._device.kernels.permute(x._data, perm), x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "Permute", (x,), lambda g, o: (_permute(g, inverse, perm),))
+    return out
+
+
 def permute(x: Tensor, *dims) -> Tensor:
     """Reorder the axes: output axis i is input axis ``dims[i]``."""
-    nd = x.ndim
-    dims = tuple(normalize_dim(d, nd, "permute") for d in _shape_arg(dims))
-    if sorted(dims) != list(range(nd)):
-        raise ValueError(f"permute: {dims} is not a permutation of the {nd} axes of a tensor of shape {x.shape}")
-    if dims == tuple(range(nd)):
-        return x
-    out = _wrap(x._device.kernels.permute(x._data, dims), x._device)
-    if x.requires_grad and grad_state.enabled:
-        inverse = tuple(int(i) for i in np.argsort(dims))
-        record(out, "Permute", (x,), lambda g, o: (permute(g, inverse),))
-    return out
+    perm, inverse = _permutation(_shape_arg(dims), len(x._data.shape))
+    return x if perm is None else _permute(x, perm, inverse)
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two axes."""
-    dims = list(range(x.ndim))
-    a, b = normalize_dim(dim0, x.ndim, "transpose"), normalize_dim(dim1, x.ndim, "transpose")
+    nd = len(x._data.shape)
+    dims = list(range(nd))
+    a, b = normalize_dim(dim0, nd, "transpose"), normalize_dim(dim1, nd, "transpose")
     dims[a], dims[b] = dims[b], dims[a]
-    return permute(x, dims)
+    return permute(x, tuple(dims))
+
+
+_MT: dict = {}
 
 
 def mT(x: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
     """Swap the last two axes (batched matrix transpose)."""
-    if x.ndim < 2:
-        raise ShapeError(f"mT needs at least 2 dimensions, got shape {x.shape}")
-    return transpose(x, -2, -1)
+    nd = len(x._data.shape)
+    perm = _MT.get(nd)
+    if perm is None:
+        if nd < 2:
+            raise ShapeError(f"mT needs at least 2 dimensions, got shape {x.shape}")
+        perm = _MT[nd] = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    return _permute(x, perm, perm)
 
 
 def T(x: Tensor) -> Tensor:  # noqa: N802
     """Reverse the axes (the matrix transpose of a 2-D tensor)."""
-    return permute(x, tuple(reversed(range(x.ndim))))
+    return permute(x, tuple(reversed(range(len(x._data.shape)))))
 
 
 def expand(x: Tensor, *sizes) -> Tensor:

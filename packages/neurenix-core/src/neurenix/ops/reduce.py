@@ -22,15 +22,24 @@ def normalize_dim(dim: int, ndim: int, op: str) -> int:
     return dim % ndim if ndim else 0
 
 
+_axes_cache: dict = {}
+
+
 def normalize_axes(dim, ndim: int, op: str) -> tuple:
     """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes; None means all."""
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
-    if len(axes) != len(dims):
-        raise ValueError(f"{op}: dim {dim} repeats an axis")
-    return axes if ndim else ()
+    key = (dim if type(dim) is not list else tuple(dim), ndim)
+    axes = _axes_cache.get(key)
+    if axes is None:
+        if dim is None:
+            axes = tuple(range(ndim))
+        else:
+            dims = (dim,) if isinstance(dim, int) else tuple(dim)
+            axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
+            if len(axes) != len(dims):
+                raise ValueError(f"{op}: dim {dim} repeats an axis")
+            axes = axes if ndim else ()
+        _axes_cache[key] = axes
+    return axes
 
 
 def _expand_back(g: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
@@ -51,7 +60,7 @@ def _float(x: Tensor, op: str) -> Tensor:
 
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (all axes if None). Bool and int64 sums are int64."""
-    axes = normalize_axes(dim, x.ndim, "sum")
+    axes = normalize_axes(dim, len(x._data.shape), "sum")
     out = _wrap(x._device.kernels.sum(x._data, axes, keepdim), x._device)
     if x.requires_grad and grad_state.enabled:
         shape = x.shape
@@ -62,7 +71,7 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim`` (all axes if None); integer inputs give float32."""
     x = _float(x, "mean")
-    axes = normalize_axes(dim, x.ndim, "mean")
+    axes = normalize_axes(dim, len(x._data.shape), "mean")
     out = _wrap(x._device.kernels.mean(x._data, axes, keepdim), x._device)
     if x.requires_grad and grad_state.enabled:
         shape = x.shape

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+import neurenix as nx
+from neurenix import dtypes
+
+ORDER = ["bool", "int64", "float32", "float64"]
+
+
+def _tensor(dtype):
+    return nx.tensor(np.ones(3, dtype=dtype))
+
+
+@pytest.mark.parametrize("a", ORDER)
+@pytest.mark.parametrize("b", ORDER)
+def test_tensor_tensor_promotion_takes_the_wider_kind(a, b):
+    assert (_tensor(a) + _tensor(b)).dtype.name == ORDER[max(ORDER.index(a), ORDER.index(b))]
+
+
+@pytest.mark.parametrize("dtype, scalar, expected", [
+    ("float32", 2, "float32"), ("float32", 2.5, "float32"), ("float64", 2.5, "float64"),
+    ("int64", 2, "int64"), ("int64", 2.5, "float32"), ("bool", True, "bool"), ("bool", 2, "int64"),
+    ("bool", 2.5, "float32"), ("float32", np.float64(2.5), "float32"), ("int64", np.int32(3), "int64"),
+])
+def test_python_scalars_are_weak(dtype, scalar, expected):
+    assert (_tensor(dtype) * scalar).dtype.name == expected
+    assert (scalar * _tensor(dtype)).dtype.name == expected
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_true_division_and_float_ops_of_integers_give_the_default_float(dtype):
+    t = _tensor(dtype)
+    assert (t / t).dtype is nx.float32
+    assert t.exp().dtype is nx.float32
+    assert t.float().mean().dtype is nx.float32
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (nx.float64, nx.float64), ("float32", nx.float32), (np.float64, nx.float64), (np.dtype("int64"), nx.int64),
+    (float, nx.float32), (int, nx.int64), (bool, nx.bool), ("bool", nx.bool),
+])
+def test_as_dtype(spec, expected):
+    assert dtypes.as_dtype(spec) is expected
+
+
+@pytest.mark.parametrize("bad", ["complex64", np.complex128, "float16x", object])
+def test_as_dtype_rejects_unsupported_types_and_names_the_supported_ones(bad):
+    with pytest.raises(TypeError, match="float32.*float64.*int64.*bool"):
+        dtypes.as_dtype(bad)
+
+
+def test_dtype_repr_and_aliases():
+    assert repr(nx.float32) == "neurenix.float32"
+    assert nx.float is nx.float32 and nx.double is nx.float64 and nx.long is nx.int64
+    assert nx.float32.is_floating_point and not nx.int64.is_floating_point and nx.float64.itemsize == 8

@@ -1,0 +1,188 @@
+import threading
+
+import numpy as np
+import pytest
+
+import neurenix as nx
+from neurenix.errors import DTypeError
+
+
+@pytest.mark.parametrize("data, dtype", [
+    (1.5, "float32"), (3, "int64"), (True, "bool"), ([1.0, 2.0], "float32"), ([[1, 2], [3, 4]], "int64"),
+    (np.zeros(3, np.float64), "float64"), (np.zeros(3, np.float32), "float32"), (np.zeros(3, np.int32), "int64"),
+    (np.zeros(3, np.float16), "float32"), (np.zeros(3, bool), "bool"), (np.float64(2.0), "float64"),
+])
+def test_construction_infers_dtype_like_torch_tensor(data, dtype):
+    for make in (nx.Tensor, nx.tensor):
+        t = make(data)
+        assert t.dtype.name == dtype
+        np.testing.assert_array_equal(t.numpy(), np.asarray(data))
+
+
+def test_construction_copies_the_data():
+    a = np.arange(4.0)
+    t = nx.Tensor(a)
+    a[0] = 99
+    assert t.numpy()[0] == 0
+    u = nx.Tensor(t)
+    assert u.numpy() is not t.numpy() and u.tolist() == t.tolist()
+
+
+def test_from_numpy_shares_memory_on_the_host():
+    a = np.arange(4.0)
+    t = nx.from_numpy(a)
+    a[0] = 7
+    assert t.numpy()[0] == 7
+    with pytest.raises(TypeError, match="contiguous"):
+        nx.from_numpy(np.arange(6.0).reshape(2, 3).T)
+
+
+@pytest.mark.parametrize("bad", [[1, [2, 3]], "text", {"a": 1}, [None]])
+def test_construction_from_bad_data_names_the_problem(bad):
+    with pytest.raises((TypeError, ValueError)):
+        nx.tensor(bad)
+
+
+def test_dtype_argument_and_requires_grad():
+    t = nx.tensor([1, 2], dtype=nx.float64, requires_grad=True)
+    assert t.dtype is nx.float64 and t.requires_grad and t.is_leaf
+    with pytest.raises(RuntimeError, match="floating-point.*int64"):
+        nx.tensor([1, 2], requires_grad=True)
+
+
+@pytest.mark.parametrize("factory, expected", [
+    (lambda: nx.zeros(2, 3), np.zeros((2, 3))), (lambda: nx.ones((2, 3)), np.ones((2, 3))),
+    (lambda: nx.full((2,), 7), np.full(2, 7)), (lambda: nx.arange(5), np.arange(5)),
+    (lambda: nx.arange(1, 2, 0.25), np.arange(1, 2, 0.25)), (lambda: nx.linspace(0, 1, 5), np.linspace(0, 1, 5)),
+    (lambda: nx.eye(3), np.eye(3)), (lambda: nx.zeros_like(nx.ones(2, dtype=nx.int64)), np.zeros(2, np.int64)),
+])
+def test_factories(factory, expected):
+    t = factory()
+    np.testing.assert_allclose(t.numpy(), expected)
+    assert t.dtype.name == ("float32" if expected.dtype.kind == "f" else "int64")
+
+
+@pytest.mark.parametrize("draw", [lambda: nx.randn(3, 4), lambda: nx.rand(5), lambda: nx.randint(0, 10, (6,)),
+                                  lambda: nx.randperm(7)])
+def test_random_draws_are_reproducible_with_manual_seed(draw):
+    nx.manual_seed(123)
+    a = draw().numpy()
+    nx.manual_seed(123)
+    np.testing.assert_array_equal(draw().numpy(), a)
+
+
+def test_random_distributions():
+    nx.manual_seed(0)
+    n = nx.randn(20000).numpy()
+    u = nx.rand(20000).numpy()
+    assert abs(n.mean()) < 0.03 and abs(n.std() - 1) < 0.03
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+    with pytest.raises(TypeError, match="float dtype"):
+        nx.randn(3, dtype=nx.int64)
+
+
+def test_properties():
+    t = nx.zeros(2, 3, 4)
+    assert t.shape == (2, 3, 4) and t.ndim == 3 and t.dim() == 3 and t.numel() == 24 and len(t) == 2
+    assert t.size() == (2, 3, 4) and t.size(1) == 3 and str(t.device) == "cpu"
+    assert [r.shape for r in t] == [(3, 4), (3, 4)]
+
+
+def test_scalar_conversions_and_their_errors():
+    t = nx.tensor([[2.5]])
+    assert t.item() == 2.5 and float(t) == 2.5 and int(t) == 2 and bool(t) and f"{t:.2f}" == "2.50"
+    with pytest.raises(ValueError, match=r"item\(\).*\(2,\)"):
+        nx.ones(2).item()
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(nx.ones(2))
+    with pytest.raises(TypeError, match="len"):
+        len(nx.tensor(1.0))
+
+
+def test_numpy_interop_both_ways():
+    t = nx.tensor([1.0, 2.0])
+    assert isinstance(np.asarray(t), np.ndarray) and np.asarray(t, dtype=np.float64).dtype == np.float64
+    for out in (np.ones(2) + t, np.ones(2, np.float32) * t, t - np.ones(2)):
+        assert isinstance(out, nx.Tensor)
+    assert (np.array([3.0, 4.0]) - t).tolist() == [2.0, 2.0]
+
+
+def test_repr():
+    assert repr(nx.tensor([1.0, 2.5])) == "tensor([1.0, 2.5])"
+    assert repr(nx.tensor([1, 2])) == "tensor([1, 2])"
+    assert "dtype=neurenix.float64" in repr(nx.tensor([1.0], dtype=nx.float64))
+    assert "requires_grad=True" in repr(nx.tensor([1.0], requires_grad=True))
+    assert "grad_fn=<MulBackward>" in repr(nx.tensor([1.0], requires_grad=True) * 2)
+
+
+def test_in_place_updates_rebind_the_value_and_never_alias():
+    a = nx.tensor([1.0, 2.0])
+    view = a.detach()
+    a.add_(1).mul_(2)
+    a += 1
+    a[0] = 10.0
+    assert a.tolist() == [10.0, 7.0] and view.tolist() == [1.0, 2.0]
+    assert a.zero_().tolist() == [0.0, 0.0] and a.fill_(3).tolist() == [3.0, 3.0]
+    b = nx.zeros(2, dtype=nx.int64)
+    b += 1.7  # keeps the tensor's dtype, as in PyTorch
+    assert b.dtype is nx.int64 and b.tolist() == [1, 1]
+
+
+def test_in_place_on_a_leaf_that_requires_grad_is_an_error_while_recording():
+    w = nx.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf.*no_grad"):
+        w.add_(1)
+    with nx.no_grad():
+        w.sub_(0.5)
+    assert w.tolist() == [0.5, 0.5] and w.requires_grad and w.is_leaf
+
+
+def test_in_place_on_a_non_leaf_is_differentiable():
+    x = nx.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y[1] = x[0] * 10
+    y.sum().backward()
+    assert x.grad.tolist() == [12.0, 0.0, 2.0]
+
+
+def test_setitem_shape_and_index_errors():
+    a = nx.zeros(3, 4)
+    with pytest.raises(IndexError, match="index 3 is out of bounds for axis 0 of size 3"):
+        a[3]
+    with pytest.raises(IndexError, match="too many indices"):
+        a[0, 0, 0]
+    with pytest.raises(ValueError):
+        a[0] = nx.ones(5)
+
+
+def test_to_dtype_and_clone():
+    a = nx.tensor([1.5, -2.5])
+    assert a.to(nx.int64).tolist() == [1, -2] and a.to("float64").dtype is nx.float64 and a.to(nx.float32) is a
+    c = a.clone()
+    c.add_(1)
+    assert a.tolist() == [1.5, -2.5]
+
+
+def test_tensors_are_hashable_by_identity():
+    a, b = nx.ones(1), nx.ones(1)
+    assert len({a, b, a}) == 2
+
+
+def test_grad_mode_is_per_thread():
+    seen = []
+    with nx.no_grad():
+        t = threading.Thread(target=lambda: seen.append(nx.is_grad_enabled()))
+        t.start()
+        t.join()
+        assert not nx.is_grad_enabled()
+    assert seen == [True] and nx.is_grad_enabled()
+
+
+def test_bool_tensor_ops():
+    m = nx.tensor([True, False, True])
+    assert (~m).tolist() == [False, True, False]
+    assert (m & nx.tensor([True, True, False])).tolist() == [True, False, False]
+    assert (m | False).tolist() == [True, False, True]
+    assert m.any().item() and not m.all().item() and m.sum().item() == 2
+    with pytest.raises(DTypeError, match="bool"):
+        -m
