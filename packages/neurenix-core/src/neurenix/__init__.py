@@ -9,21 +9,76 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
-from . import autograd  # noqa: E402
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
-from .backend import list_backends  # noqa: E402
-from .device import Device, DeviceType, default_device, get_device_count, set_default_device, synchronize  # noqa: E402
-from .dtypes import DType, bool_, float32, float64, int64  # noqa: E402
-from .errors import BackendError, DeviceError, DTypeError, ShapeError  # noqa: E402
-from .random import manual_seed  # noqa: E402
-from .tensor import Tensor, full_like, ones_like, tensor, zeros_like  # noqa: E402
-from .creation import (arange, empty, eye, from_numpy, full, linspace, ones, rand, rand_like, randint,  # noqa: E402
-                       randn, randn_like, randperm, zeros)
-from .ops import (abs, all, amax, amin, any, argmax, argmin, cat, clamp, cos, exp, flatten, gather, log,  # noqa: E402
-                  log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum, permute, relu, reshape,
-                  sigmoid, sign, sin, softmax, sqrt, squeeze, stack, std, sum, tanh, transpose, unsqueeze, var,
-                  where)
-from . import func, nn, optim  # noqa: E402
+from . import (
+    autograd,
+    func,
+    nn,
+    optim,
+)
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import list_backends
+from .creation import (
+    arange,
+    empty,
+    eye,
+    from_numpy,
+    full,
+    linspace,
+    ones,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    zeros,
+)
+from .device import Device, DeviceType, default_device, get_device_count, set_default_device, synchronize
+from .dtypes import DType, bool_, float32, float64, int64
+from .errors import BackendError, DeviceError, DTypeError, ShapeError
+from .ops import (
+    abs,
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cat,
+    clamp,
+    cos,
+    exp,
+    flatten,
+    gather,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    permute,
+    relu,
+    reshape,
+    sigmoid,
+    sign,
+    sin,
+    softmax,
+    sqrt,
+    squeeze,
+    stack,
+    std,
+    sum,
+    tanh,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+)
+from .random import manual_seed
+from .tensor import Tensor, full_like, ones_like, tensor, zeros_like
 
 bool = bool_  # noqa: A001 - PyTorch's name: neurenix.bool
 float = float32  # noqa: A001
@@ -50,13 +105,91 @@ def init(config: dict | None = None, **options) -> Device:
 
 
 __all__ = [
-    "BackendError", "DType", "Device", "DeviceError", "DeviceType", "DTypeError", "ShapeError", "Tensor", "abs",
-    "all", "amax", "amin", "any", "arange", "argmax", "argmin", "autograd", "bool", "cat", "clamp", "cos",
-    "default_device", "double", "empty", "enable_grad", "exp", "eye", "flatten", "float", "float32", "float64",
-    "from_numpy", "full", "full_like", "func", "gather", "get_device_count", "init", "int64", "is_grad_enabled",
-    "linspace", "list_backends", "log", "log_softmax", "logsumexp", "long", "manual_seed", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "nn", "no_grad", "ones", "ones_like", "optim", "permute", "rand",
-    "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "reshape", "set_default_device",
-    "set_grad_enabled", "sigmoid", "sign", "sin", "softmax", "sqrt", "squeeze", "stack", "std", "sum",
-    "synchronize", "tanh", "tensor", "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
+    "BackendError",
+    "DType",
+    "DTypeError",
+    "Device",
+    "DeviceError",
+    "DeviceType",
+    "ShapeError",
+    "Tensor",
+    "abs",
+    "all",
+    "amax",
+    "amin",
+    "any",
+    "arange",
+    "argmax",
+    "argmin",
+    "autograd",
+    "bool",
+    "cat",
+    "clamp",
+    "cos",
+    "default_device",
+    "double",
+    "empty",
+    "enable_grad",
+    "exp",
+    "eye",
+    "flatten",
+    "float",
+    "float32",
+    "float64",
+    "from_numpy",
+    "full",
+    "full_like",
+    "func",
+    "gather",
+    "get_device_count",
+    "init",
+    "int64",
+    "is_grad_enabled",
+    "linspace",
+    "list_backends",
+    "log",
+    "log_softmax",
+    "logsumexp",
+    "long",
+    "manual_seed",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "optim",
+    "permute",
+    "rand",
+    "rand_like",
+    "randint",
+    "randn",
+    "randn_like",
+    "randperm",
+    "relu",
+    "reshape",
+    "set_default_device",
+    "set_grad_enabled",
+    "sigmoid",
+    "sign",
+    "sin",
+    "softmax",
+    "sqrt",
+    "squeeze",
+    "stack",
+    "std",
+    "sum",
+    "synchronize",
+    "tanh",
+    "tensor",
+    "transpose",
+    "unsqueeze",
+    "var",
+    "where",
+    "zeros",
+    "zeros_like",
 ]

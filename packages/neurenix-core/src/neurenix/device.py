@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
+import typing
 
 from .backend.registry import REGISTRY, STANDARD_DEVICE_TYPES, KernelTable
 from .errors import DeviceError
@@ -33,14 +33,18 @@ class Device:
     Its ``kernels`` table is what every op on its tensors dispatches through.
     """
 
-    __slots__ = ("type", "index", "kernels", "_name")
-    _interned: dict = {}
+    __slots__ = ("_name", "index", "kernels", "type")
+    _interned: typing.ClassVar[dict] = {}
 
     type: DeviceType
     index: int
     kernels: KernelTable
 
-    def __new__(cls, spec: Union[str, Device] = "cpu", index: int | None = None) -> Device:
+    def __new__(cls, spec: str | Device = "cpu", index: int | None = None) -> Device:
+        if isinstance(spec, Device):  # never a key of _interned: a lookup would call Device.__eq__, hence Device()
+            if index is None or index == spec.index:
+                return spec
+            spec = spec.type
         dev = cls._interned.get((spec, index))
         if dev is None:
             dev = cls._make(spec, index)
@@ -49,10 +53,6 @@ class Device:
 
     @classmethod
     def _make(cls, spec, index) -> Device:
-        if isinstance(spec, Device):
-            if index is None or index == spec.index:
-                return spec
-            spec = spec.type
         if not isinstance(spec, str):
             raise TypeError(f"a device is a string such as 'cpu' or 'cuda:0', or a Device; got {spec!r}")
         name, _, idx = spec.partition(":")
@@ -120,7 +120,7 @@ def default_device() -> Device:
     return _default
 
 
-def set_default_device(device: Union[str, Device]) -> None:
+def set_default_device(device: str | Device) -> None:
     """Make ``device`` the default; it must be usable here."""
     global _default
     _default = Device(device).check()
@@ -131,7 +131,7 @@ def as_device(device) -> Device:
     return default_device() if device is None else Device(device)
 
 
-def get_device_count(device_type: Union[str, DeviceType] = DeviceType.CPU) -> int:
+def get_device_count(device_type: str | DeviceType = DeviceType.CPU) -> int:
     """How many devices of ``device_type`` can be used here: 0 if none, or no backend can run."""
     table = REGISTRY.table(str(device_type))
     return table.device_count if table.reason is None else 0

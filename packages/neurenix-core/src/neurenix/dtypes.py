@@ -18,7 +18,7 @@ import numpy as np
 class DType:
     """A tensor element type, such as ``neurenix.float32``."""
 
-    __slots__ = ("name", "np", "is_floating_point", "itemsize", "_rank")
+    __slots__ = ("_rank", "is_floating_point", "itemsize", "name", "np")
 
     def __init__(self, name: str, rank: int):
         self.name = name

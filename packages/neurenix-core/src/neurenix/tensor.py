@@ -27,7 +27,7 @@ class Tensor:
     NumPy arrays keep theirs, Python floats become float32, ints int64, bools bool.
     """
 
-    __slots__ = ("_data", "_device", "requires_grad", "grad", "_node", "__weakref__")
+    __slots__ = ("__weakref__", "_data", "_device", "_node", "grad", "requires_grad")
     __array_priority__ = 1000  # ndarray (op) Tensor -> our reflected operator
     __array_ufunc__ = None
 
@@ -218,7 +218,7 @@ class Tensor:
     def div_(self, other) -> Tensor:
         return self._assign(lambda old: old / other)
 
-    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+    def clamp_(self, min=None, max=None) -> Tensor:
         return self._assign(lambda old: old.clamp(min, max))
 
     def __iadd__(self, other):
@@ -232,55 +232,6 @@ class Tensor:
 
     def __itruediv__(self, other):
         return self.div_(other)
-
-    def __setitem__(self, key, value) -> None:
-        self._assign(lambda old: ops.index_put(old, key, value))
-
-    # -- dtype and device ------------------------------------------------------------------------
-    def to(self, *args, **kwargs) -> Tensor:
-        """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``: a differentiable copy (or self if unchanged)."""
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, (_dt.DType, type)) or (isinstance(a, str) and a in _DTYPE_NAMES):
-                dtype = a
-            else:
-                device = a
-        out = self
-        if dtype is not None:
-            out = ops.cast(out, _dt.as_dtype(dtype))
-        if device is not None:
-            out = ops.to_device(out, Device(device))
-        return out
-
-    def float(self) -> Tensor:
-        return ops.cast(self, _dt.float32)
-
-    def double(self) -> Tensor:
-        return ops.cast(self, _dt.float64)
-
-    def long(self) -> Tensor:
-        return ops.cast(self, _dt.int64)
-
-    def bool(self) -> Tensor:
-        return ops.cast(self, _dt.bool_)
-
-    def cpu(self) -> Tensor:
-        return self.to("cpu")
-
-    def clone(self) -> Tensor:
-        return ops.clone(self)
-
-    def contiguous(self) -> Tensor:
-        return self
-
-    def type_as(self, other: Tensor) -> Tensor:
-        return ops.cast(self, other.dtype)
-
-
-_DTYPE_NAMES = {d.name for d in _dt.DTYPES}
-
 
 def _wrap(data, device: Device) -> Tensor:
     """Make a tensor around a backend buffer (the internal, fast constructor)."""
@@ -300,7 +251,7 @@ def _to_buffer(data, dtype, device: Device):
         if dtype is not None:
             t = t.to(dtype)
         return device.kernels.copy(t._data) if t._data is data._data else t._data
-    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+    if isinstance(data, (np.ndarray, np.generic)):
         dt = _dt.as_dtype(dtype) if dtype is not None else _dt.from_numpy_kind(data.dtype)
         arr = np.array(data, dtype=dt.np, order="C", copy=True)
     else:
@@ -335,9 +286,3 @@ def zeros_like(x: Tensor, dtype=None, device=None) -> Tensor:
 
 def ones_like(x: Tensor, dtype=None, device=None) -> Tensor:
     return full_like(x, 1, dtype, device)
-
-
-from . import ops  # noqa: E402  (ops build on Tensor; Tensor's methods call ops)
-from .ops import methods as _methods  # noqa: E402
-
-_methods.install(Tensor)

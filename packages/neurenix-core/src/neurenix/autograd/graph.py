@@ -21,7 +21,7 @@ class Node:
     lets ``autograd.grad`` skip history older than all of its inputs.
     """
 
-    __slots__ = ("name", "parents", "vjp", "seq")
+    __slots__ = ("name", "parents", "seq", "vjp")
 
     def __init__(self, name: str, parents: tuple, vjp: Callable):
         self.name = name

@@ -9,6 +9,17 @@ from .kernels import KERNEL_API_VERSION, KERNELS, OPTIONAL, REQUIRED
 from .registry import BackendStatus, KernelTable, list_backends, register, unregister
 
 __all__ = [
-    "Backend", "BackendStatus", "ENTRY_POINT_GROUP", "KERNEL_API_VERSION", "KERNELS", "KernelTable", "OPTIONAL",
-    "REQUIRED", "hookimpl", "hookspec", "list_backends", "register", "unregister",
+    "ENTRY_POINT_GROUP",
+    "KERNELS",
+    "KERNEL_API_VERSION",
+    "OPTIONAL",
+    "REQUIRED",
+    "Backend",
+    "BackendStatus",
+    "KernelTable",
+    "hookimpl",
+    "hookspec",
+    "list_backends",
+    "register",
+    "unregister",
 ]

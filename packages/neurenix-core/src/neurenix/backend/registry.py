@@ -66,7 +66,10 @@ class BackendStatus:
     devices: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        state = f"{len(self.devices)} device(s): " + "; ".join(self.devices) if self.available else f"unusable: {self.reason}"
+        if self.available:
+            state = f"{len(self.devices)} device(s): " + "; ".join(self.devices)
+        else:
+            state = f"unusable: {self.reason}"
         return f"{self.device_type:<8} {self.name:<14} priority {self.priority:<4} {state}"
 
 
@@ -129,10 +132,10 @@ class _Registry:
             if not matches:
                 raise BackendError(f"NEURENIX_REQUIRE_BACKENDS names {req!r}, but no installed backend provides it "
                                    f"(installed: {', '.join(sorted(self.device_types()))})")
-            for t in {b.device_type for b in matches}:
-                table = self.table(t)
-                if table.reason is not None:
-                    raise BackendError(f"NEURENIX_REQUIRE_BACKENDS names {req!r}, but it cannot run: {table.reason}")
+            for b in matches:  # a device type must run; a backend named must run itself
+                reason = self.why_not(b) if req == b.name else self.table(b.device_type).reason
+                if reason is not None:
+                    raise BackendError(f"NEURENIX_REQUIRE_BACKENDS names {req!r}, but it cannot run: {reason}")
 
     # -- resolution ------------------------------------------------------------------------------
     def probe(self, b: Backend) -> str | None:
@@ -147,6 +150,10 @@ class _Registry:
                     reason = f"availability check raised {e!r}"
             self.reasons[b] = reason
         return self.reasons[b]
+
+    def why_not(self, b: Backend) -> str | None:
+        """Why backend ``b`` cannot run: its own reason, or its device type's (required kernels missing)."""
+        return self.probe(b) or self.table(b.device_type).reason
 
     def device_types(self) -> set[str]:
         return {e.backend.device_type for e in self.entries if e.backend}
@@ -174,17 +181,17 @@ class _Registry:
         for b in usable:
             try:
                 offered = b.kernels().items()
-            except Exception as e:
-                table._fill({}, {}, 0, f"backend {b.name!r} failed to list its kernels: {e!r}")
-                return
+            except Exception as e:  # this backend is unusable, not the device type: resolve without it
+                self.reasons[b] = f"listing its kernels raised {e!r}"
+                return self._resolve(device_type)
             for name, fn in offered:
                 if name in KERNELS and name not in kernels:
                     kernels[name], providers[name] = fn, b.name
         try:
             count = usable[0].device_count()
         except Exception as e:
-            table._fill({}, {}, 0, f"backend {usable[0].name!r} failed to count devices: {e!r}")
-            return
+            self.reasons[usable[0]] = f"counting its devices raised {e!r}"
+            return self._resolve(device_type)
         missing = [n for n in REQUIRED if n not in kernels]
         if missing:
             table._fill({}, {}, 0, f"backends {[b.name for b in usable]} lack required kernels: {', '.join(missing)}")
@@ -226,7 +233,7 @@ class _Registry:
                 out.append(BackendStatus(e.plugin, "?", 0, e.plugin, e.distribution, False, e.error))
                 continue
             b = e.backend
-            reason = self.probe(b)
+            reason = self.why_not(b)
             devices = []
             if reason is None:
                 try:

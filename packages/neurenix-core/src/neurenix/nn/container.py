@@ -59,6 +59,11 @@ class ModuleList(Module):
         self.add_module(str(len(self)), module)
         return self
 
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
     def __getitem__(self, i):
         mods = list(self.children())
         return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]

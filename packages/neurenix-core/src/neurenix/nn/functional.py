@@ -7,8 +7,7 @@ import math
 from .. import creation
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
-from ..ops import amax, exp, fold, log, log_softmax, mean, relu, sum, unfold
-from ..ops import linear, logsumexp, sigmoid, softmax, tanh  # noqa: F401 - part of this namespace
+from ..ops import amax, exp, fold, linear, log, log_softmax, logsumexp, mean, relu, sigmoid, softmax, sum, tanh, unfold
 from ..ops.movement import pad as _pad_axes
 from ..ops.window import out_size, pair
 from ..tensor import Tensor

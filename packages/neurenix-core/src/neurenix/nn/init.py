@@ -15,9 +15,13 @@ def _fill_from_host(t: Tensor, values) -> Tensor:
     return t
 
 
+_UNIT_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+              "sigmoid", "identity")
+
+
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for an activation, as in PyTorch."""
-    if nonlinearity in ("linear", "conv2d", "sigmoid", "identity"):
+    if nonlinearity in _UNIT_GAIN:
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
@@ -26,6 +30,8 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
     raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from .. import dtypes as _dt
 from ..device import Device
 from ..ops.movement import to_device
-from ..tensor import Tensor
+from ..tensor import Tensor, zeros_like
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -58,11 +58,9 @@ class Module:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called "
                                  f"(call super().__init__() first in {type(self).__name__}.__init__)")
         if isinstance(value, Parameter):
-            self._forget(name)
-            self._param_names[name] = None
+            self._register(self._param_names, name)
         elif isinstance(value, Module):
-            self._forget(name)
-            self._module_names[name] = None
+            self._register(self._module_names, name)
         elif name in self._param_names and value is not None:
             raise TypeError(f"cannot assign a {type(value).__name__} to parameter {name!r} of "
                             f"{type(self).__name__}: expected a Parameter or None")
@@ -79,11 +77,18 @@ class Module:
     def _forget(self, name: str) -> None:
         for names in (self._param_names, self._buffer_names, self._module_names):
             names.pop(name, None)
+        self._nonpersistent.discard(name)
+
+    def _register(self, names: dict, name: str) -> None:
+        """Record ``name`` as one of ``names``, keeping its place if it already was one (as PyTorch does)."""
+        if name not in names:
+            self._forget(name)
+            names[name] = None
+        self._nonpersistent.discard(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is None:
-            self._forget(name)
-            self._param_names[name] = None
+            self._register(self._param_names, name)
             object.__setattr__(self, name, None)
         else:
             setattr(self, name, param)
@@ -93,8 +98,7 @@ class Module:
         unless ``persistent=False``, and moves with ``to()``."""
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
-        self._forget(name)
-        self._buffer_names[name] = None
+        self._register(self._buffer_names, name)
         if not persistent:
             self._nonpersistent.add(name)
         object.__setattr__(self, name, tensor)
@@ -102,8 +106,7 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{name!r} must be a Module, got {type(module).__name__}")
-        self._forget(name)
-        self._module_names[name] = None
+        self._register(self._module_names, name)
         object.__setattr__(self, name, module)
 
     # -- traversal -------------------------------------------------------------------------------
@@ -218,7 +221,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             if p.grad is not None:
-                p.grad = None if set_to_none else p.grad * 0
+                p.grad = None if set_to_none else zeros_like(p.grad)
 
     def to(self, *args, **kwargs) -> Module:
         """Move parameters and buffers to a device and/or float dtype, in place (returns self)."""

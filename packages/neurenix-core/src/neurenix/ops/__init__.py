@@ -4,15 +4,71 @@ Each op checks its operands, calls one kernel of the device's table, and, when r
 vjp written with these same ops, so every gradient is itself differentiable.
 """
 
-from .elementwise import (abs, add, cast, clamp, cos, div, eq, exp, ge, gt, le, log, logical_and, logical_not,
-                          logical_or, lt, maximum, minimum, mul, ne, neg, pow, rdiv, relu, relu_backward, rpow,
-                          rsqrt, rsub, sigmoid, sign, sin, sqrt, square, sub, tanh, where)
+from ._operands import Tensor
+from .elementwise import (
+                          abs,
+                          add,
+                          cast,
+                          clamp,
+                          cos,
+                          div,
+                          eq,
+                          exp,
+                          ge,
+                          gt,
+                          le,
+                          log,
+                          logical_and,
+                          logical_not,
+                          logical_or,
+                          lt,
+                          maximum,
+                          minimum,
+                          mul,
+                          ne,
+                          neg,
+                          pow,
+                          rdiv,
+                          relu,
+                          relu_backward,
+                          rpow,
+                          rsqrt,
+                          rsub,
+                          sigmoid,
+                          sign,
+                          sin,
+                          sqrt,
+                          square,
+                          sub,
+                          tanh,
+                          where,
+)
 from .linalg import linear, matmul
-from .movement import (T, cat, clone, expand, flatten, gather, getitem, index_put, mT, pad, permute, reshape,
-                       squeeze, stack, to_device, transpose, unflatten, unsqueeze)
-from .reduce import (all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std,
-                     sum, var)
+from .methods import install
+from .movement import (
+                          T,
+                          cat,
+                          clone,
+                          expand,
+                          flatten,
+                          gather,
+                          getitem,
+                          index_put,
+                          mT,
+                          pad,
+                          permute,
+                          reshape,
+                          squeeze,
+                          stack,
+                          to_device,
+                          transpose,
+                          unflatten,
+                          unsqueeze,
+)
+from .reduce import all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
 from .window import fold, unfold
+
+install(Tensor)  # Tensor's operators and methods are these ops
 
 __all__ = [
     "T", "abs", "add", "all", "amax", "amin", "any", "argmax", "argmin", "cast", "cat", "clamp", "clone", "cos",

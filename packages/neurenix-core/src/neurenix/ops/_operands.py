@@ -116,12 +116,7 @@ def prepare(a, b, op: str, floating: bool = False):
 
 def needs_grad(*operands) -> bool:
     """Whether an op on these operands must be recorded."""
-    if not grad_state.enabled:
-        return False
-    for o in operands:
-        if isinstance(o, Tensor) and o.requires_grad:
-            return True
-    return False
+    return grad_state.enabled and any(isinstance(o, Tensor) and o.requires_grad for o in operands)
 
 
 def require_dtype(t: Tensor, op: str, kinds: str, what: str) -> None:

@@ -8,8 +8,17 @@ from .. import dtypes as _dt
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError
-from ._operands import (Tensor, _wrap, as_scalar, broadcast_shapes, device_mismatch, needs_grad, prepare,
-                        require_dtype, sum_to)
+from ._operands import (
+    Tensor,
+    _wrap,
+    as_scalar,
+    broadcast_shapes,
+    device_mismatch,
+    needs_grad,
+    prepare,
+    require_dtype,
+    sum_to,
+)
 
 # -- binary -----------------------------------------------------------------------------------------
 
@@ -145,7 +154,7 @@ def rsqrt(x: Tensor) -> Tensor:
     return div(1.0, sqrt(x))
 
 
-def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
     """Limit values to ``[min, max]`` (either bound may be None, a number or a tensor)."""
     if min is None and max is None:
         raise ValueError("clamp: give at least one of min and max")

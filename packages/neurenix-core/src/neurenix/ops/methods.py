@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import dtypes as _dt
 from . import elementwise as ew
 from . import linalg, movement, reduce
 
@@ -13,7 +14,7 @@ OPERATORS = {
     "__neg__": ew.neg, "__pos__": lambda x: x, "__abs__": ew.abs, "__invert__": ew.logical_not,
     "__and__": ew.logical_and, "__or__": ew.logical_or,
     "__eq__": ew.eq, "__ne__": ew.ne, "__lt__": ew.lt, "__le__": ew.le, "__gt__": ew.gt, "__ge__": ew.ge,
-    "__getitem__": movement.getitem,
+    "__getitem__": movement.getitem, "__setitem__": movement.setitem,
 }
 
 METHODS = {
@@ -39,6 +40,11 @@ METHODS = {
     "reshape_as": lambda x, other: movement.reshape(x, other.shape),
     # linear algebra
     "matmul": linalg.matmul,
+    # dtype and device
+    "to": movement.to, "clone": movement.clone, "cpu": lambda x: movement.to(x, "cpu"),
+    "float": lambda x: ew.cast(x, _dt.float32), "double": lambda x: ew.cast(x, _dt.float64),
+    "long": lambda x: ew.cast(x, _dt.int64), "bool": lambda x: ew.cast(x, _dt.bool_),
+    "type_as": lambda x, other: ew.cast(x, other.dtype),
 }
 
 PROPERTIES = {"T": movement.T, "mT": movement.mT}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes as _dt
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..device import Device
 from ..errors import DeviceError, ShapeError
 from ._operands import Tensor, _wrap, device_mismatch, promote_pair, sum_to
+from .elementwise import cast
 from .reduce import normalize_dim
 
 
@@ -396,3 +398,28 @@ def to_device(x: Tensor, device: Device) -> Tensor:
         src = x._device
         record(out, "ToDevice", (x,), lambda g, o: (to_device(g, src),))
     return out
+
+
+_DTYPE_NAMES = {d.name for d in _dt.DTYPES}
+
+
+def to(x: Tensor, *args, **kwargs) -> Tensor:
+    """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``: a differentiable copy (or ``x`` if unchanged)."""
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, (_dt.DType, type)) or (isinstance(a, str) and a in _DTYPE_NAMES):
+            dtype = a
+        else:
+            device = a
+    if dtype is not None:
+        x = cast(x, _dt.as_dtype(dtype))
+    if device is not None:
+        x = to_device(x, Device(device))
+    return x
+
+
+def setitem(x: Tensor, key, value) -> None:
+    """``x[key] = value``: ``x`` gets a new value (recorded when it is part of a graph)."""
+    x._assign(lambda old: index_put(old, key, value))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..errors import DeviceError
 from ..ops.movement import to_device
-from ..tensor import Tensor
+from ..tensor import Tensor, zeros_like
 
 
 class Optimizer:
@@ -51,7 +51,7 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else p.grad * 0
+                    p.grad = None if set_to_none else zeros_like(p.grad)
 
     def step(self, closure: Callable | None = None):
         """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
@@ -88,7 +88,8 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 index.setdefault(id(p), len(index))
-            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]})
+            hyper = {k: v for k, v in g.items() if k != "params"}
+            groups.append({**hyper, "params": [index[id(p)] for p in g["params"]]})
         state = {}
         for g in self.param_groups:
             for p in g["params"]:

@@ -102,7 +102,7 @@ def _np_fold(cols, size, k, stride=1, padding=0, dilation=1):
 
 
 def _np_conv2d(x, w, b=None, stride=1, padding=0):
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, _, k, _ = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     oh, ow = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1

@@ -49,7 +49,7 @@ def analytical_jacobian(fn: Callable, args: Sequence, wrt: list[int]) -> list[np
     sizes = [o.numel() for o in outs]
     rows = [[] for _ in wrt]
     inputs = [args[i] for i in wrt]
-    for j, o in enumerate(outs):
+    for j in range(len(outs)):
         for k in range(sizes[j]):
             seeds = []
             for jj, oo in enumerate(outs):
