@@ -1,0 +1,23 @@
+"""Run every benchmark with JSON output into bench/results/ (``tox -e bench`` calls this)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+BENCHMARKS = ["core_overhead"]
+
+
+def main() -> None:
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    for name in BENCHMARKS:
+        print(f"== {name}")
+        subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--out", str(out / f"{name}.json"),
+                        *sys.argv[1:]], check=True)
+
+
+if __name__ == "__main__":
+    main()
