@@ -55,11 +55,11 @@ class Device:
     def _make(cls, spec, index) -> Device:
         if not isinstance(spec, str):
             raise TypeError(f"a device is a string such as 'cpu' or 'cuda:0', or a Device; got {spec!r}")
-        name, _, idx = spec.partition(":")
-        if idx:
+        name, colon, idx = spec.partition(":")
+        if colon:
             if index is not None:
                 raise DeviceError(f"device {spec!r} already has an index; do not pass index={index} too")
-            if not idx.isdigit():
+            if not (idx.isascii() and idx.isdigit()):
                 raise DeviceError(f"invalid device {spec!r}: the index after ':' must be a non-negative integer")
             index = int(idx)
         index = 0 if index is None else index

@@ -53,27 +53,28 @@ def sigmoid(x):
 # np.reshape...), which cost more than the work itself on the small arrays meta-learning runs on.
 
 _BOOL, _INT64 = np.dtype(bool), np.dtype(np.int64)
+_add_reduce, _max_reduce, _min_reduce = np.add.reduce, np.maximum.reduce, np.minimum.reduce  # (x, axis, dtype, out, keepdims)
 
 
 def sum(x, axes, keepdim):  # noqa: A001 - kernel names mirror the op names
     if x.dtype is _BOOL:
         x = x.astype(_INT64)  # add.reduce of bools would be a logical or
-    return np.add.reduce(x, axis=axes, keepdims=keepdim)
+    return _add_reduce(x, axes, None, None, keepdim)
 
 
 def mean(x, axes, keepdim):
     n = 1
     for a in axes:
         n *= x.shape[a]
-    return np.true_divide(np.add.reduce(x, axis=axes, keepdims=keepdim), n)
+    return np.true_divide(_add_reduce(x, axes, None, None, keepdim), n)
 
 
 def max(x, axes, keepdim):  # noqa: A001
-    return np.maximum.reduce(x, axis=axes, keepdims=keepdim)
+    return _max_reduce(x, axes, None, None, keepdim)
 
 
 def min(x, axes, keepdim):  # noqa: A001
-    return np.minimum.reduce(x, axis=axes, keepdims=keepdim)
+    return _min_reduce(x, axes, None, None, keepdim)
 
 
 def argmax(x, axis, keepdim):

@@ -114,9 +114,11 @@ def prepare(a, b, op: str, floating: bool = False):
     raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and {type(b).__name__}")
 
 
-def needs_grad(*operands) -> bool:
-    """Whether an op on these operands must be recorded."""
-    return grad_state.enabled and any(isinstance(o, Tensor) and o.requires_grad for o in operands)
+def needs_grad(a, b) -> bool:
+    """Whether an op on operands ``a`` and ``b`` (tensors or numbers) must be recorded."""
+    if not grad_state.enabled:
+        return False
+    return (isinstance(a, Tensor) and a.requires_grad) or (isinstance(b, Tensor) and b.requires_grad)
 
 
 def require_dtype(t: Tensor, op: str, kinds: str, what: str) -> None:

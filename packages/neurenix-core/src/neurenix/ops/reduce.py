@@ -42,6 +42,16 @@ def normalize_axes(dim, ndim: int, op: str) -> tuple:
     return axes
 
 
+_ALL: dict = {}
+
+
+def _all_axes(ndim: int) -> tuple:
+    axes = _ALL.get(ndim)
+    if axes is None:
+        axes = _ALL[ndim] = tuple(range(ndim))
+    return axes
+
+
 def _expand_back(g: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
     """Broadcast a reduced gradient back over the reduced axes."""
     if not keepdim:
@@ -60,7 +70,7 @@ def _float(x: Tensor, op: str) -> Tensor:
 
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (all axes if None). Bool and int64 sums are int64."""
-    axes = normalize_axes(dim, len(x._data.shape), "sum")
+    axes = normalize_axes(dim, len(x._data.shape), "sum") if dim is not None else _all_axes(len(x._data.shape))
     out = _wrap(x._device.kernels.sum(x._data, axes, keepdim), x._device)
     if x.requires_grad and grad_state.enabled:
         shape = x.shape

@@ -19,6 +19,9 @@ class Optimizer:
         self.defaults = defaults
         self.state: dict = {}
         self.param_groups: list[dict] = []
+        if isinstance(params, Tensor):
+            raise TypeError("optimizer params must be an iterable of Tensors or of parameter-group dicts, not a "
+                            f"Tensor of shape {params.shape}; wrap it in a list")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")

@@ -137,6 +137,18 @@ def _np_batch_norm(x, w, b, eps=1e-5):
     return (x - mu) / np.sqrt(var + eps) * w.reshape(shape) + b.reshape(shape)
 
 
+def _setitem(a, b):
+    out = a * 1.0
+    out[1] = b * 2.0  # recorded: gradients reach b, and a except in row 1
+    return out
+
+
+def _np_setitem(a, b):
+    out = a.copy()
+    out[1] = b * 2
+    return out
+
+
 def _where(a, b):
     return where(a > 0, a, b)
 
@@ -256,6 +268,8 @@ CASES: list[OpCase] = [
     C("expand", lambda a: a.expand(2, 3, 4), lambda a: np.broadcast_to(a, (2, 3, 4)), ((3, 1),), ALL),
     C("unsqueeze_squeeze", lambda a: a.unsqueeze(1).squeeze(), lambda a: a, ((3, 4),), NUMERIC),
     C("flatten", lambda a: a.flatten(1), lambda a: a.reshape(2, -1), ((2, 3, 4),), NUMERIC),
+    C("unflatten", lambda a: a.unflatten(1, (2, 3)), lambda a: a.reshape(4, 2, 3), ((4, 6),), NUMERIC),
+    C("clone", lambda a: a.clone() * 1, lambda a: a.copy(), ((3, 4),), ALL[:3]),
     C("getitem_int", lambda a: a[1], lambda a: a[1], ((3, 4),), ALL),
     C("getitem_slices", lambda a: a[1:, ::2], lambda a: a[1:, ::2], ((3, 5),), ALL),
     C("getitem_negative_step", lambda a: a[::-1, 1], lambda a: a[::-1, 1], ((3, 4),), NUMERIC),
@@ -270,6 +284,7 @@ CASES: list[OpCase] = [
       ((3, 4), (2, 4)), NUMERIC),
     C("index_put_accumulate", lambda a, v: a.index_put((Tensor([1, 1]),), v, accumulate=True),
       lambda a, v: _np_put(a, [1, 1], v, True), ((3, 4), (2, 4)), NUMERIC),
+    C("setitem", _setitem, lambda a, b: _np_setitem(a, b), ((3, 4), (4,))),
     C("cat", lambda a, b: cat([a, b], 1), lambda a, b: np.concatenate([a, b], 1), ((2, 3), (2, 2)), ALL),
     C("stack", lambda a, b: stack([a, b], 0), lambda a, b: np.stack([a, b]), ((2, 3), (2, 3)), ALL),
     C("pad", lambda a: F.pad(a, (1, 2, 0, 1), value=0.5),
@@ -308,6 +323,10 @@ CASES: list[OpCase] = [
     C("nll_loss_sum", lambda x: F.nll_loss(x, Tensor(_LABELS), reduction="sum"),
       lambda x: -x[np.arange(4), _LABELS].sum(), ((4, 3),)),
     C("mse_loss", lambda a, b: F.mse_loss(a, b), lambda a, b: ((a - b) ** 2).mean(), ((4, 3), (4, 3))),
+    C("l1_loss_sum", lambda a, b: F.l1_loss(a, b, reduction="sum"), lambda a, b: np.abs(a - b).sum(),
+      ((4, 3), (4, 3)), domain="distinct"),
+    C("bce_with_logits", lambda a, t: F.binary_cross_entropy_with_logits(a * 4, t.sigmoid()),
+      lambda a, t: np.mean(np.logaddexp(0, a * 4) - a * 4 * _sigmoid(t)), ((4, 3), (4, 3))),
     C("batch_norm_train", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
       _np_batch_norm, ((4, 3, 2, 2), (3,), (3,))),
 ]
