@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import typing
 
 from .backend.registry import REGISTRY, STANDARD_DEVICE_TYPES, KernelTable
@@ -62,7 +63,11 @@ class Device:
             if not (idx.isascii() and idx.isdigit()):
                 raise DeviceError(f"invalid device {spec!r}: the index after ':' must be a non-negative integer")
             index = int(idx)
-        index = 0 if index is None else index
+        if index is None:
+            index = 0
+        elif not isinstance(index, numbers.Integral) or index < 0:
+            raise DeviceError(f"invalid device index {index!r} for {spec!r}: it must be a non-negative integer")
+        index = int(index)
         REGISTRY.load()
         known = sorted(set(STANDARD_DEVICE_TYPES) | REGISTRY.device_types())
         if name not in known:

@@ -156,3 +156,12 @@ def test_detach_cuts_the_graph():
     assert not y.requires_grad and y.grad_fn is None
     with pytest.raises(RuntimeError):
         grad((y * 3).sum(), x)
+
+
+def test_grad_neither_runs_nor_frees_the_graph_behind_or_beside_its_inputs():
+    a, b = nx.tensor([1.0], requires_grad=True), nx.tensor([2.0], requires_grad=True)
+    fa, fb = a * 2, b * 3
+    ga, gb = grad((fa * fb).sum(), [fa, fb])
+    assert ga.tolist() == [6.0] and gb.tolist() == [2.0]
+    (fa + fb).sum().backward()  # the nodes that made fa and fb are intact
+    assert a.grad.tolist() == [2.0] and b.grad.tolist() == [3.0]

@@ -46,12 +46,13 @@ def _seq(t) -> int:
     return t._node.seq
 
 
-def _topo_order(roots: list, min_seq: int) -> list:
-    """Tensors with a node whose history must be walked, outputs first.
+def _topo_order(roots: list, inputs: set, min_seq: int) -> list:
+    """The tensors whose vjp must run, outputs first.
 
-    A tensor is created after everything it depends on, so sorting by creation number (descending)
-    is a topological order. A tensor created no later than every non-leaf input (``seq <= min_seq``)
-    cannot lead to an input, so its history is not walked.
+    A tensor is created after everything it depends on, so sorting by creation number is a
+    topological order. History created no later than every non-leaf input (``seq <= min_seq``) is
+    not walked. With ``inputs`` (ids), only tensors that lead to one of them are kept: the graph
+    behind an input, or beside the inputs, is neither run nor freed.
     """
     found = {}
     stack = [r for r in roots if r._node is not None and r._node.seq > min_seq]
@@ -64,7 +65,15 @@ def _topo_order(roots: list, min_seq: int) -> list:
             node = p._node
             if node is not None and node.seq > min_seq and id(p) not in found:
                 stack.append(p)
-    return sorted(found.values(), key=_seq, reverse=True)
+    order = sorted(found.values(), key=_seq)
+    if inputs:
+        leads = set()  # ids of tensors with an input among their ancestors; parents come first in `order`
+        for t in order:
+            if any(id(p) in inputs or id(p) in leads for p in t._node.parents):
+                leads.add(id(t))
+        order = [t for t in order if id(t) in leads]
+    order.reverse()
+    return order
 
 
 def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> dict:
@@ -78,7 +87,7 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
     for out, g in seeds:
         prev = grads.get(id(out))
         grads[id(out)] = (out, g if prev is None else prev[1] + g)
-    order = _topo_order([out for out, _ in seeds], min_seq)
+    order = _topo_order([out for out, _ in seeds], keep, min_seq)
     prev_mode, grad_mode.state.enabled = grad_mode.state.enabled, create_graph
     try:
         for t in order:

@@ -40,7 +40,9 @@ class KernelTable:
         self.device_type = device_type
         self._fill({}, {}, 0, "not resolved yet")
 
-    def __getattr__(self, name):  # only reached for a missing kernel
+    def __getattr__(self, name):  # only reached for a missing attribute
+        if name not in KERNELS:  # not a kernel: an ordinary AttributeError (hasattr, copy and pickle rely on it)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         raise DeviceError(f"device type {self.device_type!r} cannot run ({name!r} requested): {self.reason}")
 
     def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None,
