@@ -132,7 +132,16 @@ class Module:
             stack.extend(reversed(kids))
 
     def modules(self) -> Iterator[Module]:
-        return (m for _, m in self.named_modules())
+        seen = set()
+        stack = [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield m
+            d = m.__dict__
+            stack.extend(d[n] for n in reversed(m._module_names) if d[n] is not None)
 
     def _named(self, kind: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
         seen = set()
@@ -144,19 +153,30 @@ class Module:
                     seen.add(id(t))
                     yield (f"{prefix}.{name}" if prefix else name), t
 
+    def _tensors(self, kind: str, recurse: bool) -> Iterator[Tensor]:
+        """Like ``_named`` without building names: optimizers and zero_grad call this every step."""
+        seen = set()
+        for m in self.modules() if recurse else (self,):
+            d = m.__dict__
+            for name in getattr(m, kind):
+                t = d[name]
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield t
+
     def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         for name, p in self._named("_param_names", recurse):
             yield (f"{prefix}.{name}" if prefix else name), p
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        return (p for _, p in self._named("_param_names", recurse))
+        return self._tensors("_param_names", recurse)
 
     def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         for name, b in self._named("_buffer_names", recurse):
             yield (f"{prefix}.{name}" if prefix else name), b
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
-        return (b for _, b in self._named("_buffer_names", recurse))
+        return self._tensors("_buffer_names", recurse)
 
     def apply(self, fn) -> Module:
         for m in self.children():
