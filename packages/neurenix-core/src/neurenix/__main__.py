@@ -52,7 +52,8 @@ def main(argv=None) -> None:
         for i in range(nx.get_device_count(t)):
             device = f"{t}:{i}"
             first, last, secs = fit_sine(device, args.steps, args.seed)
-            print(f"  {device:<10} MSE {first:.4f} -> {last:.5f} in {secs:.2f} s ({secs / args.steps * 1e3:.2f} ms/step)")
+            per_step = secs / args.steps * 1e3
+            print(f"  {device:<10} MSE {first:.4f} -> {last:.5f} in {secs:.2f} s ({per_step:.2f} ms/step)")
 
 
 if __name__ == "__main__":
