@@ -186,3 +186,15 @@ def test_bool_tensor_ops():
     assert m.any().item() and not m.all().item() and m.sum().item() == 2
     with pytest.raises(DTypeError, match="bool"):
         _ = -m
+
+
+def test_copy_broadcasts_casts_and_keeps_gradients_apart():
+    a = nx.tensor([1.0, 2.0], requires_grad=True)
+    s = a * 3
+    x = nx.zeros(2)
+    x.copy_(s)
+    ((x * 2).sum() + s.sum()).backward()  # x and s each have their own node: no double release
+    assert a.grad.tolist() == [9.0, 9.0]
+    y = nx.zeros(2, 3, dtype=nx.int64)
+    y.copy_(nx.tensor([1.7, 2.2, 3.9]))
+    assert y.dtype is nx.int64 and y.tolist() == [[1, 2, 3], [1, 2, 3]]

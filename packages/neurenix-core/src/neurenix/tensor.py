@@ -176,9 +176,6 @@ class Tensor:
         from .autograd.engine import backward
         backward(self, gradient, retain_graph, create_graph, inputs)
 
-    def zero_grad_(self) -> None:
-        self.grad = None
-
     # -- in-place updates: rebind this tensor to a new value ----------------------------------------
     def _assign(self, fn, *args) -> Tensor:
         """Replace this tensor's value by ``fn(old_value, *args)``, recording it if needed."""
@@ -197,8 +194,10 @@ class Tensor:
         return self
 
     def copy_(self, src) -> Tensor:
+        """Take ``src``'s values (broadcast to this shape, cast to this dtype, moved to this device)."""
         src = src if isinstance(src, Tensor) else Tensor(src, device=self._device)
-        return self._assign(lambda old, s: s.expand(old.shape).to(old._device) + old * 0, src)
+        # clone: this tensor gets a node of its own, never the one src already has
+        return self._assign(lambda old, s: s.to(old._device).expand(old.shape).clone(), src)
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
@@ -232,6 +231,7 @@ class Tensor:
 
     def __itruediv__(self, other):
         return self.div_(other)
+
 
 def _wrap(data, device: Device) -> Tensor:
     """Make a tensor around a backend buffer (the internal, fast constructor)."""
