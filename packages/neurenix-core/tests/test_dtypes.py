@@ -53,3 +53,9 @@ def test_dtype_repr_and_aliases():
     assert repr(nx.float32) == "neurenix.float32"
     assert nx.float is nx.float32 and nx.double is nx.float64 and nx.long is nx.int64
     assert nx.float32.is_floating_point and not nx.int64.is_floating_point and nx.float64.itemsize == 8
+
+
+@pytest.mark.parametrize("a, b, expected", [(1.0, 0.0, "float32"), (1, 2, "int64"), (1, 2.5, "float32"),
+                                            (True, False, "bool")])
+def test_where_of_two_numbers_follows_the_tensor_rules(a, b, expected):
+    assert nx.where(nx.tensor([True, False]), a, b).dtype.name == expected

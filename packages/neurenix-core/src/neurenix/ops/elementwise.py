@@ -174,13 +174,11 @@ def where(cond: Tensor, a, b) -> Tensor:
         raise TypeError(f"where: cond must be a bool Tensor, got {type(cond).__name__}")
     if cond._data.dtype.kind != "b":
         cond = cond.bool()
-    if isinstance(a, Tensor) or isinstance(b, Tensor):
-        a, b, x, y, dev = prepare(a, b, "where")
-    else:
-        a, b, dev = as_scalar(a), as_scalar(b), cond._device
-        x, y = a, b
-        if a is None or b is None:
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        if as_scalar(a) is None or as_scalar(b) is None:
             raise TypeError("where: a and b must be tensors or numbers")
+        a = Tensor(a, device=cond._device)  # a 0-d tensor: the result dtype follows the tensor rules
+    a, b, x, y, dev = prepare(a, b, "where")
     if cond._device is not dev:
         raise device_mismatch("where", cond, a if isinstance(a, Tensor) else b)
     for t in (a, b):
