@@ -198,3 +198,23 @@ def test_copy_broadcasts_casts_and_keeps_gradients_apart():
     y = nx.zeros(2, 3, dtype=nx.int64)
     y.copy_(nx.tensor([1.7, 2.2, 3.9]))
     assert y.dtype is nx.int64 and y.tolist() == [[1, 2, 3], [1, 2, 3]]
+
+
+@pytest.mark.parametrize("value", [3.0, [1.0, 2.0], [[1, 2]], [True]])
+def test_pickle_and_deepcopy_keep_value_dtype_class_and_requires_grad(value):
+    import copy
+    import pickle
+
+    t = nx.tensor(value)
+    p = nx.nn.Parameter(nx.tensor(value, dtype=nx.float64))
+    for original in (t, p):
+        for clone in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
+            assert type(clone) is type(original) and clone.shape == original.shape
+            assert clone.dtype is original.dtype and clone.requires_grad == original.requires_grad
+            np.testing.assert_array_equal(clone.numpy(), original.numpy())
+    deep = copy.deepcopy(p)
+    with nx.no_grad():
+        deep.add_(1)
+    assert not np.array_equal(deep.numpy(), p.numpy())
+    with pytest.raises(RuntimeError, match="leaf"):
+        copy.deepcopy(p * 2)

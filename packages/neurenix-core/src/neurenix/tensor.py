@@ -156,6 +156,20 @@ class Tensor:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body, *extras]) + ")"
 
+    # -- copying and pickling (through the backend, whatever its buffers are) -------------------------
+    def __deepcopy__(self, memo) -> Tensor:
+        if self._node is not None:
+            raise RuntimeError("only leaf tensors can be deep-copied (detach() first)")
+        new = _new(type(self))
+        new._data, new._device = self._device.kernels.copy(self._data), self._device
+        new.requires_grad, new._node = self.requires_grad, None
+        memo[id(self)] = new
+        new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        return new
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (type(self), np.array(self.numpy()), str(self._device), self.requires_grad))
+
     # -- autograd --------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Start (or stop) recording ops on this leaf tensor."""
@@ -241,6 +255,15 @@ def _wrap(data, device: Device) -> Tensor:
     t.requires_grad = False
     t.grad = None
     t._node = None
+    return t
+
+
+def _rebuild(cls, array: np.ndarray, device: str, requires_grad: bool) -> Tensor:
+    """Unpickle a tensor (onto the device it was saved from)."""
+    dev = Device(device)
+    t = _wrap(dev.kernels.from_numpy(np.asarray(array, order="C"), dev.index), dev)
+    t.__class__ = cls
+    t.requires_grad = requires_grad
     return t
 
 

@@ -269,3 +269,19 @@ def test_index_put_repeated_indices_add_up(conformance_device):
     idx = nx.Tensor([1, 1, 3, 1], device=conformance_device)
     out = x.index_put((idx,), nx.ones(4, device=conformance_device), accumulate=True)
     assert out.numpy().tolist() == [0.0, 3.0, 0.0, 1.0]
+
+
+def test_deepcopy_and_pickle(conformance_device):
+    """Modules deep-copy (as meta-learners clone them) and tensors pickle, staying on the device."""
+    import copy
+    import pickle
+
+    model = nx.nn.Sequential(nx.nn.Linear(3, 2), nx.nn.BatchNorm1d(2)).to(conformance_device)
+    twin = copy.deepcopy(model)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert b is not a and b.device == a.device and b.requires_grad
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    t = nx.tensor([[1.5, -2.0]], device=conformance_device, requires_grad=True)
+    u = pickle.loads(pickle.dumps(t))
+    assert u.device == t.device and u.requires_grad
+    np.testing.assert_array_equal(u.numpy(), t.numpy())
