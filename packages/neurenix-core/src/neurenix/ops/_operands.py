@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import state as grad_state
-from ..errors import DeviceError, DTypeError, ShapeError
+from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap
 
 _F32 = _dt.float32.np
@@ -119,11 +119,6 @@ def needs_grad(a, b) -> bool:
     if not grad_state.enabled:
         return False
     return (isinstance(a, Tensor) and a.requires_grad) or (isinstance(b, Tensor) and b.requires_grad)
-
-
-def require_dtype(t: Tensor, op: str, kinds: str, what: str) -> None:
-    if t._data.dtype.kind not in kinds:
-        raise DTypeError(f"{op}: expected {what} tensor, got {t.dtype}")
 
 
 _sum_to_cache: dict = {}

@@ -16,7 +16,6 @@ from ._operands import (
     device_mismatch,
     needs_grad,
     prepare,
-    require_dtype,
     sum_to,
 )
 
@@ -215,6 +214,6 @@ def cast(x: Tensor, dtype) -> Tensor:
 __all__ = [
     "abs", "add", "cast", "clamp", "cos", "div", "eq", "exp", "ge", "gt", "le", "log", "logical_and",
     "logical_not", "logical_or", "lt", "maximum", "minimum", "mul", "ne", "neg", "pow", "rdiv", "relu",
-    "relu_backward", "require_dtype", "rpow", "rsqrt", "rsub", "sigmoid", "sign", "sin", "sqrt", "square", "sub",
+    "relu_backward", "rpow", "rsqrt", "rsub", "sigmoid", "sign", "sin", "sqrt", "square", "sub",
     "tanh", "where",
 ]
