@@ -154,6 +154,8 @@ def test_init_sets_the_default_device(devices):
     assert nx.init({"device": "rtdev:1"}) is Device("rtdev:1") is nx.default_device()
     x = nx.zeros(2)
     assert x.device is Device("rtdev:1") and nx.randn(2, 3).device is Device("rtdev:1")
+    layer = nx.nn.Sequential(nx.nn.Linear(2, 3), nx.nn.BatchNorm1d(3))  # modules land there too
+    assert {t.device for t in [*layer.parameters(), *layer.buffers()]} == {Device("rtdev:1")}
     assert nx.init(device="cpu", seed=0) is Device("cpu")
     assert nx.ones(1).device is Device("cpu")
 
