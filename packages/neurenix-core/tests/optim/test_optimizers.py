@@ -70,28 +70,23 @@ def _ref_adam(init, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, m
                           decoupled)
 
 
-@pytest.mark.parametrize("cfg", SGD_CONFIGS, ids=str)
-def test_sgd_matches_reference(cfg):
+def _ref_adamw(init, grads, **cfg):
+    return _ref_adam(init, grads, **{"weight_decay": 1e-2, **cfg}, decoupled=True)
+
+
+REFERENCE_CASES = (
+    [(optim.SGD, _ref_sgd, cfg) for cfg in SGD_CONFIGS]
+    + [(optim.Adam, _ref_adam, cfg) for cfg in ADAM_CONFIGS]
+    + [(optim.AdamW, _ref_adamw, cfg) for cfg in [*ADAM_CONFIGS, dict(lr=0.02, weight_decay=0.5)]]
+)
+
+
+@pytest.mark.parametrize(("cls", "ref", "cfg"), REFERENCE_CASES,
+                         ids=[f"{cls.__name__}-{cfg}" for cls, _, cfg in REFERENCE_CASES])
+def test_matches_the_published_update_rule(cls, ref, cfg):
     init, grads = _arrays(), _grads(6)
-    got = _run(lambda ps: optim.SGD(ps, **cfg), init, grads)
-    for g, w in zip(got, _ref_sgd(init, grads, **cfg)):
-        np.testing.assert_allclose(g, w, **TOL)
-
-
-@pytest.mark.parametrize("cfg", ADAM_CONFIGS, ids=str)
-def test_adam_matches_reference(cfg):
-    init, grads = _arrays(), _grads(6)
-    got = _run(lambda ps: optim.Adam(ps, **cfg), init, grads)
-    for g, w in zip(got, _ref_adam(init, grads, **cfg)):
-        np.testing.assert_allclose(g, w, **TOL)
-
-
-@pytest.mark.parametrize("cfg", ADAM_CONFIGS + [dict(lr=0.02, weight_decay=0.5)], ids=str)
-def test_adamw_matches_reference(cfg):
-    init, grads = _arrays(), _grads(6)
-    got = _run(lambda ps: optim.AdamW(ps, **cfg), init, grads)
-    want = _ref_adam(init, grads, **{"weight_decay": 1e-2, **cfg}, decoupled=True)
-    for g, w in zip(got, want):
+    got = _run(lambda ps: cls(ps, **cfg), init, grads)
+    for g, w in zip(got, ref(init, grads, **cfg)):
         np.testing.assert_allclose(g, w, **TOL)
 
 
