@@ -41,6 +41,17 @@ def device_mismatch(op: str, a: Tensor, b: Tensor) -> DeviceError:
                        "move one with .to(device)")
 
 
+_CACHE_LIMIT = 4096
+
+
+def remember(cache: dict, key, value):
+    """Store a shape plan; a cache that grows past its limit (endless new shapes) starts over."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 _broadcast_cache: dict = {}
 
 
@@ -53,7 +64,7 @@ def broadcast_shapes(sa: tuple, sb: tuple, op: str) -> tuple:
         pa, pb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
         if any(x != y and x != 1 and y != 1 for x, y in zip(pa, pb)):
             raise ShapeError(f"{op}: shapes {sa} and {sb} cannot be broadcast together")
-        out = _broadcast_cache[key] = tuple(y if x == 1 else x for x, y in zip(pa, pb))
+        out = remember(_broadcast_cache, key, tuple(y if x == 1 else x for x, y in zip(pa, pb)))
     return out
 
 
@@ -134,7 +145,7 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
         lead = len(gs) - len(shape)
         ones = tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
         # one reduction: drop the leading axes, keep the size-1 ones; reshape only if both occur
-        plan = _sum_to_cache[(gs, shape)] = (tuple(range(lead)) + ones, bool(ones), bool(ones) and lead > 0)
+        plan = remember(_sum_to_cache, (gs, shape), (tuple(range(lead)) + ones, bool(ones), bool(ones) and lead > 0))
     axes, keepdim, reshape_after = plan
     g = g.sum(dim=axes, keepdim=keepdim)
     return g.reshape(shape) if reshape_after else g

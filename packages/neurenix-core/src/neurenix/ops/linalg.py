@@ -6,7 +6,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError, ShapeError
 from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote_pair, sum_to
-from .movement import mT, squeeze, unsqueeze
+from .movement import last_two_swapped, mT, squeeze, unsqueeze
 
 
 def _same_kind(op: str, *ts):
@@ -73,7 +73,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if batched:
         broadcast_shapes(sx[:-2], sw[:-2], "linear (batch dimensions)")
     k = x._device.kernels
-    y = k.matmul(x._data, k.permute(weight._data, _last_two_swapped(nw)))
+    y = k.matmul(x._data, k.permute(weight._data, last_two_swapped(nw)))
     if bias is not None:
         bd = bias._data
         y = k.add(y, k.reshape(bd, bd.shape[:-1] + (1, bd.shape[-1])) if batched else bd)
@@ -97,13 +97,3 @@ def _linear_vjp(g: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, batch
     if bias.requires_grad:
         gb = sum_to(g, bias.shape[:-1] + (1, bias.shape[-1])).reshape(bias.shape) if batched else sum_to(g, bias.shape)
     return gx, gw, gb
-
-
-_SWAP: dict = {}
-
-
-def _last_two_swapped(nd: int) -> tuple:
-    axes = _SWAP.get(nd)
-    if axes is None:
-        axes = _SWAP[nd] = tuple(range(nd - 2)) + (nd - 1, nd - 2)
-    return axes

@@ -9,7 +9,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..device import Device
 from ..errors import DeviceError, ShapeError
-from ._operands import Tensor, _wrap, device_mismatch, promote_pair, sum_to
+from ._operands import Tensor, _wrap, device_mismatch, promote_pair, remember, sum_to
 from .elementwise import cast
 from .reduce import normalize_dim
 
@@ -46,7 +46,7 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
             m *= s
         if m != n or (holes and known == 0):
             raise ShapeError(f"reshape: cannot reshape a tensor of shape {old} ({n} elements) into {new}")
-        _reshape_cache[key] = out
+        remember(_reshape_cache, key, out)
     return out
 
 
@@ -100,17 +100,23 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     return permute(x, tuple(dims))
 
 
-_MT: dict = {}
+_SWAP_LAST_TWO: dict = {}
+
+
+def last_two_swapped(ndim: int) -> tuple:
+    """The permutation that swaps the last two of ``ndim`` axes (its own inverse)."""
+    perm = _SWAP_LAST_TWO.get(ndim)
+    if perm is None:
+        perm = _SWAP_LAST_TWO[ndim] = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+    return perm
 
 
 def mT(x: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
     """Swap the last two axes (batched matrix transpose)."""
     nd = len(x._data.shape)
-    perm = _MT.get(nd)
-    if perm is None:
-        if nd < 2:
-            raise ShapeError(f"mT needs at least 2 dimensions, got shape {x.shape}")
-        perm = _MT[nd] = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    if nd < 2:
+        raise ShapeError(f"mT needs at least 2 dimensions, got shape {x.shape}")
+    perm = last_two_swapped(nd)
     return _permute(x, perm, perm)
 
 
