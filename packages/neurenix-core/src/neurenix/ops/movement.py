@@ -9,7 +9,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..device import Device
 from ..errors import DeviceError, ShapeError
-from ._operands import Tensor, _wrap, device_mismatch, promote_pair, remember, sum_to
+from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote_pair, remember, sum_to
 from .elementwise import cast
 from .reduce import normalize_dim
 
@@ -246,11 +246,7 @@ def normalize_key(x: Tensor, key) -> tuple:
 
 def getitem(x: Tensor, key) -> Tensor:
     """``x[key]`` with NumPy's basic and advanced (integer-array, bool-mask) indexing."""
-    key = normalize_key(x, key)
-    out = _wrap(x._device.kernels.getitem(x._data, key), x._device)
-    if x.requires_grad and grad_state.enabled:
-        record(out, "Index", (x,), lambda g, o: (_scatter(x, key, g),))
-    return out
+    return getitem_key(x, normalize_key(x, key))
 
 
 def _scatter(x: Tensor, key: tuple, g: Tensor) -> Tensor:
@@ -261,10 +257,8 @@ def _scatter(x: Tensor, key: tuple, g: Tensor) -> Tensor:
 def _index_put(x: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tensor:
     k = x._device.kernels
     target = k.getitem(x._data, key).shape
-    if values.shape != target:
-        from ._operands import broadcast_shapes
-        if broadcast_shapes(values.shape, target, "index_put") != target:
-            raise ShapeError(f"index_put: values of shape {values.shape} do not fit x[key] of shape {target}")
+    if values.shape != target and broadcast_shapes(values.shape, target, "index_put") != target:
+        raise ShapeError(f"index_put: values of shape {values.shape} do not fit x[key] of shape {target}")
     out = _wrap(k.index_put(x._data, key, values._data, accumulate), x._device)
     if (x.requires_grad or values.requires_grad) and grad_state.enabled:
         def vjp(g, o):

@@ -32,12 +32,11 @@ __all__ = [
     "test_broadcast_error_names_shapes",
     "test_cast_all_pairs",
     "test_full",
-    "test_gradient",
+    "test_gradients",
     "test_index_put_repeated_indices_add_up",
     "test_mixing_devices_is_an_error",
     "test_mlp_training_step",
     "test_optimizer_steps",
-    "test_second_order",
     "test_transfer_roundtrip",
     "test_unfold_fold_are_adjoint",
     "test_values",
@@ -116,35 +115,23 @@ def _first_and_second(case: OpCase, dev, dtype: str):
     return [None if g is None else g.numpy() for g in grads], [None if g is None else g.numpy() for g in second]
 
 
+@pytest.mark.parametrize("order", [1, 2], ids=["first_order", "second_order"])
 @pytest.mark.parametrize("case", DIFFERENTIABLE, ids=str)
-def test_gradient(case: OpCase, conformance_device):
-    """First-order gradients: finite differences in float64, else the cpu device's float64 gradients."""
+def test_gradients(case: OpCase, order: int, conformance_device):
+    """First- and second-order gradients (second order is what MAML needs): finite differences in
+    float64 (gradcheck, gradgradcheck), else the cpu device's float64 gradients."""
     dev = conformance_device
     if "float64" in _supported(dev):
         xs = _tensors(case.inputs("float64"), dev, requires_grad=True)
-        assert gradcheck(case.fn, xs)
-    else:
-        got, _ = _first_and_second(case, dev, "float32")
-        want, _ = _first_and_second(case, nx.Device("cpu"), "float64")
-        for g, w in zip(got, want):
+        assert (gradcheck if order == 1 else gradgradcheck)(case.fn, xs)
+        return
+    got = _first_and_second(case, dev, "float32")[order - 1]
+    want = _first_and_second(case, nx.Device("cpu"), "float64")[order - 1]
+    for g, w in zip(got, want):
+        if order == 1:
             assert (g is None) == (w is None)
-            if g is not None:
-                np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4, err_msg=case.name)
-
-
-@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=str)
-def test_second_order(case: OpCase, conformance_device):
-    """Second-order gradients (what MAML needs): gradgradcheck in float64, else compared with cpu."""
-    dev = conformance_device
-    if "float64" in _supported(dev):
-        xs = _tensors(case.inputs("float64"), dev, requires_grad=True)
-        assert gradgradcheck(case.fn, xs)
-    else:
-        _, got = _first_and_second(case, dev, "float32")
-        _, want = _first_and_second(case, nx.Device("cpu"), "float64")
-        for g, w in zip(got, want):
-            if g is not None and w is not None:
-                np.testing.assert_allclose(g, w, rtol=2e-3, atol=2e-4, err_msg=case.name)
+        if g is not None and w is not None:
+            np.testing.assert_allclose(g, w, rtol=1e-3 * order, atol=1e-4 * order, err_msg=case.name)
 
 
 @pytest.mark.parametrize("dtype", ALL)
