@@ -1,10 +1,13 @@
-"""Running a module with parameters passed in: ``functional_call``."""
+"""Running a module with parameters passed in: ``functional_call``, and for many tasks at once: ``batched_call``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .errors import ShapeError
 from .nn.module import Module
+from .nn.tasks import task_batch
+from .tensor import Tensor
 
 
 def _owner(module: Module, dotted: str) -> tuple[Module, str]:
@@ -39,3 +42,25 @@ def functional_call(module: Module, params: Mapping, *args, **kwargs):
     finally:
         for owner, attr, old in reversed(swapped):
             owner.__dict__[attr] = old
+
+
+def batched_call(module: Module, params: Mapping, *args: Tensor) -> Tensor:
+    """Run ``module`` once for a batch of T tasks: each of ``args`` is (T, rows, ...), the result (T, rows, ...).
+
+    A tensor in ``params`` with one more dimension than the parameter it stands for holds one value per
+    task (MAML's adapted weights); one with the parameter's own shape is shared by all tasks. Rows of
+    different tasks never mix: BatchNorm takes statistics per task (see ``neurenix.nn.tasks``). The
+    result equals stacking ``functional_call`` over the tasks, in one call.
+    """
+    if not args or any(not isinstance(a, Tensor) or a.ndim < 2 for a in args):
+        raise ShapeError(f"batched_call: inputs must be tensors of shape (tasks, rows, ...), got "
+                         f"{[getattr(a, 'shape', type(a).__name__) for a in args]}")
+    t = args[0].shape[0]
+    if any(a.shape[:2] != args[0].shape[:2] for a in args):
+        raise ShapeError(f"batched_call: inputs disagree on (tasks, rows): {[a.shape for a in args]}")
+    with task_batch(t):
+        out = functional_call(module, params, *(a.flatten(0, 1) for a in args))
+    if not isinstance(out, Tensor) or out.ndim == 0 or out.shape[0] != t * args[0].shape[1]:
+        raise ShapeError(f"batched_call: {type(module).__name__} must return one row per input row "
+                         f"({t} tasks x {args[0].shape[1]} rows), got {getattr(out, 'shape', type(out).__name__)}")
+    return out.reshape(t, args[0].shape[1], *out.shape[1:])

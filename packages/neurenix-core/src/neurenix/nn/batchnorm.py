@@ -8,6 +8,7 @@ from ..errors import ShapeError
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter
+from .tasks import has_task_axis, task_count
 
 
 class _BatchNorm(Module):
@@ -36,12 +37,14 @@ class _BatchNorm(Module):
         if x.ndim not in self._input_dims or x.shape[1] != self.num_features:
             raise ShapeError(f"{type(self).__name__}({self.num_features}): expected input of {self._input_dims} "
                              f"dimensions with {self.num_features} channels on axis 1, got shape {x.shape}")
+        if self.affine:
+            has_task_axis(self.weight, 1, type(self).__name__)  # checks a task axis against the task count
         use_batch_stats = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None, self.weight, self.bias,
-                            use_batch_stats, self.momentum, self.eps)
+                            use_batch_stats, self.momentum, self.eps, task_count())
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

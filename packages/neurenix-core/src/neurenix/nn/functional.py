@@ -24,17 +24,31 @@ __all__ = [
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw), via unfold + matmul."""
-    if input.ndim != 4 or weight.ndim != 4:
+    """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw), via unfold + matmul.
+
+    A weight (T, O, C/groups, kh, kw) with bias (T, O) holds one filter bank per task: the N rows of
+    ``input`` are then T tasks one after another, task t convolved with its own weights (see nn.tasks).
+    """
+    per_task = weight.ndim == 5
+    if input.ndim != 4 or weight.ndim not in (4, 5):
         raise ShapeError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got {input.shape} "
                          f"and {weight.shape}")
     n, c, h, w = input.shape
-    o, cg, kh, kw = weight.shape
+    t = weight.shape[0] if per_task else 1
+    o, cg, kh, kw = weight.shape[-4:]
     if c % groups or o % groups or cg != c // groups:
         raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
+    if n % t:
+        raise ShapeError(f"conv2d: {n} input rows do not split into the {t} tasks of weight {weight.shape}")
     st, pd, dl = pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
     oh, ow = out_size(h, kh, st[0], pd[0], dl[0]), out_size(w, kw, st[1], pd[1], dl[1])
     cols = unfold(input, (kh, kw), dl, pd, st)  # (N, C*kh*kw, L)
+    if per_task:  # (T, 1, G, O/G, K) @ (T, N/T, G, K, L)
+        cols = cols.reshape(t, n // t, groups, cg * kh * kw, oh * ow)
+        out = weight.reshape(t, 1, groups, o // groups, cg * kh * kw) @ cols
+        out = out.reshape(t, n // t, o, oh * ow)
+        out = out if bias is None else out + bias.reshape(t, 1, o, 1)
+        return out.reshape(n, o, oh, ow)
     if groups == 1:
         out = weight.reshape(o, cg * kh * kw) @ cols  # (N, O, L)
     else:
@@ -97,38 +111,46 @@ def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
                bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
-               eps: float = 1e-5) -> Tensor:
+               eps: float = 1e-5, tasks: int = 0) -> Tensor:
     """Normalise over the batch (and spatial) axes per channel (axis 1).
 
     In training, batch statistics are used and the running ones (if given) are updated in place with
     ``momentum`` (the running variance with the unbiased estimate); otherwise the running ones are used.
+    With ``tasks=T`` the N rows are T tasks one after another (see nn.tasks): statistics are taken per
+    task, ``weight``/``bias`` may be (T, C), and the running ones move by the mean over tasks.
     """
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected (N, C, ...) input, got shape {input.shape}")
-    c = input.shape[1]
-    axes = (0,) + tuple(range(2, input.ndim))
-    shape = (1, c) + (1,) * (input.ndim - 2)
+    t, lead = max(tasks, 1), 1 if tasks else 0  # with tasks, x is (T, N/T, C, ...): channels on axis 2
+    x = input.reshape(t, input.shape[0] // t, *input.shape[1:]) if tasks else input
+    c = x.shape[lead + 1]
+    axes = tuple(a for a in range(x.ndim) if a != lead + 1)[lead:]
+    shape = (1,) * (lead + 1) + (c,) + (1,) * (x.ndim - lead - 2)
     if training:
-        n = input.numel() // c
+        n = x.numel() // (c * t)
         if n <= 1:
-            raise ValueError(f"batch_norm: training needs more than one value per channel, got input {input.shape}")
-        mu = mean(input, axes, keepdim=True)
-        d = input - mu
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got input {input.shape}"
+                             + (f" for {t} tasks" if tasks else ""))
+        mu = mean(x, axes, keepdim=True)
+        d = x - mu
         var = mean(d * d, axes, keepdim=True)
         if running_mean is not None and running_var is not None:
             with no_grad():
-                running_mean.mul_(1 - momentum).add_(mu.reshape(c) * momentum)
-                running_var.mul_(1 - momentum).add_(var.reshape(c) * (momentum * n / (n - 1)))
+                mu_c, var_c = (mu.reshape(t, c).mean(0), var.reshape(t, c).mean(0)) if tasks else \
+                    (mu.reshape(c), var.reshape(c))
+                running_mean.mul_(1 - momentum).add_(mu_c * momentum)
+                running_var.mul_(1 - momentum).add_(var_c * (momentum * n / (n - 1)))
         out = d / (var + eps).sqrt()
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation without batch statistics needs running_mean and running_var")
-        out = (input - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+        out = (x - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+    per_task = (t, 1, c) + shape[3:]
     if weight is not None:
-        out = out * weight.reshape(shape)
+        out = out * weight.reshape(per_task if weight.ndim == 2 else shape)
     if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+        out = out + bias.reshape(per_task if bias.ndim == 2 else shape)
+    return out.reshape(input.shape) if tasks else out
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -9,6 +9,7 @@ from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
+from .tasks import has_task_axis, split_tasks
 
 
 class Linear(Module):
@@ -33,7 +34,11 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias)
+        w = self.weight
+        if not has_task_axis(w, 2, "Linear"):
+            return linear(x, w, self.bias)
+        y = linear(split_tasks(x, w.shape[0], "Linear").flatten(1, -2), w, self.bias)  # (tasks, rows, out)
+        return y.reshape(*x.shape[:-1], w.shape[-2])
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,111 @@
+"""The task axis: ``batched_call`` equals stacking ``functional_call`` over tasks, values and gradients."""
+
+import numpy as np
+import pytest
+
+import neurenix as nx
+from neurenix import nn
+from neurenix.func import batched_call, functional_call
+from neurenix.nn.tasks import task_batch, task_count
+from neurenix.testing import gradcheck, gradgradcheck
+
+T = 3
+
+
+def _conv_net():
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 2))
+
+
+NETS = {"conv": (_conv_net, (5, 2, 8, 8)), "mlp": (_mlp, (4, 3))}
+
+
+def _setup(net, per_task, seed=0):
+    nx.manual_seed(seed)
+    make, row_shape = NETS[net]
+    model = make().double()
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    if per_task:  # distinct weights per task, as after MAML's inner step
+        params = {n: (p.unsqueeze(0) + 0.1 * nx.randn(T, *p.shape, dtype=nx.float64)) for n, p in params.items()}
+    x = nx.randn(T, *row_shape, dtype=nx.float64)
+    return model, params, x
+
+
+def _looped(model, params, x, per_task):
+    return nx.stack([functional_call(model, {n: v[t] if per_task else v for n, v in params.items()}, x[t])
+                     for t in range(T)])
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("per_task", [True, False], ids=["per-task", "shared"])
+@pytest.mark.parametrize("net", NETS)
+def test_batched_call_equals_looped_functional_call(net, per_task, train):
+    model, params, x = _setup(net, per_task)
+    model.train(train)
+    out = batched_call(model, params, x)
+    np.testing.assert_allclose(out.numpy(), _looped(model, params, x, per_task).numpy(), rtol=1e-12, atol=1e-12)
+    assert out.shape[:2] == (T, x.shape[1])
+
+
+@pytest.mark.parametrize("per_task", [True, False], ids=["per-task", "shared"])
+@pytest.mark.parametrize("net", NETS)
+def test_batched_call_gradients_first_and_second_order(net, per_task):
+    model, params, x = _setup(net, per_task)
+    names = list(params)
+    leaves = [params[n].detach().requires_grad_() for n in names]
+    x = x[:, :2] if net == "conv" else x  # fewer rows: quicker
+
+    def f(*ws):
+        return (batched_call(model, dict(zip(names, ws)), x) ** 2).sum()
+
+    def f_looped(*ws):
+        return (_looped(model, dict(zip(names, ws)), x, per_task) ** 2).sum()
+
+    g = nx.autograd.grad(f(*leaves), leaves)
+    g_ref = nx.autograd.grad(f_looped(*leaves), leaves)
+    for a, b in zip(g, g_ref):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    if net == "mlp":
+        assert gradcheck(f, leaves) and gradgradcheck(f, leaves)
+
+
+def test_batchnorm_running_stats_move_by_the_task_mean():
+    model, params, x = _setup("mlp", per_task=False)
+    bn = model[1]
+    batched_call(model, params, x)
+    h = nx.stack([model[0](x[t]) for t in range(T)])  # BatchNorm1d's input, per task
+    mu, var = h.mean(1), h.var(1, unbiased=True)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * mu.mean(0).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * var.mean(0).numpy(), rtol=1e-12)
+
+
+def test_task_batch_nests_and_restores():
+    assert task_count() == 0
+    with task_batch(4):
+        with task_batch(2):
+            assert task_count() == 2
+        assert task_count() == 4
+    assert task_count() == 0
+
+
+class _RowSum(nn.Module):
+    def forward(self, x):
+        return x.sum(0, keepdim=True)
+
+
+def test_bad_task_axes_are_named():
+    model, params, x = _setup("mlp", per_task=True)
+    with pytest.raises(nx.ShapeError, match=r"Linear: parameter of shape \(3, 5, 3\).*outside task_batch"):
+        functional_call(model, params, x[0])
+    with pytest.raises(nx.ShapeError, match="leading task axis of 2"):
+        batched_call(model, params, x[:2])
+    with pytest.raises(nx.ShapeError, match=r"inputs must be tensors of shape \(tasks, rows, \.\.\.\)"):
+        batched_call(model, params, x[0, 0])
+    with pytest.raises(nx.ShapeError, match="one row per input row"):
+        batched_call(_RowSum(), {}, x)
+    with pytest.raises(ValueError, match="positive int"), task_batch(0):
+        pass
