@@ -1,0 +1,22 @@
+"""Meta-learning for Neurenix: few-shot learning and fast adaptation to new tasks.
+
+Meta-learners (one ``MetaLearningModel`` API): ``MAML`` (second and first order), ``Reptile``,
+``PrototypicalNetworks`` and ``RelationNetworks``; task generators ``generate_regression_tasks`` and
+``generate_classification_tasks``. A task is ``(support_x, support_y, query_x, query_y)``.
+"""
+
+__version__ = "0.1.0"
+
+from .base import MetaLearningModel
+from .generators import generate_classification_tasks, generate_regression_tasks
+from .maml import MAML
+from .metric import FewShotClassifier
+from .protonets import PrototypicalNetworks
+from .relation import RelationNetworks
+from .reptile import Reptile
+from .tasks import Task
+
+__all__ = [
+    "MAML", "FewShotClassifier", "MetaLearningModel", "PrototypicalNetworks", "RelationNetworks", "Reptile", "Task",
+    "generate_classification_tasks", "generate_regression_tasks",
+]

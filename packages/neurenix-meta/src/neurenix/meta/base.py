@@ -1,0 +1,165 @@
+"""``MetaLearningModel``: what every meta-learner shares (the training loop, adaptation, the inner loop)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+import neurenix as nx
+from neurenix import Tensor
+from neurenix.func import batched_call
+from neurenix.nn import Module
+from neurenix.optim import Adam, Optimizer
+
+from .losses import LossFn, correct, task_losses
+from .tasks import Batch, Checked, batches, check_task, check_tasks, stack
+
+
+def inner_loop(model: Module, params: dict[str, Tensor], x: Tensor, y: Tensor, labels: Tensor | None,
+               steps: int, lr: float, loss_fn: LossFn | None, create_graph: bool, classes: int = 0,
+               indices: tuple = ()) -> dict[str, Tensor]:
+    """``steps`` of gradient descent at ``lr`` on a batch of tasks: ``params`` carry a task axis, ``x``/``y``
+    are (tasks, rows, ...); returns the adapted parameters. Each task's step uses only its own loss, since
+    the losses are summed over tasks and task t's rows touch only task t's parameters.
+
+    With ``create_graph`` the steps are differentiable (second-order MAML); without, each step's gradient
+    is a constant, so the result still depends on ``params`` but only through the identity (first order).
+    """
+    names, ws = list(params), list(params.values())
+    for _ in range(steps):
+        losses = task_losses(batched_call(model, dict(zip(names, ws)), x), y, labels, loss_fn, classes, indices)
+        grads = nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
+        ws = [w if g is None else w - lr * g for w, g in zip(ws, grads)]
+    return dict(zip(names, ws))
+
+
+class MetaLearningModel(Module):
+    """Base class of the meta-learners: wraps ``model`` and meta-trains it on tasks.
+
+    A task is ``(support_x, support_y, query_x, query_y)``. Subclasses define ``task_objective``: the
+    per-task query losses of a batch of tasks stacked on a leading task axis. The base class gives them
+    ``meta_learn`` (the outer loop, batching tasks of equal shapes), ``meta_loss`` and ``adapt_to_task``.
+    """
+
+    def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False):
+        super().__init__()
+        if not isinstance(model, Module):
+            raise TypeError(f"model must be a neurenix.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.inner_lr, self.meta_lr, self.first_order = inner_lr, meta_lr, first_order
+        self.__dict__["_default_optimizer"] = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def clone_model(self) -> Module:
+        """A deep copy of the model: same architecture and values, parameters that are fresh leaves."""
+        return copy.deepcopy(self.model)
+
+    def trainable(self) -> dict[str, Tensor]:
+        """The model's parameters that adapt (``requires_grad``), by name."""
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        if not params:
+            raise ValueError(f"{type(self).__name__}: the model has no parameters that require grad")
+        return params
+
+    # -- adaptation ------------------------------------------------------------------------------
+    def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = 5,
+                      loss_fn: LossFn | None = None) -> Module:
+        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set."""
+        steps = 5 if steps is None else steps
+        task = check_task((support_x, support_y, support_x, support_y), 0)
+        b = stack([task])
+        params = {n: p.detach().unsqueeze(0) for n, p in self.trainable().items()}
+        with nx.enable_grad():
+            params = {n: p.requires_grad_() for n, p in params.items()}
+            fast = inner_loop(self.model, params, b.support_x, b.support_y, b.support_labels, steps, self.inner_lr,
+                              loss_fn, create_graph=False, classes=b.classes)
+        clone = self.clone_model()
+        with nx.no_grad():
+            for name, p in clone.named_parameters():
+                if name in fast:
+                    p.copy_(fast[name][0])
+        return clone
+
+    # -- the meta-objective ----------------------------------------------------------------------
+    def check(self, tasks: Sequence) -> list[Checked]:
+        """Check tasks before use (meta-learners with further needs, such as labels, extend it)."""
+        return check_tasks(tasks)
+
+    def task_objective(self, batch: Batch, loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
+        """The query loss of each task of ``batch`` (shape (tasks,)) after adaptation, and the query
+        predictions (tasks, rows, ...). Meta-learners implement this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement task_objective(batch, loss_fn)")
+
+    def meta_loss(self, tasks: Sequence, loss_fn: LossFn | None = None, batch_tasks: bool = True) -> Tensor:
+        """The meta-objective of ``tasks``: the sum of their query losses after adaptation. Its
+        gradient with respect to ``parameters()`` is the meta-gradient (the sum of the tasks')."""
+        checked = self.check(tasks)
+        return sum((self.task_objective(b, loss_fn)[0].sum() for b in batches(checked, batch_tasks)), start=0.0)
+
+    def meta_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
+                  batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+        """One meta-update from ``tasks``; returns (sum of query losses, number right or None), unread."""
+        optimizer.zero_grad()
+        total, right = 0.0, None
+        for b in batches(tasks, batch_tasks):
+            losses, pred = self.task_objective(b, loss_fn)
+            loss = losses.sum()
+            loss.backward()
+            total = total + loss.detach()
+            if b.query_labels is not None:
+                right = correct(pred.detach(), b.query_labels) + (0 if right is None else right)
+        optimizer.step()
+        return total, right
+
+    # -- the outer loop --------------------------------------------------------------------------
+    def default_optimizer(self) -> Optimizer:
+        """Adam at ``meta_lr`` over ``parameters()``, made once and kept across ``meta_learn`` calls."""
+        if self._default_optimizer is None:
+            self.__dict__["_default_optimizer"] = Adam(self.parameters(), lr=self.meta_lr)
+        return self._default_optimizer
+
+    def meta_learn(self, tasks: Sequence, meta_optimizer: Optimizer | None = None, epochs: int = 10,
+                   tasks_per_batch: int = 4, loss_fn: LossFn | None = None, *, shuffle: bool = True,
+                   batch_tasks: bool = True) -> dict[str, list[float]]:
+        """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
+
+        Each epoch visits every task once (in a random order drawn from neurenix's generator unless
+        ``shuffle=False``); a last, smaller batch is used too. Tasks of equal shapes in a batch run as one
+        stacked batch (``batch_tasks=False`` runs them one by one: same result, slower). Returns the
+        history: per-epoch mean query loss (``"loss"``) and, when targets are labels, query accuracy
+        (``"accuracy"``). ``meta_optimizer=None`` uses Adam at ``meta_lr``. The tasks are not modified.
+        """
+        if not isinstance(tasks_per_batch, int) or tasks_per_batch < 1:
+            raise ValueError(f"tasks_per_batch must be an int >= 1, got {tasks_per_batch!r}")
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        checked = self.check(tasks)
+        optimizer = self.default_optimizer() if meta_optimizer is None else meta_optimizer
+        labelled = checked[0].query_labels is not None
+        history: dict[str, list[float]] = {"loss": []} | ({"accuracy": []} if labelled else {})
+        rng = nx.random.generator()
+        for epoch in range(epochs):
+            order = rng.permutation(len(checked)) if shuffle else np.arange(len(checked))
+            loss_sum, right_sum, rows = 0.0, 0, 0
+            for start in range(0, len(order), tasks_per_batch):
+                batch = [checked[i] for i in order[start:start + tasks_per_batch]]
+                loss, right = self.meta_step(batch, optimizer, loss_fn, batch_tasks)
+                # one host read per meta-update: the loss (and the count of right answers) together
+                value, n_right = nx.stack([loss, right.to(loss.dtype)]).tolist() if right is not None else \
+                    (loss.item(), 0)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"meta_learn: the loss became {value} in epoch {epoch}, batch "
+                                             f"{start // tasks_per_batch} (tasks {[t.index for t in batch]}); "
+                                             "try a smaller inner_lr or meta_lr")
+                loss_sum += value
+                right_sum += int(n_right)
+                rows += sum(t.query_x.shape[0] for t in batch)
+            history["loss"].append(loss_sum / len(checked))
+            if labelled:
+                history["accuracy"].append(right_sum / rows)
+        return history

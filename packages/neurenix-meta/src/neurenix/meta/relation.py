@@ -1,0 +1,42 @@
+"""Relation Networks (Sung et al., 2018), in the form of the guide's seed 004: a learned relation module
+g scores each (query, support example) pair, and a class's probability is its share of the scores."""
+
+from __future__ import annotations
+
+import neurenix as nx
+from neurenix import Tensor
+from neurenix.func import batched_call
+from neurenix.nn import Module
+
+from .metric import MetricLearner
+
+
+class RelationNetworks(MetricLearner):
+    """``r(x_q, x_i) = sigmoid(g([f(x_q), f(x_i)]))`` for an embedding module f and a relation module g,
+    with the pair concatenated on the feature (channel) axis; then
+    ``P(y_q = c) = sum_{i: y_i = c} r(x_q, x_i) / sum_i r(x_q, x_i)``. Logits are ``log P``, so the
+    default loss (cross-entropy) is the negative log-likelihood of the true class.
+
+    ``relation_model`` maps pairs (rows, 2 * features, ...) to one score per row, (rows, 1) or (rows,).
+    """
+
+    def __init__(self, embedding_model: Module, relation_model: Module, meta_lr: float = 0.001):
+        super().__init__(embedding_model, meta_lr)
+        self.relation_model = relation_model
+
+    def compute_relations(self, query_embeddings: Tensor, support_embeddings: Tensor) -> Tensor:
+        """Relation scores in (0, 1), shape (tasks, queries, support rows), from embeddings (tasks, rows, ...)."""
+        q, s = query_embeddings, support_embeddings
+        t, nq, ns, feat = q.shape[0], q.shape[1], s.shape[1], q.shape[2:]
+        qe = q.unsqueeze(2).expand(t, nq, ns, *feat)
+        se = s.unsqueeze(1).expand(t, nq, ns, *feat)
+        pairs = nx.cat([qe, se], dim=3).reshape(t, nq * ns, 2 * feat[0], *feat[1:])
+        r = batched_call(self.relation_model, {}, pairs)
+        if r.numel() != t * nq * ns:
+            raise ValueError(f"RelationNetworks: relation_model must give one score per pair, got shape "
+                             f"{tuple(r.shape[1:])} per pair batch of {nq * ns}")
+        return r.reshape(t, nq, ns).sigmoid()
+
+    def scores(self, query: Tensor, support: Tensor, one_hot: Tensor) -> Tensor:
+        r = self.compute_relations(query, support)
+        return (r @ one_hot).log() - r.sum(-1, keepdim=True).log()

@@ -1,0 +1,67 @@
+"""Reptile (Nichol et al., 2018): move the initialisation toward the weights each task trains to."""
+
+from __future__ import annotations
+
+import neurenix as nx
+from neurenix import Tensor
+from neurenix.func import batched_call
+from neurenix.nn import Module
+from neurenix.optim import SGD, Optimizer
+
+from .base import MetaLearningModel, inner_loop
+from .losses import LossFn, correct, task_losses
+from .tasks import Checked, batches
+
+
+class Reptile(MetaLearningModel):
+    """Reptile: train on each task's support set for ``inner_steps`` SGD steps at ``inner_lr`` (theta ->
+    theta'), then move theta <- theta + meta_lr * mean over the batch of (theta' - theta).
+
+    A ``meta_optimizer`` is handed theta - mean(theta') as the gradient; the default, SGD at ``meta_lr``,
+    is exactly the interpolation above. The reported loss is the query loss at the adapted weights.
+    """
+
+    def __init__(self, model: Module, inner_lr: float = 0.02, meta_lr: float = 0.001, inner_steps: int = 8):
+        super().__init__(model, inner_lr, meta_lr, first_order=True)
+        if not isinstance(inner_steps, int) or inner_steps < 1:
+            raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps!r}")
+        self.inner_steps = inner_steps
+
+    def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
+                      loss_fn: LossFn | None = None) -> Module:
+        """A copy of the model after ``steps`` (default ``inner_steps``) SGD steps on the support set."""
+        return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn)
+
+    def default_optimizer(self) -> Optimizer:
+        """SGD at ``meta_lr``: with Reptile's gradient it is the plain interpolation of the paper."""
+        if self._default_optimizer is None:
+            self.__dict__["_default_optimizer"] = SGD(self.parameters(), lr=self.meta_lr)
+        return self._default_optimizer
+
+    def meta_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
+                  batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+        theta = self.trainable()
+        drift = {n: 0.0 for n in theta}  # sum over tasks of theta - theta'
+        total, right = 0.0, None
+        for b in batches(tasks, batch_tasks):
+            start = {n: p.detach().unsqueeze(0).expand(b.size, *p.shape).requires_grad_() for n, p in theta.items()}
+            with nx.enable_grad():
+                fast = inner_loop(self.model, start, b.support_x, b.support_y, b.support_labels, self.inner_steps,
+                                  self.inner_lr, loss_fn, False, b.classes, b.indices)
+            with nx.no_grad():
+                fast = {n: w.detach() for n, w in fast.items()}
+                for n, p in theta.items():
+                    drift[n] = drift[n] + (p.unsqueeze(0) - fast[n]).sum(0)
+                pred = batched_call(self.model, fast, b.query_x)
+                total = total + task_losses(pred, b.query_y, b.query_labels, loss_fn, b.classes, b.indices).sum()
+                if b.query_labels is not None:
+                    right = correct(pred, b.query_labels) + (0 if right is None else right)
+        optimizer.zero_grad()
+        for n, p in theta.items():
+            p.grad = drift[n] / len(tasks)
+        optimizer.step()
+        return total, right
+
+    def task_objective(self, batch, loss_fn):
+        """Reptile has no differentiable meta-objective; the query loss after adaptation is reported."""
+        raise NotImplementedError("Reptile's meta-update is not the gradient of a loss: use meta_learn or meta_step")

@@ -1,0 +1,141 @@
+"""Tasks: checking them once, reading their labels, and stacking tasks of equal shapes along a task axis.
+
+A task is ``(support_x, support_y, query_x, query_y)``. Targets are class labels, either int64 class
+indices of shape (rows,) or one-hot float rows of shape (rows, classes), or anything else, which is
+read as a regression target. The meta-learners never modify the tasks they are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import neurenix as nx
+from neurenix import Tensor
+from neurenix.errors import ShapeError
+
+Task = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One task after checking: its tensors, and class indices where its targets are labels."""
+
+    index: int
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    support_labels: Tensor | None  # int64 (rows,), None for regression
+    query_labels: Tensor | None
+    classes: int  # number of classes (0 for regression)
+    support_counts: tuple[int, ...]  # support rows per class
+
+    @property
+    def shape_key(self) -> tuple:
+        ts = (self.support_x, self.support_y, self.query_x, self.query_y)
+        return tuple((t.shape, t.dtype, str(t.device)) for t in ts)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Tasks of equal shapes stacked on a leading task axis: x (T, rows, ...), labels (T, rows)."""
+
+    indices: tuple[int, ...]
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    support_labels: Tensor | None
+    query_labels: Tensor | None
+    classes: int
+
+    @property
+    def size(self) -> int:
+        return len(self.indices)
+
+
+def _labels(y: Tensor) -> tuple[np.ndarray | None, int]:
+    """Class indices of ``y`` if it holds labels (int64 indices or one-hot rows), with the class count."""
+    if y.dtype == nx.int64 and y.ndim == 1:
+        v = y.numpy()
+        if v.size and v.min() < 0:
+            raise ValueError(f"class labels must be non-negative, got {int(v.min())}")
+        return v, int(v.max()) + 1 if v.size else 0
+    if y.is_floating_point() and y.ndim == 2 and y.shape[1] >= 2:
+        v = y.numpy()
+        if np.all((v == 0) | (v == 1)) and np.all(v.sum(1) == 1):
+            return v.argmax(1), y.shape[1]
+    return None, 0
+
+
+def check_task(task, i: int) -> Checked:
+    """Check one task (a clear error naming task ``i`` and the shapes) and read its labels."""
+    if not isinstance(task, (tuple, list)) or len(task) != 4:
+        got = f"a {type(task).__name__} of {len(task)}" if isinstance(task, (tuple, list)) else type(task).__name__
+        raise ValueError(f"task {i}: expected a (support_x, support_y, query_x, query_y) tuple, got {got}")
+    names = ("support_x", "support_y", "query_x", "query_y")
+    for name, t in zip(names, task):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"task {i}: {name} must be a neurenix Tensor, got {type(t).__name__}")
+        if t.ndim == 0:
+            raise ShapeError(f"task {i}: {name} must have a rows axis, got a scalar")
+    sx, sy, qx, qy = task
+    shapes = f"support_x {sx.shape}, support_y {sy.shape}, query_x {qx.shape}, query_y {qy.shape}"
+    if sx.shape[0] != sy.shape[0] or qx.shape[0] != qy.shape[0]:
+        raise ShapeError(f"task {i}: inputs and targets disagree on the number of rows ({shapes})")
+    if sx.shape[0] == 0:
+        raise ShapeError(f"task {i}: the support set is empty ({shapes})")
+    if sx.shape[1:] != qx.shape[1:]:
+        raise ShapeError(f"task {i}: support and query inputs have different feature shapes ({shapes})")
+    try:
+        (s_lab, s_cls), (q_lab, q_cls) = _labels(sy), _labels(qy)
+    except ValueError as e:
+        raise ValueError(f"task {i}: {e} ({shapes})") from None
+    if (s_lab is None) != (q_lab is None) or (s_lab is None and sy.shape[1:] != qy.shape[1:]):
+        raise ShapeError(f"task {i}: support and query targets are of different kinds or shapes ({shapes})")
+    if s_lab is None:
+        return Checked(i, sx, sy, qx, qy, None, None, 0, ())
+    classes = max(s_cls, q_cls)
+    device = sx.device
+    return Checked(i, sx, sy, qx, qy, nx.tensor(s_lab, dtype=nx.int64, device=device),
+                   nx.tensor(q_lab, dtype=nx.int64, device=device), classes,
+                   tuple(np.bincount(s_lab, minlength=classes).tolist()))
+
+
+def check_tasks(tasks: Sequence) -> list[Checked]:
+    """Check every task up front, so that a bad one fails before any training happens."""
+    if isinstance(tasks, tuple) and len(tasks) == 4 and all(isinstance(t, Tensor) for t in tasks):
+        raise TypeError("tasks must be a list of (support_x, support_y, query_x, query_y) tuples; got one task "
+                        "(wrap it in a list)")
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("no tasks given")
+    checked = [check_task(t, i) for i, t in enumerate(tasks)]
+    kinds = {c.support_labels is None for c in checked}
+    if len(kinds) > 1:
+        raise ValueError("tasks mix classification (label) and regression targets")
+    return checked
+
+
+def stack(tasks: Sequence[Checked]) -> Batch:
+    """Stack tasks of equal shapes along a new leading task axis."""
+    def cat(field):
+        return nx.stack([getattr(t, field) for t in tasks])
+
+    labelled = tasks[0].support_labels is not None
+    return Batch(tuple(t.index for t in tasks), cat("support_x"), cat("support_y"), cat("query_x"), cat("query_y"),
+                 cat("support_labels") if labelled else None, cat("query_labels") if labelled else None,
+                 max(t.classes for t in tasks))
+
+
+def batches(tasks: Sequence[Checked], batched: bool = True) -> list[Batch]:
+    """Group tasks by shape into stacked batches (order of first appearance), or one task a batch."""
+    if not batched:
+        return [stack([t]) for t in tasks]
+    groups: dict[tuple, list[Checked]] = {}
+    for t in tasks:
+        groups.setdefault(t.shape_key, []).append(t)
+    return [stack(g) for g in groups.values()]
