@@ -1,0 +1,86 @@
+"""Shared helpers: small float64 models, tasks, and references written without neurenix.meta."""
+
+import copy
+import itertools
+
+import numpy as np
+
+import neurenix as nx
+from neurenix import nn
+from neurenix.nn import functional as F
+
+
+def mlp(seed=0, sizes=(1, 6, 6, 1)):
+    """A small tanh MLP in float64 (smooth, so finite differences are exact to ~1e-9)."""
+    nx.manual_seed(seed)
+    layers = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers[:-1]).double()
+
+
+def sine_tasks(n=4, rows=10, seed=1):
+    from neurenix.meta import generate_regression_tasks
+    return generate_regression_tasks(n, 2 * rows, seed=seed, dtype=nx.float64)
+
+
+def class_tasks(n=3, ways=3, per_class=4, dim=5, seed=2, int_labels=False):
+    from neurenix.meta import generate_classification_tasks
+    tasks = generate_classification_tasks(n, ways, per_class, dim, seed=seed, dtype=nx.float64)
+    if int_labels:
+        tasks = [(sx, sy.argmax(dim=1), qx, qy.argmax(dim=1)) for sx, sy, qx, qy in tasks]
+    return tasks
+
+
+def ce(pred, y):
+    """Cross-entropy with one-hot or index labels (the meta-learners' default for labels)."""
+    return F.cross_entropy(pred, y.argmax(dim=1) if y.ndim == 2 else y)
+
+
+def sgd_adapt(model, x, y, steps, lr, loss=F.mse_loss):
+    """A plain training loop on a copy of ``model``: the independent reference for inner loops."""
+    m = copy.deepcopy(model)
+    for _ in range(steps):
+        for p in m.parameters():
+            p.grad = None
+        loss(m(x), y).backward()
+        with nx.no_grad():
+            for p in m.parameters():
+                p.sub_(lr * p.grad)
+    for p in m.parameters():
+        p.grad = None
+    return m
+
+
+def grads(module):
+    return [p.grad.numpy().copy() for p in module.parameters()]
+
+
+def finite_difference(f, params, eps=1e-6):
+    """Central differences of the scalar f() with respect to every element of ``params`` (float64)."""
+    out = []
+    for p in params:
+        g = np.zeros(p.shape)
+        base = p.numpy().copy()
+        for i in np.ndindex(*p.shape):
+            for sign in (1, -1):
+                v = base.copy()
+                v[i] += sign * eps
+                with nx.no_grad():
+                    p.copy_(nx.tensor(v))
+                g[i] += sign * f() / (2 * eps)
+        with nx.no_grad():
+            p.copy_(nx.tensor(base))
+        out.append(g)
+    return out
+
+
+def snapshot(tasks):
+    return [[(t, t.numpy().copy()) for t in task] for task in tasks]
+
+
+def assert_unchanged(tasks, snap):
+    for task, saved in zip(tasks, snap):
+        for t, (t0, v) in zip(task, saved):
+            assert t is t0
+            np.testing.assert_array_equal(t.numpy(), v)

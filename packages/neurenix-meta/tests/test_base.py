@@ -1,0 +1,138 @@
+"""The shared outer loop (meta_learn) and base-class behaviour, exercised through MAML and ProtoNets."""
+
+import numpy as np
+import pytest
+
+import neurenix as nx
+from meta_helpers import assert_unchanged, class_tasks, grads, mlp, sine_tasks, snapshot
+from neurenix import nn
+from neurenix.meta import MAML, MetaLearningModel, PrototypicalNetworks
+from neurenix.nn import functional as F
+from neurenix.optim import SGD, Adam
+
+
+class CountingSGD(SGD):
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        return super().step()
+
+
+def test_history_partial_batches_and_untouched_tasks():
+    tasks = class_tasks(7)
+    snap = snapshot(tasks)
+    maml = MAML(mlp(sizes=(5, 8, 3)), inner_lr=0.1, inner_steps=1)
+    opt = CountingSGD(maml.parameters(), lr=0.1)
+    history = maml.meta_learn(tasks, opt, epochs=2, tasks_per_batch=3)
+    assert opt.steps == 2 * 3  # batches of 3, 3 and 1 per epoch
+    assert set(history) == {"loss", "accuracy"} and len(history["loss"]) == len(history["accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in history["accuracy"])
+    assert_unchanged(tasks, snap)
+    assert set(MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(3), epochs=1)) == {"loss"}
+
+
+def test_history_loss_is_the_mean_query_loss_of_the_epoch():
+    tasks = sine_tasks(5)
+    maml = MAML(mlp(), inner_steps=1)
+    expected = maml.meta_loss(tasks).item() / len(tasks)
+    history = maml.meta_learn(tasks, SGD(maml.parameters(), lr=0.0), epochs=1, tasks_per_batch=2)
+    assert history["loss"][0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_shuffling_follows_manual_seed():
+    def run():
+        nx.manual_seed(7)
+        maml = MAML(mlp(), inner_steps=1)
+        return maml.meta_learn(sine_tasks(6), epochs=3, tasks_per_batch=4)["loss"]
+    assert run() == run()
+
+
+def test_default_optimizer_is_adam_at_meta_lr_and_kept():
+    maml = MAML(mlp(), meta_lr=0.003, inner_steps=1)
+    opt = maml.default_optimizer()
+    assert isinstance(opt, Adam) and opt.param_groups[0]["lr"] == 0.003 and maml.default_optimizer() is opt
+    maml.meta_learn(sine_tasks(2), epochs=1)
+    assert opt.state and maml.default_optimizer() is opt
+
+
+def test_tasks_of_several_shapes_in_one_batch():
+    tasks = [*sine_tasks(2, rows=4), *sine_tasks(3, rows=6)]
+    maml = MAML(mlp(), inner_lr=0.05, inner_steps=2)
+
+    def meta_grad(**kw):
+        maml.zero_grad()
+        maml.meta_loss(tasks, **kw).backward()
+        return grads(maml)
+
+    for a, b in zip(meta_grad(), meta_grad(batch_tasks=False)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_batchnorm_second_order_batched_equals_looped():
+    nx.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(3 * 2 * 2, 3)).double()
+    tasks = [(sx.reshape(-1, 1, 4, 4), sy, qx.reshape(-1, 1, 4, 4), qy) for sx, sy, qx, qy in class_tasks(3, dim=16)]
+    maml = MAML(net, inner_lr=0.1, inner_steps=2)
+
+    def meta_grad(**kw):
+        maml.zero_grad()
+        maml.meta_loss(tasks, **kw).backward()
+        return grads(maml)
+
+    for a, b in zip(meta_grad(), meta_grad(batch_tasks=False)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_explicit_loss_fn_wins():
+    tasks = sine_tasks(3)
+    maml = MAML(mlp(), inner_steps=0)
+    expected = sum(F.l1_loss(maml(qx), qy).item() for _, _, qx, qy in tasks)
+    assert maml.meta_loss(tasks, loss_fn=F.l1_loss).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_nan_loss_stops_training_naming_epoch_and_batch():
+    tasks = sine_tasks(3)
+    sx, sy, qx, qy = tasks[2]
+    tasks[2] = (sx, sy, qx, qy * float("nan"))
+    maml = MAML(mlp(), inner_steps=1)
+    with pytest.raises(FloatingPointError, match=r"loss became nan in epoch 0, batch 1 \(tasks \[2\]\)"):
+        maml.meta_learn(tasks, epochs=1, tasks_per_batch=2, shuffle=False)
+
+
+def test_bad_arguments_are_named():
+    maml = MAML(mlp(sizes=(5, 8, 2)), inner_steps=1)
+    tasks = class_tasks(2)  # 3 classes, but the model scores 2
+    with pytest.raises(nx.ShapeError, match=r"tasks \[0, 1\]: labels name 3 classes but the model outputs shape "
+                                            r"\(6, 2\)"):
+        maml.meta_learn(tasks, epochs=1, shuffle=False)
+    with pytest.raises(ValueError, match="tasks_per_batch must be an int >= 1, got 0"):
+        maml.meta_learn(tasks, tasks_per_batch=0)
+    with pytest.raises(ValueError, match="epochs must be an int >= 0"):
+        maml.meta_learn(tasks, epochs=-1)
+    with pytest.raises(nx.ShapeError, match=r"tasks \[0\]: predictions of shape \(10, 1\) per task do not match "
+                                            r"targets of shape \(10,\)"):
+        MAML(mlp(), inner_steps=1).meta_loss([(sx, sy[:, 0], qx, qy[:, 0]) for sx, sy, qx, qy in sine_tasks(1)])
+
+
+def test_base_class_contract():
+    model = mlp()
+    base = MetaLearningModel(model)
+    assert (base.inner_lr, base.meta_lr, base.first_order) == (0.01, 0.001, False)
+    x = nx.randn(3, 1, dtype=nx.float64)
+    np.testing.assert_array_equal(base(x).numpy(), model(x).numpy())
+    clone = base.clone_model()
+    assert clone is not model and all(a is not b for a, b in zip(clone.parameters(), model.parameters()))
+    np.testing.assert_array_equal(clone(x).numpy(), model(x).numpy())
+    assert [n for n, _ in base.named_parameters()] == [f"model.{n}" for n, _ in model.named_parameters()]
+    with pytest.raises(NotImplementedError, match="must implement task_objective"):
+        base.meta_learn(sine_tasks(1), epochs=1)
+
+
+def test_metric_learner_parameters_are_the_embedding_models():
+    emb = mlp(sizes=(5, 4))
+    net = PrototypicalNetworks(emb)
+    assert list(net.parameters()) == list(emb.parameters()) and net.embedding_model is emb

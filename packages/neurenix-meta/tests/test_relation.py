@@ -1,0 +1,51 @@
+"""Relation Networks: P(y = c) is class c's share of the sigmoid relation scores g([f(x_q), f(x_i)])."""
+
+import numpy as np
+
+import neurenix as nx
+from meta_helpers import class_tasks, grads, mlp
+from neurenix import nn
+from neurenix.meta import RelationNetworks
+
+
+def _net():
+    return RelationNetworks(mlp(sizes=(5, 7, 4), seed=0), mlp(sizes=(8, 6, 1), seed=1))
+
+
+def test_log_probabilities_follow_the_relation_formula():
+    net = _net()
+    sx, sy, qx, _ = class_tasks(1)[0]
+    es, eq = net.embedding_model(sx), net.embedding_model(qx)
+    g = net.relation_model
+    r = np.array([[1 / (1 + np.exp(-g(nx.cat([q, s]).unsqueeze(0)).item())) for s in es] for q in eq])
+    one_hot = sy.numpy()
+    expected = np.log((r @ one_hot) / r.sum(1, keepdims=True))
+    np.testing.assert_allclose(net(qx, sx, sy).numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(np.exp(expected).sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(net.adapt_to_task(sx, sy)(qx).numpy(), expected, rtol=1e-10)
+
+
+def test_batched_meta_gradient_is_the_sum_of_per_task_ones():
+    net = _net()
+    tasks = class_tasks(3)
+
+    def meta_grad(ts):
+        net.zero_grad()
+        net.meta_loss(ts).backward()
+        return grads(net)
+
+    per_task = [meta_grad([t]) for t in tasks]
+    for i, b in enumerate(meta_grad(tasks)):
+        np.testing.assert_allclose(b, sum(g[i] for g in per_task), rtol=1e-6, atol=1e-12)
+
+
+def test_convolutional_pairs_concatenate_channels():
+    nx.manual_seed(0)
+    f = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    g = nn.Sequential(nn.Conv2d(8, 2, 3), nn.Flatten(), nn.Linear(2, 1))
+    net = RelationNetworks(f, g)
+    sx, sy, qx, _ = class_tasks(1, dim=36)[0]
+    sx, qx = sx.reshape(-1, 1, 6, 6).float(), qx.reshape(-1, 1, 6, 6).float()
+    logp = net(qx, sx, sy.float())
+    assert logp.shape == (qx.shape[0], 3)
+    np.testing.assert_allclose(logp.exp().sum(1).numpy(), 1.0, rtol=1e-5)
