@@ -136,3 +136,15 @@ def test_metric_learner_parameters_are_the_embedding_models():
     emb = mlp(sizes=(5, 4))
     net = PrototypicalNetworks(emb)
     assert list(net.parameters()) == list(emb.parameters()) and net.embedding_model is emb
+
+
+def test_adapt_to_task_leaves_the_meta_model_alone():
+    nx.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)).double()
+    maml = MAML(net, inner_lr=0.1, inner_steps=3)
+    before = {n: t.numpy().copy() for n, t in [*net.named_parameters(), *net.named_buffers()]}
+    sx, sy, _, _ = class_tasks(1)[0]
+    adapted = maml.adapt_to_task(sx, sy)
+    for n, t in [*net.named_parameters(), *net.named_buffers()]:
+        np.testing.assert_array_equal(t.numpy(), before[n], err_msg=n)
+    assert not np.allclose(adapted[1].running_mean.numpy(), before["1.running_mean"])

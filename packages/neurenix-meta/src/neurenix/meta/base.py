@@ -71,14 +71,13 @@ class MetaLearningModel(Module):
                       loss_fn: LossFn | None = None) -> Module:
         """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set."""
         steps = 5 if steps is None else steps
-        task = check_task((support_x, support_y, support_x, support_y), 0)
-        b = stack([task])
+        b = stack([check_task((support_x, support_y, support_x, support_y), 0)])
+        clone = self.clone_model()  # adapted on the copy, so that its buffers (BatchNorm's) move, not ours
         params = {n: p.detach().unsqueeze(0) for n, p in self.trainable().items()}
         with nx.enable_grad():
             params = {n: p.requires_grad_() for n, p in params.items()}
-            fast = inner_loop(self.model, params, b.support_x, b.support_y, b.support_labels, steps, self.inner_lr,
+            fast = inner_loop(clone, params, b.support_x, b.support_y, b.support_labels, steps, self.inner_lr,
                               loss_fn, create_graph=False, classes=b.classes)
-        clone = self.clone_model()
         with nx.no_grad():
             for name, p in clone.named_parameters():
                 if name in fast:
