@@ -211,10 +211,8 @@ def min(x, axes, keepdim):  # noqa: A001
 
 def _arg(op: str):
     def kernel(x, axis, keepdim):
-        if axis is None:  # over the flattened tensor
-            out = _reduce(op, x, tuple(range(len(x.shape))), keepdim, I64)
-            return out
-        return _reduce(op, x, (axis,), keepdim, I64)
+        axes = tuple(range(len(x.shape))) if axis is None else (axis,)  # None: over the flattened tensor
+        return _reduce(op, x, axes, keepdim, I64)
     kernel.__name__ = op
     return kernel
 
@@ -292,51 +290,39 @@ def _plan_index(shape: tuple, key: tuple):
     for b, astride, adim in advs:
         ist = _bcast_strides(b.shape, bshape)
         planned.append((b, astride, adim, [0] * first + ist + [0] * (nbase - first)))
-    assert len(out_shape) == len(out_xstr) == first + nb + nbase - first
     return out_shape, base, out_xstr, planned
 
 
-def _index(mode: str, out: WebGPUBuffer, src: WebGPUBuffer, key: tuple, values_strides=None):
-    shape, base, xstr, advs = _plan_index(out.shape if mode != "get" else src.shape, key)
+def _index(mode: str, out: WebGPUBuffer, src: WebGPUBuffer, plan, values_strides) -> None:
+    """Record an ``index`` family dispatch (``get`` from src into out; ``put``/``add`` src into out)."""
+    shape, base, xstr, advs = plan
     n = math.prod(shape)
-    nd = len(shape)
-    words = [n, nd, *shape, base, *xstr, 0, *(values_strides or [0] * nd)]
-    for b, astride, adim, ist in advs:
+    if n == 0:
+        return
+    words = [n, len(shape), *shape, base, *xstr, 0, *values_strides]
+    for _, astride, adim, ist in advs:
         words += [astride, adim, *ist]
-    return shape, n, words, [b.gpu for b, *_ in advs]
+    rt, t, m = RT, wgsl_type(out.dtype), len(advs)
+    pipe = rt.pipeline(("index", t, m, mode), 3 + m, lambda: wgsl.index_source(t, m, mode))
+    rt.dispatch(pipe, 3 + m, [out.gpu, src.gpu, *(b.gpu for b, *_ in advs)], _words(words),
+                (rt.groups(n, wgsl.WG), 1, 1))
 
 
 def getitem(x: WebGPUBuffer, key) -> WebGPUBuffer:
-    shape, base, xstr, advs = _plan_index(x.shape, key)
+    plan = shape, base, xstr, advs = _plan_index(x.shape, key)
     if not advs:  # basic indexing: a strided copy
         return _map("a", x.dtype, [View(x, base, xstr)], shape)
-    rt = RT
-    out = rt.alloc(shape, x.dtype)
-    shape, n, words, idx = _index("get", out, x, key)
-    if n:
-        t = wgsl_type(x.dtype)
-        nbuf = 3 + len(idx)
-        pipe = rt.pipeline(("index", t, len(idx), "get"), nbuf, lambda: wgsl.index_source(t, len(idx), "get"))
-        rt.dispatch(pipe, nbuf, [out.gpu, x.gpu, *idx], _words(words), (rt.groups(n, wgsl.WG), 1, 1))
+    out = RT.alloc(shape, x.dtype)
+    _index("get", out, x, plan, [0] * len(shape))
     return out
 
 
 def index_put(x: WebGPUBuffer, key, values, accumulate: bool) -> WebGPUBuffer:
-    rt = RT
     out = copy(x)
-    shape, n, words, idx = _index("put", out, x, key)
-    if not n:
-        return out
+    plan = _plan_index(x.shape, key)
     if not isinstance(values, WebGPUBuffer):
         values = full((), values, x.dtype, 0)
-    nd = len(shape)
-    words[3 + 2 * nd] = 0
-    words[4 + 2 * nd:4 + 3 * nd] = _bcast_strides(values.shape, shape)
-    mode = "add" if accumulate else "put"
-    t = wgsl_type(x.dtype)
-    nbuf = 3 + len(idx)
-    pipe = rt.pipeline(("index", t, len(idx), mode), nbuf, lambda: wgsl.index_source(t, len(idx), mode))
-    rt.dispatch(pipe, nbuf, [out.gpu, values.gpu, *idx], _words(words), (rt.groups(n, wgsl.WG), 1, 1))
+    _index("add" if accumulate else "put", out, values, plan, _bcast_strides(values.shape, plan[0]))
     return out
 
 
@@ -344,7 +330,7 @@ def index_put(x: WebGPUBuffer, key, values, accumulate: bool) -> WebGPUBuffer:
 
 def matmul(a: WebGPUBuffer, b: WebGPUBuffer) -> WebGPUBuffer:
     rt = RT
-    (m, k), (k2, n) = a.shape[-2:], b.shape[-2:]
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = _bcast_shape(a.shape[:-2], b.shape[:-2])
     out = rt.alloc((*batch, m, n), a.dtype)
     nbatch = math.prod(batch)
@@ -361,7 +347,8 @@ def matmul(a: WebGPUBuffer, b: WebGPUBuffer) -> WebGPUBuffer:
     words = [m, n, k, len(batch), nbatch, *batch, *(s * m * k for s in astr), *(s * k * n for s in bstr)]
     t = wgsl_type(a.dtype)
     pipe = rt.pipeline(("matmul", t), 4, lambda: wgsl.matmul_source(t))
-    rt.dispatch(pipe, 4, [out.gpu, a.gpu, b.gpu], _words(words), (tiles_x, tiles_y, builtins.min(nbatch, rt.max_groups)))
+    grid = (tiles_x, tiles_y, builtins.min(nbatch, rt.max_groups))
+    rt.dispatch(pipe, 4, [out.gpu, a.gpu, b.gpu], _words(words), grid)
     return out
 
 

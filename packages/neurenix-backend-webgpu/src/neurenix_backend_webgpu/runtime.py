@@ -68,7 +68,7 @@ def probe():
     try:
         import wgpu
     except ImportError as e:
-        return None, f"the wgpu package cannot be imported ({e}); pip install 'wgpu>=0.19,!=0.32.0.*'"
+        return None, f"the wgpu package cannot be imported ({e}); pip install neurenix-backend-webgpu"
     try:
         adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
     except Exception as e:
@@ -159,9 +159,10 @@ class Runtime:
     def layout(self, nbuf: int):
         """Bind group layout for (params, out, inputs...): ``nbuf`` storage buffers in all."""
         if nbuf not in self.layouts:
-            if nbuf > self.limits["max-storage-buffers-per-shader-stage"]:
-                raise RuntimeError(f"a kernel with {nbuf} buffers exceeds this adapter's "
-                                   f"max-storage-buffers-per-shader-stage ({self.limits['max-storage-buffers-per-shader-stage']})")
+            limit = self.limits["max-storage-buffers-per-shader-stage"]
+            if nbuf > limit:
+                raise RuntimeError(f"a kernel with {nbuf} storage buffers exceeds this adapter's "
+                                   f"max-storage-buffers-per-shader-stage ({limit}): index with fewer index tensors")
             wgpu = self.wgpu
             entries = [{"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
                         "buffer": {"type": wgpu.BufferBindingType.storage if i == 1

@@ -203,10 +203,13 @@ fn load_x(z: u32, y: i32, x: i32, H: u32, W: u32) -> {t} {{
 @compute @workgroup_size({UT}, {UT})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {{{_WINDOW_PARAMS}
-  let oy = wid.y * {UT}u + lid.y; let ox = wid.x * {UT}u + lid.x;
   let RH = {UT - 1}u * sh + dh * (kh - 1u) + 1u; let RW = {UT - 1}u * sw + dw * (kw - 1u) + 1u;
-  let y0 = i32(wid.y * {UT}u * sh) - i32(ph); let x0 = i32(wid.x * {UT}u * sw) - i32(pw);
-  for (var z = wid.z; z < N * C; z += nwg.z) {{{stage}
+  let tiles_y = (oh + {UT - 1}u) / {UT}u; let tiles_x = (ow + {UT - 1}u) / {UT}u;
+  for (var z = wid.z; z < N * C; z += nwg.z) {{
+  for (var ty = wid.y; ty < tiles_y; ty += nwg.y) {{
+  for (var tx = wid.x; tx < tiles_x; tx += nwg.x) {{
+    let oy = ty * {UT}u + lid.y; let ox = tx * {UT}u + lid.x;
+    let y0 = i32(ty * {UT}u * sh) - i32(ph); let x0 = i32(tx * {UT}u * sw) - i32(pw);{stage}
     if (oy < oh && ox < ow) {{
       let ob = z * KK * L + oy * ow + ox;
       for (var i = 0u; i < kh; i++) {{
@@ -214,6 +217,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       }}
     }}
     workgroupBarrier();
+  }}
+  }}
   }}
 }}
 """
