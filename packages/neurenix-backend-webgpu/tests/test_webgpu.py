@@ -102,10 +102,12 @@ def test_pipelines_are_compiled_once_per_specialisation(rt):
     assert wg.stats().get("pipelines_compiled", 0) == 0
 
 
-@pytest.mark.parametrize("op", ["map", "reduce", "matmul", "unfold", "unfold_untiled", "fold", "getitem"])
+@pytest.mark.parametrize("op", ["map", "reduce", "argmin_long_rows", "max_long_rows", "matmul", "matmul_tile16",
+                                "unfold", "unfold_untiled", "fold", "getitem"])
 def test_more_work_than_the_workgroup_count_limit(rt, monkeypatch, op):
     """With the per-dimension workgroup count forced down to 2, every kernel loops over the rest."""
     monkeypatch.setattr(rt, "max_groups", 2)
+    monkeypatch.setattr(rt, "tile", 16 if op == "matmul_tile16" else rt.tile)  # the GPU tile size, here too
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 3, 9, 40)).astype(np.float32)
     x = nx.tensor(a, device="webgpu")
@@ -113,7 +115,10 @@ def test_more_work_than_the_workgroup_count_limit(rt, monkeypatch, op):
     got, want = {
         "map": lambda: ((x * 2).exp(), np.exp(a * 2)),
         "reduce": lambda: (x.sum((1, 3)), a.sum((1, 3))),
+        "argmin_long_rows": lambda: (x.reshape(5, -1).argmin(1), a.reshape(5, -1).argmin(1)),
+        "max_long_rows": lambda: (x.reshape(5, -1).amax(1), a.reshape(5, -1).max(1)),
         "matmul": lambda: (x @ x.transpose(2, 3), a @ a.transpose(0, 1, 3, 2)),
+        "matmul_tile16": lambda: (x @ x.transpose(2, 3), a @ a.transpose(0, 1, 3, 2)),
         "unfold": lambda: (F.unfold(x, 3, padding=1), F.unfold(nx.tensor(a), 3, padding=1).numpy()),
         "unfold_untiled": lambda: (F.unfold(x, 2, stride=8), F.unfold(nx.tensor(a), 2, stride=8).numpy()),
         "fold": lambda: (F.fold(x[..., :32].reshape(5, 27, 32), (6, 10), 3),

@@ -192,8 +192,9 @@ def _reduce(op: str, x: WebGPUBuffer, axes: tuple, keepdim: bool, out_dtype: np.
     out = rt.alloc(out_shape, out_dtype)
     words = [n_out, r, len(kshape), len(rshape), *kshape, *(st[a] for a in kept), *rshape, *(st[a] for a in axes)]
     in_t, out_t = wgsl_type(x.dtype), wgsl_type(out_dtype)
-    pipe = rt.pipeline(("reduce", op, in_t, out_t), 3, lambda: wgsl.reduce_source(op, in_t, out_t))
-    rt.dispatch(pipe, 3, [out.gpu, x.gpu], _words(words), (rt.groups(n_out, 1), 1, 1))
+    serial = r <= 64 or n_out >= 256  # short rows or many outputs: one invocation per output
+    pipe = rt.pipeline(("reduce", op, in_t, out_t, serial), 3, lambda: wgsl.reduce_source(op, in_t, out_t, serial))
+    rt.dispatch(pipe, 3, [out.gpu, x.gpu], _words(words), (rt.groups(n_out, wgsl.WG if serial else 1), 1, 1))
     return out
 
 
@@ -285,7 +286,7 @@ def _plan_index(shape: tuple, key: tuple):
         first = 0
     out_shape = tuple(it[1] for it in basics[:first]) + bshape + tuple(it[1] for it in basics[first:])
     out_xstr = [it[2] for it in basics[:first]] + [0] * len(bshape) + [it[2] for it in basics[first:]]
-    nb, nbase = len(bshape), len(basics)
+    nbase = len(basics)
     planned = []
     for b, astride, adim in advs:
         ist = _bcast_strides(b.shape, bshape)
@@ -338,7 +339,8 @@ def matmul(a: WebGPUBuffer, b: WebGPUBuffer) -> WebGPUBuffer:
         return out
     if k == 0:
         return full(out.shape, 0, a.dtype, 0)
-    tiles_x, tiles_y = -(-n // wgsl.TS), -(-m // wgsl.TS)
+    ts = rt.tile
+    tiles_x, tiles_y = -(-n // ts), -(-m // ts)
     if builtins.max(tiles_x, tiles_y) > rt.max_groups:
         raise MemoryError(f"matmul of {a.shape} @ {b.shape} needs {builtins.max(tiles_x, tiles_y)} workgroups along "
                           f"one axis, more than this adapter's max-compute-workgroups-per-dimension ({rt.max_groups})")
@@ -346,7 +348,7 @@ def matmul(a: WebGPUBuffer, b: WebGPUBuffer) -> WebGPUBuffer:
     bstr = _bcast_strides(b.shape[:-2], batch) if batch else []
     words = [m, n, k, len(batch), nbatch, *batch, *(s * m * k for s in astr), *(s * k * n for s in bstr)]
     t = wgsl_type(a.dtype)
-    pipe = rt.pipeline(("matmul", t), 4, lambda: wgsl.matmul_source(t))
+    pipe = rt.pipeline(("matmul", t, ts), 4, lambda: wgsl.matmul_source(t, ts))
     grid = (tiles_x, tiles_y, builtins.min(nbatch, rt.max_groups))
     rt.dispatch(pipe, 4, [out.gpu, a.gpu, b.gpu], _words(words), grid)
     return out

@@ -9,7 +9,6 @@ items loop with a grid stride, so any ``n`` runs within the adapter's workgroup-
 from __future__ import annotations
 
 WG = 256  # invocations per workgroup of the 1-D kernels (the WebGPU minimum guarantee)
-TS = 16  # matmul tile edge: a TS x TS workgroup, two TS x TS tiles in workgroup memory
 UT = 8  # unfold output tile edge (UT x UT positions per workgroup)
 UNFOLD_TILE = 2048  # elements of input staged in workgroup memory by the tiled unfold
 
@@ -85,34 +84,47 @@ _EXTREMES = {"f32": ("bitcast<f32>(0xff800000u)", "bitcast<f32>(0x7f800000u)"),
              "i32": ("i32(-2147483647 - 1)", "i32(2147483647)"), "u32": ("0u", "1u")}
 
 
-def reduce_source(op: str, in_t: str, out_t: str) -> str:
-    """One workgroup per output element (grid-strided): each invocation folds a strided share of the
-    reduced elements, then a tree in workgroup memory. Parameters: n_out, r, nk, nr, kept shape and
-    strides, reduced shape and strides (strides of the input, in elements)."""
-    acc_t = out_t if op in ("sum",) else in_t
+def reduce_source(op: str, in_t: str, out_t: str, serial: bool) -> str:
+    """Reductions. Parameters: n_out, r, nk, nr, kept shape and strides, reduced shape and strides
+    (strides of the input, in elements). ``serial``: one invocation per output folds its r elements
+    (many outputs, short rows). Otherwise one workgroup per output (grid-strided): each invocation
+    folds a strided share, then a tree in workgroup memory (few outputs, long rows)."""
+    acc_t = out_t if op == "sum" else in_t
     lo, hi = _EXTREMES[acc_t]
     init, combine = _REDUCE[op]
     init = {"zero": f"{acc_t}(0)", "lo": lo, "hi": hi}[init]
-    result = "i32(SI[0])" if op.startswith("arg") else "SV[0]"
     tree = combine.format(A="SV[l]", I="SI[l]", V="SV[l + s]", J="SI[l + s]")
     combine = combine.format(A="acc", I="ai", V="v", J="vi")
-    return _bindings(out_t, [in_t]) + f"""
-var<workgroup> SV: array<{acc_t}, {WG}>;
-var<workgroup> SI: array<u32, {WG}>;
-
-@compute @workgroup_size({WG})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {{
+    arg = op.startswith("arg")
+    if serial:
+        outer, first, stride, result = "o = gid.x", "0u", "1u", "i32(ai)" if arg else "acc"
+        shared = finish = ""
+        head = f"@compute @workgroup_size({WG})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, "
+        step = f"nwg.x * {WG}u"
+    else:
+        outer, first, stride, result = "o = wid.x", "l", f"{WG}u", "i32(SI[0])" if arg else "SV[0]"
+        shared = f"var<workgroup> SV: array<{acc_t}, {WG}>;\nvar<workgroup> SI: array<u32, {WG}>;\n"
+        finish = f"""SV[l] = acc; SI[l] = ai;
+    workgroupBarrier();
+    for (var s = {WG // 2}u; s > 0u; s = s >> 1u) {{
+      if (l < s) {{ {tree} }}
+      workgroupBarrier();
+    }}"""
+        head = (f"@compute @workgroup_size({WG})\nfn main(@builtin(local_invocation_id) lid: vec3<u32>, "
+                "@builtin(workgroup_id) wid: vec3<u32>, ")
+        step = "nwg.x"
+    write = f"OUT[o] = {result};" if serial else f"if (l == 0u) {{ OUT[o] = {result}; }}\n    workgroupBarrier();"
+    return _bindings(out_t, [in_t]) + shared + head + f"""@builtin(num_workgroups) nwg: vec3<u32>) {{
   let n_out = P[0]; let r = P[1]; let nk = P[2]; let nr = P[3];
-  let l = lid.x;
-  for (var o = wid.x; o < n_out; o += nwg.x) {{
+  {"let l = lid.x;" if not serial else ""}
+  for (var {outer}; o < n_out; o += {step}) {{
     var rem = o; var base = 0i;
     for (var d = nk; d > 0u; d--) {{
       let k = d - 1u; let s = P[4u + k];
       base += i32(rem % s) * i32(P[4u + nk + k]); rem = rem / s;
     }}
     var acc = {init}; var ai = 0xffffffffu;
-    for (var j = l; j < r; j += {WG}u) {{
+    for (var j = {first}; j < r; j += {stride}) {{
       var rr = j; var off = base;
       for (var d = nr; d > 0u; d--) {{
         let k = d - 1u; let s = P[4u + 2u * nk + k];
@@ -121,22 +133,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       let v = {acc_t}(IN0[off]); let vi = j;
       {combine}
     }}
-    SV[l] = acc; SI[l] = ai;
-    workgroupBarrier();
-    for (var s = {WG // 2}u; s > 0u; s = s >> 1u) {{
-      if (l < s) {{ {tree} }}
-      workgroupBarrier();
-    }}
-    if (l == 0u) {{ OUT[o] = {result}; }}
-    workgroupBarrier();
+    {finish}
+    {write}
   }}
 }}
 """
 
 
-def matmul_source(t: str) -> str:
+def matmul_source(t: str, TS: int) -> str:  # noqa: N803
     """Batched (M, K) @ (K, N), tiled: each TS x TS workgroup stages TS x TS tiles of A and B in
-    workgroup memory per step along K. Parameters: M, N, K, nb, batches, batch shape, A and B batch
+    workgroup memory per step along K (TS is 16 on GPUs, 8 on CPU adapters). Parameters: M, N, K, nb, batches, batch shape, A and B batch
     strides (0 where broadcast). Grid: (N / TS, M / TS, batches), the batch axis grid-strided."""
     return _bindings(t, [t, t]) + f"""
 var<workgroup> TA: array<{t}, {TS * TS}>;
