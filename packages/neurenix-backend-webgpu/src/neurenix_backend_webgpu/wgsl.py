@@ -143,7 +143,8 @@ def reduce_source(op: str, in_t: str, out_t: str, serial: bool) -> str:
 def matmul_source(t: str, TS: int) -> str:  # noqa: N803
     """Batched (M, K) @ (K, N), tiled: each TS x TS workgroup stages TS x TS tiles of A and B in
     workgroup memory per step along K (TS: 16 on GPUs, 8 on CPU adapters). Parameters: M, N, K, nb,
-    batches, batch shape, A and B batch strides (0 where broadcast). Grid: (N / TS, M / TS, batches), the batch axis grid-strided."""
+    batches, batch shape, A and B batch strides (0 where broadcast). Grid: (N / TS, M / TS, batches),
+    the batch axis grid-strided."""
     return _bindings(t, [t, t]) + f"""
 var<workgroup> TA: array<{t}, {TS * TS}>;
 var<workgroup> TB: array<{t}, {TS * TS}>;
