@@ -83,8 +83,9 @@ def main() -> None:
     import neurenix_backend_webgpu as wg
 
     status = next(s for s in nx.list_backends() if s.device_type == "webgpu")
-    if not status.available:
-        sys.exit(f"webgpu cannot run here: {status.reason}")
+    if not status.available:  # nothing to measure: say why, without failing run_all on such a machine
+        print(f"webgpu cannot run here: {status.reason}", file=sys.stderr)
+        return
     rng = np.random.default_rng(0)
     learners = {d: MamlSine(d) for d in ("webgpu", "cpu")}
     batches = {d: sine_batch(np.random.default_rng(1), d) for d in learners}
