@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["core_overhead", "meta_batching"]
+BENCHMARKS = ["core_overhead", "meta_batching", "webgpu"]
 
 
 def main() -> None:
