@@ -2,9 +2,9 @@
 
 1. launches per second: a chain of small elementwise ops on a (10, 40) float32 tensor, one read at
    the end (the time includes running them, not only recording them);
-2. one second-order MAML sine meta-iteration (25 tasks x 10 points, a 1-40-40-1 MLP, one inner step
-   with create_graph=True, task-batched through functional_call, an Adam meta-step, the loss read
-   with item()), on webgpu and on cpu interleaved round by round, median per device;
+2. one second-order MAML sine meta-iteration (neurenix.meta's MAML: 25 tasks x 10 + 10 points, a
+   1-40-40-1 MLP, one inner step, tasks batched on a task axis, an Adam meta-step, the loss read
+   back), on webgpu and on cpu interleaved round by round, median per device;
 3. per meta-iteration: dispatches, submits and host waits (buffer map-reads: the round trips).
 
     python bench/webgpu.py --out bench/results/webgpu.json
@@ -25,43 +25,30 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np
 
 import neurenix as nx
+from neurenix.meta import MAML, generate_regression_tasks
 
 TASKS, POINTS, INNER_LR, META_LR = 25, 10, 0.01, 0.001
 
 
-def sine_batch(rng, device):
-    amp, phase = rng.uniform(0.1, 5.0, (TASKS, 1, 1)), rng.uniform(0, np.pi, (TASKS, 1, 1))
-    xs, xq = (rng.uniform(-5, 5, (TASKS, POINTS, 1)) for _ in range(2))
-    arrays = (xs, amp * np.sin(xs - phase), xq, amp * np.sin(xq - phase))
-    return [nx.tensor(a.astype(np.float32), device=device) for a in arrays]
+def sine_batch(seed, device):
+    """25 sine tasks of 10 support and 10 query points, on ``device``."""
+    return generate_regression_tasks(TASKS, 2 * POINTS, seed=seed, device=device)
 
 
 class MamlSine:
-    """Second-order MAML on sine tasks, written with core only (no neurenix.meta)."""
+    """Second-order MAML (neurenix.meta) on sine tasks: one meta-iteration per step, as meta_learn runs it."""
 
     def __init__(self, device):
         nx.manual_seed(0)
-        self.device = device
-        self.model = nx.nn.Sequential(nx.nn.Linear(1, 40), nx.nn.ReLU(), nx.nn.Linear(40, 40), nx.nn.ReLU(),
-                                      nx.nn.Linear(40, 1)).to(device)
-        self.names, self.theta = zip(*self.model.named_parameters())
-        self.opt = nx.optim.Adam(self.theta, lr=META_LR)
+        model = nx.nn.Sequential(nx.nn.Linear(1, 40), nx.nn.ReLU(), nx.nn.Linear(40, 40), nx.nn.ReLU(),
+                                 nx.nn.Linear(40, 1)).to(device)
+        self.maml = MAML(model, inner_lr=INNER_LR, meta_lr=META_LR, inner_steps=1)
+        self.opt = nx.optim.Adam(self.maml.parameters(), lr=META_LR)
 
-    def step(self, batch) -> float:
-        xs, ys, xq, yq = batch
-        call = nx.func.functional_call
-        batched = [p.expand(TASKS, *p.shape) for p in self.theta]
-        inner = ((call(self.model, dict(zip(self.names, batched)), xs) - ys) ** 2).mean((1, 2)).sum()
-        grads = nx.autograd.grad(inner, batched, create_graph=True)
-        fast = {n: b - INNER_LR * g for n, b, g in zip(self.names, batched, grads)}
-        loss = ((call(self.model, fast, xq) - yq) ** 2).mean()
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss.item()
+    def step(self, tasks) -> float:
+        return self.maml.meta_learn(tasks, self.opt, epochs=1, tasks_per_batch=TASKS, shuffle=False)["loss"][0]
 
 
 def launches_per_second(device, ops=400) -> float:
@@ -86,18 +73,17 @@ def main() -> None:
     if not status.available:  # nothing to measure: say why, without failing run_all on such a machine
         print(f"webgpu cannot run here: {status.reason}", file=sys.stderr)
         return
-    rng = np.random.default_rng(0)
     learners = {d: MamlSine(d) for d in ("webgpu", "cpu")}
-    batches = {d: sine_batch(np.random.default_rng(1), d) for d in learners}
+    batches = {d: sine_batch(1, d) for d in learners}
     for d, m in learners.items():  # warm-up: pipelines compiled, caches filled
         for _ in range(2):
             m.step(batches[d])
     times = {d: [] for d in learners}
     launches = {d: [] for d in learners}
     counts = []
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for d, m in learners.items():
-            batch = sine_batch(rng, d)
+            batch = sine_batch(100 + r, d)
             if d == "webgpu":
                 nx.synchronize("webgpu")
                 wg.reset_stats()
