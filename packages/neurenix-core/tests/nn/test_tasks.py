@@ -83,6 +83,16 @@ def test_batchnorm_running_stats_move_by_the_task_mean():
     np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * var.mean(0).numpy(), rtol=1e-12)
 
 
+def test_outside_task_batch_linear_keeps_its_own_weight_batching():
+    """A Linear with weights (T, out, in) outside task_batch maps x (T, N, in) as F.linear does."""
+    nx.manual_seed(0)
+    layer = nn.Linear(3, 2).double()
+    w, b = nx.randn(4, 2, 3, dtype=nx.float64), nx.randn(4, 2, dtype=nx.float64)
+    x = nx.randn(4, 5, 3, dtype=nx.float64)
+    out = functional_call(layer, {"weight": w, "bias": b}, x)
+    np.testing.assert_allclose(out.numpy(), (x @ w.mT + b.unsqueeze(1)).numpy(), rtol=1e-12)
+
+
 def test_task_batch_nests_and_restores():
     assert task_count() == 0
     with task_batch(4):
@@ -99,8 +109,9 @@ class _RowSum(nn.Module):
 
 def test_bad_task_axes_are_named():
     model, params, x = _setup("mlp", per_task=True)
-    with pytest.raises(nx.ShapeError, match=r"Linear: parameter of shape \(3, 5, 3\).*outside task_batch"):
-        functional_call(model, params, x[0])
+    bn = model[1]
+    with pytest.raises(nx.ShapeError, match=r"BatchNorm1d: parameter of shape \(3, 5\).*outside task_batch"):
+        functional_call(bn, {"weight": params["1.weight"]}, nx.randn(4, 5, dtype=nx.float64))
     with pytest.raises(nx.ShapeError, match="leading task axis of 2"):
         batched_call(model, params, x[:2])
     with pytest.raises(nx.ShapeError, match=r"inputs must be tensors of shape \(tasks, rows, \.\.\.\)"):
