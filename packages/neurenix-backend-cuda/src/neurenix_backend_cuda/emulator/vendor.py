@@ -178,3 +178,76 @@ class FakeCuda:
         self._err = _ffi.new("char[]", f"CUDA_ERROR_{NAMES.get(status, 'UNKNOWN')}".encode())
         out[0] = self._err
         return OK
+
+
+class FakeHip:
+    """libamdhip64 (HIP runtime and hiprtc): the same emulator under HIP's names."""
+
+    def __init__(self, emulator):
+        self.cuda, self.rtc = FakeCuda(emulator), FakeNvrtc(emulator)
+
+    def hipInit(self, flags):  # noqa: N802
+        return OK
+
+    def hipGetDeviceCount(self, n):  # noqa: N802
+        return self.cuda.cuDeviceGetCount(n)
+
+    def hipDeviceGetName(self, out, n, dev):  # noqa: N802
+        return self.cuda.cuDeviceGetName(out, n, dev)
+
+    def hipDeviceGetAttribute(self, out, attr, dev):  # noqa: N802
+        e = self.cuda.emu
+        out[0] = {56: e.max_threads, 26: e.max_threads, 27: e.max_threads, 28: 64, 29: e.max_grid[0],
+                  30: e.max_grid[1], 31: e.max_grid[2]}[attr]
+        return OK
+
+    def hipDeviceTotalMem(self, out, dev):  # noqa: N802
+        return self.cuda.cuDeviceTotalMem_v2(out, dev)
+
+    def hipSetDevice(self, dev):  # noqa: N802
+        return OK
+
+    def hipMalloc(self, out, size):  # noqa: N802
+        addr = self.cuda.emu.alloc(size)
+        if addr is None:
+            return OUT_OF_MEMORY
+        out[0] = _ffi.cast("void*", addr)
+        return OK
+
+    def hipFree(self, ptr):  # noqa: N802
+        return self.cuda.cuMemFree_v2(_int(ptr))
+
+    def hipMemcpyHtoDAsync(self, dst, src, n, stream):  # noqa: N802
+        return self.cuda.cuMemcpyHtoDAsync_v2(_int(dst), src, n, stream)
+
+    def hipMemcpyDtoHAsync(self, dst, src, n, stream):  # noqa: N802
+        return self.cuda.cuMemcpyDtoHAsync_v2(dst, _int(src), n, stream)
+
+    def hipStreamCreateWithFlags(self, out, flags):  # noqa: N802
+        return self.cuda.cuStreamCreate(out, flags)
+
+    def hipStreamSynchronize(self, stream):  # noqa: N802
+        return OK
+
+    def hipModuleLoadData(self, out, image):  # noqa: N802
+        return self.cuda.cuModuleLoadData(out, image)
+
+    def hipModuleGetFunction(self, out, module, name):  # noqa: N802
+        return self.cuda.cuModuleGetFunction(out, module, name)
+
+    def hipModuleLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra):  # noqa: N802
+        return self.cuda.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra)
+
+    def hipGetErrorName(self, status):  # noqa: N802
+        self._err = _ffi.new("char[]", f"hipError{NAMES.get(status, 'Unknown').title().replace('_', '')}".encode())
+        return self._err
+
+    def hiprtcVersion(self, major, minor):  # noqa: N802
+        return self.rtc.nvrtcVersion(major, minor)
+
+    def __getattr__(self, name):  # hiprtcCreateProgram... are NVRTC's calls under another prefix
+        if name.startswith("hiprtcGetCode"):
+            return getattr(self.rtc, name.replace("hiprtcGetCode", "nvrtcGetCUBIN"))
+        if name.startswith("hiprtc"):
+            return getattr(self.rtc, "nvrtc" + name[6:])
+        raise AttributeError(name)
