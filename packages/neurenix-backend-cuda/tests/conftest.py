@@ -1,18 +1,22 @@
 """Emulated CUDA devices: the backend's host code over the CPU stand-in for libcuda and NVRTC."""
 
 import pytest
-
-import neurenix as nx
-from neurenix.backend import hookimpl
 from neurenix_backend_cuda.cuda import CudaDriver
 from neurenix_backend_cuda.emulator import Emulator
 from neurenix_backend_cuda.emulator.vendor import FakeCuda, FakeNvrtc
 from neurenix_backend_cuda.plugin import CudaBackend
 
+import neurenix as nx
+from neurenix.backend import hookimpl
+
 
 def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu") -> CudaBackend:
     return CudaBackend(lambda: CudaDriver(FakeCuda(emulator), FakeNvrtc(emulator)), device_type,
                        f"{device_type}-stand-in")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a real GPU (runs where one is present, skips elsewhere)")
 
 
 class Plugin:

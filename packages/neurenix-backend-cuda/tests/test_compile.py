@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from neurenix_backend_cuda.cuda import NvrtcCompiler, choose_target, open_nvrtc
 from neurenix_backend_cuda.gpu import GpuError, kernel_source
 from neurenix_backend_cuda.gpu.runtime import compile_cached

@@ -1,13 +1,13 @@
 """Emulated ROCm devices: this backend's host code over the CPU stand-in for libamdhip64 and hiprtc."""
 
 import pytest
-
-import neurenix as nx
-from neurenix.backend import hookimpl
 from neurenix_backend_cuda.emulator import Emulator
 from neurenix_backend_cuda.emulator.vendor import FakeHip
 from neurenix_backend_rocm.hip import HipDriver
 from neurenix_backend_rocm.plugin import RocmBackend
+
+import neurenix as nx
+from neurenix.backend import hookimpl
 
 
 def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu") -> RocmBackend:
@@ -15,6 +15,10 @@ def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu") -> RocmB
         hip = FakeHip(emulator)
         return HipDriver(hip, hip)
     return RocmBackend(open_driver, device_type, f"{device_type}-stand-in")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a real GPU (runs where one is present, skips elsewhere)")
 
 
 class Plugin:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from neurenix_backend_cuda.gpu import kernel_source
 
 CHILD = """
@@ -16,7 +15,9 @@ import sys
 from neurenix_backend_rocm.hip import HiprtcCompiler, open_hip, open_hiprtc
 from neurenix_backend_cuda.gpu import kernel_source
 from neurenix_backend_cuda.gpu.runtime import compile_cached
-image = compile_cached(HiprtcCompiler(open_hiprtc(open_hip())), kernel_source(), sys.argv[1], __import__("pathlib").Path(sys.argv[2]))
+from pathlib import Path
+compiler = HiprtcCompiler(open_hiprtc(open_hip()))
+image = compile_cached(compiler, kernel_source(), sys.argv[1], Path(sys.argv[2]))
 print(len(image), image[:4])
 """
 
@@ -43,3 +44,16 @@ def test_every_kernel_compiles(arch, tmp_path):
     for name in ("binary_f32", "reduce_f64", "matmul_f32", "scatter_i64", "copy_b8_f64", "fold_f64"):
         assert name.encode() in image
     assert kernel_source()  # the same source the CUDA backend compiles
+
+
+@pytest.mark.gpu
+def test_real_rocm_device_runs_the_kernels():
+    """Only where an AMD GPU is present (pytest -m gpu)."""
+    import numpy as np
+
+    import neurenix as nx
+    if not nx.get_device_count("rocm"):
+        pytest.skip("no ROCm device here")
+    a = np.arange(6.0).reshape(2, 3)
+    x = nx.Tensor(a, device="rocm")
+    np.testing.assert_allclose((x @ x.T).sum(dim=1).numpy(), (a @ a.T).sum(1))

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from cffi import FFI
 
-from .gpu import CompileError, GpuError, OutOfMemory
+from .gpu import CompileError, GpuError, OutOfMemoryError
 from .gpu import ffi as _structs
 from .gpu.runtime import Limits
 
@@ -168,7 +168,7 @@ class CudaDriver:
             name = ffi.new("const char**")
             self.lib.cuGetErrorName(status, name)
             text = ffi.string(name[0]).decode() if name[0] != ffi.NULL else f"error {status}"
-            exc = OutOfMemory if status == CUDA_ERROR_OUT_OF_MEMORY else GpuError
+            exc = OutOfMemoryError if status == CUDA_ERROR_OUT_OF_MEMORY else GpuError
             raise exc(f"{call} failed: {text}{detail}")
 
     def _get(self, call: str, ctype: str, *args):

@@ -7,8 +7,7 @@ import re
 
 import numpy as np
 from cffi import FFI
-
-from neurenix_backend_cuda.gpu import CompileError, GpuError, OutOfMemory
+from neurenix_backend_cuda.gpu import CompileError, GpuError, OutOfMemoryError
 from neurenix_backend_cuda.gpu import ffi as _structs
 from neurenix_backend_cuda.gpu.runtime import Limits
 
@@ -113,7 +112,7 @@ class HipDriver:
 
     def _check(self, status: int, call: str, detail: str = "") -> None:
         if status:
-            exc = OutOfMemory if status == HIP_ERROR_OUT_OF_MEMORY else GpuError
+            exc = OutOfMemoryError if status == HIP_ERROR_OUT_OF_MEMORY else GpuError
             raise exc(f"{call} failed: {ffi.string(self.lib.hipGetErrorName(status)).decode()}{detail}")
 
     def _get(self, call: str, ctype: str, *args):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from neurenix.backend import hookimpl
 from neurenix_backend_cuda.gpu.backend import GpuBackend
+
+from neurenix.backend import hookimpl
 
 from .hip import HipDriver, open_hip, open_hiprtc
 

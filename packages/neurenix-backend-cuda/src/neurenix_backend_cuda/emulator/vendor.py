@@ -79,7 +79,7 @@ class FakeNvrtc:
         _ffi.memmove(_ffi.cast("char*", _int(out)), image, len(image))
         return OK
 
-    nvrtcGetPTXSize, nvrtcGetPTX = nvrtcGetCUBINSize, nvrtcGetCUBIN
+    nvrtcGetPTXSize, nvrtcGetPTX = nvrtcGetCUBINSize, nvrtcGetCUBIN  # noqa: N815
 
     def nvrtcGetErrorString(self, status):  # noqa: N802
         self._err = _ffi.new("char[]", b"NVRTC_ERROR_COMPILATION" if status == 6 else b"NVRTC_ERROR")

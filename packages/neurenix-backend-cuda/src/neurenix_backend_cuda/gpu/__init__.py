@@ -18,7 +18,7 @@ class GpuError(RuntimeError):
     """A vendor call failed; the message names the call, the error, and what was asked."""
 
 
-class OutOfMemory(GpuError):
+class OutOfMemoryError(GpuError):
     """The device could not allocate (after the caching allocator gave its cache back)."""
 
 

@@ -289,7 +289,7 @@ def cat(xs, axis):
     shape[axis] = sum(x.shape[axis] for x in xs)
     out = _new(xs[0].device, tuple(shape), xs[0].dtype)
     s = SUFFIX[out.dtype]
-    o, st, at = view(out), _strides(shape), 0
+    st, at = _strides(shape), 0
     for x in xs:
         _launch_ew(f"copy_{s}_{s}", View(out, x.shape, st, at * st[axis]), [x])
         at += x.shape[axis]

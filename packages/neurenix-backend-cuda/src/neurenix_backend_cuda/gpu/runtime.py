@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import CompileError, GpuError, OutOfMemory, ffi, kernel_source, source_hash
+from . import CompileError, GpuError, OutOfMemoryError, ffi, kernel_source, source_hash
 
 
 class Limits(NamedTuple):
@@ -62,12 +63,12 @@ class Allocator:
         else:
             try:
                 ptr = self.driver.alloc(size)
-            except OutOfMemory:
+            except OutOfMemoryError:
                 freed = self.empty_cache()
                 try:
                     ptr = self.driver.alloc(size)
-                except OutOfMemory as e:
-                    raise OutOfMemory(
+                except OutOfMemoryError as e:
+                    raise OutOfMemoryError(
                         f"out of memory on {self.name}: cannot allocate {nbytes} bytes ({size} rounded); "
                         f"{self.in_use} bytes held by live tensors, {freed} cached bytes freed before retrying, "
                         f"device total {self.total} bytes ({e})") from None
@@ -99,10 +100,8 @@ class Memory:
         self.ptr, self.size = allocator.alloc(nbytes)
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the allocator may be gone first
             self.allocator.release(self.ptr, self.size)
-        except Exception:  # interpreter shutdown: the driver is going away anyway  # noqa: S110
-            pass
 
 
 class GpuBuffer:
