@@ -2,7 +2,7 @@
 
 Meta-training: a 1-40-40-1 ReLU MLP, K=10 support and 10 query points per task, 25 new tasks per
 meta-iteration (meta-batch 25), Adam at 1e-3 for MAML and first-order MAML (inner lr 0.01, one inner
-step); Reptile with 8 inner SGD steps at 0.02 and the plain interpolation at meta lr 0.1 (its own
+step); Reptile with 8 inner SGD steps at 0.01 and the plain interpolation at meta lr 0.1 (its own
 defaults are tuned for other scales). Evaluation: 5-shot, on fixed held-out tasks: adapt with
 ``inner_lr`` on 5 support points for 1, 5 and 10 steps, MSE on 50 query points, mean over tasks.
 Training stops at ``--iterations`` or (unless ``--full``) once every target of the MAML paper (0.67 / 0.38 / 0.35 after
@@ -34,7 +34,7 @@ TARGETS = {1: 0.67, 5: 0.38, 10: 0.35}
 def make(algo: str):
     model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
     if algo == "reptile":
-        return Reptile(model, inner_lr=0.02, meta_lr=0.1, inner_steps=8), None
+        return Reptile(model, inner_lr=0.01, meta_lr=0.1, inner_steps=8), None
     learner = MAML(model, inner_lr=0.01, meta_lr=1e-3, first_order=algo == "fomaml", inner_steps=1)
     return learner, Adam(learner.parameters(), lr=1e-3)
 

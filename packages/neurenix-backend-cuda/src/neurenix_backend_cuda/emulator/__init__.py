@@ -1,0 +1,96 @@
+"""A CPU stand-in for the vendor libraries (libcuda + NVRTC, libamdhip64 + hiprtc), for tests on machines
+without a GPU.
+
+The backends' own host code runs unchanged on top of it: it calls ``cuMemAlloc_v2``, ``nvrtcCompileProgram``,
+``cuLaunchKernel`` and the rest with the same cffi arguments it gives the real libraries. Underneath,
+"device memory" is host memory, the "compiler" builds the same kernel source for the host with the C++
+compiler and ``host.h`` (CUDA built-ins as fibers), and a launch runs every block's threads on the CPU.
+Devices report the limits given to :class:`Emulator`, so tests can provoke the errors a real GPU gives.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from importlib import resources
+
+from cffi import FFI
+
+_ffi = FFI()
+_ffi.cdef("""
+int nx_launch(void (*)(void**), void**, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned);
+void* nx_kernel(const char* name);
+""")
+_KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')
+
+
+def _addr(p) -> int:
+    return int(_ffi.cast("uintptr_t", p))
+
+
+class Emulator:
+    """Emulated devices: memory (with a capacity, to provoke out-of-memory), a host compiler, launches."""
+
+    def __init__(self, devices: int = 1, memory: int = 1 << 30, max_threads: int = 1024,
+                 max_grid: tuple = (2**31 - 1, 65535, 65535), cxx: str = os.environ.get("CXX", "c++")):
+        self.devices, self.capacity, self.max_threads, self.max_grid, self.cxx = devices, memory, max_threads, \
+            max_grid, cxx
+        self.blocks: dict[int, object] = {}
+        self.used = 0
+        self.launches = 0
+        self._tmp = tempfile.TemporaryDirectory(prefix="nx-emulator-")
+
+    def alloc(self, size: int) -> int | None:
+        if self.used + size > self.capacity:
+            return None
+        block = _ffi.new("char[]", size)
+        self.blocks[_addr(block)] = block
+        self.used += size
+        return _addr(block)
+
+    def free(self, addr: int) -> None:
+        self.used -= len(self.blocks.pop(addr))
+
+    def copy(self, dst: int, src: int, n: int) -> None:
+        _ffi.memmove(_ffi.cast("char*", dst), _ffi.cast("char*", src), n)
+
+    def compile(self, source: str) -> tuple[bool, str, bytes]:
+        """Build ``source`` into a host shared library: (ok, log, image)."""
+        names = _KERNEL.findall(self._preprocess(source))
+        header = resources.files(__package__).joinpath("host.h").read_text()
+        lookup = "".join(f'  if (!strcmp(name, "{n}")) return (void*)nx_tramp_{n};\n' for n in names)
+        unit = (header + "\n" + source + "\n" + "".join(f"NX_TRAMPOLINE({n})\n" for n in names)
+                + f'extern "C" void* nx_kernel(const char* name) {{\n{lookup}  return 0;\n}}\n')
+        fd, path = tempfile.mkstemp(suffix=".cpp", dir=self._tmp.name)
+        with os.fdopen(fd, "w") as f:
+            f.write(unit)
+        so = path[:-4] + ".so"
+        r = subprocess.run([self.cxx, "-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-o", so, path],
+                           capture_output=True, text=True)
+        if r.returncode:
+            return False, r.stderr, b""
+        with open(so, "rb") as f:
+            return True, r.stderr, f.read()
+
+    def _preprocess(self, source: str) -> str:
+        r = subprocess.run([self.cxx, "-E", "-P", "-x", "c++", "-"], input=source, capture_output=True, text=True)
+        return r.stdout if r.returncode == 0 else source
+
+    def load(self, image: bytes):
+        fd, path = tempfile.mkstemp(suffix=".so", dir=self._tmp.name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(image)
+        return _ffi.dlopen(path)
+
+    def function(self, module, name: str):
+        tramp = module.nx_kernel(name.encode())
+        return None if tramp == _ffi.NULL else (module, _ffi.cast("void(*)(void**)", tramp))
+
+    def launch(self, fn, grid, block, params: int) -> int:
+        module, tramp = fn
+        if block[0] * block[1] * block[2] > self.max_threads or any(g > m for g, m in zip(grid, self.max_grid)):
+            return 1
+        self.launches += 1
+        return module.nx_launch(tramp, _ffi.cast("void**", params), *grid, *block)

@@ -1,0 +1,253 @@
+"""The stand-in libraries: objects with the vendor functions' names and cffi calling conventions (status
+codes returned, results written through out-pointers), each a few lines over :class:`Emulator`."""
+
+from __future__ import annotations
+
+from cffi import FFI
+
+_ffi = FFI()
+OK, INVALID_VALUE, OUT_OF_MEMORY, INVALID_CONFIG, NOT_FOUND, NO_DEVICE = 0, 1, 2, 9, 500, 100
+NAMES = {OK: "SUCCESS", INVALID_VALUE: "INVALID_VALUE", OUT_OF_MEMORY: "OUT_OF_MEMORY", INVALID_CONFIG:
+         "INVALID_CONFIGURATION", NOT_FOUND: "NOT_FOUND", NO_DEVICE: "NO_DEVICE"}
+
+
+def _int(p) -> int:
+    return int(_ffi.cast("uintptr_t", p))
+
+
+def _str(p) -> str:
+    """A ``const char*`` argument: Python bytes, or a cffi pointer."""
+    return p.decode() if isinstance(p, bytes) else _ffi.string(_ffi.cast("char*", _int(p))).decode()
+
+
+class _Program:
+    def __init__(self, source: str):
+        self.source, self.log, self.image = source, "", b""
+
+
+class FakeNvrtc:
+    """NVRTC: "compiles" by building the source for the host."""
+
+    def __init__(self, emulator, version=(13, 0)):
+        self.emu, self.version, self.programs = emulator, version, {}
+
+    def nvrtcVersion(self, major, minor):  # noqa: N802 - the vendor's names
+        major[0], minor[0] = self.version
+        return OK
+
+    def nvrtcGetNumSupportedArchs(self, n):  # noqa: N802
+        n[0] = 3
+        return OK
+
+    def nvrtcGetSupportedArchs(self, archs):  # noqa: N802
+        archs[0:3] = [75, 80, 90]
+        return OK
+
+    def nvrtcCreateProgram(self, prog, source, name, nh, headers, names):  # noqa: N802
+        p = _Program(_str(source))
+        self.programs[id(p)] = p
+        prog[0] = _ffi.cast("void*", id(p))
+        return OK
+
+    def _p(self, prog) -> _Program:
+        return self.programs[_int(prog)]
+
+    def nvrtcCompileProgram(self, prog, n, opts):  # noqa: N802
+        p = self._p(prog)
+        ok, p.log, p.image = self.emu.compile(p.source)
+        return OK if ok else 6  # NVRTC_ERROR_COMPILATION
+
+    def nvrtcDestroyProgram(self, prog):  # noqa: N802
+        self.programs.pop(_int(prog[0]), None)
+        return OK
+
+    def nvrtcGetProgramLogSize(self, prog, size):  # noqa: N802
+        size[0] = len(self._p(prog).log.encode()) + 1
+        return OK
+
+    def nvrtcGetProgramLog(self, prog, out):  # noqa: N802
+        log = self._p(prog).log.encode()
+        _ffi.memmove(_ffi.cast("char*", _int(out)), log + b"\0", len(log) + 1)
+        return OK
+
+    def nvrtcGetCUBINSize(self, prog, size):  # noqa: N802
+        size[0] = len(self._p(prog).image)
+        return OK
+
+    def nvrtcGetCUBIN(self, prog, out):  # noqa: N802
+        image = self._p(prog).image
+        _ffi.memmove(_ffi.cast("char*", _int(out)), image, len(image))
+        return OK
+
+    nvrtcGetPTXSize, nvrtcGetPTX = nvrtcGetCUBINSize, nvrtcGetCUBIN  # noqa: N815
+
+    def nvrtcGetErrorString(self, status):  # noqa: N802
+        self._err = _ffi.new("char[]", b"NVRTC_ERROR_COMPILATION" if status == 6 else b"NVRTC_ERROR")
+        return self._err
+
+
+class FakeCuda:
+    """libcuda: devices with the emulator's limits; memory, streams (in order, so synchronous) and launches."""
+
+    def __init__(self, emulator, version=13000, cc=(8, 0)):
+        self.emu, self.version, self.cc, self.modules, self.names = emulator, version, cc, {}, {}
+
+    def cuInit(self, flags):  # noqa: N802
+        return OK
+
+    def cuDriverGetVersion(self, v):  # noqa: N802
+        v[0] = self.version
+        return OK
+
+    def cuDeviceGetCount(self, n):  # noqa: N802
+        n[0] = self.emu.devices
+        return OK
+
+    def cuDeviceGet(self, dev, index):  # noqa: N802
+        if index >= self.emu.devices:
+            return INVALID_VALUE
+        dev[0] = index
+        return OK
+
+    def cuDeviceGetName(self, out, n, dev):  # noqa: N802
+        _ffi.memmove(_ffi.cast("char*", _int(out)), f"Emulated GPU {dev} (host CPU)".encode() + b"\0", n)
+        return OK
+
+    def cuDeviceGetAttribute(self, out, attr, dev):  # noqa: N802
+        e = self.emu
+        out[0] = {1: e.max_threads, 2: e.max_threads, 3: e.max_threads, 4: 64, 5: e.max_grid[0], 6: e.max_grid[1],
+                  7: e.max_grid[2], 75: self.cc[0], 76: self.cc[1]}[attr]
+        return OK
+
+    def cuDeviceTotalMem_v2(self, out, dev):  # noqa: N802
+        out[0] = self.emu.capacity
+        return OK
+
+    def cuDevicePrimaryCtxRetain(self, ctx, dev):  # noqa: N802
+        ctx[0] = _ffi.cast("void*", dev + 1)
+        return OK
+
+    def cuCtxSetCurrent(self, ctx):  # noqa: N802
+        return OK
+
+    def cuMemAlloc_v2(self, out, size):  # noqa: N802
+        addr = self.emu.alloc(size)
+        if addr is None:
+            return OUT_OF_MEMORY
+        out[0] = addr
+        return OK
+
+    def cuMemFree_v2(self, ptr):  # noqa: N802
+        self.emu.free(int(ptr))
+        return OK
+
+    def cuMemcpyHtoDAsync_v2(self, dst, src, n, stream):  # noqa: N802
+        self.emu.copy(int(dst), _int(src), n)
+        return OK
+
+    def cuMemcpyDtoHAsync_v2(self, dst, src, n, stream):  # noqa: N802
+        self.emu.copy(_int(dst), int(src), n)
+        return OK
+
+    def cuStreamCreate(self, out, flags):  # noqa: N802
+        out[0] = _ffi.cast("void*", 1)
+        return OK
+
+    def cuStreamSynchronize(self, stream):  # noqa: N802
+        return OK
+
+    def cuModuleLoadData(self, out, image):  # noqa: N802
+        module = self.emu.load(bytes(image) if isinstance(image, (bytes, bytearray)) else image)
+        self.modules[id(module)] = module
+        out[0] = _ffi.cast("void*", id(module))
+        return OK
+
+    def cuModuleGetFunction(self, out, module, name):  # noqa: N802
+        fn = self.emu.function(self.modules[_int(module)], _str(name))
+        if fn is None:
+            return NOT_FOUND
+        self.names[id(fn)] = fn
+        out[0] = _ffi.cast("void*", id(fn))
+        return OK
+
+    def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra):  # noqa: N802
+        return INVALID_CONFIG if self.emu.launch(self.names[_int(fn)], (gx, gy, gz), (bx, by, bz),
+                                                 _int(params)) else OK
+
+    def cuGetErrorName(self, status, out):  # noqa: N802
+        self._err = _ffi.new("char[]", f"CUDA_ERROR_{NAMES.get(status, 'UNKNOWN')}".encode())
+        out[0] = self._err
+        return OK
+
+
+class FakeHip:
+    """libamdhip64 (HIP runtime and hiprtc): the same emulator under HIP's names."""
+
+    def __init__(self, emulator):
+        self.cuda, self.rtc = FakeCuda(emulator), FakeNvrtc(emulator)
+
+    def hipInit(self, flags):  # noqa: N802
+        return OK
+
+    def hipGetDeviceCount(self, n):  # noqa: N802
+        return self.cuda.cuDeviceGetCount(n)
+
+    def hipDeviceGetName(self, out, n, dev):  # noqa: N802
+        return self.cuda.cuDeviceGetName(out, n, dev)
+
+    def hipDeviceGetAttribute(self, out, attr, dev):  # noqa: N802
+        e = self.cuda.emu
+        out[0] = {56: e.max_threads, 26: e.max_threads, 27: e.max_threads, 28: 64, 29: e.max_grid[0],
+                  30: e.max_grid[1], 31: e.max_grid[2]}[attr]
+        return OK
+
+    def hipDeviceTotalMem(self, out, dev):  # noqa: N802
+        return self.cuda.cuDeviceTotalMem_v2(out, dev)
+
+    def hipSetDevice(self, dev):  # noqa: N802
+        return OK
+
+    def hipMalloc(self, out, size):  # noqa: N802
+        addr = self.cuda.emu.alloc(size)
+        if addr is None:
+            return OUT_OF_MEMORY
+        out[0] = _ffi.cast("void*", addr)
+        return OK
+
+    def hipFree(self, ptr):  # noqa: N802
+        return self.cuda.cuMemFree_v2(_int(ptr))
+
+    def hipMemcpyHtoDAsync(self, dst, src, n, stream):  # noqa: N802
+        return self.cuda.cuMemcpyHtoDAsync_v2(_int(dst), src, n, stream)
+
+    def hipMemcpyDtoHAsync(self, dst, src, n, stream):  # noqa: N802
+        return self.cuda.cuMemcpyDtoHAsync_v2(dst, _int(src), n, stream)
+
+    def hipStreamCreateWithFlags(self, out, flags):  # noqa: N802
+        return self.cuda.cuStreamCreate(out, flags)
+
+    def hipStreamSynchronize(self, stream):  # noqa: N802
+        return OK
+
+    def hipModuleLoadData(self, out, image):  # noqa: N802
+        return self.cuda.cuModuleLoadData(out, image)
+
+    def hipModuleGetFunction(self, out, module, name):  # noqa: N802
+        return self.cuda.cuModuleGetFunction(out, module, name)
+
+    def hipModuleLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra):  # noqa: N802
+        return self.cuda.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra)
+
+    def hipGetErrorName(self, status):  # noqa: N802
+        self._err = _ffi.new("char[]", f"hipError{NAMES.get(status, 'Unknown').title().replace('_', '')}".encode())
+        return self._err
+
+    def hiprtcVersion(self, major, minor):  # noqa: N802
+        return self.rtc.nvrtcVersion(major, minor)
+
+    def __getattr__(self, name):  # hiprtcCreateProgram... are NVRTC's calls under another prefix
+        if name.startswith("hiprtcGetCode"):
+            return getattr(self.rtc, name.replace("hiprtcGetCode", "nvrtcGetCUBIN"))
+        if name.startswith("hiprtc"):
+            return getattr(self.rtc, "nvrtc" + name[6:])
+        raise AttributeError(name)

@@ -1,0 +1,24 @@
+"""The ``neurenix.backends`` entry point of neurenix-backend-rocm: device type ``rocm``."""
+
+from __future__ import annotations
+
+from neurenix_backend_cuda.gpu.backend import GpuBackend
+
+from neurenix.backend import hookimpl
+
+from .hip import HipDriver, open_hip, open_hiprtc
+
+
+def open_driver() -> HipDriver:
+    hip = open_hip()
+    return HipDriver(hip, open_hiprtc(hip))
+
+
+class RocmBackend(GpuBackend):
+    device_type = "rocm"
+    name = "rocm-hiprtc"
+
+
+@hookimpl
+def neurenix_backends():
+    return [RocmBackend(open_driver)]
