@@ -1,0 +1,36 @@
+"""Hatch build hook: compile the C kernels with cffi, making the wheel a platform wheel.
+
+Regular wheels get the compiled library added to ``neurenix_backend_cpu/``; editable installs get it
+next to the sources in ``src/neurenix_backend_cpu/``, where the editable path finds it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import tempfile
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+PACKAGE = pathlib.Path(__file__).resolve().parent / "src" / "neurenix_backend_cpu"
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("_neurenix_cpu_build", PACKAGE / "_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class CffiBuildHook(BuildHookInterface):
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict) -> None:
+        if self.target_name != "wheel":
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            lib = _builder().build(PACKAGE, pathlib.Path(tmp))
+        build_data["pure_python"] = False
+        build_data["infer_tag"] = True
+        if version != "editable":
+            build_data["force_include"][str(lib)] = f"neurenix_backend_cpu/{lib.name}"
