@@ -58,7 +58,10 @@ def _compiler() -> str:
 def ffibuilder() -> cffi.FFI:
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
-    cflags = ["-O3", "-fopenmp", "-std=c99", "-Wall", "-Wno-unknown-pragmas"]
+    # -march=native: the kernels are built on the machine that runs them (pip builds from source);
+    # NEURENIX_CPU_MARCH=x86-64 (say) builds a wheel for other machines
+    cflags = ["-O3", "-fopenmp", "-std=c99", "-Wall", "-Wno-unknown-pragmas",
+              f"-march={os.environ.get('NEURENIX_CPU_MARCH', 'native')}"]
     ldflags = ["-fopenmp"]
     if os.environ.get("NEURENIX_CPU_SANITIZE"):
         san = f"-fsanitize={os.environ['NEURENIX_CPU_SANITIZE']}"

@@ -48,12 +48,13 @@ for _name, _build in DEFAULTS.items():
     if not hasattr(_NP, _name):
         setattr(_NP, _name, _build(_NP))
 
-# Sizes (elements) from which C beats NumPy, measured with bench/cpu_kernels.py on one thread: below
-# them NumPy's own loops win, since calling C costs about a microsecond more than calling a ufunc.
-MIN_ELEMENTWISE = 16384      # same-shape operands: C wins by fusion-free speed only once threads help
-MIN_BROADCAST = 2048         # broadcast patterns (bias, per-channel): NumPy's strided loops are slow
+# When C beats NumPy, as measured with bench/cpu_kernels.py (docs/benchmarks.md): below these sizes
+# NumPy's own loops win, since calling C costs about a microsecond more than calling a ufunc.
+MIN_ELEMENTWISE = 65536  # same-shape or scalar operands: C is only faster with several threads
+MIN_BROADCAST = 16384    # broadcast patterns (bias, per-channel): NumPy's strided loops are slow
 MIN_REDUCE = 4096
-BMM_MAX_WORK = 64 * 64 * 64  # per product: above it, NumPy's BLAS is faster
+BMM_MAX_WORK = 4096      # per product (m*n*k): above it, NumPy's matmul is as fast
+_threads = [lib.nx_get_num_threads() if lib is not None else 1]  # same-shape C pays only with > 1
 
 # -- elementwise binary ------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ def _binary(name: str, ufunc):
         if ta is _ndarray and tb is _ndarray:
             if a.dtype in _SUFFIX and a.dtype is b.dtype and a.flags.c_contiguous and b.flags.c_contiguous:
                 sa, sb = a.shape, b.shape
-                if (sa == sb and a.size >= MIN_ELEMENTWISE) or \
+                if (sa == sb and a.size >= MIN_ELEMENTWISE and _threads[0] > 1) or \
                         (sa != sb and max(a.size, b.size) >= MIN_BROADCAST):
                     plan = _broadcast_plan(sa, sb)
                     if plan is not None:
@@ -114,7 +115,7 @@ def _binary(name: str, ufunc):
                         return out
         elif (ta is _ndarray and (tb is float or tb is int)) or (tb is _ndarray and (ta is float or ta is int)):
             x, s, s_first = (a, b, 0) if ta is _ndarray else (b, a, 1)
-            if x.dtype in _SUFFIX and x.size >= MIN_ELEMENTWISE and x.flags.c_contiguous:
+            if x.dtype in _SUFFIX and x.size >= MIN_ELEMENTWISE and _threads[0] > 1 and x.flags.c_contiguous:
                 out = np.empty(x.shape, x.dtype)
                 scalar_fns[x.dtype](_ptr(x), s, _ptr(out), x.size, s_first)
                 return out
@@ -390,8 +391,12 @@ ALL_KERNELS = {
     "matmul": matmul, "adam_step": adam_step, "sgd_step": sgd_step,
 }
 
-#: the kernels registered: those measured faster than NumPy's (bench/results/cpu_kernels.json)
-KERNELS = dict(ALL_KERNELS)
+#: the kernels registered: those measured faster than NumPy's (bench/results/cpu_kernels.json, on one
+#: thread and two). Left out, slower or no faster here: mean, softmax, log_softmax (NumPy's exp is
+#: vectorised, ours is not), adam_step and sgd_step.
+KERNELS = {name: ALL_KERNELS[name] for name in (
+    "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "max", "min",
+    "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul")}
 
 
 class CpuBackend(Backend):
@@ -410,6 +415,7 @@ class CpuBackend(Backend):
 
     def set_num_threads(self, n: int) -> None:
         lib.nx_set_num_threads(n)
+        _threads[0] = n
 
     def kernels(self):
         return KERNELS

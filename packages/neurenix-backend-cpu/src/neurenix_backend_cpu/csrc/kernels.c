@@ -9,7 +9,7 @@
 #include <omp.h>
 #endif
 
-#define PAR_MIN 32768 /* below this many elements one thread is faster than waking the others */
+#define PAR_MIN 65536 /* below this many elements one thread is faster than waking the others */
 #define CHUNK 4096    /* elements per parallel tile of an elementwise loop */
 
 void nx_set_num_threads(int n) {
@@ -38,12 +38,24 @@ int nx_has_openmp(void) {
 
 #define T float
 #define F(name) name##_f32
+#define EXP expf
+#define SQRT sqrtf
+#define NR 8 /* columns of a bmm register tile: one 32-byte vector */
 #include "template.h"
 #undef T
 #undef F
+#undef EXP
+#undef SQRT
+#undef NR
 
 #define T double
 #define F(name) name##_f64
+#define EXP exp
+#define SQRT sqrt
+#define NR 4
 #include "template.h"
 #undef T
 #undef F
+#undef EXP
+#undef SQRT
+#undef NR

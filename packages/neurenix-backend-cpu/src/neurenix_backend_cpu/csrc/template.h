@@ -64,7 +64,7 @@ void F(relu_backward)(const void *vg, const void *vx, void *vo, int64_t n) {
     const T *G = (const T *)vg, *X = (const T *)vx;
     T *O = (T *)vo;
     _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")
-    for (int64_t k = 0; k < n; k++) O[k] = X[k] > 0 ? G[k] : (T)0 * G[k];
+    for (int64_t k = 0; k < n; k++) O[k] = G[k] * (T)(X[k] > 0); /* branch-free: signs are random */
 }
 
 /* ---- reductions ---------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ void F(softmax)(int mode, const void *vx, void *vo, int64_t na, int64_t nr, int6
         for (int64_t r = 0; r < nr; r++) m = x[r * nb] > m || x[r * nb] != x[r * nb] ? x[r * nb] : m;
         double s = 0;
         for (int64_t r = 0; r < nr; r++) {
-            T e = exp(x[r * nb] - m);
+            T e = EXP(x[r * nb] - m);
             s += e;
             if (!mode) o[r * nb] = e;
         }
@@ -168,17 +168,20 @@ void F(unfold)(const void *vx, void *vo, int64_t n, int64_t c, int64_t h, int64_
         int64_t j = row % kw, i = (row / kw) % kh, plane = row / (kh * kw);
         const T *x = X + plane * h * w;
         T *o = O + row * oh * ow;
+        int64_t off = j * dw - pw, lo = 0, hi = ow; /* output columns [lo, hi) read inside the input */
+        while (lo < ow && lo * sw + off < 0) lo++;
+        while (hi > lo && (hi - 1) * sw + off >= w) hi--;
         for (int64_t y = 0; y < oh; y++, o += ow) {
             int64_t iy = y * sh - ph + i * dh;
             if (iy < 0 || iy >= h) {
                 memset(o, 0, (size_t)ow * sizeof(T));
                 continue;
             }
-            const T *xr = x + iy * w;
-            for (int64_t xo = 0; xo < ow; xo++) {
-                int64_t ix = xo * sw - pw + j * dw;
-                o[xo] = ix >= 0 && ix < w ? xr[ix] : (T)0;
-            }
+            const T *xr = x + iy * w + off; /* xr[xo * sw] is input column xo * sw + off */
+            for (int64_t xo = 0; xo < lo; xo++) o[xo] = 0;
+            if (sw == 1) memcpy(o + lo, xr + lo, (size_t)(hi - lo) * sizeof(T));
+            else for (int64_t xo = lo; xo < hi; xo++) o[xo] = xr[xo * sw];
+            for (int64_t xo = hi; xo < ow; xo++) o[xo] = 0;
         }
     }
 }
@@ -265,39 +268,67 @@ void F(max_pool2d_backward)(const void *vg, const void *vidx, void *vo, int64_t 
  * For each of nbatch products: C (m, n) = A (m, k) @ B (k, n). A matrix is read from its batch offset
  * (stride 0 broadcasts it); ta / tb say the operand is stored transposed ((k, m) / (n, k) row-major), as
  * the transposed views in linear layers and their gradients are. Meant for the task-batched shapes of
- * meta-learning, where a BLAS call per small matrix costs more than the arithmetic. */
-void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m, int64_t n, int64_t k,
-            int64_t sa, int64_t sb, int ta, int tb) {
-    const T *A = (const T *)va, *B = (const T *)vb;
-    T *C = (T *)vc;
-    _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= 4 * PAR_MIN)")
-    for (int64_t r = 0; r < nbatch * m; r++) {
-        int64_t bi = r / m, i = r % m;
-        const T *a = A + bi * sa, *b = B + bi * sb;
-        T *c = C + r * n;
-        if (!tb) {
-            for (int64_t j = 0; j < n; j++) c[j] = 0;
-            for (int64_t p = 0; p < k; p++) {
-                T aip = ta ? a[p * m + i] : a[i * k + p];
-                const T *brow = b + p * n;
-                for (int64_t j = 0; j < n; j++) c[j] += aip * brow[j];
-            }
-        } else {
-            for (int64_t j = 0; j < n; j++) {
-                const T *bcol = b + j * k;
-                T acc = 0;
-                if (ta) {
-                    for (int64_t p = 0; p < k; p++) acc += a[p * m + i] * bcol[p];
-                } else {
-                    const T *arow = a + i * k;
-                    _Pragma("omp simd reduction(+ : acc)")
-                    for (int64_t p = 0; p < k; p++) acc += arow[p] * bcol[p];
-                }
-                c[j] = acc;
-            }
+ * meta-learning, where a BLAS call per small matrix costs more than the arithmetic. A transposed B is
+ * first copied row-major (it is small), so the tiles always stream rows of B. */
+#define MR 4
+typedef T F(vec) __attribute__((vector_size(NR * sizeof(T))));
+
+/* an MR x NR tile of C, accumulated in vector registers; A element (i, p) is at a[i * ai + p * ap] */
+static inline void F(bmm_tile)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k) {
+    F(vec) acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, brow;
+    for (int64_t p = 0; p < k; p++) {
+        memcpy(&brow, b + p * n, sizeof brow); /* an unaligned load */
+        acc0 += a[p * ap] * brow;
+        acc1 += a[ai + p * ap] * brow;
+        acc2 += a[2 * ai + p * ap] * brow;
+        acc3 += a[3 * ai + p * ap] * brow;
+    }
+    memcpy(c, &acc0, sizeof acc0);
+    memcpy(c + n, &acc1, sizeof acc1);
+    memcpy(c + 2 * n, &acc2, sizeof acc2);
+    memcpy(c + 3 * n, &acc3, sizeof acc3);
+}
+
+/* what the tiles leave: columns [j0, n) of `rows` rows */
+static void F(bmm_edge)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k, int64_t rows,
+                        int64_t j0) {
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t j = j0; j < n; j++) c[r * n + j] = 0;
+        for (int64_t p = 0; p < k; p++) {
+            T arp = a[r * ai + p * ap];
+            for (int64_t j = j0; j < n; j++) c[r * n + j] += arp * b[p * n + j];
         }
     }
 }
+
+void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m, int64_t n, int64_t k,
+            int64_t sa, int64_t sb, int ta, int tb) {
+    const T *A = (const T *)va, *B = (const T *)vb;
+    T *C = (T *)vc, *Bt = NULL;
+    if (tb) {
+        int64_t nb = sb ? nbatch : 1;
+        Bt = malloc((size_t)(nb * k * n) * sizeof(T));
+        if (!Bt) return;
+        for (int64_t bi = 0; bi < nb; bi++)
+            for (int64_t j = 0; j < n; j++)
+                for (int64_t p = 0; p < k; p++) Bt[bi * k * n + p * n + j] = B[bi * sb + j * k + p];
+        B = Bt;
+        sb = sb ? k * n : 0;
+    }
+    int64_t ai = ta ? 1 : k, ap = ta ? m : 1, mt = (m + MR - 1) / MR;
+    _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= 4 * PAR_MIN)")
+    for (int64_t t = 0; t < nbatch * mt; t++) {
+        int64_t bi = t / mt, i0 = (t % mt) * MR, rows = m - i0 < MR ? m - i0 : MR;
+        const T *a = A + bi * sa + i0 * ai, *b = B + bi * sb;
+        T *c = C + bi * m * n + i0 * n;
+        int64_t j0 = 0;
+        if (rows == MR)
+            for (; j0 + NR <= n; j0 += NR) F(bmm_tile)(a, ai, ap, b + j0, c + j0, n, k);
+        if (j0 < n) F(bmm_edge)(a, ai, ap, b, c, n, k, rows, j0);
+    }
+    free(Bt);
+}
+#undef MR
 
 /* ---- fused optimizer steps over all parameters ---------------------------------------------------------
  * Inputs are never modified: new values go to the output arrays (op, om, ov / obuf). */
@@ -306,18 +337,21 @@ void F(adam)(int np_, void **p, void **g, void **m, void **v, void **op, void **
              double bias2) {
     const int64_t *sizes = (const int64_t *)vsizes;
     double sqrt_b2 = sqrt(bias2), step = lr / bias1;
+    int64_t total = 0;
+    for (int q = 0; q < np_; q++) total += sizes[q];
+    _Pragma("omp parallel if (total >= PAR_MIN)")
     for (int q = 0; q < np_; q++) {
         const T *P = p[q], *G = g[q], *M = m[q], *V = v[q];
         T *OP = op[q], *OM = om[q], *OV = ov[q];
         int64_t size = sizes[q];
-        _Pragma("omp parallel for schedule(static) if (size >= PAR_MIN)")
+        _Pragma("omp for schedule(static) nowait")
         for (int64_t k = 0; k < size; k++) {
             T gk = maximize ? -G[k] : G[k], pk = P[k];
             if (wd != 0 && decoupled) pk = pk * (T)(1.0 - lr * wd);
             else if (wd != 0) gk = gk + pk * (T)wd;
             T mk = M[k] * (T)beta1 + gk * (T)(1.0 - beta1);
             T vk = V[k] * (T)beta2 + gk * gk * (T)(1.0 - beta2);
-            T denom = sqrt(vk) / (T)sqrt_b2 + (T)eps;
+            T denom = SQRT(vk) / (T)sqrt_b2 + (T)eps;
             OP[k] = pk - mk / denom * (T)step;
             OM[k] = mk;
             OV[k] = vk;
@@ -329,11 +363,14 @@ void F(adam)(int np_, void **p, void **g, void **m, void **v, void **op, void **
 void F(sgd)(int np_, void **p, void **g, void **b, void **op, void **ob, const void *vsizes, double lr,
             double momentum, double dampening, int nesterov, double wd, int maximize) {
     const int64_t *sizes = (const int64_t *)vsizes;
+    int64_t total = 0;
+    for (int q = 0; q < np_; q++) total += sizes[q];
+    _Pragma("omp parallel if (total >= PAR_MIN)")
     for (int q = 0; q < np_; q++) {
         const T *P = p[q], *G = g[q], *B = b[q];
         T *OP = op[q], *OB = ob[q];
         int64_t size = sizes[q];
-        _Pragma("omp parallel for schedule(static) if (size >= PAR_MIN)")
+        _Pragma("omp for schedule(static) nowait")
         for (int64_t k = 0; k < size; k++) {
             T gk = maximize ? -G[k] : G[k];
             if (wd != 0) gk = gk + P[k] * (T)wd;
