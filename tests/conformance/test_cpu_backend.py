@@ -27,6 +27,7 @@ def neurenix_device():
     mp = pytest.MonkeyPatch()
     for name in ("MIN_ELEMENTWISE", "MIN_BROADCAST", "MIN_REDUCE"):
         mp.setattr(plugin, name, 0)
+    mp.setattr(plugin, "_threads", [2])  # the same-shape paths too, which C takes only with threads
     yield "cpu"
     mp.undo()
 

@@ -371,12 +371,12 @@ def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_deca
     if dt is None:
         return _NP.sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize)
     new_p = [np.empty(p.shape, dt) for p in params]
-    new_b = [np.empty(p.shape, dt) if momentum else None for p in params]
+    new_b = [np.empty(p.shape, dt) if momentum else None for p in params]  # C fills them when momentum is on
     ptrs = [_pointers(xs) for xs in (params, grads, bufs, new_p, new_b)]
     sizes = ffi.new("int64_t[]", [p.size for p in params])
     _sgd[dt](len(params), *(p for p, _ in ptrs), sizes, lr, momentum, dampening, int(nesterov), weight_decay,
              int(maximize))
-    return new_p, new_b
+    return new_p, new_b if momentum else list(bufs)  # without momentum the buffers pass through, as in core
 
 
 # -- the backend -------------------------------------------------------------------------------------
