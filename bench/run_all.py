@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["core_overhead"]
+BENCHMARKS = ["core_overhead", "cpu_kernels"]
 
 
 def main() -> None:

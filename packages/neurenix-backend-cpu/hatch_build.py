@@ -1,13 +1,15 @@
 """Hatch build hook: compile the C kernels with cffi, making the wheel a platform wheel.
 
-Regular wheels get the compiled library added to ``neurenix_backend_cpu/``; editable installs get it
-next to the sources in ``src/neurenix_backend_cpu/``, where the editable path finds it.
+A regular wheel gets the compiled library from a temporary directory (the source tree is left as it
+is); an editable install gets it next to the sources in ``src/neurenix_backend_cpu/``, where the
+editable path finds it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import pathlib
+import shutil
 import tempfile
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
@@ -28,9 +30,14 @@ class CffiBuildHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict) -> None:
         if self.target_name != "wheel":
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            lib = _builder().build(PACKAGE, pathlib.Path(tmp))
+        self._tmp = pathlib.Path(tempfile.mkdtemp(prefix="neurenix-cpu-"))
+        editable = version == "editable"
+        lib = _builder().build(PACKAGE if editable else self._tmp, self._tmp / "build")
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
-        if version != "editable":
+        if not editable:
             build_data["force_include"][str(lib)] = f"neurenix_backend_cpu/{lib.name}"
+
+    def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
+        if getattr(self, "_tmp", None) is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)

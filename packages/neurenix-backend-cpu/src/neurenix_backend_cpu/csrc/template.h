@@ -292,13 +292,13 @@ static inline void F(bmm_tile)(const T *a, int64_t ai, int64_t ap, const T *b, T
 /* what the tiles leave: columns [j0, n) of `rows` rows */
 static void F(bmm_edge)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k, int64_t rows,
                         int64_t j0) {
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t j = j0; j < n; j++) c[r * n + j] = 0;
-        for (int64_t p = 0; p < k; p++) {
-            T arp = a[r * ai + p * ap];
-            for (int64_t j = j0; j < n; j++) c[r * n + j] += arp * b[p * n + j];
+    /* dot products: an inner loop over a few columns would spend its time in vector set-up */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = j0; j < n; j++) {
+            T acc = 0;
+            for (int64_t p = 0; p < k; p++) acc += a[r * ai + p * ap] * b[p * n + j];
+            c[r * n + j] = acc;
         }
-    }
 }
 
 void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m, int64_t n, int64_t k,
