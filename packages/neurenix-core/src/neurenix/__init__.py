@@ -16,7 +16,7 @@ from . import (
     optim,
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .backend import list_backends
+from .backend import get_num_threads, list_backends, set_num_threads
 from .creation import (
     arange,
     empty,
@@ -142,6 +142,7 @@ __all__ = [
     "func",
     "gather",
     "get_device_count",
+    "get_num_threads",
     "init",
     "int64",
     "is_grad_enabled",
@@ -174,6 +175,7 @@ __all__ = [
     "reshape",
     "set_default_device",
     "set_grad_enabled",
+    "set_num_threads",
     "sigmoid",
     "sign",
     "sin",

@@ -369,3 +369,36 @@ def test_ops_do_not_call_hooks(plug, monkeypatch):
         assert t.to("cpu").to(dev).device is dev
     assert nx.get_device_count("rthot") == 1 and nx.Device("rthot:0") is dev
     assert hook_calls == [] and (plugin.calls, backend.calls) == before
+
+
+# -- threads ----------------------------------------------------------------------------------------
+class ThreadedBackend(FakeBackend):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.threads = []
+
+    def set_num_threads(self, n):
+        self.threads.append(n)
+
+
+def test_set_num_threads_reaches_every_usable_backend(plug):
+    before = registry.REGISTRY.num_threads
+    try:
+        now = plug(Plugin(ThreadedBackend("rtthreads"), ThreadedBackend("rtthreads2", reason="no device")))
+        nx.set_num_threads(3)
+        later = plug(Plugin(ThreadedBackend("rtthreads3")))  # a backend loaded afterwards is told too
+        assert (now.backends[0].threads, now.backends[1].threads, later.backends[0].threads) == ([3], [], [3])
+        assert nx.get_num_threads() == 3
+        for bad in (0, -1, 1.5, True):
+            with pytest.raises(ValueError, match="positive int"):
+                nx.set_num_threads(bad)
+    finally:
+        registry.REGISTRY.num_threads = before
+
+
+def test_get_num_threads_defaults_to_omp_num_threads(monkeypatch):
+    monkeypatch.setattr(registry.REGISTRY, "num_threads", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert nx.get_num_threads() == 5
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert nx.get_num_threads() >= 1

@@ -364,3 +364,10 @@ def test_batch_norm_wrong_input_raises_shape_error(cls, shape):
 def test_batch_norm_single_value_per_channel_in_training_raises():
     with pytest.raises(ValueError, match="more than one value"):
         nn.BatchNorm1d(3)(nx.ones(1, 3))
+
+
+def test_max_pool2d_gradient_goes_to_the_first_maximum():
+    # ties (common after a ReLU) give the whole gradient to the first maximum of each window, as PyTorch does
+    x = nx.tensor([[[[1.0, 3.0, 0.0, 0.0], [3.0, 2.0, 0.0, 0.0]]]], requires_grad=True)
+    nn.functional.max_pool2d(x, 2).sum().backward()
+    assert x.grad.numpy()[0, 0].tolist() == [[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]

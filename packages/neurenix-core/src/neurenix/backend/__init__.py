@@ -6,7 +6,15 @@ See ``docs/backends.md`` for a guide to writing a backend plugin.
 from .backend import Backend
 from .hookspecs import ENTRY_POINT_GROUP, hookimpl, hookspec
 from .kernels import KERNEL_API_VERSION, KERNELS, OPTIONAL, REQUIRED
-from .registry import BackendStatus, KernelTable, list_backends, register, unregister
+from .registry import (
+    BackendStatus,
+    KernelTable,
+    get_num_threads,
+    list_backends,
+    register,
+    set_num_threads,
+    unregister,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -17,9 +25,11 @@ __all__ = [
     "Backend",
     "BackendStatus",
     "KernelTable",
+    "get_num_threads",
     "hookimpl",
     "hookspec",
     "list_backends",
     "register",
+    "set_num_threads",
     "unregister",
 ]

@@ -38,6 +38,10 @@ class Backend:
         """A human-readable description of device ``index`` (model, API...)."""
         return self.name
 
+    def set_num_threads(self, n: int) -> None:
+        """Let this backend's host kernels use ``n`` threads; ``neurenix.set_num_threads`` calls it on every
+        usable backend (and on those that load later). Optional: backends without a thread pool ignore it."""
+
     def kernels(self) -> Mapping[str, Callable]:
         """Kernel name -> callable, for the kernels this backend implements (called only when available)."""
         raise NotImplementedError(f"backend {self.name!r} provides no kernels")

@@ -20,6 +20,8 @@ Conventions:
 
 from __future__ import annotations
 
+import math
+
 KERNEL_API_VERSION = 1
 
 REQUIRED: dict[str, str] = {
@@ -63,6 +65,10 @@ OPTIONAL: dict[str, str] = {
     "adam_step": "(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay, decoupled, "
                  "maximize) -> (params, exp_avgs, exp_avg_sqs)",
     "synchronize": "(index) -> None: wait for queued work (timing); a no-op on synchronous backends",
+    "max_pool2d": "(x, kernel_size, stride, padding, dilation) -> (out, indices): x (N, C, H, W) floats, padding "
+                  "counts as -inf; indices int64 (N, C, OH, OW): i*kw + j of the first maximum in each window",
+    "max_pool2d_backward": "(g, indices, input_size, kernel_size, stride, padding, dilation) -> (N, C, H, W): "
+                           "each g goes to the input position its window's index names (overlaps add)",
 }
 
 KERNELS = (*REQUIRED, *OPTIONAL)
@@ -142,6 +148,29 @@ def _adam_step(k):
     return adam_step
 
 
+def _max_pool2d(k):
+    def max_pool2d(x, kernel_size, stride, padding, dilation):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        planes = k.reshape(x, (n * c, 1, h, w))
+        if ph or pw:
+            planes = k.pad(planes, ((0, 0), (0, 0), (ph, ph), (pw, pw)), -math.inf)
+        cols = k.unfold(planes, kernel_size, stride, (0, 0), dilation)  # (N*C, kh*kw, OH*OW)
+        shape = (n, c, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+        return k.reshape(k.max(cols, (1,), False), shape), k.reshape(k.argmax(cols, 1, False), shape)
+    return max_pool2d
+
+
+def _max_pool2d_backward(k):
+    def max_pool2d_backward(g, indices, input_size, kernel_size, stride, padding, dilation):
+        n, c, oh, ow = g.shape
+        idx, gg = k.reshape(indices, (n * c, 1, oh * ow)), k.reshape(g, (n * c, 1, oh * ow))
+        cols = k.cat([k.where(k.eq(idx, j), gg, 0) for j in range(kernel_size[0] * kernel_size[1])], 1)
+        out = k.fold(cols, input_size, kernel_size, stride, padding, dilation)
+        return k.reshape(out, (n, c, *input_size))
+    return max_pool2d_backward
+
+
 def _synchronize(k):
     def synchronize(index):
         return None
@@ -152,5 +181,6 @@ def _synchronize(k):
 DEFAULTS = {
     "mean": _mean, "softmax": _softmax, "log_softmax": _log_softmax, "relu_backward": _relu_backward,
     "sgd_step": _sgd_step, "adam_step": _adam_step, "synchronize": _synchronize,
+    "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
 }
 assert set(DEFAULTS) == set(OPTIONAL)

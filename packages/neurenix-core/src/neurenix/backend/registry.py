@@ -89,6 +89,7 @@ class _Registry:
         self.entries: list[_Entry] = []
         self.tables: dict[str, KernelTable] = {}
         self.reasons: dict[Backend, str | None] = {}  # probe results, asked once per backend
+        self.num_threads: int | None = None  # set by set_num_threads; None: each backend's own default
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -120,6 +121,8 @@ class _Registry:
                 self.entries.append(_Entry(name, dist, error=f"plugin {name!r} returned {b!r}, not a Backend"))
             else:
                 self.entries.append(_Entry(name, dist, backend=b))
+                if self.num_threads is not None:
+                    self.apply_threads(b)
         for t in {b.device_type for b in backends if isinstance(b, Backend)}:
             if t in self.tables:
                 self._resolve(t)
@@ -204,6 +207,10 @@ class _Registry:
                 setattr(table, name, build(table))
                 providers[name] = "core (composed)"
 
+    def apply_threads(self, b: Backend) -> None:
+        if self.probe(b) is None:
+            b.set_num_threads(self.num_threads)
+
     # -- run-time registration -------------------------------------------------------------------
     def register(self, plugin, name: str | None = None) -> None:
         self.load()
@@ -258,6 +265,29 @@ def register(plugin, name: str | None = None) -> None:
 def unregister(plugin) -> None:
     """Remove a plugin registered with :func:`register`; its device types are resolved again."""
     REGISTRY.unregister(plugin)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in host (CPU) kernels: every usable backend is told, now and when it loads.
+
+    The default is each backend's own (``OMP_NUM_THREADS`` for OpenMP-based ones).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    REGISTRY.load()
+    REGISTRY.num_threads = n
+    for e in REGISTRY.entries:
+        if e.backend is not None:
+            REGISTRY.apply_threads(e.backend)
+
+
+def get_num_threads() -> int:
+    """The number of threads host kernels may use: what :func:`set_num_threads` set, else
+    ``OMP_NUM_THREADS``, else the number of CPUs."""
+    if REGISTRY.num_threads is not None:
+        return REGISTRY.num_threads
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(env) if env.isdigit() and int(env) > 0 else os.cpu_count() or 1
 
 
 def list_backends() -> list[BackendStatus]:

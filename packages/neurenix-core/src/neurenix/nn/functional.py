@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from .. import creation
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
-from ..ops import amax, exp, fold, linear, log, log_softmax, logsumexp, mean, relu, sigmoid, softmax, sum, tanh, unfold
+from ..ops import exp, fold, linear, log, log_softmax, logsumexp, mean, relu, sigmoid, softmax, sum, tanh, unfold
 from ..ops.movement import pad as _pad_axes
+from ..ops.window import max_pool2d as _max_pool2d
 from ..ops.window import out_size, pair
 from ..tensor import Tensor
 
@@ -81,8 +80,15 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     """Max over sliding windows (padding counts as -inf)."""
     if ceil_mode:
         raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
-    cols, shape = _pool_windows(input, kernel_size, stride, padding, dilation, -math.inf, "max_pool2d")
-    return amax(cols, 1).reshape(shape)
+    if input.ndim not in (3, 4):
+        raise ShapeError(f"max_pool2d: expected an (N, C, H, W) or (C, H, W) input, got shape {input.shape}")
+    ks, pd = pair(kernel_size, "kernel_size"), pair(padding, "padding")
+    if pd[0] > ks[0] // 2 or pd[1] > ks[1] // 2:
+        raise ValueError(f"max_pool2d: padding {pd} must be at most half the kernel size {ks}")
+    x = input if input.ndim == 4 else input.unsqueeze(0)
+    st = pair(stride if stride is not None else kernel_size, "stride")
+    out = _max_pool2d(x, ks, st, pd, pair(dilation, "dilation"))
+    return out if input.ndim == 4 else out.squeeze(0)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,

@@ -54,3 +54,34 @@ def fold(cols: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1
     if cols.requires_grad and grad_state.enabled:
         record(out, "Fold", (cols,), lambda g, o: (unfold(g, ks, dl, pd, st),))
     return out
+
+
+def max_pool2d(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
+    """Max over windows of an (N, C, H, W) float input (padding counts as -inf). The gradient goes to
+    the first maximum of each window, as in PyTorch."""
+    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
+    dev = x._device
+    out, indices = dev.kernels.max_pool2d(x._data, ks, st, pd, dl)
+    out = _wrap(out, dev)
+    if x.requires_grad and grad_state.enabled:
+        indices, size = _wrap(indices, dev), x.shape[2:]
+        record(out, "MaxPool2d", (x,), lambda g, o: (_max_pool2d_backward(g, indices, size, ks, st, pd, dl),))
+    return out
+
+
+def _max_pool2d_backward(g: Tensor, indices: Tensor, size, ks, st, pd, dl) -> Tensor:
+    out = _wrap(g._device.kernels.max_pool2d_backward(g._data, indices._data, size, ks, st, pd, dl), g._device)
+    if g.requires_grad and grad_state.enabled:
+        record(out, "MaxPool2dBackward", (g,), lambda gg, o: (_pick_windows(gg, indices, ks, st, pd, dl),))
+    return out
+
+
+def _pick_windows(x: Tensor, indices: Tensor, ks, st, pd, dl) -> Tensor:
+    """The value of ``x`` (N, C, H, W) at each window's indexed position: the adjoint of the backward."""
+    from ..creation import arange
+
+    n, c, h, w = x.shape
+    oh, ow = indices.shape[2:]
+    cols = unfold(x.reshape(n * c, 1, h, w), ks, dl, pd, st)  # (N*C, kh*kw, OH*OW)
+    hit = indices.reshape(n * c, 1, oh * ow) == arange(ks[0] * ks[1], device=x.device).reshape(1, -1, 1)
+    return (cols * hit.to(x.dtype)).sum(1).reshape(n, c, oh, ow)

@@ -1,0 +1,89 @@
+"""The cffi builder (API mode, out of line) of the C kernels: ``neurenix_backend_cpu._kernels``.
+
+The hatch build hook (``hatch_build.py``) calls :func:`build` at install time. Environment:
+``CC`` picks the compiler; ``NEURENIX_CPU_SANITIZE=address`` builds with AddressSanitizer (tests only).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import sysconfig
+
+import cffi
+
+HERE = pathlib.Path(__file__).resolve().parent
+CSRC = HERE / "csrc"
+
+_BINARY = ("add", "sub", "mul", "div", "maximum", "minimum")
+_WINDOW = ("int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, "
+           "int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow")
+_TEMPLATE = [  # one float type's functions, as template.h defines them (S: the suffix)
+    *(f"void {op}_S(const void *a, const void *b, void *o, int64_t d0, int64_t d1, int64_t d2, int64_t a0, "
+      f"int64_t a1, int64_t a2, int64_t b0, int64_t b1, int64_t b2);" for op in _BINARY),
+    *(f"void {op}_scalar_S(const void *a, double s, void *o, int64_t n, int s_first);" for op in _BINARY),
+    "void relu_S(const void *x, void *o, int64_t n);",
+    "void relu_backward_S(const void *g, const void *x, void *o, int64_t n);",
+    "void reduce_mid_S(int op, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",
+    "void reduce_outer_S(int op, const void *x, void *o, int64_t n1, int64_t nk, int64_t n2);",
+    "void softmax_S(int mode, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",
+    f"void unfold_S(const void *x, void *o, {_WINDOW});",
+    f"void fold_S(const void *cols, void *o, {_WINDOW});",
+    f"void max_pool2d_S(const void *x, void *o, void *idx, {_WINDOW});",
+    f"void max_pool2d_backward_S(const void *g, const void *idx, void *o, {_WINDOW});",
+    "void bmm_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "
+    "int64_t sa, int64_t sb, int ta, int tb);",
+    "void adam_S(int np, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, "
+    "const void *sizes, double lr, double beta1, double beta2, double eps, double wd, int decoupled, "
+    "int maximize, double bias1, double bias2);",
+    "void sgd_S(int np, void **p, void **g, void **b, void **op, void **ob, const void *sizes, double lr, "
+    "double momentum, double dampening, int nesterov, double wd, int maximize);",
+]
+CDEF = "\n".join(["void nx_set_num_threads(int n);", "int nx_get_num_threads(void);", "int nx_has_openmp(void);",
+                  *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for line in _TEMPLATE)])
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    exe = cc.split()[0]
+    if shutil.which(exe) is None:
+        raise RuntimeError(
+            f"neurenix-backend-cpu compiles C kernels at install time, but no C compiler was found (looked for "
+            f"{exe!r}; set CC to choose one). Install gcc with OpenMP, e.g. `apt-get install gcc` or "
+            f"`dnf install gcc`, then install again.")
+    return cc
+
+
+def ffibuilder() -> cffi.FFI:
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    # -march=native: the kernels are built on the machine that runs them (pip builds from source);
+    # NEURENIX_CPU_MARCH=x86-64 (say) builds a wheel for other machines
+    cflags = ["-O3", "-fopenmp", "-std=c99", "-Wall", "-Wno-unknown-pragmas",
+              f"-march={os.environ.get('NEURENIX_CPU_MARCH', 'native')}"]
+    ldflags = ["-fopenmp"]
+    if os.environ.get("NEURENIX_CPU_SANITIZE"):
+        san = f"-fsanitize={os.environ['NEURENIX_CPU_SANITIZE']}"
+        cflags += [san, "-fno-omit-frame-pointer", "-g"]
+        ldflags += [san]
+    ffi.set_source("neurenix_backend_cpu._kernels", '#include <stdint.h>\n' + CDEF.replace(";", ";\n"),
+                   sources=[str(CSRC / "kernels.c")], include_dirs=[str(CSRC)],
+                   extra_compile_args=cflags, extra_link_args=ldflags)
+    return ffi
+
+
+def build(target_dir: pathlib.Path, tmp_dir: pathlib.Path) -> pathlib.Path:
+    """Compile the extension into ``target_dir`` (the package directory); returns the library's path."""
+    _compiler()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lib = ffibuilder().compile(tmpdir=str(tmp_dir), verbose=bool(os.environ.get("NEURENIX_CPU_VERBOSE")))
+    except Exception as e:  # distutils' CompileError, or a linker error: say what to do
+        raise RuntimeError(f"neurenix-backend-cpu: compiling the C kernels failed ({e}). It needs a C compiler "
+                           "with OpenMP support (gcc: `apt-get install gcc`); set NEURENIX_CPU_VERBOSE=1 to see "
+                           "the compiler's output.") from e
+    lib = pathlib.Path(lib)
+    dest = target_dir / lib.name
+    shutil.copy2(lib, dest)
+    return dest

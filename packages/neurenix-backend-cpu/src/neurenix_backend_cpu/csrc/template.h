@@ -1,0 +1,385 @@
+/* The kernels for one float type: T is the type, F(name) the suffixed function name (see kernels.c). */
+
+/* ---- elementwise binary ----------------------------------------------------------------------------
+ * out has shape (d0, d1, d2), contiguous; a and b are read with element strides (a0, a1, a2) and
+ * (b0, b1, b2), 0 along broadcast axes. The Python side collapses any broadcast of the patterns training
+ * uses (same shape, bias row, column, per-channel (1, C, 1, 1), scalar tensor) into these three axes.
+ * The innermost stride is 0 or 1, so each inner loop is one of four simple, vectorisable forms. */
+#define BINARY(name, EXPR)                                                                                  \
+    void F(name)(const void *va, const void *vb, void *vo, int64_t d0, int64_t d1, int64_t d2, int64_t a0, \
+                 int64_t a1, int64_t a2, int64_t b0, int64_t b1, int64_t b2) {                              \
+        const T *A = (const T *)va, *B = (const T *)vb;                                                     \
+        T *O = (T *)vo;                                                                                      \
+        int64_t rows = d0 * d1, nch = (d2 + CHUNK - 1) / CHUNK, tiles = rows * nch;                        \
+        _Pragma("omp parallel for schedule(static) if (rows * d2 >= PAR_MIN)")                              \
+        for (int64_t t = 0; t < tiles; t++) {                                                                \
+            int64_t r = t / nch, k0 = (t % nch) * CHUNK, k1 = k0 + CHUNK < d2 ? k0 + CHUNK : d2;           \
+            const T *pa = A + (r / d1) * a0 + (r % d1) * a1, *pb = B + (r / d1) * b0 + (r % d1) * b1;      \
+            T *po = O + r * d2;                                                                             \
+            if (a2 && b2) {                                                                                 \
+                for (int64_t k = k0; k < k1; k++) { T x = pa[k], y = pb[k]; po[k] = (EXPR); }               \
+            } else if (a2) {                                                                                \
+                T y = pb[0];                                                                                \
+                for (int64_t k = k0; k < k1; k++) { T x = pa[k]; po[k] = (EXPR); }                          \
+            } else if (b2) {                                                                                \
+                T x = pa[0];                                                                                \
+                for (int64_t k = k0; k < k1; k++) { T y = pb[k]; po[k] = (EXPR); }                          \
+            } else {                                                                                        \
+                T x = pa[0], y = pb[0], v = (EXPR);                                                         \
+                for (int64_t k = k0; k < k1; k++) po[k] = v;                                                \
+            }                                                                                               \
+        }                                                                                                   \
+    }                                                                                                       \
+    /* a tensor and a Python number: out = x op s (s_first = 0) or s op x */                              \
+    void F(name##_scalar)(const void *va, double s, void *vo, int64_t n, int s_first) {                    \
+        const T *A = (const T *)va;                                                                         \
+        T *O = (T *)vo, c = (T)s;                                                                           \
+        if (s_first) {                                                                                      \
+            _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")                                  \
+            for (int64_t k = 0; k < n; k++) { T x = c, y = A[k]; O[k] = (EXPR); }                           \
+        } else {                                                                                            \
+            _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")                                  \
+            for (int64_t k = 0; k < n; k++) { T x = A[k], y = c; O[k] = (EXPR); }                           \
+        }                                                                                                   \
+    }
+
+/* maximum/minimum propagate NaN from either side, as NumPy's do */
+BINARY(add, x + y)
+BINARY(sub, x - y)
+BINARY(mul, x * y)
+BINARY(div, x / y)
+BINARY(maximum, (x >= y || x != x) ? x : y)
+BINARY(minimum, (x <= y || x != x) ? x : y)
+
+/* ---- fused activations ------------------------------------------------------------------------------ */
+void F(relu)(const void *vx, void *vo, int64_t n) {
+    const T *X = (const T *)vx;
+    T *O = (T *)vo;
+    _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")
+    for (int64_t k = 0; k < n; k++) O[k] = X[k] > 0 ? X[k] : (X[k] != X[k] ? X[k] : (T)0);
+}
+
+/* g where x > 0, else 0: one pass instead of a comparison, a cast and a product */
+void F(relu_backward)(const void *vg, const void *vx, void *vo, int64_t n) {
+    const T *G = (const T *)vg, *X = (const T *)vx;
+    T *O = (T *)vo;
+    _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")
+    for (int64_t k = 0; k < n; k++) O[k] = G[k] * (T)(X[k] > 0); /* branch-free: signs are random */
+}
+
+/* ---- reductions ---------------------------------------------------------------------------------------
+ * op: 0 sum, 1 max, 2 min. Sums accumulate in double (float32 sums over a batch stay accurate). */
+static inline T F(pick)(int op, T acc, T v) {
+    if (v != v) return v;
+    return op == 1 ? (v > acc ? v : acc) : (v < acc ? v : acc);
+}
+
+/* out[a, b] = reduce over r of x[a, r, b] */
+void F(reduce_mid)(int op, const void *vx, void *vo, int64_t na, int64_t nr, int64_t nb) {
+    const T *X = (const T *)vx;
+    T *O = (T *)vo;
+    int64_t nch = (nb + 63) / 64;
+    _Pragma("omp parallel for schedule(static) if (na * nr * nb >= PAR_MIN)")
+    for (int64_t t = 0; t < na * nch; t++) {
+        int64_t a = t / nch, b0 = (t % nch) * 64, w = nb - b0 < 64 ? nb - b0 : 64;
+        const T *x = X + a * nr * nb + b0;
+        T *o = O + a * nb + b0;
+        if (op == 0) {
+            if (nb == 1) {
+                double acc = 0;
+                _Pragma("omp simd reduction(+ : acc)")
+                for (int64_t r = 0; r < nr; r++) acc += x[r];
+                o[0] = (T)acc;
+            } else {
+                double acc[64] = {0};
+                for (int64_t r = 0; r < nr; r++)
+                    for (int64_t j = 0; j < w; j++) acc[j] += x[r * nb + j];
+                for (int64_t j = 0; j < w; j++) o[j] = (T)acc[j];
+            }
+        } else {
+            for (int64_t j = 0; j < w; j++) o[j] = x[j];
+            for (int64_t r = 1; r < nr; r++)
+                for (int64_t j = 0; j < w; j++) o[j] = F(pick)(op, o[j], x[r * nb + j]);
+        }
+    }
+}
+
+/* out[k] = reduce over r1 and r2 of x[r1, k, r2] (per-channel statistics of (N, C, H, W)) */
+void F(reduce_outer)(int op, const void *vx, void *vo, int64_t n1, int64_t nk, int64_t n2) {
+    const T *X = (const T *)vx;
+    T *O = (T *)vo;
+    _Pragma("omp parallel for schedule(static) if (n1 * nk * n2 >= PAR_MIN)")
+    for (int64_t k = 0; k < nk; k++) {
+        if (op == 0) {
+            double acc = 0;
+            for (int64_t r = 0; r < n1; r++) {
+                const T *x = X + (r * nk + k) * n2;
+                _Pragma("omp simd reduction(+ : acc)")
+                for (int64_t j = 0; j < n2; j++) acc += x[j];
+            }
+            O[k] = (T)acc;
+        } else {
+            T acc = X[k * n2];
+            for (int64_t r = 0; r < n1; r++) {
+                const T *x = X + (r * nk + k) * n2;
+                for (int64_t j = 0; j < n2; j++) acc = F(pick)(op, acc, x[j]);
+            }
+            O[k] = acc;
+        }
+    }
+}
+
+/* ---- softmax family ------------------------------------------------------------------------------------
+ * x viewed as (na, nr, nb), normalised along r. mode: 0 softmax, 1 log_softmax. */
+void F(softmax)(int mode, const void *vx, void *vo, int64_t na, int64_t nr, int64_t nb) {
+    const T *X = (const T *)vx;
+    T *O = (T *)vo;
+    _Pragma("omp parallel for schedule(static) if (na * nr * nb >= PAR_MIN)")
+    for (int64_t t = 0; t < na * nb; t++) {
+        const T *x = X + (t / nb) * nr * nb + t % nb;
+        T *o = O + (t / nb) * nr * nb + t % nb;
+        T m = -INFINITY;
+        for (int64_t r = 0; r < nr; r++) m = x[r * nb] > m || x[r * nb] != x[r * nb] ? x[r * nb] : m;
+        double s = 0;
+        for (int64_t r = 0; r < nr; r++) {
+            T e = EXP(x[r * nb] - m);
+            s += e;
+            if (!mode) o[r * nb] = e;
+        }
+        if (mode) {
+            T ls = (T)log(s);
+            for (int64_t r = 0; r < nr; r++) o[r * nb] = x[r * nb] - m - ls;
+        } else {
+            T inv = (T)(1.0 / s);
+            for (int64_t r = 0; r < nr; r++) o[r * nb] *= inv;
+        }
+    }
+}
+
+/* ---- windows ---------------------------------------------------------------------------------------------
+ * im2col: x (n, c, h, w) -> cols (n, c*kh*kw, oh*ow), zero padding. One output row per (n, c, i, j). */
+void F(unfold)(const void *vx, void *vo, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
+    const T *X = (const T *)vx;
+    T *O = (T *)vo;
+    int64_t rows = n * c * kh * kw;
+    _Pragma("omp parallel for schedule(static) if (rows * oh * ow >= PAR_MIN)")
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t j = row % kw, i = (row / kw) % kh, plane = row / (kh * kw);
+        const T *x = X + plane * h * w;
+        T *o = O + row * oh * ow;
+        int64_t off = j * dw - pw, lo = 0, hi = ow; /* output columns [lo, hi) read inside the input */
+        while (lo < ow && lo * sw + off < 0) lo++;
+        while (hi > lo && (hi - 1) * sw + off >= w) hi--;
+        for (int64_t y = 0; y < oh; y++, o += ow) {
+            int64_t iy = y * sh - ph + i * dh;
+            if (iy < 0 || iy >= h) {
+                memset(o, 0, (size_t)ow * sizeof(T));
+                continue;
+            }
+            const T *xr = x + iy * w + off; /* xr[xo * sw] is input column xo * sw + off */
+            for (int64_t xo = 0; xo < lo; xo++) o[xo] = 0;
+            if (sw == 1) memcpy(o + lo, xr + lo, (size_t)(hi - lo) * sizeof(T));
+            else for (int64_t xo = lo; xo < hi; xo++) o[xo] = xr[xo * sw];
+            for (int64_t xo = hi; xo < ow; xo++) o[xo] = 0;
+        }
+    }
+}
+
+/* col2im, the adjoint of unfold: overlapping windows add up. Planes are independent: no races. */
+void F(fold)(const void *vc, void *vo, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
+             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
+    const T *C = (const T *)vc;
+    T *O = (T *)vo;
+    _Pragma("omp parallel for schedule(static) if (n * c * kh * kw * oh * ow >= PAR_MIN)")
+    for (int64_t plane = 0; plane < n * c; plane++) {
+        T *o = O + plane * h * w;
+        memset(o, 0, (size_t)(h * w) * sizeof(T));
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++) {
+                const T *col = C + ((plane * kh + i) * kw + j) * oh * ow;
+                for (int64_t y = 0; y < oh; y++) {
+                    int64_t iy = y * sh - ph + i * dh;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int64_t xo = 0; xo < ow; xo++) {
+                        int64_t ix = xo * sw - pw + j * dw;
+                        if (ix >= 0 && ix < w) o[iy * w + ix] += col[y * ow + xo];
+                    }
+                }
+            }
+    }
+}
+
+/* max over windows (padding counts as -inf), with the index in the window (i * kw + j) of the first
+ * maximum; NaN wins, as in NumPy's max and argmax */
+void F(max_pool2d)(const void *vx, void *vo, void *vidx, int64_t n, int64_t c, int64_t h, int64_t w,
+                   int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                   int64_t oh, int64_t ow) {
+    const T *X = (const T *)vx;
+    T *O = (T *)vo;
+    int64_t *idx = (int64_t *)vidx;
+    _Pragma("omp parallel for schedule(static) if (n * c * oh * ow * kh * kw >= PAR_MIN)")
+    for (int64_t plane = 0; plane < n * c; plane++) {
+        const T *x = X + plane * h * w;
+        for (int64_t y = 0; y < oh; y++)
+            for (int64_t xo = 0; xo < ow; xo++) {
+                T best = -INFINITY;
+                int64_t arg = 0;
+                for (int64_t i = 0; i < kh; i++) {
+                    int64_t iy = y * sh - ph + i * dh;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int64_t j = 0; j < kw; j++) {
+                        int64_t ix = xo * sw - pw + j * dw;
+                        if (ix < 0 || ix >= w) continue;
+                        T v = x[iy * w + ix];
+                        if (v > best || (v != v && best == best)) {
+                            best = v;
+                            arg = i * kw + j;
+                        }
+                    }
+                }
+                O[(plane * oh + y) * ow + xo] = best;
+                idx[(plane * oh + y) * ow + xo] = arg;
+            }
+    }
+}
+
+/* the gradient of max_pool2d: g goes to the input position each window's index names */
+void F(max_pool2d_backward)(const void *vg, const void *vidx, void *vo, int64_t n, int64_t c, int64_t h,
+                            int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                            int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
+    const T *G = (const T *)vg;
+    const int64_t *idx = (const int64_t *)vidx;
+    T *O = (T *)vo;
+    _Pragma("omp parallel for schedule(static) if (n * c * h * w >= PAR_MIN)")
+    for (int64_t plane = 0; plane < n * c; plane++) {
+        T *o = O + plane * h * w;
+        memset(o, 0, (size_t)(h * w) * sizeof(T));
+        for (int64_t y = 0; y < oh; y++)
+            for (int64_t xo = 0; xo < ow; xo++) {
+                int64_t k = (plane * oh + y) * ow + xo, a = idx[k];
+                int64_t iy = y * sh - ph + (a / kw) * dh, ix = xo * sw - pw + (a % kw) * dw;
+                if (a >= 0 && a < kh * kw && iy >= 0 && iy < h && ix >= 0 && ix < w) o[iy * w + ix] += G[k];
+            }
+    }
+}
+
+/* ---- small batched matmul -------------------------------------------------------------------------------
+ * For each of nbatch products: C (m, n) = A (m, k) @ B (k, n). A matrix is read from its batch offset
+ * (stride 0 broadcasts it); ta / tb say the operand is stored transposed ((k, m) / (n, k) row-major), as
+ * the transposed views in linear layers and their gradients are. Meant for the task-batched shapes of
+ * meta-learning, where a BLAS call per small matrix costs more than the arithmetic. A transposed B is
+ * first copied row-major (it is small), so the tiles always stream rows of B. */
+#define MR 4
+typedef T F(vec) __attribute__((vector_size(NR * sizeof(T))));
+
+/* an MR x NR tile of C, accumulated in vector registers; A element (i, p) is at a[i * ai + p * ap] */
+static inline void F(bmm_tile)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k) {
+    F(vec) acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, brow;
+    for (int64_t p = 0; p < k; p++) {
+        memcpy(&brow, b + p * n, sizeof brow); /* an unaligned load */
+        acc0 += a[p * ap] * brow;
+        acc1 += a[ai + p * ap] * brow;
+        acc2 += a[2 * ai + p * ap] * brow;
+        acc3 += a[3 * ai + p * ap] * brow;
+    }
+    memcpy(c, &acc0, sizeof acc0);
+    memcpy(c + n, &acc1, sizeof acc1);
+    memcpy(c + 2 * n, &acc2, sizeof acc2);
+    memcpy(c + 3 * n, &acc3, sizeof acc3);
+}
+
+/* what the tiles leave: columns [j0, n) of `rows` rows */
+static void F(bmm_edge)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k, int64_t rows,
+                        int64_t j0) {
+    /* dot products: an inner loop over a few columns would spend its time in vector set-up */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = j0; j < n; j++) {
+            T acc = 0;
+            for (int64_t p = 0; p < k; p++) acc += a[r * ai + p * ap] * b[p * n + j];
+            c[r * n + j] = acc;
+        }
+}
+
+void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m, int64_t n, int64_t k,
+            int64_t sa, int64_t sb, int ta, int tb) {
+    const T *A = (const T *)va, *B = (const T *)vb;
+    T *C = (T *)vc, *Bt = NULL;
+    if (tb) {
+        int64_t nb = sb ? nbatch : 1;
+        Bt = malloc((size_t)(nb * k * n) * sizeof(T));
+        if (!Bt) return;
+        for (int64_t bi = 0; bi < nb; bi++)
+            for (int64_t j = 0; j < n; j++)
+                for (int64_t p = 0; p < k; p++) Bt[bi * k * n + p * n + j] = B[bi * sb + j * k + p];
+        B = Bt;
+        sb = sb ? k * n : 0;
+    }
+    int64_t ai = ta ? 1 : k, ap = ta ? m : 1, mt = (m + MR - 1) / MR;
+    _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= 4 * PAR_MIN)")
+    for (int64_t t = 0; t < nbatch * mt; t++) {
+        int64_t bi = t / mt, i0 = (t % mt) * MR, rows = m - i0 < MR ? m - i0 : MR;
+        const T *a = A + bi * sa + i0 * ai, *b = B + bi * sb;
+        T *c = C + bi * m * n + i0 * n;
+        int64_t j0 = 0;
+        if (rows == MR)
+            for (; j0 + NR <= n; j0 += NR) F(bmm_tile)(a, ai, ap, b + j0, c + j0, n, k);
+        if (j0 < n) F(bmm_edge)(a, ai, ap, b, c, n, k, rows, j0);
+    }
+    free(Bt);
+}
+#undef MR
+
+/* ---- fused optimizer steps over all parameters ---------------------------------------------------------
+ * Inputs are never modified: new values go to the output arrays (op, om, ov / obuf). */
+void F(adam)(int np_, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, const void *vsizes,
+             double lr, double beta1, double beta2, double eps, double wd, int decoupled, int maximize, double bias1,
+             double bias2) {
+    const int64_t *sizes = (const int64_t *)vsizes;
+    double sqrt_b2 = sqrt(bias2), step = lr / bias1;
+    int64_t total = 0;
+    for (int q = 0; q < np_; q++) total += sizes[q];
+    _Pragma("omp parallel if (total >= PAR_MIN)")
+    for (int q = 0; q < np_; q++) {
+        const T *P = p[q], *G = g[q], *M = m[q], *V = v[q];
+        T *OP = op[q], *OM = om[q], *OV = ov[q];
+        int64_t size = sizes[q];
+        _Pragma("omp for schedule(static) nowait")
+        for (int64_t k = 0; k < size; k++) {
+            T gk = maximize ? -G[k] : G[k], pk = P[k];
+            if (wd != 0 && decoupled) pk = pk * (T)(1.0 - lr * wd);
+            else if (wd != 0) gk = gk + pk * (T)wd;
+            T mk = M[k] * (T)beta1 + gk * (T)(1.0 - beta1);
+            T vk = V[k] * (T)beta2 + gk * gk * (T)(1.0 - beta2);
+            T denom = SQRT(vk) / (T)sqrt_b2 + (T)eps;
+            OP[k] = pk - mk / denom * (T)step;
+            OM[k] = mk;
+            OV[k] = vk;
+        }
+    }
+}
+
+/* b is NULL before the first step (then b = g); obuf receives the new buffer when momentum is on */
+void F(sgd)(int np_, void **p, void **g, void **b, void **op, void **ob, const void *vsizes, double lr,
+            double momentum, double dampening, int nesterov, double wd, int maximize) {
+    const int64_t *sizes = (const int64_t *)vsizes;
+    int64_t total = 0;
+    for (int q = 0; q < np_; q++) total += sizes[q];
+    _Pragma("omp parallel if (total >= PAR_MIN)")
+    for (int q = 0; q < np_; q++) {
+        const T *P = p[q], *G = g[q], *B = b[q];
+        T *OP = op[q], *OB = ob[q];
+        int64_t size = sizes[q];
+        _Pragma("omp for schedule(static) nowait")
+        for (int64_t k = 0; k < size; k++) {
+            T gk = maximize ? -G[k] : G[k];
+            if (wd != 0) gk = gk + P[k] * (T)wd;
+            if (momentum != 0) {
+                T bk = B ? B[k] * (T)momentum + gk * (T)(1.0 - dampening) : gk;
+                OB[k] = bk;
+                gk = nesterov ? gk + bk * (T)momentum : bk;
+            }
+            OP[k] = P[k] - gk * (T)lr;
+        }
+    }
+}
