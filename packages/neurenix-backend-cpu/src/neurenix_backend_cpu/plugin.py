@@ -9,6 +9,7 @@ costs a fraction of a microsecond (``ndarray.ctypes`` costs several).
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +17,11 @@ import numpy as np
 from neurenix.backend import Backend, hookimpl
 from neurenix.backend import numpy_backend as ref
 from neurenix.backend.kernels import DEFAULTS
+
+# OpenMP's idle threads must sleep, not spin: NumPy's BLAS runs its own threads between our kernels, and
+# spinning workers steal its cores (measured: Conv-4 on 2 threads took 460 ms spinning, 167 ms sleeping).
+# libgomp reads this when the library loads, so it is set before the import; a user's choice is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     from ._kernels import ffi, lib
@@ -53,7 +59,8 @@ for _name, _build in DEFAULTS.items():
 MIN_ELEMENTWISE = 65536  # same-shape or scalar operands: C is only faster with several threads
 MIN_BROADCAST = 16384    # broadcast patterns (bias, per-channel): NumPy's strided loops are slow
 MIN_REDUCE = 4096
-BMM_MAX_WORK = 4096      # per product (m*n*k): above it, NumPy's matmul is as fast
+BMM_MAX_WORK = 4096      # per product (m*n*k), of at least 8 columns: up to it, C wins whatever the layout
+BMM_MAX_TILED = 1 << 20  # up to it, C's register tiles win where B is row-major (not a transposed view)
 _threads = [lib.nx_get_num_threads() if lib is not None else 1]  # same-shape C pays only with > 1
 
 # -- elementwise binary ------------------------------------------------------------------------------
@@ -318,7 +325,9 @@ def matmul(a, b):
         m, k = a.shape[-2:]
         n = b.shape[-1]
         ba, bb = a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1
-        if m * n * k <= BMM_MAX_WORK and (ba == bb or ba == 1 or bb == 1) and m * n * k and max(ba, bb) > 1:
+        work = m * n * k
+        if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (
+                work <= BMM_MAX_WORK or (work <= BMM_MAX_TILED and b.flags.c_contiguous)):
             nb = ba if ba != 1 else bb
             ac, ta = _operand(a)
             bc, tb = _operand(b)

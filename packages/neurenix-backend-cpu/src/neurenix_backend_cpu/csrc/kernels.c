@@ -37,24 +37,28 @@ int nx_has_openmp(void) {
 }
 
 #define T float
+#define UT uint32_t /* an unsigned integer of T's size, for bitwise selects */
 #define F(name) name##_f32
 #define EXP expf
 #define SQRT sqrtf
 #define NR 8 /* columns of a bmm register tile: one 32-byte vector */
 #include "template.h"
 #undef T
+#undef UT
 #undef F
 #undef EXP
 #undef SQRT
 #undef NR
 
 #define T double
+#define UT uint64_t
 #define F(name) name##_f64
 #define EXP exp
 #define SQRT sqrt
 #define NR 4
 #include "template.h"
 #undef T
+#undef UT
 #undef F
 #undef EXP
 #undef SQRT

@@ -212,6 +212,60 @@ void F(fold)(const void *vc, void *vo, int64_t n, int64_t c, int64_t h, int64_t 
 
 /* max over windows (padding counts as -inf), with the index in the window (i * kw + j) of the first
  * maximum; NaN wins, as in NumPy's max and argmax */
+/* take ? a : b without a branch (GCC turns the ternary into a jump, which mispredicts on real data) */
+static inline T F(select)(int take, T a, T b) {
+    UT ua, ub, m = (UT)0 - (UT)take;
+    memcpy(&ua, &a, sizeof a);
+    memcpy(&ub, &b, sizeof b);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+/* one step of the running maximum: v replaces best if larger, or if NaN where best is not (NaN wins) */
+#define POOL_TAKE(v, a)                                                                                      \
+    do {                                                                                                     \
+        T v_ = (v);                                                                                          \
+        int take_ = (v_ > best) | ((v_ != v_) & (best == best));                                             \
+        best = F(select)(take_, v_, best);                                                                   \
+        arg += take_ * ((a) - arg);                                                                          \
+    } while (0)
+
+/* 2x2 windows at stride 2, the pooling of most CNNs */
+static void F(max_pool_2x2)(const T *restrict x, T *restrict o, int64_t *restrict idx, int64_t w, int64_t oh,
+                            int64_t ow) {
+    for (int64_t y = 0; y < oh; y++)
+        for (int64_t xo = 0; xo < ow; xo++) {
+            const T *p = x + y * 2 * w + xo * 2;
+            T best = p[0];
+            int64_t arg = 0;
+            POOL_TAKE(p[1], 1);
+            POOL_TAKE(p[w], 2);
+            POOL_TAKE(p[w + 1], 3);
+            o[y * ow + xo] = best;
+            idx[y * ow + xo] = arg;
+        }
+}
+
+/* a plane whose windows all lie inside it (no padding): no bounds checks */
+static void F(max_pool_inside)(const T *restrict x, T *restrict o, int64_t *restrict idx, int64_t w, int64_t kh,
+                               int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1) {
+        F(max_pool_2x2)(x, o, idx, w, oh, ow);
+        return;
+    }
+    for (int64_t y = 0; y < oh; y++)
+        for (int64_t xo = 0; xo < ow; xo++) {
+            const T *p = x + y * sh * w + xo * sw;
+            T best = p[0];
+            int64_t arg = 0;
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++) POOL_TAKE(p[i * dh * w + j * dw], i * kw + j);
+            o[y * ow + xo] = best;
+            idx[y * ow + xo] = arg;
+        }
+}
+
 void F(max_pool2d)(const void *vx, void *vo, void *vidx, int64_t n, int64_t c, int64_t h, int64_t w,
                    int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                    int64_t oh, int64_t ow) {
@@ -221,6 +275,10 @@ void F(max_pool2d)(const void *vx, void *vo, void *vidx, int64_t n, int64_t c, i
     _Pragma("omp parallel for schedule(static) if (n * c * oh * ow * kh * kw >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
         const T *x = X + plane * h * w;
+        if (ph == 0 && pw == 0) {
+            F(max_pool_inside)(x, O + plane * oh * ow, idx + plane * oh * ow, w, kh, kw, sh, sw, dh, dw, oh, ow);
+            continue;
+        }
         for (int64_t y = 0; y < oh; y++)
             for (int64_t xo = 0; xo < ow; xo++) {
                 T best = -INFINITY;
@@ -231,11 +289,7 @@ void F(max_pool2d)(const void *vx, void *vo, void *vidx, int64_t n, int64_t c, i
                     for (int64_t j = 0; j < kw; j++) {
                         int64_t ix = xo * sw - pw + j * dw;
                         if (ix < 0 || ix >= w) continue;
-                        T v = x[iy * w + ix];
-                        if (v > best || (v != v && best == best)) {
-                            best = v;
-                            arg = i * kw + j;
-                        }
+                        POOL_TAKE(x[iy * w + ix], i * kw + j);
                     }
                 }
                 O[(plane * oh + y) * ow + xo] = best;
@@ -243,6 +297,7 @@ void F(max_pool2d)(const void *vx, void *vo, void *vidx, int64_t n, int64_t c, i
             }
     }
 }
+#undef POOL_TAKE
 
 /* the gradient of max_pool2d: g goes to the input position each window's index names */
 void F(max_pool2d_backward)(const void *vg, const void *vidx, void *vo, int64_t n, int64_t c, int64_t h,
@@ -270,42 +325,81 @@ void F(max_pool2d_backward)(const void *vg, const void *vidx, void *vo, int64_t 
  * the transposed views in linear layers and their gradients are. Meant for the task-batched shapes of
  * meta-learning, where a BLAS call per small matrix costs more than the arithmetic. A transposed B is
  * first copied row-major (it is small), so the tiles always stream rows of B. */
-#define MR 4
-typedef T F(vec) __attribute__((vector_size(NR * sizeof(T))));
+typedef T F(vec) __attribute__((vector_size(NR * sizeof(T))));  /* 32 bytes */
+typedef T F(wide) __attribute__((vector_size(2 * NR * sizeof(T))));  /* 64 bytes: one AVX-512 register */
 
-/* an MR x NR tile of C, accumulated in vector registers; A element (i, p) is at a[i * ai + p * ap] */
-static inline void F(bmm_tile)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k) {
-    F(vec) acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, brow;
-    for (int64_t p = 0; p < k; p++) {
-        memcpy(&brow, b + p * n, sizeof brow); /* an unaligned load */
-        acc0 += a[p * ap] * brow;
-        acc1 += a[ai + p * ap] * brow;
-        acc2 += a[2 * ai + p * ap] * brow;
-        acc3 += a[3 * ai + p * ap] * brow;
+/* unaligned loads and stores */
+#define LOADV(type, p) ({ type v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define STOREV(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
+
+/* 4 rows x 4 NR columns of C in 8 wide registers: per step of k, 2 loads of B feed 8 independent FMAs, enough
+ * to keep both FMA units busy. Row i of A is at a + i * ai, its element p at [p * ap]. */
+static inline void F(tile_4x4)(const T *a, int64_t ai, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
+    F(wide) x0 = {0}, x1 = {0}, y0 = {0}, y1 = {0}, z0 = {0}, z1 = {0}, w0 = {0}, w1 = {0};
+    for (int64_t p = 0; p < k; p++, b += n) {
+        F(wide) b0 = LOADV(F(wide), b), b1 = LOADV(F(wide), b + 2 * NR);
+        T u = a[p * ap], v = a[ai + p * ap], s = a[2 * ai + p * ap], t = a[3 * ai + p * ap];
+        x0 += u * b0, x1 += u * b1, y0 += v * b0, y1 += v * b1;
+        z0 += s * b0, z1 += s * b1, w0 += t * b0, w1 += t * b1;
     }
-    memcpy(c, &acc0, sizeof acc0);
-    memcpy(c + n, &acc1, sizeof acc1);
-    memcpy(c + 2 * n, &acc2, sizeof acc2);
-    memcpy(c + 3 * n, &acc3, sizeof acc3);
+    STOREV(c, x0); STOREV(c + 2 * NR, x1); STOREV(c + n, y0); STOREV(c + n + 2 * NR, y1);
+    STOREV(c + 2 * n, z0); STOREV(c + 2 * n + 2 * NR, z1); STOREV(c + 3 * n, w0); STOREV(c + 3 * n + 2 * NR, w1);
 }
 
-/* what the tiles leave: columns [j0, n) of `rows` rows */
-static void F(bmm_edge)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t n, int64_t k, int64_t rows,
-                        int64_t j0) {
-    /* dot products: an inner loop over a few columns would spend its time in vector set-up */
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = j0; j < n; j++) {
-            T acc = 0;
-            for (int64_t p = 0; p < k; p++) acc += a[r * ai + p * ap] * b[p * n + j];
-            c[r * n + j] = acc;
+/* 4 rows x NR columns */
+static inline void F(tile_4x1)(const T *a, int64_t ai, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
+    F(vec) x = {0}, y = {0}, z = {0}, w = {0};
+    for (int64_t p = 0; p < k; p++, b += n) {
+        F(vec) bv = LOADV(F(vec), b);
+        x += a[p * ap] * bv, y += a[ai + p * ap] * bv, z += a[2 * ai + p * ap] * bv, w += a[3 * ai + p * ap] * bv;
+    }
+    STOREV(c, x); STOREV(c + n, y); STOREV(c + 2 * n, z); STOREV(c + 3 * n, w);
+}
+
+/* 1 row x 4 NR columns, and 1 row x NR columns: what the 4-row tiles leave */
+static inline void F(tile_1x4)(const T *a, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
+    F(wide) x0 = {0}, x1 = {0};
+    for (int64_t p = 0; p < k; p++, b += n) {
+        T u = a[p * ap];
+        x0 += u * LOADV(F(wide), b), x1 += u * LOADV(F(wide), b + 2 * NR);
+    }
+    STOREV(c, x0); STOREV(c + 2 * NR, x1);
+}
+
+static inline void F(tile_1x1)(const T *a, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
+    F(vec) x = {0};
+    for (int64_t p = 0; p < k; p++, b += n) x += a[p * ap] * LOADV(F(vec), b);
+    STOREV(c, x);
+}
+
+/* one product C (m, n) = A (m, k) @ B (k, n), B row-major, A element (i, p) at a[i * ai + p * ap] */
+static void F(matmul_small)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t m, int64_t n,
+                            int64_t k) {
+    int64_t i = 0, j;
+    for (; i + 4 <= m; i += 4) {
+        for (j = 0; j + 4 * NR <= n; j += 4 * NR) F(tile_4x4)(a + i * ai, ai, ap, b + j, n, k, c + i * n + j);
+        for (; j + NR <= n; j += NR) F(tile_4x1)(a + i * ai, ai, ap, b + j, n, k, c + i * n + j);
+    }
+    for (; i < m; i++) {
+        for (j = 0; j + 4 * NR <= n; j += 4 * NR) F(tile_1x4)(a + i * ai, ap, b + j, n, k, c + i * n + j);
+        for (; j + NR <= n; j += NR) F(tile_1x1)(a + i * ai, ap, b + j, n, k, c + i * n + j);
+    }
+    j = n - n % NR; /* fewer columns than a vector: dot products */
+    for (i = 0; i < m && j < n; i++)
+        for (int64_t jj = j; jj < n; jj++) {
+            T x = 0;
+            for (int64_t p = 0; p < k; p++) x += a[i * ai + p * ap] * b[p * n + jj];
+            c[i * n + jj] = x;
         }
 }
+#undef LOADV
+#undef STOREV
 
 void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m, int64_t n, int64_t k,
             int64_t sa, int64_t sb, int ta, int tb) {
     const T *A = (const T *)va, *B = (const T *)vb;
     T *C = (T *)vc, *Bt = NULL;
-    if (tb) {
+    if (tb) { /* B is copied row-major first (it is small) */
         int64_t nb = sb ? nbatch : 1;
         Bt = malloc((size_t)(nb * k * n) * sizeof(T));
         if (!Bt) return;
@@ -315,20 +409,11 @@ void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m,
         B = Bt;
         sb = sb ? k * n : 0;
     }
-    int64_t ai = ta ? 1 : k, ap = ta ? m : 1, mt = (m + MR - 1) / MR;
+    int64_t ai = ta ? 1 : k, ap = ta ? m : 1;
     _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= 4 * PAR_MIN)")
-    for (int64_t t = 0; t < nbatch * mt; t++) {
-        int64_t bi = t / mt, i0 = (t % mt) * MR, rows = m - i0 < MR ? m - i0 : MR;
-        const T *a = A + bi * sa + i0 * ai, *b = B + bi * sb;
-        T *c = C + bi * m * n + i0 * n;
-        int64_t j0 = 0;
-        if (rows == MR)
-            for (; j0 + NR <= n; j0 += NR) F(bmm_tile)(a, ai, ap, b + j0, c + j0, n, k);
-        if (j0 < n) F(bmm_edge)(a, ai, ap, b, c, n, k, rows, j0);
-    }
+    for (int64_t bi = 0; bi < nbatch; bi++) F(matmul_small)(A + bi * sa, ai, ap, B + bi * sb, C + bi * m * n, m, n, k);
     free(Bt);
 }
-#undef MR
 
 /* ---- fused optimizer steps over all parameters ---------------------------------------------------------
  * Inputs are never modified: new values go to the output arrays (op, om, ov / obuf). */

@@ -146,14 +146,16 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                     (mu.reshape(c), var.reshape(c))
                 running_mean.mul_(1 - momentum).add_(mu_c * momentum)
                 running_var.mul_(1 - momentum).add_(var_c * (momentum * n / (n - 1)))
-        out = d / (var + eps).sqrt()
+        scale = (var + eps).rsqrt()
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation without batch statistics needs running_mean and running_var")
-        out = (x - running_mean.reshape(shape)) / (running_var.reshape(shape) + eps).sqrt()
+        d, scale = x - running_mean.reshape(shape), (running_var.reshape(shape) + eps).rsqrt()
+    # the per-channel factors are combined first, so the whole input is touched by one multiply and one add
     per_task = (t, 1, c) + shape[3:]
     if weight is not None:
-        out = out * weight.reshape(per_task if weight.ndim == 2 else shape)
+        scale = scale * weight.reshape(per_task if weight.ndim == 2 else shape)
+    out = d * scale
     if bias is not None:
         out = out + bias.reshape(per_task if bias.ndim == 2 else shape)
     return out.reshape(input.shape) if tasks else out
