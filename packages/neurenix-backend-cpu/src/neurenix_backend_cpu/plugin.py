@@ -137,8 +137,8 @@ def _binary(name: str, ufunc):
 _relu, _relu_backward = _fns("relu"), _fns("relu_backward")
 
 
-def relu(x):
-    if x.size >= MIN_ELEMENTWISE and _c_ready(x):
+def relu(x):  # C at every size: NumPy's maximum(x, 0) costs twice as much, even on small arrays
+    if _c_ready(x):
         out = np.empty(x.shape, x.dtype)
         _relu[x.dtype](_ptr(x), _ptr(out), x.size)
         return out
@@ -146,7 +146,7 @@ def relu(x):
 
 
 def relu_backward(g, x):
-    if g.size >= MIN_ELEMENTWISE and _c_ready(g, x) and g.shape == x.shape:
+    if g.shape == x.shape and _c_ready(g, x):
         out = np.empty(g.shape, g.dtype)
         _relu_backward[g.dtype](_ptr(g), _ptr(x), _ptr(out), g.size)
         return out
@@ -320,21 +320,20 @@ def _operand(x):
 
 def matmul(a, b):
     """Stacks of small products (one per task, say) in one C call; single or large products go to BLAS."""
-    if type(a) is _ndarray and type(b) is _ndarray and a.dtype in _SUFFIX and a.dtype is b.dtype \
-            and (a.ndim == 3 or b.ndim == 3) and a.ndim <= 3 and b.ndim <= 3:
-        m, k = a.shape[-2:]
-        n = b.shape[-1]
-        ba, bb = a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1
-        work = m * n * k
-        if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (
-                work <= BMM_MAX_WORK or (work <= BMM_MAX_TILED and b.flags.c_contiguous)):
-            nb = ba if ba != 1 else bb
-            ac, ta = _operand(a)
-            bc, tb = _operand(b)
-            out = np.empty((nb, m, n), a.dtype)
-            _bmm[a.dtype](_ptr(ac), _ptr(bc), _ptr(out), nb, m, n, k, m * k if ba != 1 else 0,
-                          k * n if bb != 1 else 0, ta, tb)
-            return out
+    if type(a) is _ndarray and type(b) is _ndarray and a.dtype is b.dtype and a.dtype in _SUFFIX:
+        sa, sb = a.shape, b.shape
+        if (len(sa) == 3 or len(sb) == 3) and len(sa) <= 3 and len(sb) <= 3:
+            m, k, n = sa[-2], sa[-1], sb[-1]
+            ba, bb = sa[0] if len(sa) == 3 else 1, sb[0] if len(sb) == 3 else 1
+            work = m * n * k
+            if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (
+                    work <= BMM_MAX_WORK or (work <= BMM_MAX_TILED and b.flags.c_contiguous)):
+                ac, ta = _operand(a)
+                bc, tb = _operand(b)
+                out = np.empty((ba if ba != 1 else bb, m, n), a.dtype)
+                _bmm[a.dtype](_ptr(ac), _ptr(bc), _ptr(out), out.shape[0], m, n, k, m * k if ba != 1 else 0,
+                              k * n if bb != 1 else 0, ta, tb)
+                return out
     return ref.matmul(a, b)
 
 
