@@ -59,8 +59,9 @@ def ffibuilder() -> cffi.FFI:
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     # -march=native: the kernels are built on the machine that runs them (pip builds from source);
-    # NEURENIX_CPU_MARCH=x86-64 (say) builds a wheel for other machines
-    cflags = ["-O3", "-fopenmp", "-std=c99", "-Wall", "-Wno-unknown-pragmas",
+    # NEURENIX_CPU_MARCH=x86-64 (say) builds a wheel for other machines. -fno-math-errno: no kernel reads
+    # errno, and without it sqrt and exp may set it, which keeps GCC from vectorising their loops.
+    cflags = ["-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas",
               f"-march={os.environ.get('NEURENIX_CPU_MARCH', 'native')}"]
     ldflags = ["-fopenmp"]
     if os.environ.get("NEURENIX_CPU_SANITIZE"):
