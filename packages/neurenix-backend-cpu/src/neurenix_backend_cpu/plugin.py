@@ -400,11 +400,10 @@ ALL_KERNELS = {
 }
 
 #: the kernels registered: those measured faster than NumPy's (bench/results/cpu_kernels.json, on one
-#: thread and two). Left out, slower or no faster here: mean, softmax, log_softmax (NumPy's exp is
-#: vectorised, ours is not), adam_step and sgd_step.
+#: thread and two). Left out, no faster here: softmax, log_softmax (NumPy's exp is vectorised, ours is not).
 KERNELS = {name: ALL_KERNELS[name] for name in (
-    "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "max", "min",
-    "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul")}
+    "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "mean", "max", "min",
+    "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step")}
 
 
 class CpuBackend(Backend):

@@ -384,6 +384,7 @@ class ThreadedBackend(FakeBackend):
 def test_set_num_threads_reaches_every_usable_backend(plug):
     before = registry.REGISTRY.num_threads
     try:
+        registry.REGISTRY.num_threads = None  # as if never set: a new backend is told nothing yet
         now = plug(Plugin(ThreadedBackend("rtthreads"), ThreadedBackend("rtthreads2", reason="no device")))
         nx.set_num_threads(3)
         later = plug(Plugin(ThreadedBackend("rtthreads3")))  # a backend loaded afterwards is told too
