@@ -60,7 +60,8 @@ MIN_ELEMENTWISE = 65536  # same-shape or scalar operands: C is only faster with 
 MIN_BROADCAST = 16384    # broadcast patterns (bias, per-channel): NumPy's strided loops are slow
 MIN_REDUCE = 4096
 BMM_MAX_WORK = 4096      # per product (m*n*k), of at least 8 columns: up to it, C wins whatever the layout
-BMM_MAX_TILED = 1 << 20  # up to it, C's register tiles win where B is row-major (not a transposed view)
+BMM_MAX_TILED = 1 << 20  # up to it, C's register tiles win on stacks of distinct products (one per task) with
+                         # B row-major (not a transposed view) and 16 columns or more; BLAS wins the others
 _threads = [lib.nx_get_num_threads() if lib is not None else 1]  # same-shape C pays only with > 1
 
 # -- elementwise binary ------------------------------------------------------------------------------
@@ -326,8 +327,8 @@ def matmul(a, b):
             m, k, n = sa[-2], sa[-1], sb[-1]
             ba, bb = sa[0] if len(sa) == 3 else 1, sb[0] if len(sb) == 3 else 1
             work = m * n * k
-            if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (
-                    work <= BMM_MAX_WORK or (work <= BMM_MAX_TILED and b.flags.c_contiguous)):
+            if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (work <= BMM_MAX_WORK or (
+                    work <= BMM_MAX_TILED and ba == bb and n >= 16 and b.flags.c_contiguous)):
                 ac, ta = _operand(a)
                 bc, tb = _operand(b)
                 out = np.empty((ba if ba != 1 else bb, m, n), a.dtype)

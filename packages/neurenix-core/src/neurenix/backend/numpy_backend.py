@@ -95,9 +95,8 @@ def permute(x, axes):
 
 
 def expand(x, shape):
-    out = np.empty(shape, x.dtype)
-    np.copyto(out, x)
-    return out
+    # a contiguous copy of the broadcast view: several times faster than np.copyto into np.empty
+    return np.ascontiguousarray(np.broadcast_to(x, shape))
 
 
 def matmul(a, b):
