@@ -100,6 +100,14 @@ def test_windows(geometry, dtype):
         check("max_pool2d_backward", rand(*out.shape, dtype=dtype), idx, (7, 6), *geometry, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_2x2_fast_path_nan_and_ties(dtype):
+    x = rand(3, 2, 6, 8, dtype=dtype)
+    x[0, 0, 0, 1] = x[1, 1, 3, 2] = np.nan  # NaN wins its window, as NumPy's max and argmax
+    x[2, 0, 2:4, 4:6] = 1.5  # a tie: the first maximum
+    check("max_pool2d", x, (2, 2), (2, 2), (0, 0), (1, 1), dtype=dtype)
+
+
 def test_max_pool_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 2, 2))
     _, idx = plugin.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
@@ -124,6 +132,23 @@ def test_batched_matmul(sa, sb, ta, tb, dtype):
     if tb:
         b = b.swapaxes(-1, -2)
     check("matmul", a, b, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sa", "sb", "ta"), [
+    ((25, 10, 40), (25, 40, 40), False), ((25, 40, 10), (25, 40, 40), True), ((3, 7, 37), (3, 37, 37), False),
+    ((2, 9, 50), (2, 50, 70), False), ((4, 1, 16), (4, 16, 16), False), ((4, 16, 5), (4, 16, 24), True)], ids=str)
+def test_batched_matmul_register_tiles(sa, sb, ta, dtype, monkeypatch):
+    """Stacks of distinct products with 16 columns or more take C's register tiles (4 x 4 vectors, 4 x 1
+    vector, single rows, scalar column tails); counted, so a routing change cannot hide them."""
+    calls = []
+    bmm = plugin._bmm[np.dtype(dtype)]
+    monkeypatch.setitem(plugin._bmm, np.dtype(dtype), lambda *args: calls.append(1) or bmm(*args))
+    a, b = rand(*sa, dtype=dtype), rand(*sb, dtype=dtype, seed=1)
+    if ta:
+        a = a.swapaxes(-1, -2)
+    check("matmul", a, b, dtype=dtype)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
