@@ -56,6 +56,13 @@ def grads(module):
     return [p.grad.numpy().copy() for p in module.parameters()]
 
 
+def meta_grad(learner, tasks, **kw):
+    """The meta-gradient of ``tasks`` (each parameter's .grad after backward of meta_loss), as arrays."""
+    learner.zero_grad()
+    learner.meta_loss(tasks, **kw).backward()
+    return grads(learner)
+
+
 def finite_difference(f, params, eps=1e-6):
     """Central differences of the scalar f() with respect to every element of ``params`` (float64)."""
     out = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from meta_helpers import assert_unchanged, class_tasks, grads, mlp, sine_tasks, snapshot
+from meta_helpers import assert_unchanged, class_tasks, meta_grad, mlp, sine_tasks, snapshot
 from neurenix import nn
 from neurenix.meta import MAML, MetaLearningModel, PrototypicalNetworks
 from neurenix.nn import functional as F
@@ -62,12 +62,7 @@ def test_tasks_of_several_shapes_in_one_batch():
     tasks = [*sine_tasks(2, rows=4), *sine_tasks(3, rows=6)]
     maml = MAML(mlp(), inner_lr=0.05, inner_steps=2)
 
-    def meta_grad(**kw):
-        maml.zero_grad()
-        maml.meta_loss(tasks, **kw).backward()
-        return grads(maml)
-
-    for a, b in zip(meta_grad(), meta_grad(batch_tasks=False)):
+    for a, b in zip(meta_grad(maml, tasks), meta_grad(maml, tasks, batch_tasks=False)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
@@ -78,12 +73,7 @@ def test_conv_batchnorm_second_order_batched_equals_looped():
     tasks = [(sx.reshape(-1, 1, 4, 4), sy, qx.reshape(-1, 1, 4, 4), qy) for sx, sy, qx, qy in class_tasks(3, dim=16)]
     maml = MAML(net, inner_lr=0.1, inner_steps=2)
 
-    def meta_grad(**kw):
-        maml.zero_grad()
-        maml.meta_loss(tasks, **kw).backward()
-        return grads(maml)
-
-    for a, b in zip(meta_grad(), meta_grad(batch_tasks=False)):
+    for a, b in zip(meta_grad(maml, tasks), meta_grad(maml, tasks, batch_tasks=False)):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 

@@ -5,22 +5,16 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from meta_helpers import ce, class_tasks, finite_difference, grads, mlp, sgd_adapt, sine_tasks
+from meta_helpers import ce, class_tasks, finite_difference, grads, meta_grad, mlp, sgd_adapt, sine_tasks
 from neurenix.meta import MAML
 from neurenix.nn import functional as F
-
-
-def _meta_grad(maml, tasks, **kw):
-    maml.zero_grad()
-    maml.meta_loss(tasks, **kw).backward()
-    return grads(maml)
 
 
 @pytest.mark.parametrize("steps", [1, 3])
 def test_second_order_meta_gradient_equals_finite_differences(steps):
     maml = MAML(mlp(sizes=(1, 5, 5, 1)), inner_lr=0.1, inner_steps=steps)
     tasks = sine_tasks(n=2, rows=4)
-    analytic = _meta_grad(maml, tasks)
+    analytic = meta_grad(maml, tasks)
     numeric = finite_difference(lambda: maml.meta_loss(tasks).item(), list(maml.parameters()))
     for a, n in zip(analytic, numeric):
         np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-8)
@@ -28,8 +22,8 @@ def test_second_order_meta_gradient_equals_finite_differences(steps):
 
 def test_second_order_differs_from_first_order():
     tasks = sine_tasks(n=2, rows=4)
-    second = _meta_grad(MAML(mlp(), inner_lr=0.1, inner_steps=2), tasks)
-    first = _meta_grad(MAML(mlp(), inner_lr=0.1, inner_steps=2, first_order=True), tasks)
+    second = meta_grad(MAML(mlp(), inner_lr=0.1, inner_steps=2), tasks)
+    first = meta_grad(MAML(mlp(), inner_lr=0.1, inner_steps=2, first_order=True), tasks)
     assert max(np.abs(a - b).max() for a, b in zip(first, second)) > 1e-4
 
 
@@ -42,7 +36,7 @@ def test_first_order_equals_the_query_gradient_at_the_adapted_weights(steps):
         adapted = sgd_adapt(maml.model, sx, sy, steps, 0.1)
         F.mse_loss(adapted(qx), qy).backward()
         expected = [e + g for e, g in zip(expected, grads(adapted))]
-    for a, e in zip(_meta_grad(maml, tasks), expected):
+    for a, e in zip(meta_grad(maml, tasks), expected):
         np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
 
 
@@ -52,18 +46,18 @@ def test_batched_meta_gradient_is_the_sum_of_per_task_ones(kind, first_order):
     tasks = sine_tasks(n=5) if kind == "sine" else class_tasks(n=4)
     model = mlp() if kind == "sine" else mlp(sizes=(5, 8, 3))
     maml = MAML(model, inner_lr=0.05, inner_steps=2, first_order=first_order)
-    batched = _meta_grad(maml, tasks)
-    per_task = [_meta_grad(maml, [t]) for t in tasks]
+    batched = meta_grad(maml, tasks)
+    per_task = [meta_grad(maml, [t]) for t in tasks]
     for i, b in enumerate(batched):
         np.testing.assert_allclose(b, sum(g[i] for g in per_task), rtol=1e-6, atol=1e-10)
-    for b, lp in zip(batched, _meta_grad(maml, tasks, batch_tasks=False)):
+    for b, lp in zip(batched, meta_grad(maml, tasks, batch_tasks=False)):
         np.testing.assert_allclose(b, lp, rtol=1e-10, atol=1e-12)
 
 
 def test_one_hot_and_index_labels_give_the_same_meta_gradient():
     maml = MAML(mlp(sizes=(5, 8, 3)), inner_lr=0.1, inner_steps=1)
     one_hot, index = class_tasks(), class_tasks(int_labels=True)
-    for a, b in zip(_meta_grad(maml, one_hot), _meta_grad(maml, index)):
+    for a, b in zip(meta_grad(maml, one_hot), meta_grad(maml, index)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
@@ -101,7 +95,7 @@ def test_zero_inner_steps_is_plain_multi_task_training():
         maml.zero_grad()
         F.mse_loss(maml(qx), qy).backward()
         expected = [e + g for e, g in zip(expected, grads(maml))]
-    for a, e in zip(_meta_grad(maml, tasks), expected):
+    for a, e in zip(meta_grad(maml, tasks), expected):
         np.testing.assert_allclose(a, e, rtol=1e-12)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from meta_helpers import class_tasks, grads, mlp
+from meta_helpers import class_tasks, meta_grad, mlp
 from neurenix.meta import PrototypicalNetworks
 
 
@@ -35,13 +35,8 @@ def test_batched_meta_gradient_is_the_sum_of_per_task_ones():
     net = PrototypicalNetworks(mlp(sizes=(5, 7, 4)))
     tasks = class_tasks(4)
 
-    def meta_grad(ts, **kw):
-        net.zero_grad()
-        net.meta_loss(ts, **kw).backward()
-        return grads(net)
-
-    per_task = [meta_grad([t]) for t in tasks]
-    for i, (b, lp) in enumerate(zip(meta_grad(tasks), meta_grad(tasks, batch_tasks=False))):
+    per_task = [meta_grad(net, [t]) for t in tasks]
+    for i, (b, lp) in enumerate(zip(meta_grad(net, tasks), meta_grad(net, tasks, batch_tasks=False))):
         np.testing.assert_allclose(b, sum(g[i] for g in per_task), rtol=1e-6, atol=1e-12)
         np.testing.assert_allclose(b, lp, rtol=1e-10, atol=1e-12)
 
