@@ -2,12 +2,9 @@
 
 import pytest
 from neurenix_backend_cuda.cuda import CudaDriver
-from neurenix_backend_cuda.emulator import Emulator
+from neurenix_backend_cuda.emulator import Emulator, serving
 from neurenix_backend_cuda.emulator.vendor import FakeCuda, FakeNvrtc
 from neurenix_backend_cuda.plugin import CudaBackend
-
-import neurenix as nx
-from neurenix.backend import hookimpl
 
 
 def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu") -> CudaBackend:
@@ -17,17 +14,6 @@ def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu") -> CudaB
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a real GPU (runs where one is present, skips elsewhere)")
-
-
-class Plugin:
-    """A run-time plugin serving one backend object."""
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    @hookimpl
-    def neurenix_backends(self):
-        return [self.backend]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,9 +28,5 @@ def kernel_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def emulated_cuda():
     """Device type ``cuda_emu``: two emulated devices, registered for the module."""
-    emulator = Emulator(devices=2)
-    backend = emulated_backend(emulator)
-    plugin = Plugin(backend)
-    nx.backend.register(plugin, name="cuda_emu")
-    yield backend
-    nx.backend.unregister(plugin)
+    with serving(emulated_backend(Emulator(devices=2)), "cuda_emu") as backend:
+        yield backend

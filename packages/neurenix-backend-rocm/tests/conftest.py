@@ -1,13 +1,10 @@
 """Emulated ROCm devices: this backend's host code over the CPU stand-in for libamdhip64 and hiprtc."""
 
 import pytest
-from neurenix_backend_cuda.emulator import Emulator
+from neurenix_backend_cuda.emulator import Emulator, serving
 from neurenix_backend_cuda.emulator.vendor import FakeHip
 from neurenix_backend_rocm.hip import HipDriver
 from neurenix_backend_rocm.plugin import RocmBackend
-
-import neurenix as nx
-from neurenix.backend import hookimpl
 
 
 def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu") -> RocmBackend:
@@ -21,15 +18,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a real GPU (runs where one is present, skips elsewhere)")
 
 
-class Plugin:
-    def __init__(self, backend):
-        self.backend = backend
-
-    @hookimpl
-    def neurenix_backends(self):
-        return [self.backend]
-
-
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
@@ -40,8 +28,6 @@ def kernel_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def emulated_rocm():
-    backend = emulated_backend(Emulator(devices=1))
-    plugin = Plugin(backend)
-    nx.backend.register(plugin, name="rocm_emu")
-    yield backend
-    nx.backend.unregister(plugin)
+    """Device type ``rocm_emu``: one emulated device, registered for the module."""
+    with serving(emulated_backend(Emulator(devices=1)), "rocm_emu") as backend:
+        yield backend

@@ -10,6 +10,7 @@ Devices report the limits given to :class:`Emulator`, so tests can provoke the e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -17,6 +18,8 @@ import tempfile
 from importlib import resources
 
 from cffi import FFI
+
+from neurenix.backend import hookimpl, register, unregister
 
 _ffi = FFI()
 _ffi.cdef("""
@@ -94,3 +97,25 @@ class Emulator:
             return 1
         self.launches += 1
         return module.nx_launch(tramp, _ffi.cast("void**", params), *grid, *block)
+
+
+class _Plugin:
+    """A run-time plugin serving one backend object."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    @hookimpl
+    def neurenix_backends(self):
+        return [self.backend]
+
+
+@contextlib.contextmanager
+def serving(backend, name: str):
+    """Register ``backend`` (an emulated one, say) with neurenix for the block, then unregister it."""
+    plugin = _Plugin(backend)
+    register(plugin, name=name)
+    try:
+        yield backend
+    finally:
+        unregister(plugin)
