@@ -1,14 +1,16 @@
-"""Emulated CUDA devices: the backend's host code over the CPU stand-in for libcuda and NVRTC."""
+"""Emulated CUDA devices: the backend's host code over the CPU stand-in for libcuda, NVRTC and cuBLAS."""
 
 import pytest
 from neurenix_backend_cuda.cuda import CudaDriver
 from neurenix_backend_cuda.emulator import Emulator, serving
-from neurenix_backend_cuda.emulator.vendor import FakeCuda, FakeNvrtc
+from neurenix_backend_cuda.emulator.vendor import FakeCublas, FakeCuda, FakeNvrtc
 from neurenix_backend_cuda.plugin import CudaBackend
 
 
-def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu") -> CudaBackend:
-    return CudaBackend(lambda: CudaDriver(FakeCuda(emulator), FakeNvrtc(emulator)), device_type,
+def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu", blas: bool = False) -> CudaBackend:
+    """With ``blas``, float matmul goes through the fake cuBLAS; without, through the tiled kernel."""
+    return CudaBackend(lambda: CudaDriver(FakeCuda(emulator), FakeNvrtc(emulator),
+                                          FakeCublas(emulator) if blas else None), device_type,
                        f"{device_type}-stand-in")
 
 
@@ -25,8 +27,9 @@ def kernel_cache(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture(scope="module")
-def emulated_cuda():
-    """Device type ``cuda_emu``: two emulated devices, registered for the module."""
-    with serving(emulated_backend(Emulator(devices=2)), "cuda_emu") as backend:
+@pytest.fixture(scope="module", params=["tiled", "cublas"])
+def emulated_cuda(request):
+    """Device type ``cuda_emu``: two emulated devices, registered for the module; once with matmul through
+    the tiled kernel (no libcublas), once through the fake cuBLAS."""
+    with serving(emulated_backend(Emulator(devices=2), blas=request.param == "cublas"), "cuda_emu") as backend:
         yield backend

@@ -1,16 +1,17 @@
-"""Emulated ROCm devices: this backend's host code over the CPU stand-in for libamdhip64 and hiprtc."""
+"""Emulated ROCm devices: this backend's host code over the CPU stand-in for libamdhip64, hiprtc and rocBLAS."""
 
 import pytest
 from neurenix_backend_cuda.emulator import Emulator, serving
-from neurenix_backend_cuda.emulator.vendor import FakeHip
+from neurenix_backend_cuda.emulator.vendor import FakeHip, FakeRocblas
 from neurenix_backend_rocm.hip import HipDriver
 from neurenix_backend_rocm.plugin import RocmBackend
 
 
-def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu") -> RocmBackend:
+def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu", blas: bool = False) -> RocmBackend:
+    """With ``blas``, float matmul goes through the fake rocBLAS; without, through the tiled kernel."""
     def open_driver():
         hip = FakeHip(emulator)
-        return HipDriver(hip, hip)
+        return HipDriver(hip, hip, FakeRocblas(emulator) if blas else None)
     return RocmBackend(open_driver, device_type, f"{device_type}-stand-in")
 
 
@@ -26,8 +27,9 @@ def kernel_cache(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture(scope="module")
-def emulated_rocm():
-    """Device type ``rocm_emu``: one emulated device, registered for the module."""
-    with serving(emulated_backend(Emulator(devices=1)), "rocm_emu") as backend:
+@pytest.fixture(scope="module", params=["tiled", "rocblas"])
+def emulated_rocm(request):
+    """Device type ``rocm_emu``: one emulated device, registered for the module; once with matmul through
+    the tiled kernel (no librocblas), once through the fake rocBLAS."""
+    with serving(emulated_backend(Emulator(devices=1), blas=request.param == "rocblas"), "rocm_emu") as backend:
         yield backend

@@ -12,6 +12,7 @@ from cffi import FFI
 
 from .gpu import CompileError, GpuError, OutOfMemoryError
 from .gpu import ffi as _structs
+from .gpu.blas import Blas, BlasNames
 from .gpu.runtime import Limits
 
 ffi = FFI()
@@ -51,6 +52,9 @@ int cublasDgemmStridedBatched(cublasHandle_t, int, int, int, int, int, const dou
 """)
 
 CUDA_ERROR_OUT_OF_MEMORY = 2
+# cublasOperation_t (cublas_api.h): CUBLAS_OP_N = 0, CUBLAS_OP_T = 1
+CUBLAS = BlasNames("cublasHandle_t", "cublasCreate_v2", "cublasSetStream_v2", "cublasSgemmStridedBatched",
+                   "cublasDgemmStridedBatched", 0, 1)
 # cuDeviceGetAttribute: max threads per block, max block dim x/y/z, max grid dim x/y/z, compute capability
 ATTR_MAX_THREADS, ATTR_BLOCK, ATTR_GRID, ATTR_CC = 1, (2, 3, 4), (5, 6, 7), (75, 76)
 
@@ -64,17 +68,21 @@ def _open(names: list[str], missing: str):
     raise OSError(missing)
 
 
-def nvrtc_candidates() -> list[str]:
-    """libnvrtc from the nvidia-cuda-nvrtc wheel (cu13, cu12 layouts) first, then the system's."""
+def _wheel_libs(lib: str) -> list[str]:
+    """``lib.so.N`` from NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas; cu13 and cu12 layouts), newest first."""
     found = []
     try:
         import nvidia  # namespace package of NVIDIA's wheels
         for root in nvidia.__path__:
-            found += sorted(glob.glob(os.path.join(root, "*", "lib", "libnvrtc.so.*")), reverse=True)
+            found += sorted(glob.glob(os.path.join(root, "*", "lib", f"{lib}.so.*")), reverse=True)
     except ImportError:
         pass
-    found = [f for f in found if "builtins" not in f and f.count(".so.") == 1 and f.split(".so.")[1].isdigit()]
-    return found + ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"]
+    return [f for f in found if f.count(".so.") == 1 and f.split(".so.")[1].isdigit()]
+
+
+def nvrtc_candidates() -> list[str]:
+    """libnvrtc from the nvidia-cuda-nvrtc wheel first, then the system's."""
+    return _wheel_libs("libnvrtc") + ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"]
 
 
 def open_nvrtc():
@@ -154,14 +162,14 @@ class CudaDriver:
     name = "cuda"
 
     def __init__(self, cuda, nvrtc, cublas=None):
-        self.lib, self.compiler, self.cublas = cuda, NvrtcCompiler(nvrtc), cublas
+        self.lib, self.compiler = cuda, NvrtcCompiler(nvrtc)
+        self.blas = Blas(ffi, cublas, CUBLAS) if cublas is not None else None
         self._check(cuda.cuInit(0), "cuInit")
         v = ffi.new("int*")
         self._check(cuda.cuDriverGetVersion(v), "cuDriverGetVersion")
         self.version = v[0]
         self._contexts: dict[int, object] = {}
         self._current = None
-        self._blas = {}
 
     def _check(self, status: int, call: str, detail: str = "") -> None:
         if status:
@@ -247,29 +255,10 @@ class CudaDriver:
         self._check(self.lib.cuLaunchKernel(fn, *grid, *block, 0, stream, ffi.cast("void**", params), ffi.NULL),
                     "cuLaunchKernel", f" (grid {grid}, block {block})")
 
-    def gemm(self, dev, dtype, batch, m, n, k, a, sa, b, sb, c) -> bool:
-        """C = A @ B with cuBLAS, row-major seen as column-major: C^T = B^T A^T. False without cuBLAS."""
-        if self.cublas is None:
-            return False
-        handle = self._blas.get(dev.index)
-        if handle is None:
-            h = ffi.new("cublasHandle_t*")
-            if self.cublas.cublasCreate_v2(h) or self.cublas.cublasSetStream_v2(h[0], dev.stream):
-                self.cublas = None
-                return False
-            handle = self._blas[dev.index] = h[0]
-        ct = "float" if dtype == np.float32 else "double"
-        fn = self.cublas.cublasSgemmStridedBatched if ct == "float" else self.cublas.cublasDgemmStridedBatched
-        one, zero = ffi.new(f"{ct}*", 1), ffi.new(f"{ct}*", 0)
-        ptr = lambda x: ffi.cast(f"{ct}*", x.ptr)  # noqa: E731
-        status = fn(handle, 0, 0, n, m, k, one, ptr(b), n, sb, ptr(a), k, sa, zero, ptr(c), n, m * n, batch)
-        if status:
-            raise GpuError(f"cublas{ct[0].upper()}gemmStridedBatched failed: status {status}")
-        return True
-
 
 def open_cublas():
+    """libcuBLAS, or None: matmul then runs the tiled kernel."""
     try:
-        return _open(["libcublas.so", "libcublas.so.13", "libcublas.so.12"], "cuBLAS")
+        return _open(_wheel_libs("libcublas") + ["libcublas.so", "libcublas.so.13", "libcublas.so.12"], "cuBLAS")
     except OSError:
         return None

@@ -9,6 +9,7 @@ import numpy as np
 from cffi import FFI
 from neurenix_backend_cuda.gpu import CompileError, GpuError, OutOfMemoryError
 from neurenix_backend_cuda.gpu import ffi as _structs
+from neurenix_backend_cuda.gpu.blas import Blas, BlasNames
 from neurenix_backend_cuda.gpu.runtime import Limits
 
 ffi = FFI()
@@ -36,9 +37,23 @@ int hiprtcCompileProgram(hiprtcProgram, int, const char**); int hiprtcDestroyPro
 int hiprtcGetProgramLogSize(hiprtcProgram, size_t*); int hiprtcGetProgramLog(hiprtcProgram, char*);
 int hiprtcGetCodeSize(hiprtcProgram, size_t*); int hiprtcGetCode(hiprtcProgram, char*);
 const char* hiprtcGetErrorString(int);
+
+typedef struct _rocblas_handle* rocblas_handle; typedef int rocblas_status;
+rocblas_status rocblas_create_handle(rocblas_handle*); rocblas_status rocblas_set_stream(rocblas_handle, hipStream_t);
+rocblas_status rocblas_sgemm_strided_batched(rocblas_handle, int, int, int, int, int, const float*, const float*, int,
+                                             int64_t, const float*, int, int64_t, const float*, float*, int, int64_t,
+                                             int);
+rocblas_status rocblas_dgemm_strided_batched(rocblas_handle, int, int, int, int, int, const double*, const double*,
+                                             int, int64_t, const double*, int, int64_t, const double*, double*, int,
+                                             int64_t, int);
 """)
 
 HIP_ERROR_OUT_OF_MEMORY, HIP_ERROR_NO_DEVICE = 2, 100
+# rocblas_operation (rocblas-types.h, unchanged from rocBLAS 2.x of 2019 through ROCm 6: CBLAS's numbering):
+# rocblas_operation_none = 111, rocblas_operation_transpose = 112. rocblas_int is int32 (not the ILP64
+# build), rocblas_stride int64; rocblas_status_success = 0.
+ROCBLAS = BlasNames("rocblas_handle", "rocblas_create_handle", "rocblas_set_stream", "rocblas_sgemm_strided_batched",
+                    "rocblas_dgemm_strided_batched", 111, 112)
 # hipDeviceAttribute_t (ROCm 5 and 6): max block dim x/y/z, max grid dim x/y/z, max threads per block
 ATTR_BLOCK, ATTR_GRID, ATTR_MAX_THREADS = (26, 27, 28), (29, 30, 31), 56
 
@@ -60,6 +75,16 @@ def open_hiprtc(hip):
         except OSError:
             pass
     return hip
+
+
+def open_rocblas():
+    """librocblas (ROCm 6: .so.4, ROCm 5: .so.0), or None: matmul then runs the tiled kernel."""
+    for name in ("librocblas.so", "librocblas.so.4", "librocblas.so.0"):
+        try:
+            return ffi.dlopen(name)
+        except OSError:
+            pass
+    return None
 
 
 class HiprtcCompiler:
@@ -98,12 +123,13 @@ class HiprtcCompiler:
 
 
 class HipDriver:
-    """The HIP runtime as the GPU runtime needs it (``hip``, ``hiprtc``: opened libraries)."""
+    """The HIP runtime as the GPU runtime needs it (``hip``, ``hiprtc``, ``rocblas``: opened libraries)."""
 
     name = "rocm"
 
-    def __init__(self, hip, hiprtc):
+    def __init__(self, hip, hiprtc, rocblas=None):
         self.lib, self.compiler = hip, HiprtcCompiler(hiprtc)
+        self.blas = Blas(ffi, rocblas, ROCBLAS) if rocblas is not None else None
         status = hip.hipInit(0)
         if status in (HIP_ERROR_NO_DEVICE, HIP_ERROR_NO_DEVICE + 1):  # hipErrorNoDevice, hipErrorInvalidDevice
             raise GpuError(f"no HIP device ({ffi.string(hip.hipGetErrorName(status)).decode()})")

@@ -6,12 +6,12 @@ from neurenix_backend_cuda.gpu.backend import GpuBackend
 
 from neurenix.backend import hookimpl
 
-from .hip import HipDriver, open_hip, open_hiprtc
+from .hip import HipDriver, open_hip, open_hiprtc, open_rocblas
 
 
 def open_driver() -> HipDriver:
     hip = open_hip()
-    return HipDriver(hip, open_hiprtc(hip))
+    return HipDriver(hip, open_hiprtc(hip), open_rocblas())
 
 
 class RocmBackend(GpuBackend):

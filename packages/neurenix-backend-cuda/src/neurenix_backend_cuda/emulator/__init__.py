@@ -1,10 +1,11 @@
-"""A CPU stand-in for the vendor libraries (libcuda + NVRTC, libamdhip64 + hiprtc), for tests on machines
-without a GPU.
+"""A CPU stand-in for the vendor libraries (libcuda + NVRTC + cuBLAS, libamdhip64 + hiprtc + rocBLAS), for
+tests on machines without a GPU.
 
 The backends' own host code runs unchanged on top of it: it calls ``cuMemAlloc_v2``, ``nvrtcCompileProgram``,
 ``cuLaunchKernel`` and the rest with the same cffi arguments it gives the real libraries. Underneath,
 "device memory" is host memory, the "compiler" builds the same kernel source for the host with the C++
-compiler and ``host.h`` (CUDA built-ins as fibers), and a launch runs every block's threads on the CPU.
+compiler and ``host.h`` (CUDA built-ins as fibers), a launch runs every block's threads on the CPU, and a
+BLAS GEMM is NumPy over that memory, column-major as the libraries define it.
 Devices report the limits given to :class:`Emulator`, so tests can provoke the errors a real GPU gives.
 """
 
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 from importlib import resources
 
+import numpy as np
 from cffi import FFI
 
 from neurenix.backend import hookimpl, register, unregister
@@ -55,6 +57,20 @@ class Emulator:
 
     def free(self, addr: int) -> None:
         self.used -= len(self.blocks.pop(addr))
+
+    def array(self, addr: int, dtype, shape: tuple, strides: tuple):
+        """Device memory at ``addr`` as a writable NumPy array (``strides`` in elements, >= 0), or None
+        where it reaches outside the allocation holding ``addr`` (a GPU would fault on the address)."""
+        dtype = np.dtype(dtype)
+        start = next((s for s, b in self.blocks.items() if s <= addr < s + len(b)), None)
+        if start is None or min(strides) < 0:
+            return None
+        block, offset = self.blocks[start], addr - start
+        extent = sum((n - 1) * s for n, s in zip(shape, strides)) + 1 if min(shape) > 0 else 0
+        if offset % dtype.itemsize or offset + extent * dtype.itemsize > len(block):
+            return None
+        base = np.frombuffer(_ffi.buffer(block), dtype, (len(block) - offset) // dtype.itemsize, offset)
+        return np.lib.stride_tricks.as_strided(base, shape, tuple(s * dtype.itemsize for s in strides))
 
     def copy(self, dst: int, src: int, n: int) -> None:
         _ffi.memmove(_ffi.cast("char*", dst), _ffi.cast("char*", src), n)

@@ -1,8 +1,12 @@
 """The stand-in libraries: objects with the vendor functions' names and cffi calling conventions (status
-codes returned, results written through out-pointers), each a few lines over :class:`Emulator`."""
+codes returned, results written through out-pointers), each a few lines over :class:`Emulator`: libcuda,
+NVRTC, libamdhip64 with hiprtc, and the GEMM of cuBLAS and rocBLAS."""
 
 from __future__ import annotations
 
+import operator
+
+import numpy as np
 from cffi import FFI
 
 _ffi = FFI()
@@ -251,3 +255,112 @@ class FakeHip:
         if name.startswith("hiprtc"):
             return getattr(self.rtc, "nvrtc" + name[6:])
         raise AttributeError(name)
+
+
+# The strided-batched GEMM's parameters, as cuBLAS and rocBLAS declare them ("T*": float* or double*)
+_GEMM = ("handle", "int", "int", "int", "int", "int", "T*", "T*", "int", "int64", "T*", "int", "int64", "T*", "T*",
+         "int", "int64", "int")
+_RANGE = {"int": (-2**31, 2**31), "int64": (-2**63, 2**63)}
+
+
+def _check_args(name: str, ctype: str, args: tuple) -> None:
+    """What cffi's conversion would refuse when calling the real library: a wrong count, a pointer of the
+    other precision, an integer out of its C type's range."""
+    if len(args) != len(_GEMM):
+        raise TypeError(f"{name} expected {len(_GEMM)} arguments, got {len(args)}")
+    for i, (kind, a) in enumerate(zip(_GEMM, args)):
+        if kind in _RANGE:
+            lo, hi = _RANGE[kind]
+            if not lo <= operator.index(a) < hi:
+                raise OverflowError(f"{name} argument {i}: {a} does not fit a C {kind}")
+        elif not isinstance(a, _ffi.CData) or _ffi.typeof(a).kind != "pointer" or \
+                (kind == "T*" and _ffi.typeof(a).item.cname != ctype):
+            raise TypeError(f"{name} argument {i}: expected {kind.replace('T', ctype)}, got {a!r}")
+
+
+class _FakeBlas:
+    """A BLAS's strided-batched GEMM with NumPy over emulated device memory, as the reference BLAS defines
+    it: column-major, C[z] = alpha op(A[z]) op(B[z]) + beta C[z] with A[z] at A + z strideA, element (i, j)
+    of a matrix at i + j ld; C is not read when beta is 0. Sizes and leading dimensions are checked as the
+    library does; a matrix reaching outside its allocation (a GPU's illegal address) fails the call."""
+
+    OP_N = OP_T = INVALID_HANDLE = INVALID_SIZE = INVALID_ENUM = EXECUTION_FAILED = None  # per library
+
+    def __init__(self, emulator):
+        self.emu, self.streams, self.calls = emulator, {}, []
+
+    def _create(self, out):
+        handle = _ffi.new("char[]", 1)  # a unique address, kept alive here
+        self.streams[_int(handle)] = (handle, None)
+        out[0] = _ffi.cast("void*", handle)
+        return OK
+
+    def _set_stream(self, handle, stream):
+        if _int(handle) not in self.streams:
+            return self.INVALID_HANDLE
+        self.streams[_int(handle)] = (self.streams[_int(handle)][0], _int(stream))
+        return OK
+
+    def _gemm(self, name, dtype, *args):
+        ctype = "float" if dtype == np.float32 else "double"
+        _check_args(name, ctype, args)
+        handle, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch = args
+        if _int(handle) not in self.streams:
+            return self.INVALID_HANDLE
+        if ta not in (self.OP_N, self.OP_T) or tb not in (self.OP_N, self.OP_T):
+            return self.INVALID_ENUM
+        (ra, ca), (rb, cb) = ((m, k) if ta == self.OP_N else (k, m)), ((k, n) if tb == self.OP_N else (n, k))
+        if min(m, n, k, batch) < 0 or lda < max(1, ra) or ldb < max(1, rb) or ldc < max(1, m):
+            return self.INVALID_SIZE
+        self.calls.append((name, ta, tb, m, n, k, lda, sa, ldb, sb, ldc, sc, batch))
+        if m == 0 or n == 0 or batch == 0:
+            return OK
+        mats = [self.emu.array(_int(p), dtype, (batch, r, cols), (s, 1, ld))
+                for p, r, cols, ld, s in ((a, ra, ca, lda, sa), (b, rb, cb, ldb, sb), (c, m, n, ldc, sc))]
+        if any(x is None for x in mats):
+            return self.EXECUTION_FAILED
+        a, b, out = mats
+        if ta == self.OP_T:
+            a = a.transpose(0, 2, 1)
+        if tb == self.OP_T:
+            b = b.transpose(0, 2, 1)
+        result = dtype(alpha[0]) * np.matmul(a, b)
+        out[...] = result if beta[0] == 0 else result + dtype(beta[0]) * out
+        return OK
+
+
+class FakeCublas(_FakeBlas):
+    """libcublas: handles, streams, S/D strided-batched GEMM (cublasOperation_t: N = 0, T = 1)."""
+
+    OP_N, OP_T, INVALID_HANDLE, INVALID_SIZE, INVALID_ENUM, EXECUTION_FAILED = 0, 1, 1, 7, 7, 13  # cublasStatus_t
+
+    def cublasCreate_v2(self, out):  # noqa: N802
+        return self._create(out)
+
+    def cublasSetStream_v2(self, handle, stream):  # noqa: N802
+        return self._set_stream(handle, stream)
+
+    def cublasSgemmStridedBatched(self, *args):  # noqa: N802
+        return self._gemm("cublasSgemmStridedBatched", np.float32, *args)
+
+    def cublasDgemmStridedBatched(self, *args):  # noqa: N802
+        return self._gemm("cublasDgemmStridedBatched", np.float64, *args)
+
+
+class FakeRocblas(_FakeBlas):
+    """librocblas: the same calls under rocBLAS's names (rocblas_operation: none = 111, transpose = 112)."""
+
+    # rocblas_status: invalid_handle 1, invalid_size 4, invalid_value 11, internal_error 6
+    OP_N, OP_T, INVALID_HANDLE, INVALID_SIZE, INVALID_ENUM, EXECUTION_FAILED = 111, 112, 1, 4, 11, 6
+
+    def rocblas_create_handle(self, out):
+        return self._create(out)
+
+    def rocblas_set_stream(self, handle, stream):
+        return self._set_stream(handle, stream)
+
+    def rocblas_sgemm_strided_batched(self, *args):
+        return self._gemm("rocblas_sgemm_strided_batched", np.float32, *args)
+
+    def rocblas_dgemm_strided_batched(self, *args):
+        return self._gemm("rocblas_dgemm_strided_batched", np.float64, *args)

@@ -324,8 +324,8 @@ def matmul(a, b):
     if out.size == 0:
         return out
     dev = a.device
-    gemm = getattr(dev.driver, "gemm", None)
-    if gemm is not None and a.dtype.kind == "f" and k and gemm(dev, a.dtype, nb, m, n, k, a, sa, b, sb, out):
+    blas = dev.driver.blas  # cuBLAS / rocBLAS where the library opened; else (or for integers) the tiled kernel
+    if blas is not None and a.dtype.kind == "f" and k and blas.gemm(dev, a.dtype, nb, m, n, k, a, sa, b, sb, out):
         return out
     p = ffi.new("nx_mm*")
     p.batch, p.m, p.n, p.k, p.sa, p.sb = nb, m, n, k, sa, sb
