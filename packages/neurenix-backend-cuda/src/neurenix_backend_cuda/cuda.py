@@ -10,7 +10,7 @@ import os
 import numpy as np
 from cffi import FFI
 
-from .gpu import CompileError, GpuError, OutOfMemoryError
+from .gpu import CompileError, GpuError, OutOfMemoryError, dlopen_first
 from .gpu import ffi as _structs
 from .gpu.blas import Blas, BlasNames
 from .gpu.runtime import Limits
@@ -59,15 +59,6 @@ CUBLAS = BlasNames("cublasHandle_t", "cublasCreate_v2", "cublasSetStream_v2", "c
 ATTR_MAX_THREADS, ATTR_BLOCK, ATTR_GRID, ATTR_CC = 1, (2, 3, 4), (5, 6, 7), (75, 76)
 
 
-def _open(names: list[str], missing: str):
-    for name in names:
-        try:
-            return ffi.dlopen(name)
-        except OSError:
-            pass
-    raise OSError(missing)
-
-
 def _wheel_libs(lib: str) -> list[str]:
     """``lib.so.N`` from NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas; cu13 and cu12 layouts), newest first."""
     found = []
@@ -86,12 +77,12 @@ def nvrtc_candidates() -> list[str]:
 
 
 def open_nvrtc():
-    return _open(nvrtc_candidates(), "NVRTC not found (libnvrtc.so): pip install 'neurenix-backend-cuda[nvrtc]', "
-                                     "or install a CUDA toolkit")
+    return dlopen_first(ffi, nvrtc_candidates(), "NVRTC not found (libnvrtc.so): pip install "
+                        "'neurenix-backend-cuda[nvrtc]', or install a CUDA toolkit")
 
 
 def open_cuda():
-    return _open(["libcuda.so.1"], "no CUDA driver (libcuda.so.1 not found)")
+    return dlopen_first(ffi, ["libcuda.so.1"], "no CUDA driver (libcuda.so.1 not found)")
 
 
 class NvrtcCompiler:
@@ -258,7 +249,4 @@ class CudaDriver:
 
 def open_cublas():
     """libcuBLAS, or None: matmul then runs the tiled kernel."""
-    try:
-        return _open(_wheel_libs("libcublas") + ["libcublas.so", "libcublas.so.13", "libcublas.so.12"], "cuBLAS")
-    except OSError:
-        return None
+    return dlopen_first(ffi, _wheel_libs("libcublas") + ["libcublas.so", "libcublas.so.13", "libcublas.so.12"])

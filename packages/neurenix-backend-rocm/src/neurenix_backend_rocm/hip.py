@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 from cffi import FFI
-from neurenix_backend_cuda.gpu import CompileError, GpuError, OutOfMemoryError
+from neurenix_backend_cuda.gpu import CompileError, GpuError, OutOfMemoryError, dlopen_first
 from neurenix_backend_cuda.gpu import ffi as _structs
 from neurenix_backend_cuda.gpu.blas import Blas, BlasNames
 from neurenix_backend_cuda.gpu.runtime import Limits
@@ -60,31 +60,17 @@ ATTR_BLOCK, ATTR_GRID, ATTR_MAX_THREADS = (26, 27, 28), (29, 30, 31), 56
 
 def open_hip():
     """libamdhip64 (hiprtc is inside it up to ROCm 5; ROCm 6 ships libhiprtc beside it)."""
-    for name in ("libamdhip64.so", "libamdhip64.so.6", "libamdhip64.so.5"):
-        try:
-            return ffi.dlopen(name)
-        except OSError:
-            pass
-    raise OSError("no HIP runtime (libamdhip64.so not found)")
+    return dlopen_first(ffi, ["libamdhip64.so", "libamdhip64.so.6", "libamdhip64.so.5"],
+                        "no HIP runtime (libamdhip64.so not found)")
 
 
 def open_hiprtc(hip):
-    for name in ("libhiprtc.so", "libhiprtc.so.6"):
-        try:
-            return ffi.dlopen(name)
-        except OSError:
-            pass
-    return hip
+    return dlopen_first(ffi, ["libhiprtc.so", "libhiprtc.so.6"]) or hip
 
 
 def open_rocblas():
     """librocblas (ROCm 6: .so.4, ROCm 5: .so.0), or None: matmul then runs the tiled kernel."""
-    for name in ("librocblas.so", "librocblas.so.4", "librocblas.so.0"):
-        try:
-            return ffi.dlopen(name)
-        except OSError:
-            pass
-    return None
+    return dlopen_first(ffi, ["librocblas.so", "librocblas.so.4", "librocblas.so.0"])
 
 
 class HiprtcCompiler:

@@ -26,6 +26,19 @@ class CompileError(GpuError):
     """NVRTC or hiprtc rejected a kernel source; the message holds the compiler's log."""
 
 
+def dlopen_first(ffi: FFI, names: list[str], missing: str | None = None):
+    """The first of ``names`` that ``ffi.dlopen`` opens; if none does, OSError(``missing``), or None
+    when ``missing`` is None (an optional library, such as a BLAS)."""
+    for name in names:
+        try:
+            return ffi.dlopen(name)
+        except OSError:
+            pass
+    if missing is None:
+        return None
+    raise OSError(missing)
+
+
 def kernel_source() -> str:
     """The kernel source every backend compiles: the compatibility header, then the kernels."""
     d = resources.files(__package__).joinpath("..", "kernels")
