@@ -14,10 +14,6 @@ def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu", blas: bo
                        f"{device_type}-stand-in")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: needs a real GPU (runs where one is present, skips elsewhere)")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):
     """One kernel cache for the session: each arch compiles once, and the cache is exercised."""

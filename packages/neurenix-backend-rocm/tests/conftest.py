@@ -15,10 +15,6 @@ def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu", blas: bo
     return RocmBackend(open_driver, device_type, f"{device_type}-stand-in")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: needs a real GPU (runs where one is present, skips elsewhere)")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def kernel_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
