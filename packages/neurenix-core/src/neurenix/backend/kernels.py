@@ -64,6 +64,11 @@ OPTIONAL: dict[str, str] = {
                 "(params, bufs): lists of buffers; a buf is None before the first step",
     "adam_step": "(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay, decoupled, "
                  "maximize) -> (params, exp_avgs, exp_avg_sqs)",
+    "linear": "(x, w, b) -> x @ w^T + b: x (..., n, in), w (..., out, in), b (..., out) or None; batch axes "
+              "broadcast",
+    "linear_backward": "(g, x, w, needs) -> (gx, gw, gb), the gradients of linear for the 3 bools of needs (None "
+                       "where False): gx = g @ w, gw = g^T @ x, gb = g summed over its rows (axis -2); with a 2-D "
+                       "w, gw and gb are summed over g's leading axes too, else they keep g's batch axes",
     "synchronize": "(index) -> None: wait for queued work (timing); a no-op on synchronous backends",
     "max_pool2d": "(x, kernel_size, stride, padding, dilation) -> (out, indices): x (N, C, H, W) floats, padding "
                   "counts as -inf; indices int64 (N, C, OH, OW): i*kw + j of the first maximum in each window",
@@ -171,6 +176,31 @@ def _max_pool2d_backward(k):
     return max_pool2d_backward
 
 
+def _swap_last(ndim: int) -> tuple:
+    return (*range(ndim - 2), ndim - 1, ndim - 2)
+
+
+def _linear(k):
+    def linear(x, w, b):
+        y = k.matmul(x, k.permute(w, _swap_last(len(w.shape))))
+        if b is None:
+            return y
+        return k.add(y, k.reshape(b, b.shape[:-1] + (1, b.shape[-1])) if len(w.shape) > 2 else b)
+    return linear
+
+
+def _linear_backward(k):
+    def linear_backward(g, x, w, needs):
+        gx = k.matmul(g, w) if needs[0] else None
+        if len(w.shape) == 2 and len(g.shape) > 2:  # one weight for every row: fold the leading axes into rows
+            g = k.reshape(g, (_prod(g.shape[:-1]), g.shape[-1]))
+            x = k.reshape(x, (_prod(x.shape[:-1]), x.shape[-1]))
+        gw = k.matmul(k.permute(g, _swap_last(len(g.shape))), x) if needs[1] else None
+        gb = k.sum(g, (len(g.shape) - 2,), False) if needs[2] else None
+        return gx, gw, gb
+    return linear_backward
+
+
 def _synchronize(k):
     def synchronize(index):
         return None
@@ -181,6 +211,7 @@ def _synchronize(k):
 DEFAULTS = {
     "mean": _mean, "softmax": _softmax, "log_softmax": _log_softmax, "relu_backward": _relu_backward,
     "sgd_step": _sgd_step, "adam_step": _adam_step, "synchronize": _synchronize,
+    "linear": _linear, "linear_backward": _linear_backward,
     "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
 }
 assert set(DEFAULTS) == set(OPTIONAL)

@@ -6,7 +6,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError, ShapeError
 from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote_pair, sum_to
-from .movement import last_two_swapped, mT, squeeze, unsqueeze
+from .movement import mT, squeeze, unsqueeze
 
 
 def _same_kind(op: str, *ts):
@@ -72,18 +72,20 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     batched = nw > 2
     if batched:
         broadcast_shapes(sx[:-2], sw[:-2], "linear (batch dimensions)")
-    k = x._device.kernels
-    y = k.matmul(x._data, k.permute(weight._data, last_two_swapped(nw)))
-    if bias is not None:
-        bd = bias._data
-        y = k.add(y, k.reshape(bd, bd.shape[:-1] + (1, bd.shape[-1])) if batched else bd)
-    out = _wrap(y, x._device)
+    out = _wrap(x._device.kernels.linear(x._data, weight._data, None if bias is None else bias._data), x._device)
     if grad_state.enabled and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
         record(out, "Linear", ts, lambda g, o: _linear_vjp(g, x, weight, bias, batched))
     return out
 
 
 def _linear_vjp(g: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, batched: bool) -> tuple:
+    needs = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+    if not grad_state.enabled and len(g._data.shape) >= 2 and len(x._data.shape) >= 2:
+        # a first-order backward: one fused kernel call (a graph-building one below stays differentiable)
+        grads = g._device.kernels.linear_backward(g._data, x._data, weight._data, needs)
+        shapes = (x.shape, weight.shape, None if bias is None else bias.shape)
+        out = tuple(None if d is None else sum_to(_wrap(d, g._device), s) for d, s in zip(grads, shapes))
+        return out if bias is not None else out[:2]
     gx = sum_to(matmul(g, weight), x.shape) if x.requires_grad else None
     gw = None
     if weight.requires_grad:
