@@ -27,6 +27,9 @@ def rand(*shape, dtype="float64", seed=0):
 def check(name, *args, dtype):
     got, want = plugin.ALL_KERNELS[name](*args), REF[name](*args)
     for g, w in zip(got, want) if isinstance(want, tuple) else ((got, want),):
+        if w is None:  # an output not asked for
+            assert g is None
+            continue
         assert np.asarray(g).shape == np.asarray(w).shape and np.asarray(g).dtype == np.asarray(w).dtype
         np.testing.assert_allclose(g, w, **TOL[dtype])
 
@@ -149,6 +152,46 @@ def test_batched_matmul_register_tiles(sa, sb, ta, dtype, monkeypatch):
         a = a.swapaxes(-1, -2)
     check("matmul", a, b, dtype=dtype)
     assert calls == [1]
+
+
+# (tasks, rows, in, out): the sine MLP's layers, column and row tails of both vector widths, one row, the
+# few-input and few-output paths, and a stack big enough for OpenMP's parallel path
+LINEAR_SHAPES = [(25, 10, 1, 40), (25, 10, 40, 40), (25, 10, 40, 1), (3, 17, 9, 13), (2, 1, 5, 3), (4, 33, 3, 6),
+                 (2, 16, 8, 4), (8, 40, 40, 25)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dims", LINEAR_SHAPES, ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_in_c(dims, bias, dtype, monkeypatch):
+    """The fused layer and its gradient (every subset of gx, gw, gb) against core's composition; counted,
+    so that a routing change cannot send them all to NumPy."""
+    calls = []
+    for table in (plugin._linear, plugin._linear_bw):
+        fn = table[np.dtype(dtype)]
+        monkeypatch.setitem(table, np.dtype(dtype), lambda *args, fn=fn: calls.append(1) or fn(*args))
+    t, n, ni, no = dims
+    x, w, b, g = (rand(*s, dtype=dtype, seed=i) for i, s in enumerate(((t, n, ni), (t, no, ni), (t, no), (t, n, no))))
+    check("linear", x, w, b if bias else None, dtype=dtype)
+    for needs in ((True, True, True), (False, True, bias), (True, False, False)):
+        check("linear_backward", g, x, w, needs, dtype=dtype)
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize(("x", "w", "b"), [
+    (rand(3, 4, 5).swapaxes(1, 2), rand(3, 6, 4), rand(3, 6)),  # a transposed view of x
+    (rand(7, 5), rand(6, 5), rand(6)),  # one weight: BLAS
+    (rand(3, 4, 5), rand(6, 5), None),  # rows with a task axis, one weight
+    (rand(4, 5), rand(3, 6, 5), rand(3, 6)),  # one input, a weight per task
+    (rand(2, 3, 4, 5), rand(2, 3, 6, 5), rand(2, 3, 6)),  # two batch axes
+    (rand(2, 200, 300).astype("float32"), rand(2, 40, 300).astype("float32"), None),  # past LINEAR_MAX_WORK
+    (rand(2, 4, 5).astype("float32"), rand(2, 6, 5), rand(2, 6)),  # mixed dtypes
+], ids=["transposed", "2d", "shared-weight", "shared-input", "4d", "large", "mixed-dtype"])
+def test_fused_linear_falls_back(x, w, b):
+    check("linear", x, w, b, dtype="float64" if x.dtype == w.dtype == np.float64 else "float32")
+    g = rand(*np.broadcast_shapes(x.shape[:-2], w.shape[:-2]), x.shape[-2], w.shape[-2], dtype=x.dtype)
+    check("linear_backward", g, x, w, (True, True, b is not None), dtype="float64" if x.dtype == w.dtype ==
+          np.float64 else "float32")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -34,6 +34,10 @@ _TEMPLATE = [  # one float type's functions, as template.h defines them (S: the 
     f"void max_pool2d_backward_S(const void *g, const void *idx, void *o, {_WINDOW});",
     "void bmm_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "
     "int64_t sa, int64_t sb, int ta, int tb);",
+    "void linear_S(const void *x, const void *w, const void *b, void *o, int64_t nbatch, int64_t n, int64_t ni, "
+    "int64_t no, int64_t sx, int64_t sw, int64_t sb);",
+    "void linear_backward_S(const void *g, const void *x, const void *w, void *gx, void *gw, void *gb, "
+    "int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw);",
     "void adam_S(int np, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, "
     "const void *sizes, double lr, double beta1, double beta2, double eps, double wd, int decoupled, "
     "int maximize, double bias1, double bias2);",

@@ -109,21 +109,27 @@ def _binary(name: str, ufunc):
     fns, scalar_fns = _fns(name), _fns(f"{name}_scalar")
 
     def kernel(a, b):
+        # sizes first: most calls in training are small and go straight to the ufunc, so that path must
+        # cost as little as possible on top of it
         ta, tb = type(a), type(b)
         if ta is _ndarray and tb is _ndarray:
+            sa, sb = a.shape, b.shape
+            if sa == sb:
+                if _threads[0] == 1 or a.size < MIN_ELEMENTWISE:
+                    return ufunc(a, b)
+            elif (a.size if a.size > b.size else b.size) < MIN_BROADCAST:
+                return ufunc(a, b)
             if a.dtype in _SUFFIX and a.dtype is b.dtype and a.flags.c_contiguous and b.flags.c_contiguous:
-                sa, sb = a.shape, b.shape
-                if (sa == sb and a.size >= MIN_ELEMENTWISE and _threads[0] > 1) or \
-                        (sa != sb and max(a.size, b.size) >= MIN_BROADCAST):
-                    plan = _broadcast_plan(sa, sb)
-                    if plan is not None:
-                        shape, (d0, d1, d2), (a0, a1, a2), (b0, b1, b2) = plan
-                        out = np.empty(shape, a.dtype)
-                        fns[a.dtype](_ptr(a), _ptr(b), _ptr(out), d0, d1, d2, a0, a1, a2, b0, b1, b2)
-                        return out
-        elif (ta is _ndarray and (tb is float or tb is int)) or (tb is _ndarray and (ta is float or ta is int)):
+                plan = _broadcast_plan(sa, sb)
+                if plan is not None:
+                    shape, (d0, d1, d2), (a0, a1, a2), (b0, b1, b2) = plan
+                    out = np.empty(shape, a.dtype)
+                    fns[a.dtype](_ptr(a), _ptr(b), _ptr(out), d0, d1, d2, a0, a1, a2, b0, b1, b2)
+                    return out
+        elif _threads[0] > 1 and ((ta is _ndarray and (tb is float or tb is int)) or
+                                  (tb is _ndarray and (ta is float or ta is int))):
             x, s, s_first = (a, b, 0) if ta is _ndarray else (b, a, 1)
-            if x.dtype in _SUFFIX and x.size >= MIN_ELEMENTWISE and _threads[0] > 1 and x.flags.c_contiguous:
+            if x.size >= MIN_ELEMENTWISE and x.dtype in _SUFFIX and x.flags.c_contiguous:
                 out = np.empty(x.shape, x.dtype)
                 scalar_fns[x.dtype](_ptr(x), s, _ptr(out), x.size, s_first)
                 return out
@@ -208,6 +214,8 @@ reduce_sum, reduce_max, reduce_min = _reduction(0, ref.sum), _reduction(1, ref.m
 
 
 def mean(x, axes, keepdim):
+    if type(x) is not _ndarray or x.size < MIN_REDUCE:
+        return _NP.mean(x, axes, keepdim)
     out = reduce_sum(x, axes, keepdim)
     n = 1
     for a in axes:
@@ -338,6 +346,49 @@ def matmul(a, b):
     return ref.matmul(a, b)
 
 
+# -- fused linear layer -----------------------------------------------------------------------------
+
+_linear, _linear_bw = _fns("linear"), _fns("linear_backward")
+LINEAR_MAX_WORK = 1 << 16  # rows * in * out per task, up to which the fused C layer beats matmul + bias add
+
+
+def _task_stack(x, w):
+    """``(tasks, n, in, out)`` when ``x`` (tasks, n, in) and ``w`` (tasks, out, in) are C-contiguous float
+    arrays of one dtype, small enough for the fused C kernels, else None."""
+    if type(x) is not _ndarray or type(w) is not _ndarray or x.ndim != 3 or w.ndim != 3:
+        return None
+    (t, n, ni), (tw, no, niw) = x.shape, w.shape
+    if t != tw or ni != niw or not 0 < n * ni * no <= LINEAR_MAX_WORK or not _c_ready(x, w):
+        return None
+    return t, n, ni, no
+
+
+def linear(x, w, b):
+    """``x @ w^T + b`` in one C call for the task-batched layers of meta-learning (one weight per task);
+    a single weight goes to BLAS."""
+    dims = _task_stack(x, w)
+    if dims is not None and (b is None or (type(b) is _ndarray and b.dtype is x.dtype and b.flags.c_contiguous)):
+        t, n, ni, no = dims
+        out = np.empty((t, n, no), x.dtype)
+        _linear[x.dtype](_ptr(x), _ptr(w), ffi.NULL if b is None else _ptr(b), _ptr(out), t, n, ni, no,
+                         n * ni, no * ni, no)
+        return out
+    return (_NP if w.ndim == 2 else _FUSED).linear(x, w, b)
+
+
+def linear_backward(g, x, w, needs):
+    dims = _task_stack(x, w)
+    if dims is not None and type(g) is _ndarray and g.dtype is x.dtype and g.flags.c_contiguous and \
+            g.shape == (dims[0], dims[1], dims[3]):
+        t, n, ni, no = dims
+        gx, gw, gb = (np.empty(shape, x.dtype) if need else None
+                      for need, shape in zip(needs, ((t, n, ni), (t, no, ni), (t, no))))
+        _linear_bw[x.dtype](_ptr(g), _ptr(x), _ptr(w), *(ffi.NULL if a is None else _ptr(a) for a in (gx, gw, gb)),
+                            t, n, ni, no, n * ni, no * ni)
+        return gx, gw, gb
+    return (_NP if w.ndim == 2 else _FUSED).linear_backward(g, x, w, needs)
+
+
 # -- fused optimizer steps ---------------------------------------------------------------------------
 
 _adam, _sgd = _fns("adam"), _fns("sgd")
@@ -398,13 +449,19 @@ ALL_KERNELS = {
     "softmax": softmax, "log_softmax": log_softmax,
     "unfold": unfold, "fold": fold, "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
     "matmul": matmul, "adam_step": adam_step, "sgd_step": sgd_step,
+    "linear": linear, "linear_backward": linear_backward,
 }
 
 #: the kernels registered: those measured faster than NumPy's (bench/results/cpu_kernels.json, on one
 #: thread and two). Left out, no faster here: softmax, log_softmax (NumPy's exp is vectorised, ours is not).
 KERNELS = {name: ALL_KERNELS[name] for name in (
     "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "mean", "max", "min",
-    "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step")}
+    "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step",
+    "linear", "linear_backward")}
+
+# the compositions of linear and its gradient over this backend's own kernels (C matmul where it wins)
+_FUSED = SimpleNamespace(**{name: DEFAULTS[name](SimpleNamespace(**{**ref.KERNELS, **KERNELS}))
+                            for name in ("linear", "linear_backward")})
 
 
 class CpuBackend(Backend):

@@ -372,6 +372,22 @@ static inline void F(tile_1x1)(const T *a, int64_t ap, const T *b, int64_t n, in
     STOREV(c, x);
 }
 
+/* a dot product in NR-wide partial sums (a float reduction GCC does not vectorise by itself) */
+static inline T F(dot)(const T *a, const T *b, int64_t k) {
+    F(vec) acc = {0};
+    int64_t p = 0;
+    for (; p + NR <= k; p += NR) {
+        F(vec) u, v;
+        memcpy(&u, a + p, sizeof u);
+        memcpy(&v, b + p, sizeof v);
+        acc += u * v;
+    }
+    T s = 0;
+    for (int i = 0; i < NR; i++) s += acc[i];
+    for (; p < k; p++) s += a[p] * b[p];
+    return s;
+}
+
 /* one product C (m, n) = A (m, k) @ B (k, n), B row-major, A element (i, p) at a[i * ai + p * ap] */
 static void F(matmul_small)(const T *a, int64_t ai, int64_t ap, const T *b, T *c, int64_t m, int64_t n,
                             int64_t k) {
@@ -385,6 +401,10 @@ static void F(matmul_small)(const T *a, int64_t ai, int64_t ap, const T *b, T *c
         for (; j + NR <= n; j += NR) F(tile_1x1)(a + i * ai, ap, b + j, n, k, c + i * n + j);
     }
     j = n - n % NR; /* fewer columns than a vector: dot products */
+    if (n == 1 && ap == 1) { /* matrix times vector, both contiguous along k */
+        for (i = 0; i < m; i++) c[i] = F(dot)(a + i * ai, b, k);
+        return;
+    }
     for (i = 0; i < m && j < n; i++)
         for (int64_t jj = j; jj < n; jj++) {
             T x = 0;
@@ -413,6 +433,106 @@ void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m,
     _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= 4 * PAR_MIN)")
     for (int64_t bi = 0; bi < nbatch; bi++) F(matmul_small)(A + bi * sa, ai, ap, B + bi * sb, C + bi * m * n, m, n, k);
     free(Bt);
+}
+
+/* ---- fused linear layer ----------------------------------------------------------------------------------
+ * Per task t of nbatch: out (n, no) = x (n, ni) @ w (no, ni)^T + b (no), the matrices at batch offsets
+ * t * sx, t * sw, t * sb (b may be NULL). Rows of x go 2 NR at a time: their block is copied transposed
+ * (ni, 2 NR), so one wide register holds a column of x for 2 NR rows and each weight is one broadcast
+ * FMA: w is read row by row as stored, and no copy of the (larger) transposed weight is needed. */
+static void F(linear_rows)(const T *x, const T *w, const T *b, T *o, int64_t rows, int64_t ni, int64_t no,
+                           T *xt) {
+    enum { R = 2 * NR };
+    if (no < 4) { /* a few outputs (a regression head): dot products along the rows as stored */
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < no; j++) o[r * no + j] = F(dot)(x + r * ni, w + j * ni, ni) + (b ? b[j] : 0);
+        return;
+    }
+    for (int64_t p = 0; p < ni; p++)
+        for (int64_t r = 0; r < R; r++) xt[p * R + r] = r < rows ? x[r * ni + p] : 0;
+    int64_t j = 0;
+    for (; j + 4 <= no; j += 4) {
+        const T *w0 = w + j * ni, *w1 = w0 + ni, *w2 = w1 + ni, *w3 = w2 + ni;
+        F(wide) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t p = 0; p < ni; p++) {
+            F(wide) v;
+            memcpy(&v, xt + p * R, sizeof v);
+            a0 += w0[p] * v, a1 += w1[p] * v, a2 += w2[p] * v, a3 += w3[p] * v;
+        }
+        T c0 = b ? b[j] : 0, c1 = b ? b[j + 1] : 0, c2 = b ? b[j + 2] : 0, c3 = b ? b[j + 3] : 0;
+        for (int64_t r = 0; r < rows; r++) {
+            T *orow = o + r * no + j;
+            orow[0] = a0[r] + c0, orow[1] = a1[r] + c1, orow[2] = a2[r] + c2, orow[3] = a3[r] + c3;
+        }
+    }
+    for (; j < no; j++) {
+        const T *w0 = w + j * ni;
+        F(wide) a0 = {0};
+        for (int64_t p = 0; p < ni; p++) {
+            F(wide) v;
+            memcpy(&v, xt + p * R, sizeof v);
+            a0 += w0[p] * v;
+        }
+        for (int64_t r = 0; r < rows; r++) o[r * no + j] = a0[r] + (b ? b[j] : 0);
+    }
+}
+
+void F(linear)(const void *vx, const void *vw, const void *vb, void *vo, int64_t nbatch, int64_t n, int64_t ni,
+               int64_t no, int64_t sx, int64_t sw, int64_t sb) {
+    const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
+    T *O = (T *)vo;
+    int64_t blocks = (n + 2 * NR - 1) / (2 * NR);
+    _Pragma("omp parallel if (nbatch * n * ni * no >= 4 * PAR_MIN)")
+    {
+        T *xt = malloc((size_t)(ni * 2 * NR) * sizeof(T));
+        _Pragma("omp for schedule(static)")
+        for (int64_t q = 0; q < nbatch * blocks; q++) {
+            int64_t t = q / blocks, i = (q % blocks) * 2 * NR, rows = n - i < 2 * NR ? n - i : 2 * NR;
+            if (xt) F(linear_rows)(X + t * sx + i * ni, W + t * sw, B ? B + t * sb : NULL, O + t * n * no + i * no,
+                                   rows, ni, no, xt);
+        }
+        free(xt);
+    }
+}
+
+/* sum over the n rows of g (n, no) times column p of x (n, ni) (or 1 when x is NULL), NR outputs at a time:
+ * gw (no, ni) = g^T @ x for few inputs (ni < NR, as in the first layer of a regression net), and gb. Reading
+ * g along its rows as stored beats dot products of length n down its columns. Column j's result goes to
+ * out[j * os]. */
+static void F(column_sums)(const T *g, const T *x, int64_t p, int64_t ni, T *out, int64_t os, int64_t n,
+                           int64_t no) {
+    int64_t j = 0;
+    for (; j + NR <= no; j += NR) {
+        F(vec) acc = {0};
+        for (int64_t r = 0; r < n; r++) {
+            F(vec) v;
+            memcpy(&v, g + r * no + j, sizeof v);
+            acc += v * (x ? x[r * ni + p] : (T)1);
+        }
+        for (int i = 0; i < NR; i++) out[(j + i) * os] = acc[i];
+    }
+    for (; j < no; j++) {
+        T acc = 0;
+        for (int64_t r = 0; r < n; r++) acc += g[r * no + j] * (x ? x[r * ni + p] : (T)1);
+        out[j * os] = acc;
+    }
+}
+
+/* Its gradient, per task: gx (n, ni) = g @ w, gw (no, ni) = g^T @ x, gb (no) = g summed over rows; an output
+ * that is NULL is not computed. Operands as in linear, outputs contiguous per task. */
+void F(linear_backward)(const void *vg, const void *vx, const void *vw, void *vgx, void *vgw, void *vgb,
+                        int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw) {
+    const T *G = (const T *)vg, *X = (const T *)vx, *W = (const T *)vw;
+    T *GX = (T *)vgx, *GW = (T *)vgw, *GB = (T *)vgb;
+    _Pragma("omp parallel for schedule(static) if (nbatch * n * ni * no >= 2 * PAR_MIN)")
+    for (int64_t t = 0; t < nbatch; t++) {
+        const T *g = G + t * n * no;
+        if (GX) F(matmul_small)(g, no, 1, W + t * sw, GX + t * n * ni, n, ni, no);
+        if (GW && ni < NR)
+            for (int64_t p = 0; p < ni; p++) F(column_sums)(g, X + t * sx, p, ni, GW + t * no * ni + p, ni, n, no);
+        else if (GW) F(matmul_small)(g, 1, no, X + t * sx, GW + t * no * ni, no, ni, n);
+        if (GB) F(column_sums)(g, NULL, 0, 0, GB + t * no, 1, n, no);
+    }
 }
 
 /* ---- fused optimizer steps over all parameters ---------------------------------------------------------
