@@ -59,6 +59,12 @@ OPTIONAL: dict[str, str] = {
     "mean": "(x, axes, keepdim) on floats",
     "softmax": "(x, axis) on floats",
     "log_softmax": "(x, axis) on floats",
+    "softmax_backward": "(g, y, axis) -> y * (g - sum(g * y, axis)): the gradient through y = softmax(x, axis)",
+    "log_softmax_backward": "(g, y, axis) -> g - exp(y) * sum(g, axis): the gradient through y = log_softmax(x, axis)",
+    "cross_entropy": "(x, probs) -> (loss, softmax): x (N, C) float logits, probs (N, C) target distributions; "
+                     "loss (N,) = -sum(probs * log_softmax(x, 1), 1), and softmax(x, 1) for the gradient",
+    "cross_entropy_backward": "(g, softmax, probs) -> g[:, None] * (softmax * sum(probs, 1)[:, None] - probs): "
+                              "the gradient of cross_entropy's loss with respect to x",
     "relu_backward": "(g, x) -> g where x > 0 else 0",
     "sgd_step": "(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize) -> "
                 "(params, bufs): lists of buffers; a buf is None before the first step",
@@ -105,6 +111,32 @@ def _log_softmax(k):
         z = k.sub(x, k.max(x, (axis,), True))
         return k.sub(z, k.log(k.sum(k.exp(z), (axis,), True)))
     return log_softmax
+
+
+def _softmax_backward(k):
+    def softmax_backward(g, y, axis):
+        return k.mul(y, k.sub(g, k.sum(k.mul(g, y), (axis,), True)))
+    return softmax_backward
+
+
+def _log_softmax_backward(k):
+    def log_softmax_backward(g, y, axis):
+        return k.sub(g, k.mul(k.exp(y), k.sum(g, (axis,), True)))
+    return log_softmax_backward
+
+
+def _cross_entropy(k):
+    def cross_entropy(x, probs):
+        logp = k.log_softmax(x, 1)
+        return k.neg(k.sum(k.mul(probs, logp), (1,), False)), k.exp(logp)
+    return cross_entropy
+
+
+def _cross_entropy_backward(k):
+    def cross_entropy_backward(g, softmax, probs):
+        d = k.sub(k.mul(softmax, k.sum(probs, (1,), True)), probs)
+        return k.mul(k.reshape(g, (g.shape[0], 1)), d)
+    return cross_entropy_backward
 
 
 def _relu_backward(k):
@@ -212,6 +244,8 @@ DEFAULTS = {
     "mean": _mean, "softmax": _softmax, "log_softmax": _log_softmax, "relu_backward": _relu_backward,
     "sgd_step": _sgd_step, "adam_step": _adam_step, "synchronize": _synchronize,
     "linear": _linear, "linear_backward": _linear_backward,
+    "softmax_backward": _softmax_backward, "log_softmax_backward": _log_softmax_backward,
+    "cross_entropy": _cross_entropy, "cross_entropy_backward": _cross_entropy_backward,
     "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
 }
 assert set(DEFAULTS) == set(OPTIONAL)

@@ -5,7 +5,22 @@ from __future__ import annotations
 from .. import creation
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
-from ..ops import exp, fold, linear, log, log_softmax, logsumexp, mean, relu, sigmoid, softmax, sum, tanh, unfold
+from ..ops import (
+    exp,
+    fold,
+    linear,
+    log,
+    log_softmax,
+    logsumexp,
+    mean,
+    relu,
+    sigmoid,
+    softmax,
+    softmax_cross_entropy,
+    sum,
+    tanh,
+    unfold,
+)
 from ..ops.movement import pad as _pad_axes
 from ..ops.window import max_pool2d as _max_pool2d
 from ..ops.window import out_size, pair
@@ -235,7 +250,6 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
     """
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C, ...), got {input.shape}")
-    logp = log_softmax(input, 1)
     c = input.shape[1]
     if target.is_floating_point():
         if target.shape != input.shape:
@@ -252,7 +266,9 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
         probs = (target.unsqueeze(1) == classes).to(input.dtype)
     if label_smoothing:
         probs = probs * (1.0 - label_smoothing) + label_smoothing / c
-    return _reduce(-sum(probs * logp, 1), reduction, "cross_entropy")
+    if input.ndim == 2 and not probs.requires_grad:  # the common case, fused
+        return _reduce(softmax_cross_entropy(input, probs), reduction, "cross_entropy")
+    return _reduce(-sum(probs * log_softmax(input, 1), 1), reduction, "cross_entropy")
 
 
 def _same_shape(input: Tensor, target: Tensor, op: str) -> None:

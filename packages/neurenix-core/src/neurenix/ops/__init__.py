@@ -65,7 +65,24 @@ from .movement import (
                           unflatten,
                           unsqueeze,
 )
-from .reduce import all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
+from .reduce import (
+                          all,
+                          amax,
+                          amin,
+                          any,
+                          argmax,
+                          argmin,
+                          log_softmax,
+                          logsumexp,
+                          max,
+                          mean,
+                          min,
+                          softmax,
+                          softmax_cross_entropy,
+                          std,
+                          sum,
+                          var,
+)
 from .window import fold, unfold
 
 install(Tensor)  # Tensor's operators and methods are these ops
@@ -75,7 +92,7 @@ __all__ = [
     "div", "eq", "exp", "expand", "flatten", "fold", "gather", "ge", "getitem", "gt", "index_put", "le", "linear",
     "log", "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp", "lt", "mT", "matmul", "max",
     "maximum", "mean", "min", "minimum", "mul", "ne", "neg", "pad", "permute", "pow", "rdiv", "relu",
-    "relu_backward", "reshape", "rpow", "rsqrt", "rsub", "sigmoid", "sign", "sin", "softmax", "sqrt", "square",
-    "squeeze", "stack", "std", "sub", "sum", "tanh", "to_device", "transpose", "unflatten", "unfold", "unsqueeze",
-    "var", "where",
+    "relu_backward", "reshape", "rpow", "rsqrt", "rsub", "sigmoid", "sign", "sin", "softmax", "softmax_cross_entropy",
+    "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "tanh", "to_device", "transpose", "unflatten",
+    "unfold", "unsqueeze", "var", "where",
 ]

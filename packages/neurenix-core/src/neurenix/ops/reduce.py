@@ -192,7 +192,9 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     axis = normalize_dim(dim, x.ndim, "softmax")
     out = _wrap(x._device.kernels.softmax(x._data, axis), x._device)
     if x.requires_grad and grad_state.enabled:
-        record(out, "Softmax", (x,), lambda g, o: (o * (g - sum(g * o, axis, keepdim=True)),))
+        record(out, "Softmax", (x,), lambda g, o: (
+            o * (g - sum(g * o, axis, keepdim=True)) if grad_state.enabled else  # differentiable, or fused:
+            _wrap(g._device.kernels.softmax_backward(g._data, o._data, axis), g._device),))
     return out
 
 
@@ -202,7 +204,22 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     axis = normalize_dim(dim, x.ndim, "log_softmax")
     out = _wrap(x._device.kernels.log_softmax(x._data, axis), x._device)
     if x.requires_grad and grad_state.enabled:
-        record(out, "LogSoftmax", (x,), lambda g, o: (g - exp(o) * sum(g, axis, keepdim=True),))
+        record(out, "LogSoftmax", (x,), lambda g, o: (
+            g - exp(o) * sum(g, axis, keepdim=True) if grad_state.enabled else
+            _wrap(g._device.kernels.log_softmax_backward(g._data, o._data, axis), g._device),))
+    return out
+
+
+def softmax_cross_entropy(x: Tensor, probs: Tensor) -> Tensor:
+    """Per row of logits ``x`` (N, C): ``-sum(probs * log_softmax(x, 1), 1)``, fused (one kernel forward,
+    one backward). ``probs`` (N, C) is a constant target distribution (one-hot rows for class labels)."""
+    k = x._device.kernels
+    loss, sm = k.cross_entropy(x._data, probs._data)
+    out = _wrap(loss, x._device)
+    if x.requires_grad and grad_state.enabled:
+        record(out, "CrossEntropy", (x,), lambda g, o: (
+            g.unsqueeze(1) * (softmax(x, 1) * sum(probs, 1, keepdim=True) - probs) if grad_state.enabled else
+            _wrap(k.cross_entropy_backward(g._data, sm, probs._data), x._device),))
     return out
 
 
