@@ -15,7 +15,7 @@ TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-12, atol=1
 
 @pytest.fixture(autouse=True)
 def everything_in_c(monkeypatch):
-    for name in ("MIN_ELEMENTWISE", "MIN_BROADCAST", "MIN_REDUCE"):
+    for name in ("MIN_ELEMENTWISE", "MIN_BROADCAST", "MIN_REDUCE", "MIN_EXP"):
         monkeypatch.setattr(plugin, name, 0)
     monkeypatch.setattr(plugin, "_threads", [2])
 
@@ -77,11 +77,48 @@ def test_reductions_over_axes(kernel, shape, axes, dtype):
         check(kernel, rand(*shape, dtype=dtype), axes, keepdim, dtype=dtype)
 
 
+SOFTMAX_SHAPES = [((5, 7), 1), ((5, 7), 0), ((2, 3, 4), 1), ((0, 3), 1), ((3, 1), 1), ((4, 37), 1), ((2, 3, 20), 2)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("shape", "axis"), [((5, 7), 1), ((5, 7), 0), ((2, 3, 4), 1), ((0, 3), 1)], ids=str)
+@pytest.mark.parametrize(("shape", "axis"), SOFTMAX_SHAPES, ids=str)
 @pytest.mark.parametrize("kernel", ["softmax", "log_softmax"])
 def test_softmax_family(kernel, shape, axis, dtype):
-    check(kernel, rand(*shape, dtype=dtype) * 10, axis, dtype=dtype)
+    """Forward and first-order backward; rows along the last axis go to C (vector tails of every length)."""
+    x, g = rand(*shape, dtype=dtype) * 10, rand(*shape, dtype=dtype, seed=3)
+    check(kernel, x, axis, dtype=dtype)
+    check(f"{kernel}_backward", g, REF[kernel](x, axis), axis, dtype=dtype)
+
+
+def test_softmax_rows_of_extreme_logits():
+    x = np.array([[0.0, -np.inf, 1.0], [1e30, 0.0, -1e30], [np.nan, 0.0, 1.0], [-np.inf, -np.inf, 0.0]])
+    for kernel in ("softmax", "log_softmax"):
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(plugin.ALL_KERNELS[kernel](x, 1), REF[kernel](x, 1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_against_numpy_over_its_range(dtype):
+    """The vectorised exp: within a few ulp everywhere it is finite, exact at 0, inf and -inf, NaN kept; the
+    float denormal range (below 2e-38) and double's below 1e-307 come out as 0."""
+    lo, hi = (-86.6, 88.7) if dtype == "float32" else (-707.0, 709.7)
+    x = np.concatenate([np.linspace(lo, hi, 100003), [0.0, -np.inf, np.inf, np.nan, hi + 1, lo - 50]]).astype(dtype)
+    with np.errstate(over="ignore"):
+        got, want = plugin.exp(x), np.exp(x)
+    finite = np.isfinite(want) & (x >= lo)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=4 * np.finfo(dtype).eps)
+    assert got[-6] == 1 and got[-5] == 0 and got[-4] == np.inf and np.isnan(got[-3]) and got[-2] == np.inf
+    assert got[-1] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7, 5), (3, 1), (2, 19), (1, 64)], ids=str)
+def test_cross_entropy_and_backward(shape, dtype):
+    x, g = rand(*shape, dtype=dtype) * 4, rand(shape[0], dtype=dtype, seed=2)
+    labels = np.random.default_rng(1).integers(0, shape[1], shape[0])
+    for probs in (np.eye(shape[1], dtype=dtype)[labels], np.abs(rand(*shape, dtype=dtype, seed=5))):
+        check("cross_entropy", x, probs, dtype=dtype)
+        check("cross_entropy_backward", g, REF["softmax"](x, 1), probs, dtype=dtype)
 
 
 GEOMETRIES = [((3, 3), (1, 1), (1, 1), (1, 1)), ((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2)),

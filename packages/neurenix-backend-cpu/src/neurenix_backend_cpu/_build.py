@@ -27,7 +27,11 @@ _TEMPLATE = [  # one float type's functions, as template.h defines them (S: the 
     "void relu_backward_S(const void *g, const void *x, void *o, int64_t n);",
     "void reduce_mid_S(int op, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",
     "void reduce_outer_S(int op, const void *x, void *o, int64_t n1, int64_t nk, int64_t n2);",
-    "void softmax_S(int mode, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",
+    "void exp_S(const void *x, void *o, int64_t n);",
+    "void softmax_rows_S(int mode, const void *x, void *o, int64_t rows, int64_t c);",
+    "void softmax_rows_backward_S(int mode, const void *g, const void *y, void *o, int64_t rows, int64_t c);",
+    "void cross_entropy_S(const void *x, const void *p, void *loss, void *sm, int64_t n, int64_t c);",
+    "void cross_entropy_backward_S(const void *g, const void *sm, const void *p, void *o, int64_t n, int64_t c);",
     f"void unfold_S(const void *x, void *o, {_WINDOW});",
     f"void fold_S(const void *cols, void *o, {_WINDOW});",
     f"void max_pool2d_S(const void *x, void *o, void *idx, {_WINDOW});",
@@ -65,7 +69,9 @@ def ffibuilder() -> cffi.FFI:
     # -march=native: the kernels are built on the machine that runs them (pip builds from source);
     # NEURENIX_CPU_MARCH=x86-64 (say) builds a wheel for other machines. -fno-math-errno: no kernel reads
     # errno, and without it sqrt and exp may set it, which keeps GCC from vectorising their loops.
-    cflags = ["-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas",
+    # -ffp-contract=fast: a * b + c becomes one FMA (ISO C mode, -std=c99, turns that off and halves the
+    # matmul tiles' throughput).
+    cflags = ["-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas",
               f"-march={os.environ.get('NEURENIX_CPU_MARCH', 'native')}"]
     ldflags = ["-fopenmp"]
     if os.environ.get("NEURENIX_CPU_SANITIZE"):

@@ -227,24 +227,72 @@ def mean(x, axes, keepdim):
 
 # -- softmax family ----------------------------------------------------------------------------------
 
-_softmax = _fns("softmax")
+_exp, _softmax_rows, _softmax_rows_bw = _fns("exp"), _fns("softmax_rows"), _fns("softmax_rows_backward")
+_xent, _xent_bw = _fns("cross_entropy"), _fns("cross_entropy_backward")
+MIN_EXP = 32768  # NumPy's exp is vectorised too: below this its lower call cost wins
+
+
+def exp(x):
+    if type(x) is _ndarray and x.size >= MIN_EXP and _c_ready(x):
+        out = np.empty(x.shape, x.dtype)
+        _exp[x.dtype](_ptr(x), _ptr(out), x.size)
+        return out
+    return _NP.exp(x)
+
+
+def _rows(x, axis):
+    """``(rows, classes)`` when the normalised axis of ``x`` is its last and C can read it, else None."""
+    if type(x) is _ndarray and x.ndim and axis == x.ndim - 1 and x.size and _c_ready(x):
+        c = x.shape[-1]
+        return x.size // c, c
+    return None
 
 
 def _softmax_kernel(mode: int, fallback):
     def kernel(x, axis):
-        if x.size >= MIN_REDUCE and _c_ready(x):
-            shape = x.shape
-            na = int(np.prod(shape[:axis], dtype=np.int64))
-            nb = int(np.prod(shape[axis + 1:], dtype=np.int64))
-            out = np.empty(shape, x.dtype)
-            _softmax[x.dtype](mode, _ptr(x), _ptr(out), na, shape[axis], nb)
-            return out
-        return fallback(x, axis)
+        rc = _rows(x, axis)
+        if rc is None:
+            return fallback(x, axis)
+        out = np.empty(x.shape, x.dtype)
+        _softmax_rows[x.dtype](mode, _ptr(x), _ptr(out), *rc)
+        return out
     return kernel
 
 
-softmax = _softmax_kernel(0, _NP.softmax)
-log_softmax = _softmax_kernel(1, _NP.log_softmax)
+def _softmax_backward_kernel(mode: int, fallback):
+    def kernel(g, y, axis):
+        rc = _rows(y, axis)
+        if rc is None or g.shape != y.shape or not _c_ready(g, y):
+            return fallback(g, y, axis)
+        out = np.empty(y.shape, y.dtype)
+        _softmax_rows_bw[y.dtype](mode, _ptr(g), _ptr(y), _ptr(out), *rc)
+        return out
+    return kernel
+
+
+softmax, log_softmax = _softmax_kernel(0, _NP.softmax), _softmax_kernel(1, _NP.log_softmax)
+softmax_backward = _softmax_backward_kernel(0, _NP.softmax_backward)
+log_softmax_backward = _softmax_backward_kernel(1, _NP.log_softmax_backward)
+
+
+def cross_entropy(x, probs):
+    if type(x) is _ndarray and x.ndim == 2 and x.size and type(probs) is _ndarray and probs.shape == x.shape \
+            and _c_ready(x, probs):
+        n, c = x.shape
+        loss, sm = np.empty(n, x.dtype), np.empty(x.shape, x.dtype)
+        _xent[x.dtype](_ptr(x), _ptr(probs), _ptr(loss), _ptr(sm), n, c)
+        return loss, sm
+    return _NP.cross_entropy(x, probs)
+
+
+def cross_entropy_backward(g, sm, probs):
+    if type(g) is _ndarray and type(sm) is _ndarray and sm.ndim == 2 and sm.size and g.shape == sm.shape[:1] \
+            and type(probs) is _ndarray and probs.shape == sm.shape and _c_ready(g, sm, probs):
+        out = np.empty(sm.shape, sm.dtype)
+        _xent_bw[sm.dtype](_ptr(g), _ptr(sm), _ptr(probs), _ptr(out), *sm.shape)
+        return out
+    return _NP.cross_entropy_backward(g, sm, probs)
+
 
 # -- windows -----------------------------------------------------------------------------------------
 
@@ -446,17 +494,20 @@ ALL_KERNELS = {
     **{name: _binary(name, ref.KERNELS[name]) for name in ("add", "sub", "mul", "div", "maximum", "minimum")},
     "relu": relu, "relu_backward": relu_backward,
     "sum": reduce_sum, "mean": mean, "max": reduce_max, "min": reduce_min,
-    "softmax": softmax, "log_softmax": log_softmax,
+    "exp": exp, "softmax": softmax, "log_softmax": log_softmax, "softmax_backward": softmax_backward,
+    "log_softmax_backward": log_softmax_backward, "cross_entropy": cross_entropy,
+    "cross_entropy_backward": cross_entropy_backward,
     "unfold": unfold, "fold": fold, "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
     "matmul": matmul, "adam_step": adam_step, "sgd_step": sgd_step,
     "linear": linear, "linear_backward": linear_backward,
 }
 
 #: the kernels registered: those measured faster than NumPy's (bench/results/cpu_kernels.json, on one
-#: thread and two). Left out, no faster here: softmax, log_softmax (NumPy's exp is vectorised, ours is not).
+#: thread and two)
 KERNELS = {name: ALL_KERNELS[name] for name in (
     "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "mean", "max", "min",
-    "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step",
+    "exp", "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
+    "cross_entropy_backward", "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step",
     "linear", "linear_backward")}
 
 # the compositions of linear and its gradient over this backend's own kernels (C matmul where it wins)

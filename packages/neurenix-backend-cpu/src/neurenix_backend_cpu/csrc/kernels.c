@@ -38,28 +38,60 @@ int nx_has_openmp(void) {
 
 #define T float
 #define UT uint32_t /* an unsigned integer of T's size, for bitwise selects */
+#define IT int32_t  /* a signed one, for exponent bits */
+#define EXP_LO -86.6f /* exp's range: 2^(k-1) must be a normal number */
+#define EXP_HI 88.72f
+#define EXP_MAGIC 12582912.0f /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+#define LN2_HI 0.693359375  /* ln 2 in two parts, the first exact in few bits */
+#define LN2_LO -2.12194440e-4
+#define EXP_DEGREE 7
+#define EXP_BIAS 127
+#define EXP_MANT 23
 #define F(name) name##_f32
-#define EXP expf
 #define SQRT sqrtf
 #define NR 8 /* columns of a bmm register tile: one 32-byte vector */
 #include "template.h"
 #undef T
 #undef UT
+#undef IT
+#undef EXP_LO
+#undef EXP_HI
+#undef EXP_MAGIC
+#undef LN2_HI
+#undef LN2_LO
+#undef EXP_DEGREE
+#undef EXP_BIAS
+#undef EXP_MANT
 #undef F
-#undef EXP
 #undef SQRT
 #undef NR
 
 #define T double
 #define UT uint64_t
+#define IT int64_t
+#define EXP_LO -707.0
+#define EXP_HI 709.78
+#define EXP_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
+#define LN2_HI 6.93147180369123816490e-01
+#define LN2_LO 1.90821492927058770002e-10
+#define EXP_DEGREE 13
+#define EXP_BIAS 1023
+#define EXP_MANT 52
 #define F(name) name##_f64
-#define EXP exp
 #define SQRT sqrt
 #define NR 4
 #include "template.h"
 #undef T
 #undef UT
+#undef IT
+#undef EXP_LO
+#undef EXP_HI
+#undef EXP_MAGIC
+#undef LN2_HI
+#undef LN2_LO
+#undef EXP_DEGREE
+#undef EXP_BIAS
+#undef EXP_MANT
 #undef F
-#undef EXP
 #undef SQRT
 #undef NR
