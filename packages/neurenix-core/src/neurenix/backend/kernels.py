@@ -65,6 +65,12 @@ OPTIONAL: dict[str, str] = {
                      "loss (N,) = -sum(probs * log_softmax(x, 1), 1), and softmax(x, 1) for the gradient",
     "cross_entropy_backward": "(g, softmax, probs) -> g[:, None] * (softmax * sum(probs, 1)[:, None] - probs): "
                               "the gradient of cross_entropy's loss with respect to x",
+    "batch_norm": "(x, weight, bias, groups, eps) -> (y, mean, var): x (N, C, ...) floats normalised per channel "
+                  "over the rows and spatial axes, separately for each of groups consecutive blocks of N/groups "
+                  "rows, then y = xhat * weight + bias (each None, (C,) or (groups, C)); mean and biased var "
+                  "(groups, C)",
+    "batch_norm_backward": "(g, x, mean, var, weight, groups, eps, needs) -> (gx, gweight, gbias): batch_norm's "
+                           "gradients for the 3 bools of needs (None where False); gweight, gbias (groups, C)",
     "relu_backward": "(g, x) -> g where x > 0 else 0",
     "sgd_step": "(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize) -> "
                 "(params, bufs): lists of buffers; a buf is None before the first step",
@@ -137,6 +143,51 @@ def _cross_entropy_backward(k):
         d = k.sub(k.mul(softmax, k.sum(probs, (1,), True)), probs)
         return k.mul(k.reshape(g, (g.shape[0], 1)), d)
     return cross_entropy_backward
+
+
+def _bn_view(k, x, groups):
+    """x (N, C, ...) as (groups, N / groups, C, rest), and the number of values per statistic."""
+    n, c = x.shape[0], x.shape[1]
+    rest = _prod(x.shape[2:])
+    return k.reshape(x, (groups, n // groups, c, rest)), (n // groups) * rest
+
+
+def _bn_param(k, p, groups, c):
+    return k.reshape(p, ((len(p.shape) == 2 and groups) or 1, 1, c, 1))
+
+
+def _batch_norm(k):
+    def batch_norm(x, weight, bias, groups, eps):
+        xr, m = _bn_view(k, x, groups)
+        c = x.shape[1]
+        mu = k.div(k.sum(xr, (1, 3), True), float(m))
+        d = k.sub(xr, mu)
+        var = k.div(k.sum(k.mul(d, d), (1, 3), True), float(m))
+        scale = k.pow(k.add(var, eps), -0.5)
+        if weight is not None:
+            scale = k.mul(scale, _bn_param(k, weight, groups, c))
+        y = k.mul(d, scale)
+        if bias is not None:
+            y = k.add(y, _bn_param(k, bias, groups, c))
+        return k.reshape(y, x.shape), k.reshape(mu, (groups, c)), k.reshape(var, (groups, c))
+    return batch_norm
+
+
+def _batch_norm_backward(k):
+    def batch_norm_backward(g, x, mean, var, weight, groups, eps, needs):
+        xr, m = _bn_view(k, x, groups)
+        gr, _ = _bn_view(k, g, groups)
+        c = x.shape[1]
+        inv = k.pow(k.add(k.reshape(var, (groups, 1, c, 1)), eps), -0.5)
+        xhat = k.mul(k.sub(xr, k.reshape(mean, (groups, 1, c, 1))), inv)
+        gb, gw = k.sum(gr, (1, 3), True), k.sum(k.mul(gr, xhat), (1, 3), True)
+        gx = None
+        if needs[0]:
+            w = inv if weight is None else k.mul(inv, _bn_param(k, weight, groups, c))
+            gx = k.mul(k.div(w, float(m)), k.sub(k.sub(k.mul(gr, float(m)), gb), k.mul(xhat, gw)))
+            gx = k.reshape(gx, x.shape)
+        return gx, k.reshape(gw, (groups, c)) if needs[1] else None, k.reshape(gb, (groups, c)) if needs[2] else None
+    return batch_norm_backward
 
 
 def _relu_backward(k):
@@ -246,6 +297,7 @@ DEFAULTS = {
     "linear": _linear, "linear_backward": _linear_backward,
     "softmax_backward": _softmax_backward, "log_softmax_backward": _log_softmax_backward,
     "cross_entropy": _cross_entropy, "cross_entropy_backward": _cross_entropy_backward,
+    "batch_norm": _batch_norm, "batch_norm_backward": _batch_norm_backward,
     "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
 }
 assert set(DEFAULTS) == set(OPTIONAL)

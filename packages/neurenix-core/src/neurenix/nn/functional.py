@@ -22,6 +22,7 @@ from ..ops import (
     unfold,
 )
 from ..ops.movement import pad as _pad_axes
+from ..ops.norm import batch_norm_train
 from ..ops.window import max_pool2d as _max_pool2d
 from ..ops.window import out_size, pair
 from ..tensor import Tensor
@@ -152,6 +153,13 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if n <= 1:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got input {input.shape}"
                              + (f" for {t} tasks" if tasks else ""))
+        if _fusable(input, weight, bias):
+            out, mu, var = batch_norm_train(input, weight, bias, t, eps)
+            if running_mean is not None and running_var is not None:
+                with no_grad():
+                    running_mean.mul_(1 - momentum).add_(mu.mean(0) * momentum)
+                    running_var.mul_(1 - momentum).add_(var.mean(0) * (momentum * n / (n - 1)))
+            return out
         mu = mean(x, axes, keepdim=True)
         d = x - mu
         var = mean(d * d, axes, keepdim=True)
@@ -174,6 +182,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if bias is not None:
         out = out + bias.reshape(per_task if bias.ndim == 2 else shape)
     return out.reshape(input.shape) if tasks else out
+
+
+def _fusable(x: Tensor, *params) -> bool:
+    """Whether batch-norm parameters (None, or float tensors on x's device, of x's dtype) suit the fused op."""
+    return x._data.dtype.kind == "f" and all(p is None or (isinstance(p, Tensor) and p._device is x._device and
+                                                           p._data.dtype is x._data.dtype) for p in params)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -1,0 +1,57 @@
+"""Batch normalisation in training mode as one fused op (one kernel forward, one backward)."""
+
+from __future__ import annotations
+
+from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
+from ._operands import Tensor, _wrap, sum_to
+from .elementwise import rsqrt
+from .reduce import mean, sum
+
+
+def batch_norm_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int,
+                     eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``(y, mean, var)``: ``x`` (N, C, ...) normalised per channel with its own statistics over the rows
+    and spatial axes, separately for each of ``groups`` consecutive blocks of N / groups rows (one per
+    task), then scaled by ``weight`` and shifted by ``bias`` ((C,) or (groups, C), or None). ``mean`` and
+    the biased ``var`` are (groups, C) constants (for running statistics). Operands share x's device and
+    float dtype (the caller checks)."""
+    k = x._device.kernels
+    y, mu, var = k.batch_norm(x._data, None if weight is None else weight._data,
+                              None if bias is None else bias._data, groups, eps)
+    out = _wrap(y, x._device)
+    parents = tuple(t for t in (x, weight, bias) if t is not None)
+    if grad_state.enabled and any(t.requires_grad for t in parents):
+        record(out, "BatchNorm", parents, lambda g, o: _vjp(g, x, weight, bias, groups, eps, mu, var))
+    return out, _wrap(mu, x._device), _wrap(var, x._device)
+
+
+def _vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float, mu, var):
+    needs = (x.requires_grad, weight is not None and weight.requires_grad, bias is not None and bias.requires_grad)
+    if grad_state.enabled:  # building a graph (second-order MAML): the same gradient from differentiable ops
+        gx, gw, gb = _differentiable_vjp(g, x, weight, groups, eps)
+    else:
+        grads = x._device.kernels.batch_norm_backward(g._data, x._data, mu, var,
+                                                      None if weight is None else weight._data, groups, eps, needs)
+        gx, gw, gb = (None if d is None else _wrap(d, x._device) for d in grads)
+    out = [gx if needs[0] else None]
+    for t, gt in ((weight, gw), (bias, gb)):
+        if t is not None:
+            out.append(sum_to(gt, t.shape) if t.requires_grad else None)
+    return tuple(out)
+
+
+def _differentiable_vjp(g: Tensor, x: Tensor, weight: Tensor | None, groups: int, eps: float) -> tuple:
+    """The analytic batch-norm gradient, written with ops that record a graph: statistics are recomputed
+    from ``x``, so that the result is differentiable again in ``x``."""
+    shape = x.shape
+    xr, gr = x.reshape(groups, shape[0] // groups, shape[1], -1), g.reshape(groups, shape[0] // groups, shape[1], -1)
+    m = xr.shape[1] * xr.shape[3]
+    mu = mean(xr, (1, 3), keepdim=True)
+    d = xr - mu
+    inv = rsqrt(mean(d * d, (1, 3), keepdim=True) + eps)
+    xhat = d * inv
+    gb, gw = sum(gr, (1, 3), keepdim=True), sum(gr * xhat, (1, 3), keepdim=True)
+    w = inv if weight is None else inv * weight.reshape(-1 if weight.ndim == 2 else 1, 1, shape[1], 1)
+    gx = (w * (1.0 / m)) * (gr * float(m) - gb - xhat * gw)
+    return gx.reshape(shape), gw.reshape(groups, shape[1]), gb.reshape(groups, shape[1])
