@@ -42,6 +42,10 @@ _TEMPLATE = [  # one float type's functions, as template.h defines them (S: the 
     "int64_t no, int64_t sx, int64_t sw, int64_t sb);",
     "void linear_backward_S(const void *g, const void *x, const void *w, void *gx, void *gw, void *gb, "
     "int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw);",
+    "void batch_norm_S(const void *x, const void *w, const void *b, void *y, void *mean, void *var, int64_t groups, "
+    "int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
+    "void batch_norm_backward_S(const void *g, const void *x, const void *mean, const void *var, const void *w, "
+    "void *gx, void *gw, void *gb, int64_t groups, int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
     "void adam_S(int np, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, "
     "const void *sizes, double lr, double beta1, double beta2, double eps, double wd, int decoupled, "
     "int maximize, double bias1, double bias2);",

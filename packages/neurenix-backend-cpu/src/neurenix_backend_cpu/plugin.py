@@ -294,6 +294,53 @@ def cross_entropy_backward(g, sm, probs):
     return _NP.cross_entropy_backward(g, sm, probs)
 
 
+# -- batch normalisation ----------------------------------------------------------------------------
+
+_bn, _bn_bw = _fns("batch_norm"), _fns("batch_norm_backward")
+
+
+def _bn_layout(x, groups, *params):
+    """``(groups, rows per group, C, R, parameter stride)`` when x (N, C, ...) and the parameters (None,
+    (C,) or (groups, C)) are C-contiguous floats of one dtype that the C kernels take, else None."""
+    if type(x) is not _ndarray or x.ndim < 2 or not x.size or x.shape[0] % groups or not _c_ready(x):
+        return None
+    c = x.shape[1]
+    ps = set()
+    for p in params:
+        if p is None:
+            continue
+        if type(p) is not _ndarray or p.dtype is not x.dtype or not p.flags.c_contiguous or \
+                p.shape not in ((c,), (groups, c)):
+            return None
+        ps.add(c if p.ndim == 2 else 0)
+    if len(ps) > 1:
+        return None
+    return groups, x.shape[0] // groups, c, x.size // (x.shape[0] * c), ps.pop() if ps else 0
+
+
+def _opt(x):
+    return ffi.NULL if x is None else _ptr(x)
+
+
+def batch_norm(x, weight, bias, groups, eps):
+    lay = _bn_layout(x, groups, weight, bias)
+    if lay is None:
+        return _NP.batch_norm(x, weight, bias, groups, eps)
+    y, mean, var = np.empty(x.shape, x.dtype), np.empty((groups, lay[2]), x.dtype), np.empty((groups, lay[2]), x.dtype)
+    _bn[x.dtype](_ptr(x), _opt(weight), _opt(bias), _ptr(y), _ptr(mean), _ptr(var), *lay, eps)
+    return y, mean, var
+
+
+def batch_norm_backward(g, x, mean, var, weight, groups, eps, needs):
+    lay = _bn_layout(x, groups, weight)
+    if lay is None or type(g) is not _ndarray or g.shape != x.shape or not _c_ready(g, x, mean, var) or \
+            mean.shape != (groups, lay[2]) or var.shape != mean.shape:
+        return _NP.batch_norm_backward(g, x, mean, var, weight, groups, eps, needs)
+    outs = [np.empty(shape, x.dtype) if need else None for need, shape in zip(needs, (x.shape, mean.shape, mean.shape))]
+    _bn_bw[x.dtype](_ptr(g), _ptr(x), _ptr(mean), _ptr(var), _opt(weight), *(_opt(o) for o in outs), *lay, eps)
+    return tuple(outs)
+
+
 # -- windows -----------------------------------------------------------------------------------------
 
 _unfold, _fold, _max_pool, _max_pool_bw = _fns("unfold"), _fns("fold"), _fns("max_pool2d"), \
@@ -500,6 +547,7 @@ ALL_KERNELS = {
     "unfold": unfold, "fold": fold, "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
     "matmul": matmul, "adam_step": adam_step, "sgd_step": sgd_step,
     "linear": linear, "linear_backward": linear_backward,
+    "batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward,
 }
 
 #: the kernels registered: those measured faster than NumPy's (bench/results/cpu_kernels.json, on one
@@ -508,7 +556,7 @@ KERNELS = {name: ALL_KERNELS[name] for name in (
     "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "mean", "max", "min",
     "exp", "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
     "cross_entropy_backward", "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step",
-    "linear", "linear_backward")}
+    "linear", "linear_backward", "batch_norm", "batch_norm_backward")}
 
 # the compositions of linear and its gradient over this backend's own kernels (C matmul where it wins)
 _FUSED = SimpleNamespace(**{name: DEFAULTS[name](SimpleNamespace(**{**ref.KERNELS, **KERNELS}))

@@ -129,6 +129,71 @@ void F(reduce_outer)(int op, const void *vx, void *vo, int64_t n1, int64_t nk, i
     }
 }
 
+/* ---- batch normalisation (training) ----------------------------------------------------------------------
+ * x (N, C, R) is groups blocks of nr = N / groups rows; each (group, channel) plane of nr runs of R values is
+ * normalised with its own mean and (biased) variance, two passes over the plane (which stays in cache for the
+ * third, the output). Parameters: w and b NULL, or ps = 0 (one per channel) or C (one per group and channel). */
+void F(batch_norm)(const void *vx, const void *vw, const void *vb, void *vy, void *vmean, void *vvar, int64_t groups,
+                   int64_t nr, int64_t c, int64_t r, int64_t ps, double eps) {
+    const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
+    T *Y = (T *)vy, *M = (T *)vmean, *V = (T *)vvar;
+    _Pragma("omp parallel for schedule(static) if (groups * nr * c * r >= PAR_MIN)")
+    for (int64_t q = 0; q < groups * c; q++) {
+        int64_t gi = q / c, ch = q % c;
+        const T *x = X + (gi * nr * c + ch) * r;
+        T *y = Y + (gi * nr * c + ch) * r;
+        double s = 0, ss = 0;
+        for (int64_t i = 0; i < nr; i++) {
+            _Pragma("omp simd reduction(+ : s)")
+            for (int64_t j = 0; j < r; j++) s += x[i * c * r + j];
+        }
+        T mu = (T)(s / (double)(nr * r));
+        for (int64_t i = 0; i < nr; i++) {
+            _Pragma("omp simd reduction(+ : ss)")
+            for (int64_t j = 0; j < r; j++) ss += (double)(x[i * c * r + j] - mu) * (x[i * c * r + j] - mu);
+        }
+        double var = ss / (double)(nr * r);
+        T scale = (T)(1.0 / sqrt(var + eps)) * (W ? W[gi * ps + ch] : 1), shift = B ? B[gi * ps + ch] : 0;
+        for (int64_t i = 0; i < nr; i++)
+            for (int64_t j = 0; j < r; j++) y[i * c * r + j] = (x[i * c * r + j] - mu) * scale + shift;
+        M[q] = mu;
+        V[q] = (T)var;
+    }
+}
+
+/* its gradient: with xhat = (x - mean) / sqrt(var + eps) and m = nr * r values per plane,
+ * gb = sum g, gw = sum g xhat, gx = w / sqrt(var + eps) / m * (m g - gb - xhat gw). gx, gw, gb may be NULL. */
+void F(batch_norm_backward)(const void *vg, const void *vx, const void *vmean, const void *vvar, const void *vw,
+                            void *vgx, void *vgw, void *vgb, int64_t groups, int64_t nr, int64_t c, int64_t r,
+                            int64_t ps, double eps) {
+    const T *G = (const T *)vg, *X = (const T *)vx, *M = (const T *)vmean, *V = (const T *)vvar, *W = (const T *)vw;
+    T *GX = (T *)vgx, *GW = (T *)vgw, *GB = (T *)vgb;
+    _Pragma("omp parallel for schedule(static) if (groups * nr * c * r >= PAR_MIN)")
+    for (int64_t q = 0; q < groups * c; q++) {
+        int64_t gi = q / c, ch = q % c, off = (gi * nr * c + ch) * r;
+        const T *g = G + off, *x = X + off;
+        T mu = M[q], inv = (T)(1.0 / sqrt((double)V[q] + eps));
+        double sb = 0, sw = 0;
+        for (int64_t i = 0; i < nr; i++) {
+            _Pragma("omp simd reduction(+ : sb, sw)")
+            for (int64_t j = 0; j < r; j++) {
+                T gv = g[i * c * r + j];
+                sb += gv;
+                sw += (double)gv * ((x[i * c * r + j] - mu) * inv);
+            }
+        }
+        if (GB) GB[q] = (T)sb;
+        if (GW) GW[q] = (T)sw;
+        if (GX) {
+            T m = (T)(nr * r), k = inv * (W ? W[gi * ps + ch] : 1) / m, b = (T)sb, w = (T)sw;
+            T *gx = GX + off;
+            for (int64_t i = 0; i < nr; i++)
+                for (int64_t j = 0; j < r; j++)
+                    gx[i * c * r + j] = k * (m * g[i * c * r + j] - b - (x[i * c * r + j] - mu) * inv * w);
+        }
+    }
+}
+
 /* ---- softmax family ------------------------------------------------------------------------------------
  * exp of EW lanes at once (GCC vectorises no libm exp): x = k ln2 + r with |r| <= ln2 / 2, exp(r) by its
  * Taylor series (degree EXP_DEGREE: below an ulp on that range), 2^k built in the exponent bits (as 2^(k-1) * 2,
