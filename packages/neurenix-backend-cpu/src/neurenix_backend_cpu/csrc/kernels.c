@@ -11,6 +11,9 @@
 
 #define PAR_MIN 65536 /* below this many elements one thread is faster than waking the others */
 #define CHUNK 4096    /* elements per parallel tile of an elementwise loop */
+/* products go parallel from this many multiply-adds (about 50 us on one core): threads sleep between kernels
+ * (OMP_WAIT_POLICY=PASSIVE), and waking one costs more than a smaller product takes */
+#define PAR_MIN_MACS (1 << 21)
 
 void nx_set_num_threads(int n) {
 #ifdef _OPENMP

@@ -646,7 +646,7 @@ void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m,
         sb = sb ? k * n : 0;
     }
     int64_t ai = ta ? 1 : k, ap = ta ? m : 1;
-    _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= 4 * PAR_MIN)")
+    _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= PAR_MIN_MACS)")
     for (int64_t bi = 0; bi < nbatch; bi++) F(matmul_small)(A + bi * sa, ai, ap, B + bi * sb, C + bi * m * n, m, n, k);
     free(Bt);
 }
@@ -698,7 +698,7 @@ void F(linear)(const void *vx, const void *vw, const void *vb, void *vo, int64_t
     const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
     T *O = (T *)vo;
     int64_t blocks = (n + 2 * NR - 1) / (2 * NR);
-    _Pragma("omp parallel if (nbatch * n * ni * no >= 4 * PAR_MIN)")
+    _Pragma("omp parallel if (nbatch * n * ni * no >= PAR_MIN_MACS)")
     {
         T *xt = malloc((size_t)(ni * 2 * NR) * sizeof(T));
         _Pragma("omp for schedule(static)")
@@ -740,7 +740,7 @@ void F(linear_backward)(const void *vg, const void *vx, const void *vw, void *vg
                         int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw) {
     const T *G = (const T *)vg, *X = (const T *)vx, *W = (const T *)vw;
     T *GX = (T *)vgx, *GW = (T *)vgw, *GB = (T *)vgb;
-    _Pragma("omp parallel for schedule(static) if (nbatch * n * ni * no >= 2 * PAR_MIN)")
+    _Pragma("omp parallel for schedule(static) if (nbatch * n * ni * no >= PAR_MIN_MACS / 2)")
     for (int64_t t = 0; t < nbatch; t++) {
         const T *g = G + t * n * no;
         if (GX) F(matmul_small)(g, no, 1, W + t * sw, GX + t * n * ni, n, ni, no);
