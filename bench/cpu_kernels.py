@@ -50,6 +50,8 @@ def child(threads: int, rounds: int) -> dict:
         return [p.copy() for p in ps], [p * 0.1 for p in ps], [p * 0.01 for p in ps], [p * p for p in ps]
 
     w = arr(25, 40, 40)
+    logits, wide = arr(75, 5), arr(1000, 64)
+    one_hot = np.eye(5, dtype=np.float32)[np.arange(75) % 5]
     adam = (1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
     cases = {  # name -> (kernel, args)
         "add (100,64,28,28) + same": ("add", (act, act)),
@@ -70,9 +72,23 @@ def child(threads: int, rounds: int) -> dict:
         "sum (25,10,40) over 1": ("sum", (small, (1,), True)),
         "sum (100,64,28,28) over all": ("sum", (act, (0, 1, 2, 3), False)),
         "max (100,64,14,14) over 1": ("max", (pooled, (1,), False)),
-        "softmax (75,5)": ("softmax", (arr(75, 5), 1)),
-        "log_softmax (75,5)": ("log_softmax", (arr(75, 5), 1)),
-        "log_softmax (1000,64)": ("log_softmax", (arr(1000, 64), 1)),
+        "exp (100,64,14,14)": ("exp", (pooled,)),
+        "exp (25,10,40)": ("exp", (small,)),
+        "softmax (75,5)": ("softmax", (logits, 1)),
+        "log_softmax (75,5)": ("log_softmax", (logits, 1)),
+        "log_softmax (1000,64)": ("log_softmax", (wide, 1)),
+        "softmax_backward (75,5)": ("softmax_backward", (logits, plugin._NP.softmax(logits, 1), 1)),
+        "log_softmax_backward (1000,64)": ("log_softmax_backward", (wide, plugin._NP.log_softmax(wide, 1), 1)),
+        "cross_entropy (75,5) one-hot": ("cross_entropy", (logits, one_hot)),
+        "cross_entropy_backward (75,5)": ("cross_entropy_backward", (arr(75), plugin._NP.softmax(logits, 1), one_hot)),
+        "linear (25,10,1) -> 40, per-task weights": ("linear", (arr(25, 10, 1), arr(25, 40, 1), arr(25, 40))),
+        "linear (25,10,40) -> 40, per-task weights": ("linear", (small, w, arr(25, 40))),
+        "linear (25,10,40) -> 1, per-task weights": ("linear", (small, arr(25, 1, 40), arr(25, 1))),
+        "linear_backward (25,10,40) -> 40": ("linear_backward", (small, small, w, (True, True, True))),
+        "linear_backward (25,10,1) -> 40, no input grad": ("linear_backward", (small, arr(25, 10, 1), arr(25, 40, 1),
+                                                                               (False, True, True))),
+        "linear_backward (25,10,40) -> 1": ("linear_backward", (arr(25, 10, 1), small, arr(25, 1, 40),
+                                                                (True, True, True))),
         "unfold (100,64,14,14) 3x3 pad 1": ("unfold", (act[:, :, :14, :14].copy(), (3, 3), (1, 1), (1, 1), (1, 1))),
         "unfold (100,1,28,28) 3x3 pad 1": ("unfold", (arr(100, 1, 28, 28), (3, 3), (1, 1), (1, 1), (1, 1))),
         "fold (100,576,196) 3x3 pad 1": ("fold", (cols, (14, 14), (3, 3), (1, 1), (1, 1), (1, 1))),
