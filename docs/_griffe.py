@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import griffe
 
 
@@ -16,7 +14,8 @@ class NeurenixInit(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs) -> None:
         if pkg.name != "neurenix" or not isinstance(pkg.filepath, list):
             return
-        (init,) = [p / "__init__.py" for p in pkg.filepath if (p / "__init__.py").exists()]
+        # the first in search order: the repository's core, ahead of any installed copy
+        init = next(p / "__init__.py" for p in pkg.filepath if (p / "__init__.py").exists())
         code = init.read_text()
         loader.lines_collection[init] = code.splitlines()
         module = griffe.visit("neurenix", init, code, docstring_parser=loader.docstring_parser,

@@ -59,4 +59,4 @@ def test_api_reference_lists_every_public_name():
 
     assert not missing("neurenix.md", nx.__all__), f"docs/api/neurenix.md misses {missing('neurenix.md', nx.__all__)}"
     methods = [*METHODS, *PROPERTIES]
-    assert not missing("tensor.md", methods), f"docs/api/tensor.md misses Tensor methods {missing('tensor.md', methods)}"
+    assert not missing("tensor.md", methods), f"docs/api/tensor.md misses methods {missing('tensor.md', methods)}"
