@@ -1,4 +1,8 @@
-"""Every ```python block in README.md and docs/*.md runs as written (blocks of one file share a namespace)."""
+"""Every ```python block in README.md and docs/**/*.md runs as written (blocks of one file share a namespace).
+
+A line ``--8<-- "path"`` in a block stands for the file at ``path`` (from the repository root), as the
+site's snippets extension includes it: the block then runs that file.
+"""
 
 import pathlib
 import re
@@ -6,19 +10,25 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.M)
 
 
-@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def _name(path: pathlib.Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("path", DOCS, ids=_name)
 def test_python_blocks_run(path):
     blocks = BLOCK.findall(path.read_text())
     namespace = {"__name__": "__docs__"}
     for i, code in enumerate(blocks):
+        code = SNIPPET.sub(lambda m: (ROOT / m[1]).read_text(), code)
         try:
             exec(compile(code, f"{path.name}[block {i}]", "exec"), namespace)
         except Exception as e:
-            pytest.fail(f"{path.name}, python block {i} fails: {e!r}\n{code}")
+            pytest.fail(f"{_name(path)}, python block {i} fails: {e!r}\n{code}")
 
 
 def test_backend_guide_documents_every_kernel():
@@ -28,3 +38,25 @@ def test_backend_guide_documents_every_kernel():
     missing = [k for k in (*REQUIRED, *OPTIONAL) if f"`{k}`" not in guide]
     assert not missing, f"docs/backends.md does not document kernels {missing}"
     assert f"(version {KERNEL_API_VERSION})" in guide
+
+
+def test_getting_started_gives_the_readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for block in re.findall(r"^```sh\n(.*?)^```", readme, re.S | re.M) for line in block.splitlines()]
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    missing = [c for c in commands if c not in page]
+    assert commands and not missing, f"docs/getting-started.md lacks the README's commands {missing}"
+
+
+def test_api_reference_lists_every_public_name():
+    """The pages that list names by hand (the others render whole modules) miss none."""
+    import neurenix as nx
+    from neurenix.ops.methods import METHODS, PROPERTIES
+
+    def missing(page, names):
+        text = (ROOT / "docs" / "api" / page).read_text()
+        return [n for n in names if f"`{n}`" not in text and f"neurenix.{n}" not in text]
+
+    assert not missing("neurenix.md", nx.__all__), f"docs/api/neurenix.md misses {missing('neurenix.md', nx.__all__)}"
+    methods = [*METHODS, *PROPERTIES]
+    assert not missing("tensor.md", methods), f"docs/api/tensor.md misses methods {missing('tensor.md', methods)}"

@@ -118,7 +118,7 @@ _default: Device | None = None
 
 
 def default_device() -> Device:
-    """The device that new tensors and modules land on (``cpu`` unless :func:`init` chose another)."""
+    """The device that new tensors and modules land on (``cpu`` unless ``init`` chose another)."""
     global _default
     if _default is None:
         _default = Device("cpu")

@@ -56,7 +56,7 @@ class KernelTable:
 
 @dataclass
 class BackendStatus:
-    """One installed backend, as :func:`neurenix.list_backends` reports it."""
+    """One installed backend, as ``neurenix.list_backends()`` reports it."""
 
     name: str
     device_type: str
@@ -263,7 +263,7 @@ def register(plugin, name: str | None = None) -> None:
 
 
 def unregister(plugin) -> None:
-    """Remove a plugin registered with :func:`register`; its device types are resolved again."""
+    """Remove a plugin registered with ``register``; its device types are resolved again."""
     REGISTRY.unregister(plugin)
 
 
@@ -282,7 +282,7 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads host kernels may use: what :func:`set_num_threads` set, else
+    """The number of threads host kernels may use: what ``set_num_threads`` set, else
     ``OMP_NUM_THREADS``, else the number of CPUs."""
     if REGISTRY.num_threads is not None:
         return REGISTRY.num_threads

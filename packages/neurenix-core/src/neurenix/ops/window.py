@@ -43,7 +43,7 @@ def unfold(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
 
 
 def fold(cols: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
-    """Sum columns (N, C*kh*kw, L) back into an (N, C, H, W) image: the adjoint of :func:`unfold`."""
+    """Sum columns (N, C*kh*kw, L) back into an (N, C, H, W) image: the adjoint of ``unfold``."""
     ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
     size = pair(output_size, "output_size")
     blocks = [out_size(size[i], ks[i], st[i], pd[i], dl[i]) for i in (0, 1)]

@@ -73,7 +73,7 @@ def gradcheck(fn: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1
     """Check autograd's gradients of ``fn(*inputs)`` against finite differences.
 
     Inputs that are float64 tensors with ``requires_grad`` are differentiated; others are passed
-    through. Raises :class:`GradcheckError` describing the worst mismatch (or returns False).
+    through. Raises ``GradcheckError`` describing the worst mismatch (or returns False).
     """
     args = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     wrt = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
