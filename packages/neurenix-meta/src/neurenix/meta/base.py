@@ -36,11 +36,13 @@ def inner_loop(model: Module, params: dict[str, Tensor], x: Tensor, y: Tensor, l
 
 def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: Tensor, y: Tensor,
                labels: Tensor | None, loss_fn: LossFn | None, create_graph: bool, classes: int = 0,
-               indices: tuple = ()) -> list[Tensor]:
+               indices: tuple = (), fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
     """One inner step: ``w - lr * grad`` for each of ``ws`` (named ``names``, task axis in front), with
     its own ``lr`` (a number, or a tensor that broadcasts against ``w``: learned rates get gradients).
-    BatchNorm layers use each task's batch statistics (see ``batchnorm``)."""
-    losses = task_losses(task_call(model, dict(zip(names, ws)), x), y, labels, loss_fn, classes, indices)
+    ``fixed`` stand in for other parameters, not adapted. BatchNorm layers use each task's batch
+    statistics (see ``batchnorm``)."""
+    params = (fixed or {}) | dict(zip(names, ws))
+    losses = task_losses(task_call(model, params, x), y, labels, loss_fn, classes, indices)
     grads = nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
     return [w if g is None else w - lr * g for w, g, lr in zip(ws, grads, lrs)]
 

@@ -111,43 +111,45 @@ class MAML(MetaLearningModel):
         theta = self.trainable()
         names = list(self.inner_params)
         ws = [theta[n].unsqueeze(0).expand(t, *theta[n].shape) for n in names]
+        shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted (ANIL's body)
         total = 0.0  # weighted query losses of the steps before the last (multi-step loss)
 
-        def step(k: int, ws: list[Tensor], lrs: list) -> tuple[list[Tensor], Tensor | None]:
+        def step(k: int, ws: list[Tensor], lrs: list, shared: dict) -> tuple[list[Tensor], Tensor | None]:
             ws = inner_step(self.model, names, ws, lrs, batch.support_x, batch.support_y, batch.support_labels,
-                            loss_fn, second, batch.classes, batch.indices)
+                            loss_fn, second, batch.classes, batch.indices, shared)
             if weights is None or k == self.inner_steps - 1 or weights[k] == 0:
                 return ws, None
-            return ws, self.query_losses(dict(zip(names, ws)), batch, loss_fn)[0]
+            return ws, self.query_losses(shared | dict(zip(names, ws)), batch, loss_fn)[0]
 
         for k in range(self.inner_steps):
             lrs = self.step_lrs(k)
             if self.checkpoint_inner_loop and second:
-                ws, q = self._checkpointed(step, k, ws, lrs)
+                ws, q = self._checkpointed(step, k, ws, lrs, shared)
             else:
-                ws, q = step(k, ws, lrs)
+                ws, q = step(k, ws, lrs, shared)
             if q is not None:
                 total = total + weights[k] * q
-        losses, pred = self.query_losses(dict(zip(names, ws)), batch, loss_fn)
+        losses, pred = self.query_losses(shared | dict(zip(names, ws)), batch, loss_fn)
         if weights is not None and self.inner_steps:
             losses = total + weights[-1] * losses
         return losses, pred
 
     @staticmethod
-    def _checkpointed(step, k: int, ws: list[Tensor], lrs: list) -> tuple[list[Tensor], Tensor | None]:
-        """One inner step through ``autograd.checkpoint``: only its inputs and outputs are stored."""
-        n, learned = len(ws), [i for i, lr in enumerate(lrs) if isinstance(lr, Tensor)]
+    def _checkpointed(step, k: int, ws: list[Tensor], lrs: list, shared: dict) -> tuple[list[Tensor], Tensor | None]:
+        """One inner step through ``autograd.checkpoint``: only its inputs and outputs are stored. Every
+        tensor the meta-gradient reaches is an input (the checkpoint treats what it closes over as constant)."""
+        n, learned, keys = len(ws), [i for i, lr in enumerate(lrs) if isinstance(lr, Tensor)], list(shared)
         has_query = []
 
         def fn(*args):
             rates = list(lrs)
-            for i, lr in zip(learned, args[n:]):
+            for i, lr in zip(learned, args[n:n + len(learned)]):
                 rates[i] = lr
-            new, q = step(k, list(args[:n]), rates)
+            new, q = step(k, list(args[:n]), rates, dict(zip(keys, args[n + len(learned):])))
             has_query[:] = [q is not None]
             return [*new, q] if q is not None else new
 
-        out = checkpoint(fn, *ws, *(lrs[i] for i in learned))
+        out = checkpoint(fn, *ws, *(lrs[i] for i in learned), *shared.values())
         return (out[:n], out[n]) if has_query[0] else (out, None)
 
 
