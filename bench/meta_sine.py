@@ -1,10 +1,12 @@
-"""Learning quality on sine regression, the MAML paper's setup, for MAML, first-order MAML and Reptile.
+"""Learning quality on sine regression, the MAML paper's setup: MAML (and first order, MAML++), ANIL, Meta-SGD, Reptile.
 
 Meta-training: a 1-40-40-1 ReLU MLP, K=10 support and 10 query points per task, 25 new tasks per
 meta-iteration (meta-batch 25), Adam at 1e-3 for MAML and first-order MAML (inner lr 0.01, one inner
 step); Reptile with 8 inner SGD steps at 0.01 and the plain interpolation at meta lr 0.1 (its own
-defaults are tuned for other scales). Evaluation: 5-shot, on fixed held-out tasks: adapt with
-``inner_lr`` on 5 support points for 1, 5 and 10 steps, MSE on 50 query points, mean over tasks.
+defaults are tuned for other scales); ANIL and Meta-SGD (rates started at 0.01) as MAML; ``mamlpp``: MAML
+with 5 inner steps, learned per-step rates and the multi-step loss annealed over 10,000 iterations.
+Evaluation: 5-shot, on fixed held-out tasks: adapt with the learner's inner step (``inner_lr``, or the
+learned rates) on 5 support points for 1, 5 and 10 steps, MSE on 50 query points, mean over tasks.
 Training stops at ``--iterations`` or (unless ``--full``) once every target of the MAML paper (0.67 / 0.38 / 0.35 after
 1 / 5 / 10 steps) is met at an evaluation. Seeds: training ``--seed``, test tasks ``--seed + 1000``.
 
@@ -22,19 +24,25 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import neurenix as nx
-from neurenix.meta import MAML, Reptile, generate_regression_tasks
-from neurenix.meta.base import inner_loop
+from neurenix.meta import ANIL, MAML, MetaSGD, Reptile, generate_regression_tasks, multi_step_weights
 from neurenix.meta.tasks import check_tasks, stack
 from neurenix.nn import Linear, ReLU, Sequential
 from neurenix.optim import Adam
 
 TARGETS = {1: 0.67, 5: 0.38, 10: 0.35}
+ANNEAL = 10  # MAML++ (mamlpp): the multi-step loss anneals over 10 "epochs" of 1,000 meta-iterations
 
 
 def make(algo: str):
     model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
     if algo == "reptile":
         return Reptile(model, inner_lr=0.01, meta_lr=0.1, inner_steps=8), None
+    if algo in ("anil", "metasgd", "mamlpp"):
+        learner = {"anil": lambda: ANIL(model, inner_lr=0.01, inner_steps=1),
+                   "metasgd": lambda: MetaSGD(model, inner_lr=0.01, inner_steps=1),
+                   "mamlpp": lambda: MAML(model, inner_lr=0.01, inner_steps=5, per_step_lr=True,
+                                          multi_step_weights=multi_step_weights(5, 0, ANNEAL))}[algo]()
+        return learner, Adam(learner.parameters(), lr=1e-3)
     learner = MAML(model, inner_lr=0.01, meta_lr=1e-3, first_order=algo == "fomaml", inner_steps=1)
     return learner, Adam(learner.parameters(), lr=1e-3)
 
@@ -45,15 +53,14 @@ def test_tasks(n: int, seed: int):
 
 
 def evaluate(learner, batch, steps=(1, 5, 10)) -> dict[int, float]:
-    """Mean query MSE after each number of inner steps, all test tasks adapted at once."""
+    """Mean query MSE after each number of inner steps (the learner's own inner step: learned rates,
+    ANIL's head), all test tasks adapted at once."""
     theta = {n: p.detach().unsqueeze(0).expand(batch.size, *p.shape) for n, p in learner.trainable().items()}
-    out, done, fast = {}, 0, theta
+    out = {}
     for s in steps:
         with nx.enable_grad():
-            fast = {n: w.detach().requires_grad_() for n, w in fast.items()}
-            fast = inner_loop(learner.model, fast, batch.support_x, batch.support_y, None, s - done,
-                              learner.inner_lr, None, create_graph=False)
-        done = s
+            fast = {n: w.detach().requires_grad_() for n, w in theta.items()}
+            fast = learner.inner_adapt(learner.model, fast, batch, s, None)
         with nx.no_grad():
             pred = nx.func.batched_call(learner.model, fast, batch.query_x)
             out[s] = float(((pred - batch.query_y) ** 2).mean().item())
@@ -62,7 +69,7 @@ def evaluate(learner, batch, steps=(1, 5, 10)) -> dict[int, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--algo", choices=["maml", "fomaml", "reptile"], default="maml")
+    ap.add_argument("--algo", choices=["maml", "fomaml", "reptile", "anil", "metasgd", "mamlpp"], default="maml")
     ap.add_argument("--iterations", type=int, default=70_000)
     ap.add_argument("--eval-every", type=int, default=5_000)
     ap.add_argument("--test-tasks", type=int, default=1000)
@@ -77,7 +84,9 @@ def main() -> None:
     start, it = time.perf_counter(), 0
     while it < args.iterations:
         n = min(args.eval_every, args.iterations - it)
-        for _ in range(n):
+        for i in range(it, it + n):
+            if args.algo == "mamlpp" and i % 1000 == 0:
+                learner.multi_step_weights = multi_step_weights(5, i // 1000, ANNEAL)
             learner.meta_learn(generate_regression_tasks(25, 20), opt, epochs=1, tasks_per_batch=25)
         it += n
         mse = evaluate(learner, test)
