@@ -114,9 +114,9 @@ class MAML(MetaLearningModel):
         shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted (ANIL's body)
         total = 0.0  # weighted query losses of the steps before the last (multi-step loss)
 
-        def step(k: int, ws: list[Tensor], lrs: list, shared: dict) -> tuple[list[Tensor], Tensor | None]:
+        def step(k: int, ws: list[Tensor], lrs: list, shared: dict, create: bool = second):
             ws = inner_step(self.model, names, ws, lrs, batch.support_x, batch.support_y, batch.support_labels,
-                            loss_fn, second, batch.classes, batch.indices, shared)
+                            loss_fn, create, batch.classes, batch.indices, shared)
             if weights is None or k == self.inner_steps - 1 or weights[k] == 0:
                 return ws, None
             return ws, self.query_losses(shared | dict(zip(names, ws)), batch, loss_fn)[0]
@@ -145,7 +145,8 @@ class MAML(MetaLearningModel):
             rates = list(lrs)
             for i, lr in zip(learned, args[n:n + len(learned)]):
                 rates[i] = lr
-            new, q = step(k, list(args[:n]), rates, dict(zip(keys, args[n + len(learned):])))
+            # the first call only needs values: its inner gradient is not recorded; recomputations record it
+            new, q = step(k, list(args[:n]), rates, dict(zip(keys, args[n + len(learned):])), bool(has_query))
             has_query[:] = [q is not None]
             return [*new, q] if q is not None else new
 
