@@ -58,7 +58,7 @@ def sample(by_class: dict, classes: list[int], g: np.random.Generator) -> tuple:
             nx.tensor(np.concatenate(qx)), nx.tensor(np.array(qy), dtype=nx.int64))
 
 
-def make(algo: str, iterations: int):
+def make(algo: str, meta_lr: float):
     layers, c = [], 1
     for _ in range(2):
         layers += [Conv2d(c, 32, 3, padding=1), BatchNorm2d(32), ReLU(), MaxPool2d(2)]
@@ -68,7 +68,7 @@ def make(algo: str, iterations: int):
                "anil": lambda: ANIL(model, inner_lr=LR, inner_steps=STEPS),
                "metasgd": lambda: MetaSGD(model, inner_lr=LR, inner_steps=1),
                "mamlpp": lambda: MAML(model, inner_lr=LR, inner_steps=STEPS, per_step_lr=True)}[algo]()
-    return learner, Adam(learner.parameters(), lr=1e-3)
+    return learner, Adam(learner.parameters(), lr=meta_lr)
 
 
 def evaluate(learner, batch) -> dict[str, float]:
@@ -90,12 +90,13 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--test-tasks", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--meta-lr", type=float, default=1e-3)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     data = digits()
     nx.manual_seed(args.seed)
     g = np.random.default_rng(args.seed)
-    learner, opt = make(args.algo, args.iterations)
+    learner, opt = make(args.algo, args.meta_lr)
     test_g = np.random.default_rng(args.seed + 1000)
     test = stack(check_tasks([sample(data, [5, 6, 7, 8, 9], test_g) for _ in range(args.test_tasks)]))
     curve = [{"iteration": 0, **evaluate(learner, test), "seconds": 0.0}]
@@ -109,6 +110,7 @@ def main() -> None:
             print(f"{args.algo} iteration {it}: 5-way 5-shot test accuracy {curve[-1]['accuracy']:.3f} "
                   f"+- {curve[-1]['ci95']:.3f} ({curve[-1]['seconds']:.0f} s)", flush=True)
     report = {"benchmark": "meta_digits", "algo": args.algo, "seed": args.seed, "test_seed": args.seed + 1000,
+              "meta_lr": args.meta_lr,
               "ways": WAYS, "shots": SHOTS, "queries_per_class": QUERIES, "train_classes": [0, 1, 2, 3, 4],
               "test_classes": [5, 6, 7, 8, 9], "test_tasks": args.test_tasks, "iterations": args.iterations,
               "initial": curve[0], "final": curve[-1], "curve": curve}
