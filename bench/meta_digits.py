@@ -1,9 +1,10 @@
 """Learning quality on "digits": few-shot classification of scikit-learn's 8x8 handwritten digits
 (``load_digits``, 1,797 images), with the classes split between meta-training and testing.
 
-Meta-training tasks are 5-way 5-shot with 10 query images per class, drawn from digits 0-4 (their
-order, hence the labels, shuffled per task); test tasks likewise from digits 5-9, never seen in
-training. Model: 2 x [3x3 conv, 32 channels, BatchNorm, ReLU, 2x2 max-pool], then Linear (8 -> 4 -> 2).
+Meta-training tasks are 5-way 5-shot with 10 query images per class, 5 classes drawn from 20: digits
+0-4 and their rotations by 90, 180 and 270 degrees (Omniglot's augmentation), in a random order (so
+labels are shuffled per task); test tasks: digits 5-9, never seen in training, in a random order.
+Model: 2 x [3x3 conv, 32 channels, BatchNorm, ReLU, 2x2 max-pool], then Linear (8 -> 4 -> 2).
 Learners (Adam at 1e-3, meta-batch 4, second order): MAML (3 inner steps at 0.3), ANIL (the same,
 head only), Meta-SGD (1 inner step, rates started at 0.3), MAML++ (3 steps, learned per-step rates, the
 multi-step loss annealed over the first half of training). Evaluation: 300 fixed test tasks, each
@@ -34,14 +35,21 @@ from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, S
 from neurenix.optim import Adam
 
 WAYS, SHOTS, QUERIES, STEPS, LR = 5, 5, 10, 3, 0.3
+TRAIN_DIGITS, TEST_DIGITS = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 
 
 def digits() -> dict[int, np.ndarray]:
+    """Images by class: digits 0-9, and for meta-training the rotations of digits 0-4 by 90, 180 and
+    270 degrees as further classes 10 + 4 * digit + quarter - 1 (Omniglot's augmentation)."""
     from sklearn.datasets import load_digits  # benchmark-only dependency
 
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]
-    return {c: x[d.target == c] for c in range(10)}
+    by_class = {c: x[d.target == c] for c in range(10)}
+    for c in TRAIN_DIGITS:
+        for quarter in (1, 2, 3):
+            by_class[10 + 4 * c + quarter - 1] = np.rot90(by_class[c], quarter, axes=(2, 3)).copy()
+    return by_class
 
 
 def sample(by_class: dict, classes: list[int], g: np.random.Generator) -> tuple:
@@ -98,21 +106,24 @@ def main() -> None:
     g = np.random.default_rng(args.seed)
     learner, opt = make(args.algo, args.meta_lr)
     test_g = np.random.default_rng(args.seed + 1000)
-    test = stack(check_tasks([sample(data, [5, 6, 7, 8, 9], test_g) for _ in range(args.test_tasks)]))
+    test = stack(check_tasks([sample(data, TEST_DIGITS, test_g) for _ in range(args.test_tasks)]))
+    train = [c for c in data if c not in TEST_DIGITS]
     curve = [{"iteration": 0, **evaluate(learner, test), "seconds": 0.0}]
+    print(f"{args.algo} iteration 0: 5-way 5-shot test accuracy {curve[0]['accuracy']:.3f}", flush=True)
     start = time.perf_counter()
     for it in range(1, args.iterations + 1):
         if args.algo == "mamlpp":  # anneal over the first half: 10 "epochs" of iterations / 20
             learner.multi_step_weights = multi_step_weights(STEPS, it * 20 // max(args.iterations, 1), 10)
-        learner.meta_learn([sample(data, [0, 1, 2, 3, 4], g) for _ in range(4)], opt, epochs=1, tasks_per_batch=4)
+        learner.meta_learn([sample(data, list(g.choice(train, WAYS, replace=False)), g) for _ in range(4)], opt,
+                           epochs=1, tasks_per_batch=4)
         if it % args.eval_every == 0 or it == args.iterations:
             curve.append({"iteration": it, **evaluate(learner, test), "seconds": time.perf_counter() - start})
             print(f"{args.algo} iteration {it}: 5-way 5-shot test accuracy {curve[-1]['accuracy']:.3f} "
                   f"+- {curve[-1]['ci95']:.3f} ({curve[-1]['seconds']:.0f} s)", flush=True)
     report = {"benchmark": "meta_digits", "algo": args.algo, "seed": args.seed, "test_seed": args.seed + 1000,
               "meta_lr": args.meta_lr,
-              "ways": WAYS, "shots": SHOTS, "queries_per_class": QUERIES, "train_classes": [0, 1, 2, 3, 4],
-              "test_classes": [5, 6, 7, 8, 9], "test_tasks": args.test_tasks, "iterations": args.iterations,
+              "ways": WAYS, "shots": SHOTS, "queries_per_class": QUERIES, "train_classes": train,
+              "test_classes": TEST_DIGITS, "test_tasks": args.test_tasks, "iterations": args.iterations,
               "initial": curve[0], "final": curve[-1], "curve": curve}
     if args.out:
         with open(args.out, "w") as f:
