@@ -5,7 +5,7 @@ Meta-training tasks are 5-way 5-shot with 10 query images per class, 5 classes d
 0-4 and their rotations by 90, 180 and 270 degrees (Omniglot's augmentation), in a random order (so
 labels are shuffled per task); test tasks: digits 5-9, never seen in training, in a random order.
 Model: 2 x [3x3 conv, 32 channels, BatchNorm, ReLU, 2x2 max-pool], then Linear (8 -> 4 -> 2).
-Learners (Adam at 1e-3, meta-batch 4, second order): MAML (3 inner steps at 0.3), ANIL (the same,
+Learners (Adam at 3e-3, meta-batch 4, second order): MAML (3 inner steps at 0.3), ANIL (the same,
 head only), Meta-SGD (1 inner step, rates started at 0.3), MAML++ (3 steps, learned per-step rates, the
 multi-step loss annealed over the first half of training). Evaluation: 300 fixed test tasks, each
 learner's own inner loop on the support set, query accuracy (mean and 95% interval over tasks), at
@@ -94,11 +94,11 @@ def evaluate(learner, batch) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algo", choices=["maml", "anil", "metasgd", "mamlpp"], default="maml")
-    ap.add_argument("--iterations", type=int, default=600)
-    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--test-tasks", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--meta-lr", type=float, default=1e-3)
+    ap.add_argument("--meta-lr", type=float, default=3e-3)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     data = digits()
