@@ -101,56 +101,66 @@ class MAML(MetaLearningModel):
         """A copy of the model after ``steps`` (default ``inner_steps``) inner steps on the support set."""
         return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn)
 
-    def query_losses(self, fast: dict[str, Tensor], batch: Batch, loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
-        """Each task's query loss at weights ``fast`` (task axis in front), and the predictions."""
-        pred = task_call(self.model, fast, batch.query_x)
+    def query_losses(self, model: Module, fast: dict[str, Tensor], query_x: Tensor, batch: Batch,
+                     loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
+        """Each task's query loss with ``model`` at weights ``fast`` (task axis in front), and the predictions."""
+        pred = task_call(model, fast, query_x)
         return task_losses(pred, batch.query_y, batch.query_labels, loss_fn, batch.classes, batch.indices), pred
+
+    def inner_inputs(self, batch: Batch) -> tuple[Module, Tensor, Tensor]:
+        """What the inner loop runs: a module and its support and query inputs. MAML: the model on the
+        tasks' inputs; ANIL: the head on the body's features, computed once."""
+        return self.model, batch.support_x, batch.query_x
 
     def task_objective(self, batch: Batch, loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
         t, second, weights = batch.size, not self.first_order, self.weights()
-        theta = self.trainable()
+        model, support_x, query_x = self.inner_inputs(batch)
+        theta = {n: p for n, p in model.named_parameters() if p.requires_grad}
         names = list(self.inner_params)
         ws = [theta[n].unsqueeze(0).expand(t, *theta[n].shape) for n in names]
-        shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted (ANIL's body)
+        shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted
         total = 0.0  # weighted query losses of the steps before the last (multi-step loss)
 
-        def step(k: int, ws: list[Tensor], lrs: list, shared: dict, create: bool = second):
-            ws = inner_step(self.model, names, ws, lrs, batch.support_x, batch.support_y, batch.support_labels,
-                            loss_fn, create, batch.classes, batch.indices, shared)
+        def step(k: int, ws: list[Tensor], lrs: list, shared: dict, sx: Tensor, qx: Tensor, create: bool = second):
+            ws = inner_step(model, names, ws, lrs, sx, batch.support_y, batch.support_labels, loss_fn, create,
+                            batch.classes, batch.indices, shared)
             if weights is None or k == self.inner_steps - 1 or weights[k] == 0:
                 return ws, None
-            return ws, self.query_losses(shared | dict(zip(names, ws)), batch, loss_fn)[0]
+            return ws, self.query_losses(model, shared | dict(zip(names, ws)), qx, batch, loss_fn)[0]
 
         for k in range(self.inner_steps):
             lrs = self.step_lrs(k)
             if self.checkpoint_inner_loop and second:
-                ws, q = self._checkpointed(step, k, ws, lrs, shared)
+                ws, q = self._checkpointed(step, k, ws, lrs, shared, support_x, query_x)
             else:
-                ws, q = step(k, ws, lrs, shared)
+                ws, q = step(k, ws, lrs, shared, support_x, query_x)
             if q is not None:
                 total = total + weights[k] * q
-        losses, pred = self.query_losses(shared | dict(zip(names, ws)), batch, loss_fn)
+        losses, pred = self.query_losses(model, shared | dict(zip(names, ws)), query_x, batch, loss_fn)
         if weights is not None and self.inner_steps:
             losses = total + weights[-1] * losses
         return losses, pred
 
     @staticmethod
-    def _checkpointed(step, k: int, ws: list[Tensor], lrs: list, shared: dict) -> tuple[list[Tensor], Tensor | None]:
+    def _checkpointed(step, k: int, ws: list[Tensor], lrs: list, shared: dict, sx: Tensor,
+                      qx: Tensor) -> tuple[list[Tensor], Tensor | None]:
         """One inner step through ``autograd.checkpoint``: only its inputs and outputs are stored. Every
-        tensor the meta-gradient reaches is an input (the checkpoint treats what it closes over as constant)."""
+        tensor the meta-gradient reaches is an input (the checkpoint treats what it closes over as constant):
+        the weights, learned rates, shared parameters and the inputs (ANIL's features depend on the body)."""
         n, learned, keys = len(ws), [i for i, lr in enumerate(lrs) if isinstance(lr, Tensor)], list(shared)
+        m = n + len(learned)
         has_query = []
 
         def fn(*args):
             rates = list(lrs)
-            for i, lr in zip(learned, args[n:n + len(learned)]):
+            for i, lr in zip(learned, args[n:m]):
                 rates[i] = lr
             # the first call only needs values: its inner gradient is not recorded; recomputations record it
-            new, q = step(k, list(args[:n]), rates, dict(zip(keys, args[n + len(learned):])), bool(has_query))
+            new, q = step(k, list(args[:n]), rates, dict(zip(keys, args[m:-2])), *args[-2:], bool(has_query))
             has_query[:] = [q is not None]
             return [*new, q] if q is not None else new
 
-        out = checkpoint(fn, *ws, *(lrs[i] for i in learned), *shared.values())
+        out = checkpoint(fn, *ws, *(lrs[i] for i in learned), *shared.values(), sx, qx)
         return (out[:n], out[n]) if has_query[0] else (out, None)
 
 
