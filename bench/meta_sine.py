@@ -4,7 +4,8 @@ Meta-training: a 1-40-40-1 ReLU MLP, K=10 support and 10 query points per task, 
 meta-iteration (meta-batch 25), Adam at 1e-3 for MAML and first-order MAML (inner lr 0.01, one inner
 step); Reptile with 8 inner SGD steps at 0.01 and the plain interpolation at meta lr 0.1 (its own
 defaults are tuned for other scales); ANIL and Meta-SGD (rates started at 0.01) as MAML; ``mamlpp``: MAML
-with 5 inner steps, learned per-step rates and the multi-step loss annealed over 10,000 iterations.
+with 5 inner steps, learned per-step rates (Adam at 1e-5 for them) and the multi-step loss annealed over
+10,000 iterations; ``maml5``: MAML with 5 inner steps, its baseline.
 Evaluation: 5-shot, on fixed held-out tasks: adapt with the learner's inner step (``inner_lr``, or the
 learned rates) on 5 support points for 1, 5 and 10 steps, MSE on 50 query points, mean (and median) over tasks.
 Training stops at ``--iterations`` or (unless ``--full``) once every target of the MAML paper (0.67 / 0.38 / 0.35 after
@@ -39,11 +40,16 @@ def make(algo: str):
     model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
     if algo == "reptile":
         return Reptile(model, inner_lr=0.01, meta_lr=0.1, inner_steps=8), None
-    if algo in ("anil", "metasgd", "mamlpp"):
+    if algo in ("anil", "metasgd", "mamlpp", "maml5"):
         learner = {"anil": lambda: ANIL(model, inner_lr=0.01, inner_steps=1),
+                   "maml5": lambda: MAML(model, inner_lr=0.01, inner_steps=5),
                    "metasgd": lambda: MetaSGD(model, inner_lr=0.01, inner_steps=1),
                    "mamlpp": lambda: MAML(model, inner_lr=0.01, inner_steps=5, per_step_lr=True,
                                           multi_step_weights=multi_step_weights(5, 0, ANNEAL))}[algo]()
+        if algo == "mamlpp":  # Adam moves each value by about lr a step: 1e-3 is 10% of a 0.01 rate, unstable here
+            rates = [p for n, p in learner.named_parameters() if n.startswith("inner_lrs.")]
+            return learner, Adam([{"params": list(learner.model.parameters())}, {"params": rates, "lr": 1e-5}],
+                                 lr=1e-3)
         return learner, Adam(learner.parameters(), lr=1e-3)
     learner = MAML(model, inner_lr=0.01, meta_lr=1e-3, first_order=algo == "fomaml", inner_steps=1)
     return learner, Adam(learner.parameters(), lr=1e-3)
@@ -74,7 +80,7 @@ def evaluate(learner, batch, steps=(1, 5, 10), medians: dict | None = None) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--algo", choices=["maml", "fomaml", "reptile", "anil", "metasgd", "mamlpp"], default="maml")
+    ap.add_argument("--algo", choices=["maml", "fomaml", "reptile", "anil", "metasgd", "mamlpp", "maml5"], default="maml")
     ap.add_argument("--iterations", type=int, default=70_000)
     ap.add_argument("--eval-every", type=int, default=5_000)
     ap.add_argument("--test-tasks", type=int, default=1000)
