@@ -80,7 +80,8 @@ def evaluate(learner, batch, steps=(1, 5, 10), medians: dict | None = None) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--algo", choices=["maml", "fomaml", "reptile", "anil", "metasgd", "mamlpp", "maml5"], default="maml")
+    ap.add_argument("--algo", default="maml",
+                    choices=["maml", "fomaml", "reptile", "anil", "metasgd", "mamlpp", "maml5"])
     ap.add_argument("--iterations", type=int, default=70_000)
     ap.add_argument("--eval-every", type=int, default=5_000)
     ap.add_argument("--test-tasks", type=int, default=1000)
