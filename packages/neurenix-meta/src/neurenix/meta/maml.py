@@ -76,7 +76,7 @@ class MAML(MetaLearningModel):
         last = self.inner_lrs.shape[0] - 1  # adapting for longer than trained: the last step's rates
         return [self.inner_lrs[n][min(step, last)] for n in self.inner_params]
 
-    def weights(self) -> list[float] | None:
+    def step_weights(self) -> list[float] | None:
         """The multi-step loss weights, checked (None: the last step's query loss only)."""
         w = self.multi_step_weights
         if w is None:
@@ -113,7 +113,7 @@ class MAML(MetaLearningModel):
         return self.model, batch.support_x, batch.query_x
 
     def task_objective(self, batch: Batch, loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
-        t, second, weights = batch.size, not self.first_order, self.weights()
+        t, second, weights = batch.size, not self.first_order, self.step_weights()
         model, support_x, query_x = self.inner_inputs(batch)
         theta = {n: p for n, p in model.named_parameters() if p.requires_grad}
         names = list(self.inner_params)
@@ -171,18 +171,18 @@ class LearnedRates(Module):
     def __init__(self, learner: MAML, shape: tuple | None, value: float):
         super().__init__()
         params = learner.trainable()
-        self.__dict__["keys"] = {n: n.replace(".", "_") for n in learner.inner_params}
-        for name, key in self.keys.items():
+        self.__dict__["_keys"] = {n: n.replace(".", "_") for n in learner.inner_params}
+        for name, key in self._keys.items():
             p = params[name]
             setattr(self, key, Parameter(nx.full(p.shape if shape is None else shape, value, dtype=p.dtype,
                                                  device=p.device)))
 
     @property
     def shape(self) -> tuple:
-        return getattr(self, next(iter(self.keys.values()))).shape
+        return getattr(self, next(iter(self._keys.values()))).shape
 
     def __getitem__(self, name: str) -> Tensor:
-        return getattr(self, self.keys[name])
+        return getattr(self, self._keys[name])
 
 
 def multi_step_weights(steps: int, epoch: int, anneal_epochs: int) -> list[float]:
