@@ -91,3 +91,31 @@ def assert_unchanged(tasks, snap):
         for t, (t0, v) in zip(task, saved):
             assert t is t0
             np.testing.assert_array_equal(t.numpy(), v)
+
+
+def conv_bn(seed=0, classes=3):
+    """A tiny Conv + BatchNorm + tanh network in float64 for 1x5x5 images (smooth: exact finite differences)."""
+    nx.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Tanh(), nn.Flatten(),
+                         nn.Linear(18, classes)).double()
+
+
+def image_tasks(n=3, ways=3, shots=2, queries=2, seed=3):
+    """Few-shot tasks of 1x5x5 float64 images, int64 labels: a class is a noisy random template."""
+    g = np.random.default_rng(seed)
+    tasks = []
+    for _ in range(n):
+        templates = g.normal(size=(ways, 1, 5, 5))
+        task = []
+        for k in (shots, queries):
+            y = np.repeat(np.arange(ways), k)
+            task += [nx.tensor(templates[y] + 0.5 * g.normal(size=(len(y), 1, 5, 5)), dtype=nx.float64),
+                     nx.tensor(y, dtype=nx.int64)]
+        tasks.append(tuple(task))
+    return tasks
+
+
+def assert_close_lists(actual, expected, rtol=1e-6, atol=1e-8):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)

@@ -5,8 +5,20 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from meta_helpers import ce, class_tasks, finite_difference, grads, meta_grad, mlp, sgd_adapt, sine_tasks
-from neurenix.meta import MAML
+from meta_helpers import (
+    assert_close_lists,
+    ce,
+    class_tasks,
+    conv_bn,
+    finite_difference,
+    grads,
+    image_tasks,
+    meta_grad,
+    mlp,
+    sgd_adapt,
+    sine_tasks,
+)
+from neurenix.meta import MAML, multi_step_weights
 from neurenix.nn import functional as F
 
 
@@ -104,3 +116,101 @@ def test_bad_arguments():
         MAML(mlp(), inner_steps=-1)
     with pytest.raises(TypeError, match="model must be a neurenix.nn.Module"):
         MAML(lambda x: x)
+
+
+# -- checkpointed inner loop ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [{}, {"per_step_lr": True}, {"multi_step_weights": [0.2, 0.3, 0.5]}],
+                         ids=["plain", "per-step-lr", "multi-step"])
+@pytest.mark.parametrize("kind", ["mlp", "conv-bn"])
+def test_checkpointed_inner_loop_gives_the_same_meta_gradient(kind, options):
+    model, tasks = (mlp(), sine_tasks(3)) if kind == "mlp" else (conv_bn(), image_tasks(3))
+    plain = MAML(model, inner_lr=0.1, inner_steps=3, **options)
+    ckpt = MAML(model, inner_lr=0.1, inner_steps=3, checkpoint_inner_loop=True, **options)
+    ckpt.load_state_dict(plain.state_dict())
+    np.testing.assert_allclose(ckpt.meta_loss(tasks).item(), plain.meta_loss(tasks).item(), rtol=1e-13)
+    for batch_tasks in (True, False):
+        assert_close_lists(meta_grad(ckpt, tasks, batch_tasks=batch_tasks), meta_grad(plain, tasks), rtol=1e-8,
+                           atol=1e-12)
+
+
+def test_checkpointed_inner_loop_against_finite_differences():
+    maml = MAML(mlp(sizes=(1, 4, 1)), inner_lr=0.1, inner_steps=2, checkpoint_inner_loop=True, per_step_lr=True)
+    tasks = sine_tasks(n=2, rows=4)
+    numeric = finite_difference(lambda: maml.meta_loss(tasks).item(), list(maml.parameters()))
+    assert_close_lists(meta_grad(maml, tasks), numeric)
+
+
+def test_checkpointing_stores_one_step_of_graph():
+    """The graph left after the forward pass: plain MAML keeps every inner step's, checkpointed one step's."""
+    def graph_size(steps, checkpointed):
+        maml = MAML(mlp(), inner_lr=0.1, inner_steps=steps, checkpoint_inner_loop=checkpointed)
+        loss = maml.meta_loss(sine_tasks(2))
+        seen, stack = set(), [loss]
+        while stack:
+            t = stack.pop()
+            if t._node is not None and id(t) not in seen:
+                seen.add(id(t))
+                stack.extend(t._node.parents)
+        return len(seen)
+    plain = [graph_size(s, False) for s in (2, 4, 8)]
+    ckpt = [graph_size(s, True) for s in (2, 4, 8)]
+    assert plain[2] - plain[1] > 4 * (ckpt[2] - ckpt[1]) > 0  # a handful of nodes a step instead of a graph
+
+
+# -- MAML++ options -----------------------------------------------------------------------------------
+
+def test_per_step_learning_rates_against_finite_differences_and_plain_sgd():
+    maml = MAML(mlp(sizes=(1, 4, 1)), inner_lr=0.1, inner_steps=2, per_step_lr=True)
+    with nx.no_grad():  # different rates per step and per tensor
+        for i, name in enumerate(maml.inner_params):
+            maml.inner_lrs[name].copy_(nx.tensor([0.05 + 0.01 * i, 0.2], dtype=nx.float64))
+    tasks = sine_tasks(n=2, rows=4)
+    numeric = finite_difference(lambda: maml.meta_loss(tasks).item(), list(maml.parameters()))
+    assert_close_lists(meta_grad(maml, tasks), numeric)
+    assert all(maml.inner_lrs[n].grad is not None for n in maml.inner_params)
+    assert {n for n, _ in maml.named_parameters()} >= {"inner_lrs.0_weight", "inner_lrs.2_bias"}
+    # adapt_to_task takes the learned rates: step k uses rate k (and the last rate beyond)
+    sx, sy, qx, _ = tasks[0]
+    m = maml.clone_model()
+    for k in range(3):
+        lr = {n: maml.inner_lrs[n].numpy()[min(k, 1)] for n in maml.inner_params}
+        loss = F.mse_loss(m(sx), sy)
+        gs = nx.autograd.grad(loss, list(m.parameters()))
+        with nx.no_grad():
+            for (n, p), g in zip(m.named_parameters(), gs):
+                p.sub_(g * float(lr[n]))
+    np.testing.assert_allclose(maml.adapt_to_task(sx, sy, steps=3)(qx).numpy(), m(qx).numpy(), rtol=1e-12)
+
+
+def test_multi_step_loss_is_the_weighted_sum_of_query_losses_after_each_step():
+    weights = [0.1, 0.0, 0.9]
+    maml = MAML(mlp(), inner_lr=0.1, inner_steps=3, multi_step_weights=weights)
+    tasks = sine_tasks(2)
+    expected = sum(w * F.mse_loss(sgd_adapt(maml.model, sx, sy, k + 1, 0.1)(qx), qy).item()
+                   for sx, sy, qx, qy in tasks for k, w in enumerate(weights))
+    np.testing.assert_allclose(maml.meta_loss(tasks).item(), expected, rtol=1e-12)
+    maml.multi_step_weights = [0.0, 0.0, 1.0]
+    assert_close_lists(meta_grad(maml, tasks), meta_grad(MAML(mlp(), inner_lr=0.1, inner_steps=3), tasks),
+                       rtol=1e-12, atol=1e-14)
+    maml.multi_step_weights = [0.5, 0.5]
+    with pytest.raises(ValueError, match="multi_step_weights has 2 entries, expected one per inner step"):
+        maml.meta_loss(tasks)
+
+
+def test_multi_step_weights_anneal_towards_the_last_step():
+    w0, w5, w10, w20 = (multi_step_weights(5, e, 10) for e in (0, 5, 10, 20))
+    np.testing.assert_allclose(w0, [0.2] * 5)
+    for w in (w0, w5, w10, w20):
+        assert sum(w) == pytest.approx(1.0)
+    assert w5[0] < w0[0] and w5[-1] > w0[-1]
+    assert w10 == pytest.approx(w20) and w10[0] == pytest.approx(0.006)
+    with pytest.raises(ValueError):
+        multi_step_weights(0, 1, 1)
+
+
+def test_inner_params_adapt_only_the_named_parameters():
+    maml = MAML(mlp(), inner_lr=0.1, inner_steps=2, inner_params=["2"])
+    assert maml.inner_params == ("2.weight", "2.bias")
+    with pytest.raises(ValueError, match=r"\['9'\] name no trainable parameter"):
+        MAML(mlp(), inner_params=["9"])

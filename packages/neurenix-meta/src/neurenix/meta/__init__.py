@@ -1,15 +1,18 @@
 """Meta-learning for Neurenix: few-shot learning and fast adaptation to new tasks.
 
-Meta-learners (one ``MetaLearningModel`` API): ``MAML`` (second and first order), ``Reptile``,
+Meta-learners (one ``MetaLearningModel`` API): ``MAML`` (second and first order, with MAML++'s options and
+a checkpointed inner loop), ``ANIL``, ``MetaSGD``, ``Reptile``,
 ``PrototypicalNetworks`` and ``RelationNetworks``; task generators ``generate_regression_tasks`` and
 ``generate_classification_tasks``. A task is ``(support_x, support_y, query_x, query_y)``.
 """
 
 __version__ = "0.1.0"
 
+from .anil import ANIL
 from .base import MetaLearningModel
 from .generators import generate_classification_tasks, generate_regression_tasks
-from .maml import MAML
+from .maml import MAML, multi_step_weights
+from .metasgd import MetaSGD
 from .metric import FewShotClassifier
 from .protonets import PrototypicalNetworks
 from .relation import RelationNetworks
@@ -17,6 +20,6 @@ from .reptile import Reptile
 from .tasks import Task
 
 __all__ = [
-    "MAML", "FewShotClassifier", "MetaLearningModel", "PrototypicalNetworks", "RelationNetworks", "Reptile", "Task",
-    "generate_classification_tasks", "generate_regression_tasks",
+    "ANIL", "MAML", "FewShotClassifier", "MetaLearningModel", "MetaSGD", "PrototypicalNetworks", "RelationNetworks",
+    "Reptile", "Task", "generate_classification_tasks", "generate_regression_tasks", "multi_step_weights",
 ]

@@ -10,10 +10,10 @@ import numpy as np
 
 import neurenix as nx
 from neurenix import Tensor
-from neurenix.func import batched_call
 from neurenix.nn import Module
 from neurenix.optim import Adam, Optimizer
 
+from .batchnorm import support_statistics, task_call
 from .losses import LossFn, correct, task_losses
 from .tasks import Batch, Checked, batches, check_task, check_tasks, stack
 
@@ -30,10 +30,21 @@ def inner_loop(model: Module, params: dict[str, Tensor], x: Tensor, y: Tensor, l
     """
     names, ws = list(params), list(params.values())
     for _ in range(steps):
-        losses = task_losses(batched_call(model, dict(zip(names, ws)), x), y, labels, loss_fn, classes, indices)
-        grads = nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
-        ws = [w if g is None else w - lr * g for w, g in zip(ws, grads)]
+        ws = inner_step(model, names, ws, [lr] * len(ws), x, y, labels, loss_fn, create_graph, classes, indices)
     return dict(zip(names, ws))
+
+
+def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: Tensor, y: Tensor,
+               labels: Tensor | None, loss_fn: LossFn | None, create_graph: bool, classes: int = 0,
+               indices: tuple = (), fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
+    """One inner step: ``w - lr * grad`` for each of ``ws`` (named ``names``, task axis in front), with
+    its own ``lr`` (a number, or a tensor that broadcasts against ``w``: learned rates get gradients).
+    ``fixed`` stand in for other parameters, not adapted. BatchNorm layers use each task's batch
+    statistics (see ``batchnorm``)."""
+    params = (fixed or {}) | dict(zip(names, ws))
+    losses = task_losses(task_call(model, params, x), y, labels, loss_fn, classes, indices)
+    grads = nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
+    return [w if g is None else w - lr * g for w, g, lr in zip(ws, grads, lrs)]
 
 
 class MetaLearningModel(Module):
@@ -76,13 +87,20 @@ class MetaLearningModel(Module):
         params = {n: p.detach().unsqueeze(0) for n, p in self.trainable().items()}
         with nx.enable_grad():
             params = {n: p.requires_grad_() for n, p in params.items()}
-            fast = inner_loop(clone, params, b.support_x, b.support_y, b.support_labels, steps, self.inner_lr,
-                              loss_fn, create_graph=False, classes=b.classes)
+            fast = self.inner_adapt(clone, params, b, steps, loss_fn)
         with nx.no_grad():
             for name, p in clone.named_parameters():
                 if name in fast:
                     p.copy_(fast[name][0])
+        support_statistics(clone, support_x)  # BatchNorm's running statistics: this support set's, nothing else
         return clone
+
+    def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
+                    loss_fn: LossFn | None) -> dict[str, Tensor]:
+        """``steps`` first-order inner steps of ``model`` from ``params`` (task axis in front) on the
+        support sets of ``batch``: what ``adapt_to_task`` runs (MAML's family adds learned rates)."""
+        return inner_loop(model, params, batch.support_x, batch.support_y, batch.support_labels, steps,
+                          self.inner_lr, loss_fn, False, batch.classes, batch.indices)
 
     # -- the meta-objective ----------------------------------------------------------------------
     def check(self, tasks: Sequence) -> list[Checked]:

@@ -1,12 +1,21 @@
-"""MAML (Finn et al., 2017): learn an initialisation that a few gradient steps adapt to a new task."""
+"""MAML (Finn et al., 2017): learn an initialisation that a few gradient steps adapt to a new task.
+
+With the training details of MAML++ (Antoniou et al., 2019) as options: learned per-step, per-layer
+inner learning rates and the multi-step loss; and a bounded-memory second order: the inner loop
+checkpointed, recomputed step by step in the backward pass.
+"""
 
 from __future__ import annotations
 
-from neurenix import Tensor
-from neurenix.func import batched_call
-from neurenix.nn import Module
+from collections.abc import Sequence
 
-from .base import MetaLearningModel, inner_loop
+import neurenix as nx
+from neurenix import Tensor
+from neurenix.autograd import checkpoint
+from neurenix.nn import Module, Parameter
+
+from .base import MetaLearningModel, inner_step
+from .batchnorm import task_call
 from .losses import LossFn, task_losses
 from .tasks import Batch
 
@@ -18,28 +27,170 @@ class MAML(MetaLearningModel):
     shared initialisation theta. Outer loop: the meta-optimizer steps theta along the gradient of the sum
     of the tasks' query losses at their adapted weights, differentiated through the inner loop (second
     order) or taking the inner gradients as constants (first order).
+
+    Options (keyword-only):
+
+    - ``checkpoint_inner_loop``: keep only each step's weights, not its graph, and recompute the steps
+      one at a time in the backward pass (second order only): the same meta-gradient, with peak memory
+      of one step's graph instead of ``inner_steps`` of them, for about one more forward pass per step.
+    - ``per_step_lr``: learn an inner learning rate per step and per parameter tensor (MAML++'s LSLR),
+      started at ``inner_lr``; they are parameters of this module, so the meta-optimizer trains them.
+    - ``multi_step_weights``: MAML++'s multi-step loss: the meta-objective of a task is
+      ``sum_k weights[k-1] * query_loss(after step k)`` over steps 1..inner_steps instead of the last
+      step's alone. ``multi_step_weights(steps, epoch, anneal_epochs)`` gives MAML++'s annealing; assign
+      the attribute between epochs to follow it.
+    - ``inner_params``: names (or dotted prefixes) of the parameters the inner loop adapts; the others
+      are shared by all tasks and trained only by the outer loop (ANIL is MAML adapting only the head).
     """
 
     def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False,
-                 inner_steps: int = 5):
+                 inner_steps: int = 5, *, checkpoint_inner_loop: bool = False, per_step_lr: bool = False,
+                 multi_step_weights: Sequence[float] | None = None, inner_params: Sequence[str] | None = None):
         super().__init__(model, inner_lr, meta_lr, first_order)
         if not isinstance(inner_steps, int) or inner_steps < 0:
             raise ValueError(f"inner_steps must be an int >= 0, got {inner_steps!r}")
         self.inner_steps = inner_steps
+        self.checkpoint_inner_loop = bool(checkpoint_inner_loop)
+        self.multi_step_weights = multi_step_weights
+        self.inner_params = self._select(inner_params)
+        self.inner_lrs = LearnedRates(self, (max(inner_steps, 1),), inner_lr) if per_step_lr else None
+
+    def _select(self, wanted: Sequence[str] | None) -> tuple[str, ...]:
+        names = list(self.trainable())
+        if wanted is None:
+            return tuple(names)
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        chosen = [n for n in names if any(n == w or n.startswith(w + ".") for w in wanted)]
+        missing = [w for w in wanted if not any(n == w or n.startswith(w + ".") for n in names)]
+        if missing or not chosen:
+            raise ValueError(f"inner_params {list(wanted)}: {missing or list(wanted)} name no trainable parameter "
+                             f"of the model (it has {names})")
+        return tuple(chosen)
+
+    # -- the inner loop --------------------------------------------------------------------------
+    def step_lrs(self, step: int) -> list:
+        """The learning rate of each adapted parameter at inner step ``step`` (0-based)."""
+        if self.inner_lrs is None:
+            return [self.inner_lr] * len(self.inner_params)
+        last = self.inner_lrs.shape[0] - 1  # adapting for longer than trained: the last step's rates
+        return [self.inner_lrs[n][min(step, last)] for n in self.inner_params]
+
+    def step_weights(self) -> list[float] | None:
+        """The multi-step loss weights, checked (None: the last step's query loss only)."""
+        w = self.multi_step_weights
+        if w is None:
+            return None
+        w = [float(v) for v in w]
+        if len(w) != self.inner_steps:
+            raise ValueError(f"multi_step_weights has {len(w)} entries, expected one per inner step "
+                             f"({self.inner_steps})")
+        return w
+
+    def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
+                    loss_fn: LossFn | None) -> dict[str, Tensor]:
+        names = list(self.inner_params)
+        ws = [params[n] for n in names]
+        for k in range(steps):
+            ws = inner_step(model, names, ws, self.step_lrs(k), batch.support_x, batch.support_y,
+                            batch.support_labels, loss_fn, False, batch.classes, batch.indices)
+        return params | dict(zip(names, ws))
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
                       loss_fn: LossFn | None = None) -> Module:
         """A copy of the model after ``steps`` (default ``inner_steps``) inner steps on the support set."""
         return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn)
 
-    def adapted_parameters(self, batch: Batch, loss_fn: LossFn | None, create_graph: bool) -> dict[str, Tensor]:
-        """Each task's weights after the inner loop (a leading task axis), still depending on theta."""
-        t = batch.size
-        theta = {n: p.unsqueeze(0).expand(t, *p.shape) for n, p in self.trainable().items()}
-        return inner_loop(self.model, theta, batch.support_x, batch.support_y, batch.support_labels, self.inner_steps,
-                          self.inner_lr, loss_fn, create_graph, batch.classes, batch.indices)
+    def query_losses(self, model: Module, fast: dict[str, Tensor], query_x: Tensor, batch: Batch,
+                     loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
+        """Each task's query loss with ``model`` at weights ``fast`` (task axis in front), and the predictions."""
+        pred = task_call(model, fast, query_x)
+        return task_losses(pred, batch.query_y, batch.query_labels, loss_fn, batch.classes, batch.indices), pred
+
+    def inner_inputs(self, batch: Batch) -> tuple[Module, Tensor, Tensor]:
+        """What the inner loop runs: a module and its support and query inputs. MAML: the model on the
+        tasks' inputs; ANIL: the head on the body's features, computed once."""
+        return self.model, batch.support_x, batch.query_x
 
     def task_objective(self, batch: Batch, loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
-        fast = self.adapted_parameters(batch, loss_fn, create_graph=not self.first_order)
-        pred = batched_call(self.model, fast, batch.query_x)
-        return task_losses(pred, batch.query_y, batch.query_labels, loss_fn, batch.classes, batch.indices), pred
+        t, second, weights = batch.size, not self.first_order, self.step_weights()
+        model, support_x, query_x = self.inner_inputs(batch)
+        theta = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        names = list(self.inner_params)
+        ws = [theta[n].unsqueeze(0).expand(t, *theta[n].shape) for n in names]
+        shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted
+        total = 0.0  # weighted query losses of the steps before the last (multi-step loss)
+
+        def step(k: int, ws: list[Tensor], lrs: list, shared: dict, sx: Tensor, qx: Tensor, create: bool = second):
+            ws = inner_step(model, names, ws, lrs, sx, batch.support_y, batch.support_labels, loss_fn, create,
+                            batch.classes, batch.indices, shared)
+            if weights is None or k == self.inner_steps - 1 or weights[k] == 0:
+                return ws, None
+            return ws, self.query_losses(model, shared | dict(zip(names, ws)), qx, batch, loss_fn)[0]
+
+        for k in range(self.inner_steps):
+            lrs = self.step_lrs(k)
+            if self.checkpoint_inner_loop and second:
+                ws, q = self._checkpointed(step, k, ws, lrs, shared, support_x, query_x)
+            else:
+                ws, q = step(k, ws, lrs, shared, support_x, query_x)
+            if q is not None:
+                total = total + weights[k] * q
+        losses, pred = self.query_losses(model, shared | dict(zip(names, ws)), query_x, batch, loss_fn)
+        if weights is not None and self.inner_steps:
+            losses = total + weights[-1] * losses
+        return losses, pred
+
+    @staticmethod
+    def _checkpointed(step, k: int, ws: list[Tensor], lrs: list, shared: dict, sx: Tensor,
+                      qx: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """One inner step through ``autograd.checkpoint``: only its inputs and outputs are stored. Every
+        tensor the meta-gradient reaches is an input (the checkpoint treats what it closes over as constant):
+        the weights, learned rates, shared parameters and the inputs (ANIL's features depend on the body)."""
+        n, learned, keys = len(ws), [i for i, lr in enumerate(lrs) if isinstance(lr, Tensor)], list(shared)
+        m = n + len(learned)
+        has_query = []
+
+        def fn(*args):
+            rates = list(lrs)
+            for i, lr in zip(learned, args[n:m]):
+                rates[i] = lr
+            # the first call only needs values: its inner gradient is not recorded; recomputations record it
+            new, q = step(k, list(args[:n]), rates, dict(zip(keys, args[m:-2])), *args[-2:], bool(has_query))
+            has_query[:] = [q is not None]
+            return [*new, q] if q is not None else new
+
+        out = checkpoint(fn, *ws, *(lrs[i] for i in learned), *shared.values(), sx, qx)
+        return (out[:n], out[n]) if has_query[0] else (out, None)
+
+
+class LearnedRates(Module):
+    """Learned inner learning rates, one tensor of ``shape`` per adapted parameter of a meta-learner,
+    started at ``value``: ``rates[name]``. A shape of ``None`` means the parameter's own shape."""
+
+    def __init__(self, learner: MAML, shape: tuple | None, value: float):
+        super().__init__()
+        params = learner.trainable()
+        self.__dict__["_keys"] = {n: n.replace(".", "_") for n in learner.inner_params}
+        for name, key in self._keys.items():
+            p = params[name]
+            setattr(self, key, Parameter(nx.full(p.shape if shape is None else shape, value, dtype=p.dtype,
+                                                 device=p.device)))
+
+    @property
+    def shape(self) -> tuple:
+        return getattr(self, next(iter(self._keys.values()))).shape
+
+    def __getitem__(self, name: str) -> Tensor:
+        return getattr(self, self._keys[name])
+
+
+def multi_step_weights(steps: int, epoch: int, anneal_epochs: int) -> list[float]:
+    """MAML++'s multi-step loss weights at ``epoch``: uniform (1/steps) at epoch 0; the weights of the
+    steps before the last fall linearly to 0.03/steps by ``anneal_epochs`` while the last step's grows,
+    so that they always sum to one."""
+    if steps < 1 or anneal_epochs < 1:
+        raise ValueError(f"steps and anneal_epochs must be >= 1, got {steps} and {anneal_epochs}")
+    floor = 0.03 / steps
+    early = max(1.0 / steps - epoch * (1.0 / steps - floor) / anneal_epochs, floor)
+    return [early] * (steps - 1) + [1.0 - early * (steps - 1)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import neurenix as nx
 from neurenix import Tensor
-from neurenix.func import batched_call
 from neurenix.nn import Module
 from neurenix.optim import SGD, Optimizer
 
 from .base import MetaLearningModel, inner_loop
+from .batchnorm import task_call
 from .losses import LossFn, correct, task_losses
 from .tasks import Checked, batches
 
@@ -52,7 +52,7 @@ class Reptile(MetaLearningModel):
                 fast = {n: w.detach() for n, w in fast.items()}
                 for n, p in theta.items():
                     drift[n] = drift[n] + (p.unsqueeze(0) - fast[n]).sum(0)
-                pred = batched_call(self.model, fast, b.query_x)
+                pred = task_call(self.model, fast, b.query_x)
                 total = total + task_losses(pred, b.query_y, b.query_labels, loss_fn, b.classes, b.indices).sum()
                 if b.query_labels is not None:
                     right = correct(pred, b.query_labels) + (0 if right is None else right)

@@ -1,0 +1,45 @@
+"""ANIL (Raghu et al., 2020): MAML that adapts only the head in the inner loop ("almost no inner loop")."""
+
+from __future__ import annotations
+
+from neurenix import Tensor
+from neurenix.nn import Module, Sequential
+
+from .batchnorm import task_call
+from .maml import MAML
+from .tasks import Batch
+
+
+class ANIL(MAML):
+    """ANIL: the inner loop adapts only ``head`` (the dotted name of a submodule; by default the model's
+    last child that holds parameters, such as the final Linear of a Sequential); the body is shared by
+    all tasks and learned by the outer loop alone, through the adapted heads' query losses. Everything
+    else (second or first order, and MAML's keyword options) is as in ``MAML``. With a Sequential model
+    whose head is followed only by parameter-free layers, the body runs once per meta-batch.
+    """
+
+    def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False,
+                 inner_steps: int = 5, *, head: str | None = None, **options):
+        if "inner_params" in options:
+            raise TypeError("ANIL chooses the adapted parameters with head=, not inner_params=")
+        if head is None:
+            held = [name for name, child in model.named_children() if any(True for _ in child.parameters())]
+            if not held:
+                raise ValueError(f"ANIL: {type(model).__name__} has no child module with parameters to use as the "
+                                 "head; pass head= the dotted name of one")
+            head = held[-1]
+        super().__init__(model, inner_lr, meta_lr, first_order, inner_steps, inner_params=[head], **options)
+        self.head = head
+
+    def inner_inputs(self, batch: Batch) -> tuple[Module, Tensor, Tensor]:
+        """When the model is a Sequential and the head one of its children with only parameter-free
+        layers after it, the body runs once per batch and the inner loop runs the rest on its features
+        (the same values and gradients: the body does not change in the inner loop). Otherwise the whole
+        model runs at every inner step."""
+        model = self.model
+        names = [name for name, _ in model.named_children()] if isinstance(model, Sequential) else []
+        if self.head not in names or any(True for c in model[names.index(self.head) + 1:].parameters()):
+            return super().inner_inputs(batch)
+        i = names.index(self.head)
+        body = model[:i]
+        return model[i:], task_call(body, {}, batch.support_x), task_call(body, {}, batch.query_x)
