@@ -133,3 +133,14 @@ def test_the_same_script_runs_in_one_process(tmp_path):
     o = json.loads(r.stdout)
     assert (o["rank"], o["size"], o["sum"], o["gather"]) == (0, 1, list(range(5)), [0])
 
+
+
+def test_init_with_a_communicator_of_ones_own(tmp_path):
+    """``init(comm)`` joins the given communicator: on COMM_SELF each of two ranks is a job of one."""
+    needs_mpi()
+    script = tmp_path / "self.py"
+    script.write_text("from mpi4py import MPI\nimport neurenix.distributed as d\n"
+                      "d.init(MPI.COMM_SELF)\nprint(d.rank(), d.world_size(), MPI.COMM_WORLD.Get_size())\n")
+    r = mpi.run(script, 2)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["0 1 2", "0 1 2"]
