@@ -73,16 +73,21 @@ def test_plain_python_with_mpi4py_is_a_job_of_one():
 
 
 COLLECTIVES = """
-import json
+import json, sys
 import numpy as np
 import neurenix.distributed as d
 
 r, n = d.rank(), d.world_size()
 buf = np.arange(5, dtype=np.{dtype}) * (r + 1)
 d.all_reduce(buf)
-print(json.dumps({{"rank": r, "size": n, "sum": buf.tolist(), "dtype": str(buf.dtype),
-                  "bcast": d.broadcast({{"from": r}}), "gather": d.all_gather(r * 10)}}))
+with open(f"{{sys.argv[1]}}/rank{{r}}.json", "w") as f:  # a file per rank: the ranks' stdout can interleave
+    json.dump({{"rank": r, "size": n, "sum": buf.tolist(), "dtype": str(buf.dtype),
+               "bcast": d.broadcast({{"from": r}}), "gather": d.all_gather(r * 10)}}, f)
 """
+
+
+def results(out, ranks):
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(ranks)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -90,9 +95,9 @@ def test_collectives_on_two_ranks(tmp_path, dtype):
     needs_mpi()
     script = tmp_path / "collectives.py"
     script.write_text(COLLECTIVES.format(dtype=dtype))
-    r = mpi.run(script, 2)
+    r = mpi.run(script, 2, str(tmp_path))
     assert r.returncode == 0, r.stderr
-    out = sorted((json.loads(line) for line in r.stdout.splitlines()), key=lambda o: o["rank"])
+    out = results(tmp_path, 2)
     assert [o["rank"] for o in out] == [0, 1]
     for o in out:
         assert o["size"] == 2 and o["dtype"] == dtype
@@ -128,9 +133,9 @@ def test_the_same_script_runs_in_one_process(tmp_path):
     """Without a launcher the collectives script is a job of one (mpi4py present or not)."""
     script = tmp_path / "collectives.py"
     script.write_text(COLLECTIVES.format(dtype="float64"))
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    o = json.loads(r.stdout)
+    (o,) = results(tmp_path, 1)
     assert (o["rank"], o["size"], o["sum"], o["gather"]) == (0, 1, list(range(5)), [0])
 
 
@@ -139,8 +144,9 @@ def test_init_with_a_communicator_of_ones_own(tmp_path):
     """``init(comm)`` joins the given communicator: on COMM_SELF each of two ranks is a job of one."""
     needs_mpi()
     script = tmp_path / "self.py"
-    script.write_text("from mpi4py import MPI\nimport neurenix.distributed as d\n"
-                      "d.init(MPI.COMM_SELF)\nprint(d.rank(), d.world_size(), MPI.COMM_WORLD.Get_size())\n")
-    r = mpi.run(script, 2)
+    script.write_text("import sys\nfrom mpi4py import MPI\nimport neurenix.distributed as d\n"
+                      "d.init(MPI.COMM_SELF)\nw = MPI.COMM_WORLD.Get_rank()\n"
+                      "open(f'{sys.argv[1]}/{w}.txt', 'w').write(f'{d.rank()} {d.world_size()}')\n")
+    r = mpi.run(script, 2, str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert sorted(r.stdout.splitlines()) == ["0 1 2", "0 1 2"]
+    assert [(tmp_path / f"{w}.txt").read_text() for w in (0, 1)] == ["0 1", "0 1"]
