@@ -100,7 +100,7 @@ def worker(iterations: int, channels: int) -> dict:
            "cpu_ms_per_iteration_per_rank": dist.all_gather(cpu / iterations * 1e3),
            "parameters": sum(p.numel() for p in learner.parameters())}
     if dist.world_size() > 1:
-        buffer = np.zeros(step.__self__._pack(None, None, 0).size)  # the packed buffer's size
+        buffer = np.zeros(step.__self__._pack(None, None, 0, 0).size)  # the packed buffer's size
         times = []
         for _ in range(20):
             dist.all_gather(None)  # a barrier: time communication, not waiting

@@ -99,6 +99,14 @@ def main(mode: str, out: str) -> None:
     elif mode == "other_tasks":
         learner = MAML(mlp(sizes=(1, 8, 1)))
         learner.meta_learn(sine_tasks(TASKS, rows=5, seed=r), epochs=1, tasks_per_batch=PER_BATCH, distributed=True)
+    elif mode == "other_shuffle":  # a loss that draws random numbers on rank 1 only: epoch 2 shuffles differently
+        def mse_drawing(pred, y):
+            if r == 1:
+                nx.random.generator().random()
+            return ((pred - y) ** 2).mean()
+        learner = MAML(mlp(sizes=(1, 8, 1)))
+        learner.meta_learn(sine_tasks(TASKS, rows=5), epochs=2, tasks_per_batch=PER_BATCH, loss_fn=mse_drawing,
+                           distributed=True)
     elif mode == "diverged":
         learner, _, tasks = learners()["maml"]
         parallel = DataParallel(learner, learner.default_optimizer(), learner.check(tasks), PER_BATCH)

@@ -82,6 +82,7 @@ def test_resuming_from_rank_0s_checkpoint(tmp_path):
     ("other_model", r"rank 1's model differs from rank 0's: parameter 'model.0.weight' is \(8, 1\) float64 on "
                     r"rank 0 but \(9, 1\) float64 on rank 1"),
     ("other_tasks", r"rank 1's tasks \(7\) differ from rank 0's \(7\)"),
+    ("other_shuffle", r"the ranks disagree on meta-batch 3 \(tasks \[\d, \d, \d\] here\)"),
     ("diverged", r"the replicas diverged: after 0 meta-steps 'model.2.bias' on rank 1 differs from rank 0's"),
 ])
 def test_bad_input_ends_the_job_with_a_clear_error(tmp_path, mode, message):

@@ -11,6 +11,7 @@ the replicas are compared every ``check_every`` meta-steps, and a divergence is 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -36,7 +37,9 @@ class DataParallel:
 
     check_every = 100
 
-    def __init__(self, learner: Module, optimizer: Optimizer, tasks: list[Checked], tasks_per_batch: int):
+    def __init__(self, learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int):
+        """Agree with the other ranks (``tasks``: the whole task list, compared by hash; None when it is not
+        known up front) and take rank 0's state. Every meta-step also checks that all ranks have the same batch."""
         dist.init()
         self.learner, self.optimizer = learner, optimizer
         self.rank, self.size = dist.rank(), dist.world_size()
@@ -79,27 +82,32 @@ class DataParallel:
             loss, right = self.learner.meta_step(share, _DeferredStep(optimizer), loss_fn, batch_tasks)
         else:  # the last, short meta-batch of an epoch can leave a rank without a task: it adds zeros
             optimizer.zero_grad()
-        buffer = dist.all_reduce(self._pack(loss, right, len(share)))
-        loss, right = self._unpack(buffer)
+        buffer = dist.all_reduce(self._pack(loss, right, len(share), _fingerprint(tasks)))
+        loss, right = self._unpack(buffer, tasks)
         optimizer.step()
         self.steps += 1
         if self.steps % self.check_every == 0:
             self.check_replicas()
         return loss, right
 
-    def _pack(self, loss: Tensor | None, right: Tensor | None, n: int) -> np.ndarray:
+    def _pack(self, loss: Tensor | None, right: Tensor | None, n: int, fingerprint: int) -> np.ndarray:
         """One contiguous buffer: gradients (times n for a mean), which have one, buffers times n, then
-        loss, right answers, whether there are labels, task count."""
+        the meta-batch's fingerprint and its square, loss, right answers, whether there are labels, task count."""
         scale = n if self.mean else 1
         grads = [np.zeros(p.numel()) if p.grad is None else p.grad.numpy().ravel() * scale for p in self.params]
         has = [float(p.grad is not None) for p in self.params]
         bufs = [b.numpy().ravel() * n for b in self.buffers]
-        tail = [0.0 if loss is None else float(loss.item()), 0.0 if right is None else float(right.item()),
-                float(right is not None), float(n)]
+        tail = [float(fingerprint), float(fingerprint) ** 2, 0.0 if loss is None else float(loss.item()),
+                0.0 if right is None else float(right.item()), float(right is not None), float(n)]
         return np.concatenate([*grads, has, *bufs, tail], dtype=np.float64)
 
-    def _unpack(self, buffer: np.ndarray) -> tuple[Tensor, Tensor | None]:
-        loss, right, labelled, n = buffer[-4:]
+    def _unpack(self, buffer: np.ndarray, tasks: list[Checked]) -> tuple[Tensor, Tensor | None]:
+        total, squares, loss, right, labelled, n = buffer[-6:]
+        if self.size * squares != total * total:  # zero variance: every rank had the same meta-batch (exact)
+            raise RuntimeError(f"distributed meta_learn: the ranks disagree on meta-batch {self.steps} (tasks "
+                               f"{[t.index for t in tasks]} here): every rank must call meta_learn with the same "
+                               "tasks and arguments, and draw the same random numbers (code that draws on some "
+                               "ranks only makes their shuffling differ)")
         at = sum(p.numel() for p in self.params)
         has = buffer[at:at + len(self.params)]
         at = 0
@@ -147,9 +155,15 @@ class _DeferredStep:
 
 
 # -- what ranks compare and send ---------------------------------------------------------------------
-def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked], tasks_per_batch: int) -> dict:
+def _fingerprint(tasks: list[Checked]) -> int:
+    """16 bits of the meta-batch's task indices and shapes (small enough that rank count x sums of squares
+    stay exact in float64 up to about a thousand ranks)."""
+    return zlib.crc32(repr([(t.index, t.shape_key) for t in tasks]).encode()) & 0xFFFF
+
+
+def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int) -> dict:
     digest = hashlib.blake2b(digest_size=16)
-    for t in tasks:
+    for t in tasks or ():
         for x in (t.support_x, t.support_y, t.query_x, t.query_y):
             digest.update(repr((x.shape, str(x.dtype))).encode())
             digest.update(np.ascontiguousarray(x.numpy()).tobytes())
@@ -157,7 +171,8 @@ def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked], task
             "parameters": {n: (tuple(p.shape), p.dtype.name) for n, p in learner.named_parameters()},
             "buffers": {n: (tuple(b.shape), b.dtype.name) for n, b in learner.named_buffers()},
             "optimizer": (type(optimizer).__name__, [len(g["params"]) for g in optimizer.param_groups]),
-            "tasks_per_batch": tasks_per_batch, "tasks": (len(tasks), digest.hexdigest())}
+            "tasks_per_batch": tasks_per_batch,
+            "tasks": None if tasks is None else (len(tasks), digest.hexdigest())}
 
 
 def _difference(first: dict, theirs: dict, r: int) -> str | None:
