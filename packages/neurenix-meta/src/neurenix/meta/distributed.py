@@ -156,9 +156,9 @@ class _DeferredStep:
 
 # -- what ranks compare and send ---------------------------------------------------------------------
 def _fingerprint(tasks: list[Checked]) -> int:
-    """16 bits of the meta-batch's task indices and shapes (small enough that rank count x sums of squares
-    stay exact in float64 up to about a thousand ranks)."""
-    return zlib.crc32(repr([(t.index, t.shape_key) for t in tasks]).encode()) & 0xFFFF
+    """16 bits of the meta-batch's task indices (not devices: ranks may use different GPUs), small enough that
+    rank count x sums of squares stay exact in float64 up to about a thousand ranks."""
+    return zlib.crc32(repr([t.index for t in tasks]).encode()) & 0xFFFF
 
 
 def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int) -> dict:
