@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 _comm = None  # the MPI communicator once init() ran (None: not initialised, or a job of one without mpi4py)
 _initialized = False
 _LAUNCHER_SIZE = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")  # set by Open MPI's and MPICH's (hydra, Slurm PMI) launchers
+_ABORT_GRACE_S = 0.5  # between printing an uncaught exception and aborting the job
 _INSTALL = "pip install 'neurenix-core[distributed]' mpich   (or a system MPI: apt-get install libopenmpi-dev)"
 
 
@@ -71,12 +73,18 @@ def init(comm: Any = None) -> None:
 
 
 def _abort_on_uncaught_exception(comm) -> None:
-    """An uncaught exception on one rank aborts the job (as ``-m mpi4py`` does), so no rank waits forever."""
+    """An uncaught exception on one rank aborts the job (as ``-m mpi4py`` does), so no rank waits forever.
+
+    The traceback is printed first and given a moment to travel: the launcher kills every rank on an
+    abort and can drop output still in its pipes (the error message, when all ranks raise it together).
+    """
     previous = sys.excepthook
 
     def hook(kind, value, tb):
         previous(kind, value, tb)
+        sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(_ABORT_GRACE_S)
         comm.Abort(1)
 
     sys.excepthook = hook
