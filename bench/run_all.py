@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["core_overhead", "cpu_kernels", "meta_batching", "webgpu", "maml_memory"]
+BENCHMARKS = ["core_overhead", "cpu_kernels", "meta_batching", "webgpu", "maml_memory", "distributed"]
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from . import (
     autograd,
+    distributed,
     func,
     nn,
     optim,
@@ -127,6 +128,7 @@ __all__ = [
     "clamp",
     "cos",
     "default_device",
+    "distributed",
     "double",
     "empty",
     "enable_grad",

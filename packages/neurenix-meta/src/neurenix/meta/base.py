@@ -14,6 +14,7 @@ from neurenix.nn import Module
 from neurenix.optim import Adam, Optimizer
 
 from .batchnorm import support_statistics, task_call
+from .distributed import DataParallel
 from .losses import LossFn, correct, task_losses
 from .tasks import Batch, Checked, batches, check_task, check_tasks, stack
 
@@ -54,6 +55,8 @@ class MetaLearningModel(Module):
     per-task query losses of a batch of tasks stacked on a leading task axis. The base class gives them
     ``meta_learn`` (the outer loop, batching tasks of equal shapes), ``meta_loss`` and ``adapt_to_task``.
     """
+
+    grad_reduction = "sum"  # how ranks combine meta_step's gradients: a sum over tasks ("mean": a mean over them)
 
     def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False):
         super().__init__()
@@ -142,7 +145,7 @@ class MetaLearningModel(Module):
 
     def meta_learn(self, tasks: Sequence, meta_optimizer: Optimizer | None = None, epochs: int = 10,
                    tasks_per_batch: int = 4, loss_fn: LossFn | None = None, *, shuffle: bool = True,
-                   batch_tasks: bool = True) -> dict[str, list[float]]:
+                   batch_tasks: bool = True, distributed: bool = False) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -150,6 +153,9 @@ class MetaLearningModel(Module):
         stacked batch (``batch_tasks=False`` runs them one by one: same result, slower). Returns the
         history: per-epoch mean query loss (``"loss"``) and, when targets are labels, query accuracy
         (``"accuracy"``). ``meta_optimizer=None`` uses Adam at ``meta_lr``. The tasks are not modified.
+
+        ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
+        same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
         if not isinstance(tasks_per_batch, int) or tasks_per_batch < 1:
             raise ValueError(f"tasks_per_batch must be an int >= 1, got {tasks_per_batch!r}")
@@ -158,6 +164,7 @@ class MetaLearningModel(Module):
         checked = self.check(tasks)
         optimizer = self.default_optimizer() if meta_optimizer is None else meta_optimizer
         labelled = checked[0].query_labels is not None
+        step = DataParallel(self, optimizer, checked, tasks_per_batch).meta_step if distributed else self.meta_step
         history: dict[str, list[float]] = {"loss": []} | ({"accuracy": []} if labelled else {})
         rng = nx.random.generator()
         for epoch in range(epochs):
@@ -165,7 +172,7 @@ class MetaLearningModel(Module):
             loss_sum, right_sum, rows = 0.0, 0, 0
             for start in range(0, len(order), tasks_per_batch):
                 batch = [checked[i] for i in order[start:start + tasks_per_batch]]
-                loss, right = self.meta_step(batch, optimizer, loss_fn, batch_tasks)
+                loss, right = step(batch, optimizer, loss_fn, batch_tasks)
                 # one host read per meta-update: the loss (and the count of right answers) together
                 value, n_right = nx.stack([loss, right.to(loss.dtype)]).tolist() if right is not None else \
                     (loss.item(), 0)

@@ -21,6 +21,8 @@ class Reptile(MetaLearningModel):
     is exactly the interpolation above. The reported loss is the query loss at the adapted weights.
     """
 
+    grad_reduction = "mean"  # the gradient is a mean over the batch's tasks
+
     def __init__(self, model: Module, inner_lr: float = 0.02, meta_lr: float = 0.001, inner_steps: int = 8):
         super().__init__(model, inner_lr, meta_lr, first_order=True)
         if not isinstance(inner_steps, int) or inner_steps < 1:

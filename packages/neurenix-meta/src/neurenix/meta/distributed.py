@@ -1,0 +1,226 @@
+"""Data-parallel meta-training over the ranks of ``neurenix.distributed`` (MPI): ``meta_learn(distributed=True)``.
+
+Every rank holds the same tasks and model. Each meta-batch is dealt out round-robin; a rank computes the
+meta-gradient of its share with the learner's own ``meta_step``, and one all-reduce per meta-step (every
+gradient flattened into one contiguous float64 buffer, with the task count, loss and accuracy) gives every
+rank the gradient of the whole meta-batch, so each takes the same optimizer step. Set-up broadcasts rank 0's
+parameters, buffers, optimizer state and random generator (so a run resumed on rank 0 resumes everywhere);
+the replicas are compared every ``check_every`` meta-steps, and a divergence is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+import neurenix as nx
+from neurenix import Tensor
+from neurenix import distributed as dist
+from neurenix.nn import Module
+from neurenix.optim import Optimizer
+
+from .tasks import Checked
+
+
+class DataParallel:
+    """The distributed side of ``meta_learn``: ``meta_step`` has the learner's ``meta_step`` signature and
+    returns the loss and right answers of the whole meta-batch, summed over ranks.
+
+    How the ranks' gradients combine is the learner's ``grad_reduction``: ``"sum"`` (a meta-gradient is a
+    sum over tasks: MAML, the metric learners) or ``"mean"`` (Reptile's mean parameter difference), each
+    rank's mean weighted by its task count so that uneven shares count right. BatchNorm's running
+    statistics are averaged over ranks the same way (weighted by task count) after every meta-step.
+    """
+
+    check_every = 100
+
+    def __init__(self, learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int):
+        """Agree with the other ranks (``tasks``: the whole task list, compared by hash; None when it is not
+        known up front) and take rank 0's state. Every meta-step also checks that all ranks have the same batch."""
+        dist.init()
+        self.learner, self.optimizer = learner, optimizer
+        self.rank, self.size = dist.rank(), dist.world_size()
+        if self.size > tasks_per_batch:
+            raise ValueError(f"distributed meta_learn: {self.size} ranks but tasks_per_batch={tasks_per_batch}, so "
+                             f"some ranks would have no task: use at most {tasks_per_batch} ranks or more tasks per "
+                             "batch")
+        self.mean = getattr(learner, "grad_reduction", "sum") == "mean"
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.buffers = [b for _, b in learner.named_buffers() if b.is_floating_point()]
+        self.steps = 0
+        self._agree(_signature(learner, optimizer, tasks, tasks_per_batch))
+        self._broadcast_state()
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def _agree(self, mine: dict) -> None:
+        """Every rank must run the same learner, model, optimizer and tasks: the first difference is named."""
+        every = dist.all_gather(mine)
+        for r, theirs in enumerate(every[1:], 1):
+            problem = _difference(every[0], theirs, r)
+            if problem:
+                raise ValueError(f"distributed meta_learn: {problem}")
+
+    def _broadcast_state(self) -> None:
+        state = {"model": self.learner.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "rng": nx.random.get_rng_state()} if self.rank == 0 else None
+        state = _from_host(dist.broadcast(_to_host(state)))
+        if self.rank != 0:
+            self.learner.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            nx.random.set_rng_state(state["rng"])
+
+    # -- a meta-step -------------------------------------------------------------------------------
+    def meta_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: Callable | None,
+                  batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+        """This rank's share of ``tasks`` through the learner's meta_step, then the all-reduce and the step."""
+        share = tasks[self.rank::self.size]
+        loss = right = None
+        if share:
+            loss, right = self.learner.meta_step(share, _DeferredStep(optimizer), loss_fn, batch_tasks)
+        else:  # the last, short meta-batch of an epoch can leave a rank without a task: it adds zeros
+            optimizer.zero_grad()
+        buffer = dist.all_reduce(self._pack(loss, right, len(share), _fingerprint(tasks)))
+        loss, right = self._unpack(buffer, tasks)
+        optimizer.step()
+        self.steps += 1
+        if self.steps % self.check_every == 0:
+            self.check_replicas()
+        return loss, right
+
+    def _pack(self, loss: Tensor | None, right: Tensor | None, n: int, fingerprint: int) -> np.ndarray:
+        """One contiguous buffer: gradients (times n for a mean), which have one, buffers times n, then
+        the meta-batch's fingerprint and its square, loss, right answers, whether there are labels, task count."""
+        scale = n if self.mean else 1
+        grads = [np.zeros(p.numel()) if p.grad is None else p.grad.numpy().ravel() * scale for p in self.params]
+        has = [float(p.grad is not None) for p in self.params]
+        bufs = [b.numpy().ravel() * n for b in self.buffers]
+        tail = [float(fingerprint), float(fingerprint) ** 2, 0.0 if loss is None else float(loss.item()),
+                0.0 if right is None else float(right.item()), float(right is not None), float(n)]
+        return np.concatenate([*grads, has, *bufs, tail], dtype=np.float64)
+
+    def _unpack(self, buffer: np.ndarray, tasks: list[Checked]) -> tuple[Tensor, Tensor | None]:
+        total, squares, loss, right, labelled, n = buffer[-6:]
+        if self.size * squares != total * total:  # zero variance: every rank had the same meta-batch (exact)
+            raise RuntimeError(f"distributed meta_learn: the ranks disagree on meta-batch {self.steps} (tasks "
+                               f"{[t.index for t in tasks]} here): every rank must call meta_learn with the same "
+                               "tasks and arguments, and draw the same random numbers (code that draws on some "
+                               "ranks only makes their shuffling differ)")
+        at = sum(p.numel() for p in self.params)
+        has = buffer[at:at + len(self.params)]
+        at = 0
+        for p, h in zip(self.params, has):  # a gradient no rank has stays None, as on a single process
+            g = buffer[at:at + p.numel()].reshape(p.shape) / (n if self.mean else 1)
+            p.grad = nx.tensor(g, dtype=p.dtype, device=p.device) if h else None
+            at += p.numel()
+        at += len(self.params)
+        with nx.no_grad():
+            for b in self.buffers:
+                b.copy_(nx.tensor(buffer[at:at + b.numel()].reshape(b.shape) / n, dtype=b.dtype, device=b.device))
+                at += b.numel()
+        like = self.params[0]
+        return (nx.tensor(loss, dtype=like.dtype, device=like.device),
+                nx.tensor(round(right), dtype=nx.int64, device=like.device) if labelled else None)
+
+    # -- agreement ---------------------------------------------------------------------------------
+    def check_replicas(self) -> None:
+        """Compare every parameter and buffer with rank 0's (a short hash of their bytes); raise if they differ."""
+        names = [n for n, _ in self.learner.named_parameters()] + [n for n, b in self.learner.named_buffers()
+                                                                      if b.is_floating_point()]
+        tensors = [p for _, p in self.learner.named_parameters()] + self.buffers
+        mine = [hashlib.blake2b(np.ascontiguousarray(t.numpy()).tobytes(), digest_size=8).digest() for t in tensors]
+        every = dist.all_gather(mine)
+        for r, theirs in enumerate(every[1:], 1):
+            bad = next((name for name, a, b in zip(names, every[0], theirs) if a != b), None)
+            if bad is not None:
+                raise RuntimeError(f"distributed meta_learn: the replicas diverged: after {self.steps} meta-steps "
+                                   f"{bad!r} on rank {r} differs from rank 0's (a rank whose code, data or "
+                                   "kernels differ)")
+
+
+class _DeferredStep:
+    """The optimizer as a learner's meta_step sees it: ``step()`` waits until the gradients are all-reduced."""
+
+    def __init__(self, optimizer: Optimizer):
+        self._optimizer = optimizer
+
+    def step(self, closure=None) -> None:
+        if closure is not None:
+            raise ValueError("distributed meta_learn: a meta_step cannot pass a closure to optimizer.step()")
+
+    def __getattr__(self, name: str):
+        return getattr(self._optimizer, name)
+
+
+# -- what ranks compare and send ---------------------------------------------------------------------
+def _fingerprint(tasks: list[Checked]) -> int:
+    """16 bits of the meta-batch's task indices (not devices: ranks may use different GPUs), small enough that
+    rank count x sums of squares stay exact in float64 up to about a thousand ranks."""
+    return zlib.crc32(repr([t.index for t in tasks]).encode()) & 0xFFFF
+
+
+def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int) -> dict:
+    digest = hashlib.blake2b(digest_size=16)
+    for t in tasks or ():
+        for x in (t.support_x, t.support_y, t.query_x, t.query_y):
+            digest.update(repr((x.shape, str(x.dtype))).encode())
+            digest.update(np.ascontiguousarray(x.numpy()).tobytes())
+    return {"learner": type(learner).__name__,
+            "parameters": {n: (tuple(p.shape), p.dtype.name) for n, p in learner.named_parameters()},
+            "buffers": {n: (tuple(b.shape), b.dtype.name) for n, b in learner.named_buffers()},
+            "optimizer": (type(optimizer).__name__, [len(g["params"]) for g in optimizer.param_groups]),
+            "tasks_per_batch": tasks_per_batch,
+            "tasks": None if tasks is None else (len(tasks), digest.hexdigest())}
+
+
+def _difference(first: dict, theirs: dict, r: int) -> str | None:
+    """What differs between rank ``r``'s signature and rank 0's, in words (None if nothing)."""
+    if first["learner"] != theirs["learner"]:
+        return f"rank {r} runs {theirs['learner']} but rank 0 runs {first['learner']}"
+    for kind in ("parameters", "buffers"):
+        a, b = first[kind], theirs[kind]
+        if a.keys() != b.keys():
+            return (f"rank {r}'s model differs from rank 0's: {kind} only on rank 0: {sorted(a.keys() - b.keys())}, "
+                    f"only on rank {r}: {sorted(b.keys() - a.keys())}")
+        for name in a:
+            if a[name] != b[name]:
+                return (f"rank {r}'s model differs from rank 0's: {kind[:-1]} {name!r} is {a[name][0]} {a[name][1]} "
+                        f"on rank 0 but {b[name][0]} {b[name][1]} on rank {r}")
+    if first["optimizer"] != theirs["optimizer"]:
+        return (f"rank {r}'s optimizer is {theirs['optimizer'][0]} over {theirs['optimizer'][1]} parameters, rank 0's "
+                f"{first['optimizer'][0]} over {first['optimizer'][1]}")
+    if first["tasks_per_batch"] != theirs["tasks_per_batch"]:
+        return f"tasks_per_batch is {theirs['tasks_per_batch']} on rank {r} but {first['tasks_per_batch']} on rank 0"
+    if first["tasks"] != theirs["tasks"]:
+        return (f"rank {r}'s tasks ({theirs['tasks'][0]}) differ from rank 0's ({first['tasks'][0]}): every rank "
+                "must pass the same tasks (for instance generated with the same seed); each takes its share itself")
+    return None
+
+
+class _Host:
+    """A tensor's values in transit between ranks (NumPy), so no rank needs another's device."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
+def _to_host(obj):
+    if isinstance(obj, Tensor):
+        return _Host(np.array(obj.numpy()))
+    if isinstance(obj, dict):
+        return {k: _to_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_host(v) for v in obj)
+    return obj
+
+
+def _from_host(obj):
+    if isinstance(obj, _Host):
+        return nx.tensor(obj.array)
+    if isinstance(obj, dict):
+        return {k: _from_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_from_host(v) for v in obj)
+    return obj
