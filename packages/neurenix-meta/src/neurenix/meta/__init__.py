@@ -8,6 +8,9 @@ Meta-learners (one ``MetaLearningModel`` API): ``MAML`` (second and first order)
 __version__ = "0.1.0"
 
 from .base import MetaLearningModel
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import TaskSampler, load_image_folder, split_classes
+from .evaluation import Evaluation, evaluate
 from .generators import generate_classification_tasks, generate_regression_tasks
 from .maml import MAML
 from .metric import FewShotClassifier
@@ -20,3 +23,6 @@ __all__ = [
     "MAML", "FewShotClassifier", "MetaLearningModel", "PrototypicalNetworks", "RelationNetworks", "Reptile", "Task",
     "generate_classification_tasks", "generate_regression_tasks",
 ]
+# real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
+__all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",
+            "save_checkpoint", "split_classes"]
