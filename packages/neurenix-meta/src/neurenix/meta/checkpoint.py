@@ -57,7 +57,7 @@ def write_safetensors(path: PathLike, tensors: Mapping[str, np.ndarray], metadat
         code = CODES.get(a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype)
         if code is None:
             raise TypeError(f"write_safetensors: tensor {name!r} has dtype {a.dtype}, which safetensors cannot hold")
-        a = np.ascontiguousarray(a, dtype=DTYPES[code])
+        a = np.asarray(a, dtype=DTYPES[code])  # tobytes() writes C order, whatever the strides
         header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
         arrays.append(a)
         offset += a.nbytes
