@@ -23,7 +23,7 @@ from ..relation import RelationNetworks
 from .common import need, train
 from .plot import figure, learning_curve
 
-ITERATIONS, TEST_TASKS = 2000, 600
+ITERATIONS, TEST_TASKS = 1000, 600
 ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML (second order)", "relation": "Relation Networks"}
 
 
@@ -64,11 +64,15 @@ def run(args: argparse.Namespace) -> Iterator[str]:
     sampler = TaskSampler(*train_set, args.ways, args.shots, args.queries)
     test = TaskSampler(*test_set, args.ways, args.shots, args.queries, seed=args.seed + 1000).sample(args.test_tasks)
     meta = learner(args)
+    before = evaluate(meta, test) if args.resume is None else None
     history, timing = train(meta, lambda epoch: sampler.sample(args.meta_batch), args.meta_batch, args)
     yield (f"{ALGOS[args.algo]} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
            f"{sorted(set(train_set[1].tolist()))}, seed {args.seed}, {args.device}: {timing}")
     yield (f"{args.ways}-way {args.shots}-shot test on held-out classes {sorted(set(test_set[1].tolist()))}, "
-           f"{args.queries} queries per class: {evaluate(meta, test)}")
+           f"{args.queries} queries per class:")
+    if before is not None:  # the untrained network: what meta-training adds (or loses) on new classes
+        yield f"  before meta-training: {before}"
+    yield f"  after meta-training:  {evaluate(meta, test)}"
     if args.plot:
         fig, (ax,) = figure(1)
         learning_curve(ax, history)

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> Iterator[str]:
     tasks = test_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
     yield f"{args.test_shots}-shot test MSE on {args.test_tasks} new tasks (mean ± 95% CI), inner lr {meta.inner_lr}:"
     for s in STEPS:
-        yield f"  after {s:2d} step{'s' if s > 1 else ' '}: {evaluate(meta, tasks, steps=s)}"
+        yield f"  {f'after {s} step' + ('s:' if s > 1 else ':'):16}{evaluate(meta, tasks, steps=s)}"
     yield "  MAML paper (5-shot, 70,000 iterations): " + " / ".join(f"{PAPER[s]}" for s in STEPS)
     if args.plot:
         plot(meta, history, args)
