@@ -181,7 +181,10 @@ def load_checkpoint(path: PathLike, module: Module, optimizer: Optimizer | None 
     weights = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER)}
     _check_fits(path, module, weights)
     optimizer = _default_optimizer(module, optimizer) if "optimizer" in doc else optimizer
-    state = _optimizer_state(path, doc.get("optimizer"), tensors, optimizer) if optimizer is not None else None
+    try:
+        state = _optimizer_state(path, doc.get("optimizer"), tensors, optimizer) if optimizer is not None else None
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"{path}: malformed optimizer state ({type(e).__name__}: {e})") from None
     module.load_state_dict({k: nx.tensor(v) for k, v in weights.items()})
     if state is not None:
         optimizer.load_state_dict(state)
