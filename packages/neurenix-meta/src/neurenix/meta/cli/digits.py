@@ -50,7 +50,9 @@ def learner(args: argparse.Namespace):
     return MAML(mlp(64, 128, 64, args.ways), inner_lr=0.4, inner_steps=1)
 
 
-def run(args: argparse.Namespace) -> Iterator[str]:
+def experiment(args: argparse.Namespace) -> dict:
+    """Split, meta-train, test: the classes of each split, the test accuracy before meta-training (None
+    when resuming) and after, the history and the timing line (also what bench/meta_digits.py records)."""
     datasets = need("sklearn.datasets")
     if args.plot:
         need("matplotlib")
@@ -66,16 +68,22 @@ def run(args: argparse.Namespace) -> Iterator[str]:
     meta = learner(args)
     before = evaluate(meta, test) if args.resume is None else None
     history, timing = train(meta, lambda epoch: sampler.sample(args.meta_batch), args.meta_batch, args)
+    return {"train_classes": sorted(set(train_set[1].tolist())), "test_classes": sorted(set(test_set[1].tolist())),
+            "before": before, "after": evaluate(meta, test), "history": history, "timing": timing}
+
+
+def run(args: argparse.Namespace) -> Iterator[str]:
+    r = experiment(args)
     yield (f"{ALGOS[args.algo]} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
-           f"{sorted(set(train_set[1].tolist()))}, seed {args.seed}, {args.device}: {timing}")
-    yield (f"{args.ways}-way {args.shots}-shot test on held-out classes {sorted(set(test_set[1].tolist()))}, "
-           f"{args.queries} queries per class:")
-    if before is not None:  # the untrained network: what meta-training adds (or loses) on new classes
-        yield f"  before meta-training: {before}"
-    yield f"  after meta-training:  {evaluate(meta, test)}"
+           f"{r['train_classes']}, seed {args.seed}, {args.device}: {r['timing']}")
+    yield (f"{args.ways}-way {args.shots}-shot test on held-out classes {r['test_classes']}, {args.queries} "
+           "queries per class:")
+    if r["before"] is not None:  # the untrained network: what meta-training adds (or loses) on new classes
+        yield f"  before meta-training: {r['before']}"
+    yield f"  after meta-training:  {r['after']}"
     if args.plot:
         fig, (ax,) = figure(1)
-        learning_curve(ax, history)
+        learning_curve(ax, r["history"])
         ax.set_title(f"{ALGOS[args.algo]}, digits {args.ways}-way {args.shots}-shot: learning curve")
         fig.savefig(args.plot, dpi=110)
         yield f"plot: {args.plot}"
