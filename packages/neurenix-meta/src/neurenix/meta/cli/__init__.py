@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in BENCHMARKS[args.benchmark].run(args):
             print(line, flush=True)
         return 0
-    except (ValueError, OSError, ImportError, nx.errors.DeviceError) as e:
+    except (ValueError, OSError, ImportError, FloatingPointError, nx.errors.DeviceError) as e:
         log.debug("failed", exc_info=True)
         print(f"neurenix: error: {e}", file=sys.stderr)
         return 1

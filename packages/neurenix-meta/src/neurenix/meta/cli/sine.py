@@ -45,7 +45,7 @@ def learner(args: argparse.Namespace):
                 1 if args.inner_steps is None else args.inner_steps)
 
 
-def test_tasks(n: int, shots: int, seed: int, points: int = 100) -> list:
+def new_tasks(n: int, shots: int, seed: int, points: int = 100) -> list:
     """New tasks: ``shots`` support points, ``points // 2`` query points."""
     return [(sx[:shots], sy[:shots], qx, qy) for sx, sy, qx, qy in generate_regression_tasks(n, points, seed=seed)]
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> Iterator[str]:
                             args.meta_batch, args)
     yield (f"{ALGOS[args.algo]} on sine regression, {args.meta_batch} tasks (K = {args.shots}) per meta-iteration, "
            f"seed {args.seed}, {args.device}: {timing}")
-    tasks = test_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
+    tasks = new_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
     yield f"{args.test_shots}-shot test MSE on {args.test_tasks} new tasks (mean ± 95% CI), inner lr {meta.inner_lr}:"
     for s in STEPS:
         yield f"  {f'after {s} step' + ('s:' if s > 1 else ':'):16}{evaluate(meta, tasks, steps=s)}"
@@ -73,7 +73,7 @@ def plot(meta, history: dict, args: argparse.Namespace) -> None:
     """Left: a new task's true function, its support points, and the model before and after 1 and 10
     steps (the MAML paper's figure). Right: the learning curve."""
     fig, (ax, curve) = figure(2)
-    sx, sy, qx, qy = test_tasks(1, args.test_shots, args.seed + 2000, points=400)[0]
+    sx, sy, qx, qy = new_tasks(1, args.test_shots, args.seed + 2000, points=400)[0]
     order = qx.numpy()[:, 0].argsort()
     ax.plot(qx.numpy()[order, 0], qy.numpy()[order, 0], color="tab:red", lw=2, label="ground truth")
     x = nx.linspace(-5, 5, 200).reshape(200, 1)
