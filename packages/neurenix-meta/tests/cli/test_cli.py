@@ -73,3 +73,8 @@ def test_the_console_script_is_installed():
     ok = subprocess.run([str(script), "train", "sine", *FAST], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "after 10 steps" in ok.stdout
+
+
+def test_python_dash_m_runs_the_same_command():
+    run = subprocess.run([sys.executable, "-m", "neurenix.meta.cli", "devices"], capture_output=True, text=True)
+    assert run.returncode == 0 and "installed backends" in run.stdout

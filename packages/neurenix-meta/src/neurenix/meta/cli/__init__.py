@@ -87,6 +87,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"neurenix: error: {e}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
