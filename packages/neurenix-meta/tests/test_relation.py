@@ -44,3 +44,17 @@ def test_convolutional_pairs_concatenate_channels():
     logp = net(qx, sx, sy.float())
     assert logp.shape == (qx.shape[0], 3)
     np.testing.assert_allclose(logp.exp().sum(1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_saturated_relation_scores_stay_finite():
+    """Relation logits far below 0 underflow sigmoid to 0 in float32; log-probabilities and gradients must not."""
+    net = RelationNetworks(nn.Linear(5, 4), nn.Linear(8, 1))
+    with nx.no_grad():
+        net.relation_model.bias.fill_(-200.0)
+    sx, sy, qx, qy = (t.float() for t in class_tasks(1)[0])
+    assert net.compute_relations(net.embed(qx.unsqueeze(0)), net.embed(sx.unsqueeze(0))).max().item() == 0.0
+    logits = net(qx, sx, sy)
+    np.testing.assert_allclose(logits.exp().sum(1).numpy(), 1.0, rtol=1e-5)
+    loss = net.meta_loss([(sx, sy, qx, qy)])
+    loss.backward()
+    assert np.isfinite(loss.item()) and all(np.isfinite(p.grad.numpy()).all() for p in net.parameters())

@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 
 from .anil import ANIL
 from .base import MetaLearningModel
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import TaskSampler, load_image_folder, split_classes
+from .evaluation import Evaluation, evaluate
 from .generators import generate_classification_tasks, generate_regression_tasks
 from .maml import MAML, multi_step_weights
 from .metasgd import MetaSGD
@@ -23,3 +26,6 @@ __all__ = [
     "ANIL", "MAML", "FewShotClassifier", "MetaLearningModel", "MetaSGD", "PrototypicalNetworks", "RelationNetworks",
     "Reptile", "Task", "generate_classification_tasks", "generate_regression_tasks", "multi_step_weights",
 ]
+# real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
+__all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",
+            "save_checkpoint", "split_classes"]

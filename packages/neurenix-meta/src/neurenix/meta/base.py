@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -14,9 +16,13 @@ from neurenix.nn import Module
 from neurenix.optim import Adam, Optimizer
 
 from .batchnorm import support_statistics, task_call
+from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import DataParallel
 from .losses import LossFn, correct, task_losses
+from .progress import progress_bar
 from .tasks import Batch, Checked, batches, check_task, check_tasks, stack
+
+log = logging.getLogger(__name__)
 
 
 def inner_loop(model: Module, params: dict[str, Tensor], x: Tensor, y: Tensor, labels: Tensor | None,
@@ -143,9 +149,11 @@ class MetaLearningModel(Module):
             self.__dict__["_default_optimizer"] = Adam(self.parameters(), lr=self.meta_lr)
         return self._default_optimizer
 
-    def meta_learn(self, tasks: Sequence, meta_optimizer: Optimizer | None = None, epochs: int = 10,
-                   tasks_per_batch: int = 4, loss_fn: LossFn | None = None, *, shuffle: bool = True,
-                   batch_tasks: bool = True, distributed: bool = False) -> dict[str, list[float]]:
+    def meta_learn(self, tasks: Sequence | Callable[[int], Sequence], meta_optimizer: Optimizer | None = None,
+                   epochs: int = 10, tasks_per_batch: int = 4, loss_fn: LossFn | None = None, *,
+                   shuffle: bool = True, batch_tasks: bool = True, verbose: bool = False,
+                   checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
+                   resume: str | os.PathLike | None = None, distributed: bool = False) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -154,6 +162,13 @@ class MetaLearningModel(Module):
         history: per-epoch mean query loss (``"loss"``) and, when targets are labels, query accuracy
         (``"accuracy"``). ``meta_optimizer=None`` uses Adam at ``meta_lr``. The tasks are not modified.
 
+        ``tasks`` may also be a function of the epoch index returning that epoch's tasks (fresh tasks every
+        epoch, as the MAML paper samples them). ``verbose=True`` shows a progress bar (tqdm, on stderr);
+        otherwise nothing is printed. ``checkpoint=path`` saves the learner, the optimizer, the epoch, the
+        history and neurenix's random state every ``checkpoint_every`` epochs and at the end (safetensors,
+        atomically); ``resume=path`` starts from such a checkpoint, so that an interrupted run, resumed with
+        the same arguments, ends where an uninterrupted one would (``epochs`` counts from the start).
+
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
@@ -161,13 +176,25 @@ class MetaLearningModel(Module):
             raise ValueError(f"tasks_per_batch must be an int >= 1, got {tasks_per_batch!r}")
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        checked = self.check(tasks)
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
+        checked = None if callable(tasks) else self.check(tasks)
         optimizer = self.default_optimizer() if meta_optimizer is None else meta_optimizer
-        labelled = checked[0].query_labels is not None
-        step = DataParallel(self, optimizer, checked, tasks_per_batch).meta_step if distributed else self.meta_step
+        labelled = checked is not None and checked[0].query_labels is not None
         history: dict[str, list[float]] = {"loss": []} | ({"accuracy": []} if labelled else {})
+        done = 0
+        if resume is not None:
+            done, history = self._resume(resume, optimizer, history)
+        # under MPI rank 0's state is broadcast here (after resuming), and only rank 0 shows progress and saves
+        step = DataParallel(self, optimizer, checked, tasks_per_batch).meta_step if distributed else self.meta_step
+        lead = not distributed or nx.distributed.rank() == 0
+        checkpoint = checkpoint if lead else None
         rng = nx.random.generator()
-        for epoch in range(epochs):
+        bar = progress_bar(range(done, epochs), type(self).__name__, epochs, done) if verbose and lead else None
+        for epoch in bar if bar is not None else range(done, epochs):
+            if callable(tasks):
+                checked = self.check(tasks(epoch))
+                labelled = checked[0].query_labels is not None
             order = rng.permutation(len(checked)) if shuffle else np.arange(len(checked))
             loss_sum, right_sum, rows = 0.0, 0, 0
             for start in range(0, len(order), tasks_per_batch):
@@ -185,5 +212,27 @@ class MetaLearningModel(Module):
                 rows += sum(t.query_x.shape[0] for t in batch)
             history["loss"].append(loss_sum / len(checked))
             if labelled:
-                history["accuracy"].append(right_sum / rows)
+                history.setdefault("accuracy", []).append(right_sum / rows)
+            if bar is not None:
+                bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
+            log.debug("epoch %d: loss %.6g", epoch, history["loss"][-1])
+            if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+                self._save_progress(checkpoint, optimizer, epoch + 1, history)
+        if bar is not None:
+            bar.close()
         return history
+
+    def _save_progress(self, path, optimizer: Optimizer, epochs_done: int, history: dict) -> None:
+        """A checkpoint that ``meta_learn(resume=path)`` continues from."""
+        save_checkpoint(path, self, optimizer,
+                        metadata={"epoch": epochs_done, "history": history, "rng": nx.random.get_rng_state()})
+        log.info("saved checkpoint %s after epoch %d", path, epochs_done)
+
+    def _resume(self, path, optimizer: Optimizer, history: dict) -> tuple[int, dict]:
+        """Load a checkpoint (weights, optimizer, random state); return (epochs done, history so far)."""
+        saved = load_checkpoint(path, self, optimizer)
+        if "rng" in saved:
+            nx.random.set_rng_state(saved["rng"])
+        done = int(saved.get("epoch", 0))
+        log.info("resumed from %s after epoch %d", path, done)
+        return done, {k: list(v) for k, v in saved.get("history", history).items()}

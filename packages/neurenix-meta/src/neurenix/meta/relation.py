@@ -26,6 +26,10 @@ class RelationNetworks(MetricLearner):
 
     def compute_relations(self, query_embeddings: Tensor, support_embeddings: Tensor) -> Tensor:
         """Relation scores in (0, 1), shape (tasks, queries, support rows), from embeddings (tasks, rows, ...)."""
+        return self.relation_logits(query_embeddings, support_embeddings).sigmoid()
+
+    def relation_logits(self, query_embeddings: Tensor, support_embeddings: Tensor) -> Tensor:
+        """The relation module's raw scores g (before the sigmoid), shape (tasks, queries, support rows)."""
         q, s = query_embeddings, support_embeddings
         t, nq, ns, feat = q.shape[0], q.shape[1], s.shape[1], q.shape[2:]
         qe = q.unsqueeze(2).expand(t, nq, ns, *feat)
@@ -35,8 +39,12 @@ class RelationNetworks(MetricLearner):
         if r.numel() != t * nq * ns:
             raise ValueError(f"RelationNetworks: relation_model must give one score per pair, got shape "
                              f"{tuple(r.shape[1:])} per pair batch of {nq * ns}")
-        return r.reshape(t, nq, ns).sigmoid()
+        return r.reshape(t, nq, ns)
 
     def scores(self, query: Tensor, support: Tensor, one_hot: Tensor) -> Tensor:
-        r = self.compute_relations(query, support)
-        return (r @ one_hot).log() - r.sum(-1, keepdim=True).log()
+        # log P = log sum_{i in c} r_i - log sum_i r_i, in log space: a sigmoid that underflows to 0 in
+        # float32 would otherwise give log(0) and NaN gradients (seen after ~50 meta-iterations on digits)
+        z = self.relation_logits(query, support)
+        log_r = z.clamp(max=0) - (1 + (-z.abs()).exp()).log()  # log sigmoid(z), stable for any z
+        outside = (one_hot.unsqueeze(1) - 1) * 1e30  # 0 for the class's own support rows, -1e30 elsewhere
+        return (log_r.unsqueeze(-1) + outside).logsumexp(dim=-2) - log_r.logsumexp(dim=-1, keepdim=True)

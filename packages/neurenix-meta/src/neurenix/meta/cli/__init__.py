@@ -1,0 +1,89 @@
+"""The ``neurenix`` command line: meta-train on a few-shot benchmark, or list the backends.
+
+    neurenix train sine --algo maml|fomaml|reptile     the MAML paper's sine regression
+    neurenix train digits --algo protonet|maml|relation  handwritten digits (scikit-learn), held-out classes
+    neurenix devices                                    the installed backends, usable or not, and why
+
+Bad input (an unknown algorithm or device, an unreadable checkpoint, a missing optional dependency) ends
+with one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import neurenix as nx
+
+from . import digits, sine
+
+log = logging.getLogger(__name__)
+BENCHMARKS = {"sine": sine, "digits": digits}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (``neurenix: error: ...``), without the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog.split()[0]}: error: {message}\n")
+
+
+def device(spec: str) -> str:
+    """An argparse type: a device that exists and can run here (else the reason it cannot)."""
+    try:
+        return str(nx.Device(spec).check())
+    except (nx.errors.DeviceError, TypeError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parser() -> Parser:
+    ap = Parser(prog="neurenix", description=__doc__.splitlines()[0])
+    ap.add_argument("-v", "--verbose", action="store_true", help="log progress details (logging, on stderr)")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("devices", help="list the installed backends, with availability and reasons")
+    train = sub.add_parser("train", help="meta-train and evaluate on a few-shot benchmark")
+    benchmarks = train.add_subparsers(dest="benchmark", required=True, parser_class=Parser)
+    for name, module in BENCHMARKS.items():
+        p = benchmarks.add_parser(name, help=module.__doc__.splitlines()[0],
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.add_argument("--iterations", type=positive, default=module.ITERATIONS, help="meta-iterations (meta-updates)")
+        p.add_argument("--test-tasks", type=positive, default=module.TEST_TASKS, help="new tasks to evaluate on")
+        p.add_argument("--device", type=device, default="cpu", help="where to train, e.g. cpu, cuda:0, webgpu")
+        p.add_argument("--seed", type=int, default=0, help="seed of everything random (test tasks: seed + 1000)")
+        p.add_argument("--save", metavar="FILE", help="save a checkpoint (safetensors) while training and at the end")
+        p.add_argument("--save-every", type=positive, default=1000, metavar="N", help="iterations between saves")
+        p.add_argument("--resume", metavar="FILE", help="continue from a checkpoint saved with --save")
+        p.add_argument("--plot", metavar="FILE.png", help="plot the learning curve (and more) into FILE (matplotlib)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        if args.command == "devices":
+            from neurenix.__main__ import print_backends
+
+            print_backends()
+            return 0
+        nx.set_default_device(args.device)
+        for line in BENCHMARKS[args.benchmark].run(args):
+            print(line, flush=True)
+        return 0
+    except (ValueError, OSError, ImportError, FloatingPointError, nx.errors.DeviceError) as e:
+        log.debug("failed", exc_info=True)
+        print(f"neurenix: error: {e}", file=sys.stderr)
+        return 1
+

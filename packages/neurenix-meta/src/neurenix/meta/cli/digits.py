@@ -1,0 +1,89 @@
+"""Handwritten digits (scikit-learn's 8x8 images): meta-train on some classes, test N-way K-shot on the others.
+
+The ten digit classes are split by a seeded permutation into meta-training and held-out test classes
+(class-disjoint, so the test measures learning new classes from K examples). Each meta-iteration draws
+fresh N-way K-shot tasks from the training classes; the test draws ``--test-tasks`` tasks from the
+held-out classes (seed + 1000) and reports the accuracy on their query examples with a 95% interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Iterator
+
+import neurenix as nx
+from neurenix.nn import Linear, ReLU, Sequential
+
+from ..data import TaskSampler, split_classes
+from ..evaluation import evaluate
+from ..maml import MAML
+from ..protonets import PrototypicalNetworks
+from ..relation import RelationNetworks
+from .common import need, train
+from .plot import figure, learning_curve
+
+ITERATIONS, TEST_TASKS = 1000, 600
+ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML (second order)", "relation": "Relation Networks"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algo", choices=ALGOS, default="protonet", help="meta-learning algorithm")
+    p.add_argument("--ways", type=int, default=5, help="classes per task (N)")
+    p.add_argument("--shots", type=int, default=5, help="support examples per class (K)")
+    p.add_argument("--queries", type=int, default=15, help="query examples per class")
+    p.add_argument("--test-classes", type=int, default=5, help="digit classes held out for the test")
+    p.add_argument("--meta-batch", type=int, default=4, help="tasks per meta-iteration")
+
+
+def learner(args: argparse.Namespace):
+    def mlp(*sizes):
+        layers = []
+        for a, b in itertools.pairwise(sizes):
+            layers += [Linear(a, b), ReLU()]
+        return Sequential(*layers[:-1])
+
+    if args.algo == "protonet":
+        return PrototypicalNetworks(mlp(64, 128, 64))
+    if args.algo == "relation":
+        return RelationNetworks(mlp(64, 128, 64), mlp(128, 64, 1))
+    return MAML(mlp(64, 128, 64, args.ways), inner_lr=0.4, inner_steps=1)
+
+
+def experiment(args: argparse.Namespace) -> dict:
+    """Split, meta-train, test: the classes of each split, the test accuracy before meta-training (None
+    when resuming) and after, the history and the timing line (also what bench/cli_digits.py records)."""
+    datasets = need("sklearn.datasets")
+    if args.plot:
+        need("matplotlib")
+    digits = datasets.load_digits()
+    train_set, test_set = split_classes(digits.data / 16.0, digits.target,
+                                        (10 - args.test_classes, args.test_classes), seed=args.seed)
+    if args.test_classes < args.ways or 10 - args.test_classes < args.ways:
+        raise ValueError(f"{args.ways}-way tasks need {args.ways} classes in both splits; --test-classes "
+                         f"{args.test_classes} leaves {10 - args.test_classes} for training")
+    nx.manual_seed(args.seed)
+    sampler = TaskSampler(*train_set, args.ways, args.shots, args.queries)
+    test = TaskSampler(*test_set, args.ways, args.shots, args.queries, seed=args.seed + 1000).sample(args.test_tasks)
+    meta = learner(args)
+    before = evaluate(meta, test) if args.resume is None else None
+    history, timing = train(meta, lambda epoch: sampler.sample(args.meta_batch), args.meta_batch, args)
+    return {"train_classes": sorted(set(train_set[1].tolist())), "test_classes": sorted(set(test_set[1].tolist())),
+            "before": before, "after": evaluate(meta, test), "history": history, "timing": timing}
+
+
+def run(args: argparse.Namespace) -> Iterator[str]:
+    r = experiment(args)
+    yield (f"{ALGOS[args.algo]} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
+           f"{r['train_classes']}, seed {args.seed}, {args.device}: {r['timing']}")
+    yield (f"{args.ways}-way {args.shots}-shot test on held-out classes {r['test_classes']}, {args.queries} "
+           "queries per class:")
+    if r["before"] is not None:  # the untrained network: what meta-training adds (or loses) on new classes
+        yield f"  before meta-training: {r['before']}"
+    yield f"  after meta-training:  {r['after']}"
+    if args.plot:
+        fig, (ax,) = figure(1)
+        learning_curve(ax, r["history"])
+        ax.set_title(f"{ALGOS[args.algo]}, digits {args.ways}-way {args.shots}-shot: learning curve")
+        fig.savefig(args.plot, dpi=110)
+        yield f"plot: {args.plot}"

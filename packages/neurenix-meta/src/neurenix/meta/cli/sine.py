@@ -1,0 +1,91 @@
+"""Sine regression, the MAML paper's setup: meta-train, then adapt to new sine waves from 5 points.
+
+Defaults are the paper's: a 1-40-40-1 ReLU network, K = 10 support and 10 query points per task, 25 new
+tasks per meta-iteration, one inner step at 0.01, Adam at 0.001 (Reptile: 8 inner SGD steps at 0.01 and
+the interpolation at 0.1). Evaluation as in the paper's figure: adapt on 5 points of a new task for 1, 5
+and 10 steps, mean squared error on 50 other points.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import neurenix as nx
+from neurenix.nn import Linear, ReLU, Sequential
+
+from ..evaluation import evaluate
+from ..generators import generate_regression_tasks
+from ..maml import MAML
+from ..reptile import Reptile
+from .common import need, train
+from .plot import figure, learning_curve
+
+ITERATIONS, TEST_TASKS = 10_000, 1000
+STEPS = (1, 5, 10)
+PAPER = {1: 0.67, 5: 0.38, 10: 0.35}  # MAML paper, 5-shot, after 70,000 meta-iterations
+ALGOS = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "reptile": "Reptile"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algo", choices=ALGOS, default="maml", help="meta-learning algorithm")
+    p.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-iteration")
+    p.add_argument("--shots", type=int, default=10, help="support (and query) points per training task")
+    p.add_argument("--test-shots", type=int, default=5, help="support points of a test task")
+    p.add_argument("--inner-steps", type=int, help="inner steps in training (default: maml 1, reptile 8)")
+    p.add_argument("--inner-lr", type=float, default=0.01, help="inner (adaptation) learning rate")
+    p.add_argument("--meta-lr", type=float, help="meta learning rate (default: maml 0.001, reptile 0.1)")
+
+
+def learner(args: argparse.Namespace):
+    model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
+    if args.algo == "reptile":
+        return Reptile(model, args.inner_lr, 0.1 if args.meta_lr is None else args.meta_lr, args.inner_steps or 8)
+    return MAML(model, args.inner_lr, 0.001 if args.meta_lr is None else args.meta_lr, args.algo == "fomaml",
+                1 if args.inner_steps is None else args.inner_steps)
+
+
+def new_tasks(n: int, shots: int, seed: int, points: int = 100) -> list:
+    """New tasks: ``shots`` support points, ``points // 2`` query points."""
+    return [(sx[:shots], sy[:shots], qx, qy) for sx, sy, qx, qy in generate_regression_tasks(n, points, seed=seed)]
+
+
+def run(args: argparse.Namespace) -> Iterator[str]:
+    if args.plot:
+        need("matplotlib")
+    nx.manual_seed(args.seed)
+    meta = learner(args)
+    history, timing = train(meta, lambda epoch: generate_regression_tasks(args.meta_batch, 2 * args.shots),
+                            args.meta_batch, args)
+    yield (f"{ALGOS[args.algo]} on sine regression, {args.meta_batch} tasks (K = {args.shots}) per meta-iteration, "
+           f"seed {args.seed}, {args.device}: {timing}")
+    tasks = new_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
+    yield f"{args.test_shots}-shot test MSE on {args.test_tasks} new tasks (mean ± 95% CI), inner lr {meta.inner_lr}:"
+    for s in STEPS:
+        yield f"  {f'after {s} step' + ('s:' if s > 1 else ':'):16}{evaluate(meta, tasks, steps=s)}"
+    yield "  MAML paper (5-shot, 70,000 iterations): " + " / ".join(f"{PAPER[s]}" for s in STEPS)
+    if args.plot:
+        plot(meta, history, args)
+        yield f"plot: {args.plot}"
+
+
+def plot(meta, history: dict, args: argparse.Namespace) -> None:
+    """Left: a new task's true function, its support points, and the model before and after 1 and 10
+    steps (the MAML paper's figure). Right: the learning curve."""
+    fig, (ax, curve) = figure(2)
+    sx, sy, qx, qy = new_tasks(1, args.test_shots, args.seed + 2000, points=400)[0]
+    order = qx.numpy()[:, 0].argsort()
+    ax.plot(qx.numpy()[order, 0], qy.numpy()[order, 0], color="tab:red", lw=2, label="ground truth")
+    x = nx.linspace(-5, 5, 200).reshape(200, 1)
+    for steps, style in ((0, ":"), (1, "--"), (10, "-")):
+        model = meta.model if steps == 0 else meta.adapt_to_task(sx, sy, steps=steps)
+        with nx.no_grad():
+            y = model(x).numpy()[:, 0]
+        ax.plot(x.numpy()[:, 0], y, "k" + style, label="pre-update" if steps == 0 else f"after {steps} step"
+                + ("s" if steps > 1 else ""))
+    ax.plot(sx.numpy()[:, 0], sy.numpy()[:, 0], "^", color="tab:purple", ms=8, label=f"{args.test_shots} points used")
+    ax.set_title(f"{ALGOS[args.algo]}, {args.test_shots}-shot adaptation")
+    ax.set_xlabel("x")
+    ax.legend(fontsize=8)
+    learning_curve(curve, history)
+    fig.savefig(args.plot, dpi=110)

@@ -1,0 +1,137 @@
+"""Few-shot tasks from real data: class-disjoint splits, an N-way K-shot task sampler, an image-folder loader.
+
+Few-shot learning is evaluated on classes never seen in meta-training, so a data set is first split by
+class (``split_classes``); a ``TaskSampler`` then draws N-way K-shot tasks from one split: N of its
+classes, K support and Q query examples of each, labels renumbered 0..N-1 in a random order per task.
+``load_image_folder`` reads a directory laid out as Omniglot is (``alphabet/character/*.png``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+import neurenix as nx
+
+from .tasks import Task
+
+
+def _rng(seed: int | None) -> np.random.Generator:
+    return nx.random.generator() if seed is None else np.random.default_rng(seed)
+
+
+def split_classes(x, y, sizes: tuple[int, ...], *, seed: int | None = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split labelled arrays into class-disjoint parts: ``sizes`` gives the number of classes of each part
+    (for example (train, validation, test)), drawn from a seeded permutation of the classes present.
+    Returns one ``(x, y)`` pair per part, labels unchanged."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape[:1] != y.shape or y.ndim != 1:
+        raise ValueError(f"split_classes: x {x.shape} and y {y.shape} must have one label per row")
+    classes = np.unique(y)
+    if any(s < 0 for s in sizes) or sum(sizes) > len(classes):
+        raise ValueError(f"split_classes: sizes {tuple(sizes)} ask for {sum(sizes)} classes, the data has "
+                         f"{len(classes)}")
+    order = _rng(seed).permutation(classes)
+    parts, lo = [], 0
+    for size in sizes:
+        rows = np.isin(y, order[lo:lo + size])
+        parts.append((x[rows], y[rows]))
+        lo += size
+    return parts
+
+
+class TaskSampler:
+    """Draws N-way K-shot Q-query classification tasks from labelled arrays ``x`` (rows, ...) and ``y`` (rows,).
+
+    Each task picks ``ways`` distinct classes and, per class, ``shots`` support and ``queries`` query rows
+    (distinct, without replacement); labels become 0..ways-1 in a random order, as int64 indices (or
+    one-hot rows with ``one_hot=True``). Random draws come from ``seed``'s own generator, or from
+    neurenix's (``neurenix.manual_seed``) when ``seed`` is None. ``class_names`` name classes in errors.
+    """
+
+    def __init__(self, x, y, ways: int, shots: int, queries: int, *, seed: int | None = None, one_hot: bool = False,
+                 class_names=None, device=None, dtype=None):
+        for name, value, least in (("ways", ways, 2), ("shots", shots, 1), ("queries", queries, 1)):
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+        self.x, y = np.asarray(x), np.asarray(y)
+        if self.x.shape[:1] != y.shape or y.ndim != 1:
+            raise ValueError(f"TaskSampler: x {self.x.shape} and y {y.shape} must have one label per row")
+        self.ways, self.shots, self.queries, self.one_hot = ways, shots, queries, one_hot
+        self.device, self.dtype = device, dtype or nx.float32
+        self.rng = _rng(seed) if seed is not None else None
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) < ways:
+            raise ValueError(f"TaskSampler: {ways}-way tasks need {ways} classes, the data has {len(classes)}")
+        names = class_names if class_names is not None else classes
+        short = [f"{names[c]!s} ({n})" for c, n in zip(classes, counts) if n < shots + queries]
+        if short:
+            raise ValueError(f"TaskSampler: {shots}-shot {queries}-query tasks need {shots + queries} examples per "
+                             f"class; class {', class '.join(short[:5])}{' ...' if len(short) > 5 else ''} "
+                             f"{'has' if len(short) == 1 else 'have'} fewer")
+        self.rows = [np.flatnonzero(y == c) for c in classes]
+
+    def sample(self, num_tasks: int) -> list[Task]:
+        """``num_tasks`` new tasks ``(support_x, support_y, query_x, query_y)``, support rows first by class."""
+        rng, k = self.rng or nx.random.generator(), self.shots
+        tasks = []
+        for _ in range(num_tasks):
+            picked = [rng.choice(self.rows[c], k + self.queries, replace=False)
+                      for c in rng.choice(len(self.rows), self.ways, replace=False)]
+            support = np.concatenate([r[:k] for r in picked])
+            query = np.concatenate([r[k:] for r in picked])
+            labels = np.arange(self.ways)
+            ys = [np.repeat(labels, n) for n in (k, self.queries)]
+            if self.one_hot:
+                ys = [np.eye(self.ways)[v] for v in ys]
+            tasks.append((self._tensor(self.x[support]), self._label(ys[0]), self._tensor(self.x[query]),
+                          self._label(ys[1])))
+        return tasks
+
+    def _tensor(self, a: np.ndarray) -> nx.Tensor:
+        return nx.tensor(a, dtype=self.dtype, device=self.device)
+
+    def _label(self, a: np.ndarray) -> nx.Tensor:
+        return self._tensor(a) if self.one_hot else nx.tensor(a, dtype=nx.int64, device=self.device)
+
+
+def load_image_folder(root: str | os.PathLike, size: tuple[int, int] | None = None, pattern: str = "*.png"
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Load images laid out as Omniglot is, ``root/alphabet/character/*.png``: one class per character
+    directory. Returns ``(x, y, names)``: x float32 (images, 1, height, width) in [0, 1] (greyscale),
+    y int64 class indices, names[c] = ``"alphabet/character"``. ``size=(height, width)`` resizes; without
+    it all images must have one size. Needs Pillow (``pip install neurenix-meta[images]``)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("load_image_folder needs Pillow: pip install 'neurenix-meta[images]'") from None
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"load_image_folder: {root} is not a directory")
+    dirs = sorted(d for d in root.glob("*/*") if d.is_dir())
+    images, labels, names, shapes = [], [], [], {}
+    for c, d in enumerate(dirs):
+        names.append(f"{d.parent.name}/{d.name}")
+        files = sorted(d.glob(pattern))
+        if not files:
+            raise ValueError(f"load_image_folder: class {names[-1]} has no {pattern} images ({d})")
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("L")
+                    if size is not None:
+                        im = im.resize((size[1], size[0]))
+                    a = np.asarray(im, dtype=np.float32) / 255.0
+            except OSError as e:
+                raise ValueError(f"load_image_folder: cannot read {f} ({e})") from None
+            shapes.setdefault(a.shape, f)
+            images.append(a)
+            labels.append(c)
+    if not images:
+        raise ValueError(f"load_image_folder: no {pattern} images in {root}/<alphabet>/<character>/")
+    if len(shapes) > 1:
+        (s1, f1), (s2, f2) = list(shapes.items())[:2]
+        raise ValueError(f"load_image_folder: images differ in size ({f1} is {s1}, {f2} is {s2}); pass size=(h, w)")
+    return np.stack(images)[:, None], np.asarray(labels, dtype=np.int64), names
