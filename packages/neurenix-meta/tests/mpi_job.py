@@ -90,6 +90,15 @@ def main(mode: str, out: str) -> None:
             (opt or learner.default_optimizer()).load_state_dict(optimizer)
             nx.random.set_rng_state(rng)
         save_results(train(True, epochs=1, restore=restore), f"{out}/rank{r}.npz")
+    elif mode in ("meta_checkpoint", "meta_resume"):  # meta_learn's own checkpoint=/resume=, one shared path
+        learner, opt, tasks = learners()["maml"]
+        nx.manual_seed(11)
+        path = f"{out}/maml.safetensors"
+        history = learner.meta_learn(tasks, opt, epochs=1 if mode == "meta_checkpoint" else 2,
+                                     tasks_per_batch=PER_BATCH, distributed=True,
+                                     **({"checkpoint": path} if mode == "meta_checkpoint" else {"resume": path}))
+        save_results({"maml": {"params": np.concatenate([p.numpy().ravel() for p in learner.parameters()]),
+                               "history": history}}, f"{out}/rank{r}.npz")
     elif mode == "too_many_ranks":
         learner, _, tasks = learners()["maml"]
         learner.meta_learn(tasks, epochs=1, tasks_per_batch=1, distributed=True)

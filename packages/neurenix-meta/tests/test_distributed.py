@@ -77,6 +77,19 @@ def test_resuming_from_rank_0s_checkpoint(tmp_path):
     assert_matches(tmp_path, 2, reference)
 
 
+def test_meta_learn_checkpoints_from_rank_0_and_resumes_on_every_rank(tmp_path):
+    """meta_learn(checkpoint=..., distributed=True) writes one file (rank 0's); resume=... continues on every
+    rank where one process running both epochs ends."""
+    needs_mpi()
+    r = job("meta_checkpoint", 2, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".npz")) == ["maml.safetensors"]
+    r = job("meta_resume", 2, tmp_path)
+    assert r.returncode == 0, r.stderr
+    reference = {"maml": single_process(epochs=2)["maml"]}
+    assert_matches(tmp_path, 2, reference)
+
+
 @pytest.mark.parametrize("mode, message", [
     ("too_many_ranks", r"2 ranks but tasks_per_batch=1"),
     ("other_model", r"rank 1's model differs from rank 0's: parameter 'model.0.weight' is \(8, 1\) float64 on "
