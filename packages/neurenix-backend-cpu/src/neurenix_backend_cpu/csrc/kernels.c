@@ -54,20 +54,6 @@ int nx_has_openmp(void) {
 #define SQRT sqrtf
 #define NR 8 /* columns of a bmm register tile: one 32-byte vector */
 #include "template.h"
-#undef T
-#undef UT
-#undef IT
-#undef EXP_LO
-#undef EXP_HI
-#undef EXP_MAGIC
-#undef LN2_HI
-#undef LN2_LO
-#undef EXP_DEGREE
-#undef EXP_BIAS
-#undef EXP_MANT
-#undef F
-#undef SQRT
-#undef NR
 
 #define T double
 #define UT uint64_t
@@ -84,17 +70,3 @@ int nx_has_openmp(void) {
 #define SQRT sqrt
 #define NR 4
 #include "template.h"
-#undef T
-#undef UT
-#undef IT
-#undef EXP_LO
-#undef EXP_HI
-#undef EXP_MAGIC
-#undef LN2_HI
-#undef LN2_LO
-#undef EXP_DEGREE
-#undef EXP_BIAS
-#undef EXP_MANT
-#undef F
-#undef SQRT
-#undef NR

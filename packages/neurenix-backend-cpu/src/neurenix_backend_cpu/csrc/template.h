@@ -1,4 +1,5 @@
-/* The kernels for one float type: T is the type, F(name) the suffixed function name (see kernels.c). */
+/* The kernels for one float type: T is the type, F(name) the suffixed function name (see kernels.c).
+ * Included once per type; it undefines its parameters at the end, so the next type can define them. */
 
 /* ---- elementwise binary ----------------------------------------------------------------------------
  * out has shape (d0, d1, d2), contiguous; a and b are read with element strides (a0, a1, a2) and
@@ -817,3 +818,18 @@ void F(sgd)(int np_, void **p, void **g, void **b, void **op, void **ob, const v
             F(sgd_span)(p[q], g[q], b[q], op[q], ob[q], t * CHUNK, (t + 1) * CHUNK < size ? (t + 1) * CHUNK : size, c);
     }
 }
+
+#undef T
+#undef UT
+#undef IT
+#undef EXP_LO
+#undef EXP_HI
+#undef EXP_MAGIC
+#undef LN2_HI
+#undef LN2_LO
+#undef EXP_DEGREE
+#undef EXP_BIAS
+#undef EXP_MANT
+#undef F
+#undef SQRT
+#undef NR
