@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import neurenix as nx
-from neurenix.meta import PrototypicalNetworks, TaskSampler, load_image_folder, split_classes
+from neurenix.meta import PrototypicalNetworks, TaskSampler, load_image_folder, rotate_classes, split_classes
 from neurenix.nn import Linear
 
 
@@ -28,6 +28,22 @@ def test_split_classes_is_class_disjoint_seeded_and_complete():
     assert [set(p[1].tolist()) for p in split_classes(x, y, (4, 2, 2), seed=4)] != classes
     with pytest.raises(ValueError, match=r"ask for 9 classes, the data has 8"):
         split_classes(x, y, (5, 2, 2))
+
+
+def test_rotate_classes_adds_each_rotation_as_a_new_class():
+    x = np.arange(6 * 1 * 3 * 3, dtype=np.float32).reshape(6, 1, 3, 3)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    rx, ry = rotate_classes(x, y, skip={2: (2,)})
+    np.testing.assert_array_equal(rx[:6], x)
+    np.testing.assert_array_equal(ry, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 9, 9, 10, 10, 11, 11])
+    np.testing.assert_array_equal(rx[6], np.rot90(x[0, 0])[None])  # class 3: class 0 turned 90 degrees
+    np.testing.assert_array_equal(rx[12], x[0, :, ::-1, ::-1])  # class 6: turned 180 degrees
+    np.testing.assert_array_equal(rx[16], np.rot90(x[0, 0], 3)[None])  # class 9: 270 (class 8 skipped)
+    assert len(set(ry.tolist())) == 11
+    with pytest.raises(ValueError, match=r"quarters must be 1, 2 or 3"):
+        rotate_classes(x, y, (4,))
+    with pytest.raises(ValueError, match=r"must be images \(rows, ..., height, width\)"):
+        rotate_classes(x.reshape(6, 9), y)
 
 
 @pytest.mark.parametrize("one_hot", [False, True], ids=["indices", "one-hot"])

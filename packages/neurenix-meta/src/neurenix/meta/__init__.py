@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from .anil import ANIL
 from .base import MetaLearningModel
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import TaskSampler, load_image_folder, split_classes
+from .data import TaskSampler, load_image_folder, rotate_classes, split_classes
 from .evaluation import Evaluation, evaluate
 from .generators import generate_classification_tasks, generate_regression_tasks
 from .maml import MAML, multi_step_weights
@@ -28,4 +28,4 @@ __all__ = [
 ]
 # real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
 __all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",
-            "save_checkpoint", "split_classes"]
+            "rotate_classes", "save_checkpoint", "split_classes"]

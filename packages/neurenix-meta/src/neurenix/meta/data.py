@@ -3,6 +3,7 @@
 Few-shot learning is evaluated on classes never seen in meta-training, so a data set is first split by
 class (``split_classes``); a ``TaskSampler`` then draws N-way K-shot tasks from one split: N of its
 classes, K support and Q query examples of each, labels renumbered 0..N-1 in a random order per task.
+``rotate_classes`` multiplies the classes of a training split by rotating images (Omniglot's augmentation);
 ``load_image_folder`` reads a directory laid out as Omniglot is (``alphabet/character/*.png``).
 """
 
@@ -40,6 +41,30 @@ def split_classes(x, y, sizes: tuple[int, ...], *, seed: int | None = 0) -> list
         parts.append((x[rows], y[rows]))
         lo += size
     return parts
+
+
+def rotate_classes(x, y, quarters=(1, 2, 3), *, skip: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Add each class of images rotated by 90 degrees times each of ``quarters`` as a new class, as
+    few-shot papers augment Omniglot's training classes: more classes to meta-train on, same images.
+
+    ``x`` is (rows, ..., height, width); rotated copies of class ``c`` get the label ``c + (i + 1) * n``
+    for the i-th quarter and n = max(y) + 1, so labels stay unique. ``skip`` maps a class to quarters
+    left out for it (for example a 6 turned by 180 degrees is a 9: ``{6: (2,)}``). Use it on training
+    splits only: rotated test classes would not be new classes. Returns the original rows followed
+    by the rotated ones."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim < 3 or x.shape[:1] != y.shape or y.ndim != 1:
+        raise ValueError(f"rotate_classes: x {x.shape} must be images (rows, ..., height, width) with one "
+                         f"label per row in y {y.shape}")
+    if any(q not in (1, 2, 3) for q in quarters):
+        raise ValueError(f"rotate_classes: quarters must be 1, 2 or 3 (turns of 90 degrees), got {tuple(quarters)}")
+    skip, n = skip or {}, int(y.max()) + 1 if len(y) else 0
+    xs, ys = [x], [y]
+    for i, q in enumerate(quarters, 1):
+        rows = ~np.isin(y, [c for c, qs in skip.items() if q in qs])
+        xs.append(np.rot90(x[rows], q, axes=(-2, -1)))
+        ys.append(y[rows] + i * n)
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 class TaskSampler:
