@@ -44,6 +44,16 @@ def test_rotate_classes_adds_each_rotation_as_a_new_class():
         rotate_classes(x, y, (4,))
     with pytest.raises(ValueError, match=r"must be images \(rows, ..., height, width\)"):
         rotate_classes(x.reshape(6, 9), y)
+    wide = np.zeros((6, 1, 2, 3))
+    with pytest.raises(ValueError, match=r"images of 2x3 turned by 90 or 270 degrees change shape"):
+        rotate_classes(wide, y)
+    assert rotate_classes(wide, y, (2,))[0].shape == (12, 1, 2, 3)
+
+
+def test_rotated_labels_stay_unique_for_any_label_range():
+    y = np.array([-3, 5])  # rotated copies: 6 and 14, 15 and 23, 24 and 32
+    ry = rotate_classes(np.zeros((2, 1, 2, 2)), y)[1]
+    np.testing.assert_array_equal(ry, [-3, 5, 6, 14, 15, 23, 24, 32])
 
 
 @pytest.mark.parametrize("one_hot", [False, True], ids=["indices", "one-hot"])

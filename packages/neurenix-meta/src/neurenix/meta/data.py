@@ -47,8 +47,8 @@ def rotate_classes(x, y, quarters=(1, 2, 3), *, skip: dict | None = None) -> tup
     """Add each class of images rotated by 90 degrees times each of ``quarters`` as a new class, as
     few-shot papers augment Omniglot's training classes: more classes to meta-train on, same images.
 
-    ``x`` is (rows, ..., height, width); rotated copies of class ``c`` get the label ``c + (i + 1) * n``
-    for the i-th quarter and n = max(y) + 1, so labels stay unique. ``skip`` maps a class to quarters
+    ``x`` is (rows, ..., height, width); rotated copies of class ``c`` get the label ``c + i * n`` for
+    the i-th quarter and n = max(y) - min(y) + 1, so labels stay unique. ``skip`` maps a class to quarters
     left out for it (for example a 6 turned by 180 degrees is a 9: ``{6: (2,)}``). Use it on training
     splits only: rotated test classes would not be new classes. Returns the original rows followed
     by the rotated ones."""
@@ -58,7 +58,11 @@ def rotate_classes(x, y, quarters=(1, 2, 3), *, skip: dict | None = None) -> tup
                          f"label per row in y {y.shape}")
     if any(q not in (1, 2, 3) for q in quarters):
         raise ValueError(f"rotate_classes: quarters must be 1, 2 or 3 (turns of 90 degrees), got {tuple(quarters)}")
-    skip, n = skip or {}, int(y.max()) + 1 if len(y) else 0
+    if x.shape[-2] != x.shape[-1] and {1, 3} & set(quarters):
+        raise ValueError(f"rotate_classes: images of {x.shape[-2]}x{x.shape[-1]} turned by 90 or 270 degrees "
+                         f"change shape; pass square images or quarters=(2,)")
+    n = int(y.max() - y.min()) + 1 if len(y) else 0
+    skip = skip or {}
     xs, ys = [x], [y]
     for i, q in enumerate(quarters, 1):
         rows = ~np.isin(y, [c for c, qs in skip.items() if q in qs])
