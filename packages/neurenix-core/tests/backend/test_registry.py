@@ -381,15 +381,21 @@ class ThreadedBackend(FakeBackend):
         self.threads.append(n)
 
 
-def test_set_num_threads_reaches_every_usable_backend(plug):
+def test_set_num_threads_reaches_every_usable_backend_in_use(plug):
     before = registry.REGISTRY.num_threads
     try:
         registry.REGISTRY.num_threads = None  # as if never set: a new backend is told nothing yet
         now = plug(Plugin(ThreadedBackend("rtthreads"), ThreadedBackend("rtthreads2", reason="no device")))
         nx.set_num_threads(3)
+        # not probed for it: telling a backend its thread count must not load its driver before its first use
+        assert now.backends[0].threads == [] and now.backends[0].calls == 0
         later = plug(Plugin(ThreadedBackend("rtthreads3")))  # a backend loaded afterwards is told too
+        for t in ("rtthreads", "rtthreads2", "rtthreads3"):
+            nx.get_device_count(t)  # first use
         assert (now.backends[0].threads, now.backends[1].threads, later.backends[0].threads) == ([3], [], [3])
-        assert nx.get_num_threads() == 3
+        nx.set_num_threads(2)  # in use now: told at once
+        assert (now.backends[0].threads, now.backends[1].threads) == ([3, 2], [])
+        assert nx.get_num_threads() == 2
         for bad in (0, -1, 1.5, True):
             with pytest.raises(ValueError, match="positive int"):
                 nx.set_num_threads(bad)

@@ -121,8 +121,6 @@ class _Registry:
                 self.entries.append(_Entry(name, dist, error=f"plugin {name!r} returned {b!r}, not a Backend"))
             else:
                 self.entries.append(_Entry(name, dist, backend=b))
-                if self.num_threads is not None:
-                    self.apply_threads(b)
         for t in {b.device_type for b in backends if isinstance(b, Backend)}:
             if t in self.tables:
                 self._resolve(t)
@@ -202,13 +200,18 @@ class _Registry:
             table._fill({}, {}, 0, f"backends {[b.name for b in usable]} lack required kernels: {', '.join(missing)}")
             return
         table._fill(kernels, providers, count, None, tuple(usable[0].dtypes))
+        for b in usable:
+            self.apply_threads(b)
         for name, build in DEFAULTS.items():  # compose the optional kernels nobody provides
             if name not in kernels:
                 setattr(table, name, build(table))
                 providers[name] = "core (composed)"
 
     def apply_threads(self, b: Backend) -> None:
-        if self.probe(b) is None:
+        """Tell ``b`` the thread count if it is set and ``b`` is known usable. A backend not probed yet is told
+        when its device type is resolved: probing it here would load its driver (a GPU runtime, or
+        wgpu-native and a Vulkan loader: 150 MB resident) in programs that never use it."""
+        if self.num_threads is not None and b in self.reasons and self.reasons[b] is None:
             b.set_num_threads(self.num_threads)
 
     # -- run-time registration -------------------------------------------------------------------
@@ -268,14 +271,15 @@ def unregister(plugin) -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in host (CPU) kernels: every usable backend is told, now and when it loads.
+    """Use ``n`` threads in host (CPU) kernels: every usable backend is told, now for ``cpu`` and device types
+    in use, else when its device type is first used.
 
     The default is each backend's own (``OMP_NUM_THREADS`` for OpenMP-based ones).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
-    REGISTRY.load()
     REGISTRY.num_threads = n
+    REGISTRY.table("cpu")  # the host is always in use: its backends are told now
     for e in REGISTRY.entries:
         if e.backend is not None:
             REGISTRY.apply_threads(e.backend)

@@ -131,11 +131,23 @@ def stack(tasks: Sequence[Checked]) -> Batch:
                  max(t.classes for t in tasks))
 
 
+# Stacking tasks pays by amortising the fixed cost of each op over many small tasks; once a stack holds
+# this many input elements that cost is long amortised, and a larger stack only costs memory and cache
+# (second-order MAML on Conv-4, 8 tasks of 80 28x28 images: one stack of 8 took 1.5x the time and 6x the
+# memory of stacks of one).
+STACK_ELEMENTS = 1 << 16
+
+
 def batches(tasks: Sequence[Checked], batched: bool = True) -> list[Batch]:
-    """Group tasks by shape into stacked batches (order of first appearance), or one task a batch."""
+    """Group tasks by shape into stacked batches (order of first appearance), each of as many tasks as fit
+    in ``STACK_ELEMENTS`` input elements (at least one); or one task a batch."""
     if not batched:
         return [stack([t]) for t in tasks]
     groups: dict[tuple, list[Checked]] = {}
     for t in tasks:
         groups.setdefault(t.shape_key, []).append(t)
-    return [stack(g) for g in groups.values()]
+    out = []
+    for g in groups.values():
+        size = max(1, STACK_ELEMENTS // (g[0].support_x.numel() + g[0].query_x.numel()))
+        out += [stack(g[i:i + size]) for i in range(0, len(g), size)]
+    return out
