@@ -1,4 +1,5 @@
-"""Run every benchmark with JSON output into bench/results/ (``tox -e bench`` calls this)."""
+"""Run every benchmark with JSON output into bench/results/ (``tox -e bench`` calls this); the comparison with
+PyTorch also rewrites its section of docs/benchmarks.md and the plot."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["core_overhead", "cpu_kernels", "meta_batching", "webgpu", "maml_memory", "distributed"]
+BENCHMARKS = ["vs_pytorch", "core_overhead", "cpu_kernels", "meta_batching", "webgpu", "maml_memory", "distributed"]
 
 
 def main() -> None:
@@ -15,7 +16,8 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     for name in BENCHMARKS:
         print(f"== {name}")
-        subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--out", str(out / f"{name}.json"),
+        docs = ["--docs"] if name == "vs_pytorch" else []
+        subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--out", str(out / f"{name}.json"), *docs,
                         *sys.argv[1:]], check=True)
 
 

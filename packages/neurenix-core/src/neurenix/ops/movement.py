@@ -360,7 +360,14 @@ def stack(tensors, dim: int = 0) -> Tensor:
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ShapeError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
-    d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
+    first = tensors[0]
+    d = normalize_dim(dim, first.ndim + 1, "stack")
+    if not (grad_state.enabled and any(t.requires_grad for t in tensors)) and all(
+            t._device is first._device and t._data.dtype is first._data.dtype for t in tensors):
+        # nothing to record (stacking data, as task batching does for every meta-batch): the kernels
+        # directly, without a Tensor per unsqueezed input (100 of them for 25 tasks: 0.3 ms a meta-batch)
+        k, shape = first._device.kernels, first.shape[:d] + (1,) + first.shape[d:]
+        return _wrap(k.cat([k.reshape(t._data, shape) for t in tensors], d), first._device)
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
