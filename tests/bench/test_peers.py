@@ -20,9 +20,9 @@ if not os.environ.get("NEURENIX_REQUIRE_TORCH"):
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
 
-from peers import ours, pytorch  # noqa: E402
-from peers.workloads import WORKLOADS, data, initial_weights  # noqa: E402
-from vs_pytorch import peers  # noqa: E402
+from peers import ours, pytorch
+from peers.workloads import WORKLOADS, data, initial_weights
+from vs_pytorch import peers
 
 CASES = [(name, peer) for name, w in WORKLOADS.items() for peer in peers(w)]
 BUILD = {"pytorch loop": pytorch.build_loop, "torch.func vmap": pytorch.build_vmap}
