@@ -4,7 +4,7 @@ Each workload (``bench/peers/workloads.py``) runs in neurenix and in PyTorch (a 
 ``torch.func.vmap`` for MAML sine) on the same data and initial weights. Times: one process per thread
 count (1 and 2) holding every implementation, warm-up excluded, implementations interleaved round by
 round (the machine is shared and noisy), medians over rounds. Peak memory: one fresh process per
-workload and implementation, importing only its own framework (peak resident set, ``ru_maxrss``).
+workload and implementation, importing only its own framework (peak resident set, VmHWM).
 Import time: fresh interpreters, alternating, medians. Writes JSON, prints a table, and with ``--docs``
 rewrites the generated section of docs/benchmarks.md and its plot.
 
@@ -94,18 +94,19 @@ def time_worker(threads: int, rounds: int, names: list[str]) -> dict:
 
 
 def memory_worker(name: str, peer: str, steps: int = 3) -> dict:
-    import resource
     set_threads(1, ["neurenix" if peer == "neurenix" else "torch"])
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
     runner = build(peer, WORKLOADS[name])
     for _ in range(steps):
         runner.step()
-    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_build_mb": before}
+    return {"peak_rss_mb": _status_mb("VmHWM"), "rss_before_build_mb": before}
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status. The peak is VmHWM, not ru_maxrss: Linux carries
+    ru_maxrss over from the parent across fork and exec, so a child would report its parent's peak."""
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
 
 def import_seconds(framework: str) -> float:
@@ -230,11 +231,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--import-runs", type=int, default=7)
     args = ap.parse_args()
-    import numpy
-    import torch
+    import importlib.metadata as md
     report = {"benchmark": "vs_pytorch", "rounds": args.rounds,
               "machine": {"platform": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                          "numpy": numpy.__version__, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}}
+                          "numpy": md.version("numpy"), "torch": md.version("torch"), "date": time.strftime("%Y-%m-%d")}}
     report |= measure(args.workloads, args.threads, args.rounds, args.import_runs)
     rows = summary(report)
     report["summary"] = rows
