@@ -232,9 +232,9 @@ def main() -> None:
     ap.add_argument("--import-runs", type=int, default=7)
     args = ap.parse_args()
     import importlib.metadata as md
-    report = {"benchmark": "vs_pytorch", "rounds": args.rounds,
-              "machine": {"platform": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                          "numpy": md.version("numpy"), "torch": md.version("torch"), "date": time.strftime("%Y-%m-%d")}}
+    machine = {"platform": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+               "numpy": md.version("numpy"), "torch": md.version("torch"), "date": time.strftime("%Y-%m-%d")}
+    report = {"benchmark": "vs_pytorch", "rounds": args.rounds, "machine": machine}
     report |= measure(args.workloads, args.threads, args.rounds, args.import_runs)
     rows = summary(report)
     report["summary"] = rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,9 +20,9 @@ from neurenix.errors import ShapeError
 Task = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
-@dataclass(frozen=True)
-class Checked:
-    """One task after checking: its tensors, and class indices where its targets are labels."""
+class Checked(NamedTuple):
+    """One task after checking: its tensors, and class indices where its targets are labels. (A named tuple,
+    not a frozen dataclass: every task of every meta-batch makes one, and this is several times cheaper.)"""
 
     index: int
     support_x: Tensor
@@ -32,11 +33,7 @@ class Checked:
     query_labels: Tensor | None
     classes: int  # number of classes (0 for regression)
     support_counts: tuple[int, ...]  # support rows per class
-
-    @property
-    def shape_key(self) -> tuple:
-        ts = (self.support_x, self.support_y, self.query_x, self.query_y)
-        return tuple((t.shape, t.dtype, str(t.device)) for t in ts)
+    shape_key: tuple  # tasks with equal keys stack: shapes, dtypes and devices of the four tensors
 
 
 @dataclass(frozen=True)
@@ -83,26 +80,31 @@ def check_task(task, i: int) -> Checked:
         if t.ndim == 0:
             raise ShapeError(f"task {i}: {name} must have a rows axis, got a scalar")
     sx, sy, qx, qy = task
-    shapes = f"support_x {sx.shape}, support_y {sy.shape}, query_x {qx.shape}, query_y {qy.shape}"
+
+    def fail(error: type, what: str):  # the message is built only on failure: this runs for every task
+        shapes = f"support_x {sx.shape}, support_y {sy.shape}, query_x {qx.shape}, query_y {qy.shape}"
+        return error(f"task {i}: {what} ({shapes})")
+
     if sx.shape[0] != sy.shape[0] or qx.shape[0] != qy.shape[0]:
-        raise ShapeError(f"task {i}: inputs and targets disagree on the number of rows ({shapes})")
+        raise fail(ShapeError, "inputs and targets disagree on the number of rows")
     if sx.shape[0] == 0:
-        raise ShapeError(f"task {i}: the support set is empty ({shapes})")
+        raise fail(ShapeError, "the support set is empty")
     if sx.shape[1:] != qx.shape[1:]:
-        raise ShapeError(f"task {i}: support and query inputs have different feature shapes ({shapes})")
+        raise fail(ShapeError, "support and query inputs have different feature shapes")
     try:
         (s_lab, s_cls), (q_lab, q_cls) = _labels(sy), _labels(qy)
     except ValueError as e:
-        raise ValueError(f"task {i}: {e} ({shapes})") from None
+        raise fail(ValueError, str(e)) from None
     if (s_lab is None) != (q_lab is None) or (s_lab is None and sy.shape[1:] != qy.shape[1:]):
-        raise ShapeError(f"task {i}: support and query targets are of different kinds or shapes ({shapes})")
+        raise fail(ShapeError, "support and query targets are of different kinds or shapes")
+    key = tuple((t.shape, t.dtype, t.device) for t in task)
     if s_lab is None:
-        return Checked(i, sx, sy, qx, qy, None, None, 0, ())
+        return Checked(i, sx, sy, qx, qy, None, None, 0, (), key)
     classes = max(s_cls, q_cls)
     device = sx.device
     return Checked(i, sx, sy, qx, qy, nx.tensor(s_lab, dtype=nx.int64, device=device),
                    nx.tensor(q_lab, dtype=nx.int64, device=device), classes,
-                   tuple(np.bincount(s_lab, minlength=classes).tolist()))
+                   tuple(np.bincount(s_lab, minlength=classes).tolist()), key)
 
 
 def check_tasks(tasks: Sequence) -> list[Checked]:
