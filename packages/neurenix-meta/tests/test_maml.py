@@ -18,6 +18,7 @@ from meta_helpers import (
     sgd_adapt,
     sine_tasks,
 )
+from neurenix.autograd.graph import Node
 from neurenix.meta import MAML, multi_step_weights
 from neurenix.nn import functional as F
 
@@ -146,12 +147,12 @@ def test_checkpointing_stores_one_step_of_graph():
     def graph_size(steps, checkpointed):
         maml = MAML(mlp(), inner_lr=0.1, inner_steps=steps, checkpoint_inner_loop=checkpointed)
         loss = maml.meta_loss(sine_tasks(2))
-        seen, stack = set(), [loss]
+        seen, stack = set(), [loss.grad_fn]
         while stack:
-            t = stack.pop()
-            if t._node is not None and id(t) not in seen:
-                seen.add(id(t))
-                stack.extend(t._node.parents)
+            node = stack.pop()
+            if isinstance(node, Node) and id(node) not in seen:  # parents: nodes, leaves or None
+                seen.add(id(node))
+                stack.extend(node.parents)
         return len(seen)
     plain = [graph_size(s, False) for s in (2, 4, 8)]
     ckpt = [graph_size(s, True) for s in (2, 4, 8)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import grad_mode
+from .graph import Node, output
 
 _RELEASED = ("the graph was already freed by an earlier backward pass; pass retain_graph=True to the first "
              "backward() or autograd.grad() call if you need to go through it again")
@@ -42,63 +43,67 @@ def _seeds(outputs: tuple, grad_outputs: tuple) -> list:
     return seeds
 
 
-def _seq(t) -> int:
-    return t._node.seq
+def _slot(t):
+    """Where the gradient of tensor ``t`` collects: its node, or the tensor itself for a leaf."""
+    return t if t._node is None else t._node
 
 
 def _topo_order(roots: list, inputs: set, min_seq: int) -> list:
-    """The tensors whose vjp must run, outputs first.
+    """The nodes whose vjp must run, outputs first.
 
-    A tensor is created after everything it depends on, so sorting by creation number is a
-    topological order. History created no later than every non-leaf input (``seq <= min_seq``) is
-    not walked. With ``inputs`` (ids), only tensors that lead to one of them are kept: the graph
-    behind an input, or beside the inputs, is neither run nor freed.
+    A node is created after everything it depends on, so sorting by creation number is a topological
+    order. History created no later than every non-leaf input (``seq <= min_seq``) is not walked. With
+    ``inputs`` (ids of slots), only nodes that lead to one of them are kept: the graph behind an input,
+    or beside the inputs, is neither run nor freed.
     """
     found = {}
-    stack = [r for r in roots if r._node is not None and r._node.seq > min_seq]
+    stack = [r for r in roots if type(r) is Node and r.seq > min_seq]
     while stack:
-        t = stack.pop()
-        if id(t) in found:
+        n = stack.pop()
+        if id(n) in found:
             continue
-        found[id(t)] = t
-        for p in t._node.parents:
-            node = p._node
-            if node is not None and node.seq > min_seq and id(p) not in found:
+        found[id(n)] = n
+        for p in n.parents:
+            if type(p) is Node and p.seq > min_seq and id(p) not in found:
                 stack.append(p)
-    order = sorted(found.values(), key=_seq)
+    order = sorted(found.values(), key=_by_seq)
     if inputs:
-        leads = set()  # ids of tensors with an input among their ancestors; parents come first in `order`
-        for t in order:
-            if any(id(p) in inputs or id(p) in leads for p in t._node.parents):
-                leads.add(id(t))
-        order = [t for t in order if id(t) in leads]
+        leads = set()  # ids of nodes with an input among their ancestors; parents come first in `order`
+        for n in order:
+            if any(p is not None and (id(p) in inputs or id(p) in leads) for p in n.parents):
+                leads.add(id(n))
+        order = [n for n in order if id(n) in leads]
     order.reverse()
     return order
 
 
+def _by_seq(n: Node) -> int:
+    return n.seq
+
+
 def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> dict:
-    """Propagate gradients from ``seeds``; return {id(t): (t, grad)} for the inputs, or for all leaves."""
-    if inputs and all(t._node is not None for t in inputs):
-        min_seq = min(t._node.seq for t in inputs)
-    else:
-        min_seq = -1
-    keep = {id(t) for t in inputs}
+    """Propagate gradients from ``seeds``; return {id(slot): (slot, grad)} for the inputs' slots, or for all
+    leaves (slot: a node, or a leaf tensor; see ``_slot``)."""
+    slots = [_slot(t) for t in inputs]
+    nodes = [s for s in slots if type(s) is Node]
+    min_seq = min(n.seq for n in nodes) if inputs and len(nodes) == len(slots) else -1
+    keep = {id(s) for s in slots}
     grads: dict = {}
     for out, g in seeds:
-        prev = grads.get(id(out))
-        grads[id(out)] = (out, g if prev is None else prev[1] + g)
-    order = _topo_order([out for out, _ in seeds], keep, min_seq)
+        slot = _slot(out)
+        prev = grads.get(id(slot))
+        grads[id(slot)] = (slot, g if prev is None else prev[1] + g)
+    order = _topo_order([_slot(out) for out, _ in seeds], keep, min_seq)
     prev_mode, grad_mode.state.enabled = grad_mode.state.enabled, create_graph
     try:
-        for t in order:
-            entry = grads.get(id(t)) if id(t) in keep else grads.pop(id(t), None)
+        for node in order:
+            entry = grads.get(id(node)) if id(node) in keep else grads.pop(id(node), None)
             if entry is None:
                 continue
-            node = t._node
             if node.vjp is None:
                 raise RuntimeError(f"cannot backpropagate through {node.name}: {_RELEASED}")
-            for p, pg in zip(node.parents, node.vjp(entry[1], t)):
-                if pg is None or not p.requires_grad:
+            for p, pg in zip(node.parents, node.vjp(entry[1], output(node))):
+                if pg is None or p is None:
                     continue
                 prev = grads.get(id(p))
                 grads[id(p)] = (p, pg if prev is None else prev[1] + pg)
@@ -125,7 +130,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False, retain_
     grads = _run(seeds, inputs, retain, create_graph)
     result = []
     for i, t in enumerate(inputs):
-        entry = grads.get(id(t))
+        entry = grads.get(id(_slot(t)))
         if entry is None and not allow_unused:
             raise RuntimeError(f"input {i} (shape {t.shape}) is not used in computing the outputs, so it has no "
                                "gradient; pass allow_unused=True to get None for it")
@@ -140,9 +145,9 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     retain = create_graph if retain_graph is None else retain_graph
     inputs = _as_tuple(inputs)
     grads = _run(seeds, inputs, retain, create_graph)
-    targets = inputs or [t for t, _ in grads.values() if t._node is None]
+    targets = inputs or [s for s, _ in grads.values() if type(s) is not Node]
     for t in targets:
-        entry = grads.get(id(t))
+        entry = grads.get(id(_slot(t)))
         if entry is not None:
             g = entry[1]
             t.grad = g if t.grad is None else t.grad + g

@@ -22,22 +22,26 @@ from ._operands import (
 # -- binary -----------------------------------------------------------------------------------------
 
 
-def _binary(kernel: str, name: str, da, db, floating: bool = False):
+def _binary(kernel: str, name: str, da, db, floating: bool = False, saves: bool = True, needs_output: bool = False):
     """A broadcasting binary op. ``da(g, a, b, out)``/``db(...)`` give the gradient for each operand
-    before un-broadcasting; either operand may be a Python number there."""
+    before un-broadcasting; either operand may be a Python number there. An op whose gradients do not
+    read the operands (add, sub) passes ``saves=False``: they get None, and are not kept alive for backward."""
 
     def op(a, b) -> Tensor:
         a, b, x, y, dev = prepare(a, b, kernel, floating)
         out = _wrap(getattr(dev.kernels, kernel)(x, y), dev)
         if needs_grad(a, b):
+            sa, sb = getattr(a, "shape", None), getattr(b, "shape", None)
+            ka, kb = (a, b) if saves else (None, None)
             if x is a:  # a is a number
-                record(out, name, (b,), lambda g, o: (sum_to(db(g, a, b, o), b.shape),))
+                record(out, name, (b,), lambda g, o: (sum_to(db(g, a, kb, o), sb),), needs_output)
             elif y is b:  # b is a number
-                record(out, name, (a,), lambda g, o: (sum_to(da(g, a, b, o), a.shape),))
+                record(out, name, (a,), lambda g, o: (sum_to(da(g, ka, b, o), sa),), needs_output)
             else:
+                ra, rb = a.requires_grad, b.requires_grad
                 record(out, name, (a, b), lambda g, o: (
-                    sum_to(da(g, a, b, o), a.shape) if a.requires_grad else None,
-                    sum_to(db(g, a, b, o), b.shape) if b.requires_grad else None))
+                    sum_to(da(g, ka, kb, o), sa) if ra else None,
+                    sum_to(db(g, ka, kb, o), sb) if rb else None), needs_output)
         return out
 
     op.__name__ = op.__qualname__ = kernel
@@ -52,12 +56,13 @@ def _max_mask(a, b):
     return gt.to(ref.dtype) + eq.to(ref.dtype) * 0.5
 
 
-add = _binary("add", "Add", lambda g, a, b, o: g, lambda g, a, b, o: g)
-sub = _binary("sub", "Sub", lambda g, a, b, o: g, lambda g, a, b, o: -g)
+add = _binary("add", "Add", lambda g, a, b, o: g, lambda g, a, b, o: g, saves=False)
+sub = _binary("sub", "Sub", lambda g, a, b, o: g, lambda g, a, b, o: -g, saves=False)
 mul = _binary("mul", "Mul", lambda g, a, b, o: g * b, lambda g, a, b, o: g * a)
-div = _binary("div", "Div", lambda g, a, b, o: g / b, lambda g, a, b, o: -g * o / b, floating=True)
+div = _binary("div", "Div", lambda g, a, b, o: g / b, lambda g, a, b, o: -g * o / b, floating=True, needs_output=True)
 pow = _binary("pow", "Pow", lambda g, a, b, o: g * b * a ** (b - 1),  # noqa: A001
-              lambda g, a, b, o: g * o * (log(a) if isinstance(a, Tensor) else math.log(a)), floating=True)
+              lambda g, a, b, o: g * o * (log(a) if isinstance(a, Tensor) else math.log(a)), floating=True,
+              needs_output=True)
 maximum = _binary("maximum", "Maximum", lambda g, a, b, o: g * _max_mask(a, b),
                   lambda g, a, b, o: g * _max_mask(b, a))
 minimum = _binary("minimum", "Minimum", lambda g, a, b, o: g * _max_mask(b, a),
@@ -104,8 +109,9 @@ def logical_or(a: Tensor, b: Tensor) -> Tensor:
 # -- unary ------------------------------------------------------------------------------------------
 
 
-def _unary(kernel: str, name: str, vjp, floating: bool = True):
-    """An elementwise op; ``vjp(g, x, out)`` gives the input gradient. Integer inputs of a
+def _unary(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
+    """An elementwise op; ``vjp(g, x, out)`` gives the input gradient. ``uses`` says what it reads: "x" (the
+    input is kept for backward), "out" (the output is) or "" (neither: it gets None). Integer inputs of a
     ``floating`` op are first cast to the default float."""
 
     def op(x: Tensor) -> Tensor:
@@ -116,7 +122,8 @@ def _unary(kernel: str, name: str, vjp, floating: bool = True):
                 raise DTypeError(f"{kernel}: not defined for bool tensors")
         out = _wrap(getattr(x._device.kernels, kernel)(x._data), x._device)
         if vjp is not None and x.requires_grad and grad_state.enabled:
-            record(out, name, (x,), lambda g, o: (vjp(g, x, o),))
+            kx = x if uses == "x" else None
+            record(out, name, (x,), lambda g, o: (vjp(g, kx, o),), uses == "out")
         return out
 
     op.__name__ = op.__qualname__ = kernel
@@ -124,16 +131,16 @@ def _unary(kernel: str, name: str, vjp, floating: bool = True):
     return op
 
 
-neg = _unary("neg", "Neg", lambda g, x, o: -g, floating=False)
+neg = _unary("neg", "Neg", lambda g, x, o: -g, floating=False, uses="")
 abs = _unary("abs", "Abs", lambda g, x, o: g * sign(x), floating=False)  # noqa: A001
 sign = _unary("sign", "Sign", None, floating=False)
-exp = _unary("exp", "Exp", lambda g, x, o: g * o)
+exp = _unary("exp", "Exp", lambda g, x, o: g * o, uses="out")
 log = _unary("log", "Log", lambda g, x, o: g / x)
-sqrt = _unary("sqrt", "Sqrt", lambda g, x, o: g / (o * 2))
+sqrt = _unary("sqrt", "Sqrt", lambda g, x, o: g / (o * 2), uses="out")
 sin = _unary("sin", "Sin", lambda g, x, o: g * cos(x))
 cos = _unary("cos", "Cos", lambda g, x, o: -g * sin(x))
-tanh = _unary("tanh", "Tanh", lambda g, x, o: g * (1 - o * o))
-sigmoid = _unary("sigmoid", "Sigmoid", lambda g, x, o: g * o * (1 - o))
+tanh = _unary("tanh", "Tanh", lambda g, x, o: g * (1 - o * o), uses="out")
+sigmoid = _unary("sigmoid", "Sigmoid", lambda g, x, o: g * o * (1 - o), uses="out")
 relu = _unary("relu", "Relu", lambda g, x, o: relu_backward(g, x), floating=False)
 
 

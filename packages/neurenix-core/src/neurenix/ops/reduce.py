@@ -105,7 +105,7 @@ def _extremum(kernel: str, name: str):
                 # ties share the gradient equally
                 hit = (x == _expand_back(o, shape, axes, keepdim)).to(x.dtype)
                 return (_expand_back(g, shape, axes, keepdim) * hit / hit.sum(dim=axes, keepdim=True),)
-            record(out, name, (x,), vjp)
+            record(out, name, (x,), vjp, needs_output=True)
         return out
 
     op.__name__ = op.__qualname__ = "a" + kernel
@@ -194,7 +194,7 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     if x.requires_grad and grad_state.enabled:
         record(out, "Softmax", (x,), lambda g, o: (
             o * (g - sum(g * o, axis, keepdim=True)) if grad_state.enabled else  # differentiable, or fused:
-            _wrap(g._device.kernels.softmax_backward(g._data, o._data, axis), g._device),))
+            _wrap(g._device.kernels.softmax_backward(g._data, o._data, axis), g._device),), needs_output=True)
     return out
 
 
@@ -206,7 +206,7 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     if x.requires_grad and grad_state.enabled:
         record(out, "LogSoftmax", (x,), lambda g, o: (
             g - exp(o) * sum(g, axis, keepdim=True) if grad_state.enabled else
-            _wrap(g._device.kernels.log_softmax_backward(g._data, o._data, axis), g._device),))
+            _wrap(g._device.kernels.log_softmax_backward(g._data, o._data, axis), g._device),), needs_output=True)
     return out
 
 
