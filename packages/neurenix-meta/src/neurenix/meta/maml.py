@@ -117,7 +117,7 @@ class MAML(MetaLearningModel):
         model, support_x, query_x = self.inner_inputs(batch)
         theta = {n: p for n, p in model.named_parameters() if p.requires_grad}
         names = list(self.inner_params)
-        ws = [theta[n].unsqueeze(0).expand(t, *theta[n].shape) for n in names]
+        ws = [theta[n].expand(t, *theta[n].shape) for n in names]
         shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted
         total = 0.0  # weighted query losses of the steps before the last (multi-step loss)
 

@@ -46,7 +46,7 @@ class Reptile(MetaLearningModel):
         drift = {n: 0.0 for n in theta}  # sum over tasks of theta - theta'
         total, right = 0.0, None
         for b in batches(tasks, batch_tasks):
-            start = {n: p.detach().unsqueeze(0).expand(b.size, *p.shape).requires_grad_() for n, p in theta.items()}
+            start = {n: p.detach().expand(b.size, *p.shape).requires_grad_() for n, p in theta.items()}
             with nx.enable_grad():
                 fast = inner_loop(self.model, start, b.support_x, b.support_y, b.support_labels, self.inner_steps,
                                   self.inner_lr, loss_fn, False, b.classes, b.indices)
