@@ -33,7 +33,7 @@ class Checked(NamedTuple):
     query_labels: Tensor | None
     classes: int  # number of classes (0 for regression)
     support_counts: tuple[int, ...]  # support rows per class
-    shape_key: tuple  # tasks with equal keys stack: shapes, dtypes and devices of the four tensors
+    shape_key: tuple  # tasks with equal keys stack: shapes, dtypes and devices (by identity) of the four tensors
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,47 @@ class Batch:
         return len(self.indices)
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def _labels(y: Tensor) -> tuple[np.ndarray | None, int]:
     """Class indices of ``y`` if it holds labels (int64 indices or one-hot rows), with the class count."""
-    if y.dtype == nx.int64 and y.ndim == 1:
+    dtype, shape = y._data.dtype, y._data.shape  # NumPy's dtype: compared in C (this runs twice a task)
+    if dtype == _INT64 and len(shape) == 1:
         v = y.numpy()
         if v.size and v.min() < 0:
             raise ValueError(f"class labels must be non-negative, got {int(v.min())}")
         return v, int(v.max()) + 1 if v.size else 0
-    if y.is_floating_point() and y.ndim == 2 and y.shape[1] >= 2:
+    if dtype.kind == "f" and len(shape) == 2 and shape[1] >= 2:
         v = y.numpy()
         if np.all((v == 0) | (v == 1)) and np.all(v.sum(1) == 1):
             return v.argmax(1), y.shape[1]
     return None, 0
+
+
+def _shape_error(error: type, task, i: int, what: str) -> Exception:
+    sx, sy, qx, qy = task
+    shapes = f"support_x {sx.shape}, support_y {sy.shape}, query_x {qx.shape}, query_y {qy.shape}"
+    return error(f"task {i}: {what} ({shapes})")
+
+
+def _check_shapes(task, i: int) -> None:
+    """What a task's shapes must satisfy; an error naming the task and its shapes otherwise."""
+    for name, t in zip(("support_x", "support_y", "query_x", "query_y"), task):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"task {i}: {name} must be a neurenix Tensor, got {type(t).__name__}")
+        if t.ndim == 0:
+            raise ShapeError(f"task {i}: {name} must have a rows axis, got a scalar")
+    sx, sy, qx, qy = task
+    if sx.shape[0] != sy.shape[0] or qx.shape[0] != qy.shape[0]:
+        raise _shape_error(ShapeError, task, i, "inputs and targets disagree on the number of rows")
+    if sx.shape[0] == 0:
+        raise _shape_error(ShapeError, task, i, "the support set is empty")
+    if sx.shape[1:] != qx.shape[1:]:
+        raise _shape_error(ShapeError, task, i, "support and query inputs have different feature shapes")
+
+
+_shapes_checked: dict = {}  # stacking keys whose shapes passed: tasks of a known key skip those checks
 
 
 def check_task(task, i: int) -> Checked:
@@ -73,31 +102,22 @@ def check_task(task, i: int) -> Checked:
     if not isinstance(task, (tuple, list)) or len(task) != 4:
         got = f"a {type(task).__name__} of {len(task)}" if isinstance(task, (tuple, list)) else type(task).__name__
         raise ValueError(f"task {i}: expected a (support_x, support_y, query_x, query_y) tuple, got {got}")
-    names = ("support_x", "support_y", "query_x", "query_y")
-    for name, t in zip(names, task):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"task {i}: {name} must be a neurenix Tensor, got {type(t).__name__}")
-        if t.ndim == 0:
-            raise ShapeError(f"task {i}: {name} must have a rows axis, got a scalar")
     sx, sy, qx, qy = task
-
-    def fail(error: type, what: str):  # the message is built only on failure: this runs for every task
-        shapes = f"support_x {sx.shape}, support_y {sy.shape}, query_x {qx.shape}, query_y {qy.shape}"
-        return error(f"task {i}: {what} ({shapes})")
-
-    if sx.shape[0] != sy.shape[0] or qx.shape[0] != qy.shape[0]:
-        raise fail(ShapeError, "inputs and targets disagree on the number of rows")
-    if sx.shape[0] == 0:
-        raise fail(ShapeError, "the support set is empty")
-    if sx.shape[1:] != qx.shape[1:]:
-        raise fail(ShapeError, "support and query inputs have different feature shapes")
+    if not (isinstance(sx, Tensor) and isinstance(sy, Tensor) and isinstance(qx, Tensor) and isinstance(qy, Tensor)):
+        _check_shapes(task, i)  # raises, naming the one that is not a Tensor
+    # devices are interned: their identity hashes faster than their __hash__ (this runs for every task)
+    key = tuple((t._data.shape, t._data.dtype, id(t._device)) for t in task)
+    if key not in _shapes_checked:  # this runs for every task of every meta-batch: shapes are checked once
+        _check_shapes(task, i)
+        if len(_shapes_checked) > 1024:
+            _shapes_checked.clear()
+        _shapes_checked[key] = True
     try:
         (s_lab, s_cls), (q_lab, q_cls) = _labels(sy), _labels(qy)
     except ValueError as e:
-        raise fail(ValueError, str(e)) from None
+        raise _shape_error(ValueError, task, i, str(e)) from None
     if (s_lab is None) != (q_lab is None) or (s_lab is None and sy.shape[1:] != qy.shape[1:]):
-        raise fail(ShapeError, "support and query targets are of different kinds or shapes")
-    key = tuple((t.shape, t.dtype, t.device) for t in task)
+        raise _shape_error(ShapeError, task, i, "support and query targets are of different kinds or shapes")
     if s_lab is None:
         return Checked(i, sx, sy, qx, qy, None, None, 0, (), key)
     classes = max(s_cls, q_cls)
