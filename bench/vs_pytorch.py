@@ -146,8 +146,8 @@ def summary(report: dict) -> list[dict]:
         for name, res in per.items():
             for peer in res:
                 if peer != "neurenix":
-                    rows.append(_row(f"time, {t} thread{'s' if t != '1' else ''}", name, peer, res["neurenix"]["median_ms"],
-                                     res[peer]["median_ms"], "ms", goal(name, peer)))
+                    rows.append(_row(f"time, {t} thread{'s' if t != '1' else ''}", name, peer,
+                                     res["neurenix"]["median_ms"], res[peer]["median_ms"], "ms", goal(name, peer)))
     for name, res in report["memory"].items():
         for peer in res:
             if peer != "neurenix":
@@ -168,7 +168,8 @@ def _row(measure: str, name: str, peer: str, ours: float, theirs: float, unit: s
 def table(rows: list[dict]) -> str:
     def title(name):
         return WORKLOADS[name].title if name in WORKLOADS else "`import neurenix, neurenix.meta`"
-    lines = ["| measure | workload | PyTorch peer | neurenix | PyTorch | ratio | goal |", "|---|---|---|---:|---:|---:|---|"]
+    lines = ["| measure | workload | PyTorch peer | neurenix | PyTorch | ratio | goal |",
+             "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         mark = "met" if r["met"] else "**missed**"
         lines.append(f"| {r['measure']} | {title(r['workload'])} | {r['peer']} | {r['neurenix']:.2f} {r['unit']} | "

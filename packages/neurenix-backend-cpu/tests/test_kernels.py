@@ -313,3 +313,19 @@ def test_registered_kernels_are_a_subset_and_the_backend_wins():
     assert set(plugin.KERNELS) <= set(plugin.ALL_KERNELS)
     providers = nx.Device("cpu").kernels.providers
     assert all(providers[k] == "cpu-c" for k in plugin.KERNELS)
+
+
+def test_freed_memory_is_kept_unless_the_user_tunes_malloc(monkeypatch):
+    calls = []
+    monkeypatch.setattr(plugin, "lib", type("Lib", (), {"nx_keep_freed_memory": staticmethod(calls.append)}))
+    for env in ({"NEURENIX_CPU_KEEP_FREED": "0"}, {"MALLOC_TRIM_THRESHOLD_": "1"},
+                {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1"}):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            assert not plugin._keep_freed_memory()
+    assert calls == []
+    for k in ("NEURENIX_CPU_KEEP_FREED", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(k, raising=False)
+    plugin._keep_freed_memory()
+    assert calls == [plugin.KEEP_FREED_BYTES]
