@@ -148,6 +148,16 @@ def test_max_pool_2x2_fast_path_nan_and_ties(dtype):
     check("max_pool2d", x, (2, 2), (2, 2), (0, 0), (1, 1), dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [(7, 7), (3, 3), (5, 9), (28, 28), (4, 2050), (2, 4100)], ids=str)
+def test_max_pool_2x2_many_ties_odd_and_wide_images(size, dtype):
+    """Few distinct values (ties in every order) and NaNs, on odd sizes (the last row and column are left out)
+    and on rows wider than the kernel's vertical block (its scalar path)."""
+    x = np.random.default_rng(0).integers(0, 3, (2, 3, *size)).astype(dtype)
+    x[np.random.default_rng(1).random(x.shape) < 0.05] = np.nan
+    check("max_pool2d", x, (2, 2), (2, 2), (0, 0), (1, 1), dtype=dtype)
+
+
 def test_max_pool_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 2, 2))
     _, idx = plugin.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
