@@ -134,6 +134,7 @@ void F(reduce_outer)(int op, const void *vx, void *vo, int64_t n1, int64_t nk, i
  * x (N, C, R) is groups blocks of nr = N / groups rows; each (group, channel) plane of nr runs of R values is
  * normalised with its own mean and (biased) variance, two passes over the plane (which stays in cache for the
  * third, the output). Parameters: w and b NULL, or ps = 0 (one per channel) or C (one per group and channel). */
+#define BN_RUN 1024
 void F(batch_norm)(const void *vx, const void *vw, const void *vb, void *vy, void *vmean, void *vvar, int64_t groups,
                    int64_t nr, int64_t c, int64_t r, int64_t ps, double eps) {
     const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
@@ -143,16 +144,27 @@ void F(batch_norm)(const void *vx, const void *vw, const void *vb, void *vy, voi
         int64_t gi = q / c, ch = q % c;
         const T *x = X + (gi * nr * c + ch) * r;
         T *y = Y + (gi * nr * c + ch) * r;
+        /* runs of at most BN_RUN values are summed in T (one vector width: twice the lanes of double for float;
+         * 1.4x faster), the runs in double, so that a float32 sum over a batch stays accurate */
         double s = 0, ss = 0;
-        for (int64_t i = 0; i < nr; i++) {
-            _Pragma("omp simd reduction(+ : s)")
-            for (int64_t j = 0; j < r; j++) s += x[i * c * r + j];
-        }
+        for (int64_t i = 0; i < nr; i++)
+            for (int64_t j0 = 0; j0 < r; j0 += BN_RUN) {
+                const T *xr = x + i * c * r;
+                T rs = 0;
+                _Pragma("omp simd reduction(+ : rs)")
+                for (int64_t j = j0; j < (j0 + BN_RUN < r ? j0 + BN_RUN : r); j++) rs += xr[j];
+                s += rs;
+            }
         T mu = (T)(s / (double)(nr * r));
-        for (int64_t i = 0; i < nr; i++) {
-            _Pragma("omp simd reduction(+ : ss)")
-            for (int64_t j = 0; j < r; j++) ss += (double)(x[i * c * r + j] - mu) * (x[i * c * r + j] - mu);
-        }
+        for (int64_t i = 0; i < nr; i++)
+            for (int64_t j0 = 0; j0 < r; j0 += BN_RUN) {
+                const T *xr = x + i * c * r;
+                T rs = 0;
+                _Pragma("omp simd reduction(+ : rs)")
+                for (int64_t j = j0; j < (j0 + BN_RUN < r ? j0 + BN_RUN : r); j++)
+                    rs += (xr[j] - mu) * (xr[j] - mu);
+                ss += rs;
+            }
         double var = ss / (double)(nr * r);
         T scale = (T)(1.0 / sqrt(var + eps)) * (W ? W[gi * ps + ch] : 1), shift = B ? B[gi * ps + ch] : 0;
         for (int64_t i = 0; i < nr; i++)
@@ -175,14 +187,18 @@ void F(batch_norm_backward)(const void *vg, const void *vx, const void *vmean, c
         const T *g = G + off, *x = X + off;
         T mu = M[q], inv = (T)(1.0 / sqrt((double)V[q] + eps));
         double sb = 0, sw = 0;
-        for (int64_t i = 0; i < nr; i++) {
-            _Pragma("omp simd reduction(+ : sb, sw)")
-            for (int64_t j = 0; j < r; j++) {
-                T gv = g[i * c * r + j];
-                sb += gv;
-                sw += (double)gv * ((x[i * c * r + j] - mu) * inv);
+        for (int64_t i = 0; i < nr; i++) /* runs in T, their sums in double, as in the forward */
+            for (int64_t j0 = 0; j0 < r; j0 += BN_RUN) {
+                const T *gr = g + i * c * r, *xr = x + i * c * r;
+                T rb = 0, rw = 0;
+                _Pragma("omp simd reduction(+ : rb, rw)")
+                for (int64_t j = j0; j < (j0 + BN_RUN < r ? j0 + BN_RUN : r); j++) {
+                    rb += gr[j];
+                    rw += gr[j] * ((xr[j] - mu) * inv);
+                }
+                sb += rb;
+                sw += rw;
             }
-        }
         if (GB) GB[q] = (T)sb;
         if (GW) GW[q] = (T)sw;
         if (GX) {
@@ -194,6 +210,8 @@ void F(batch_norm_backward)(const void *vg, const void *vx, const void *vmean, c
         }
     }
 }
+
+#undef BN_RUN
 
 /* ---- softmax family ------------------------------------------------------------------------------------
  * exp of EW lanes at once (GCC vectorises no libm exp): x = k ln2 + r with |r| <= ln2 / 2, exp(r) by its
