@@ -148,6 +148,16 @@ def test_max_pool_2x2_fast_path_nan_and_ties(dtype):
     check("max_pool2d", x, (2, 2), (2, 2), (0, 0), (1, 1), dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [(7, 7), (3, 3), (5, 9), (28, 28), (4, 2050), (2, 4100)], ids=str)
+def test_max_pool_2x2_many_ties_odd_and_wide_images(size, dtype):
+    """Few distinct values (ties in every order) and NaNs, on odd sizes (the last row and column are left out)
+    and on rows wider than the kernel's vertical block (its scalar path)."""
+    x = np.random.default_rng(0).integers(0, 3, (2, 3, *size)).astype(dtype)
+    x[np.random.default_rng(1).random(x.shape) < 0.05] = np.nan
+    check("max_pool2d", x, (2, 2), (2, 2), (0, 0), (1, 1), dtype=dtype)
+
+
 def test_max_pool_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 2, 2))
     _, idx = plugin.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
@@ -313,3 +323,19 @@ def test_registered_kernels_are_a_subset_and_the_backend_wins():
     assert set(plugin.KERNELS) <= set(plugin.ALL_KERNELS)
     providers = nx.Device("cpu").kernels.providers
     assert all(providers[k] == "cpu-c" for k in plugin.KERNELS)
+
+
+def test_freed_memory_is_kept_unless_the_user_tunes_malloc(monkeypatch):
+    calls = []
+    monkeypatch.setattr(plugin, "lib", type("Lib", (), {"nx_keep_freed_memory": staticmethod(calls.append)}))
+    for env in ({"NEURENIX_CPU_KEEP_FREED": "0"}, {"MALLOC_TRIM_THRESHOLD_": "1"},
+                {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1"}):
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            assert not plugin._keep_freed_memory()
+    assert calls == []
+    for k in ("NEURENIX_CPU_KEEP_FREED", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(k, raising=False)
+    plugin._keep_freed_memory()
+    assert calls == [plugin.KEEP_FREED_BYTES]

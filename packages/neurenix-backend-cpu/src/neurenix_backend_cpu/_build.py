@@ -53,6 +53,7 @@ _TEMPLATE = [  # one float type's functions, as template.h defines them (S: the 
     "double momentum, double dampening, int nesterov, double wd, int maximize);",
 ]
 CDEF = "\n".join(["void nx_set_num_threads(int n);", "int nx_get_num_threads(void);", "int nx_has_openmp(void);",
+                  "int nx_keep_freed_memory(int64_t bytes);",
                   *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for line in _TEMPLATE)])
 
 

@@ -31,6 +31,21 @@ except ImportError as e:  # reported in neurenix.list_backends() as the reason t
 else:
     _IMPORT_ERROR = None
 
+#: blocks up to this size are reused from the heap rather than mapped afresh (see nx_keep_freed_memory)
+KEEP_FREED_BYTES = 1 << 30
+
+
+def _keep_freed_memory() -> bool:
+    """Keep freed large buffers in the heap, unless the user tunes malloc or sets NEURENIX_CPU_KEEP_FREED=0."""
+    user = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    if lib is None or os.environ.get("NEURENIX_CPU_KEEP_FREED") == "0" or any(v in os.environ for v in user) \
+            or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    return bool(lib.nx_keep_freed_memory(KEEP_FREED_BYTES))
+
+
+_keep_freed_memory()
+
 _F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
 _SUFFIX = {_F32: "f32", _F64: "f64"}
 _ndarray = np.ndarray

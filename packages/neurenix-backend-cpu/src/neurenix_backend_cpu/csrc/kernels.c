@@ -8,6 +8,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define PAR_MIN 65536 /* below this many elements one thread is faster than waking the others */
 #define CHUNK 4096    /* elements per parallel tile of an elementwise loop */
@@ -28,6 +31,19 @@ int nx_get_num_threads(void) {
     return omp_get_max_threads();
 #else
     return 1;
+#endif
+}
+
+/* glibc maps each block above a (dynamic, at most 32 MB) threshold afresh and trims the heap's free top, so a
+ * training step that frees and reallocates its 20 MB activations pays a page fault per 4 KB page on every
+ * write to them (Conv-4: 187 -> 140 ms a step once freed blocks stay in the heap). Blocks up to `bytes` come
+ * from the heap, and up to `bytes` of free heap is kept. Returns 0 where it cannot be set (not glibc). */
+int nx_keep_freed_memory(int64_t bytes) {
+#ifdef __GLIBC__
+    return mallopt(M_MMAP_THRESHOLD, (int)bytes) && mallopt(M_TRIM_THRESHOLD, (int)bytes);
+#else
+    (void)bytes;
+    return 0;
 #endif
 }
 

@@ -134,6 +134,7 @@ void F(reduce_outer)(int op, const void *vx, void *vo, int64_t n1, int64_t nk, i
  * x (N, C, R) is groups blocks of nr = N / groups rows; each (group, channel) plane of nr runs of R values is
  * normalised with its own mean and (biased) variance, two passes over the plane (which stays in cache for the
  * third, the output). Parameters: w and b NULL, or ps = 0 (one per channel) or C (one per group and channel). */
+#define BN_RUN 1024
 void F(batch_norm)(const void *vx, const void *vw, const void *vb, void *vy, void *vmean, void *vvar, int64_t groups,
                    int64_t nr, int64_t c, int64_t r, int64_t ps, double eps) {
     const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
@@ -143,16 +144,27 @@ void F(batch_norm)(const void *vx, const void *vw, const void *vb, void *vy, voi
         int64_t gi = q / c, ch = q % c;
         const T *x = X + (gi * nr * c + ch) * r;
         T *y = Y + (gi * nr * c + ch) * r;
+        /* runs of at most BN_RUN values are summed in T (one vector width: twice the lanes of double for float;
+         * 1.4x faster), the runs in double, so that a float32 sum over a batch stays accurate */
         double s = 0, ss = 0;
-        for (int64_t i = 0; i < nr; i++) {
-            _Pragma("omp simd reduction(+ : s)")
-            for (int64_t j = 0; j < r; j++) s += x[i * c * r + j];
-        }
+        for (int64_t i = 0; i < nr; i++)
+            for (int64_t j0 = 0; j0 < r; j0 += BN_RUN) {
+                const T *xr = x + i * c * r;
+                T rs = 0;
+                _Pragma("omp simd reduction(+ : rs)")
+                for (int64_t j = j0; j < (j0 + BN_RUN < r ? j0 + BN_RUN : r); j++) rs += xr[j];
+                s += rs;
+            }
         T mu = (T)(s / (double)(nr * r));
-        for (int64_t i = 0; i < nr; i++) {
-            _Pragma("omp simd reduction(+ : ss)")
-            for (int64_t j = 0; j < r; j++) ss += (double)(x[i * c * r + j] - mu) * (x[i * c * r + j] - mu);
-        }
+        for (int64_t i = 0; i < nr; i++)
+            for (int64_t j0 = 0; j0 < r; j0 += BN_RUN) {
+                const T *xr = x + i * c * r;
+                T rs = 0;
+                _Pragma("omp simd reduction(+ : rs)")
+                for (int64_t j = j0; j < (j0 + BN_RUN < r ? j0 + BN_RUN : r); j++)
+                    rs += (xr[j] - mu) * (xr[j] - mu);
+                ss += rs;
+            }
         double var = ss / (double)(nr * r);
         T scale = (T)(1.0 / sqrt(var + eps)) * (W ? W[gi * ps + ch] : 1), shift = B ? B[gi * ps + ch] : 0;
         for (int64_t i = 0; i < nr; i++)
@@ -175,14 +187,18 @@ void F(batch_norm_backward)(const void *vg, const void *vx, const void *vmean, c
         const T *g = G + off, *x = X + off;
         T mu = M[q], inv = (T)(1.0 / sqrt((double)V[q] + eps));
         double sb = 0, sw = 0;
-        for (int64_t i = 0; i < nr; i++) {
-            _Pragma("omp simd reduction(+ : sb, sw)")
-            for (int64_t j = 0; j < r; j++) {
-                T gv = g[i * c * r + j];
-                sb += gv;
-                sw += (double)gv * ((x[i * c * r + j] - mu) * inv);
+        for (int64_t i = 0; i < nr; i++) /* runs in T, their sums in double, as in the forward */
+            for (int64_t j0 = 0; j0 < r; j0 += BN_RUN) {
+                const T *gr = g + i * c * r, *xr = x + i * c * r;
+                T rb = 0, rw = 0;
+                _Pragma("omp simd reduction(+ : rb, rw)")
+                for (int64_t j = j0; j < (j0 + BN_RUN < r ? j0 + BN_RUN : r); j++) {
+                    rb += gr[j];
+                    rw += gr[j] * ((xr[j] - mu) * inv);
+                }
+                sb += rb;
+                sw += rw;
             }
-        }
         if (GB) GB[q] = (T)sb;
         if (GW) GW[q] = (T)sw;
         if (GX) {
@@ -194,6 +210,8 @@ void F(batch_norm_backward)(const void *vg, const void *vx, const void *vmean, c
         }
     }
 }
+
+#undef BN_RUN
 
 /* ---- softmax family ------------------------------------------------------------------------------------
  * exp of EW lanes at once (GCC vectorises no libm exp): x = k ln2 + r with |r| <= ln2 / 2, exp(r) by its
@@ -375,7 +393,17 @@ void F(cross_entropy_backward)(const void *vg, const void *vsm, const void *vp, 
 #undef EW
 
 /* ---- windows ---------------------------------------------------------------------------------------------
- * im2col: x (n, c, h, w) -> cols (n, c*kh*kw, oh*ow), zero padding. One output row per (n, c, i, j). */
+ * The output columns xo in [lo, hi) of a kernel column at input offset off (input column xo * sw + off) lie
+ * inside the input's w columns; the rest read padding. */
+static inline void F(inside_span)(int64_t ow, int64_t sw, int64_t off, int64_t w, int64_t *lo, int64_t *hi) {
+    int64_t a = 0, b = ow;
+    while (a < ow && a * sw + off < 0) a++;
+    while (b > a && (b - 1) * sw + off >= w) b--;
+    *lo = a;
+    *hi = b;
+}
+
+/* im2col: x (n, c, h, w) -> cols (n, c*kh*kw, oh*ow), zero padding. One output row per (n, c, i, j). */
 void F(unfold)(const void *vx, void *vo, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
                int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
     const T *X = (const T *)vx;
@@ -383,12 +411,10 @@ void F(unfold)(const void *vx, void *vo, int64_t n, int64_t c, int64_t h, int64_
     int64_t rows = n * c * kh * kw;
     _Pragma("omp parallel for schedule(static) if (rows * oh * ow >= PAR_MIN)")
     for (int64_t row = 0; row < rows; row++) {
-        int64_t j = row % kw, i = (row / kw) % kh, plane = row / (kh * kw);
+        int64_t j = row % kw, i = (row / kw) % kh, plane = row / (kh * kw), off = j * dw - pw, lo, hi;
         const T *x = X + plane * h * w;
         T *o = O + row * oh * ow;
-        int64_t off = j * dw - pw, lo = 0, hi = ow; /* output columns [lo, hi) read inside the input */
-        while (lo < ow && lo * sw + off < 0) lo++;
-        while (hi > lo && (hi - 1) * sw + off >= w) hi--;
+        F(inside_span)(ow, sw, off, w, &lo, &hi);
         for (int64_t y = 0; y < oh; y++, o += ow) {
             int64_t iy = y * sh - ph + i * dh;
             if (iy < 0 || iy >= h) {
@@ -412,17 +438,19 @@ void F(fold)(const void *vc, void *vo, int64_t n, int64_t c, int64_t h, int64_t 
     _Pragma("omp parallel for schedule(static) if (n * c * kh * kw * oh * ow >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
         T *o = O + plane * h * w;
-        memset(o, 0, (size_t)(h * w) * sizeof(T));
+        for (int64_t k = 0; k < h * w; k++) o[k] = 0;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
                 const T *col = C + ((plane * kh + i) * kw + j) * oh * ow;
+                int64_t off = j * dw - pw, lo, hi;
+                F(inside_span)(ow, sw, off, w, &lo, &hi);
                 for (int64_t y = 0; y < oh; y++) {
                     int64_t iy = y * sh - ph + i * dh;
                     if (iy < 0 || iy >= h) continue;
-                    for (int64_t xo = 0; xo < ow; xo++) {
-                        int64_t ix = xo * sw - pw + j * dw;
-                        if (ix >= 0 && ix < w) o[iy * w + ix] += col[y * ow + xo];
-                    }
+                    T *restrict orow = o + iy * w + off; /* orow[xo * sw] is image column xo * sw + off */
+                    const T *restrict cr = col + y * ow;
+                    if (sw == 1) for (int64_t xo = lo; xo < hi; xo++) orow[xo] += cr[xo];
+                    else for (int64_t xo = lo; xo < hi; xo++) orow[xo * sw] += cr[xo];
                 }
             }
     }
@@ -449,21 +477,53 @@ static inline T F(select)(int take, T a, T b) {
         arg += take_ * ((a) - arg);                                                                          \
     } while (0)
 
-/* 2x2 windows at stride 2, the pooling of most CNNs */
+/* 2x2 windows at stride 2, the pooling of most CNNs, over rows short enough (14 outputs) that a loop per
+ * output row stays scalar: first the larger of each vertical pair of a block of row pairs, then of each
+ * horizontal pair of those, both flat loops GCC vectorises (3-4x faster). Indices ride in T lanes, so that
+ * comparisons and selects keep one width. A later candidate wins if larger, if NaN where the best is not,
+ * or if equal with a smaller index (the first maximum in i * 2 + j order). */
+#define POOL_BLOCK 2048 /* values of a vertical pass: its two buffers stay in L1 */
+static inline int F(pool_wins)(T v, T av, T best, T abest) {
+    return v > best || (v != v && best == best) || ((v == best || (v != v && best != best)) && av < abest);
+}
+
 static void F(max_pool_2x2)(const T *restrict x, T *restrict o, int64_t *restrict idx, int64_t w, int64_t oh,
                             int64_t ow) {
-    for (int64_t y = 0; y < oh; y++)
-        for (int64_t xo = 0; xo < ow; xo++) {
-            const T *p = x + y * 2 * w + xo * 2;
-            T best = p[0];
-            int64_t arg = 0;
-            POOL_TAKE(p[1], 1);
-            POOL_TAKE(p[w], 2);
-            POOL_TAKE(p[w + 1], 3);
-            o[y * ow + xo] = best;
-            idx[y * ow + xo] = arg;
+    T vm[POOL_BLOCK], va[POOL_BLOCK];
+    int64_t ew = 2 * ow, rows = ew <= POOL_BLOCK ? POOL_BLOCK / ew : 1; /* ew: the columns windows cover */
+    if (ew > POOL_BLOCK || ow < 4) { /* rows too wide for the block, or so short that the scalar loop wins */
+        for (int64_t y = 0; y < oh; y++)
+            for (int64_t xo = 0; xo < ow; xo++) {
+                const T *p = x + 2 * y * w + 2 * xo;
+                T best = p[0], arg = 0;
+                if (F(pool_wins)(p[1], 1, best, arg)) best = p[1], arg = 1;
+                if (F(pool_wins)(p[w], 2, best, arg)) best = p[w], arg = 2;
+                if (F(pool_wins)(p[w + 1], 3, best, arg)) best = p[w + 1], arg = 3;
+                o[y * ow + xo] = best;
+                idx[y * ow + xo] = (int64_t)arg;
+            }
+        return;
+    }
+    for (int64_t y0 = 0; y0 < oh; y0 += rows) {
+        int64_t nr = oh - y0 < rows ? oh - y0 : rows;
+        for (int64_t r = 0; r < nr; r++) {
+            const T *restrict r0 = x + 2 * (y0 + r) * w, *restrict r1 = r0 + w;
+            T *restrict m = vm + r * ew, *restrict a = va + r * ew;
+            for (int64_t j = 0; j < ew; j++) {
+                int t = F(pool_wins)(r1[j], 2, r0[j], 0);
+                m[j] = t ? r1[j] : r0[j], a[j] = t ? 2 : 0;
+            }
         }
+        T *restrict ob = o + y0 * ow;
+        int64_t *restrict ib = idx + y0 * ow;
+        for (int64_t k = 0; k < nr * ow; k++) {
+            T l = vm[2 * k], rv = vm[2 * k + 1], al = va[2 * k], ar = va[2 * k + 1] + 1;
+            int t = F(pool_wins)(rv, ar, l, al);
+            ob[k] = t ? rv : l, ib[k] = (int64_t)(t ? ar : al);
+        }
+    }
 }
+#undef POOL_BLOCK
 
 /* a plane whose windows all lie inside it (no padding): no bounds checks */
 static void F(max_pool_inside)(const T *restrict x, T *restrict o, int64_t *restrict idx, int64_t w, int64_t kh,
