@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from .errors import ShapeError
 from .nn.module import Module
-from .nn.tasks import task_batch
+from .nn.tasks import stacks_tasks, task_batch
 from .tensor import Tensor
 
 
@@ -58,9 +58,11 @@ def batched_call(module: Module, params: Mapping, *args: Tensor) -> Tensor:
     t = args[0].shape[0]
     if any(a.shape[:2] != args[0].shape[:2] for a in args):
         raise ShapeError(f"batched_call: inputs disagree on (tasks, rows): {[a.shape for a in args]}")
-    with task_batch(t):
-        out = functional_call(module, params, *(a.flatten(0, 1) for a in args))
-    if not isinstance(out, Tensor) or out.ndim == 0 or out.shape[0] != t * args[0].shape[1]:
+    rows, stacked = args[0].shape[1], stacks_tasks(module)
+    with task_batch(t, stacked):
+        out = functional_call(module, params, *(args if stacked else (a.flatten(0, 1) for a in args)))
+    if not isinstance(out, Tensor) or out.ndim < (2 if stacked else 1) or \
+            out.shape[:2 if stacked else 1] != ((t, rows) if stacked else (t * rows,)):
         raise ShapeError(f"batched_call: {type(module).__name__} must return one row per input row "
-                         f"({t} tasks x {args[0].shape[1]} rows), got {getattr(out, 'shape', type(out).__name__)}")
-    return out.reshape(t, args[0].shape[1], *out.shape[1:])
+                         f"({t} tasks x {rows} rows), got {getattr(out, 'shape', type(out).__name__)}")
+    return out if stacked else out.reshape(t, rows, *out.shape[1:])

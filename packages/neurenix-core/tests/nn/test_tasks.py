@@ -6,7 +6,7 @@ import pytest
 import neurenix as nx
 from neurenix import nn
 from neurenix.func import batched_call, functional_call
-from neurenix.nn.tasks import task_batch, task_count
+from neurenix.nn.tasks import stacks_tasks, task_batch, task_count
 from neurenix.testing import gradcheck, gradgradcheck
 
 T = 3
@@ -21,7 +21,14 @@ def _mlp():
     return nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 2))
 
 
-NETS = {"conv": (_conv_net, (5, 2, 8, 8)), "mlp": (_mlp, (4, 3))}
+def _row_mlp():  # only layers that take the task axis as it is: batched_call does not merge the rows
+    return nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Dropout(0.0), nn.Linear(5, 4), nn.Sigmoid(), nn.Identity(),
+                         nn.Linear(4, 2), nn.Tanh())
+
+
+# the row-wise MLP also on rows that are (2, 3) sequences, which Linear flattens per task
+NETS = {"conv": (_conv_net, (5, 2, 8, 8)), "mlp": (_mlp, (4, 3)), "row-mlp": (_row_mlp, (4, 3)),
+        "row-mlp-seq": (_row_mlp, (4, 2, 3))}
 
 
 def _setup(net, per_task, seed=0):
@@ -120,3 +127,13 @@ def test_bad_task_axes_are_named():
         batched_call(_RowSum(), {}, x)
     with pytest.raises(ValueError, match="positive int"), task_batch(0):
         pass
+
+
+def test_which_models_take_the_task_axis_as_it_is():
+    class MyLinear(nn.Linear):  # its own forward may not be row-wise: not inherited
+        pass
+
+    assert stacks_tasks(_row_mlp()) and stacks_tasks(nn.Linear(2, 2))
+    assert not stacks_tasks(_mlp())  # BatchNorm1d takes statistics over merged rows
+    assert not stacks_tasks(_conv_net()) and not stacks_tasks(MyLinear(2, 2))
+    assert not stacks_tasks(nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Flatten())))

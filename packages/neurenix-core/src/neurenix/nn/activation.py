@@ -9,6 +9,7 @@ from .module import Module
 
 class ReLU(Module):
     """``max(x, 0)``."""
+    stacks_tasks = True
 
     def __init__(self, inplace: bool = False):  # inplace is accepted for PyTorch compatibility; values never alias
         super().__init__()
@@ -19,6 +20,7 @@ class ReLU(Module):
 
 class Sigmoid(Module):
     """``1 / (1 + exp(-x))``."""
+    stacks_tasks = True
 
     def forward(self, x: Tensor) -> Tensor:
         return sigmoid(x)
@@ -26,6 +28,7 @@ class Sigmoid(Module):
 
 class Tanh(Module):
     """``tanh(x)``."""
+    stacks_tasks = True
 
     def forward(self, x: Tensor) -> Tensor:
         return tanh(x)

@@ -12,6 +12,8 @@ class Sequential(Module):
     """Runs modules in order. ``Sequential(a, b, c)``, ``Sequential([a, b, c])`` and
     ``Sequential(OrderedDict(name=module))`` all work; submodules are named "0", "1", ... otherwise."""
 
+    stacks_tasks = True  # if its modules do (nn.tasks.stacks_tasks checks them)
+
     def __init__(self, *modules):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):

@@ -10,6 +10,8 @@ from .module import Module
 class Dropout(Module):
     """In training, zero each element with probability ``p`` and scale the rest by ``1/(1-p)``."""
 
+    stacks_tasks = True
+
     def __init__(self, p: float = 0.5):
         super().__init__()
         if not 0.0 <= p <= 1.0:

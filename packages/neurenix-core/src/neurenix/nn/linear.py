@@ -9,7 +9,7 @@ from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-from .tasks import has_task_axis, split_tasks, task_count
+from .tasks import has_task_axis, split_tasks, task_count, tasks_stacked
 
 
 class Linear(Module):
@@ -17,6 +17,8 @@ class Linear(Module):
 
     Initialised as PyTorch does: weight and bias uniform in ``±1/sqrt(in_features)``.
     """
+
+    stacks_tasks = True
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
@@ -37,6 +39,8 @@ class Linear(Module):
         w = self.weight
         if not task_count() or not has_task_axis(w, 2, "Linear"):  # outside task_batch: F.linear's batching
             return linear(x, w, self.bias)
+        if tasks_stacked():  # x is (tasks, rows, ..., in): no reshape at all for (tasks, rows, in)
+            return linear(x.flatten(1, -2), w, self.bias).reshape(*x.shape[:-1], w.shape[-2])
         y = linear(split_tasks(x, w.shape[0], "Linear").flatten(1, -2), w, self.bias)  # (tasks, rows, out)
         return y.reshape(*x.shape[:-1], w.shape[-2])
 
@@ -46,6 +50,8 @@ class Linear(Module):
 
 class Identity(Module):
     """Returns its input."""
+
+    stacks_tasks = True
 
     def __init__(self, *args, **kwargs):
         super().__init__()

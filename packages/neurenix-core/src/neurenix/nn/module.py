@@ -44,6 +44,8 @@ class Module:
 
     training: bool
 
+    stacks_tasks = False  # whether this layer takes (tasks, rows, ...) inputs as they are (see nn.tasks)
+
     def __init__(self):
         d = self.__dict__
         d["training"] = True

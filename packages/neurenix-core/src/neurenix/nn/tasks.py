@@ -5,7 +5,9 @@ shape ``(n * rows, ...)``), and a parameter may carry a leading task axis: one v
 adapted weights do. Layers that hold parameters or mix rows honour it: Linear and Conv2d apply task
 ``t``'s weights to task ``t``'s rows, BatchNorm takes its statistics per task. Row-wise layers
 (activations, pooling, Flatten, Dropout) need nothing, which is why the rows are merged rather than
-given a new axis. ``neurenix.func.batched_call`` sets this up from (tasks, rows, ...) inputs.
+given a new axis. ``neurenix.func.batched_call`` sets this up from (tasks, rows, ...) inputs; for a model
+made only of layers that take the task axis as it is (Linear, activations, Dropout: ``stacks_tasks``),
+it passes the inputs unmerged, saving a reshape per layer.
 """
 
 from __future__ import annotations
@@ -25,17 +27,31 @@ def task_count() -> int:
     return getattr(_state, "tasks", 0)
 
 
+def tasks_stacked() -> bool:
+    """Whether the current call's inputs keep the task axis, ``(n, rows, ...)``, instead of merged rows."""
+    return getattr(_state, "stacked", False)
+
+
 @contextmanager
-def task_batch(n: int) -> Iterator[None]:
-    """Within this block, module calls run ``n`` tasks at once (see the module docstring)."""
+def task_batch(n: int, stacked: bool = False) -> Iterator[None]:
+    """Within this block, module calls run ``n`` tasks at once (see the module docstring). ``stacked``:
+    inputs are ``(n, rows, ...)``, which only modules whose class sets ``stacks_tasks`` accept."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"task_batch: the number of tasks must be a positive int, got {n!r}")
-    old = task_count()
-    _state.tasks = n
+    old = task_count(), tasks_stacked()
+    _state.tasks, _state.stacked = n, stacked
     try:
         yield
     finally:
-        _state.tasks = old
+        _state.tasks, _state.stacked = old
+
+
+def stacks_tasks(module) -> bool:
+    """Whether ``module`` can run on ``(tasks, rows, ...)`` inputs as they are: its class declares it (row-wise
+    layers, Linear) and so do all its submodules. Merging and splitting rows costs a reshape per layer and
+    call, which for small networks (MAML's 1-40-40-1) is a sizeable share of a meta-iteration."""
+    # the class's own declaration, not an inherited one: a subclass with its own forward may not be row-wise
+    return type(module).__dict__.get("stacks_tasks", False) and all(stacks_tasks(m) for m in module.children())
 
 
 def has_task_axis(param: Tensor, ndim: int, layer: str) -> bool:
