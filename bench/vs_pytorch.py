@@ -137,7 +137,7 @@ def measure(names: list[str], threads: list[int], rounds: int, import_runs: int)
             if i:  # the first of each is discarded: it warms the file cache
                 imports[f].append(s)
     return {"times": times, "memory": memory,
-            "import": {f: {"median_s": statistics.median(v), "samples_s": v} for f, v in imports.items()}}
+            "import": {f: {"median_s": statistics.median(v), "samples_s": v} for f, v in imports.items() if v}}
 
 
 def summary(report: dict) -> list[dict]:
@@ -159,8 +159,9 @@ def summary(report: dict) -> list[dict]:
                 rows.append(_row("peak memory", name, peer, res["neurenix"]["peak_rss_mb"], res[peer]["peak_rss_mb"],
                                  "MB", MEMORY_GOAL))
     imp = report["import"]
-    rows.append(_row("import time", "import", "import torch", imp["neurenix"]["median_s"] * 1e3,
-                     imp["torch"]["median_s"] * 1e3, "ms", IMPORT_GOAL))
+    if imp:  # --import-runs 0 skips it
+        rows.append(_row("import time", "import", "import torch", imp["neurenix"]["median_s"] * 1e3,
+                         imp["torch"]["median_s"] * 1e3, "ms", IMPORT_GOAL))
     return rows
 
 
