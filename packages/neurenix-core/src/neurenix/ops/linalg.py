@@ -97,5 +97,11 @@ def _linear_vjp(g: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, batch
         return gx, gw
     gb = None
     if bias.requires_grad:
-        gb = sum_to(g, bias.shape[:-1] + (1, bias.shape[-1])).reshape(bias.shape) if batched else sum_to(g, bias.shape)
+        lead = len(bias.shape) - 1
+        if batched and g.shape[:lead] == bias.shape[:-1]:  # g (tasks, rows.., out): the rows summed, one op
+            gb = g.sum(tuple(range(lead, len(g.shape) - 1)))
+        elif batched:
+            gb = sum_to(g, bias.shape[:-1] + (1, bias.shape[-1])).reshape(bias.shape)
+        else:
+            gb = sum_to(g, bias.shape)
     return gx, gw, gb
