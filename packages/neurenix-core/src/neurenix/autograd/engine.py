@@ -68,11 +68,15 @@ def _topo_order(roots: list, inputs: set, min_seq: int) -> list:
                 stack.append(p)
     order = sorted(found.values(), key=_by_seq)
     if inputs:
-        leads = set()  # ids of nodes with an input among their ancestors; parents come first in `order`
+        leads = set(inputs)  # ids of inputs and of nodes with one among their ancestors (parents come first)
+        kept = []
         for n in order:
-            if any(p is not None and (id(p) in inputs or id(p) in leads) for p in n.parents):
-                leads.add(id(n))
-        order = [n for n in order if id(n) in leads]
+            for p in n.parents:
+                if id(p) in leads:  # id(None) is never an input's
+                    leads.add(id(n))
+                    kept.append(n)
+                    break
+        order = kept
     order.reverse()
     return order
 

@@ -47,19 +47,14 @@ class Node:
         return f"<{self.name}Backward>"
 
 
-def edge(t):
-    """Where gradient for input ``t`` goes: its node, itself if it is a leaf that requires grad, or None."""
-    if t._node is not None:
-        return t._node
-    return t if t.requires_grad else None
-
-
 def record(out, name: str, parents: tuple, vjp: Callable, needs_output: bool = False) -> None:
     """Mark ``out`` as computed by op ``name`` from ``parents``, differentiable through ``vjp``. An op whose
     vjp reads its output (exp, softmax, ...) passes ``needs_output`` so that the node keeps its buffer."""
     out.requires_grad = True
     ref = weakref.ref(out)
-    out._node = Node(name, tuple(edge(p) for p in parents), vjp, (ref, out._data, out._device) if needs_output else ref)
+    # where each input's gradient goes: its node, itself if a leaf that requires grad, or nowhere (None)
+    edges = tuple([p._node if p._node is not None else p if p.requires_grad else None for p in parents])
+    out._node = Node(name, edges, vjp, (ref, out._data, out._device) if needs_output else ref)
 
 
 def output(node: Node):
