@@ -36,7 +36,7 @@ def task_losses(pred: Tensor, targets: Tensor, labels: Tensor | None, loss_fn: L
         raise ShapeError(f"tasks {list(indices)}: predictions of shape {tuple(pred.shape[1:])} per task do not match "
                          f"targets of shape {tuple(targets.shape[1:])} (mean squared error needs equal shapes)")
     d = pred - targets
-    return (d * d).flatten(1).mean(1)
+    return (d * d).mean(tuple(range(1, d.ndim)))  # over everything but the task axis, without a flatten node
 
 
 def correct(pred: Tensor, labels: Tensor) -> Tensor:
