@@ -26,7 +26,7 @@ def full(shape, value, dtype, index):
 
 
 def copy(x):
-    return np.array(x, copy=True)
+    return np.array(x, order="C")  # C-contiguous, whatever x's layout: C kernels take only such buffers
 
 
 def cast(x, dtype):
