@@ -411,12 +411,14 @@ void F(unfold)(const void *vx, void *vo, int64_t sb, int64_t sk, int64_t n, int6
                int64_t oh, int64_t ow) {
     const T *X = (const T *)vx;
     T *O = (T *)vo;
-    int64_t rows = n * c * kh * kw, krows = c * kh * kw;
+    int64_t rows = n * c * kh * kw, krows = c * kh * kw, images_inner = sb < sk;
     _Pragma("omp parallel for schedule(static) if (rows * oh * ow >= PAR_MIN)")
     for (int64_t row = 0; row < rows; row++) {
-        int64_t j = row % kw, i = (row / kw) % kh, plane = row / (kh * kw), off = j * dw - pw, lo, hi;
-        const T *x = X + plane * h * w;
-        T *o = O + (row / krows) * sb + (row % krows) * sk;
+        /* consecutive rows go to consecutive output addresses, whichever the layout: writes stream */
+        int64_t b = images_inner ? row % n : row / krows, k = images_inner ? row / n : row % krows;
+        int64_t j = k % kw, i = (k / kw) % kh, off = j * dw - pw, lo, hi;
+        const T *x = X + (b * c + k / (kh * kw)) * h * w;
+        T *o = O + b * sb + k * sk;
         F(inside_span)(ow, sw, off, w, &lo, &hi);
         for (int64_t y = 0; y < oh; y++, o += ow) {
             int64_t iy = y * sh - ph + i * dh;
@@ -442,11 +444,13 @@ void F(fold)(const void *vc, void *vo, int64_t sb, int64_t sk, int64_t n, int64_
     T *O = (T *)vo;
     _Pragma("omp parallel for schedule(static) if (n * c * kh * kw * oh * ow >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
-        T *o = O + plane * h * w;
+        /* with images side by side, image b varies fastest: the kh*kw column rows are then read in sequence */
+        int64_t b = sb < sk ? plane % n : plane / c, ci = sb < sk ? plane / n : plane % c;
+        T *o = O + (b * c + ci) * h * w;
         for (int64_t k = 0; k < h * w; k++) o[k] = 0;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                const T *col = C + (plane / c) * sb + (((plane % c) * kh + i) * kw + j) * sk;
+                const T *col = C + b * sb + ((ci * kh + i) * kw + j) * sk;
                 int64_t off = j * dw - pw, lo, hi;
                 F(inside_span)(ow, sw, off, w, &lo, &hi);
                 for (int64_t y = 0; y < oh; y++) {

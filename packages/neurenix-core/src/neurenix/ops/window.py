@@ -29,7 +29,7 @@ def _geometry(kernel_size, dilation, padding, stride):
 
 
 def _unfold_geometry(x: Tensor, kernel_size, dilation, padding, stride, op: str):
-    """The checked geometry of unfolding ``x``, and its number of blocks L."""
+    """The geometry of unfolding ``x``, checked."""
     if x.ndim != 4:
         raise ShapeError(f"{op}: expected an (N, C, H, W) input, got shape {x.shape}")
     ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
