@@ -134,6 +134,11 @@ def test_windows(geometry, dtype):
     check("unfold", x.transpose(0, 1, 3, 2), *geometry, dtype=dtype)  # non-contiguous: copied first
     cols = REF["unfold"](x, *geometry)
     check("fold", rand(*cols.shape, dtype=dtype), (7, 6), *geometry, dtype=dtype)
+    check("unfold_batch", x, *geometry, dtype=dtype)
+    check("unfold_batch", x.transpose(0, 1, 3, 2), *geometry, dtype=dtype)
+    side_by_side = rand(cols.shape[1], cols.shape[0] * cols.shape[2], dtype=dtype)
+    check("fold_batch", side_by_side, (7, 6), *geometry, dtype=dtype)
+    check("fold_batch", np.asfortranarray(side_by_side), (7, 6), *geometry, dtype=dtype)  # copied first
     if pd[0] <= ks[0] // 2 and pd[1] <= ks[1] // 2:
         check("max_pool2d", x, *geometry, dtype=dtype)
         out, idx = REF["max_pool2d"](x, *geometry)
@@ -166,6 +171,8 @@ def test_max_pool_ties_pick_the_first_maximum():
 
 def test_empty_windows():
     check("unfold", np.zeros((0, 2, 4, 4)), *GEOMETRIES[0], dtype="float64")
+    check("unfold_batch", np.zeros((0, 2, 4, 4)), *GEOMETRIES[0], dtype="float64")
+    check("fold_batch", np.zeros((18, 0)), (4, 4), *GEOMETRIES[0], dtype="float64")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -32,8 +32,8 @@ _TEMPLATE = [  # one float type's functions, as template.h defines them (S: the 
     "void softmax_rows_backward_S(int mode, const void *g, const void *y, void *o, int64_t rows, int64_t c);",
     "void cross_entropy_S(const void *x, const void *p, void *loss, void *sm, int64_t n, int64_t c);",
     "void cross_entropy_backward_S(const void *g, const void *sm, const void *p, void *o, int64_t n, int64_t c);",
-    f"void unfold_S(const void *x, void *o, {_WINDOW});",
-    f"void fold_S(const void *cols, void *o, {_WINDOW});",
+    f"void unfold_S(const void *x, void *o, int64_t sb, int64_t sk, {_WINDOW});",
+    f"void fold_S(const void *cols, void *o, int64_t sb, int64_t sk, {_WINDOW});",
     f"void max_pool2d_S(const void *x, void *o, void *idx, {_WINDOW});",
     f"void max_pool2d_backward_S(const void *g, const void *idx, void *o, {_WINDOW});",
     "void bmm_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "

@@ -16,7 +16,7 @@ import numpy as np
 
 from neurenix.backend import Backend, hookimpl
 from neurenix.backend import numpy_backend as ref
-from neurenix.backend.kernels import DEFAULTS
+from neurenix.backend.kernels import DEFAULTS, window_blocks
 
 # OpenMP's idle threads must sleep, not spin: NumPy's BLAS runs its own threads between our kernels, and
 # spinning workers steal its cores (measured: Conv-4 on 2 threads took 460 ms spinning, 167 ms sleeping).
@@ -375,26 +375,54 @@ def _contiguous_float(x):
     return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
-def unfold(x, kernel_size, stride, padding, dilation):
+def _unfold_into(x, kernel_size, stride, padding, dilation, batch_side_by_side: bool):
+    """unfold's (N, K, L), or with ``batch_side_by_side`` unfold_batch's (K, N*L); None where C does not apply."""
     xc = _contiguous_float(x)
     if xc is None or xc.size == 0:
-        return ref.unfold(x, kernel_size, stride, padding, dilation)
+        return None
     g = _geometry(*xc.shape, kernel_size, stride, padding, dilation)
-    n, c, kh, kw, oh, ow = g[0], g[1], g[4], g[5], g[12], g[13]
-    out = np.empty((n, c * kh * kw, oh * ow), xc.dtype)
-    _unfold[xc.dtype](_ptr(xc), _ptr(out), *g)
+    n, rows, blocks = g[0], g[1] * g[4] * g[5], g[12] * g[13]
+    if batch_side_by_side:
+        out, strides = np.empty((rows, n * blocks), xc.dtype), (blocks, n * blocks)
+    else:
+        out, strides = np.empty((n, rows, blocks), xc.dtype), (rows * blocks, blocks)
+    _unfold[xc.dtype](_ptr(xc), _ptr(out), *strides, *g)
     return out
+
+
+def _fold_from(cols, n, output_size, kernel_size, stride, padding, dilation, batch_side_by_side: bool):
+    """The adjoint of :func:`_unfold_into` for ``n`` images; None where C does not apply."""
+    cc = _contiguous_float(cols)
+    if cc is None or cc.size == 0:
+        return None
+    rows = cc.shape[1] if not batch_side_by_side else cc.shape[0]
+    g = _geometry(n, rows // (kernel_size[0] * kernel_size[1]), *output_size, kernel_size, stride, padding, dilation)
+    blocks = g[12] * g[13]
+    strides = (blocks, n * blocks) if batch_side_by_side else (rows * blocks, blocks)
+    out = np.empty(g[:4], cc.dtype)
+    _fold[cc.dtype](_ptr(cc), _ptr(out), *strides, *g)
+    return out
+
+
+def unfold(x, kernel_size, stride, padding, dilation):
+    out = _unfold_into(x, kernel_size, stride, padding, dilation, False)
+    return ref.unfold(x, kernel_size, stride, padding, dilation) if out is None else out
 
 
 def fold(cols, output_size, kernel_size, stride, padding, dilation):
-    cc = _contiguous_float(cols)
-    if cc is None or cc.size == 0:
-        return ref.fold(cols, output_size, kernel_size, stride, padding, dilation)
-    kh, kw = kernel_size
-    n, c = cc.shape[0], cc.shape[1] // (kh * kw)
-    out = np.empty((n, c, *output_size), cc.dtype)
-    _fold[cc.dtype](_ptr(cc), _ptr(out), *_geometry(n, c, *output_size, kernel_size, stride, padding, dilation))
-    return out
+    out = _fold_from(cols, cols.shape[0], output_size, kernel_size, stride, padding, dilation, False)
+    return ref.fold(cols, output_size, kernel_size, stride, padding, dilation) if out is None else out
+
+
+def unfold_batch(x, kernel_size, stride, padding, dilation):
+    out = _unfold_into(x, kernel_size, stride, padding, dilation, True)
+    return _NP.unfold_batch(x, kernel_size, stride, padding, dilation) if out is None else out
+
+
+def fold_batch(cols, output_size, kernel_size, stride, padding, dilation):
+    blocks = window_blocks(output_size, kernel_size, stride, padding, dilation)
+    out = _fold_from(cols, cols.shape[1] // blocks, output_size, kernel_size, stride, padding, dilation, True)
+    return _NP.fold_batch(cols, output_size, kernel_size, stride, padding, dilation) if out is None else out
 
 
 def max_pool2d(x, kernel_size, stride, padding, dilation):
@@ -559,7 +587,8 @@ ALL_KERNELS = {
     "exp": exp, "softmax": softmax, "log_softmax": log_softmax, "softmax_backward": softmax_backward,
     "log_softmax_backward": log_softmax_backward, "cross_entropy": cross_entropy,
     "cross_entropy_backward": cross_entropy_backward,
-    "unfold": unfold, "fold": fold, "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
+    "unfold": unfold, "fold": fold, "unfold_batch": unfold_batch, "fold_batch": fold_batch,
+    "max_pool2d": max_pool2d, "max_pool2d_backward": max_pool2d_backward,
     "matmul": matmul, "adam_step": adam_step, "sgd_step": sgd_step,
     "linear": linear, "linear_backward": linear_backward,
     "batch_norm": batch_norm, "batch_norm_backward": batch_norm_backward,
@@ -570,7 +599,8 @@ ALL_KERNELS = {
 KERNELS = {name: ALL_KERNELS[name] for name in (
     "add", "sub", "mul", "div", "maximum", "minimum", "relu", "relu_backward", "sum", "mean", "max", "min",
     "exp", "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
-    "cross_entropy_backward", "unfold", "fold", "max_pool2d", "max_pool2d_backward", "matmul", "adam_step", "sgd_step",
+    "cross_entropy_backward", "unfold", "fold", "unfold_batch", "fold_batch", "max_pool2d", "max_pool2d_backward",
+    "matmul", "adam_step", "sgd_step",
     "linear", "linear_backward", "batch_norm", "batch_norm_backward")}
 
 # the compositions of linear and its gradient over this backend's own kernels (C matmul where it wins)

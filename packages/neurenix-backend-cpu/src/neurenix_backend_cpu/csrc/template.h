@@ -403,17 +403,22 @@ static inline void F(inside_span)(int64_t ow, int64_t sw, int64_t off, int64_t w
     *hi = b;
 }
 
-/* im2col: x (n, c, h, w) -> cols (n, c*kh*kw, oh*ow), zero padding. One output row per (n, c, i, j). */
-void F(unfold)(const void *vx, void *vo, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-               int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
+/* im2col: x (n, c, h, w) -> columns, zero padding: kernel row k = (ci * kh + i) * kw + j of image b holds its
+ * oh*ow blocks at cols + b * sb + k * sk. sb = c*kh*kw*oh*ow, sk = oh*ow: unfold's (n, c*kh*kw, oh*ow);
+ * sb = oh*ow, sk = n*oh*ow: unfold_batch's (c*kh*kw, n*oh*ow). One output row per (b, ci, i, j). */
+void F(unfold)(const void *vx, void *vo, int64_t sb, int64_t sk, int64_t n, int64_t c, int64_t h, int64_t w,
+               int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+               int64_t oh, int64_t ow) {
     const T *X = (const T *)vx;
     T *O = (T *)vo;
-    int64_t rows = n * c * kh * kw;
+    int64_t rows = n * c * kh * kw, krows = c * kh * kw, images_inner = sb < sk;
     _Pragma("omp parallel for schedule(static) if (rows * oh * ow >= PAR_MIN)")
     for (int64_t row = 0; row < rows; row++) {
-        int64_t j = row % kw, i = (row / kw) % kh, plane = row / (kh * kw), off = j * dw - pw, lo, hi;
-        const T *x = X + plane * h * w;
-        T *o = O + row * oh * ow;
+        /* consecutive rows go to consecutive output addresses, whichever the layout: writes stream */
+        int64_t b = images_inner ? row % n : row / krows, k = images_inner ? row / n : row % krows;
+        int64_t j = k % kw, i = (k / kw) % kh, off = j * dw - pw, lo, hi;
+        const T *x = X + (b * c + k / (kh * kw)) * h * w;
+        T *o = O + b * sb + k * sk;
         F(inside_span)(ow, sw, off, w, &lo, &hi);
         for (int64_t y = 0; y < oh; y++, o += ow) {
             int64_t iy = y * sh - ph + i * dh;
@@ -430,18 +435,22 @@ void F(unfold)(const void *vx, void *vo, int64_t n, int64_t c, int64_t h, int64_
     }
 }
 
-/* col2im, the adjoint of unfold: overlapping windows add up. Planes are independent: no races. */
-void F(fold)(const void *vc, void *vo, int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw,
-             int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow) {
+/* col2im, the adjoint of unfold (same layout strides sb, sk): overlapping windows add up. Planes are
+ * independent: no races. */
+void F(fold)(const void *vc, void *vo, int64_t sb, int64_t sk, int64_t n, int64_t c, int64_t h, int64_t w,
+             int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+             int64_t oh, int64_t ow) {
     const T *C = (const T *)vc;
     T *O = (T *)vo;
     _Pragma("omp parallel for schedule(static) if (n * c * kh * kw * oh * ow >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
-        T *o = O + plane * h * w;
+        /* with images side by side, image b varies fastest: the kh*kw column rows are then read in sequence */
+        int64_t b = sb < sk ? plane % n : plane / c, ci = sb < sk ? plane / n : plane % c;
+        T *o = O + (b * c + ci) * h * w;
         for (int64_t k = 0; k < h * w; k++) o[k] = 0;
         for (int64_t i = 0; i < kh; i++)
             for (int64_t j = 0; j < kw; j++) {
-                const T *col = C + ((plane * kh + i) * kw + j) * oh * ow;
+                const T *col = C + b * sb + ((ci * kh + i) * kw + j) * sk;
                 int64_t off = j * dw - pw, lo, hi;
                 F(inside_span)(ow, sw, off, w, &lo, &hi);
                 for (int64_t y = 0; y < oh; y++) {

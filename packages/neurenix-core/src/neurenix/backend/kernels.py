@@ -86,6 +86,10 @@ OPTIONAL: dict[str, str] = {
                   "counts as -inf; indices int64 (N, C, OH, OW): i*kw + j of the first maximum in each window",
     "max_pool2d_backward": "(g, indices, input_size, kernel_size, stride, padding, dilation) -> (N, C, H, W): "
                            "each g goes to the input position its window's index names (overlaps add)",
+    "unfold_batch": "(x, kernel_size, stride, padding, dilation) -> (C*kh*kw, N*L): unfold's columns of all images "
+                    "side by side, [k, n*L + l] = unfold(x)[n, k, l]",
+    "fold_batch": "(cols, output_size, kernel_size, stride, padding, dilation): cols (C*kh*kw, N*L) summed back into "
+                  "(N, C, H, W), the adjoint of unfold_batch",
 }
 
 KERNELS = (*REQUIRED, *OPTIONAL)
@@ -259,6 +263,27 @@ def _max_pool2d_backward(k):
     return max_pool2d_backward
 
 
+def window_blocks(size, kernel_size, stride, padding, dilation) -> int:
+    """The number of windows L that ``unfold`` takes from an image of ``size`` (H, W)."""
+    return _prod((size[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1 for i in (0, 1))
+
+
+def _unfold_batch(k):
+    def unfold_batch(x, kernel_size, stride, padding, dilation):
+        cols = k.unfold(x, kernel_size, stride, padding, dilation)  # (N, K, L)
+        n, rows, blocks = cols.shape
+        return k.reshape(k.permute(cols, (1, 0, 2)), (rows, n * blocks))
+    return unfold_batch
+
+
+def _fold_batch(k):
+    def fold_batch(cols, output_size, kernel_size, stride, padding, dilation):
+        rows, blocks = cols.shape[0], window_blocks(output_size, kernel_size, stride, padding, dilation)
+        per_image = k.permute(k.reshape(cols, (rows, cols.shape[1] // blocks, blocks)), (1, 0, 2))  # (N, K, L)
+        return k.fold(per_image, output_size, kernel_size, stride, padding, dilation)
+    return fold_batch
+
+
 def _swap_last(ndim: int) -> tuple:
     return (*range(ndim - 2), ndim - 1, ndim - 2)
 
@@ -299,5 +324,6 @@ DEFAULTS = {
     "cross_entropy": _cross_entropy, "cross_entropy_backward": _cross_entropy_backward,
     "batch_norm": _batch_norm, "batch_norm_backward": _batch_norm_backward,
     "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
+    "unfold_batch": _unfold_batch, "fold_batch": _fold_batch,
 }
 assert set(DEFAULTS) == set(OPTIONAL)

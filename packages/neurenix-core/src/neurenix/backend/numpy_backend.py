@@ -26,7 +26,7 @@ def full(shape, value, dtype, index):
 
 
 def copy(x):
-    return np.array(x, copy=True)
+    return np.array(x, order="C")  # C-contiguous, whatever x's layout: C kernels take only such buffers
 
 
 def cast(x, dtype):
@@ -104,6 +104,12 @@ def expand(x, shape):
 
 def matmul(a, b):
     if a.ndim == 2 and b.ndim == 2:
+        m, k, n = a.shape[0], a.shape[1], b.shape[1]
+        if n > m and k >= n and a.flags.c_contiguous and b.T.flags.c_contiguous:
+            # a @ B.T with both operands read along k (a conv's weight gradient, grad_out @ cols.T): OpenBLAS
+            # runs it 10-20% faster with the operand of more rows first (Conv-4: 19.5 -> 17.4 ms); the copy
+            # back to row-major costs m*n, little next to the product's m*n*k
+            return np.ascontiguousarray(np.dot(b.T, a.T).T)
         return np.dot(a, b)
     if a.ndim > 2 and b.ndim > 2 and b.strides[-2] == b.itemsize and a.size < b.size:
         # a stack times a stack of transposed views (a conv's weight gradient: grad_out @ cols.mT): NumPy

@@ -83,16 +83,16 @@ from .reduce import (
                           sum,
                           var,
 )
-from .window import fold, unfold
+from .window import fold, fold_batch, unfold, unfold_batch
 
 install(Tensor)  # Tensor's operators and methods are these ops
 
 __all__ = [
     "T", "abs", "add", "all", "amax", "amin", "any", "argmax", "argmin", "cast", "cat", "clamp", "clone", "cos",
-    "div", "eq", "exp", "expand", "flatten", "fold", "gather", "ge", "getitem", "gt", "index_put", "le", "linear",
-    "log", "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp", "lt", "mT", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "mul", "ne", "neg", "pad", "permute", "pow", "rdiv", "relu",
+    "div", "eq", "exp", "expand", "flatten", "fold", "fold_batch", "gather", "ge", "getitem", "gt", "index_put",
+    "le", "linear", "log", "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp", "lt", "mT",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "ne", "neg", "pad", "permute", "pow", "rdiv", "relu",
     "relu_backward", "reshape", "rpow", "rsqrt", "rsub", "sigmoid", "sign", "sin", "softmax", "softmax_cross_entropy",
     "sqrt", "square", "squeeze", "stack", "std", "sub", "sum", "tanh", "to_device", "transpose", "unflatten",
-    "unfold", "unsqueeze", "var", "where",
+    "unfold", "unfold_batch", "unsqueeze", "var", "where",
 ]

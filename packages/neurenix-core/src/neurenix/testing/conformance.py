@@ -38,6 +38,7 @@ __all__ = [
     "test_mlp_training_step",
     "test_optimizer_steps",
     "test_transfer_roundtrip",
+    "test_unfold_batch_is_unfold_side_by_side",
     "test_unfold_fold_are_adjoint",
     "test_values",
 ]
@@ -260,6 +261,22 @@ def test_unfold_fold_are_adjoint(conformance_device):
     y = nx.Tensor(rng.standard_normal((2, 3 * 9, 3 * 3)).astype(dtype), device=conformance_device)
     lhs = (nx.nn.functional.unfold(x, 3, dilation=1, padding=1, stride=2) * y).sum().item()
     rhs = (x * nx.nn.functional.fold(y, (6, 5), 3, dilation=1, padding=1, stride=2)).sum().item()
+    assert abs(lhs - rhs) <= 1e-4 * max(1.0, abs(lhs))
+
+
+def test_unfold_batch_is_unfold_side_by_side(conformance_device):
+    """unfold_batch's columns are unfold's with the images side by side, and fold_batch is its adjoint."""
+    from ..ops import fold_batch, unfold_batch
+
+    dtype = "float64" if "float64" in _supported(conformance_device) else "float32"
+    rng = np.random.default_rng(0)
+    x = nx.Tensor(rng.standard_normal((2, 3, 6, 5)).astype(dtype), device=conformance_device)
+    y = nx.Tensor(rng.standard_normal((3 * 9, 2 * 3 * 3)).astype(dtype), device=conformance_device)
+    cols = unfold_batch(x, 3, dilation=1, padding=1, stride=2)
+    want = nx.nn.functional.unfold(x, 3, dilation=1, padding=1, stride=2).numpy()
+    np.testing.assert_array_equal(cols.numpy(), want.transpose(1, 0, 2).reshape(27, 18))
+    lhs = (cols * y).sum().item()
+    rhs = (x * fold_batch(y, (6, 5), 3, dilation=1, padding=1, stride=2)).sum().item()
     assert abs(lhs - rhs) <= 1e-4 * max(1.0, abs(lhs))
 
 
