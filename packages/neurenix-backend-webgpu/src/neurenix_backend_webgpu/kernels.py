@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from neurenix.backend.kernels import out_size
+
 from . import wgsl
 from .runtime import STORAGE, Runtime, WebGPUBuffer, check_int_range, wgsl_type
 
@@ -354,15 +356,11 @@ def matmul(a: WebGPUBuffer, b: WebGPUBuffer) -> WebGPUBuffer:
     return out
 
 
-def _out_size(size, k, stride, pad, dil):
-    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
-
-
 def unfold(x: WebGPUBuffer, kernel_size, stride, padding, dilation) -> WebGPUBuffer:
     rt = RT
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     n, c, h, w = x.shape
-    oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     out = rt.alloc((n, c * kh * kw, oh * ow), x.dtype)
     if out.size == 0:
         return out
@@ -381,7 +379,7 @@ def fold(cols: WebGPUBuffer, output_size, kernel_size, stride, padding, dilation
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     h, w = output_size
     n, c = cols.shape[0], cols.shape[1] // (kh * kw)
-    oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     out = rt.alloc((n, c, h, w), cols.dtype)
     if out.size == 0:
         return out

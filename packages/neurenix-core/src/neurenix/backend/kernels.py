@@ -263,9 +263,14 @@ def _max_pool2d_backward(k):
     return max_pool2d_backward
 
 
+def out_size(size: int, k: int, stride: int, padding: int, dilation: int) -> int:
+    """How many windows of ``k`` (dilated) fit along an axis of ``size`` (padded): a convolution's output size."""
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
 def window_blocks(size, kernel_size, stride, padding, dilation) -> int:
     """The number of windows L that ``unfold`` takes from an image of ``size`` (H, W)."""
-    return _prod((size[i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1) // stride[i] + 1 for i in (0, 1))
+    return _prod(out_size(size[i], kernel_size[i], stride[i], padding[i], dilation[i]) for i in (0, 1))
 
 
 def _unfold_batch(k):

@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .backend import Backend
 from .hookspecs import hookimpl
+from .kernels import out_size
 
 
 def from_numpy(array, index):
@@ -141,16 +142,12 @@ def pad(x, pads, value):
     return np.pad(x, pads, constant_values=value)
 
 
-def _out_size(size, k, stride, pad, dil):
-    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
-
-
 def unfold(x, kernel_size, stride, padding, dilation):
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     n, c, h, w = x.shape
-    oh, ow = _out_size(h, kh, sh, 0, dh), _out_size(w, kw, sw, 0, dw)
+    oh, ow = out_size(h, kh, sh, 0, dh), out_size(w, kw, sw, 0, dw)
     s = x.strides
     windows = as_strided(x, (n, c, kh, kw, oh, ow), (s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw))
     return windows.reshape(n, c * kh * kw, oh * ow)
@@ -161,7 +158,7 @@ def fold(cols, output_size, kernel_size, stride, padding, dilation):
     h, w = output_size
     n = cols.shape[0]
     c = cols.shape[1] // (kh * kw)
-    oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     cols = cols.reshape(n, c, kh, kw, oh, ow)
     out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
     for i in range(kh):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
+from ..backend.kernels import out_size, window_blocks
 from ..errors import ShapeError
 from ._operands import Tensor, _wrap
 
@@ -17,10 +18,6 @@ def pair(v, name: str) -> tuple:
     if len(v) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
     return v
-
-
-def out_size(size: int, k: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
 def _geometry(kernel_size, dilation, padding, stride):
@@ -42,53 +39,56 @@ def _unfold_geometry(x: Tensor, kernel_size, dilation, padding, stride, op: str)
 def _fold_geometry(output_size, kernel_size, dilation, padding, stride):
     ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
     size = pair(output_size, "output_size")
-    blocks = out_size(size[0], ks[0], st[0], pd[0], dl[0]) * out_size(size[1], ks[1], st[1], pd[1], dl[1])
-    return size, blocks, ks, st, pd, dl
+    return size, window_blocks(size, ks, st, pd, dl), ks, st, pd, dl
 
 
 def unfold(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """Sliding blocks of an (N, C, H, W) input as columns: (N, C*kh*kw, L), as ``torch.nn.functional.unfold``."""
-    ks, st, pd, dl = _unfold_geometry(x, kernel_size, dilation, padding, stride, "unfold")
-    out = _wrap(x._device.kernels.unfold(x._data, ks, st, pd, dl), x._device)
-    if x.requires_grad and grad_state.enabled:
-        size = x.shape[2:]
-        record(out, "Unfold", (x,), lambda g, o: (fold(g, size, ks, dl, pd, st),))
-    return out
+    return _unfold(x, kernel_size, dilation, padding, stride, batch=False)
 
 
 def fold(cols: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """Sum columns (N, C*kh*kw, L) back into an (N, C, H, W) image: the adjoint of ``unfold``."""
-    size, blocks, ks, st, pd, dl = _fold_geometry(output_size, kernel_size, dilation, padding, stride)
-    if cols.ndim != 3 or cols.shape[1] % (ks[0] * ks[1]) or cols.shape[2] != blocks:
-        raise ShapeError(f"fold: input of shape {cols.shape} does not fit kernel {ks} and output size {size} "
-                         f"(expected (N, C*{ks[0] * ks[1]}, {blocks}))")
-    out = _wrap(cols._device.kernels.fold(cols._data, size, ks, st, pd, dl), cols._device)
-    if cols.requires_grad and grad_state.enabled:
-        record(out, "Fold", (cols,), lambda g, o: (unfold(g, ks, dl, pd, st),))
-    return out
+    return _fold(cols, output_size, kernel_size, dilation, padding, stride, batch=False)
 
 
 def unfold_batch(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """``unfold``'s columns of all N images side by side: (C*kh*kw, N*L), element [k, n*L + l] being
     ``unfold(x)[n, k, l]``, so that one matrix product convolves the whole batch."""
-    ks, st, pd, dl = _unfold_geometry(x, kernel_size, dilation, padding, stride, "unfold_batch")
-    out = _wrap(x._device.kernels.unfold_batch(x._data, ks, st, pd, dl), x._device)
-    if x.requires_grad and grad_state.enabled:
-        size = x.shape[2:]
-        record(out, "UnfoldBatch", (x,), lambda g, o: (fold_batch(g, size, ks, dl, pd, st),))
-    return out
+    return _unfold(x, kernel_size, dilation, padding, stride, batch=True)
 
 
 def fold_batch(cols: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """Sum columns (C*kh*kw, N*L), laid out as ``unfold_batch`` makes them, back into (N, C, H, W) images:
     the adjoint of ``unfold_batch``."""
+    return _fold(cols, output_size, kernel_size, dilation, padding, stride, batch=True)
+
+
+def _unfold(x: Tensor, kernel_size, dilation, padding, stride, batch: bool) -> Tensor:
+    op = "unfold_batch" if batch else "unfold"
+    ks, st, pd, dl = _unfold_geometry(x, kernel_size, dilation, padding, stride, op)
+    out = _wrap(getattr(x._device.kernels, op)(x._data, ks, st, pd, dl), x._device)
+    if x.requires_grad and grad_state.enabled:
+        size = x.shape[2:]
+        record(out, "UnfoldBatch" if batch else "Unfold", (x,),
+               lambda g, o: (_fold(g, size, ks, dl, pd, st, batch),))
+    return out
+
+
+def _fold(cols: Tensor, output_size, kernel_size, dilation, padding, stride, batch: bool) -> Tensor:
+    op = "fold_batch" if batch else "fold"
     size, blocks, ks, st, pd, dl = _fold_geometry(output_size, kernel_size, dilation, padding, stride)
-    if cols.ndim != 2 or cols.shape[0] % (ks[0] * ks[1]) or cols.shape[1] % blocks:
-        raise ShapeError(f"fold_batch: input of shape {cols.shape} does not fit kernel {ks} and output size {size} "
-                         f"(expected (C*{ks[0] * ks[1]}, N*{blocks}))")
-    out = _wrap(cols._device.kernels.fold_batch(cols._data, size, ks, st, pd, dl), cols._device)
+    window = ks[0] * ks[1]
+    if batch and (cols.ndim != 2 or cols.shape[0] % window or cols.shape[1] % blocks):
+        raise ShapeError(f"{op}: input of shape {cols.shape} does not fit kernel {ks} and output size {size} "
+                         f"(expected (C*{window}, N*{blocks}))")
+    if not batch and (cols.ndim != 3 or cols.shape[1] % window or cols.shape[2] != blocks):
+        raise ShapeError(f"{op}: input of shape {cols.shape} does not fit kernel {ks} and output size {size} "
+                         f"(expected (N, C*{window}, {blocks}))")
+    out = _wrap(getattr(cols._device.kernels, op)(cols._data, size, ks, st, pd, dl), cols._device)
     if cols.requires_grad and grad_state.enabled:
-        record(out, "FoldBatch", (cols,), lambda g, o: (unfold_batch(g, ks, dl, pd, st),))
+        record(out, "FoldBatch" if batch else "Fold", (cols,),
+               lambda g, o: (_unfold(g, ks, dl, pd, st, batch),))
     return out
 
 
