@@ -56,8 +56,10 @@ def build(peer: str, w: Workload):
 
 
 def number_of_steps(w: Workload) -> int:
-    """Steps per timed sample: about 50 ms or more of work, so timer resolution does not matter."""
-    return {"mlp": 20 if w.kind != "reptile" else 10}.get(w.model, 1 if w.kind == "maml" else 3)
+    """Steps per timed sample: tens of milliseconds of work or more, so timer resolution does not matter."""
+    if w.model == "mlp":
+        return 10 if w.kind == "reptile" else 20
+    return 1 if w.kind == "maml" else 3
 
 
 def set_threads(n: int, frameworks: list[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,7 +28,6 @@ class Workload:
     meta_lr: float = 1e-3
     channels: int = 64
     image: int = 28
-    extra: dict = field(default_factory=dict)
 
     def small(self) -> Workload:
         """The same workload at test size (few tasks, few channels, small images)."""
