@@ -36,7 +36,7 @@ from .creation import (
 )
 from .device import Device, DeviceType, default_device, get_device_count, set_default_device, synchronize
 from .dtypes import DType, bool_, float32, float64, int64
-from .errors import BackendError, DeviceError, DTypeError, ShapeError
+from .errors import BackendError, DeviceError, DTypeError, InPlaceError, ShapeError
 from .ops import (
     abs,
     all,
@@ -112,6 +112,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "DeviceType",
+    "InPlaceError",
     "ShapeError",
     "Tensor",
     "abs",

@@ -15,3 +15,8 @@ class DeviceError(RuntimeError):
 
 class BackendError(RuntimeError):
     """A backend plugin failed to load or run, where NEURENIX_REQUIRE_BACKENDS says it must."""
+
+
+class InPlaceError(RuntimeError):
+    """An in-place change that would give a wrong result: of a tensor a backward pass still needs, or of
+    a view (which in PyTorch would write into the tensor it was made from)."""

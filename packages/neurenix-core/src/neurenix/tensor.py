@@ -2,8 +2,16 @@
 
 A tensor's buffer is treated as an immutable value: ops return new tensors, and in-place methods
 (``add_``, ``x[i] = v``, ``zero_``...) give the tensor a new buffer rather than writing into the old
-one, so tensors that share a buffer (views, ``detach()``) never see each other change. The one
-exception is ``numpy()`` on host backends, which shares memory with the tensor, as in PyTorch.
+one, so tensors that share a buffer never see each other change. Where PyTorch code would rely on
+sharing, neurenix either does the same or refuses (docs/index.md, "Tensors are values"):
+
+- ``t.data`` is an alias of ``t``: reading it reads ``t``, changing it in place changes ``t``;
+- a view (``t[0]``, ``t.view(...)``, ``t.T``, ``t.detach()``...) refuses in-place changes, which in
+  PyTorch would also change ``t``;
+- a tensor a graph saved for its backward pass and then changed in place makes that backward pass
+  raise instead of computing with the new value (``_version``, see autograd/graph.py).
+
+``numpy()`` on host backends shares memory with the tensor, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ import numpy as np
 
 from . import dtypes as _dt
 from .autograd import grad_mode
+from .autograd.graph import changed
 from .device import Device, as_device
+from .errors import InPlaceError
 
 _new = object.__new__
 
@@ -27,7 +37,9 @@ class Tensor:
     NumPy arrays keep theirs, Python floats become float32, ints int64, bools bool.
     """
 
-    __slots__ = ("__weakref__", "_data", "_device", "_node", "grad", "requires_grad")
+    # _version: 0 if never changed in place, else the graph sequence number of the last change; -1 for a
+    # view, which refuses in-place changes
+    __slots__ = ("__weakref__", "_data", "_device", "_node", "_version", "grad", "requires_grad")
     __array_priority__ = 1000  # ndarray (op) Tensor -> our reflected operator
     __array_ufunc__ = None
 
@@ -37,6 +49,7 @@ class Tensor:
         self._device = dev
         self.grad = None
         self._node = None
+        self._version = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
@@ -68,15 +81,19 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """This tensor's value, detached from the graph; assigning to it replaces the value."""
-        return self.detach()
+        """An alias of this tensor outside autograd (PyTorch's ``.data``): it reads this tensor's value, and
+        in-place changes to it (``p.data.add_(...)``, ``p.grad.data.mul_(...)``) change this tensor, unrecorded.
+        Assigning to it replaces the value."""
+        return _DataAlias(self)
 
     @data.setter
     def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"can only set .data to a Tensor, not {type(value).__name__}")
         if value._device is not self._device or value.shape != self.shape:
             raise ValueError(f"cannot set .data of a tensor of shape {self.shape} on {self._device} to one of "
                              f"shape {value.shape} on {value._device}")
-        self._data = value._data
+        self._set(value._data, ".data =")
 
     def dim(self) -> int:
         return len(self._data.shape)
@@ -160,15 +177,16 @@ class Tensor:
     def __deepcopy__(self, memo) -> Tensor:
         if self._node is not None:
             raise RuntimeError("only leaf tensors can be deep-copied (detach() first)")
-        new = _new(type(self))
+        new = _new(Tensor if type(self) is _DataAlias else type(self))
         new._data, new._device = self._device.kernels.copy(self._data), self._device
-        new.requires_grad, new._node = self.requires_grad, None
+        new.requires_grad, new._node, new._version = self.requires_grad, None, 0
         memo[id(self)] = new
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
         return new
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (type(self), np.array(self.numpy()), str(self._device), self.requires_grad))
+        cls = Tensor if type(self) is _DataAlias else type(self)
+        return (_rebuild, (cls, np.array(self.numpy()), str(self._device), self.requires_grad))
 
     # -- autograd --------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -181,8 +199,11 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        """The same value, cut from the graph (shares the buffer)."""
-        return _wrap(self._data, self._device)
+        """The same value, cut from the graph (shares the buffer). It is a view: in-place changes to it are
+        refused (in PyTorch they would change this tensor too); ``detach().clone()`` gives a tensor to change."""
+        t = _wrap(self._data, self._device)
+        t._version = -1
+        return t
 
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs=None) -> None:
@@ -191,18 +212,28 @@ class Tensor:
         backward(self, gradient, retain_graph, create_graph, inputs)
 
     # -- in-place updates: rebind this tensor to a new value ----------------------------------------
-    def _assign(self, fn, *args) -> Tensor:
+    def _set(self, data, op: str) -> None:
+        """Give this tensor the buffer ``data``, outside autograd (optimizer steps, ``.data =``, init)."""
+        if self._version < 0:
+            raise _view_error(op)
+        self._version = changed(op)
+        self._data = data
+
+    def _assign(self, op: str, fn, *args) -> Tensor:
         """Replace this tensor's value by ``fn(old_value, *args)``, recording it if needed."""
+        if self._version < 0:
+            raise _view_error(op)
         if grad_mode.state.enabled and self.requires_grad and self._node is None:
-            raise RuntimeError("a leaf tensor that requires grad cannot be changed in place while recording; "
+            raise RuntimeError(f"{op}: a leaf tensor that requires grad cannot be changed in place while recording; "
                                "wrap the update in neurenix.no_grad()")
         old = _wrap(self._data, self._device)
         old.requires_grad, old._node = self.requires_grad, self._node
         new = fn(old, *args)
         if new.shape != self.shape:
-            raise ValueError(f"an in-place update cannot change the shape {self.shape} to {new.shape}")
+            raise ValueError(f"{op}: an in-place update cannot change the shape {self.shape} to {new.shape}")
         if new._data.dtype is not self._data.dtype:
             new = new.to(self.dtype)
+        self._version = changed(op)
         self._data, self._node = new._data, new._node
         self.requires_grad = self.requires_grad or new.requires_grad
         return self
@@ -211,28 +242,28 @@ class Tensor:
         """Take ``src``'s values (broadcast to this shape, cast to this dtype, moved to this device)."""
         src = src if isinstance(src, Tensor) else Tensor(src, device=self._device)
         # clone: this tensor gets a node of its own, never the one src already has
-        return self._assign(lambda old, s: s.to(old._device).expand(old.shape).clone(), src)
+        return self._assign("copy_", lambda old, s: s.to(old._device).expand(old.shape).clone(), src)
 
     def zero_(self) -> Tensor:
-        return self.fill_(0)
+        return self._assign("zero_", lambda old: full_like(old, 0))
 
     def fill_(self, value) -> Tensor:
-        return self._assign(lambda old: full_like(old, value))
+        return self._assign("fill_", lambda old: full_like(old, value))
 
     def add_(self, other, alpha=1) -> Tensor:
-        return self._assign(lambda old: old + (other if alpha == 1 else other * alpha))
+        return self._assign("add_", lambda old: old + (other if alpha == 1 else other * alpha))
 
     def sub_(self, other, alpha=1) -> Tensor:
-        return self._assign(lambda old: old - (other if alpha == 1 else other * alpha))
+        return self._assign("sub_", lambda old: old - (other if alpha == 1 else other * alpha))
 
     def mul_(self, other) -> Tensor:
-        return self._assign(lambda old: old * other)
+        return self._assign("mul_", lambda old: old * other)
 
     def div_(self, other) -> Tensor:
-        return self._assign(lambda old: old / other)
+        return self._assign("div_", lambda old: old / other)
 
     def clamp_(self, min=None, max=None) -> Tensor:
-        return self._assign(lambda old: old.clamp(min, max))
+        return self._assign("clamp_", lambda old: old.clamp(min, max))
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -255,7 +286,58 @@ def _wrap(data, device: Device) -> Tensor:
     t.requires_grad = False
     t.grad = None
     t._node = None
+    t._version = 0
     return t
+
+
+def _view_error(op: str) -> InPlaceError:
+    return InPlaceError(
+        f"{op}: this tensor is a view (made by indexing, view/reshape, permute/transpose, expand, squeeze/unsqueeze, "
+        "flatten or detach()), and in PyTorch changing it in place would also change the tensor it was made from. "
+        "Neurenix tensors are values, so it would not: change the original instead (t[0] = v, t[:, 1].fill_ -> "
+        "t[:, 1] = v), or clone() the view to get a tensor of its own")
+
+
+class _DataAlias(Tensor):
+    """``t.data``: reads ``t``'s current value; in-place changes land in ``t``, unrecorded by autograd."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Tensor):
+        self._owner = owner
+        self._device = owner._device
+        self._node = None
+        self.grad = None
+        self.requires_grad = False
+
+    @property
+    def _data(self):
+        return self._owner._data
+
+    @_data.setter
+    def _data(self, data) -> None:
+        self._owner._set(data, "an in-place change through .data")
+
+    @property
+    def _version(self) -> int:
+        return self._owner._version
+
+    @_version.setter
+    def _version(self, version: int) -> None:
+        self._owner._version = version
+
+    def _set(self, data, op: str) -> None:
+        self._owner._set(data, op)
+
+    def _assign(self, op: str, fn, *args) -> Tensor:
+        with grad_mode.no_grad():  # outside autograd, as PyTorch's .data
+            new = fn(_wrap(self._data, self._device), *args)
+        if new.shape != self.shape:
+            raise ValueError(f"{op}: an in-place update cannot change the shape {self.shape} to {new.shape}")
+        if new._data.dtype is not self._data.dtype:
+            new = new.to(self.dtype)
+        self._owner._set(new._data, op + " (through .data)")
+        return self
 
 
 def _rebuild(cls, array: np.ndarray, device: str, requires_grad: bool) -> Tensor:

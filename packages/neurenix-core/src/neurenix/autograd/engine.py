@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import grad_mode
-from .graph import Node, output
+from .graph import Node, check_saved, output
 
 _RELEASED = ("the graph was already freed by an earlier backward pass; pass retain_graph=True to the first "
              "backward() or autograd.grad() call if you need to go through it again")
@@ -106,6 +106,8 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
                 continue
             if node.vjp is None:
                 raise RuntimeError(f"cannot backpropagate through {node.name}: {_RELEASED}")
+            if node.saved:
+                check_saved(node)
             for p, pg in zip(node.parents, node.vjp(entry[1], output(node))):
                 if pg is None or p is None:
                     continue

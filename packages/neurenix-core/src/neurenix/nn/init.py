@@ -11,7 +11,7 @@ from ..tensor import Tensor, full_like
 
 def _fill_from_host(t: Tensor, values) -> Tensor:
     with no_grad():
-        t._data = t._device.kernels.from_numpy(values.astype(t._data.dtype, copy=False), t._device.index)
+        t._set(t._device.kernels.from_numpy(values.astype(t._data.dtype, copy=False), t._device.index), "nn.init")
     return t
 
 
@@ -54,7 +54,7 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 def constant_(t: Tensor, value: float) -> Tensor:
     with no_grad():
-        t._data = full_like(t, value)._data
+        t._set(full_like(t, value)._data, "nn.init")
     return t
 
 

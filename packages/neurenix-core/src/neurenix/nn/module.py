@@ -28,7 +28,7 @@ class Parameter(Tensor):
             data = Tensor([])
         if isinstance(data, Tensor):  # share the buffer, as torch.nn.Parameter does
             self._data, self._device = data._data, data._device
-            self.grad, self._node, self.requires_grad = None, None, False
+            self.grad, self._node, self.requires_grad, self._version = None, None, False, 0
         else:
             super().__init__(data)
         if requires_grad:
@@ -223,7 +223,7 @@ class Module:
                 raise ValueError(f"load_state_dict: {key!r} has shape {value.shape} in the state dict but "
                                  f"{target.shape} in the module")
             value = to_device(value.detach(), target._device).to(target.dtype)
-            target._data = target._device.kernels.copy(value._data)
+            target._set(target._device.kernels.copy(value._data), "load_state_dict")
         return IncompatibleKeys(missing, unexpected)
 
     # -- modes, devices, grads -------------------------------------------------------------------

@@ -22,10 +22,13 @@ from ._operands import (
 # -- binary -----------------------------------------------------------------------------------------
 
 
-def _binary(kernel: str, name: str, da, db, floating: bool = False, saves: bool = True, needs_output: bool = False):
+def _binary(kernel: str, name: str, da, db, floating: bool = False, saves: bool = True, needs_output: bool = False,
+            scalar_saves: bool = True):
     """A broadcasting binary op. ``da(g, a, b, out)``/``db(...)`` give the gradient for each operand
     before un-broadcasting; either operand may be a Python number there. An op whose gradients do not
-    read the operands (add, sub) passes ``saves=False``: they get None, and are not kept alive for backward."""
+    read the operands (add, sub) passes ``saves=False``: they get None, and are not kept alive for backward.
+    ``scalar_saves=False``: with a number for one operand, the gradient does not read the other (mul)."""
+    scalar_saved = None if saves and scalar_saves else ()
 
     def op(a, b) -> Tensor:
         a, b, x, y, dev = prepare(a, b, kernel, floating)
@@ -34,14 +37,14 @@ def _binary(kernel: str, name: str, da, db, floating: bool = False, saves: bool 
             sa, sb = getattr(a, "shape", None), getattr(b, "shape", None)
             ka, kb = (a, b) if saves else (None, None)
             if x is a:  # a is a number
-                record(out, name, (b,), lambda g, o: (sum_to(db(g, a, kb, o), sb),), needs_output)
+                record(out, name, (b,), lambda g, o: (sum_to(db(g, a, kb, o), sb),), needs_output, scalar_saved)
             elif y is b:  # b is a number
-                record(out, name, (a,), lambda g, o: (sum_to(da(g, ka, b, o), sa),), needs_output)
+                record(out, name, (a,), lambda g, o: (sum_to(da(g, ka, b, o), sa),), needs_output, scalar_saved)
             else:
                 ra, rb = a.requires_grad, b.requires_grad
                 record(out, name, (a, b), lambda g, o: (
                     sum_to(da(g, ka, kb, o), sa) if ra else None,
-                    sum_to(db(g, ka, kb, o), sb) if rb else None), needs_output)
+                    sum_to(db(g, ka, kb, o), sb) if rb else None), needs_output, None if saves else ())
         return out
 
     op.__name__ = op.__qualname__ = kernel
@@ -58,7 +61,7 @@ def _max_mask(a, b):
 
 add = _binary("add", "Add", lambda g, a, b, o: g, lambda g, a, b, o: g, saves=False)
 sub = _binary("sub", "Sub", lambda g, a, b, o: g, lambda g, a, b, o: -g, saves=False)
-mul = _binary("mul", "Mul", lambda g, a, b, o: g * b, lambda g, a, b, o: g * a)
+mul = _binary("mul", "Mul", lambda g, a, b, o: g * b, lambda g, a, b, o: g * a, scalar_saves=False)
 div = _binary("div", "Div", lambda g, a, b, o: g / b, lambda g, a, b, o: -g * o / b, floating=True, needs_output=True)
 pow = _binary("pow", "Pow", lambda g, a, b, o: g * b * a ** (b - 1),  # noqa: A001
               lambda g, a, b, o: g * o * (log(a) if isinstance(a, Tensor) else math.log(a)), floating=True,
@@ -123,7 +126,7 @@ def _unary(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
         out = _wrap(getattr(x._device.kernels, kernel)(x._data), x._device)
         if vjp is not None and x.requires_grad and grad_state.enabled:
             kx = x if uses == "x" else None
-            record(out, name, (x,), lambda g, o: (vjp(g, kx, o),), uses == "out")
+            record(out, name, (x,), lambda g, o: (vjp(g, kx, o),), uses == "out", None if kx is not None else ())
         return out
 
     op.__name__ = op.__qualname__ = kernel
@@ -148,7 +151,8 @@ def relu_backward(g: Tensor, x: Tensor) -> Tensor:
     """``g`` where ``x > 0``, else 0: ReLU's vjp, itself differentiable in ``g``."""
     out = _wrap(g._device.kernels.relu_backward(g._data, x._data), g._device)
     if g.requires_grad and grad_state.enabled:
-        record(out, "ReluBackward", (g,), lambda gg, o: (relu_backward(gg, x),))
+        mask = _wrap(x._data, x._device)  # x's value now (only its sign is read): a change to x cannot reach it
+        record(out, "ReluBackward", (g,), lambda gg, o: (relu_backward(gg, mask),), saved=())
     return out
 
 
@@ -194,15 +198,16 @@ def where(cond: Tensor, a, b) -> Tensor:
     if needs_grad(a, b):
         ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
         parents = tuple(t for t in (a, b) if isinstance(t, Tensor))
+        mask = _wrap(cond._data, dev)  # cond's value now: a later change to cond cannot reach the gradient
 
         def vjp(g, o):
             grads = []
             if ta:
-                grads.append(sum_to(where(cond, g, 0), a.shape) if a.requires_grad else None)
+                grads.append(sum_to(where(mask, g, 0), a.shape) if a.requires_grad else None)
             if tb:
-                grads.append(sum_to(where(cond, 0, g), b.shape) if b.requires_grad else None)
+                grads.append(sum_to(where(mask, 0, g), b.shape) if b.requires_grad else None)
             return grads
-        record(out, "Where", parents, vjp)
+        record(out, "Where", parents, vjp, saved=())
     return out
 
 
@@ -214,7 +219,7 @@ def cast(x: Tensor, dtype) -> Tensor:
     out = _wrap(x._device.kernels.cast(x._data, npd), x._device)
     if npd.kind == "f" and x.requires_grad and grad_state.enabled:
         src = x.dtype
-        record(out, "Cast", (x,), lambda g, o: (cast(g, src),))
+        record(out, "Cast", (x,), lambda g, o: (cast(g, src),), saved=())
     return out
 
 

@@ -74,7 +74,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         broadcast_shapes(sx[:-2], sw[:-2], "linear (batch dimensions)")
     out = _wrap(x._device.kernels.linear(x._data, weight._data, None if bias is None else bias._data), x._device)
     if grad_state.enabled and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
-        record(out, "Linear", ts, lambda g, o: _linear_vjp(g, x, weight, bias, batched))
+        record(out, "Linear", ts, lambda g, o: _linear_vjp(g, x, weight, bias, batched), saved=ts[:2])
     return out
 
 

@@ -56,9 +56,10 @@ def reshape(x: Tensor, *shape) -> Tensor:
     if shape == x._data.shape:
         return x
     out = _wrap(x._device.kernels.reshape(x._data, shape), x._device)
+    out._version = -1  # a view: refuses in-place changes (see tensor.py)
     if x.requires_grad and grad_state.enabled:
         old = x._data.shape
-        record(out, "Reshape", (x,), lambda g, o: (reshape(g, old),))
+        record(out, "Reshape", (x,), lambda g, o: (reshape(g, old),), saved=())
     return out
 
 
@@ -80,8 +81,9 @@ def _permutation(dims: tuple, ndim: int) -> tuple:
 
 def _permute(x: Tensor, perm: tuple, inverse: tuple) -> Tensor:
     out = _wrap(x._device.kernels.permute(x._data, perm), x._device)
+    out._version = -1  # a view
     if x.requires_grad and grad_state.enabled:
-        record(out, "Permute", (x,), lambda g, o: (_permute(g, inverse, perm),))
+        record(out, "Permute", (x,), lambda g, o: (_permute(g, inverse, perm),), saved=())
     return out
 
 
@@ -139,8 +141,9 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if shape == old:
         return x
     out = _wrap(x._device.kernels.expand(x._data, shape), x._device)
+    out._version = -1  # a view
     if x.requires_grad and grad_state.enabled:
-        record(out, "Expand", (x,), lambda g, o: (sum_to(g, old),))
+        record(out, "Expand", (x,), lambda g, o: (sum_to(g, old),), saved=())
     return out
 
 
@@ -244,9 +247,18 @@ def normalize_key(x: Tensor, key) -> tuple:
     return tuple(out)
 
 
+_BASIC = (int, slice, type(None))
+
+
 def getitem(x: Tensor, key) -> Tensor:
     """``x[key]`` with NumPy's basic and advanced (integer-array, bool-mask) indexing."""
-    return getitem_key(x, normalize_key(x, key))
+    key = normalize_key(x, key)
+    out = getitem_key(x, key)
+    for k in key:
+        if type(k) not in _BASIC:
+            return out  # advanced indexing makes a copy, as in PyTorch: it may be changed in place
+    out._version = -1  # basic indexing makes a view
+    return out
 
 
 def _scatter(x: Tensor, key: tuple, g: Tensor) -> Tensor:
@@ -267,7 +279,7 @@ def _index_put(x: Tensor, key: tuple, values: Tensor, accumulate: bool) -> Tenso
                 gx = g if accumulate else _index_put(g, key, _zeros(g, target), False)
             gv = sum_to(getitem_key(g, key), values.shape) if values.requires_grad else None
             return gx, gv
-        record(out, "IndexPut", (x, values), vjp)
+        record(out, "IndexPut", (x, values), vjp, saved=())
     return out
 
 
@@ -280,7 +292,7 @@ def getitem_key(x: Tensor, key: tuple) -> Tensor:
     """``x[key]`` for a key already normalized (used by vjps, where the key is known good)."""
     out = _wrap(x._device.kernels.getitem(x._data, key), x._device)
     if x.requires_grad and grad_state.enabled:
-        record(out, "Index", (x,), lambda g, o: (_scatter(x, key, g),))
+        record(out, "Index", (x,), lambda g, o: (_scatter(x, key, g),), saved=())
     return out
 
 
@@ -341,7 +353,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
             pre = (slice(None),) * d
             return tuple(getitem_key(g, pre + (slice(a, b),)) if t.requires_grad else None
                          for t, (a, b) in zip(tensors, bounds))
-        record(out, "Cat", tuple(tensors), vjp)
+        record(out, "Cat", tuple(tensors), vjp, saved=())
     return out
 
 
@@ -379,7 +391,7 @@ def pad(x: Tensor, pads, value: float = 0.0) -> Tensor:
     out = _wrap(x._device.kernels.pad(x._data, pads, value), x._device)
     if x.requires_grad and grad_state.enabled:
         key = tuple(slice(a, a + n) for (a, _), n in zip(pads, x.shape))
-        record(out, "Pad", (x,), lambda g, o: (getitem_key(g, key),))
+        record(out, "Pad", (x,), lambda g, o: (getitem_key(g, key),), saved=())
     return out
 
 
@@ -390,7 +402,7 @@ def clone(x: Tensor) -> Tensor:
     """A copy that shares no memory with ``x`` (differentiable)."""
     out = _wrap(x._device.kernels.copy(x._data), x._device)
     if x.requires_grad and grad_state.enabled:
-        record(out, "Clone", (x,), lambda g, o: (g,))
+        record(out, "Clone", (x,), lambda g, o: (g,), saved=())
     return out
 
 
@@ -403,7 +415,7 @@ def to_device(x: Tensor, device: Device) -> Tensor:
     out = _wrap(device.kernels.from_numpy(arr, device.index), device)
     if x.requires_grad and grad_state.enabled:
         src = x._device
-        record(out, "ToDevice", (x,), lambda g, o: (to_device(g, src),))
+        record(out, "ToDevice", (x,), lambda g, o: (to_device(g, src),), saved=())
     return out
 
 
@@ -429,4 +441,4 @@ def to(x: Tensor, *args, **kwargs) -> Tensor:
 
 def setitem(x: Tensor, key, value) -> None:
     """``x[key] = value``: ``x`` gets a new value (recorded when it is part of a graph)."""
-    x._assign(lambda old: index_put(old, key, value))
+    x._assign("__setitem__", lambda old: index_put(old, key, value))

@@ -22,7 +22,8 @@ def batch_norm_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, grou
     out = _wrap(y, x._device)
     parents = tuple(t for t in (x, weight, bias) if t is not None)
     if grad_state.enabled and any(t.requires_grad for t in parents):
-        record(out, "BatchNorm", parents, lambda g, o: _vjp(g, x, weight, bias, groups, eps, mu, var))
+        record(out, "BatchNorm", parents, lambda g, o: _vjp(g, x, weight, bias, groups, eps, mu, var),
+               saved=parents[:2] if weight is not None else parents[:1])
     return out, _wrap(mu, x._device), _wrap(var, x._device)
 
 

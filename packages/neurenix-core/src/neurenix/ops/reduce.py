@@ -74,7 +74,7 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
     out = _wrap(x._device.kernels.sum(x._data, axes, keepdim), x._device)
     if x.requires_grad and grad_state.enabled:
         shape = x.shape
-        record(out, "Sum", (x,), lambda g, o: (_expand_back(g, shape, axes, keepdim),))
+        record(out, "Sum", (x,), lambda g, o: (_expand_back(g, shape, axes, keepdim),), saved=())
     return out
 
 
@@ -88,7 +88,7 @@ def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         n = 1
         for a in axes:
             n *= shape[a]
-        record(out, "Mean", (x,), lambda g, o: (_expand_back(g / n, shape, axes, keepdim),))
+        record(out, "Mean", (x,), lambda g, o: (_expand_back(g / n, shape, axes, keepdim),), saved=())
     return out
 
 
@@ -194,7 +194,8 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     if x.requires_grad and grad_state.enabled:
         record(out, "Softmax", (x,), lambda g, o: (
             o * (g - sum(g * o, axis, keepdim=True)) if grad_state.enabled else  # differentiable, or fused:
-            _wrap(g._device.kernels.softmax_backward(g._data, o._data, axis), g._device),), needs_output=True)
+            _wrap(g._device.kernels.softmax_backward(g._data, o._data, axis), g._device),), needs_output=True,
+               saved=())
     return out
 
 
@@ -206,7 +207,8 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     if x.requires_grad and grad_state.enabled:
         record(out, "LogSoftmax", (x,), lambda g, o: (
             g - exp(o) * sum(g, axis, keepdim=True) if grad_state.enabled else
-            _wrap(g._device.kernels.log_softmax_backward(g._data, o._data, axis), g._device),), needs_output=True)
+            _wrap(g._device.kernels.log_softmax_backward(g._data, o._data, axis), g._device),), needs_output=True,
+               saved=())
     return out
 
 
@@ -219,7 +221,7 @@ def softmax_cross_entropy(x: Tensor, probs: Tensor) -> Tensor:
     if x.requires_grad and grad_state.enabled:
         record(out, "CrossEntropy", (x,), lambda g, o: (
             g.unsqueeze(1) * (softmax(x, 1) * sum(probs, 1, keepdim=True) - probs) if grad_state.enabled else
-            _wrap(k.cross_entropy_backward(g._data, sm, probs._data), x._device),))
+            _wrap(k.cross_entropy_backward(g._data, sm, probs._data), x._device),), saved=(x, probs))
     return out
 
 

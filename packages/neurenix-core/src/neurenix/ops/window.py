@@ -71,7 +71,7 @@ def _unfold(x: Tensor, kernel_size, dilation, padding, stride, batch: bool) -> T
     if x.requires_grad and grad_state.enabled:
         size = x.shape[2:]
         record(out, "UnfoldBatch" if batch else "Unfold", (x,),
-               lambda g, o: (_fold(g, size, ks, dl, pd, st, batch),))
+               lambda g, o: (_fold(g, size, ks, dl, pd, st, batch),), saved=())
     return out
 
 
@@ -88,7 +88,7 @@ def _fold(cols: Tensor, output_size, kernel_size, dilation, padding, stride, bat
     out = _wrap(getattr(cols._device.kernels, op)(cols._data, size, ks, st, pd, dl), cols._device)
     if cols.requires_grad and grad_state.enabled:
         record(out, "FoldBatch" if batch else "Fold", (cols,),
-               lambda g, o: (_unfold(g, ks, dl, pd, st, batch),))
+               lambda g, o: (_unfold(g, ks, dl, pd, st, batch),), saved=())
     return out
 
 
@@ -101,14 +101,16 @@ def max_pool2d(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
     out = _wrap(out, dev)
     if x.requires_grad and grad_state.enabled:
         indices, size = _wrap(indices, dev), x.shape[2:]
-        record(out, "MaxPool2d", (x,), lambda g, o: (_max_pool2d_backward(g, indices, size, ks, st, pd, dl),))
+        record(out, "MaxPool2d", (x,), lambda g, o: (_max_pool2d_backward(g, indices, size, ks, st, pd, dl),),
+               saved=())
     return out
 
 
 def _max_pool2d_backward(g: Tensor, indices: Tensor, size, ks, st, pd, dl) -> Tensor:
     out = _wrap(g._device.kernels.max_pool2d_backward(g._data, indices._data, size, ks, st, pd, dl), g._device)
     if g.requires_grad and grad_state.enabled:
-        record(out, "MaxPool2dBackward", (g,), lambda gg, o: (_pick_windows(gg, indices, ks, st, pd, dl),))
+        record(out, "MaxPool2dBackward", (g,), lambda gg, o: (_pick_windows(gg, indices, ks, st, pd, dl),),
+               saved=())
     return out
 
 

@@ -37,7 +37,7 @@ class Adam(Optimizer):
                 [s["exp_avg_sq"]._data for s in states], step, group["lr"], beta1, beta2, group["eps"],
                 group["weight_decay"], self._decoupled, group["maximize"])
             for p, s, data, m, v in zip(ps, states, new_p, new_m, new_v):
-                p._data = data
+                p._set(data, f"{type(self).__name__}.step")
                 s["exp_avg"], s["exp_avg_sq"] = _wrap(m, p._device), _wrap(v, p._device)
 
 

@@ -27,6 +27,6 @@ class SGD(Optimizer):
                                   group["lr"], group["momentum"], group["dampening"], group["nesterov"],
                                   group["weight_decay"], group["maximize"])
         for p, s, data, buf in zip(params, states, new_p, new_b):
-            p._data = data
+            p._set(data, "SGD.step")
             if buf is not None:
                 s["momentum_buffer"] = _wrap(buf, p._device)
