@@ -6,8 +6,9 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import random as _random
+from .arguments import integer, number
+from .arguments import shape as _shape
 from .device import Device, as_device
-from .ops.movement import _shape_arg
 from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
 
 
@@ -21,18 +22,18 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     """A tensor of shape ``size`` filled with ``fill_value`` (dtype inferred from it if not given)."""
     dt = _dt.as_dtype(dtype) if dtype is not None else _dt.scalar_dtype(fill_value)
     dev = as_device(device)
-    t = _wrap(dev.kernels.full(_shape_arg((size,)), fill_value, dt.np, dev.index), dev)
+    t = _wrap(dev.kernels.full(_shape((size,), "full"), fill_value, dt.np, dev.index), dev)
     return t.requires_grad_() if requires_grad else t
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    return full(_shape_arg(size), 0.0, dtype or _dt.default_float, device, requires_grad)
+    return full(_shape(size, "zeros"), 0.0, dtype or _dt.default_float, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
-    return full(_shape_arg(size), 1.0, dtype or _dt.default_float, device, requires_grad)
+    return full(_shape(size, "ones"), 1.0, dtype or _dt.default_float, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -44,6 +45,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 if all are ints, else float32."""
     if end is None:
         start, end = 0, start
+    lo, hi, by = (number(v, name, "arange") for v, name in ((start, "start"), (end, "end"), (step, "step")))
+    if by == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (hi - lo) * by < 0:
+        raise ValueError(f"arange: the range from {start} to {end} does not go the way of step {step}")
     arr = np.arange(start, end, step)
     dt = _dt.as_dtype(dtype) if dtype is not None else _dt.from_numpy_kind(arr.dtype) if arr.dtype.kind != "f" \
         else _dt.default_float
@@ -53,12 +59,16 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
 def linspace(start: float, end: float, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     dt = _dt.as_dtype(dtype or _dt.default_float)
+    start, end = (number(v, name, "linspace", finite=False) for v, name in ((start, "start"), (end, "end")))
+    steps = integer(steps, "steps", "linspace", minimum=0)
     return _from_host(np.linspace(start, end, steps, dtype=dt.np), device, requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The identity matrix (n x m)."""
     dt = _dt.as_dtype(dtype or _dt.default_float)
+    n = integer(n, "n", "eye", minimum=0)
+    m = n if m is None else integer(m, "m", "eye", minimum=0)
     return _from_host(np.eye(n, m, dtype=dt.np), device, requires_grad)
 
 
@@ -72,25 +82,33 @@ def _float_dtype(dtype) -> _dt.DType:
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from neurenix's seeded generator (see ``manual_seed``)."""
     dt = _float_dtype(dtype)
-    return _from_host(_random.generator().standard_normal(_shape_arg(size), dtype=dt.np), device, requires_grad)
+    return _from_host(_random.generator().standard_normal(_shape(size, "randn"), dtype=dt.np), device, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from neurenix's seeded generator."""
     dt = _float_dtype(dtype)
-    return _from_host(_random.generator().random(_shape_arg(size), dtype=dt.np), device, requires_grad)
+    return _from_host(_random.generator().random(_shape(size, "rand"), dtype=dt.np), device, requires_grad)
 
 
 def randint(low: int, high: int | None = None, size=(), dtype=None, device=None) -> Tensor:
-    """Random integers in [low, high) (int64 unless ``dtype`` says otherwise)."""
-    if high is None:
+    """Random integers in [low, high) (int64 unless ``dtype`` says otherwise). As in PyTorch,
+    ``randint(high, size)`` draws from [0, high)."""
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
+    low, high = integer(low, "low", "randint"), integer(high, "high", "randint")
+    if low >= high:
+        raise ValueError(f"randint: low ({low}) must be less than high ({high})")
     dt = _dt.as_dtype(dtype or _dt.int64)
-    return _from_host(_random.generator().integers(low, high, _shape_arg((size,))).astype(dt.np), device, False)
+    shape = _shape((size,), "randint")
+    return _from_host(_random.generator().integers(low, high, shape).astype(dt.np), device, False)
 
 
 def randperm(n: int, device=None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64)."""
+    n = integer(n, "n", "randperm", minimum=0)
     return _from_host(_random.generator().permutation(n).astype(np.int64), device, False)
 
 

@@ -12,9 +12,15 @@ _generator = np.random.default_rng()
 
 
 def manual_seed(seed: int) -> np.random.Generator:
-    """Seed neurenix's generator (and return it), for reproducible runs."""
+    """Seed neurenix's generator (and return it), for reproducible runs. As in PyTorch, any int in
+    ``[-2**63, 2**64)`` is a seed (negative ones are taken modulo 2**64)."""
+    from .arguments import integer
+
     global _generator
-    _generator = np.random.default_rng(seed)
+    seed = integer(seed, "seed", "manual_seed")
+    if not -2 ** 63 <= seed < 2 ** 64:
+        raise ValueError(f"manual_seed: seed must be in [-2**63, 2**64), got {seed}")
+    _generator = np.random.default_rng(seed % 2 ** 64)
     return _generator
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import creation
 from .. import dtypes as _dt
+from ..arguments import integer, number
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import functional as F
@@ -17,6 +18,11 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None):
         super().__init__()
+        name = type(self).__name__
+        num_features = integer(num_features, "num_features", name, minimum=1)
+        eps = number(eps, "eps", name, above=0.0)
+        if momentum is not None:  # None: a cumulative average over the batches seen, as in PyTorch
+            momentum = number(momentum, "momentum", name, minimum=0.0, maximum=1.0)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -40,11 +46,14 @@ class _BatchNorm(Module):
         if self.affine:
             has_task_axis(self.weight, 1, type(self).__name__)  # checks a task axis against the task count
         use_batch_stats = self.training or not self.track_running_stats
+        momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
+            if momentum is None:
+                momentum = 1.0 / self.num_batches_tracked.item()
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None, self.weight, self.bias,
-                            use_batch_stats, self.momentum, self.eps, task_count())
+                            use_batch_stats, momentum if momentum is not None else 0.0, self.eps, task_count())
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

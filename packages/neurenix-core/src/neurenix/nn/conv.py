@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import creation
+from ..arguments import integer
 from ..ops.window import pair
 from ..tensor import Tensor
 from . import functional as F
@@ -18,12 +19,15 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, device=None, dtype=None):
         super().__init__()
+        in_channels = integer(in_channels, "in_channels", "Conv2d", minimum=0)
+        out_channels = integer(out_channels, "out_channels", "Conv2d", minimum=0)
+        groups = integer(groups, "groups", "Conv2d", minimum=1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible "
                              f"by groups ({groups})")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
-        self.padding, self.dilation = pair(padding, "padding"), pair(dilation, "dilation")
+        self.kernel_size, self.stride = pair(kernel_size, "kernel_size", "Conv2d"), pair(stride, "stride", "Conv2d")
+        self.padding, self.dilation = pair(padding, "padding", "Conv2d"), pair(dilation, "dilation", "Conv2d")
         self.weight = Parameter(creation.empty(out_channels, in_channels // groups, *self.kernel_size, dtype=dtype,
                                                device=device))
         if bias:

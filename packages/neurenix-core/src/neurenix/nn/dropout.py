@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..arguments import number
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
@@ -14,9 +15,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = p
+        self.p = number(p, "p (a probability)", "Dropout", minimum=0.0, maximum=1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import creation
+from ..arguments import choice, integer, number
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import (
@@ -24,8 +25,8 @@ from ..ops import (
 )
 from ..ops.movement import pad as _pad_axes
 from ..ops.norm import batch_norm_train
+from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
-from ..ops.window import out_size, pair
 from ..tensor import Tensor
 
 __all__ = [
@@ -56,6 +57,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     if input.ndim != 4 or weight.ndim not in (4, 5):
         raise ShapeError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got {input.shape} "
                          f"and {weight.shape}")
+    groups = integer(groups, "groups", "conv2d", minimum=1)
     n, c, h, w = input.shape
     t = weight.shape[0] if per_task else 1
     o, cg, kh, kw = weight.shape[-4:]
@@ -63,8 +65,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
     if n % t:
         raise ShapeError(f"conv2d: {n} input rows do not split into the {t} tasks of weight {weight.shape}")
-    st, pd, dl = pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
-    oh, ow = out_size(h, kh, st[0], pd[0], dl[0]), out_size(w, kw, st[1], pd[1], dl[1])
+    st, pd, dl = (pair(v, name, "conv2d") for v, name in ((stride, "stride"), (padding, "padding"),
+                                                           (dilation, "dilation")))
+    oh, ow = check_output((h, w), (kh, kw), st, pd, dl, "conv2d")
     if groups == 1 and oh * ow <= BATCH_PRODUCT_MAX_BLOCKS:
         cols = unfold_batch(input, (kh, kw), dl, pd, st)  # (K, N*L): one product for the whole batch
         return _conv_product(weight, bias, cols, n, t, oh, ow)
@@ -103,16 +106,16 @@ def _pool_windows(input: Tensor, kernel_size, stride, padding, dilation, pad_val
         raise ShapeError(f"{op}: expected an (N, C, H, W) or (C, H, W) input, got shape {input.shape}")
     x = input if input.ndim == 4 else input.unsqueeze(0)
     n, c, h, w = x.shape
-    ks = pair(kernel_size, "kernel_size")
-    st = pair(stride if stride is not None else kernel_size, "stride")
-    pd, dl = pair(padding, "padding"), pair(dilation, "dilation")
+    ks = pair(kernel_size, "kernel_size", op)
+    st = pair(stride if stride is not None else kernel_size, "stride", op)
+    pd, dl = pair(padding, "padding", op), pair(dilation, "dilation", op)
     if pd[0] > ks[0] // 2 or pd[1] > ks[1] // 2:
         raise ValueError(f"{op}: padding {pd} must be at most half the kernel size {ks}")
+    oh, ow = check_output((h, w), ks, st, pd, dl, op)
     x = x.reshape(n * c, 1, h, w)
     if pd != (0, 0):
         x = _pad_axes(x, ((0, 0), (0, 0), (pd[0], pd[0]), (pd[1], pd[1])), pad_value)
     cols = unfold(x, ks, dl, 0, st)  # (N*C, kh*kw, L)
-    oh, ow = out_size(h, ks[0], st[0], pd[0], dl[0]), out_size(w, ks[1], st[1], pd[1], dl[1])
     shape = (n, c, oh, ow) if input.ndim == 4 else (c, oh, ow)
     return cols, shape
 
@@ -123,12 +126,12 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
         raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
     if input.ndim not in (3, 4):
         raise ShapeError(f"max_pool2d: expected an (N, C, H, W) or (C, H, W) input, got shape {input.shape}")
-    ks, pd = pair(kernel_size, "kernel_size"), pair(padding, "padding")
+    ks, pd = pair(kernel_size, "kernel_size", "max_pool2d"), pair(padding, "padding", "max_pool2d")
     if pd[0] > ks[0] // 2 or pd[1] > ks[1] // 2:
         raise ValueError(f"max_pool2d: padding {pd} must be at most half the kernel size {ks}")
     x = input if input.ndim == 4 else input.unsqueeze(0)
-    st = pair(stride if stride is not None else kernel_size, "stride")
-    out = _max_pool2d(x, ks, st, pd, pair(dilation, "dilation"))
+    st = pair(stride if stride is not None else kernel_size, "stride", "max_pool2d")
+    out = _max_pool2d(x, ks, st, pd, pair(dilation, "dilation", "max_pool2d"))
     return out if input.ndim == 4 else out.squeeze(0)
 
 
@@ -145,12 +148,17 @@ def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -
     """PyTorch-style padding: ``pad`` lists (before, after) pairs from the last axis backwards."""
     if mode != "constant":
         raise NotImplementedError(f"pad: only mode='constant' is supported, not {mode!r}")
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+    if not isinstance(pad, (tuple, list)) or len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {input.ndim} axes")
+    pad = [integer(p, "pad", "pad") for p in pad]
     pairs = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         pairs[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return _pad_axes(input, pairs, value)
+    crop = tuple(slice(max(-a, 0), n - max(-b, 0)) for (a, b), n in zip(pairs, input.shape))
+    if any(s.start > s.stop for s in crop):
+        raise ValueError(f"pad: negative padding {pad} crops more than the input's shape {input.shape}")
+    cropped = input[crop] if any(a < 0 or b < 0 for a, b in pairs) else input  # negative padding crops
+    return _pad_axes(cropped, [(max(a, 0), max(b, 0)) for a, b in pairs], value)
 
 
 # -- normalisation and regularisation ---------------------------------------------------------------
@@ -217,8 +225,7 @@ def _fusable(x: Tensor, *params) -> bool:
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (only in training)."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    p = number(p, "p (a probability)", "dropout", minimum=0.0, maximum=1.0)
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -259,6 +266,17 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return (tensor.unsqueeze(-1) == _class_range(num_classes, tensor.device)).long()
 
 
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _loss_args(op: str, input, target, reduction: str) -> None:
+    """A loss's operands are tensors and its reduction one of PyTorch's (checked before any work)."""
+    for name, t in (("input", input), ("target", target)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+    choice(reduction, "reduction", op, _REDUCTIONS)
+
+
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
     if reduction == "mean":
         return mean(loss)
@@ -271,6 +289,7 @@ def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
 
 def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices ``target`` (N,) under log-probabilities ``input`` (N, C)."""
+    _loss_args("nll_loss", input, target, reduction)
     if input.ndim < 2 or target.shape != input.shape[:1] + input.shape[2:]:
         raise ShapeError(f"nll_loss: input {input.shape} (N, C, ...) needs class-index targets of shape "
                          f"{input.shape[:1] + input.shape[2:]}, got {target.shape}")
@@ -287,6 +306,8 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
     ``target`` is either class indices (int64, shape (N, ...)) or class probabilities / one-hot rows
     (float, the shape of ``input``).
     """
+    _loss_args("cross_entropy", input, target, reduction)
+    label_smoothing = number(label_smoothing, "label_smoothing", "cross_entropy", minimum=0.0, maximum=1.0)
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C, ...), got {input.shape}")
     c = input.shape[1]
@@ -310,7 +331,8 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_
     return _reduce(-sum(probs * log_softmax(input, 1), 1), reduction, "cross_entropy")
 
 
-def _same_shape(input: Tensor, target: Tensor, op: str) -> None:
+def _same_shape(input: Tensor, target: Tensor, op: str, reduction: str) -> None:
+    _loss_args(op, input, target, reduction)
     if input.shape != target.shape:
         raise ShapeError(f"{op}: input of shape {input.shape} and target of shape {target.shape} differ; reshape "
                          "one of them (silent broadcasting here is almost always a bug)")
@@ -318,19 +340,19 @@ def _same_shape(input: Tensor, target: Tensor, op: str) -> None:
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean squared error; ``input`` and ``target`` must have one shape."""
-    _same_shape(input, target, "mse_loss")
+    _same_shape(input, target, "mse_loss", reduction)
     d = input - target
     return _reduce(d * d, reduction, "mse_loss")
 
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean absolute error; ``input`` and ``target`` must have one shape."""
-    _same_shape(input, target, "l1_loss")
+    _same_shape(input, target, "l1_loss", reduction)
     return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Sigmoid + binary cross-entropy in one stable formula."""
-    _same_shape(input, target, "binary_cross_entropy_with_logits")
+    _same_shape(input, target, "binary_cross_entropy_with_logits", reduction)
     loss = relu(input) - input * target + log(1 + exp(-input.abs()))
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")

@@ -10,6 +10,8 @@ from ..tensor import Tensor, full_like
 
 
 def _fill_from_host(t: Tensor, values) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"init: expected a Tensor, got {type(t).__name__}")
     with no_grad():
         t._set(t._device.kernels.from_numpy(values.astype(t._data.dtype, copy=False), t._device.index), "nn.init")
     return t
@@ -68,12 +70,16 @@ def ones_(t: Tensor) -> Tensor:
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = fan_in_and_fan_out(t)
+    if not t.numel():
+        return t  # nothing to fill (and the fans may be zero)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(t, -bound, bound)
 
 
 def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = fan_in_and_fan_out(t)
+    if not t.numel():
+        return t
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
@@ -81,7 +87,8 @@ def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str) -> float:
     fan_in, fan_out = fan_in_and_fan_out(t)
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', not {mode!r}")
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    fan = fan_in if mode == "fan_in" else fan_out
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0  # zero fan: an empty tensor
 
 
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:

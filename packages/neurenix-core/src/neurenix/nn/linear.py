@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import creation
+from ..arguments import integer
 from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init
@@ -22,6 +23,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
+        in_features = integer(in_features, "in_features", "Linear", minimum=0)
+        out_features = integer(out_features, "out_features", "Linear", minimum=0)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(creation.empty(out_features, in_features, dtype=dtype, device=device))
         self.bias = Parameter(creation.empty(out_features, dtype=dtype, device=device)) if bias else None

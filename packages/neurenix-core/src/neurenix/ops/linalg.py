@@ -38,6 +38,10 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         if not sa or not sb:
             raise ShapeError(f"matmul: operands must have at least 1 dimension, got shapes {sa} and {sb}; "
                              "use * to multiply by a scalar")
+        if len(sa) == 1 and len(sb) == 1:  # the dot product, a 0-d tensor
+            if sa != sb:
+                raise ShapeError(f"matmul: vectors of shapes {sa} and {sb} have different lengths")
+            return matmul(unsqueeze(a, 0), unsqueeze(b, -1)).reshape(())
         if len(sa) == 1:
             return squeeze(matmul(unsqueeze(a, 0), b), -2)
         return squeeze(matmul(a, unsqueeze(b, -1)), -1)

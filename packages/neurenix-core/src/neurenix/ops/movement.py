@@ -75,7 +75,7 @@ def _permutation(dims: tuple, ndim: int) -> tuple:
         if sorted(perm) != list(range(ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the axes of a {ndim}-dimensional tensor")
         inverse = tuple(int(i) for i in np.argsort(perm))
-        hit = _perm_cache[key] = (None, None) if perm == tuple(range(ndim)) else (perm, inverse)
+        hit = remember(_perm_cache, key, (None, None) if perm == tuple(range(ndim)) else (perm, inverse))
     return hit
 
 

@@ -3,42 +3,51 @@
 
 from __future__ import annotations
 
+from .. import arguments
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..backend.kernels import out_size, window_blocks
 from ..errors import ShapeError
 from ._operands import Tensor, _wrap
 
-
-def pair(v, name: str) -> tuple:
-    """An int or a pair of ints as a pair."""
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
-    return v
+# the least value of each window argument: windows of at least one element that move, no negative padding
+_LEAST = {"kernel_size": 1, "stride": 1, "dilation": 1, "padding": 0, "output_size": 0}
 
 
-def _geometry(kernel_size, dilation, padding, stride):
-    return (pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(padding, "padding"),
-            pair(dilation, "dilation"))
+def pair(v, name: str, op: str = "window") -> tuple:
+    """A window argument (an int or a pair of ints) as a checked pair: kernel size, stride and dilation
+    at least 1, padding and output size at least 0 (the same rule for every backend)."""
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int and \
+            v[0] >= _LEAST[name] and v[1] >= _LEAST[name]:
+        return v  # already checked (the common case: ops pass on what a layer checked)
+    return arguments.pair(v, name, op, _LEAST[name])
+
+
+def _geometry(kernel_size, dilation, padding, stride, op: str = "window"):
+    return (pair(kernel_size, "kernel_size", op), pair(stride, "stride", op), pair(padding, "padding", op),
+            pair(dilation, "dilation", op))
+
+
+def check_output(size: tuple, ks, st, pd, dl, op: str) -> tuple:
+    """The output size (oh, ow) of windows over an image of ``size`` (H, W), or a ShapeError if none fit."""
+    oh, ow = (out_size(size[i], ks[i], st[i], pd[i], dl[i]) for i in (0, 1))
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(f"{op}: kernel {ks} (dilation {dl}, padding {pd}) is larger than the input {tuple(size)}")
+    return oh, ow
 
 
 def _unfold_geometry(x: Tensor, kernel_size, dilation, padding, stride, op: str):
     """The geometry of unfolding ``x``, checked."""
     if x.ndim != 4:
         raise ShapeError(f"{op}: expected an (N, C, H, W) input, got shape {x.shape}")
-    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
-    oh, ow = (out_size(x.shape[2 + i], ks[i], st[i], pd[i], dl[i]) for i in (0, 1))
-    if oh <= 0 or ow <= 0:
-        raise ShapeError(f"{op}: kernel {ks} (dilation {dl}, padding {pd}) is larger than the input {x.shape[2:]}")
+    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride, op)
+    check_output(x.shape[2:], ks, st, pd, dl, op)
     return ks, st, pd, dl
 
 
 def _fold_geometry(output_size, kernel_size, dilation, padding, stride):
-    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
-    size = pair(output_size, "output_size")
+    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride, "fold")
+    size = pair(output_size, "output_size", "fold")
     return size, window_blocks(size, ks, st, pd, dl), ks, st, pd, dl
 
 
@@ -95,7 +104,8 @@ def _fold(cols: Tensor, output_size, kernel_size, dilation, padding, stride, bat
 def max_pool2d(x: Tensor, kernel_size, stride, padding, dilation) -> Tensor:
     """Max over windows of an (N, C, H, W) float input (padding counts as -inf). The gradient goes to
     the first maximum of each window, as in PyTorch."""
-    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride)
+    ks, st, pd, dl = _geometry(kernel_size, dilation, padding, stride, "max_pool2d")
+    check_output(x.shape[2:], ks, st, pd, dl, "max_pool2d")
     dev = x._device
     out, indices = dev.kernels.max_pool2d(x._data, ks, st, pd, dl)
     out = _wrap(out, dev)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..arguments import number
 from ..tensor import _wrap, zeros_like
 from .optimizer import Optimizer
 
@@ -13,11 +14,19 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, maximize: bool = False):
-        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid {type(self).__name__} hyper-parameters: lr={lr}, betas={betas}, eps={eps}, "
-                             f"weight_decay={weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def _check_hyper(self, group: dict) -> None:
+        name = type(self).__name__
+        number(group["lr"], "lr", name, minimum=0.0)
+        number(group["eps"], "eps", name, minimum=0.0)
+        number(group["weight_decay"], "weight_decay", name, minimum=0.0)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair of numbers in [0, 1), got {betas!r}")
+        group["betas"] = tuple(number(b, "betas", name, minimum=0.0, maximum=1.0) for b in betas)
+        if group["betas"][0] == 1.0 or group["betas"][1] == 1.0:
+            raise ValueError(f"{name}: betas must be in [0, 1), got {betas!r}")
 
     def _update(self, group: dict, params: list) -> None:
         # one fused call per set of parameters at the same step count (usually all of them)

@@ -48,7 +48,12 @@ class Optimizer:
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise TypeError(f"{type(self).__name__} has no hyper-parameter(s) {sorted(unknown)}")
-        self.param_groups.append({**self.defaults, **group, "params": params})
+        group = {**self.defaults, **group, "params": params}
+        self._check_hyper(group)
+        self.param_groups.append(group)
+
+    def _check_hyper(self, group: dict) -> None:
+        """Raise a ValueError/TypeError naming a bad hyper-parameter of ``group`` (subclasses say which)."""
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for g in self.param_groups:
@@ -102,30 +107,43 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore hyper-parameters and state saved by ``state_dict`` (same parameter layout)."""
+        """Restore hyper-parameters and state saved by ``state_dict`` (same parameter layout). Everything is
+        checked first: on an error, the optimizer is left as it was."""
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups', as state_dict() makes")
         groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups) or any(
-                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+        if not isinstance(groups, (list, tuple)) or len(groups) != len(self.param_groups) or any(
+                not isinstance(a, dict) or len(a.get("params", ())) != len(b["params"])
+                for a, b in zip(groups, self.param_groups)):
             raise ValueError("load_state_dict: the saved parameter groups do not match this optimizer's "
-                             f"({[len(g['params']) for g in groups]} vs "
+                             f"({[len(g.get('params', ())) if isinstance(g, dict) else g for g in groups]} vs "
                              f"{[len(g['params']) for g in self.param_groups]} parameters)")
-        by_index = {}
+        by_index, hypers = {}, []
         for saved, own in zip(groups, self.param_groups):
             for i, p in zip(saved["params"], own["params"]):
                 by_index[i] = p
-            own.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = {}
-        for i, st in state_dict["state"].items():
-            p = by_index[int(i)]
-            restored = {}
-            for k, v in st.items():
-                if isinstance(v, Tensor):
-                    if v.shape != p.shape and v.numel() != 1:
-                        raise ValueError(f"load_state_dict: state {k!r} of shape {v.shape} does not fit parameter "
-                                         f"of shape {p.shape}")
-                    v = to_device(v.detach(), p._device).clone()
-                restored[k] = v
-            self.state[p] = restored
+            hyper = {**own, **{k: v for k, v in saved.items() if k != "params"}}
+            self._check_hyper(hyper)
+            hypers.append(hyper)
+        state = {}
+        for i, st in dict(state_dict["state"]).items():
+            p = by_index.get(i if not isinstance(i, str) else int(i) if i.isdigit() else i)
+            if p is None or not isinstance(st, dict):
+                raise ValueError(f"load_state_dict: state for parameter {i!r}, which no parameter group holds")
+            state[p] = {k: self._restored(k, v, p) for k, v in st.items()}
+        for own, hyper in zip(self.param_groups, hypers):
+            own.update(hyper)
+        self.state = state
+
+    @staticmethod
+    def _restored(key: str, v, p: Tensor):
+        """A saved state value for parameter ``p``: tensors checked against its shape and moved to its device."""
+        if not isinstance(v, Tensor):
+            return v
+        if v.shape != p.shape and v.numel() != 1:
+            raise ValueError(f"load_state_dict: state {key!r} of shape {v.shape} does not fit parameter "
+                             f"of shape {p.shape}")
+        return to_device(v.detach(), p._device).to(p.dtype).clone()
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..arguments import number
 from ..tensor import _wrap
 from .optimizer import Optimizer
 
@@ -12,12 +13,14 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"invalid SGD hyper-parameters: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
+
+    def _check_hyper(self, group: dict) -> None:
+        for key in ("lr", "momentum", "dampening", "weight_decay"):
+            number(group[key], key, "SGD", minimum=0.0 if key != "dampening" else None)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
 
     def _update(self, group: dict, params: list) -> None:
         k = params[0]._device.kernels
