@@ -34,12 +34,13 @@ class Device:
     Its ``kernels`` table is what every op on its tensors dispatches through.
     """
 
-    __slots__ = ("_name", "index", "kernels", "type")
+    __slots__ = ("_name", "checks", "index", "kernels", "type")
     _interned: typing.ClassVar[dict] = {}
 
     type: DeviceType
     index: int
     kernels: KernelTable
+    checks: list  # index checks queued for the next synchronisation (see ops/indices.py)
 
     def __new__(cls, spec: str | Device = "cpu", index: int | None = None) -> Device:
         if isinstance(spec, Device):  # never a key of _interned: a lookup would call Device.__eq__, hence Device()
@@ -79,6 +80,7 @@ class Device:
             dev.type = DeviceType(name)
             dev.index = index
             dev.kernels = REGISTRY.table(name)
+            dev.checks = []
             dev._name = name if name == "cpu" and index == 0 else f"{name}:{index}"
             count = dev.kernels.device_count
             if dev.kernels.reason is None and index >= count:
@@ -146,3 +148,6 @@ def synchronize(device=None) -> None:
     """Wait until work queued on ``device`` has finished (a no-op on synchronous devices such as cpu)."""
     dev = as_device(device)
     dev.kernels.synchronize(dev.index)
+    if dev.checks:
+        from .ops.indices import raise_pending
+        raise_pending(dev)

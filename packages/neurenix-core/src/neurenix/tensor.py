@@ -123,7 +123,11 @@ class Tensor:
     # -- conversion ------------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (sharing memory on host backends)."""
-        return self._device.kernels.to_numpy(self._data)
+        dev = self._device
+        if dev.checks:  # a synchronisation: index checks queued on the device report here
+            from .ops.indices import raise_pending
+            raise_pending(dev)
+        return dev.kernels.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()

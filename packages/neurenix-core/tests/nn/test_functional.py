@@ -118,7 +118,7 @@ def test_cross_entropy_errors():
 @pytest.mark.parametrize("bad", [3, 7, -1])
 @pytest.mark.parametrize("fn", [F.cross_entropy, F.nll_loss], ids=["cross_entropy", "nll_loss"])
 def test_class_index_out_of_range_names_index_and_count(fn, bad):
-    with pytest.raises(ValueError, match=rf"(?s)index {bad}\b.*\b3 classes"):
+    with pytest.raises(IndexError, match=rf"(?s)3 classes.*index {bad} is out of range"):
         fn(nx.zeros(4, 3), nx.tensor([0, 1, bad, 2]))
 
 
@@ -217,7 +217,7 @@ def test_one_hot_infers_num_classes():
 
 
 def test_one_hot_errors():
-    with pytest.raises(ValueError, match=r"index 5\b.*\b3 classes"):
+    with pytest.raises(IndexError, match=r"3 classes: index 5 is out of range"):
         F.one_hot(nx.tensor([0, 5]), 3)
     with pytest.raises(DTypeError):
         F.one_hot(nx.tensor([0.0, 1.0]), 2)

@@ -23,6 +23,7 @@ from ..ops import (
     unfold,
     unfold_batch,
 )
+from ..ops.indices import check as check_indices
 from ..ops.movement import pad as _pad_axes
 from ..ops.norm import batch_norm_train
 from ..ops.window import check_output, pair
@@ -249,11 +250,7 @@ def _class_range(c: int, device) -> Tensor:
 def _check_class_indices(target: Tensor, num_classes: int, op: str) -> None:
     if target._data.dtype.kind != "i":
         raise DTypeError(f"{op}: class-index targets must be int64, got {target.dtype}")
-    if target.device.type == "cpu" and target.numel():  # a free check where the values are on the host
-        lo, hi = int(target.numpy().min()), int(target.numpy().max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"{op}: target holds class index {lo if lo < 0 else hi}, but there are {num_classes} "
-                             f"classes (valid: 0..{num_classes - 1})")
+    check_indices(target._data, target._device, 0, num_classes, f"{op}: class-index target with {num_classes} classes")
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

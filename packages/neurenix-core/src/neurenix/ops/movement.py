@@ -11,6 +11,8 @@ from ..device import Device
 from ..errors import DeviceError, ShapeError
 from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote_pair, remember, sum_to
 from .elementwise import cast
+from .indices import check as check_indices
+from .indices import raise_pending
 from .reduce import normalize_dim
 
 
@@ -238,6 +240,7 @@ def normalize_key(x: Tensor, key) -> tuple:
                 out.extend(dev.kernels.from_numpy(nz.astype(np.int64), dev.index) for nz in np.nonzero(k.numpy()))
                 axis += k.ndim
             elif kind == "i":
+                check_indices(k._data, dev, -shape[axis], shape[axis], f"indexing axis {axis} of size {shape[axis]}")
                 out.append(k._data)
                 axis += 1
             else:
@@ -311,8 +314,15 @@ def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
 def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     """``out[i][j] = x[i][index[i][j]]`` along ``dim`` (PyTorch's gather), via integer-array indexing."""
     d = normalize_dim(dim, x.ndim, "gather")
+    if not isinstance(index, Tensor) or index._data.dtype.kind != "i":
+        raise IndexError(f"gather: index must be an int64 tensor, got {getattr(index, 'dtype', type(index).__name__)}")
     if index.ndim != x.ndim:
         raise ShapeError(f"gather: index of shape {index.shape} must have as many dims as x {x.shape}")
+    if any(n > x.shape[a] for a, n in enumerate(index.shape) if a != d):
+        raise ShapeError(f"gather: index of shape {index.shape} is larger than x {x.shape} outside dim {d}")
+    if index._device is not x._device:
+        raise device_mismatch("gather", x, index)
+    check_indices(index._data, x._device, 0, x.shape[d], f"gather along dim {d} of size {x.shape[d]}")
     key = []
     for axis, n in enumerate(index.shape):
         if axis == d:
@@ -410,6 +420,8 @@ def to_device(x: Tensor, device: Device) -> Tensor:
     """``x`` on ``device`` (``x`` itself if already there); gradients flow back across."""
     if device is x._device:
         return x
+    if x._device.checks:  # a synchronisation of x's device
+        raise_pending(x._device)
     host = x._device.kernels.to_numpy(x._data)
     arr = np.array(host, order="C", copy=True)
     out = _wrap(device.kernels.from_numpy(arr, device.index), device)

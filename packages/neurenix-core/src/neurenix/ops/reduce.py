@@ -101,11 +101,17 @@ def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return out
 
 
+def _nonempty(x: Tensor, axes: tuple, op: str) -> None:
+    """A max/min/argmax over ``axes`` needs at least one element along them (other axes may be empty)."""
+    shape = x._data.shape
+    if 0 in shape and builtins.any(shape[a] == 0 for a in axes):
+        raise ValueError(f"{op}: cannot reduce over a zero-size axis (shape {x.shape}, dims {axes})")
+
+
 def _extremum(kernel: str, name: str):
     def op(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         axes = normalize_axes(dim, x.ndim, kernel)
-        if x.numel() == 0:
-            raise ValueError(f"{kernel}: cannot reduce an empty tensor of shape {x.shape}")
+        _nonempty(x, axes, kernel)
         out = _wrap(getattr(x._device.kernels, kernel)(x._data, axes, keepdim), x._device)
         if x.requires_grad and grad_state.enabled:
             shape = x.shape
@@ -128,9 +134,8 @@ amin = _extremum("min", "Amin")
 
 def _arg(kernel: str):
     def op(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        if x.numel() == 0:
-            raise ValueError(f"{kernel}: cannot reduce an empty tensor of shape {x.shape}")
         k = x._device.kernels
+        _nonempty(x, _all_axes(x.ndim) if dim is None else (normalize_dim(dim, x.ndim, kernel),), kernel)
         if dim is None:
             flat = k.reshape(x._data, (x.numel(),))
             idx = getattr(k, kernel)(flat, 0, False)
@@ -190,6 +195,8 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     """``log(sum(exp(x), dim))``, computed without overflow."""
     x = _float(x, "logsumexp")
     axes = normalize_axes(dim, x.ndim, "logsumexp")
+    if x.numel() == 0:  # log(0) = -inf over empty axes, as in PyTorch; empty where other axes are
+        return log(sum(exp(x), axes, keepdim))
     m = amax(x.detach(), axes, keepdim=True)  # any shift gives the same value and gradient
     out = log(sum(exp(x - m), axes, keepdim=True)) + m
     return out if keepdim else out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
@@ -199,6 +206,8 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``dim``."""
     x = _float(x, "softmax")
     axis = normalize_dim(dim, x.ndim, "softmax")
+    if x.numel() == 0:
+        return x * 1.0  # nothing to normalise (kernels need not handle empty rows)
     out = _wrap(x._device.kernels.softmax(x._data, axis), x._device)
     if x.requires_grad and grad_state.enabled:
         record(out, "Softmax", (x,), lambda g, o: (
@@ -212,6 +221,8 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     """``log(softmax(x))`` along ``dim``, computed stably."""
     x = _float(x, "log_softmax")
     axis = normalize_dim(dim, x.ndim, "log_softmax")
+    if x.numel() == 0:
+        return x * 1.0
     out = _wrap(x._device.kernels.log_softmax(x._data, axis), x._device)
     if x.requires_grad and grad_state.enabled:
         record(out, "LogSoftmax", (x,), lambda g, o: (
