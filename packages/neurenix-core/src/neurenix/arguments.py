@@ -7,6 +7,7 @@ The checks return the argument normalised (an ``int``, a ``float``, a tuple), so
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 
@@ -75,4 +76,29 @@ def choice(value, name: str, op: str, options: tuple):
     return value
 
 
-__all__ = ["choice", "integer", "number", "pair", "shape"]
+def tensor(value, name: str, op: str):
+    """``value`` if it is a Tensor, else a TypeError naming ``op`` and ``name``."""
+    from .tensor import Tensor
+
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def tensor_first(fn):
+    """``fn``, an op whose first argument is a tensor, as the functional API offers it (``neurenix.exp``,
+    ``F.relu``): anything else there is a TypeError naming the op. (Tensor methods call the op itself.)"""
+    from .tensor import Tensor
+
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def checked(x, *args, **kwargs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__} {x!r:.40}; "
+                            "make one with neurenix.tensor(...)")
+        return fn(x, *args, **kwargs)
+    return checked
+
+
+__all__ = ["choice", "integer", "number", "pair", "shape", "tensor", "tensor_first"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import creation
-from ..arguments import choice, integer, number
+from ..arguments import choice, integer, number, tensor_first
+from ..arguments import tensor as _tensor
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import (
@@ -30,6 +31,9 @@ from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
 
+relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear = (
+    tensor_first(f) for f in (relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear))
+
 __all__ = [
     "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "fold",
     "l1_loss", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad",
@@ -54,6 +58,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     A weight (T, O, C/groups, kh, kw) with bias (T, O) holds one filter bank per task: the N rows of
     ``input`` are then T tasks one after another, task t convolved with its own weights (see nn.tasks).
     """
+    _tensor(input, "input", "conv2d"), _tensor(weight, "weight", "conv2d")
+    if bias is not None:
+        _tensor(bias, "bias", "conv2d")
     per_task = weight.ndim == 5
     if input.ndim != 4 or weight.ndim not in (4, 5):
         raise ShapeError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got {input.shape} "
@@ -103,6 +110,7 @@ def _conv_product(weight: Tensor, bias: Tensor | None, cols: Tensor, n: int, t: 
 
 
 def _pool_windows(input: Tensor, kernel_size, stride, padding, dilation, pad_value: float, op: str):
+    _tensor(input, "input", op)
     if input.ndim not in (3, 4):
         raise ShapeError(f"{op}: expected an (N, C, H, W) or (C, H, W) input, got shape {input.shape}")
     x = input if input.ndim == 4 else input.unsqueeze(0)
@@ -123,6 +131,7 @@ def _pool_windows(input: Tensor, kernel_size, stride, padding, dilation, pad_val
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
     """Max over sliding windows (padding counts as -inf)."""
+    _tensor(input, "input", "max_pool2d")
     if ceil_mode:
         raise NotImplementedError("max_pool2d: ceil_mode=True is not supported")
     if input.ndim not in (3, 4):
@@ -147,6 +156,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 
 def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
     """PyTorch-style padding: ``pad`` lists (before, after) pairs from the last axis backwards."""
+    _tensor(input, "input", "pad")
     if mode != "constant":
         raise NotImplementedError(f"pad: only mode='constant' is supported, not {mode!r}")
     if not isinstance(pad, (tuple, list)) or len(pad) % 2 or len(pad) // 2 > input.ndim:
@@ -175,6 +185,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     With ``tasks=T`` the N rows are T tasks one after another (see nn.tasks): statistics are taken per
     task, ``weight``/``bias`` may be (T, C), and the running ones move by the mean over tasks.
     """
+    _tensor(input, "input", "batch_norm")
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected (N, C, ...) input, got shape {input.shape}")
     t, lead = max(tasks, 1), 1 if tasks else 0  # with tasks, x is (T, N/T, C, ...): channels on axis 2
@@ -226,6 +237,7 @@ def _fusable(x: Tensor, *params) -> bool:
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (only in training)."""
+    _tensor(input, "input", "dropout")
     p = number(p, "p (a probability)", "dropout", minimum=0.0, maximum=1.0)
     if not training or p == 0.0:
         return input
@@ -255,6 +267,7 @@ def _check_class_indices(target: Tensor, num_classes: int, op: str) -> None:
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """Class indices (int64) -> one-hot rows (int64), with a new last axis of ``num_classes``."""
+    _tensor(tensor, "tensor", "one_hot")
     if num_classes < 0:
         if tensor.device.type != "cpu":
             raise ValueError("one_hot: give num_classes for tensors off the host")

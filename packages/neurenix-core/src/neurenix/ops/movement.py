@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as _dt
+from ..arguments import integer
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..device import Device
@@ -29,9 +30,12 @@ _reshape_cache: dict = {}
 def _resolve_shape(old: tuple, new: tuple) -> tuple:
     """``new`` with its -1 filled in; a ShapeError if the sizes do not match."""
     key = (old, new)
-    out = _reshape_cache.get(key)
+    try:
+        out = _reshape_cache.get(key)
+    except TypeError:  # unhashable sizes: not ints, which integer() below says
+        out, key = None, None
     if out is None:
-        new = tuple(int(s) for s in new)
+        new = tuple(integer(s, "shape", "reshape") for s in new)
         n = 1
         for s in old:
             n *= s
@@ -48,7 +52,8 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
             m *= s
         if m != n or (holes and known == 0):
             raise ShapeError(f"reshape: cannot reshape a tensor of shape {old} ({n} elements) into {new}")
-        remember(_reshape_cache, key, out)
+        if key is not None:
+            remember(_reshape_cache, key, out)
     return out
 
 
@@ -71,9 +76,12 @@ _perm_cache: dict = {}
 def _permutation(dims: tuple, ndim: int) -> tuple:
     """``dims`` checked and made non-negative, with its inverse; (None, None) for the identity."""
     key = (dims, ndim)
-    hit = _perm_cache.get(key)
+    try:
+        hit = _perm_cache.get(key)
+    except TypeError:  # unhashable dims: not ints, which normalize_dim says
+        hit = None
     if hit is None:
-        perm = tuple(normalize_dim(int(d), ndim, "permute") for d in dims)
+        perm = tuple(normalize_dim(d, ndim, "permute") for d in dims)
         if sorted(perm) != list(range(ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the axes of a {ndim}-dimensional tensor")
         inverse = tuple(int(i) for i in np.argsort(perm))
@@ -337,11 +345,22 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
 # -- joining and padding ----------------------------------------------------------------------------
 
 
-def cat(tensors, dim: int = 0) -> Tensor:
-    """Join tensors along an existing axis ``dim``."""
+def _tensor_list(tensors, op: str) -> list:
+    """``tensors`` (a sequence of tensors) as a non-empty list, or a clear error."""
+    if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{op}: expected a sequence of tensors, got {type(tensors).__name__}")
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("cat: expected a non-empty sequence of tensors")
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: item {i} is a {type(t).__name__}, not a Tensor")
+    return tensors
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing axis ``dim``."""
+    tensors = _tensor_list(tensors, "cat")
     first = tensors[0]
     for t in tensors[1:]:
         if t._device is not first._device:
@@ -376,9 +395,7 @@ def _common_dtype(tensors):
 
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis ``dim``."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty sequence of tensors")
+    tensors = _tensor_list(tensors, "stack")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ShapeError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
