@@ -364,10 +364,13 @@ def _to_buffer(data, dtype, device: Device):
         dt = _dt.as_dtype(dtype) if dtype is not None else _dt.from_numpy_kind(data.dtype)
         arr = np.array(data, dtype=dt.np, order="C", copy=True)
     else:
-        arr = np.array(data)
+        try:
+            arr = np.array(data)
+        except (ValueError, OverflowError):  # ragged nesting, or an int too large for NumPy
+            arr = np.array(None)
         if arr.dtype == object:
-            raise TypeError(f"cannot make a tensor from {type(data).__name__} {data!r:.80}: expected numbers, "
-                            "nested lists of equal lengths, or an array")
+            raise TypeError(f"cannot make a tensor from {type(data).__name__} {data!r:.80}: expected numbers (ints "
+                            "within int64), nested lists of equal lengths, or an array")
         if dtype is not None:
             dt = _dt.as_dtype(dtype)
         elif arr.dtype.kind == "f":

@@ -12,9 +12,14 @@ _RELEASED = ("the graph was already freed by an earlier backward pass; pass reta
 
 
 def _as_tuple(x) -> tuple:
+    """None, a tensor, or any iterable of them (a list, ``model.parameters()``, a dict's values) as a tuple."""
+    from ..tensor import Tensor
+
     if x is None:
         return ()
-    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+    if isinstance(x, Tensor) or not hasattr(x, "__iter__"):
+        return (x,)
+    return tuple(x)
 
 
 def _seeds(outputs: tuple, grad_outputs: tuple) -> list:

@@ -211,6 +211,8 @@ def normalize_key(x: Tensor, key) -> tuple:
         elif isinstance(k, Tensor) and k.ndim == 0 and k._data.dtype.kind == "i":
             k = int(k.item()) if k._device is dev else k
         items.append(k)
+    if sum(k is Ellipsis for k in items) > 1:
+        raise IndexError(f"an index can have only one ellipsis (...), got {key}")
     used = 0
     for k in items:
         if isinstance(k, Tensor) and k._data.dtype.kind == "b":
