@@ -15,6 +15,7 @@ import pytest
 
 import neurenix as nx
 from neurenix import DeviceError, DTypeError, InPlaceError, ShapeError
+from neurenix.testing.errors import raised_inside
 
 F = nx.nn.functional
 nan, inf = math.nan, math.inf
@@ -322,16 +323,6 @@ def _load_bad_lr():
     state["param_groups"][0]["lr"] = -1.0
     opt.load_state_dict(state)
     assert opt.param_groups[0]["lr"] == 0.1  # never reached: the load raises, and changes nothing
-
-
-def raised_inside(e: BaseException) -> bool:
-    """Whether ``e`` was raised outside neurenix's code (NumPy, the standard library...)."""
-    frames = []
-    tb = e.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame.f_code.co_filename)
-        tb = tb.tb_next
-    return "neurenix" not in frames[-1].replace("\\", "/").split("/site-packages/")[-1] if frames else False
 
 
 @pytest.mark.parametrize("name", CASES)

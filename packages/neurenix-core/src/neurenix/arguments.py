@@ -11,6 +11,8 @@ import functools
 import math
 import operator
 
+import numpy as np
+
 
 def integer(value, name: str, op: str, minimum: int | None = None) -> int:
     """``value`` as an int (ints, NumPy integers and one-element integer tensors are accepted), at least
@@ -47,6 +49,36 @@ def number(value, name: str, op: str, minimum: float | None = None, maximum: flo
     return v
 
 
+def boolean(value, name: str, op: str) -> bool:
+    """``value`` as a bool: a bool, a NumPy bool, or the int 0 or 1."""
+    if isinstance(value, (bool, np.bool_)) or (type(value) is int and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be True or False, got {type(value).__name__} {value!r:.40}")
+
+
+def int64(value, name: str, op: str) -> int:
+    """``value`` as an int within int64's range."""
+    v = integer(value, name, op)
+    if not -2 ** 63 <= v < 2 ** 63:
+        raise ValueError(f"{op}: {name} must fit int64, got {v}")
+    return v
+
+
+def fill_value(value, op: str):
+    """A fill value: a Python or NumPy number (or bool), or a one-element tensor's value."""
+    from .tensor import Tensor
+
+    if isinstance(value, Tensor):
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if type(value) not in (bool, int, float):
+        raise TypeError(f"{op}: the fill value must be a number, got {type(value).__name__} {value!r:.40}")
+    if type(value) is int:
+        int64(value, "the fill value", op)
+    return value
+
+
 def shape(sizes, op: str) -> tuple:
     """``f(2, 3)`` or ``f((2, 3))`` or ``f([2, 3])`` as a tuple of non-negative ints."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
@@ -56,6 +88,9 @@ def shape(sizes, op: str) -> tuple:
     out = tuple(integer(s, "size", op) for s in sizes)
     if any(s < 0 for s in out):
         raise ValueError(f"{op}: sizes must be non-negative, got {out}")
+    n = math.prod(out)
+    if n >= 2 ** 60 or any(s >= 2 ** 60 for s in out):  # more bytes than 64-bit addresses reach (NumPy's limit)
+        raise ValueError(f"{op}: a tensor of shape {out} would have {n} elements, more than any device holds")
     return out
 
 
@@ -101,4 +136,4 @@ def tensor_first(fn):
     return checked
 
 
-__all__ = ["choice", "integer", "number", "pair", "shape", "tensor", "tensor_first"]
+__all__ = ["boolean", "choice", "fill_value", "int64", "integer", "number", "pair", "shape", "tensor", "tensor_first"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import arguments
 from . import dtypes as _dt
 from . import random as _random
-from .arguments import integer, number
+from .arguments import int64, integer, number
 from .arguments import shape as _shape
 from .device import Device, as_device
 from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
@@ -20,6 +21,7 @@ def _from_host(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of shape ``size`` filled with ``fill_value`` (dtype inferred from it if not given)."""
+    fill_value = arguments.fill_value(fill_value, "full")
     dt = _dt.as_dtype(dtype) if dtype is not None else _dt.scalar_dtype(fill_value)
     dev = as_device(device)
     t = _wrap(dev.kernels.full(_shape((size,), "full"), fill_value, dt.np, dev.index), dev)
@@ -69,6 +71,7 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bo
     dt = _dt.as_dtype(dtype or _dt.default_float)
     n = integer(n, "n", "eye", minimum=0)
     m = n if m is None else integer(m, "m", "eye", minimum=0)
+    _shape((n, m), "eye")
     return _from_host(np.eye(n, m, dtype=dt.np), device, requires_grad)
 
 
@@ -98,7 +101,7 @@ def randint(low: int, high: int | None = None, size=(), dtype=None, device=None)
         low, high, size = 0, low, high
     elif high is None:
         low, high = 0, low
-    low, high = integer(low, "low", "randint"), integer(high, "high", "randint")
+    low, high = int64(low, "low", "randint"), int64(high, "high", "randint")
     if low >= high:
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
     dt = _dt.as_dtype(dtype or _dt.int64)
@@ -109,6 +112,7 @@ def randint(low: int, high: int | None = None, size=(), dtype=None, device=None)
 def randperm(n: int, device=None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64)."""
     n = integer(n, "n", "randperm", minimum=0)
+    _shape((n,), "randperm")
     return _from_host(_random.generator().permutation(n).astype(np.int64), device, False)
 
 

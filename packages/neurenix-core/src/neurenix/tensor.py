@@ -255,10 +255,10 @@ class Tensor:
         return self._assign("fill_", lambda old: full_like(old, value))
 
     def add_(self, other, alpha=1) -> Tensor:
-        return self._assign("add_", lambda old: old + (other if alpha == 1 else other * alpha))
+        return self._assign("add_", lambda old: old + (other if alpha == 1 else other * _alpha(alpha, "add_")))
 
     def sub_(self, other, alpha=1) -> Tensor:
-        return self._assign("sub_", lambda old: old - (other if alpha == 1 else other * alpha))
+        return self._assign("sub_", lambda old: old - (other if alpha == 1 else other * _alpha(alpha, "sub_")))
 
     def mul_(self, other) -> Tensor:
         return self._assign("mul_", lambda old: old * other)
@@ -292,6 +292,13 @@ def _wrap(data, device: Device) -> Tensor:
     t._node = None
     t._version = 0
     return t
+
+
+def _alpha(alpha, op: str):
+    if type(alpha) not in (int, float, bool):
+        from .arguments import number
+        return number(alpha, "alpha", op, finite=False)
+    return alpha
 
 
 def _view_error(op: str) -> InPlaceError:
@@ -387,6 +394,9 @@ def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> T
 
 
 def full_like(x: Tensor, value, dtype=None, device=None) -> Tensor:
+    if type(value) not in (int, float, bool):
+        from .arguments import fill_value
+        value = fill_value(value, "full_like")
     dev = x._device if device is None else Device(device)
     npd = x._data.dtype if dtype is None else _dt.as_dtype(dtype).np
     return _wrap(dev.kernels.full(x.shape, value, npd, dev.index), dev)

@@ -155,6 +155,9 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     seeds = _seeds(_as_tuple(tensors), _as_tuple(grad_tensors))
     retain = create_graph if retain_graph is None else retain_graph
     inputs = _as_tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not getattr(t, "requires_grad", False) or not hasattr(t, "_node"):
+            raise RuntimeError(f"backward: inputs[{i}] ({type(t).__name__}) is not a tensor that requires grad")
     grads = _run(seeds, inputs, retain, create_graph)
     targets = inputs or [s for s, _ in grads.values() if type(s) is not Node]
     for t in targets:

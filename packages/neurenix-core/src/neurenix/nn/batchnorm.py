@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import creation
 from .. import dtypes as _dt
-from ..arguments import integer, number
+from ..arguments import integer, number, tensor
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import functional as F
@@ -40,6 +40,7 @@ class _BatchNorm(Module):
                 self.register_buffer(name, None)
 
     def forward(self, x: Tensor) -> Tensor:
+        tensor(x, "input", type(self).__name__)
         if x.ndim not in self._input_dims or x.shape[1] != self.num_features:
             raise ShapeError(f"{type(self).__name__}({self.num_features}): expected input of {self._input_dims} "
                              f"dimensions with {self.num_features} channels on axis 1, got shape {x.shape}")

@@ -31,8 +31,8 @@ from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
 
-relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear = (
-    tensor_first(f) for f in (relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear))
+relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear, unfold, fold = (
+    tensor_first(f) for f in (relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear, unfold, fold))
 
 __all__ = [
     "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "fold",
@@ -186,6 +186,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     task, ``weight``/``bias`` may be (T, C), and the running ones move by the mean over tasks.
     """
     _tensor(input, "input", "batch_norm")
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None:
+            _tensor(t, name, "batch_norm")
+    momentum, eps = number(momentum, "momentum", "batch_norm"), number(eps, "eps", "batch_norm", above=0.0)
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected (N, C, ...) input, got shape {input.shape}")
     t, lead = max(tasks, 1), 1 if tasks else 0  # with tasks, x is (T, N/T, C, ...): channels on axis 2

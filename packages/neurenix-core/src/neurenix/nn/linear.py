@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .. import creation
-from ..arguments import integer
+from ..arguments import integer, tensor
 from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init
@@ -71,7 +71,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return flatten(x, self.start_dim, self.end_dim)
+        return flatten(tensor(x, "input", "Flatten"), self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

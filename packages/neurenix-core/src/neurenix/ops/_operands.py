@@ -89,6 +89,8 @@ def promote_scalar(t: Tensor, s, floating: bool) -> Tensor:
     npd = t._data.dtype
     if npd.kind == "f":
         return t
+    if type(s) is int and not -2 ** 63 <= s < 2 ** 63:
+        raise ValueError(f"the number {s} does not fit the int64 operand it meets (it would overflow)")
     npd = _dt.SCALAR_PROMOTE[(npd, type(s))]
     if floating and npd.kind != "f":
         npd = _F32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import dtypes as _dt
+from ..arguments import tensor
 from . import elementwise as ew
 from . import linalg, movement, reduce
 
@@ -35,16 +36,16 @@ METHODS = {
     "transpose": movement.transpose, "expand": movement.expand, "unsqueeze": movement.unsqueeze,
     "squeeze": movement.squeeze, "flatten": movement.flatten, "unflatten": movement.unflatten,
     "gather": movement.gather, "index_put": movement.index_put,
-    "expand_as": lambda x, other: movement.expand(x, other.shape),
-    "view_as": lambda x, other: movement.reshape(x, other.shape),
-    "reshape_as": lambda x, other: movement.reshape(x, other.shape),
+    "expand_as": lambda x, other: movement.expand(x, tensor(other, "other", "expand_as").shape),
+    "view_as": lambda x, other: movement.reshape(x, tensor(other, "other", "view_as").shape),
+    "reshape_as": lambda x, other: movement.reshape(x, tensor(other, "other", "reshape_as").shape),
     # linear algebra
     "matmul": linalg.matmul,
     # dtype and device
     "to": movement.to, "clone": movement.clone, "cpu": lambda x: movement.to(x, "cpu"),
     "float": lambda x: ew.cast(x, _dt.float32), "double": lambda x: ew.cast(x, _dt.float64),
     "long": lambda x: ew.cast(x, _dt.int64), "bool": lambda x: ew.cast(x, _dt.bool_),
-    "type_as": lambda x, other: ew.cast(x, other.dtype),
+    "type_as": lambda x, other: ew.cast(x, tensor(other, "other", "type_as").dtype),
 }
 
 PROPERTIES = {"T": movement.T, "mT": movement.mT}

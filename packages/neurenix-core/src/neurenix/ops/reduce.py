@@ -6,7 +6,7 @@ import builtins
 from collections import namedtuple
 
 from .. import dtypes as _dt
-from ..arguments import integer
+from ..arguments import boolean, integer
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError
@@ -79,6 +79,8 @@ def _float(x: Tensor, op: str) -> Tensor:
 
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (all axes if None). Bool and int64 sums are int64."""
+    if keepdim is not False and keepdim is not True:
+        keepdim = boolean(keepdim, "keepdim", "sum")
     axes = normalize_axes(dim, len(x._data.shape), "sum") if dim is not None else _all_axes(len(x._data.shape))
     out = _wrap(x._device.kernels.sum(x._data, axes, keepdim), x._device)
     if x.requires_grad and grad_state.enabled:
@@ -89,6 +91,8 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
 
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim`` (all axes if None); integer inputs give float32."""
+    if keepdim is not False and keepdim is not True:
+        keepdim = boolean(keepdim, "keepdim", "mean")
     x = _float(x, "mean")
     axes = normalize_axes(dim, len(x._data.shape), "mean")
     out = _wrap(x._device.kernels.mean(x._data, axes, keepdim), x._device)
@@ -110,6 +114,8 @@ def _nonempty(x: Tensor, axes: tuple, op: str) -> None:
 
 def _extremum(kernel: str, name: str):
     def op(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+        if keepdim is not False and keepdim is not True:
+            keepdim = boolean(keepdim, "keepdim", kernel)
         axes = normalize_axes(dim, x.ndim, kernel)
         _nonempty(x, axes, kernel)
         out = _wrap(getattr(x._device.kernels, kernel)(x._data, axes, keepdim), x._device)
@@ -134,6 +140,8 @@ amin = _extremum("min", "Amin")
 
 def _arg(kernel: str):
     def op(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        if keepdim is not False and keepdim is not True:
+            keepdim = boolean(keepdim, "keepdim", kernel)
         k = x._device.kernels
         _nonempty(x, _all_axes(x.ndim) if dim is None else (normalize_dim(dim, x.ndim, kernel),), kernel)
         if dim is None:
