@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ..errors import BackendError, DeviceError
-from . import hookspecs, numpy_backend
+from . import checking, hookspecs, numpy_backend
 from .backend import Backend
 from .kernels import DEFAULTS, KERNEL_API_VERSION, KERNELS, REQUIRED
 
@@ -31,9 +31,10 @@ class KernelTable:
     """The kernels of one device type, one attribute per kernel.
 
     Besides the kernels it has ``device_type``, ``reason`` (None, or why the type cannot run),
-    ``providers`` (kernel -> backend name), ``device_count`` and ``dtypes`` (those the top backend
-    handles). A table whose device type cannot run has no kernel attributes: touching one raises a
-    DeviceError that says why. Tables are updated in place when plugins are (un)registered.
+    ``providers`` (kernel -> backend name), ``offers`` (kernel -> the names of every usable backend that
+    provides it, the one used first), ``device_count`` and ``dtypes`` (those the top backend handles).
+    A table whose device type cannot run has no kernel attributes: touching one raises a DeviceError
+    that says why. Tables are updated in place when plugins are (un)registered.
     """
 
     def __init__(self, device_type: str):
@@ -46,9 +47,9 @@ class KernelTable:
         raise DeviceError(f"device type {self.device_type!r} cannot run ({name!r} requested): {self.reason}")
 
     def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None,
-              dtypes: tuple = ()) -> None:
+              dtypes: tuple = (), offers: dict | None = None) -> None:
         meta = {"device_type": self.device_type, "reason": reason, "providers": providers,
-                "device_count": device_count, "dtypes": dtypes}
+                "device_count": device_count, "dtypes": dtypes, "offers": offers or {}}
         self.__dict__.clear()
         self.__dict__.update(kernels)
         self.__dict__.update(meta)
@@ -180,7 +181,7 @@ class _Registry:
             why = "; ".join(reasons) if reasons else f"no backend for it is installed ({hint})"
             table._fill({}, {}, 0, why)
             return
-        kernels, providers = {}, {}
+        kernels, providers, offers = {}, {}, {}
         for b in usable:
             try:
                 offered = b.kernels().items()
@@ -188,6 +189,8 @@ class _Registry:
                 self.reasons[b] = f"listing its kernels raised {e!r}"
                 return self._resolve(device_type)
             for name, fn in offered:
+                if name in KERNELS:
+                    offers.setdefault(name, []).append(b.name)
                 if name in KERNELS and name not in kernels:
                     kernels[name], providers[name] = fn, b.name
         try:
@@ -199,7 +202,9 @@ class _Registry:
         if missing:
             table._fill({}, {}, 0, f"backends {[b.name for b in usable]} lack required kernels: {', '.join(missing)}")
             return
-        table._fill(kernels, providers, count, None, tuple(usable[0].dtypes))
+        if checking.enabled():
+            kernels = {n: checking.checked(n, fn, providers[n], kernels["to_numpy"]) for n, fn in kernels.items()}
+        table._fill(kernels, providers, count, None, tuple(usable[0].dtypes), offers)
         for b in usable:
             self.apply_threads(b)
         for name, build in DEFAULTS.items():  # compose the optional kernels nobody provides
@@ -297,3 +302,13 @@ def get_num_threads() -> int:
 def list_backends() -> list[BackendStatus]:
     """Every installed backend, whether it can run here and, if not, why."""
     return REGISTRY.statuses()
+
+
+def kernel_providers(device_type: str) -> dict[str, list[str]]:
+    """Which backend serves each kernel of ``device_type``: kernel -> the names of the usable backends that
+    provide it, the one used first (a lower one is overridden); ``["core (composed)"]`` for an optional
+    kernel no backend provides. Empty if the device type cannot run."""
+    table = REGISTRY.table(device_type)
+    if table.reason is not None:
+        return {}
+    return {name: table.offers.get(name) or [table.providers[name]] for name in sorted(table.providers)}
