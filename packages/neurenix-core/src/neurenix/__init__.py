@@ -82,14 +82,12 @@ from .ops import (
 from .random import manual_seed
 from .tensor import Tensor, full_like, ones_like, tensor, zeros_like
 
-# the functional API names a non-tensor first argument in its TypeError (Tensor methods are the ops themselves)
-(abs, all, amax, amin, any, argmax, argmin, clamp, cos, exp, flatten, gather, log, log_softmax, logsumexp, max,  # noqa: A001
- mean, min, permute, relu, reshape, sigmoid, sign, sin, softmax, sqrt, squeeze, std, sum, tanh, transpose,  # noqa: A001
- unsqueeze, var, full_like, ones_like, zeros_like, rand_like, randn_like) = (
-    _arguments.tensor_first(f) for f in (
-        abs, all, amax, amin, any, argmax, argmin, clamp, cos, exp, flatten, gather, log, log_softmax, logsumexp, max,
-        mean, min, permute, relu, reshape, sigmoid, sign, sin, softmax, sqrt, squeeze, std, sum, tanh, transpose,
-        unsqueeze, var, full_like, ones_like, zeros_like, rand_like, randn_like))
+# the functional API names a non-tensor first argument in a TypeError: the hot ops (elementwise, sum, mean,
+# max, softmax, reshape, permute...) say it themselves at no cost; these others through a wrapper
+(all, any, clamp, flatten, gather, max, min, squeeze, transpose, unsqueeze, full_like, ones_like,  # noqa: A001
+ zeros_like, rand_like, randn_like) = (_arguments.tensor_first(f) for f in (
+    all, any, clamp, flatten, gather, max, min, squeeze, transpose, unsqueeze, full_like, ones_like, zeros_like,
+    rand_like, randn_like))
 
 bool = bool_  # noqa: A001 - PyTorch's name: neurenix.bool
 float = float32  # noqa: A001

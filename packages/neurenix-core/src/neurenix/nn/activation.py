@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..ops import log_softmax, relu, sigmoid, softmax, tanh
 from ..tensor import Tensor
-from .functional import log_softmax, relu, sigmoid, softmax, tanh  # (they name a non-tensor input)
 from .module import Module
 
 

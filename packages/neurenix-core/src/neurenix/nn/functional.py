@@ -31,8 +31,7 @@ from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
 
-relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear, unfold, fold = (
-    tensor_first(f) for f in (relu, sigmoid, tanh, softmax, log_softmax, logsumexp, linear, unfold, fold))
+unfold, fold = (tensor_first(f) for f in (unfold, fold))  # (the other ops name a non-tensor themselves)
 
 __all__ = [
     "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "fold",

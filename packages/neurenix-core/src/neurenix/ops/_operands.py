@@ -36,6 +36,12 @@ def as_tensor_like(v, like: Tensor) -> Tensor:
     raise TypeError(f"unsupported operand type {type(v).__name__} for a tensor op")
 
 
+def not_a_tensor(op: str, x) -> TypeError:
+    """The error for a non-tensor where op ``op`` takes a tensor. Ops raise it from an ``except
+    AttributeError`` around their first use of the operand: a check that costs nothing when it passes."""
+    return TypeError(f"{op}: expected a Tensor, got {type(x).__name__} {x!r:.40}; make one with neurenix.tensor(...)")
+
+
 def device_mismatch(op: str, a: Tensor, b: Tensor) -> DeviceError:
     return DeviceError(f"{op}: operands are on different devices, {a._device} and {b._device}; "
                        "move one with .to(device)")

@@ -15,6 +15,7 @@ from ._operands import (
     broadcast_shapes,
     device_mismatch,
     needs_grad,
+    not_a_tensor,
     prepare,
     sum_to,
 )
@@ -118,10 +119,14 @@ def _unary(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
     ``floating`` op are first cast to the default float."""
 
     def op(x: Tensor) -> Tensor:
-        if x._data.dtype.kind != "f":
+        try:
+            kind = x._data.dtype.kind
+        except AttributeError:
+            raise not_a_tensor(kernel, x) from None
+        if kind != "f":
             if floating:
                 x = cast(x, _dt.default_float)
-            elif x._data.dtype.kind == "b":
+            elif kind == "b":
                 raise DTypeError(f"{kernel}: not defined for bool tensors")
         out = _wrap(getattr(x._device.kernels, kernel)(x._data), x._device)
         if vjp is not None and x.requires_grad and grad_state.enabled:

@@ -10,7 +10,16 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..device import Device
 from ..errors import DeviceError, ShapeError
-from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote_pair, remember, sum_to
+from ._operands import (
+    Tensor,
+    _wrap,
+    broadcast_shapes,
+    device_mismatch,
+    not_a_tensor,
+    promote_pair,
+    remember,
+    sum_to,
+)
 from .elementwise import cast
 from .indices import check as check_indices
 from .indices import raise_pending
@@ -59,7 +68,11 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
 
 def reshape(x: Tensor, *shape) -> Tensor:
     """The same elements in a new shape (one entry may be -1)."""
-    shape = _resolve_shape(x._data.shape, _shape_arg(shape))
+    try:
+        old = x._data.shape
+    except AttributeError:
+        raise not_a_tensor("reshape", x) from None
+    shape = _resolve_shape(old, _shape_arg(shape))
     if shape == x._data.shape:
         return x
     out = _wrap(x._device.kernels.reshape(x._data, shape), x._device)
@@ -99,7 +112,11 @@ def _permute(x: Tensor, perm: tuple, inverse: tuple) -> Tensor:
 
 def permute(x: Tensor, *dims) -> Tensor:
     """Reorder the axes: output axis i is input axis ``dims[i]``."""
-    perm, inverse = _permutation(_shape_arg(dims), len(x._data.shape))
+    try:
+        nd = len(x._data.shape)
+    except AttributeError:
+        raise not_a_tensor("permute", x) from None
+    perm, inverse = _permutation(_shape_arg(dims), nd)
     return x if perm is None else _permute(x, perm, inverse)
 
 

@@ -10,7 +10,7 @@ from ..arguments import boolean, integer
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError
-from ._operands import Tensor, _wrap, remember
+from ._operands import Tensor, _wrap, not_a_tensor, remember
 from .elementwise import cast, exp, log, sqrt
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
@@ -69,7 +69,10 @@ def _expand_back(g: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
 
 
 def _float(x: Tensor, op: str) -> Tensor:
-    kind = x._data.dtype.kind
+    try:
+        kind = x._data.dtype.kind
+    except AttributeError:
+        raise not_a_tensor(op, x) from None
     if kind == "f":
         return x
     if kind == "b" and op != "mean":
@@ -81,7 +84,11 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
     """Sum over ``dim`` (all axes if None). Bool and int64 sums are int64."""
     if keepdim is not False and keepdim is not True:
         keepdim = boolean(keepdim, "keepdim", "sum")
-    axes = normalize_axes(dim, len(x._data.shape), "sum") if dim is not None else _all_axes(len(x._data.shape))
+    try:
+        nd = len(x._data.shape)
+    except AttributeError:
+        raise not_a_tensor("sum", x) from None
+    axes = normalize_axes(dim, nd, "sum") if dim is not None else _all_axes(nd)
     out = _wrap(x._device.kernels.sum(x._data, axes, keepdim), x._device)
     if x.requires_grad and grad_state.enabled:
         shape = x.shape
@@ -116,7 +123,10 @@ def _extremum(kernel: str, name: str):
     def op(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         if keepdim is not False and keepdim is not True:
             keepdim = boolean(keepdim, "keepdim", kernel)
-        axes = normalize_axes(dim, x.ndim, kernel)
+        try:
+            axes = normalize_axes(dim, len(x._data.shape), kernel)
+        except AttributeError:
+            raise not_a_tensor(kernel, x) from None
         _nonempty(x, axes, kernel)
         out = _wrap(getattr(x._device.kernels, kernel)(x._data, axes, keepdim), x._device)
         if x.requires_grad and grad_state.enabled:
@@ -142,7 +152,10 @@ def _arg(kernel: str):
     def op(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if keepdim is not False and keepdim is not True:
             keepdim = boolean(keepdim, "keepdim", kernel)
-        k = x._device.kernels
+        try:
+            k = x._device.kernels
+        except AttributeError:
+            raise not_a_tensor(kernel, x) from None
         _nonempty(x, _all_axes(x.ndim) if dim is None else (normalize_dim(dim, x.ndim, kernel),), kernel)
         if dim is None:
             flat = k.reshape(x._data, (x.numel(),))
