@@ -105,8 +105,19 @@ def init(comm: Any = None) -> None:
     if comm is not None and comm.Get_size() > 1:
         _watch = _Watch(comm, _timeout())
         _abort_on_uncaught_exception(comm)
-        atexit.register(_watch.at_exit)  # runs before mpi4py finalizes MPI (a C-level exit hook)
     _comm, _initialized = comm, True
+
+
+@atexit.register  # before mpi4py finalizes MPI (with Py_AtExit, after every atexit handler)
+def _at_exit() -> None:
+    """Tell the other ranks that this one exits, even if it never joined the job here (so never will)."""
+    if _watch is not None:
+        _watch.at_exit()
+        return
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1:
+        _Watch(mpi.COMM_WORLD, None).tell("exited without joining the job (it never used neurenix.distributed)",
+                                          final=True)
 
 
 def _abort_on_uncaught_exception(comm) -> None:
@@ -248,7 +259,7 @@ class _Watch:
             if self.broken:
                 raise DistributedError(f"rank {self.rank} cannot run {doing}: {self.broken}")
             if self.neighbours is None:
-                self.neighbours = self._find_neighbours()
+                self.neighbours = self._find_neighbours(kind)
             problem = self._agree(kind, detail, doing)
             if problem:
                 self.done += 1
@@ -275,11 +286,11 @@ class _Watch:
         return (f"the ranks are in different collectives (their collective {self.done + 1}): "
                 f"{by_rank(every)}; every rank must call the same collectives in the same order")
 
-    def _find_neighbours(self) -> dict[int, int]:
+    def _find_neighbours(self, kind: str) -> dict[int, int]:
         """The other ranks in this process's host and PID namespace, by pid (their liveness can be checked)."""
         mine = np.array([_key(_host()), os.getpid()], dtype=np.int64)
         every = np.zeros((self.size, 2), dtype=np.int64)
-        self.wait(self.comm.Iallgather(mine, every), "set-up")
+        self.wait(self.comm.Iallgather(mine, every), kind)
         return {r: int(pid) for r, (host, pid) in enumerate(every) if host == mine[0] and r != self.rank}
 
     def bcast(self, obj: Any, root: int) -> Any:
@@ -370,6 +381,8 @@ class _Watch:
 
     def at_exit(self) -> None:
         """At this process's exit: abort if it leaves the job in the middle of something, else tell the others."""
+        if self.mpi.Is_finalized():  # the script finalized MPI itself: nothing more can be said
+            return
         open_ = [s for stack in self.sections.values() for s in stack]
         if self.broken:
             _abort(self.comm, f"rank {self.rank} is exiting, but {self.broken}: the job cannot end normally")
