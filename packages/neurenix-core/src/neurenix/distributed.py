@@ -114,6 +114,8 @@ def _at_exit() -> None:
     if _watch is not None:
         _watch.at_exit()
         return
+    if _initialized:  # a job of one by choice (init(MPI.COMM_SELF)): nobody to tell
+        return
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1:
         _Watch(mpi.COMM_WORLD, None).tell("exited without joining the job (it never used neurenix.distributed)",
