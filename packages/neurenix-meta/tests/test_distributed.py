@@ -111,9 +111,12 @@ def test_meta_learn_checkpoints_from_rank_0_and_resumes_on_every_rank(tmp_path):
     ("diverged", r"the replicas diverged: after 0 meta-steps 'model.2.bias' on rank 1 differs from rank 0's"),
     ("other_tasks_per_batch", r"the ranks disagree on tasks_per_batch: 3 on rank 0; 4 on rank 1\n\(every rank must "
                               r"call meta_learn with the same learner, model, tasks and arguments\)"),
-    ("other_learner", r"the ranks disagree on 8 settings:\n  learner: neurenix.meta.maml.MAML on rank 0; "
+    ("other_learner", r"the ranks disagree on \d+ settings:\n  learner: neurenix.meta.maml.MAML on rank 0; "
                       r"neurenix.meta.reptile.Reptile on rank 1\n"),
     ("other_inner_lr", r"the ranks disagree on learner setting 'inner_lr': 0.05 on rank 0; 0.1 on rank 1"),
+    ("other_dropout", r"the ranks disagree on module setting 'model.1.p': 0.1 on rank 0; 0.5 on rank 1"),
+    ("eval_mode_on_rank_1", r"the ranks disagree on 5 settings:\n  learner setting 'training': True on rank 0; False "
+                            r"on rank 1\n  module setting 'model.training': True on rank 0; False on rank 1"),
     ("other_loss_fn", r"the ranks disagree on loss_fn: neurenix.nn.functional.mse_loss on rank 0; "
                       r"neurenix.nn.functional.l1_loss on rank 1"),
     ("resumed_on_rank_0_only", r"the ranks disagree on epochs already done \(resume=\): 1 on rank 0; 0 on rank 1"),

@@ -207,7 +207,10 @@ def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked] | Non
                settings: dict) -> dict:
     """What must be the same on every rank, as {setting: printable value}."""
     sig = {"learner": f"{type(learner).__module__}.{type(learner).__qualname__}"}
-    sig |= {f"learner setting {k!r}": v for k, v in sorted(vars(learner).items()) if _plain(k, v)}
+    for prefix, module in learner.named_modules():  # the learner's settings, and its modules' (Dropout's p, ...)
+        for k, v in sorted(vars(module).items()):
+            if _plain(k, v):
+                sig[f"module setting '{prefix}.{k}'" if prefix else f"learner setting {k!r}"] = v
     sig |= {f"parameter {n!r}": f"{tuple(p.shape)} {p.dtype.name}" for n, p in learner.named_parameters()}
     sig |= {f"buffer {n!r}": f"{tuple(b.shape)} {b.dtype.name}" for n, b in learner.named_buffers()}
     sig["optimizer"] = f"{type(optimizer).__name__} over {[len(g['params']) for g in optimizer.param_groups]} " \
