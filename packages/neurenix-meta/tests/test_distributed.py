@@ -102,8 +102,8 @@ def test_meta_learn_checkpoints_from_rank_0_and_resumes_on_every_rank(tmp_path):
 
 @pytest.mark.parametrize("mode, message", [
     ("too_many_ranks", r"2 ranks but tasks_per_batch=1"),
-    ("other_model", r"the ranks disagree on 3 settings:\n  parameter 'model.0.weight': \(8, 1\) float64 on rank 0; "
-                    r"\(9, 1\) float64 on rank 1\n  parameter 'model.0.bias': "),
+    ("other_model", r"the ranks disagree on 5 settings:\n  module setting 'model.0.out_features': 8 on rank 0; 9 on "
+                    r"rank 1\n.*\n  parameter 'model.0.weight': \(8, 1\) float64 on rank 0; \(9, 1\) float64 on rank 1\n"),
     ("other_tasks", r"the ranks disagree on tasks \(hash of their data\): [0-9a-f]{16} on rank 0; [0-9a-f]{16} on "
                     r"rank 1\n.*generate the tasks with the same seed on every rank"),
     ("other_shuffle", r"at meta-step 4 the ranks disagree on meta-batch \(task indices\): \[\d, \d, \d\] on rank 0; "
