@@ -246,6 +246,7 @@ class _Watch:
         self.sections: dict[int, list[str]] = {}  # thread -> open sections
         self.lock, self.busy = threading.Lock(), ""  # one thread at a time in a collective; what it does
         self.neighbours: dict[int, int] | None = None  # rank -> pid, for the other ranks on this host
+        self.status = MPI.Status()
 
     # -- a collective --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -253,9 +254,10 @@ class _Watch:
         """Around one collective: one thread at a time, the same collective on every rank, then counted."""
         doing = f"{kind} {detail}".strip() + self._where()
         if not self.lock.acquire(blocking=False):
+            other = self.busy or "another thread is in a collective"
             _abort(self.comm, f"rank {self.rank}: thread {threading.current_thread().name!r} called {doing} "
-                   f"while {self.busy}: collectives must come from one thread at a time, in the same order on "
-                   "every rank, or the ranks pair different calls")
+                   f"while {other}: collectives must come from one thread at a time, in the same order on every "
+                   "rank, or the ranks pair different calls")
         try:
             self.busy = f"thread {threading.current_thread().name!r} is in {doing}"
             if self.broken:
@@ -305,8 +307,8 @@ class _Watch:
 
     def gather(self, obj: Any) -> list:
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        sizes = np.zeros(self.size, dtype=np.int64)
-        self.wait(self.comm.Iallgather(np.array([len(data)], dtype=np.int64), sizes), "all_gather")
+        mine, sizes = np.array([len(data)], dtype=np.int64), np.zeros(self.size, dtype=np.int64)
+        self.wait(self.comm.Iallgather(mine, sizes), "all_gather")
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         out = bytearray(int(sizes.sum()))
         self.wait(self.comm.Iallgatherv(data, [out, sizes.tolist(), starts.tolist(), self.mpi.BYTE]), "all_gather")
@@ -334,7 +336,7 @@ class _Watch:
 
     def _hear(self, kind: str) -> None:
         """Read the other ranks' notes; raise if one of them will not join the collective this rank waits in."""
-        status = self.mpi.Status()
+        status = self.status
         while self.comm.Iprobe(source=self.mpi.ANY_SOURCE, tag=_NOTE_TAG, status=status):
             self.notes.append(self.comm.recv(source=status.Get_source(), tag=_NOTE_TAG))
         for note in list(self.notes):
@@ -371,11 +373,14 @@ class _Watch:
 
     def tell(self, what: str, final: bool) -> None:
         """A note to every other rank (small: sent eagerly; given up after a second if a rank is gone)."""
-        note = (self.rank, self.done, what, final)
-        pending = [self.comm.isend(note, dest=r, tag=_NOTE_TAG) for r in range(self.size) if r != self.rank]
+        note, pending = (self.rank, self.done, what, final), []
+        for r in range(self.size):
+            with contextlib.suppress(Exception):  # a rank that is gone may refuse it: the others still hear
+                if r != self.rank:
+                    pending.append(self.comm.isend(note, dest=r, tag=_NOTE_TAG))
         deadline = time.monotonic() + 1.0
         while pending and time.monotonic() < deadline:
-            pending = [q for q in pending if not q.Test()]
+            pending = [q for q in pending if not _done(q)]
         for q in pending:
             with contextlib.suppress(Exception):
                 q.Cancel()
@@ -392,6 +397,13 @@ class _Watch:
             _abort(self.comm, f"rank {self.rank} is exiting while {open_[-1]} still runs in another of its "
                    "threads, where the other ranks wait for it")
         self.tell("exited (its script ended, or called sys.exit)", final=True)
+
+
+def _done(request) -> bool:
+    try:
+        return request.Test()
+    except Exception:  # its destination is gone: nothing more to wait for
+        return True
 
 
 def _count(n: int, noun: str) -> str:
