@@ -4,6 +4,7 @@ Same tasks, same initial weights, float64: every rank ends with the parameters a
 process to 1e-6, with uneven shares (2 ranks) and an idle rank in the last meta-batch (3 ranks).
 """
 
+import contextlib
 import os
 import pathlib
 import re
@@ -13,6 +14,12 @@ import numpy as np
 import pytest
 
 import mpi_job
+from meta_helpers import mlp, sine_tasks
+from neurenix import distributed as dist
+from neurenix import nn
+from neurenix.meta import MAML
+from neurenix.meta.distributed import _differences, _signature
+from neurenix.nn.functional import mse_loss
 from neurenix.testing import mpi
 
 JOB = pathlib.Path(mpi_job.__file__)
@@ -61,6 +68,35 @@ def test_distributed_in_one_process_is_the_plain_loop():
         np.testing.assert_allclose(parallel[name]["params"], plain[name]["params"], rtol=0, atol=1e-12, err_msg=name)
 
 
+def test_differences_name_each_setting_and_each_ranks_value():
+    every = [{"epochs": 2, "tasks_per_batch": 3}, {"epochs": 3, "tasks_per_batch": 3},
+             {"epochs": 2, "tasks_per_batch": 3, "extra": 1}]
+    assert _differences(every) == ["epochs: 2 on ranks 0, 2; 3 on rank 1", "extra: (absent) on ranks 0-1; 1 on rank 2"]
+    assert _differences(every[:1] * 4) == []
+
+
+def test_the_signature_covers_the_learner_its_modules_and_the_arguments():
+    learner = MAML(nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.25), nn.Linear(4, 1)), inner_lr=0.125)
+    sig = _signature(learner, learner.default_optimizer(), None, 3, {"epochs": 5, "loss_fn": mse_loss})
+    assert sig["learner"] == "neurenix.meta.maml.MAML"
+    assert sig["learner setting 'inner_lr'"] == 0.125 and sig["module setting 'model.1.p'"] == 0.25
+    assert sig["module setting 'model.0.training'"] is True
+    assert sig["parameter 'model.0.weight'"] == "(4, 1) float32"
+    assert (sig["epochs"], sig["loss_fn"], sig["tasks_per_batch"]) == (5, "neurenix.nn.functional.mse_loss", 3)
+    assert sig["tasks (how many)"] == "a function of the epoch"
+
+
+def test_meta_learn_without_distributed_is_not_a_section(monkeypatch):
+    """The section (and with it neurenix.distributed) is entered only for distributed=True."""
+    entered = []
+    monkeypatch.setattr(dist, "section", lambda what: entered.append(what) or contextlib.nullcontext())
+    learner = MAML(mlp(sizes=(1, 4, 1)), inner_steps=1)
+    learner.meta_learn(sine_tasks(2, rows=3), epochs=1, tasks_per_batch=2)
+    assert entered == []
+    learner.meta_learn(sine_tasks(2, rows=3), epochs=1, tasks_per_batch=2, distributed=True)
+    assert entered == ["MAML.meta_learn"]
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_every_learner_trains_as_one_process(tmp_path, ranks):
     needs_mpi()
@@ -103,7 +139,8 @@ def test_meta_learn_checkpoints_from_rank_0_and_resumes_on_every_rank(tmp_path):
 @pytest.mark.parametrize("mode, message", [
     ("too_many_ranks", r"2 ranks but tasks_per_batch=1"),
     ("other_model", r"the ranks disagree on 5 settings:\n  module setting 'model.0.out_features': 8 on rank 0; 9 on "
-                    r"rank 1\n.*\n  parameter 'model.0.weight': \(8, 1\) float64 on rank 0; \(9, 1\) float64 on rank 1\n"),
+                    r"rank 1\n.*\n  parameter 'model.0.weight': \(8, 1\) float64 on rank 0; \(9, 1\) float64 on "
+                    r"rank 1\n"),
     ("other_tasks", r"the ranks disagree on tasks \(hash of their data\): [0-9a-f]{16} on rank 0; [0-9a-f]{16} on "
                     r"rank 1\n.*generate the tasks with the same seed on every rank"),
     ("other_shuffle", r"at meta-step 4 the ranks disagree on meta-batch \(task indices\): \[\d, \d, \d\] on rank 0; "
