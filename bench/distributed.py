@@ -12,7 +12,10 @@ a shared 2-core machine two ranks rarely get two free cores.
 
 The 2-rank step is split into: time inside the all-reduce (communication plus waiting for the slower
 rank), packing/unpacking the gradient buffer (host copies), and the rest (the meta-gradient of the share,
-the optimizer step). A bare all-reduce of the same buffer, after a barrier, gives communication alone.
+the optimizer step). A bare all-reduce of the same buffer, after a barrier, gives communication alone;
+beside it mpi4py's own Allreduce of that buffer, so that their difference is what neurenix's safety
+checks cost per meta-step (the agreement check on every collective, the polling wait that hears from
+the other ranks), and the same two on an 8-value buffer, where latency is all there is.
 
     python bench/distributed.py --out bench/results/distributed.json
 """
@@ -101,16 +104,35 @@ def worker(iterations: int, channels: int) -> dict:
            "parameters": sum(p.numel() for p in learner.parameters())}
     if dist.world_size() > 1:
         buffer = np.zeros(step.__self__._pack(None, None, 0, 0).size)  # the packed buffer's size
-        times = []
-        for _ in range(20):
-            dist.all_gather(None)  # a barrier: time communication, not waiting
-            t = time.perf_counter()
-            dist.all_reduce(buffer)
-            times.append(time.perf_counter() - t)
         out |= {"all_reduce_ms": reduce_clock.seconds / iterations * 1e3,
-                "pack_unpack_ms": pack_clock.seconds / iterations * 1e3,
-                "bare_all_reduce_ms": statistics.median(times) * 1e3, "buffer_bytes": buffer.nbytes}
+                "pack_unpack_ms": pack_clock.seconds / iterations * 1e3, "buffer_bytes": buffer.nbytes}
+        out |= bare_all_reduce(buffer)
     return out
+
+
+def bare_all_reduce(buffer: np.ndarray, rounds: int = 100) -> dict:
+    """Communication alone (after a barrier), neurenix's all_reduce against mpi4py's Allreduce of the same
+    buffer, interleaved; their difference is what neurenix's checks cost (the agreement check, the polling
+    wait). The same on an 8-value buffer, where latency is all there is."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+
+    def median_ms(reduce, buf):
+        times = []
+        for _ in range(rounds):
+            comm.Barrier()  # time communication, not waiting
+            t = time.perf_counter()
+            reduce(buf)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times) * 1e3
+
+    def raw(buf):
+        comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+
+    small = np.zeros(8)
+    return {"bare_all_reduce_ms": median_ms(dist.all_reduce, buffer), "raw_mpi_all_reduce_ms": median_ms(raw, buffer),
+            "small_all_reduce_ms": median_ms(dist.all_reduce, small), "small_raw_mpi_all_reduce_ms":
+            median_ms(raw, small)}
 
 
 def job(ranks: int, args) -> dict:
@@ -146,8 +168,10 @@ def main() -> None:
                   flush=True)
     med = {r: statistics.median(x["ms_per_iteration"] for x in v) for r, v in runs.items()}
     cpu = {r: statistics.median(max(x["cpu_ms_per_iteration_per_rank"]) for x in v) for r, v in runs.items()}
-    two = {k: statistics.median(x[k] for x in runs[2]) for k in ("all_reduce_ms", "pack_unpack_ms",
-                                                                  "bare_all_reduce_ms")}
+    two = {k: statistics.median(x[k] for x in runs[2]) for k in (
+        "all_reduce_ms", "pack_unpack_ms", "bare_all_reduce_ms", "raw_mpi_all_reduce_ms", "small_all_reduce_ms",
+        "small_raw_mpi_all_reduce_ms")}
+    two["checks_ms"] = two["bare_all_reduce_ms"] - two["raw_mpi_all_reduce_ms"]  # neurenix's checks, per step
     results = {
         "ms_per_iteration": {f"{r}_rank{'s' * (r > 1)}": m for r, m in med.items()},
         "iterations_per_s": {f"{r}_rank{'s' * (r > 1)}": 1e3 / m for r, m in med.items()},
@@ -160,6 +184,7 @@ def main() -> None:
         "2_ranks": two | {"all_reduce_share": two["all_reduce_ms"] / med[2],
                           "bare_all_reduce_share": two["bare_all_reduce_ms"] / med[2],
                           "pack_unpack_share": two["pack_unpack_ms"] / med[2],
+                          "checks_share": two["checks_ms"] / med[2],
                           "buffer_bytes": runs[2][0]["buffer_bytes"]},
     }
     report = {"benchmark": "distributed", "machine": platform.machine(), "cpus": os.cpu_count(),

@@ -5,8 +5,11 @@ history to OUT_DIR/rank{r}.npz, which the test compares with ``learners()`` trai
 The other modes are the bad inputs: each must end the job with a clear error.
 """
 
+import os
 import pickle
 import sys
+import threading
+import time
 
 import numpy as np
 
@@ -116,6 +119,12 @@ def main(mode: str, out: str) -> None:
         learner = MAML(mlp(sizes=(1, 8, 1)))
         learner.meta_learn(sine_tasks(TASKS, rows=5), epochs=2, tasks_per_batch=PER_BATCH, loss_fn=mse_drawing,
                            distributed=True)
+    elif mode == "resumed_on_rank_0_only":
+        resumed_on_rank_0_only(r, out)
+    elif mode in SETTINGS:
+        SETTINGS[mode](r)
+    elif mode in FAULTS:
+        FAULTS[mode](r)
     elif mode == "diverged":
         learner, _, tasks = learners()["maml"]
         parallel = DataParallel(learner, learner.default_optimizer(), learner.check(tasks), PER_BATCH)
@@ -125,6 +134,79 @@ def main(mode: str, out: str) -> None:
         parallel.check_replicas()
     else:
         raise SystemExit(f"unknown mode {mode!r}")
+
+
+def sine_learn(r, learner=None, tasks=None, **kw):
+    """MAML on the sine tasks, with ``kw`` over the defaults of the bad-input modes."""
+    learner = learner or MAML(mlp(sizes=(1, 8, 1)), inner_lr=0.05)
+    args = {"epochs": 2, "tasks_per_batch": PER_BATCH, "distributed": True} | kw
+    return learner.meta_learn(sine_tasks(TASKS, rows=5) if tasks is None else tasks, **args)
+
+
+def resumed_on_rank_0_only(r, out):
+    path = f"{out}/resume.safetensors"
+    learner = MAML(mlp(sizes=(1, 8, 1)))
+    sine_learn(r, learner, epochs=1, checkpoint=path)  # rank 0 writes the checkpoint
+    sine_learn(r, learner, **({"resume": path} if r == 0 else {}))
+
+
+# settings that differ between ranks: the start-up comparison names them (last rank differs)
+SETTINGS = {
+    "other_epochs": lambda r: sine_learn(r, epochs=2 + (r == 1)),
+    "other_task_count": lambda r: sine_learn(r, tasks=sine_tasks(TASKS - (r == 2), rows=5)),
+    "other_tasks_per_batch": lambda r: sine_learn(r, tasks_per_batch=PER_BATCH + (r == 1)),
+    "other_learner": lambda r: sine_learn(r, (Reptile if r == 1 else MAML)(mlp(sizes=(1, 8, 1)), inner_steps=1)),
+    "other_inner_lr": lambda r: sine_learn(r, MAML(mlp(sizes=(1, 8, 1)), inner_lr=0.05 * (1 + r))),
+    "other_dropout": lambda r: sine_learn(r, MAML(nn.Sequential(nn.Linear(1, 8), nn.Dropout(0.1 + 0.4 * r),
+                                                                nn.Linear(8, 1)).double())),
+    "eval_mode_on_rank_1": lambda r: sine_learn(r, MAML(mlp(sizes=(1, 8, 1))).train(r == 0)),
+    "other_loss_fn": lambda r: sine_learn(r, loss_fn=nn.functional.mse_loss if r == 0 else nn.functional.l1_loss),
+    "fresh_tasks_other_seed": lambda r: sine_learn(r, tasks=lambda e: sine_tasks(TASKS, rows=5, seed=e + 10 * r)),
+    "fresh_tasks_other_count": lambda r: sine_learn(r, tasks=lambda e: sine_tasks(TASKS - e * r, rows=5, seed=e)),
+}
+
+
+def loss_fails_on_rank_1(r, then):
+    """A loss that does ``then`` on rank 1 in its second epoch (after a few meta-steps together)."""
+    calls = []
+
+    def loss(pred, y):
+        calls.append(1)
+        if r == 1 and len(calls) > 6:
+            then()
+        return ((pred - y) ** 2).mean()
+    return loss
+
+
+def raise_it():
+    raise ValueError("the loss fails on rank 1")
+
+
+def catch_and_live_on(r):
+    try:
+        sine_learn(r, loss_fn=loss_fails_on_rank_1(r, raise_it))
+    except ValueError:
+        time.sleep(120)  # rank 1 goes on with something else: the others must not wait for it
+
+
+def two_threads(r):
+    learners = [MAML(mlp(seed=s, sizes=(1, 8, 1))) for s in (0, 1)]
+    threads = [threading.Thread(target=sine_learn, args=(r, learner), kwargs={"epochs": 50}) for learner in learners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+# a rank that goes away in the middle of meta_learn: the job must end within seconds, non-zero
+FAULTS = {
+    "loss_raises": lambda r: sine_learn(r, loss_fn=loss_fails_on_rank_1(r, raise_it)),
+    "loss_exits": lambda r: sine_learn(r, loss_fn=loss_fails_on_rank_1(r, lambda: sys.exit(0))),
+    "loss_killed": lambda r: sine_learn(r, loss_fn=loss_fails_on_rank_1(r, lambda: os.kill(os.getpid(), 9))),
+    "caught": catch_and_live_on,
+    "rank_1_alone": lambda r: sine_learn(r, distributed=r != 1),  # rank 1 trains by itself, then exits
+    "two_threads": two_threads,
+}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from neurenix.optim import Adam, Optimizer
 
 from .batchnorm import support_statistics, task_call
 from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import DataParallel
+from .distributed import DataParallel, distributed_section
 from .losses import LossFn, correct, task_losses
 from .progress import progress_bar
 from .tasks import Batch, Checked, batches, check_task, check_tasks, stack
@@ -149,6 +149,7 @@ class MetaLearningModel(Module):
             self.__dict__["_default_optimizer"] = Adam(self.parameters(), lr=self.meta_lr)
         return self._default_optimizer
 
+    @distributed_section
     def meta_learn(self, tasks: Sequence | Callable[[int], Sequence], meta_optimizer: Optimizer | None = None,
                    epochs: int = 10, tasks_per_batch: int = 4, loss_fn: LossFn | None = None, *,
                    shuffle: bool = True, batch_tasks: bool = True, verbose: bool = False,
@@ -186,7 +187,9 @@ class MetaLearningModel(Module):
         if resume is not None:
             done, history = self._resume(resume, optimizer, history)
         # under MPI rank 0's state is broadcast here (after resuming), and only rank 0 shows progress and saves
-        step = DataParallel(self, optimizer, checked, tasks_per_batch).meta_step if distributed else self.meta_step
+        parallel = DataParallel(self, optimizer, checked, tasks_per_batch, epochs=epochs, resumed_after=done,
+                                shuffle=shuffle, batch_tasks=batch_tasks, loss_fn=loss_fn) if distributed else None
+        step = parallel.meta_step if distributed else self.meta_step
         lead = not distributed or nx.distributed.rank() == 0
         checkpoint = checkpoint if lead else None
         rng = nx.random.generator()
@@ -195,6 +198,8 @@ class MetaLearningModel(Module):
             if callable(tasks):
                 checked = self.check(tasks(epoch))
                 labelled = checked[0].query_labels is not None
+            if parallel is not None:  # the ranks check every meta-step against this epoch's index and tasks
+                parallel.start_epoch(epoch, checked, fresh=callable(tasks))
             order = rng.permutation(len(checked)) if shuffle else np.arange(len(checked))
             loss_sum, right_sum, rows = 0.0, 0, 0
             for start in range(0, len(order), tasks_per_batch):

@@ -6,10 +6,16 @@ gradient flattened into one contiguous float64 buffer, with the task count, loss
 rank the gradient of the whole meta-batch, so each takes the same optimizer step. Set-up broadcasts rank 0's
 parameters, buffers, optimizer state and random generator (so a run resumed on rank 0 resumes everywhere);
 the replicas are compared every ``check_every`` meta-steps, and a divergence is an error.
+
+Before anything else the ranks compare what they are about to do (learner, its settings, model, optimizer,
+tasks, epochs, ...): a difference is an error naming the setting and each rank's value, rather than a job
+whose ranks wait for each other forever. ``meta_learn(distributed=True)`` runs as a
+``neurenix.distributed.section``, so a rank that leaves it early makes the others stop within a second.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from collections.abc import Callable
@@ -37,31 +43,45 @@ class DataParallel:
 
     check_every = 100
 
-    def __init__(self, learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int):
-        """Agree with the other ranks (``tasks``: the whole task list, compared by hash; None when it is not
-        known up front) and take rank 0's state. Every meta-step also checks that all ranks have the same batch."""
+    def __init__(self, learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int,
+                 **settings):
+        """Agree with the other ranks and take rank 0's state. ``tasks``: the whole task list, compared by hash
+        (None when it is not known up front); ``settings``: the rest of what ``meta_learn`` was given that must
+        match (epochs, shuffle, loss_fn, ...), compared by value. Every meta-step checks that all ranks deal
+        from the same meta-batch of the same epoch (``start_epoch``)."""
         dist.init()
         self.learner, self.optimizer = learner, optimizer
         self.rank, self.size = dist.rank(), dist.world_size()
-        if self.size > tasks_per_batch:
-            raise ValueError(f"distributed meta_learn: {self.size} ranks but tasks_per_batch={tasks_per_batch}, so "
-                             f"some ranks would have no task: use at most {tasks_per_batch} ranks or more tasks per "
-                             "batch")
         self.mean = getattr(learner, "grad_reduction", "sum") == "mean"
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.buffers = [b for _, b in learner.named_buffers() if b.is_floating_point()]
         self.steps = 0
-        self._agree(_signature(learner, optimizer, tasks, tasks_per_batch))
+        self.epoch: dict = {}  # what this epoch's meta-steps must agree on (start_epoch)
+        self._epoch_key = 0
+        self._agree(_signature(learner, optimizer, tasks, tasks_per_batch, settings))
+        if self.size > tasks_per_batch:
+            raise ValueError(f"distributed meta_learn: {self.size} ranks but tasks_per_batch={tasks_per_batch}, so "
+                             f"some ranks would have no task: use at most {tasks_per_batch} ranks or more tasks per "
+                             "batch")
         self._broadcast_state()
 
     # -- set-up ------------------------------------------------------------------------------------
     def _agree(self, mine: dict) -> None:
-        """Every rank must run the same learner, model, optimizer and tasks: the first difference is named."""
-        every = dist.all_gather(mine)
-        for r, theirs in enumerate(every[1:], 1):
-            problem = _difference(every[0], theirs, r)
-            if problem:
-                raise ValueError(f"distributed meta_learn: {problem}")
+        """Every rank must run the same learner, settings, model, optimizer and tasks: differences are named."""
+        lines = _differences(dist.all_gather(mine))
+        if lines:
+            hint = ("every rank must call meta_learn with the same learner, model, tasks and arguments" +
+                    ("; generate the tasks with the same seed on every rank (each takes its share itself)"
+                     if any(line.startswith("tasks (") for line in lines) else ""))
+            raise ValueError(f"distributed meta_learn: the ranks disagree on {_listed(lines)}\n({hint})")
+
+    def start_epoch(self, epoch: int, tasks: list[Checked], fresh: bool) -> None:
+        """An epoch starts: its index, task count and, for tasks made afresh each epoch (``fresh``), a hash of a
+        sample of their data go into every meta-step's fingerprint, so ranks that disagree stop at once."""
+        self.epoch = {"epoch": epoch, "tasks this epoch": len(tasks)}
+        if fresh:
+            self.epoch["tasks of this epoch (hash of the first and last)"] = _sample_hash(tasks)
+        self._epoch_key = zlib.crc32(repr(sorted(self.epoch.items())).encode())
 
     def _broadcast_state(self) -> None:
         state = {"model": self.learner.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -82,7 +102,7 @@ class DataParallel:
             loss, right = self.learner.meta_step(share, _DeferredStep(optimizer), loss_fn, batch_tasks)
         else:  # the last, short meta-batch of an epoch can leave a rank without a task: it adds zeros
             optimizer.zero_grad()
-        buffer = dist.all_reduce(self._pack(loss, right, len(share), _fingerprint(tasks)))
+        buffer = dist.all_reduce(self._pack(loss, right, len(share), self._fingerprint(tasks)))
         loss, right = self._unpack(buffer, tasks)
         optimizer.step()
         self.steps += 1
@@ -104,10 +124,7 @@ class DataParallel:
     def _unpack(self, buffer: np.ndarray, tasks: list[Checked]) -> tuple[Tensor, Tensor | None]:
         total, squares, loss, right, labelled, n = buffer[-6:]
         if self.size * squares != total * total:  # zero variance: every rank had the same meta-batch (exact)
-            raise RuntimeError(f"distributed meta_learn: the ranks disagree on meta-batch {self.steps} (tasks "
-                               f"{[t.index for t in tasks]} here): every rank must call meta_learn with the same "
-                               "tasks and arguments, and draw the same random numbers (code that draws on some "
-                               "ranks only makes their shuffling differ)")
+            self._disagree(tasks)
         at = sum(p.numel() for p in self.params)
         has = buffer[at:at + len(self.params)]
         at = 0
@@ -123,6 +140,20 @@ class DataParallel:
         like = self.params[0]
         return (nx.tensor(loss, dtype=like.dtype, device=like.device),
                 nx.tensor(round(right), dtype=nx.int64, device=like.device) if labelled else None)
+
+    def _fingerprint(self, tasks: list[Checked]) -> int:
+        """16 bits of the epoch's key and the meta-batch's task indices (not devices: ranks may use different
+        GPUs), small enough that rank count x sums of squares stay exact in float64 up to about a thousand ranks."""
+        return zlib.crc32(repr((self._epoch_key, [t.index for t in tasks])).encode()) & 0xFFFF
+
+    def _disagree(self, tasks: list[Checked]) -> None:
+        """The fingerprints differ (every rank sees it in the same sum): say how, on every rank."""
+        mine = {**self.epoch, "meta-batch (task indices)": [t.index for t in tasks]}
+        lines = _differences(dist.all_gather(mine))
+        raise RuntimeError(f"distributed meta_learn: at meta-step {self.steps + 1} the ranks disagree on "
+                           f"{_listed(lines)}\n(every rank must call meta_learn with the same tasks and arguments, "
+                           "and draw the same random numbers: code that draws on some ranks only makes their "
+                           "shuffling differ)")
 
     # -- agreement ---------------------------------------------------------------------------------
     def check_replicas(self) -> None:
@@ -155,48 +186,87 @@ class _DeferredStep:
 
 
 # -- what ranks compare and send ---------------------------------------------------------------------
-def _fingerprint(tasks: list[Checked]) -> int:
-    """16 bits of the meta-batch's task indices (not devices: ranks may use different GPUs), small enough that
-    rank count x sums of squares stay exact in float64 up to about a thousand ranks."""
-    return zlib.crc32(repr([t.index for t in tasks]).encode()) & 0xFFFF
+def distributed_section(meta_learn: Callable) -> Callable:
+    """``meta_learn`` as a ``neurenix.distributed.section`` when ``distributed=True``: a rank that leaves it
+    early (an exception, even ``sys.exit(0)``) tells the others, which would otherwise wait for it forever."""
+    @functools.wraps(meta_learn)
+    def run(self, *args, **kwargs):
+        if not kwargs.get("distributed"):
+            return meta_learn(self, *args, **kwargs)
+        with dist.section(f"{type(self).__name__}.meta_learn"):
+            return meta_learn(self, *args, **kwargs)
+    return run
 
 
-def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int) -> dict:
-    digest = hashlib.blake2b(digest_size=16)
-    for t in tasks or ():
+_ABSENT = "(absent)"
+_LABELS = {"resumed_after": "epochs already done (resume=)"}
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _signature(learner: Module, optimizer: Optimizer, tasks: list[Checked] | None, tasks_per_batch: int,
+               settings: dict) -> dict:
+    """What must be the same on every rank, as {setting: printable value}."""
+    sig = {"learner": f"{type(learner).__module__}.{type(learner).__qualname__}"}
+    for prefix, module in learner.named_modules():  # the learner's settings, and its modules' (Dropout's p, ...)
+        for k, v in sorted(vars(module).items()):
+            if _plain(k, v):
+                sig[f"module setting '{prefix}.{k}'" if prefix else f"learner setting {k!r}"] = v
+    sig |= {f"parameter {n!r}": f"{tuple(p.shape)} {p.dtype.name}" for n, p in learner.named_parameters()}
+    sig |= {f"buffer {n!r}": f"{tuple(b.shape)} {b.dtype.name}" for n, b in learner.named_buffers()}
+    sig["optimizer"] = f"{type(optimizer).__name__} over {[len(g['params']) for g in optimizer.param_groups]} " \
+                       "parameters"
+    sig["tasks_per_batch"] = tasks_per_batch
+    sig |= {_LABELS.get(k, k): _name(v) if callable(v) else v for k, v in settings.items()}
+    sig["tasks (how many)"] = "a function of the epoch" if tasks is None else len(tasks)
+    sig["tasks (hash of their data)"] = None if tasks is None else _tasks_hash(tasks)
+    return sig
+
+
+def _plain(name: str, value) -> bool:
+    """A learner's public setting held as plain values (inner_lr, inner_steps, first_order, training, ...)."""
+    if name.startswith("_"):
+        return False
+    return isinstance(value, _SCALARS) or (isinstance(value, (tuple, list)) and all(isinstance(x, _SCALARS)
+                                                                                    for x in value))
+
+
+def _name(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', None)}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
+def _tasks_hash(tasks: list[Checked]) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for t in tasks:
         for x in (t.support_x, t.support_y, t.query_x, t.query_y):
             digest.update(repr((x.shape, str(x.dtype))).encode())
             digest.update(np.ascontiguousarray(x.numpy()).tobytes())
-    return {"learner": type(learner).__name__,
-            "parameters": {n: (tuple(p.shape), p.dtype.name) for n, p in learner.named_parameters()},
-            "buffers": {n: (tuple(b.shape), b.dtype.name) for n, b in learner.named_buffers()},
-            "optimizer": (type(optimizer).__name__, [len(g["params"]) for g in optimizer.param_groups]),
-            "tasks_per_batch": tasks_per_batch,
-            "tasks": None if tasks is None else (len(tasks), digest.hexdigest())}
+    return digest.hexdigest()
 
 
-def _difference(first: dict, theirs: dict, r: int) -> str | None:
-    """What differs between rank ``r``'s signature and rank 0's, in words (None if nothing)."""
-    if first["learner"] != theirs["learner"]:
-        return f"rank {r} runs {theirs['learner']} but rank 0 runs {first['learner']}"
-    for kind in ("parameters", "buffers"):
-        a, b = first[kind], theirs[kind]
-        if a.keys() != b.keys():
-            return (f"rank {r}'s model differs from rank 0's: {kind} only on rank 0: {sorted(a.keys() - b.keys())}, "
-                    f"only on rank {r}: {sorted(b.keys() - a.keys())}")
-        for name in a:
-            if a[name] != b[name]:
-                return (f"rank {r}'s model differs from rank 0's: {kind[:-1]} {name!r} is {a[name][0]} {a[name][1]} "
-                        f"on rank 0 but {b[name][0]} {b[name][1]} on rank {r}")
-    if first["optimizer"] != theirs["optimizer"]:
-        return (f"rank {r}'s optimizer is {theirs['optimizer'][0]} over {theirs['optimizer'][1]} parameters, rank 0's "
-                f"{first['optimizer'][0]} over {first['optimizer'][1]}")
-    if first["tasks_per_batch"] != theirs["tasks_per_batch"]:
-        return f"tasks_per_batch is {theirs['tasks_per_batch']} on rank {r} but {first['tasks_per_batch']} on rank 0"
-    if first["tasks"] != theirs["tasks"]:
-        return (f"rank {r}'s tasks ({theirs['tasks'][0]}) differ from rank 0's ({first['tasks'][0]}): every rank "
-                "must pass the same tasks (for instance generated with the same seed); each takes its share itself")
-    return None
+def _sample_hash(tasks: list[Checked]) -> str:
+    """Every task's shapes and the data of the first and the last: enough to tell tasks drawn with another
+    seed, at the cost of two tasks an epoch."""
+    digest = hashlib.blake2b(repr([(t.support_x.shape, t.query_x.shape) for t in tasks]).encode(), digest_size=8)
+    return f"{digest.hexdigest()}:{_tasks_hash(tasks[:1] + tasks[-1:])}"
+
+
+def _differences(every: list[dict]) -> list[str]:
+    """The settings on which the ranks' dicts differ, each with every rank's value."""
+    keys = list(dict.fromkeys(k for d in every for k in d))
+    lines = []
+    for k in keys:
+        values = [d.get(k, _ABSENT) for d in every]
+        if any(v != values[0] for v in values[1:]):
+            lines.append(f"{k}: {dist.by_rank(values)}")
+    return lines
+
+
+def _listed(lines: list[str], most: int = 8) -> str:
+    """One difference inline, several one per line (at most ``most``)."""
+    if len(lines) == 1:
+        return lines[0]
+    more = f"\n  ... and {len(lines) - most} more" if len(lines) > most else ""
+    return f"{len(lines)} settings:\n  " + "\n  ".join(lines[:most]) + more
 
 
 class _Host:
