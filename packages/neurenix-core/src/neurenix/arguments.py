@@ -105,8 +105,8 @@ def pair(value, name: str, op: str, minimum: int | None = None) -> tuple:
 
 
 def choice(value, name: str, op: str, options: tuple):
-    """``value`` if it is one of ``options``."""
-    if value not in options:
+    """``value`` if it is one of ``options`` (compared by type and equality: a tensor is never one)."""
+    if not any(type(value) is type(o) and value == o for o in options):
         raise ValueError(f"{op}: {name} must be one of {', '.join(map(repr, options))}, got {value!r:.60}")
     return value
 

@@ -111,8 +111,9 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
                 continue
             if node.vjp is None:
                 raise RuntimeError(f"cannot backpropagate through {node.name}: {_RELEASED}")
-            if node.saved:
-                check_saved(node)
+            for t in node.saved:  # (inlined: it runs for every node)
+                if t._version > node.seq:
+                    check_saved(node)  # raises, naming what changed
             for p, pg in zip(node.parents, node.vjp(entry[1], output(node))):
                 if pg is None or p is None:
                     continue

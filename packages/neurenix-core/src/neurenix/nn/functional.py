@@ -284,6 +284,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 def _loss_args(op: str, input, target, reduction: str) -> None:
     """A loss's operands are tensors and its reduction one of PyTorch's (checked before any work)."""
+    if isinstance(input, Tensor) and isinstance(target, Tensor) and type(reduction) is str and reduction in _REDUCTIONS:
+        return
     for name, t in (("input", input), ("target", target)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
