@@ -219,10 +219,10 @@ def test_meta_learn_resumes_where_it_stopped(tmp_path, make, tasks, fresh_tasks)
 
 
 def test_checkpoint_every_and_at_the_end(tmp_path, monkeypatch):
-    from neurenix.meta import base
+    from neurenix.meta import resume
 
     saved = []
-    monkeypatch.setattr(base, "save_checkpoint", lambda path, m, o, metadata: saved.append(metadata["epoch"]))
+    monkeypatch.setattr(resume, "save_checkpoint", lambda path, m, o, metadata: saved.append(metadata["epoch"]))
     MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=7, checkpoint="x", checkpoint_every=3)
     assert saved == [3, 6, 7]
     with pytest.raises(ValueError, match="checkpoint_every"):

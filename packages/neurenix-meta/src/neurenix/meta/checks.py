@@ -63,3 +63,25 @@ def choice(name: str, value: Any, options: tuple) -> Any:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+class Validated:
+    """An attribute checked on every assignment, at construction and later: ``inner_lr = Validated(rate)``
+    runs ``rate("inner_lr", value)`` and stores what it returns."""
+
+    def __init__(self, check: Callable[..., Any], *args: Any):
+        self.check, self.args = check, args
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = self.check(self.name, value, *self.args)

@@ -8,6 +8,7 @@ from neurenix import Tensor
 from neurenix.func import batched_call
 from neurenix.nn import Module
 
+from . import checks
 from .metric import MetricLearner
 
 
@@ -22,7 +23,7 @@ class RelationNetworks(MetricLearner):
 
     def __init__(self, embedding_model: Module, relation_model: Module, meta_lr: float = 0.001):
         super().__init__(embedding_model, meta_lr)
-        self.relation_model = relation_model
+        self.relation_model = checks.module("relation_model", relation_model)
 
     def compute_relations(self, query_embeddings: Tensor, support_embeddings: Tensor) -> Tensor:
         """Relation scores in (0, 1), shape (tasks, queries, support rows), from embeddings (tasks, rows, ...)."""
