@@ -150,16 +150,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_writable(path: PathLike) -> None:
-    """Raise an OSError now if a checkpoint could not be saved at ``path`` later (a missing or read-only
+def check_writable(path: PathLike, what: str = "a checkpoint") -> None:
+    """Raise an OSError now if ``what`` could not be saved at ``path`` later (a missing or read-only
     directory, a directory in the way): creates and removes a temporary file beside it."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"cannot save a checkpoint as {path}: it is a directory")
+        raise IsADirectoryError(f"cannot save {what} as {path}: it is a directory")
     try:
         fd, tmp = _temporary(path)
     except OSError as e:
-        raise type(e)(e.errno, f"cannot save a checkpoint as {path}: {e.strerror}") from None
+        raise type(e)(e.errno, f"cannot save {what} as {path}: {e.strerror}") from None
     os.close(fd)
     os.unlink(tmp)
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+import neurenix as nx
+from neurenix.dtypes import as_dtype
 from neurenix.nn import Module
 
 
@@ -57,6 +59,14 @@ def function(name: str, value: Any) -> Callable | None:
 def seed(name: str, value: Any) -> int | None:
     """None (draw from neurenix's generator) or a seed: an int >= 0."""
     return None if value is None else count(name, value, 0)
+
+
+def float_dtype(name: str, value: Any) -> nx.DType:
+    """A floating-point dtype (None: float32): tasks in integers or bools would round their values away."""
+    dtype = nx.float32 if value is None else as_dtype(value)
+    if not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point dtype (float32 or float64), got {dtype}")
+    return dtype
 
 
 def choice(name: str, value: Any, options: tuple) -> Any:

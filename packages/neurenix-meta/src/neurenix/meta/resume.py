@@ -64,7 +64,7 @@ def _check(path, metadata: dict, epochs: int, settings: dict) -> dict[str, Any]:
         raise CheckpointError(f"{path}: the epoch {done!r} is not an int >= 0")
     if done > epochs:
         raise ValueError(f"meta_learn: {path} is at epoch {done}, past epochs={epochs}: pass epochs >= {done}")
-    _check_settings(path, metadata.get("settings"), settings)
+    check_settings(path, metadata.get("settings"), settings)
     return {"epoch": done, "history": _history(path, metadata["history"], done), "rng": _rng(path, metadata["rng"])}
 
 
@@ -92,14 +92,14 @@ def _rng(path, state: Any) -> dict:
     return state
 
 
-def _check_settings(path, saved: Any, settings: dict) -> None:
-    """Refuse a checkpoint of a run with other settings, naming every difference (files without settings,
-    from before they were saved, are not checked)."""
+def check_settings(path, saved: Any, settings: dict) -> None:
+    """Refuse a checkpoint of a run with other settings, naming every difference, for the groups ("run",
+    "meta_learn") that ``settings`` has (files without settings, from before they were saved, are not checked)."""
     if saved is None:
         return
     now = json.loads(json.dumps(settings))  # as it would be saved: tuples are lists
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{path}: the settings {saved!r:.200} are not an object")
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(g, {}), dict) for g in now):
+        raise CheckpointError(f"{path}: the settings {saved!r:.200} are not an object of objects")
     differ = [f"{key} {_show(saved_value)} (now {_show(value)})" for key, saved_value, value in _pairs(saved, now)
               if saved_value != value]
     if differ:
@@ -110,6 +110,8 @@ def _check_settings(path, saved: Any, settings: dict) -> None:
 def _pairs(saved: dict, now: dict):
     """(key, saved value, current value) over both runs' settings, the caller's first."""
     for group in ("run", "meta_learn"):
+        if group not in now:
+            continue
         a, b = saved.get(group) or {}, now.get(group) or {}
         for key in list(b) + [k for k in a if k not in b]:
             yield key, a.get(key, UNSET), b.get(key, UNSET)
