@@ -16,6 +16,7 @@ import numpy as np
 from neurenix.nn import BatchNorm1d, Linear, ReLU, Sequential
 from neurenix.meta import ANIL, MAML, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile
 from neurenix.meta import generate_classification_tasks, generate_regression_tasks
+from neurenix.optim import Adam
 
 def net(i, o, bn=False):
     return Sequential(Linear(i, 16), *([BatchNorm1d(16)] if bn else []), ReLU(), Linear(16, o))
