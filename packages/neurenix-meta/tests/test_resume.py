@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from meta_helpers import BACKENDS, mlp, python_on, sine_tasks
-from neurenix.meta import MAML, CheckpointError, Reptile, save_checkpoint
+from meta_helpers import BACKENDS, class_tasks, mlp, python_on, sine_tasks
+from neurenix.meta import MAML, CheckpointError, PrototypicalNetworks, Reptile, save_checkpoint
 
 EXACT = """
 import numpy as np
@@ -70,6 +70,34 @@ def test_resuming_is_bit_exact_for_every_learner(tmp_path, backend):
     run = subprocess.run(python_on(backend)(EXACT, tmp_path), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("bit-exact:") == 9, run.stdout
+
+
+@pytest.mark.parametrize("make, tasks", [
+    (lambda: MAML(mlp(), inner_lr=0.1, inner_steps=1), lambda: sine_tasks(5)),
+    (lambda: Reptile(mlp(), inner_lr=0.05, meta_lr=0.5, inner_steps=2), lambda: sine_tasks(5)),
+    (lambda: PrototypicalNetworks(mlp(sizes=(5, 6, 4))), lambda: class_tasks(5)),
+], ids=["MAML", "Reptile", "ProtoNets"])
+@pytest.mark.parametrize("fresh_tasks", [False, True], ids=["fixed-tasks", "tasks-per-epoch"])
+def test_meta_learn_resumes_where_it_stopped(tmp_path, make, tasks, fresh_tasks):
+    fixed = tasks()
+
+    def per_epoch(epoch):  # drawn from neurenix's generator: the resumed random state matters
+        shift = float(nx.randn(1).item())
+        return [(sx + shift, sy, qx + shift, qy) for sx, sy, qx, qy in fixed[:3]]
+
+    source = per_epoch if fresh_tasks else fixed
+    nx.manual_seed(7)
+    whole = make()
+    expected = whole.meta_learn(source, epochs=4, tasks_per_batch=2)
+    nx.manual_seed(7)
+    first = make()
+    first.meta_learn(source, epochs=2, tasks_per_batch=2, checkpoint=tmp_path / "run.safetensors")
+    nx.manual_seed(99)  # the resumed run must not depend on the state it starts in
+    resumed = make()
+    history = resumed.meta_learn(source, epochs=4, tasks_per_batch=2, resume=tmp_path / "run.safetensors")
+    assert history == expected
+    for k, v in whole.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), resumed.state_dict()[k].numpy(), err_msg=k)
 
 
 # -- refusals -----------------------------------------------------------------------------------------
