@@ -177,11 +177,12 @@ class MetaLearningModel(Module):
         values = nx.stack([v.to(loss.dtype) for v in (loss, finite_probe(grads, loss), right) if v is not None])
         values = values.tolist()
         if not math.isfinite(values[0]) or values[1]:
+            what = self._what_failed(values[0], optimizer)
             with nx.no_grad():
                 for b, old in saved:
                     b.copy_(old)
             optimizer.zero_grad()
-            raise NotFiniteError(self._what_failed(values[0], optimizer))
+            raise NotFiniteError(what)
         optimizer.step()
         return values[0], int(values[2]) if right is not None else 0
 
