@@ -122,11 +122,11 @@ def check_plot(path: str) -> None:
 def check_resume(path: str, iterations: int, settings: dict) -> None:
     """The checkpoint is readable, has iterations left before ``iterations``, and was saved with ``settings``."""
     metadata = read_checkpoint(path).metadata
+    check_settings(path, metadata.get("settings"), {"run": settings})
     done = metadata.get("epoch")
     if type(done) is int and done >= iterations:
         raise ArgumentError("--iterations", f"--resume {path} is already at iteration {done}, so --iterations "
                                             f"{iterations} leaves nothing to train; ask for more to continue it")
-    check_settings(path, metadata.get("settings"), {"run": settings})
 
 
 def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_per_batch: int,
