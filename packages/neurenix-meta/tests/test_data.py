@@ -98,6 +98,12 @@ def test_sampler_errors_name_the_problem():
         TaskSampler(x, y, ways=2, shots=2, queries=3)
     with pytest.raises(ValueError, match="shots must be an int >= 1"):
         TaskSampler(x, y, ways=2, shots=0, queries=3)
+    y[:9] = 7  # a short class whose label is past the number of classes (it used to raise an IndexError)
+    y[9:13] = 12
+    with pytest.raises(ValueError, match=r"need 5 examples per class; class 12 \(4\) has fewer"):
+        TaskSampler(x, y, ways=2, shots=2, queries=3)
+    with pytest.raises(ValueError, match="class_names has 2 names, so y must hold class indices 0 to 1; it holds 7 to"):
+        TaskSampler(x, y, ways=2, shots=1, queries=1, class_names=["a", "b"])
 
 
 def write_omniglot(root, counts, size=(6, 5)):

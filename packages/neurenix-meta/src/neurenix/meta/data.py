@@ -99,6 +99,16 @@ def _mapping(name: str, value) -> dict:
     return dict(value)
 
 
+def _class_names(names, classes: np.ndarray) -> dict:
+    """Each class's name for errors: ``names[c]`` for class index c (as ``load_image_folder`` gives them), or c."""
+    if names is None:
+        return {c: c for c in classes}
+    if classes.dtype.kind not in "iu" or classes[0] < 0 or classes[-1] >= len(names):
+        raise ValueError(f"TaskSampler: class_names has {len(names)} names, so y must hold class indices 0 to "
+                         f"{len(names) - 1}; it holds {classes[0]} to {classes[-1]}")
+    return {c: names[int(c)] for c in classes}
+
+
 class TaskSampler:
     """Draws N-way K-shot Q-query classification tasks from labelled arrays ``x`` (rows, ...) and ``y`` (rows,).
 
@@ -119,7 +129,7 @@ class TaskSampler:
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < ways:
             raise ValueError(f"TaskSampler: {ways}-way tasks need {ways} classes, the data has {len(classes)}")
-        names = class_names if class_names is not None else classes
+        names = _class_names(class_names, classes)
         short = [f"{names[c]!s} ({n})" for c, n in zip(classes, counts) if n < shots + queries]
         if short:
             raise ValueError(f"TaskSampler: {shots}-shot {queries}-query tasks need {shots + queries} examples per "

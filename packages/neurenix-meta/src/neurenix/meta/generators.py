@@ -23,11 +23,12 @@ def _rng(seed: int | None) -> np.random.Generator:
     return nx.random.generator() if seed is None else np.random.default_rng(seed)
 
 
-def _check_size(generator: str, rows: int, width: int) -> None:
+def _check_size(generator: str, rows: int, width: int, **arguments: int) -> None:
     """Refuse tasks too large to build, before NumPy fails (or the machine swaps) allocating them."""
     if rows * width > MAX_TASK_ELEMENTS:
-        raise ValueError(f"{generator}: these arguments make tasks of {rows} rows of {width} values each, more "
-                         f"than the {MAX_TASK_ELEMENTS} elements one task may hold")
+        given = ", ".join(f"{k}={v}" for k, v in arguments.items())
+        raise ValueError(f"{generator}: {given} make tasks of {rows} rows of {width} values each, more than the "
+                         f"{MAX_TASK_ELEMENTS} elements one task may hold")
 
 
 def _check_counts(**counts: tuple[int, int]) -> None:
@@ -44,7 +45,8 @@ def generate_regression_tasks(num_tasks: int, num_samples_per_task: int, input_d
     input dimension, y = A sin(x - phi)). ``num_samples_per_task`` rows are split into support and query.
     """
     _check_counts(num_tasks=(num_tasks, 1), num_samples_per_task=(num_samples_per_task, 2), input_dim=(input_dim, 1))
-    _check_size("generate_regression_tasks", num_samples_per_task, input_dim + 1)
+    _check_size("generate_regression_tasks", num_samples_per_task, input_dim + 1,
+                num_samples_per_task=num_samples_per_task, input_dim=input_dim)
     rng, dtype = _rng(seed), checks.float_dtype("dtype", dtype)
     n, k = num_samples_per_task, num_samples_per_task // 2
     tasks = []
@@ -71,7 +73,8 @@ def generate_classification_tasks(num_tasks: int, num_classes: int = 5, num_samp
     """
     _check_counts(num_tasks=(num_tasks, 1), num_classes=(num_classes, 2),
                   num_samples_per_class=(num_samples_per_class, 2), input_dim=(input_dim, 1))
-    _check_size("generate_classification_tasks", num_classes * num_samples_per_class, num_classes + input_dim)
+    _check_size("generate_classification_tasks", num_classes * num_samples_per_class, num_classes + input_dim,
+                num_classes=num_classes, num_samples_per_class=num_samples_per_class, input_dim=input_dim)
     rng, dtype = _rng(seed), checks.float_dtype("dtype", dtype)
     informative = max(1, input_dim // 4)
     rotation, _ = np.linalg.qr(rng.standard_normal((input_dim, input_dim)))
