@@ -221,6 +221,8 @@ def test_meta_optimizer_must_be_an_optimizer_of_this_learners_parameters():
 def test_loss_fn_must_return_one_number_per_task(loss_fn, error, match):
     with pytest.raises(error, match=match):
         MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=1, loss_fn=loss_fn)
+    with pytest.raises(error, match=match):
+        MAML(mlp(), inner_steps=1).meta_loss(sine_tasks(2), loss_fn=loss_fn)
     assert MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=1, loss_fn=lambda p, y: F.l1_loss(p, y)[None])
 
 

@@ -138,6 +138,7 @@ class MetaLearningModel(Module):
     def meta_loss(self, tasks: Sequence, loss_fn: LossFn | None = None, batch_tasks: bool = True) -> Tensor:
         """The meta-objective of ``tasks``: the sum of their query losses after adaptation. Its
         gradient with respect to ``parameters()`` is the meta-gradient (the sum of the tasks')."""
+        loss_fn, batch_tasks = checks.function("loss_fn", loss_fn), checks.flag("batch_tasks", batch_tasks)
         checked = self.check(tasks)
         return sum((self.task_objective(b, loss_fn)[0].sum() for b in batches(checked, batch_tasks)), start=0.0)
 

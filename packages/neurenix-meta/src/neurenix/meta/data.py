@@ -179,6 +179,8 @@ def load_image_folder(root: str | os.PathLike, size: tuple[int, int] | None = No
     y int64 class indices, names[c] = ``"alphabet/character"``. ``size=(height, width)`` resizes; without
     it all images must have one size. Needs Pillow (``pip install neurenix-meta[images]``)."""
     size = _size(size)
+    if not isinstance(pattern, str):
+        raise TypeError(f"load_image_folder: pattern must be a glob pattern string, got {pattern!r}")
     try:
         from PIL import Image
     except ImportError:
