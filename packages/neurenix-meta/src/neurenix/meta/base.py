@@ -169,7 +169,7 @@ class MetaLearningModel(Module):
                      batch_tasks: bool) -> tuple[float, int]:
         """One meta-update, taken only if the loss and every gradient the optimizer would use are finite;
         otherwise nothing changes (parameters, buffers such as BatchNorm's running statistics, the
-        optimizer's state) and a ``NotFiniteError`` error says what was not. Returns (loss, number right), read
+        optimizer's state) and a ``NotFiniteError`` says what was not. Returns (loss, number right), read
         from the device once."""
         saved = [(b, b.clone()) for b in self.buffers()]  # the metric learners' forward pass moves them
         optimizer.zero_grad()
