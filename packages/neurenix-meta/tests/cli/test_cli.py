@@ -93,9 +93,10 @@ DIGITS = ["train", "digits", *FAST]
     ([*DIGITS, "--test-classes", "0"], "argument --test-classes: must be between 1 and 9, got 0"),
     ([*DIGITS, "--queries", "0"], "argument --queries: must be >= 1, got 0"),
     ([*DIGITS, "--shots", "-3"], "argument --shots: must be >= 1, got -3"),
-    ([*SINE, "--meta-batch", "100000000"], "argument --meta-batch: 100000000 needs about"),
-    (["train", "sine", "--quiet", "--test-tasks", "1000000000"], "argument --test-tasks: 1000000000 needs about"),
-    ([*DIGITS, "--meta-batch", "10000000"], "argument --meta-batch: 10000000 needs about"),
+    # petabytes: more than any machine has (the 100000000 is 0.4 TB, which a large server could hold)
+    ([*SINE, "--meta-batch", "1000000000000"], "argument --meta-batch: 1000000000000 needs about"),
+    (["train", "sine", "--quiet", "--test-tasks", "1000000000000"], "argument --test-tasks: 1000000000000 needs"),
+    ([*DIGITS, "--meta-batch", "100000000000"], "argument --meta-batch: 100000000000 needs about"),
     ([*SINE, "--plot", "curve.xyz"], "argument --plot: matplotlib cannot write .xyz files"),
 ], ids=lambda v: " ".join(v[2:]) if isinstance(v, list) else None)
 def test_bad_numbers_are_refused_before_anything_runs(capsys, argv, message):
