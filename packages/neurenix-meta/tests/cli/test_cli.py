@@ -136,6 +136,7 @@ def test_resuming_with_other_settings_names_the_difference(capsys, tmp_path, arg
     assert code == 1 and out == "" and f"was saved by a run with other settings: {difference}" in err
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's kernels note the overflow on the way
 def test_training_that_diverges_stops_with_the_reason(capsys):
     code, out, err = run(capsys, *SINE, "--inner-lr", "1e30")
     assert code == 1 and out == "" and err.count("\n") == 1
