@@ -119,3 +119,41 @@ def assert_close_lists(actual, expected, rtol=1e-6, atol=1e-8):
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
+
+
+# -- running on a chosen CPU backend (in a subprocess: the backend registry is process-wide) ------------
+BACKENDS = ["cpu", "cpu-c"]  # core's NumPy kernels alone, and neurenix-backend-cpu's C kernels over them
+_ON = """
+import sys
+import neurenix as nx
+if {numpy_only!r}:  # core's NumPy kernels: take the C backend out if it is installed
+    try:
+        from neurenix_backend_cpu import plugin
+    except ImportError:
+        pass
+    else:
+        nx.backend.unregister(plugin)
+assert ("cpu-c" in nx.Device("cpu").kernels.providers.values()) == {c_kernels!r}
+"""
+
+
+def python_on(backend):
+    """argv that runs ``python -c CODE ARGS...`` with ``backend``'s kernels for device cpu: prepend it to
+    [code, *args]. Skips when cpu-c is asked for and not installed (unless NEURENIX_REQUIRE_BACKENDS names it)."""
+    import os
+    import sys
+
+    import pytest
+
+    if backend == "cpu-c" and not any(s.name == "cpu-c" and s.available for s in nx.list_backends()):
+        if "cpu-c" in os.environ.get("NEURENIX_REQUIRE_BACKENDS", ""):
+            pytest.fail("NEURENIX_REQUIRE_BACKENDS names cpu-c, but it is not installed or cannot run")
+        pytest.skip("neurenix-backend-cpu (cpu-c) is not installed")
+    prelude = _ON.format(numpy_only=backend == "cpu", c_kernels=backend == "cpu-c")
+
+    def argv(code, *args):
+        return [sys.executable, "-c", prelude + code, *map(str, args)]
+    return argv
+
+
+CLI = "from neurenix.meta.cli import main\nsys.exit(main(sys.argv[1:]))\n"

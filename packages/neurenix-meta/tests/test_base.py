@@ -6,7 +6,7 @@ import pytest
 import neurenix as nx
 from meta_helpers import assert_unchanged, class_tasks, meta_grad, mlp, sine_tasks, snapshot
 from neurenix import nn
-from neurenix.meta import MAML, MetaLearningModel, PrototypicalNetworks
+from neurenix.meta import ANIL, MAML, MetaLearningModel, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile
 from neurenix.nn import functional as F
 from neurenix.optim import SGD, Adam
 
@@ -138,3 +138,101 @@ def test_adapt_to_task_leaves_the_meta_model_alone():
     for n, t in [*net.named_parameters(), *net.named_buffers()]:
         np.testing.assert_array_equal(t.numpy(), before[n], err_msg=n)
     assert not np.allclose(adapted[1].running_mean.numpy(), before["1.running_mean"])
+
+
+# -- a failing step changes nothing ------------------------------------------------------------------------
+def bn_embedding(seed=0):
+    nx.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4)).double()
+
+
+LEARNERS = {
+    "MAML": (lambda: MAML(mlp(), inner_lr=0.1, inner_steps=2), sine_tasks),
+    "first-order MAML": (lambda: MAML(mlp(), inner_lr=0.1, inner_steps=1, first_order=True), sine_tasks),
+    "MetaSGD": (lambda: MetaSGD(mlp()), sine_tasks),
+    "ANIL": (lambda: ANIL(mlp(), inner_steps=1), sine_tasks),
+    "Reptile": (lambda: Reptile(mlp(), inner_steps=2, meta_lr=0.5), sine_tasks),
+    "ProtoNets+BatchNorm": (lambda: PrototypicalNetworks(bn_embedding()), class_tasks),
+    "Relation": (lambda: RelationNetworks(bn_embedding(), mlp(sizes=(8, 4, 1))), class_tasks),
+}
+
+
+def state(learner):
+    """Everything a step may change: parameters, buffers, the optimizer's state and hyper-parameters."""
+    sd = learner.default_optimizer().state_dict()
+    arrays = [t.numpy().copy() for t in learner.state_dict().values()]
+    arrays += [v.numpy().copy() for s in sd["state"].values() for v in s.values() if isinstance(v, nx.Tensor)]
+    scalars = [(i, k, v) for i, s in sd["state"].items() for k, v in s.items() if not isinstance(v, nx.Tensor)]
+    return arrays, scalars, sd["param_groups"]
+
+
+def assert_same_state(a, b):
+    assert len(a[0]) == len(b[0]) and all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
+    assert a[1:] == b[1:]
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own notes on the NaN the test feeds in
+def test_a_failing_step_changes_nothing(name):
+    """Batch 0 trains, batch 1 holds a task with NaN inputs: the learner ends exactly as after batch 0."""
+    make, tasks = LEARNERS[name]
+    good = tasks(4)
+    sx, sy, qx, qy = good[3]
+    bad = [*good[:3], (sx, sy, qx * float("nan"), qy)]
+    expected, learner = make(), make()
+    expected.meta_learn(good[:2], epochs=1, tasks_per_batch=2, shuffle=False)
+    with pytest.raises(FloatingPointError, match=r"in epoch 0, batch 1 \(tasks \[2, 3\]\); task 3's query_x holds "
+                                                 r"NaN or infinite values; the step was not taken"):
+        learner.meta_learn(bad, epochs=1, tasks_per_batch=2, shuffle=False)
+    assert_same_state(state(learner), state(expected))
+    learner.meta_learn(good, epochs=1)  # and training goes on from there
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_non_finite_gradient_under_a_finite_loss_is_caught_and_named():
+    def loss_fn(pred, y):  # sqrt(0) = 0, but its derivative is infinite: the loss is finite, its gradient NaN
+        return F.mse_loss(pred, y) + (pred * 0).sqrt().sum()
+
+    maml = MAML(mlp(), inner_lr=0.1, inner_steps=0)
+    maml.meta_learn(sine_tasks(2), epochs=1)
+    before = state(maml)
+    with pytest.raises(FloatingPointError, match=r"the meta-gradient of model.0.weight became non-finite \(loss "):
+        maml.meta_learn(sine_tasks(2), epochs=1, loss_fn=loss_fn)
+    assert_same_state(state(maml), before)
+
+
+# -- arguments --------------------------------------------------------------------------------------------
+def test_meta_optimizer_must_be_an_optimizer_of_this_learners_parameters():
+    maml = MAML(mlp(), inner_steps=1)
+    with pytest.raises(TypeError, match="meta_optimizer must be a neurenix.optim.Optimizer or None, got 'adam'"):
+        maml.meta_learn(sine_tasks(2), "adam")
+    with pytest.raises(ValueError, match="meta_optimizer: 6 of its parameters are not this MAML's"):
+        maml.meta_learn(sine_tasks(2), Adam(mlp().parameters()))
+    maml.meta_learn(sine_tasks(2), SGD(list(maml.parameters())[:2], lr=0.1), epochs=1)  # a subset is fine
+
+
+@pytest.mark.parametrize("loss_fn, error, match", [
+    (lambda p, y: (p - y) ** 2, nx.ShapeError, r"one floating-point number per task, got a neurenix.float64 tensor of "
+                                               r"shape \(10, 1\) for task"),
+    (lambda p, y: 1.0, TypeError, "loss_fn must return a scalar neurenix Tensor, got float"),
+    (lambda p, y: None, TypeError, "got NoneType"),
+    ("mse", TypeError, "loss_fn must be a function or None, got 'mse'"),
+])
+def test_loss_fn_must_return_one_number_per_task(loss_fn, error, match):
+    with pytest.raises(error, match=match):
+        MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=1, loss_fn=loss_fn)
+    with pytest.raises(error, match=match):
+        MAML(mlp(), inner_steps=1).meta_loss(sine_tasks(2), loss_fn=loss_fn)
+    assert MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=1, loss_fn=lambda p, y: F.l1_loss(p, y)[None])
+
+
+@pytest.mark.parametrize("tasks, error, match", [
+    (None, TypeError, "tasks must be a list of .* tuples, got NoneType"),
+    (lambda epoch: None, TypeError, "tasks must be a list of .* tuples, got NoneType"),
+    (lambda epoch: [], ValueError, "no tasks given"),
+    ([(nx.randn(5, 1), nx.randn(5, 1), nx.randn(0, 1), nx.randn(0, 1))], nx.ShapeError,
+     "task 0: the query set is empty"),
+])
+def test_bad_task_lists_are_named(tasks, error, match):
+    with pytest.raises(error, match=match):
+        MAML(mlp().float(), inner_steps=1).meta_learn(tasks, epochs=1)

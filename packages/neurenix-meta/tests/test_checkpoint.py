@@ -1,19 +1,22 @@
 """Checkpoints: the safetensors format (against the reference package both ways), modules, optimizers and
 meta-learners, bad files, atomic writes, and meta_learn resuming where it stopped."""
 
+import json
 import os
+import stat
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import safetensors
 import safetensors.numpy
 
 import neurenix as nx
 from meta_helpers import class_tasks, mlp, sine_tasks
 from neurenix import nn
-from neurenix.meta import MAML, CheckpointError, PrototypicalNetworks, Reptile, load_checkpoint, save_checkpoint
-from neurenix.meta.checkpoint import read_safetensors, write_safetensors
+from neurenix.meta import MAML, CheckpointError, PrototypicalNetworks, load_checkpoint, save_checkpoint
+from neurenix.meta.checkpoint import check_writable, read_safetensors, write_safetensors
 from neurenix.optim import SGD, Adam
 
 DTYPES = [np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_]
@@ -66,9 +69,7 @@ def test_module_and_optimizer_resume(tmp_path, opt_cls, kw):
         nn.functional.mse_loss(m(x), y).backward()
         o.step()
     for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
-        # not bit-exact: the C backend's vectorised Adam rounds by 1 ulp differently depending on where a
-        # buffer sits in memory; a lost optimizer state would differ by far more
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-15, err_msg=name)
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
 
 
 def test_meta_learner_saves_its_own_optimizer_and_buffers(tmp_path):
@@ -186,44 +187,225 @@ def test_a_process_killed_mid_save_leaves_the_previous_checkpoint_intact(tmp_pat
     assert run.returncode == 3, run.stderr
     assert path.read_bytes() == before
     load_checkpoint(path, mlp(sizes=(1, 300, 1)))
-
-
-@pytest.mark.parametrize("make, tasks", [
-    (lambda: MAML(mlp(), inner_lr=0.1, inner_steps=1), lambda: sine_tasks(5)),
-    (lambda: Reptile(mlp(), inner_lr=0.05, meta_lr=0.5, inner_steps=2), lambda: sine_tasks(5)),
-    (lambda: PrototypicalNetworks(mlp(sizes=(5, 6, 4))), lambda: class_tasks(5)),
-], ids=["MAML", "Reptile", "ProtoNets"])
-@pytest.mark.parametrize("fresh_tasks", [False, True], ids=["fixed-tasks", "tasks-per-epoch"])
-def test_meta_learn_resumes_where_it_stopped(tmp_path, make, tasks, fresh_tasks):
-    fixed = tasks()
-
-    def per_epoch(epoch):  # drawn from neurenix's generator: the resumed random state matters
-        shift = float(nx.randn(1).item())
-        return [(sx + shift, sy, qx + shift, qy) for sx, sy, qx, qy in fixed[:3]]
-
-    source = per_epoch if fresh_tasks else fixed
-    nx.manual_seed(7)
-    whole = make()
-    expected = whole.meta_learn(source, epochs=4, tasks_per_batch=2)
-    nx.manual_seed(7)
-    first = make()
-    first.meta_learn(source, epochs=2, tasks_per_batch=2, checkpoint=tmp_path / "run.safetensors")
-    nx.manual_seed(99)  # the resumed run must not depend on the state it starts in
-    resumed = make()
-    history = resumed.meta_learn(source, epochs=4, tasks_per_batch=2, resume=tmp_path / "run.safetensors")
-    assert history.keys() == expected.keys()
-    for k in expected:  # equal up to rounding (see test_module_and_optimizer_resume)
-        np.testing.assert_allclose(history[k], expected[k], rtol=1e-10, err_msg=k)
-    for k, v in whole.state_dict().items():
-        np.testing.assert_allclose(v.numpy(), resumed.state_dict()[k].numpy(), rtol=1e-10, atol=1e-13, err_msg=k)
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]  # the killed save's partial file
+    save_checkpoint(path, model)  # the next save of the file removes it
+    assert os.listdir(tmp_path) == ["c.safetensors"]
 
 
 def test_checkpoint_every_and_at_the_end(tmp_path, monkeypatch):
-    from neurenix.meta import base
+    from neurenix.meta import resume
 
     saved = []
-    monkeypatch.setattr(base, "save_checkpoint", lambda path, m, o, metadata: saved.append(metadata["epoch"]))
+    monkeypatch.setattr(resume, "save_checkpoint", lambda path, m, o, metadata: saved.append(metadata["epoch"]))
     MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=7, checkpoint="x", checkpoint_every=3)
     assert saved == [3, 6, 7]
     with pytest.raises(ValueError, match="checkpoint_every"):
         MAML(mlp()).meta_learn(sine_tasks(2), checkpoint="x", checkpoint_every=0)
+
+
+# -- what the reference refuses, and what it accepts ---------------------------------------------------------
+def raw_file(header, data=b"", text=None):
+    """A safetensors file from a header (dict, or ``text`` as written) and data."""
+    text = json.dumps(header).encode() if text is None else text
+    return len(text).to_bytes(8, "little") + text + data
+
+
+F32 = np.arange(4, dtype="<f4").tobytes()
+
+
+def entry(begin, end, shape=(2,), dtype="F32"):
+    return {"dtype": dtype, "shape": list(shape), "data_offsets": [begin, end]}
+
+
+REFUSED = {  # name: (file, what our error says)
+    "overlapping offsets": (raw_file({"a": entry(0, 8), "b": entry(4, 12)}, F32), "overlaps the tensor before it"),
+    "a gap between tensors": (raw_file({"a": entry(0, 4, (1,)), "b": entry(8, 16)}, F32), "leaves a gap of 4 bytes"),
+    "two tensors on the same bytes": (raw_file({"a": entry(0, 8), "b": entry(0, 8)}, F32[:8]), "overlaps"),
+    "data after the last tensor": (raw_file({"a": entry(0, 8)}, F32), "not fully covered"),
+    "data and no tensors": (raw_file({}, b"xx"), "not fully covered"),
+    "duplicate tensor keys": (raw_file(None, F32, b'{"a":' + json.dumps(entry(0, 8)).encode() + b',"a":'
+                                       + json.dumps(entry(8, 16)).encode() + b"}"), "duplicate key 'a'"),
+    "duplicate __metadata__": (raw_file(None, F32[:8], b'{"__metadata__":{"x":"1"},"__metadata__":{"x":"2"},"a":'
+                                        + json.dumps(entry(0, 8)).encode() + b"}"), "duplicate key '__metadata__'"),
+    "a header over 100 MB": ((200_000_000).to_bytes(8, "little") + b"{}", "more than the 100000000"),
+    "junk after the header's JSON": (raw_file(None, F32[:8], b'{"a":' + json.dumps(entry(0, 8)).encode() + b"}x"),
+                                     "not valid JSON"),
+    "a negative dimension": (raw_file({"a": entry(0, 8, (-2,))}, F32[:8]), "malformed entry"),
+    "a fractional dimension": (raw_file(None, F32[:8], b'{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}'),
+                               "malformed entry"),
+    "NaN in the header": (raw_file(None, F32[:8], b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":NaN}}'),
+                          "NaN is not a JSON number"),
+    "non-string metadata": (raw_file({"__metadata__": {"x": 1}, "a": entry(0, 8)}, F32[:8]), "map strings to strings"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_what_the_reference_refuses_we_refuse(tmp_path, name):
+    data, why = REFUSED[name]
+    with pytest.raises(safetensors.SafetensorError):
+        safetensors.numpy.load(data)
+    (tmp_path / "f.safetensors").write_bytes(data)
+    with pytest.raises(CheckpointError, match=why):
+        read_safetensors(tmp_path / "f.safetensors")
+
+
+@pytest.mark.parametrize("data", [
+    raw_file({"b": entry(8, 16), "a": entry(0, 8)}, F32),  # entries in any order
+    raw_file(None, F32[:8], b' {"a":' + json.dumps(entry(0, 8)).encode() + b"}   "),  # spaces around the JSON
+    raw_file({"a": entry(0, 8) | {"extra": 1}, "__metadata__": None}, F32[:8]),  # unknown fields, null metadata
+    raw_file({"a": entry(0, 0, (0,)), "b": entry(0, 0, (0, 3))}),  # empty tensors share an offset
+], ids=["unordered", "spaces", "extra-fields", "empty-tensors"])
+def test_what_the_reference_accepts_we_read_alike(tmp_path, data):
+    (tmp_path / "f.safetensors").write_bytes(data)
+    ours, theirs = read_safetensors(tmp_path / "f.safetensors")[0], safetensors.numpy.load(data)
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        np.testing.assert_array_equal(ours[k], theirs[k])
+
+
+def test_loaded_arrays_have_numpys_own_dtype_objects(tmp_path):
+    """An equal dtype of another byte order is another object; the C backend compares dtypes by identity, and
+    resumed runs took NumPy's Adam instead of its own (different rounding: not bit-exact)."""
+    write_safetensors(tmp_path / "f.safetensors", {d.__name__: np.zeros(3, d) for d in DTYPES})
+    for name, a in read_safetensors(tmp_path / "f.safetensors")[0].items():
+        assert a.dtype is np.dtype(getattr(np, name)), name
+
+
+# -- the checksum ---------------------------------------------------------------------------------------
+def damaged(good: bytes, where: str) -> bytes:
+    n = int.from_bytes(good[:8], "little")
+    data = bytearray(good)
+    if where == "data":
+        data[len(data) - 5] ^= 0x01  # one bit of the last parameter
+    elif where == "exponent":
+        data[8 + n + 3] ^= 0x7F  # the first weight becomes NaN or huge
+    else:  # a digit of the optimizer's learning rate inside the metadata
+        at = good.index(b'\\"lr\\": 0.05', 8) + len(b'\\"lr\\": 0.0')
+        data[at] = ord("7")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("where", ["data", "exponent", "metadata"])
+def test_a_changed_byte_is_refused_by_the_checksum(tmp_path, where):
+    model, opt, _ = trained(Adam)
+    save_checkpoint(tmp_path / "c.safetensors", model, opt)
+    (tmp_path / "c.safetensors").write_bytes(damaged((tmp_path / "c.safetensors").read_bytes(), where))
+    fresh, fresh_opt = mlp(seed=9, sizes=(2, 5, 1)), None
+    fresh_opt = Adam(fresh.parameters(), lr=0.05)
+    before = [p.numpy().copy() for p in fresh.parameters()]
+    with pytest.raises(CheckpointError, match="the checksum does not match the contents"):
+        load_checkpoint(tmp_path / "c.safetensors", fresh, fresh_opt)
+    assert all(np.array_equal(a, p.numpy()) for a, p in zip(before, fresh.parameters())) and not fresh_opt.state
+
+
+def test_a_version_2_file_without_its_checksum_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "c.safetensors", mlp(sizes=(1, 3, 1)))
+    tensors, meta = read_safetensors(tmp_path / "c.safetensors")
+    safetensors.numpy.save_file(tensors, str(tmp_path / "c.safetensors"), metadata=meta)  # no neurenix.sha256
+    with pytest.raises(CheckpointError, match="the checksum is missing"):
+        load_checkpoint(tmp_path / "c.safetensors", mlp(sizes=(1, 3, 1)))
+
+
+# -- files on disk: permissions, leftovers of killed saves, checks before training ----------------------------
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "c.safetensors", mlp(sizes=(1, 3, 1)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "c.safetensors").st_mode) == mode
+
+
+def test_the_next_save_removes_temporaries_of_dead_processes_only(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stale, busy = tmp_path / f".c.safetensors.{dead.stdout.strip()}-0a1b.tmp", \
+            tmp_path / f".c.safetensors.{alive.pid}-0a1b.tmp"
+        other = tmp_path / f".d.safetensors.{dead.stdout.strip()}-0a1b.tmp"  # another file's: not ours to remove
+        for f in (stale, busy, other):
+            f.write_bytes(b"partial")
+        save_checkpoint(tmp_path / "c.safetensors", mlp(sizes=(1, 3, 1)))
+        assert sorted(os.listdir(tmp_path)) == sorted([busy.name, other.name, "c.safetensors"])
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+@pytest.mark.parametrize("where, error", [("missing/c.safetensors", FileNotFoundError), (".", IsADirectoryError)])
+def test_check_writable_fails_before_any_work(tmp_path, where, error):
+    with pytest.raises(error, match="cannot save a checkpoint as"):
+        check_writable(tmp_path / where)
+    with pytest.raises(error, match="cannot save a checkpoint as"):
+        MAML(mlp(), inner_steps=1).meta_learn(sine_tasks(2), epochs=1, checkpoint=tmp_path / where)
+
+
+# -- what must fit: optimizer state, dtypes, argument types ----------------------------------------------------
+def altered(path, change):
+    """Re-save ``path`` with ``change(tensors, doc)`` applied (checksum recomputed: a well-formed file that
+    says something wrong)."""
+    tensors, meta = read_safetensors(path)
+    doc = json.loads(meta["neurenix"])
+    change(tensors, doc)
+    write_safetensors(path, tensors, {"neurenix": json.dumps(doc)})
+
+
+def group(doc):
+    return doc["optimizer"]["param_groups"][0]
+
+
+OPTIMIZER_CHANGES = {
+    "state of shape (1,)": (lambda t, d: t.update({"optimizer/0/exp_avg": np.zeros(1)}), r"'exp_avg' of parameter 0"),
+    "state in float32": (lambda t, d: t.update({"optimizer/0/exp_avg": t["optimizer/0/exp_avg"].astype(np.float32)}),
+                         r"'exp_avg' of parameter 0 is F32 \(5, 2\), the parameter is neurenix.float64"),
+    "state key missing": (lambda t, d: t.pop("optimizer/1/exp_avg_sq"), r"of parameter 1 lacks \['exp_avg_sq'\]"),
+    "step 0": (lambda t, d: d["optimizer"]["state"]["0"].update(step=0), r"has step 0; a step count is an int >= 1"),
+    "step -3": (lambda t, d: d["optimizer"]["state"]["0"].update(step=-3), r"has step -3"),
+    "lr NaN": (lambda t, d: group(d).update(lr=float("nan")), r"has lr=nan"),
+    "lr a string": (lambda t, d: group(d).update(lr="x"), r"has lr='x'"),
+    "betas of three": (lambda t, d: group(d).update(betas=[0.9, 0.9, 0.9]), r"has betas=\[0.9, 0.9, 0.9\]"),
+    "an unknown hyper-parameter": (lambda t, d: group(d).update(nesterov=True), r"group 0 has hyper-parameters"),
+    "parameter index 99": (lambda t, d: d["optimizer"]["state"].update({"99": {"step": 1}}), r"names parameter '99'"),
+    "parameters out of order": (lambda t, d: group(d).update(params=[1, 0, 2, 3]), r"numbers its parameters out of"),
+    "state not an object": (lambda t, d: d["optimizer"].update(state=[]), r"is malformed"),
+    "a float64 weight for float32": (lambda t, d: t.update({"0.bias": t["0.bias"].astype(np.float32)}),
+                                     r"0.bias is F32 in the file but neurenix.float64 in the model"),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_CHANGES)
+def test_state_that_does_not_fit_is_refused_before_anything_changes(tmp_path, name):
+    change, why = OPTIMIZER_CHANGES[name]
+    model, opt, _ = trained(Adam)
+    save_checkpoint(tmp_path / "c.safetensors", model, opt)
+    altered(tmp_path / "c.safetensors", change)
+    fresh = mlp(seed=9, sizes=(2, 5, 1))
+    fresh_opt = Adam(fresh.parameters(), lr=0.5)
+    before = [p.numpy().copy() for p in fresh.parameters()]
+    with pytest.raises(CheckpointError, match=why):
+        load_checkpoint(tmp_path / "c.safetensors", fresh, fresh_opt)
+    assert all(np.array_equal(a, p.numpy()) for a, p in zip(before, fresh.parameters()))
+    assert not fresh_opt.state and fresh_opt.param_groups[0]["lr"] == 0.5
+
+
+def test_momentum_without_its_buffer_is_refused(tmp_path):
+    model, opt, _ = trained(SGD, momentum=0.9)
+    save_checkpoint(tmp_path / "c.safetensors", model, opt)
+    altered(tmp_path / "c.safetensors", lambda t, d: t.pop("optimizer/2/momentum_buffer"))
+    with pytest.raises(CheckpointError, match=r"of parameter 2 lacks \['momentum_buffer'\]"):
+        load_checkpoint(tmp_path / "c.safetensors", model, SGD(model.parameters(), lr=0.1, momentum=0.9))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p: save_checkpoint(p, "model"), "module must be a neurenix.nn.Module, got str"),
+    (lambda p: save_checkpoint(p, mlp(), "adam"), "optimizer must be a neurenix.optim.Optimizer or None, got str"),
+    (lambda p: load_checkpoint(p, None), "module must be a neurenix.nn.Module, got NoneType"),
+    (lambda p: load_checkpoint(p, mlp(), "adam"), "optimizer must be a neurenix.optim.Optimizer or None"),
+    (lambda p: save_checkpoint(p, mlp(), metadata={"a": {1}}), "metadata must be JSON-serialisable"),
+    (lambda p: save_checkpoint(p, mlp(), metadata={"a": float("nan")}), "with finite numbers"),
+], ids=["save-module", "save-optimizer", "load-module", "load-optimizer", "metadata-set", "metadata-nan"])
+def test_arguments_of_the_wrong_kind_are_named(tmp_path, call, match):
+    save_checkpoint(tmp_path / "c.safetensors", mlp())
+    with pytest.raises(TypeError, match=match):
+        call(tmp_path / "c.safetensors")

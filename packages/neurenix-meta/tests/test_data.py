@@ -98,6 +98,12 @@ def test_sampler_errors_name_the_problem():
         TaskSampler(x, y, ways=2, shots=2, queries=3)
     with pytest.raises(ValueError, match="shots must be an int >= 1"):
         TaskSampler(x, y, ways=2, shots=0, queries=3)
+    y[:9] = 7  # a short class whose label is past the number of classes (it used to raise an IndexError)
+    y[9:13] = 12
+    with pytest.raises(ValueError, match=r"need 5 examples per class; class 12 \(4\) has fewer"):
+        TaskSampler(x, y, ways=2, shots=2, queries=3)
+    with pytest.raises(ValueError, match="class_names has 2 names, so y must hold class indices 0 to 1; it holds 7 to"):
+        TaskSampler(x, y, ways=2, shots=1, queries=1, class_names=["a", "b"])
 
 
 def write_omniglot(root, counts, size=(6, 5)):
@@ -144,6 +150,28 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "mixed" / "alphabet0" / "character00" / "z.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read"):
         load_image_folder(tmp_path / "mixed")
+    for size, error, match in (((0, 4), ValueError, r"size\[0\] \(height\) must be an int >= 1, got 0"),
+                               ((4, 2.5), TypeError, r"size\[1\] \(width\) must be an int >= 1, got 2.5"),
+                               ("28", TypeError, "size must be \\(height, width\\) or None, got '28'")):
+        with pytest.raises(error, match=match):
+            load_image_folder(tmp_path / "mixed", size=size)
+    with pytest.raises(TypeError, match="pattern must be a glob pattern string, got 3"):
+        load_image_folder(tmp_path / "mixed", pattern=3)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda x, y: split_classes(x, y, (2, -1)), ValueError, r"sizes\[1\] must be an int >= 0, got -1"),
+    (lambda x, y: split_classes(x, y, "ab"), TypeError, "sizes must be a sequence of class counts, got 'ab'"),
+    (lambda x, y: split_classes(x, y, (2,), seed=-1), ValueError, "seed must be an int >= 0, got -1"),
+    (lambda x, y: TaskSampler(x, y, 2, 1, 1).sample(-1), ValueError, "num_tasks must be an int >= 0, got -1"),
+    (lambda x, y: TaskSampler(x, y, 2, 1, 1, one_hot="yes"), TypeError, "one_hot must be True or False"),
+    (lambda x, y: rotate_classes(x.reshape(-1, 1, 3, 1).repeat(3, -1), y, skip={1: 2}), TypeError,
+     r"skip\[1\] must be a sequence of quarter turns"),
+], ids=["negative-size", "sizes-string", "seed", "sample-negative", "one_hot-string", "skip-not-a-sequence"])
+def test_data_helpers_name_bad_arguments(call, error, match):
+    x, y = labelled(classes=4)
+    with pytest.raises(error, match=match):
+        call(x, y)
 
 
 def test_sampled_image_tasks_train_a_learner(tmp_path):

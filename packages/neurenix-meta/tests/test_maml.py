@@ -194,8 +194,10 @@ def test_multi_step_loss_is_the_weighted_sum_of_query_losses_after_each_step():
     maml.multi_step_weights = [0.0, 0.0, 1.0]
     assert_close_lists(meta_grad(maml, tasks), meta_grad(MAML(mlp(), inner_lr=0.1, inner_steps=3), tasks),
                        rtol=1e-12, atol=1e-14)
-    maml.multi_step_weights = [0.5, 0.5]
     with pytest.raises(ValueError, match="multi_step_weights has 2 entries, expected one per inner step"):
+        maml.multi_step_weights = [0.5, 0.5]  # refused where it is assigned, not epochs later
+    maml.inner_steps = 2
+    with pytest.raises(ValueError, match="multi_step_weights has 3 entries, expected one per inner step"):
         maml.meta_loss(tasks)
 
 

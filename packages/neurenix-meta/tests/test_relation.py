@@ -1,6 +1,7 @@
 """Relation Networks: P(y = c) is class c's share of the sigmoid relation scores g([f(x_q), f(x_i)])."""
 
 import numpy as np
+import pytest
 
 import neurenix as nx
 from meta_helpers import class_tasks, meta_grad, mlp
@@ -58,3 +59,11 @@ def test_saturated_relation_scores_stay_finite():
     loss = net.meta_loss([(sx, sy, qx, qy)])
     loss.backward()
     assert np.isfinite(loss.item()) and all(np.isfinite(p.grad.numpy()).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("query, support", [((3, 4), (2, 4)), ((1, 3, 4), (1, 2, 5)), ((2, 3, 4), (1, 2, 4))],
+                         ids=["no-task-axis", "features-differ", "tasks-differ"])
+def test_embeddings_of_the_wrong_shapes_are_named(query, support):
+    net = RelationNetworks(nn.Linear(5, 4), nn.Linear(8, 1))
+    with pytest.raises(nx.ShapeError, match=r"query_embeddings .* and support_embeddings .* must be \(tasks, rows"):
+        net.compute_relations(nx.randn(*query), nx.randn(*support))

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def test_devices_lists_backends_with_reasons(capsys):
     (["train", "digits", "--algo", "reptile"], "argument --algo: invalid choice: 'reptile'"),
     (["train", "sine", "--device", "tpu"], "unknown device type 'tpu'"),
     (["train", "sine", "--device", "cpu:7"], "device cpu:7 does not exist"),
-    (["train", "sine", "--iterations", "0"], "--iterations: must be >= 1"),
+    (["train", "sine", "--iterations", "0"], "--iterations: must be >= 1, got 0"),
     (["train", "mnist"], "invalid choice: 'mnist'"),
     ([], "the following arguments are required"),
 ])
@@ -62,8 +63,84 @@ def test_runtime_errors_are_one_line_and_exit_1(capsys, tmp_path):
 def test_an_incompatible_checkpoint_lists_the_differences(capsys, tmp_path):
     path = str(tmp_path / "digits.safetensors")
     assert run(capsys, "train", "digits", *FAST, "--save", path)[0] == 0
-    code, _, err = run(capsys, "train", "sine", *FAST, "--resume", path)
-    assert code == 1 and err.count("\n") == 1 and "does not fit this MAML" in err and "model.0.weight is" in err
+    code, out, err = run(capsys, "train", "sine", *FAST, "--resume", path)
+    assert code == 1 and err.count("\n") == 1 and out == ""
+    assert "was saved by a run with other settings: benchmark digits (now sine), --algo protonet (now maml)" in err
+
+
+SINE = ["train", "sine", *FAST]
+DIGITS = ["train", "digits", *FAST]
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([*SINE, "--inner-lr", "-1"], "argument --inner-lr: must be a finite number >= 0, got -1"),
+    ([*SINE, "--inner-lr", "nan"], "argument --inner-lr: must be a finite number >= 0, got nan"),
+    ([*SINE, "--inner-lr", "inf"], "argument --inner-lr: must be a finite number >= 0, got inf"),
+    ([*SINE, "--inner-lr", "fast"], "argument --inner-lr: must be a number, got 'fast'"),
+    ([*SINE, "--meta-lr", "-0.5"], "argument --meta-lr: must be a finite number >= 0, got -0.5"),
+    ([*SINE, "--meta-batch", "0"], "argument --meta-batch: must be >= 1, got 0"),
+    ([*SINE, "--meta-batch", "2.5"], "argument --meta-batch: must be an integer, got '2.5'"),
+    ([*SINE, "--shots", "0"], "argument --shots: must be >= 1, got 0"),
+    ([*SINE, "--test-shots", "0"], "argument --test-shots: must be between 1 and 50, got 0"),
+    ([*SINE, "--test-shots", "51"], "argument --test-shots: must be between 1 and 50, got 51"),
+    ([*SINE, "--inner-steps", "-1"], "argument --inner-steps: must be >= 0, got -1"),
+    ([*SINE, "--algo", "reptile", "--inner-steps", "0"], "argument --inner-steps: Reptile takes at least 1 inner step"),
+    ([*SINE, "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["train", "sine", "--test-tasks", "1"], "argument --test-tasks: must be >= 2, got 1"),
+    ([*SINE, "--save-every", "0"], "argument --save-every: must be >= 1, got 0"),
+    ([*DIGITS, "--ways", "1"], "argument --ways: must be between 2 and 9, got 1"),
+    ([*DIGITS, "--ways", "6"], "argument --ways: 6-way tasks need 6 classes in both splits"),
+    ([*DIGITS, "--test-classes", "0"], "argument --test-classes: must be between 1 and 9, got 0"),
+    ([*DIGITS, "--queries", "0"], "argument --queries: must be >= 1, got 0"),
+    ([*DIGITS, "--shots", "-3"], "argument --shots: must be >= 1, got -3"),
+    # petabytes: more than any machine has (the 100000000 is 0.4 TB, which a large server could hold)
+    ([*SINE, "--meta-batch", "1000000000000"], "argument --meta-batch: 1000000000000 needs about"),
+    (["train", "sine", "--quiet", "--test-tasks", "1000000000000"], "argument --test-tasks: 1000000000000 needs"),
+    ([*DIGITS, "--meta-batch", "100000000000"], "argument --meta-batch: 100000000000 needs about"),
+    ([*SINE, "--plot", "curve.xyz"], "argument --plot: matplotlib cannot write .xyz files"),
+], ids=lambda v: " ".join(v[2:]) if isinstance(v, list) else None)
+def test_bad_numbers_are_refused_before_anything_runs(capsys, argv, message):
+    start = time.perf_counter()
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
+    assert time.perf_counter() - start < 20  # the memory checks answer at once (they used to run for minutes)
+
+
+@pytest.mark.parametrize("flag, message", [("--save", "cannot save a checkpoint as"),
+                                           ("--plot", "cannot save the plot as")])
+def test_an_unwritable_output_is_refused_before_training(capsys, tmp_path, flag, message):
+    code, out, err = run(capsys, *SINE, flag, str(tmp_path / "missing" / "out.png"))
+    assert code == 1 and out == "" and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("iterations", ["3", "2"])
+def test_resuming_a_finished_run_says_so(capsys, tmp_path, iterations):
+    path = str(tmp_path / "run.safetensors")
+    assert run(capsys, *SINE, "--save", path)[0] == 0
+    code, out, err = run(capsys, "train", "sine", "--iterations", iterations, "--test-tasks", "4", "--quiet",
+                         "--resume", path)
+    assert code == 2 and out == "" and f"is already at iteration 3, so --iterations {iterations} leaves nothing" in err
+
+
+@pytest.mark.parametrize("argv, difference", [
+    (["--seed", "1"], "--seed 0 (now 1)"),
+    (["--meta-batch", "5"], "--meta-batch 25 (now 5)"),
+    (["--algo", "fomaml"], "--algo maml (now fomaml)"),
+    (["--inner-lr", "0.02"], "--inner-lr 0.01 (now 0.02)"),
+])
+def test_resuming_with_other_settings_names_the_difference(capsys, tmp_path, argv, difference):
+    path = str(tmp_path / "run.safetensors")
+    assert run(capsys, *SINE, "--save", path)[0] == 0
+    code, out, err = run(capsys, "train", "sine", "--iterations", "5", "--test-tasks", "4", "--quiet", "--resume", path,
+                         *argv)
+    assert code == 1 and out == "" and f"was saved by a run with other settings: {difference}" in err
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's kernels note the overflow on the way
+def test_training_that_diverges_stops_with_the_reason(capsys):
+    code, out, err = run(capsys, *SINE, "--inner-lr", "1e30")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "became" in err and "the step was not taken" in err
 
 
 def test_the_console_script_is_installed():

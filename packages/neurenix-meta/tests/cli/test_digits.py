@@ -28,8 +28,8 @@ def test_each_algorithm_reports_accuracy_on_held_out_classes(capsys, algo):
 def test_ways_and_shots_and_their_limits(capsys):
     out = report(capsys, "--ways", "3", "--shots", "1", "--queries", "2", "--test-classes", "4", "--no-rotate", *FAST)
     assert "3-way 1-shot test" in out and "rotations" not in out
-    assert main(["train", "digits", "--ways", "6", *FAST]) == 1
-    assert "6-way tasks need 6 classes in both splits" in capsys.readouterr().err
+    assert main(["train", "digits", "--ways", "6", *FAST]) == 2
+    assert "argument --ways: 6-way tasks need 6 classes in both splits" in capsys.readouterr().err
 
 
 def test_accuracy_before_and_after_meta_training_is_far_above_chance(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from neurenix import Tensor
 from neurenix.nn import Module, Sequential
 
+from . import checks
 from .batchnorm import task_call
 from .maml import MAML
 from .tasks import Batch
@@ -22,14 +23,12 @@ class ANIL(MAML):
                  inner_steps: int = 5, *, head: str | None = None, **options):
         if "inner_params" in options:
             raise TypeError("ANIL chooses the adapted parameters with head=, not inner_params=")
-        if head is None:
-            held = [name for name, child in model.named_children() if any(True for _ in child.parameters())]
-            if not held:
-                raise ValueError(f"ANIL: {type(model).__name__} has no child module with parameters to use as the "
-                                 "head; pass head= the dotted name of one")
-            head = held[-1]
+        head = _head(checks.module("model", model), head)
         super().__init__(model, inner_lr, meta_lr, first_order, inner_steps, inner_params=[head], **options)
         self.head = head
+
+    def hyperparameters(self) -> dict:
+        return super().hyperparameters() | {"head": self.head}
 
     def inner_inputs(self, batch: Batch) -> tuple[Module, Tensor, Tensor]:
         """When the model is a Sequential and the head one of its children with only parameter-free
@@ -43,3 +42,19 @@ class ANIL(MAML):
         i = names.index(self.head)
         body = model[:i]
         return model[i:], task_call(body, {}, batch.support_x), task_call(body, {}, batch.query_x)
+
+
+def _head(model: Module, head: str | None) -> str:
+    """The dotted name of the head: ``head`` once checked to name a submodule with trainable parameters, or
+    by default the model's last child that has some."""
+    held = [name for name, m in model.named_modules() if name and any(p.requires_grad for p in m.parameters())]
+    if head is None:
+        children = [name for name, _ in model.named_children() if name in held]
+        if not children:
+            raise ValueError(f"ANIL: {type(model).__name__} has no child module with parameters to use as the "
+                             "head; pass head= the dotted name of one")
+        return children[-1]
+    if not isinstance(head, str) or head not in held:
+        raise ValueError(f"ANIL: head={head!r} names no submodule of the model with trainable parameters "
+                         f"(those are {held})")
+    return head

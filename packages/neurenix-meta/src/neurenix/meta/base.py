@@ -6,7 +6,8 @@ import copy
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,12 +16,14 @@ from neurenix import Tensor
 from neurenix.nn import Module
 from neurenix.optim import Adam, Optimizer
 
+from . import checks
+from . import resume as resuming
 from .batchnorm import support_statistics, task_call
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_writable
 from .distributed import DataParallel, distributed_section
 from .losses import LossFn, correct, task_losses
 from .progress import progress_bar
-from .tasks import Batch, Checked, batches, check_task, check_tasks, stack
+from .tasks import Batch, Checked, batches, check_task, check_tasks, nonfinite, stack
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +66,24 @@ class MetaLearningModel(Module):
     """
 
     grad_reduction = "sum"  # how ranks combine meta_step's gradients: a sum over tasks ("mean": a mean over them)
+    # checked whenever assigned, here or later: a NaN or negative rate would train silently to nonsense
+    inner_lr = checks.Validated(checks.rate)
+    meta_lr = checks.Validated(checks.rate)
+    first_order = checks.Validated(checks.flag)
 
     def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False):
         super().__init__()
-        if not isinstance(model, Module):
-            raise TypeError(f"model must be a neurenix.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = checks.module(self._model_argument, model)
         self.inner_lr, self.meta_lr, self.first_order = inner_lr, meta_lr, first_order
         self.__dict__["_default_optimizer"] = None
+
+    _model_argument = "model"  # the constructor argument that names the model, for errors
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """What defines this learner's training besides the model: resuming a checkpoint saved with other
+        values is refused. Subclasses add theirs."""
+        return {"learner": type(self).__name__, "inner_lr": self.inner_lr, "meta_lr": self.meta_lr,
+                "first_order": self.first_order}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -90,8 +103,9 @@ class MetaLearningModel(Module):
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = 5,
                       loss_fn: LossFn | None = None) -> Module:
         """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set."""
-        steps = 5 if steps is None else steps
-        b = stack([check_task((support_x, support_y, support_x, support_y), 0)])
+        steps = 5 if steps is None else checks.count("steps", steps, 0)
+        loss_fn = checks.function("loss_fn", loss_fn)
+        b = stack([check_task((support_x, support_y, support_x, support_y), 0, ("support_x", "support_y"))])
         clone = self.clone_model()  # adapted on the copy, so that its buffers (BatchNorm's) move, not ours
         params = {n: p.detach().unsqueeze(0) for n, p in self.trainable().items()}
         with nx.enable_grad():
@@ -124,13 +138,14 @@ class MetaLearningModel(Module):
     def meta_loss(self, tasks: Sequence, loss_fn: LossFn | None = None, batch_tasks: bool = True) -> Tensor:
         """The meta-objective of ``tasks``: the sum of their query losses after adaptation. Its
         gradient with respect to ``parameters()`` is the meta-gradient (the sum of the tasks')."""
+        loss_fn, batch_tasks = checks.function("loss_fn", loss_fn), checks.flag("batch_tasks", batch_tasks)
         checked = self.check(tasks)
         return sum((self.task_objective(b, loss_fn)[0].sum() for b in batches(checked, batch_tasks)), start=0.0)
 
-    def meta_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
-                  batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
-        """One meta-update from ``tasks``; returns (sum of query losses, number right or None), unread."""
-        optimizer.zero_grad()
+    def meta_gradient(self, tasks: list[Checked], loss_fn: LossFn | None,
+                      batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+        """Add the meta-gradient of ``tasks`` to each parameter's ``.grad``; returns (sum of query losses,
+        number right or None), unread."""
         total, right = 0.0, None
         for b in batches(tasks, batch_tasks):
             losses, pred = self.task_objective(b, loss_fn)
@@ -139,8 +154,46 @@ class MetaLearningModel(Module):
             total = total + loss.detach()
             if b.query_labels is not None:
                 right = correct(pred.detach(), b.query_labels) + (0 if right is None else right)
+        return total, right
+
+    def meta_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
+                  batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+        """One meta-update from ``tasks``, unchecked; returns (sum of query losses, number right or None),
+        unread. ``meta_learn`` takes its steps through ``checked_step`` instead."""
+        optimizer.zero_grad()
+        total, right = self.meta_gradient(tasks, loss_fn, batch_tasks)
         optimizer.step()
         return total, right
+
+    def checked_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
+                     batch_tasks: bool) -> tuple[float, int]:
+        """One meta-update, taken only if the loss and every gradient the optimizer would use are finite;
+        otherwise nothing changes (parameters, buffers such as BatchNorm's running statistics, the
+        optimizer's state) and a ``NotFiniteError`` says what was not. Returns (loss, number right), read
+        from the device once."""
+        saved = [(b, b.clone()) for b in self.buffers()]  # the metric learners' forward pass moves them
+        optimizer.zero_grad()
+        loss, right = self.meta_gradient(tasks, loss_fn, batch_tasks)
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        values = nx.stack([v.to(loss.dtype) for v in (loss, finite_probe(grads, loss), right) if v is not None])
+        values = values.tolist()
+        if not math.isfinite(values[0]) or values[1]:
+            what = self._what_failed(values[0], optimizer)
+            with nx.no_grad():
+                for b, old in saved:
+                    b.copy_(old)
+            optimizer.zero_grad()
+            raise NotFiniteError(what)
+        optimizer.step()
+        return values[0], int(values[2]) if right is not None else 0
+
+    def _what_failed(self, loss: float, optimizer: Optimizer) -> str:
+        if not math.isfinite(loss):
+            return f"the loss became {loss}"
+        names = {id(p): n for n, p in self.named_parameters()}
+        bad = [names.get(id(p), "a parameter") for g in optimizer.param_groups for p in g["params"]
+               if p.grad is not None and finite_probe([p.grad], p.grad).item()]
+        return f"the meta-gradient of {bad[0] if bad else 'a parameter'} became non-finite (loss {loss})"
 
     # -- the outer loop --------------------------------------------------------------------------
     def default_optimizer(self) -> Optimizer:
@@ -154,7 +207,8 @@ class MetaLearningModel(Module):
                    epochs: int = 10, tasks_per_batch: int = 4, loss_fn: LossFn | None = None, *,
                    shuffle: bool = True, batch_tasks: bool = True, verbose: bool = False,
                    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
-                   resume: str | os.PathLike | None = None, distributed: bool = False) -> dict[str, list[float]]:
+                   resume: str | os.PathLike | None = None, distributed: bool = False,
+                   settings: Mapping[str, Any] | None = None) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -162,36 +216,44 @@ class MetaLearningModel(Module):
         stacked batch (``batch_tasks=False`` runs them one by one: same result, slower). Returns the
         history: per-epoch mean query loss (``"loss"``) and, when targets are labels, query accuracy
         (``"accuracy"``). ``meta_optimizer=None`` uses Adam at ``meta_lr``. The tasks are not modified.
+        A meta-update whose loss or gradient is not finite is not taken: training stops with a
+        FloatingPointError and the learner and optimizer are as they were before that update.
 
         ``tasks`` may also be a function of the epoch index returning that epoch's tasks (fresh tasks every
         epoch, as the MAML paper samples them). ``verbose=True`` shows a progress bar (tqdm, on stderr);
         otherwise nothing is printed. ``checkpoint=path`` saves the learner, the optimizer, the epoch, the
-        history and neurenix's random state every ``checkpoint_every`` epochs and at the end (safetensors,
-        atomically); ``resume=path`` starts from such a checkpoint, so that an interrupted run, resumed with
-        the same arguments, ends where an uninterrupted one would (``epochs`` counts from the start).
+        history, neurenix's random state and the run's settings every ``checkpoint_every`` epochs and at the
+        end (safetensors, atomically); ``resume=path`` starts from such a checkpoint, so that an interrupted
+        run, resumed with the same arguments, ends where an uninterrupted one would, bit for bit (``epochs``
+        counts from the start). ``settings`` (JSON-able) describe the run beyond the learner and the loop
+        (data, seeds): a checkpoint saved with other settings, or another learner configuration,
+        ``tasks_per_batch`` or ``shuffle``, is refused with the difference named.
 
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
-        if not isinstance(tasks_per_batch, int) or tasks_per_batch < 1:
-            raise ValueError(f"tasks_per_batch must be an int >= 1, got {tasks_per_batch!r}")
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
+        epochs, tasks_per_batch = checks.count("epochs", epochs), checks.count("tasks_per_batch", tasks_per_batch, 1)
+        checkpoint_every = checks.count("checkpoint_every", checkpoint_every, 1)
+        loss_fn, shuffle = checks.function("loss_fn", loss_fn), checks.flag("shuffle", shuffle)
+        batch_tasks, verbose = checks.flag("batch_tasks", batch_tasks), checks.flag("verbose", verbose)
+        distributed = checks.flag("distributed", distributed)
+        run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
-        optimizer = self.default_optimizer() if meta_optimizer is None else meta_optimizer
+        optimizer = self._optimizer(meta_optimizer)
         labelled = checked is not None and checked[0].query_labels is not None
         history: dict[str, list[float]] = {"loss": []} | ({"accuracy": []} if labelled else {})
+        lead = not distributed or nx.distributed.rank() == 0
+        checkpoint = checkpoint if lead else None
+        if checkpoint is not None:
+            check_writable(checkpoint)  # now, not after the first epochs
         done = 0
         if resume is not None:
-            done, history = self._resume(resume, optimizer, history)
+            done, saved = resuming.resume(resume, self, optimizer, epochs, run)
+            history = saved or history
         # under MPI rank 0's state is broadcast here (after resuming), and only rank 0 shows progress and saves
         parallel = DataParallel(self, optimizer, checked, tasks_per_batch, epochs=epochs, resumed_after=done,
                                 shuffle=shuffle, batch_tasks=batch_tasks, loss_fn=loss_fn) if distributed else None
-        step = parallel.meta_step if distributed else self.meta_step
-        lead = not distributed or nx.distributed.rank() == 0
-        checkpoint = checkpoint if lead else None
+        step = self._distributed_step(parallel) if distributed else self.checked_step
         rng = nx.random.generator()
         bar = progress_bar(range(done, epochs), type(self).__name__, epochs, done) if verbose and lead else None
         for epoch in bar if bar is not None else range(done, epochs):
@@ -204,16 +266,12 @@ class MetaLearningModel(Module):
             loss_sum, right_sum, rows = 0.0, 0, 0
             for start in range(0, len(order), tasks_per_batch):
                 batch = [checked[i] for i in order[start:start + tasks_per_batch]]
-                loss, right = step(batch, optimizer, loss_fn, batch_tasks)
-                # one host read per meta-update: the loss (and the count of right answers) together
-                value, n_right = nx.stack([loss, right.to(loss.dtype)]).tolist() if right is not None else \
-                    (loss.item(), 0)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"meta_learn: the loss became {value} in epoch {epoch}, batch "
-                                             f"{start // tasks_per_batch} (tasks {[t.index for t in batch]}); "
-                                             "try a smaller inner_lr or meta_lr")
+                try:
+                    value, n_right = step(batch, optimizer, loss_fn, batch_tasks)
+                except NotFiniteError as e:
+                    raise FloatingPointError(_stopped(e, epoch, start // tasks_per_batch, batch, distributed)) from None
                 loss_sum += value
-                right_sum += int(n_right)
+                right_sum += n_right
                 rows += sum(t.query_x.shape[0] for t in batch)
             history["loss"].append(loss_sum / len(checked))
             if labelled:
@@ -222,22 +280,62 @@ class MetaLearningModel(Module):
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
             log.debug("epoch %d: loss %.6g", epoch, history["loss"][-1])
             if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-                self._save_progress(checkpoint, optimizer, epoch + 1, history)
+                resuming.save_progress(checkpoint, self, optimizer, epoch + 1, history, run)
         if bar is not None:
             bar.close()
         return history
 
-    def _save_progress(self, path, optimizer: Optimizer, epochs_done: int, history: dict) -> None:
-        """A checkpoint that ``meta_learn(resume=path)`` continues from."""
-        save_checkpoint(path, self, optimizer,
-                        metadata={"epoch": epochs_done, "history": history, "rng": nx.random.get_rng_state()})
-        log.info("saved checkpoint %s after epoch %d", path, epochs_done)
+    def _optimizer(self, given: Any) -> Optimizer:
+        """The meta-optimizer: the default one, or ``given`` once checked to update this learner's parameters."""
+        if given is None:
+            return self.default_optimizer()
+        if not all(callable(getattr(given, m, None)) for m in ("zero_grad", "step")) or \
+                not isinstance(getattr(given, "param_groups", None), list):
+            raise TypeError(f"meta_optimizer must be a neurenix.optim.Optimizer or None, got {given!r:.100}")
+        own = {id(p) for p in self.parameters()}
+        foreign = sum(id(p) not in own for g in given.param_groups for p in g["params"])
+        if foreign:
+            raise ValueError(f"meta_optimizer: {foreign} of its parameters are not this {type(self).__name__}'s "
+                             f"(build it from {type(self).__name__.lower()}.parameters())")
+        return given
 
-    def _resume(self, path, optimizer: Optimizer, history: dict) -> tuple[int, dict]:
-        """Load a checkpoint (weights, optimizer, random state); return (epochs done, history so far)."""
-        saved = load_checkpoint(path, self, optimizer)
-        if "rng" in saved:
-            nx.random.set_rng_state(saved["rng"])
-        done = int(saved.get("epoch", 0))
-        log.info("resumed from %s after epoch %d", path, done)
-        return done, {k: list(v) for k, v in saved.get("history", history).items()}
+    @staticmethod
+    def _distributed_step(parallel: DataParallel) -> Callable:
+        """DataParallel's meta_step (which refuses a non-finite update on every rank), its loss and right
+        answers read."""
+        def step(batch, optimizer, loss_fn, batch_tasks):
+            loss, right = parallel.meta_step(batch, optimizer, loss_fn, batch_tasks)
+            value, n_right = nx.stack([loss, right.to(loss.dtype)]).tolist() if right is not None else \
+                (loss.item(), 0)
+            return value, int(n_right)
+        return step
+
+
+class NotFiniteError(FloatingPointError):
+    """A meta-update's loss or gradient was not finite (``meta_learn`` adds where it happened)."""
+
+
+def finite_probe(tensors: list[Tensor], like: Tensor) -> Tensor:
+    """How many elements of ``tensors`` are NaN or infinite, as a scalar of ``like``'s dtype, on the device:
+    per dtype one concatenation, one comparison and one reduction (a few ops per meta-step, whatever the
+    number of parameters), no host read, and no arithmetic on non-finite values (NumPy warns on inf * 0)."""
+    by_dtype: dict = {}
+    for t in tensors:
+        by_dtype.setdefault(t.dtype, []).append(t.reshape(-1))
+    finite = [(nx.cat(flat) if len(flat) > 1 else flat[0]).abs() < math.inf for flat in by_dtype.values()]
+    total = sum(t.numel() for t in tensors)
+    bad = sum((f.sum() for f in finite), start=nx.zeros((), dtype=nx.int64, device=like.device))
+    return (total - bad).to(like.dtype)
+
+
+def _stopped(error: NotFiniteError, epoch: int, batch: int, tasks: list[Checked], distributed: bool) -> str:
+    """Why and where meta_learn stopped, which tasks hold non-finite values, and what was kept."""
+    where = f"meta_learn: {error} in epoch {epoch}, batch {batch} (tasks {[t.index for t in tasks]})"
+    culprits = [f"task {t.index}'s {name}" for t in tasks for name in nonfinite(t)]
+    if culprits:
+        where += f"; {', '.join(culprits)} hold{'s' if len(culprits) == 1 else ''} NaN or infinite values"
+    kept = "; the step was not taken, the learner and optimizer are as before it" + (
+        " (on every rank)" if distributed else "")
+    return f"{where}{kept}; try a smaller inner_lr or meta_lr" if not culprits else f"{where}{kept}"
+
+

@@ -10,28 +10,40 @@ classes, K support and Q query examples of each, labels renumbered 0..N-1 in a r
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 import neurenix as nx
 
+from . import checks
 from .tasks import Task
 
 
 def _rng(seed: int | None) -> np.random.Generator:
+    seed = checks.seed("seed", seed)
     return nx.random.generator() if seed is None else np.random.default_rng(seed)
+
+
+def _labelled(x, y, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as arrays, one label per row."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim < 1 or x.shape[:1] != y.shape or y.ndim != 1:
+        raise ValueError(f"{who}: x {x.shape} and y {y.shape} must have one label per row")
+    return x, y
 
 
 def split_classes(x, y, sizes: tuple[int, ...], *, seed: int | None = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Split labelled arrays into class-disjoint parts: ``sizes`` gives the number of classes of each part
     (for example (train, validation, test)), drawn from a seeded permutation of the classes present.
     Returns one ``(x, y)`` pair per part, labels unchanged."""
-    x, y = np.asarray(x), np.asarray(y)
-    if x.shape[:1] != y.shape or y.ndim != 1:
-        raise ValueError(f"split_classes: x {x.shape} and y {y.shape} must have one label per row")
+    x, y = _labelled(x, y, "split_classes")
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+        raise TypeError(f"split_classes: sizes must be a sequence of class counts, got {sizes!r}")
+    sizes = tuple(checks.count(f"sizes[{i}]", s) for i, s in enumerate(sizes))
     classes = np.unique(y)
-    if any(s < 0 for s in sizes) or sum(sizes) > len(classes):
+    if sum(sizes) > len(classes):
         raise ValueError(f"split_classes: sizes {tuple(sizes)} ask for {sum(sizes)} classes, the data has "
                          f"{len(classes)}")
     order = _rng(seed).permutation(classes)
@@ -56,19 +68,45 @@ def rotate_classes(x, y, quarters=(1, 2, 3), *, skip: dict | None = None) -> tup
     if x.ndim < 3 or x.shape[:1] != y.shape or y.ndim != 1:
         raise ValueError(f"rotate_classes: x {x.shape} must be images (rows, ..., height, width) with one "
                          f"label per row in y {y.shape}")
-    if any(q not in (1, 2, 3) for q in quarters):
-        raise ValueError(f"rotate_classes: quarters must be 1, 2 or 3 (turns of 90 degrees), got {tuple(quarters)}")
+    quarters = _quarters("quarters", quarters)
+    skip = {c: _quarters(f"skip[{c!r}]", qs) for c, qs in _mapping("skip", skip).items()}
     if x.shape[-2] != x.shape[-1] and {1, 3} & set(quarters):
         raise ValueError(f"rotate_classes: images of {x.shape[-2]}x{x.shape[-1]} turned by 90 or 270 degrees "
                          f"change shape; pass square images or quarters=(2,)")
     n = int(y.max() - y.min()) + 1 if len(y) else 0
-    skip = skip or {}
     xs, ys = [x], [y]
     for i, q in enumerate(quarters, 1):
         rows = ~np.isin(y, [c for c, qs in skip.items() if q in qs])
         xs.append(np.rot90(x[rows], q, axes=(-2, -1)))
         ys.append(y[rows] + i * n)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def _quarters(name: str, quarters) -> tuple[int, ...]:
+    if isinstance(quarters, (str, bytes)) or not isinstance(quarters, Iterable):
+        raise TypeError(f"rotate_classes: {name} must be a sequence of quarter turns (1, 2 or 3), got {quarters!r}")
+    quarters = tuple(quarters)
+    if any(isinstance(q, bool) or q not in (1, 2, 3) for q in quarters):
+        raise ValueError(f"rotate_classes: {name} must be 1, 2 or 3 (turns of 90 degrees), got {quarters}")
+    return quarters
+
+
+def _mapping(name: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"rotate_classes: {name} must map classes to quarter turns, got {value!r}")
+    return dict(value)
+
+
+def _class_names(names, classes: np.ndarray) -> dict:
+    """Each class's name for errors: ``names[c]`` for class index c (as ``load_image_folder`` gives them), or c."""
+    if names is None:
+        return {c: c for c in classes}
+    if classes.dtype.kind not in "iu" or classes[0] < 0 or classes[-1] >= len(names):
+        raise ValueError(f"TaskSampler: class_names has {len(names)} names, so y must hold class indices 0 to "
+                         f"{len(names) - 1}; it holds {classes[0]} to {classes[-1]}")
+    return {c: names[int(c)] for c in classes}
 
 
 class TaskSampler:
@@ -82,19 +120,16 @@ class TaskSampler:
 
     def __init__(self, x, y, ways: int, shots: int, queries: int, *, seed: int | None = None, one_hot: bool = False,
                  class_names=None, device=None, dtype=None):
-        for name, value, least in (("ways", ways, 2), ("shots", shots, 1), ("queries", queries, 1)):
-            if not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-        self.x, y = np.asarray(x), np.asarray(y)
-        if self.x.shape[:1] != y.shape or y.ndim != 1:
-            raise ValueError(f"TaskSampler: x {self.x.shape} and y {y.shape} must have one label per row")
-        self.ways, self.shots, self.queries, self.one_hot = ways, shots, queries, one_hot
-        self.device, self.dtype = device, dtype or nx.float32
+        ways, shots, queries = checks.count("ways", ways, 2), checks.count("shots", shots, 1), \
+            checks.count("queries", queries, 1)
+        self.x, y = _labelled(x, y, "TaskSampler")
+        self.ways, self.shots, self.queries, self.one_hot = ways, shots, queries, checks.flag("one_hot", one_hot)
+        self.device, self.dtype = device, checks.float_dtype("dtype", dtype)
         self.rng = _rng(seed) if seed is not None else None
         classes, counts = np.unique(y, return_counts=True)
         if len(classes) < ways:
             raise ValueError(f"TaskSampler: {ways}-way tasks need {ways} classes, the data has {len(classes)}")
-        names = class_names if class_names is not None else classes
+        names = _class_names(class_names, classes)
         short = [f"{names[c]!s} ({n})" for c, n in zip(classes, counts) if n < shots + queries]
         if short:
             raise ValueError(f"TaskSampler: {shots}-shot {queries}-query tasks need {shots + queries} examples per "
@@ -104,6 +139,7 @@ class TaskSampler:
 
     def sample(self, num_tasks: int) -> list[Task]:
         """``num_tasks`` new tasks ``(support_x, support_y, query_x, query_y)``, support rows first by class."""
+        num_tasks = checks.count("num_tasks", num_tasks)
         rng, k = self.rng or nx.random.generator(), self.shots
         tasks = []
         for _ in range(num_tasks):
@@ -126,12 +162,25 @@ class TaskSampler:
         return self._tensor(a) if self.one_hot else nx.tensor(a, dtype=nx.int64, device=self.device)
 
 
+def _size(size) -> tuple[int, int] | None:
+    """None, or (height, width) of at least one pixel each."""
+    if size is None:
+        return None
+    if isinstance(size, (str, bytes)) or not isinstance(size, Iterable) or len(tuple(size)) != 2:
+        raise TypeError(f"load_image_folder: size must be (height, width) or None, got {size!r}")
+    height, width = size
+    return checks.count("size[0] (height)", height, 1), checks.count("size[1] (width)", width, 1)
+
+
 def load_image_folder(root: str | os.PathLike, size: tuple[int, int] | None = None, pattern: str = "*.png"
                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Load images laid out as Omniglot is, ``root/alphabet/character/*.png``: one class per character
     directory. Returns ``(x, y, names)``: x float32 (images, 1, height, width) in [0, 1] (greyscale),
     y int64 class indices, names[c] = ``"alphabet/character"``. ``size=(height, width)`` resizes; without
     it all images must have one size. Needs Pillow (``pip install neurenix-meta[images]``)."""
+    size = _size(size)
+    if not isinstance(pattern, str):
+        raise TypeError(f"load_image_folder: pattern must be a glob pattern string, got {pattern!r}")
     try:
         from PIL import Image
     except ImportError:

@@ -98,17 +98,33 @@ class DataParallel:
         """This rank's share of ``tasks`` through the learner's meta_step, then the all-reduce and the step."""
         share = tasks[self.rank::self.size]
         loss = right = None
+        before = [b.clone() for b in self.buffers]  # (BatchNorm statistics move in the forward pass)
         if share:
             loss, right = self.learner.meta_step(share, _DeferredStep(optimizer), loss_fn, batch_tasks)
         else:  # the last, short meta-batch of an epoch can leave a rank without a task: it adds zeros
             optimizer.zero_grad()
         buffer = dist.all_reduce(self._pack(loss, right, len(share), self._fingerprint(tasks)))
+        if not (np.isfinite(buffer[:-6]).all() and np.isfinite(buffer[-4])):  # the same sums on every rank:
+            self._refuse(buffer, before, optimizer)  # all of them stop here, together, with nothing changed
         loss, right = self._unpack(buffer, tasks)
         optimizer.step()
         self.steps += 1
         if self.steps % self.check_every == 0:
             self.check_replicas()
         return loss, right
+
+    def _refuse(self, buffer: np.ndarray, before: list[Tensor], optimizer: Optimizer) -> None:
+        """Put the buffers back, drop the gradients and raise: a meta-update with a non-finite loss or gradient
+        is not taken (the reduced loss and gradients are the same on every rank, so every rank raises)."""
+        from .base import NotFiniteError
+
+        with nx.no_grad():
+            for b, old in zip(self.buffers, before):
+                b.copy_(old)
+        optimizer.zero_grad()
+        loss = buffer[-4]
+        raise NotFiniteError(f"the loss became {loss}" if not np.isfinite(loss) else
+                             f"the meta-gradient became non-finite (loss {loss})")
 
     def _pack(self, loss: Tensor | None, right: Tensor | None, n: int, fingerprint: int) -> np.ndarray:
         """One contiguous buffer: gradients (times n for a mean), which have one, buffers times n, then

@@ -10,8 +10,9 @@ import numpy as np
 
 import neurenix as nx
 
+from . import checks
 from .base import MetaLearningModel
-from .losses import LossFn
+from .losses import LossFn, scalar_loss
 from .tasks import check_tasks
 
 
@@ -42,9 +43,14 @@ def evaluate(learner: MetaLearningModel, tasks: Sequence, steps: int | None = No
              loss_fn: LossFn | None = None) -> Evaluation:
     """Adapt ``learner`` to each task's support set (``adapt_to_task`` with ``steps``, the learner's default
     when None) and score the adapted model on the query set: accuracy when the targets are class labels,
-    else ``loss_fn`` (default: mean squared error). The learner itself is not changed."""
+    else ``loss_fn`` (default: mean squared error). The learner itself is not changed. A score that is not
+    finite (an adaptation that diverged) is an error, not a NaN mean."""
+    if not isinstance(learner, MetaLearningModel):
+        raise TypeError(f"learner must be a neurenix.meta meta-learner, got {type(learner).__name__}")
+    steps, loss_fn = None if steps is None else checks.count("steps", steps), checks.function("loss_fn", loss_fn)
     checked = check_tasks(tasks)
     labelled = checked[0].query_labels is not None
+    metric = "accuracy" if labelled and loss_fn is None else "loss" if loss_fn is not None else "mse"
     values = []
     for t in checked:
         adapted = learner.adapt_to_task(t.support_x, t.support_y, steps, loss_fn)
@@ -53,9 +59,12 @@ def evaluate(learner: MetaLearningModel, tasks: Sequence, steps: int | None = No
             if labelled and loss_fn is None:
                 score = (pred.argmax(dim=-1) == t.query_labels).float().mean()
             elif loss_fn is not None:
-                score = loss_fn(pred, t.query_y)
+                score = scalar_loss(loss_fn(pred, t.query_y), t.index)
             else:
                 score = ((pred - t.query_y) ** 2).mean()
         values.append(score.item())
-    metric = "accuracy" if labelled and loss_fn is None else "loss" if loss_fn is not None else "mse"
+        if not math.isfinite(values[-1]):
+            raise FloatingPointError(f"evaluate: task {t.index} scored {values[-1]} ({metric}) after adapting "
+                                     f"{'' if steps is None else f'{steps} steps '}to its support set: the adaptation "
+                                     "diverged (try a smaller inner_lr) or the task holds NaN or infinite values")
     return Evaluation(metric, np.asarray(values))

@@ -12,17 +12,28 @@ import numpy as np
 
 import neurenix as nx
 
+from . import checks
 from .tasks import Task
+
+MAX_TASK_ELEMENTS = 1 << 28  # 1 GiB of float32 per task: far past any few-shot task, short of a MemoryError
 
 
 def _rng(seed: int | None) -> np.random.Generator:
+    seed = checks.seed("seed", seed)
     return nx.random.generator() if seed is None else np.random.default_rng(seed)
 
 
-def _check_counts(**counts: int) -> None:
+def _check_size(generator: str, rows: int, width: int, **arguments: int) -> None:
+    """Refuse tasks too large to build, before NumPy fails (or the machine swaps) allocating them."""
+    if rows * width > MAX_TASK_ELEMENTS:
+        given = ", ".join(f"{k}={v}" for k, v in arguments.items())
+        raise ValueError(f"{generator}: {given} make tasks of {rows} rows of {width} values each, more than the "
+                         f"{MAX_TASK_ELEMENTS} elements one task may hold")
+
+
+def _check_counts(**counts: tuple[int, int]) -> None:
     for name, (value, least) in counts.items():
-        if not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+        checks.count(name, value, least)
 
 
 def generate_regression_tasks(num_tasks: int, num_samples_per_task: int, input_dim: int = 1, *,
@@ -34,7 +45,9 @@ def generate_regression_tasks(num_tasks: int, num_samples_per_task: int, input_d
     input dimension, y = A sin(x - phi)). ``num_samples_per_task`` rows are split into support and query.
     """
     _check_counts(num_tasks=(num_tasks, 1), num_samples_per_task=(num_samples_per_task, 2), input_dim=(input_dim, 1))
-    rng, dtype = _rng(seed), dtype or nx.float32
+    _check_size("generate_regression_tasks", num_samples_per_task, input_dim + 1,
+                num_samples_per_task=num_samples_per_task, input_dim=input_dim)
+    rng, dtype = _rng(seed), checks.float_dtype("dtype", dtype)
     n, k = num_samples_per_task, num_samples_per_task // 2
     tasks = []
     for _ in range(num_tasks):
@@ -60,7 +73,9 @@ def generate_classification_tasks(num_tasks: int, num_classes: int = 5, num_samp
     """
     _check_counts(num_tasks=(num_tasks, 1), num_classes=(num_classes, 2),
                   num_samples_per_class=(num_samples_per_class, 2), input_dim=(input_dim, 1))
-    rng, dtype = _rng(seed), dtype or nx.float32
+    _check_size("generate_classification_tasks", num_classes * num_samples_per_class, num_classes + input_dim,
+                num_classes=num_classes, num_samples_per_class=num_samples_per_class, input_dim=input_dim)
+    rng, dtype = _rng(seed), checks.float_dtype("dtype", dtype)
     informative = max(1, input_dim // 4)
     rotation, _ = np.linalg.qr(rng.standard_normal((input_dim, input_dim)))
     noise_std = np.where(np.arange(input_dim) < informative, 1.0, 2.0)

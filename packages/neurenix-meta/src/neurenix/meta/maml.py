@@ -14,6 +14,7 @@ from neurenix import Tensor
 from neurenix.autograd import checkpoint
 from neurenix.nn import Module, Parameter
 
+from . import checks
 from .base import MetaLearningModel, inner_step
 from .batchnorm import task_call
 from .losses import LossFn, task_losses
@@ -43,17 +44,40 @@ class MAML(MetaLearningModel):
       are shared by all tasks and trained only by the outer loop (ANIL is MAML adapting only the head).
     """
 
+    inner_steps = checks.Validated(checks.count, 0)
+    checkpoint_inner_loop = checks.Validated(checks.flag)
+
     def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False,
                  inner_steps: int = 5, *, checkpoint_inner_loop: bool = False, per_step_lr: bool = False,
                  multi_step_weights: Sequence[float] | None = None, inner_params: Sequence[str] | None = None):
         super().__init__(model, inner_lr, meta_lr, first_order)
-        if not isinstance(inner_steps, int) or inner_steps < 0:
-            raise ValueError(f"inner_steps must be an int >= 0, got {inner_steps!r}")
         self.inner_steps = inner_steps
-        self.checkpoint_inner_loop = bool(checkpoint_inner_loop)
+        self.checkpoint_inner_loop = checkpoint_inner_loop
         self.multi_step_weights = multi_step_weights
         self.inner_params = self._select(inner_params)
-        self.inner_lrs = LearnedRates(self, (max(inner_steps, 1),), inner_lr) if per_step_lr else None
+        per_step_lr = checks.flag("per_step_lr", per_step_lr)
+        self.inner_lrs = LearnedRates(self, (max(self.inner_steps, 1),), self.inner_lr) if per_step_lr else None
+
+    def hyperparameters(self) -> dict:
+        return super().hyperparameters() | {"inner_steps": self.inner_steps, "inner_params": list(self.inner_params),
+                                            "learned_rates": self.inner_lrs is not None}
+
+    @property
+    def multi_step_weights(self) -> list[float] | None:
+        """MAML++'s multi-step loss weights, one per inner step (None: the last step's query loss only).
+        Checked on assignment, so that an annealing schedule that goes wrong fails where it assigns."""
+        return self.__dict__["_multi_step_weights"]
+
+    @multi_step_weights.setter
+    def multi_step_weights(self, weights: Sequence[float] | None) -> None:
+        if weights is not None:
+            if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
+                raise TypeError(f"multi_step_weights must be a sequence of numbers or None, got {weights!r}")
+            weights = [checks.rate(f"multi_step_weights[{k}]", w) for k, w in enumerate(weights)]
+            if len(weights) != self.inner_steps:
+                raise ValueError(f"multi_step_weights has {len(weights)} entries, expected one per inner step "
+                                 f"({self.inner_steps})")
+        self.__dict__["_multi_step_weights"] = weights
 
     def _select(self, wanted: Sequence[str] | None) -> tuple[str, ...]:
         names = list(self.trainable())
@@ -77,12 +101,10 @@ class MAML(MetaLearningModel):
         return [self.inner_lrs[n][min(step, last)] for n in self.inner_params]
 
     def step_weights(self) -> list[float] | None:
-        """The multi-step loss weights, checked (None: the last step's query loss only)."""
+        """The multi-step loss weights, checked (None: the last step's query loss only): ``inner_steps`` may
+        have been changed since they were set."""
         w = self.multi_step_weights
-        if w is None:
-            return None
-        w = [float(v) for v in w]
-        if len(w) != self.inner_steps:
+        if w is not None and len(w) != self.inner_steps:
             raise ValueError(f"multi_step_weights has {len(w)} entries, expected one per inner step "
                              f"({self.inner_steps})")
         return w
@@ -185,12 +207,12 @@ class LearnedRates(Module):
         return getattr(self, self._keys[name])
 
 
-def multi_step_weights(steps: int, epoch: int, anneal_epochs: int) -> list[float]:
-    """MAML++'s multi-step loss weights at ``epoch``: uniform (1/steps) at epoch 0; the weights of the
-    steps before the last fall linearly to 0.03/steps by ``anneal_epochs`` while the last step's grows,
-    so that they always sum to one."""
-    if steps < 1 or anneal_epochs < 1:
-        raise ValueError(f"steps and anneal_epochs must be >= 1, got {steps} and {anneal_epochs}")
+def multi_step_weights(steps: int, epoch: float, anneal_epochs: int) -> list[float]:
+    """MAML++'s multi-step loss weights at ``epoch`` (>= 0, fractions allowed): uniform (1/steps) at epoch
+    0; the weights of the steps before the last fall linearly to 0.03/steps by ``anneal_epochs`` while the
+    last step's grows, so that they always sum to one."""
+    steps, anneal_epochs = checks.count("steps", steps, 1), checks.count("anneal_epochs", anneal_epochs, 1)
+    epoch = checks.rate("epoch", epoch)
     floor = 0.03 / steps
     early = max(1.0 / steps - epoch * (1.0 / steps - floor) / anneal_epochs, floor)
     return [early] * (steps - 1) + [1.0 - early * (steps - 1)]

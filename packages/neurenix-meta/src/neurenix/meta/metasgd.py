@@ -19,7 +19,7 @@ class MetaSGD(MAML):
         if options.pop("per_step_lr", False):
             raise TypeError("MetaSGD learns one rate per parameter element; per_step_lr is MAML's option")
         super().__init__(model, inner_lr, meta_lr, first_order, inner_steps, **options)
-        self.inner_lrs = LearnedRates(self, None, inner_lr)
+        self.inner_lrs = LearnedRates(self, None, self.inner_lr)
 
     def step_lrs(self, step: int) -> list:
         return [self.inner_lrs[n] for n in self.inner_params]

@@ -14,6 +14,7 @@ from neurenix.func import batched_call
 from neurenix.nn import Module
 from neurenix.nn import functional as F
 
+from . import checks
 from .base import MetaLearningModel
 from .losses import LossFn, task_losses
 from .tasks import Batch, Checked, check_task, stack
@@ -21,6 +22,8 @@ from .tasks import Batch, Checked, check_task, stack
 
 class MetricLearner(MetaLearningModel):
     """Base of the metric learners: ``scores`` turns query and support embeddings into class logits."""
+
+    _model_argument = "embedding_model"
 
     def __init__(self, embedding_model: Module, meta_lr: float = 0.001):
         super().__init__(embedding_model, inner_lr=0.0, meta_lr=meta_lr)
@@ -53,7 +56,7 @@ class MetricLearner(MetaLearningModel):
 
     def _support(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
         """One task's support set as a batch of one: (embeddings, one-hot labels), each (1, rows, ...)."""
-        task = check_task((support_x, support_y, support_x, support_y), 0)
+        task = check_task((support_x, support_y, support_x, support_y), 0, ("support_x", "support_y"))
         _check_classes(task, type(self).__name__)
         b = stack([task])
         emb = self.embed(b.support_x)
@@ -72,6 +75,9 @@ class MetricLearner(MetaLearningModel):
                       loss_fn: LossFn | None = None) -> Module:
         """A classifier for this task: ``classifier(query_x)`` gives class logits (rows, classes). It embeds
         the support set once, now (no gradient steps: ``steps`` is accepted for a uniform API)."""
+        if steps is not None:
+            checks.count("steps", steps, 0)
+        checks.function("loss_fn", loss_fn)
         with nx.no_grad():
             support, one_hot = self._support(support_x, support_y)
         return FewShotClassifier(self, support.detach(), one_hot)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from neurenix import Tensor
+from neurenix.errors import ShapeError
 from neurenix.nn import Module
 
+from . import checks
 from .metric import MetricLearner
 
 METRICS = ("euclidean", "cosine")
@@ -18,11 +20,14 @@ class PrototypicalNetworks(MetricLearner):
     """Classify a query by its distance to each class prototype, the mean embedding of the class's
     support examples. Logits are negative distances: squared Euclidean, or cosine distance 1 - cos."""
 
+    distance_metric = checks.Validated(checks.choice, METRICS)
+
     def __init__(self, embedding_model: Module, distance_metric: str = "euclidean", meta_lr: float = 0.001):
-        if distance_metric not in METRICS:
-            raise ValueError(f"distance_metric must be one of {METRICS}, got {distance_metric!r}")
         super().__init__(embedding_model, meta_lr)
         self.distance_metric = distance_metric
+
+    def hyperparameters(self) -> dict:
+        return super().hyperparameters() | {"distance_metric": self.distance_metric}
 
     def compute_prototypes(self, support_x: Tensor, support_y: Tensor) -> Tensor:
         """Class prototypes (classes, features) of one task: support inputs are embedded, then averaged
@@ -39,6 +44,13 @@ class PrototypicalNetworks(MetricLearner):
         """Distances (..., queries, classes) between embeddings (..., queries, features) and prototypes
         (..., classes, features)."""
         q, p = query_embeddings, prototypes
+        for name, t in (("query_embeddings", q), ("prototypes", p)):
+            if not isinstance(t, Tensor) or t.ndim < 2:
+                raise ShapeError(f"compute_distances: {name} must be a Tensor (..., rows, features), got "
+                                 f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}")
+        if q.shape[-1] != p.shape[-1]:
+            raise ShapeError(f"compute_distances: query_embeddings {tuple(q.shape)} and prototypes {tuple(p.shape)} "
+                             "differ in their number of features")
         if self.distance_metric == "euclidean":
             d = q.unsqueeze(-2) - p.unsqueeze(-3)
             return (d * d).sum(-1)

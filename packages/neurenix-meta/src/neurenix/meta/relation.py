@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import neurenix as nx
 from neurenix import Tensor
+from neurenix.errors import ShapeError
 from neurenix.func import batched_call
 from neurenix.nn import Module
 
+from . import checks
 from .metric import MetricLearner
 
 
@@ -22,7 +24,7 @@ class RelationNetworks(MetricLearner):
 
     def __init__(self, embedding_model: Module, relation_model: Module, meta_lr: float = 0.001):
         super().__init__(embedding_model, meta_lr)
-        self.relation_model = relation_model
+        self.relation_model = checks.module("relation_model", relation_model)
 
     def compute_relations(self, query_embeddings: Tensor, support_embeddings: Tensor) -> Tensor:
         """Relation scores in (0, 1), shape (tasks, queries, support rows), from embeddings (tasks, rows, ...)."""
@@ -31,6 +33,11 @@ class RelationNetworks(MetricLearner):
     def relation_logits(self, query_embeddings: Tensor, support_embeddings: Tensor) -> Tensor:
         """The relation module's raw scores g (before the sigmoid), shape (tasks, queries, support rows)."""
         q, s = query_embeddings, support_embeddings
+        if not (isinstance(q, Tensor) and isinstance(s, Tensor)) or q.ndim < 3 or s.ndim != q.ndim or \
+                q.shape[0] != s.shape[0] or q.shape[2:] != s.shape[2:]:
+            shapes = [tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in (q, s)]
+            raise ShapeError(f"RelationNetworks: query_embeddings {shapes[0]} and support_embeddings {shapes[1]} "
+                             "must be (tasks, rows, features...) with the same tasks and features")
         t, nq, ns, feat = q.shape[0], q.shape[1], s.shape[1], q.shape[2:]
         qe = q.unsqueeze(2).expand(t, nq, ns, *feat)
         se = s.unsqueeze(1).expand(t, nq, ns, *feat)

@@ -7,6 +7,7 @@ from neurenix import Tensor
 from neurenix.nn import Module
 from neurenix.optim import SGD, Optimizer
 
+from . import checks
 from .base import MetaLearningModel, inner_loop
 from .batchnorm import task_call
 from .losses import LossFn, correct, task_losses
@@ -23,11 +24,14 @@ class Reptile(MetaLearningModel):
 
     grad_reduction = "mean"  # the gradient is a mean over the batch's tasks
 
+    inner_steps = checks.Validated(checks.count, 1)
+
     def __init__(self, model: Module, inner_lr: float = 0.02, meta_lr: float = 0.001, inner_steps: int = 8):
         super().__init__(model, inner_lr, meta_lr, first_order=True)
-        if not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps!r}")
         self.inner_steps = inner_steps
+
+    def hyperparameters(self) -> dict:
+        return super().hyperparameters() | {"inner_steps": self.inner_steps}
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
                       loss_fn: LossFn | None = None) -> Module:
@@ -40,8 +44,10 @@ class Reptile(MetaLearningModel):
             self.__dict__["_default_optimizer"] = SGD(self.parameters(), lr=self.meta_lr)
         return self._default_optimizer
 
-    def meta_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
-                  batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+    def meta_gradient(self, tasks: list[Checked], loss_fn: LossFn | None,
+                      batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
+        """Reptile's "gradient", theta - mean(theta') over ``tasks``, into each parameter's ``.grad``; returns
+        the query losses at the adapted weights (summed) and the number right, unread."""
         theta = self.trainable()
         drift = {n: 0.0 for n in theta}  # sum over tasks of theta - theta'
         total, right = 0.0, None
@@ -58,12 +64,11 @@ class Reptile(MetaLearningModel):
                 total = total + task_losses(pred, b.query_y, b.query_labels, loss_fn, b.classes, b.indices).sum()
                 if b.query_labels is not None:
                     right = correct(pred, b.query_labels) + (0 if right is None else right)
-        optimizer.zero_grad()
         for n, p in theta.items():
             p.grad = drift[n] / len(tasks)
-        optimizer.step()
         return total, right
 
     def task_objective(self, batch, loss_fn):
         """Reptile has no differentiable meta-objective; the query loss after adaptation is reported."""
-        raise NotImplementedError("Reptile's meta-update is not the gradient of a loss: use meta_learn or meta_step")
+        raise NotImplementedError("Reptile's meta-update is not the gradient of a loss: use meta_learn, meta_step "
+                                  "or meta_gradient")

@@ -7,7 +7,7 @@ read as a regression target. The meta-learners never modify the tasks they are g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -78,9 +78,13 @@ def _shape_error(error: type, task, i: int, what: str) -> Exception:
     return error(f"task {i}: {what} ({shapes})")
 
 
-def _check_shapes(task, i: int) -> None:
-    """What a task's shapes must satisfy; an error naming the task and its shapes otherwise."""
-    for name, t in zip(("support_x", "support_y", "query_x", "query_y"), task):
+FIELDS = ("support_x", "support_y", "query_x", "query_y")
+
+
+def _check_shapes(task, i: int, names: Sequence[str] = FIELDS) -> None:
+    """What a task's shapes must satisfy; an error naming the task and its shapes otherwise. ``names``
+    name the tensors as the caller knows them (adapt_to_task has only a support set)."""
+    for name, t in zip(names * 2, task):
         if not isinstance(t, Tensor):
             raise TypeError(f"task {i}: {name} must be a neurenix Tensor, got {type(t).__name__}")
         if t.ndim == 0:
@@ -90,6 +94,8 @@ def _check_shapes(task, i: int) -> None:
         raise _shape_error(ShapeError, task, i, "inputs and targets disagree on the number of rows")
     if sx.shape[0] == 0:
         raise _shape_error(ShapeError, task, i, "the support set is empty")
+    if qx.shape[0] == 0:
+        raise _shape_error(ShapeError, task, i, "the query set is empty (its loss would be the mean of nothing)")
     if sx.shape[1:] != qx.shape[1:]:
         raise _shape_error(ShapeError, task, i, "support and query inputs have different feature shapes")
 
@@ -97,18 +103,18 @@ def _check_shapes(task, i: int) -> None:
 _shapes_checked: dict = {}  # stacking keys whose shapes passed: tasks of a known key skip those checks
 
 
-def check_task(task, i: int) -> Checked:
+def check_task(task, i: int, names: Sequence[str] = FIELDS) -> Checked:
     """Check one task (a clear error naming task ``i`` and the shapes) and read its labels."""
     if not isinstance(task, (tuple, list)) or len(task) != 4:
         got = f"a {type(task).__name__} of {len(task)}" if isinstance(task, (tuple, list)) else type(task).__name__
         raise ValueError(f"task {i}: expected a (support_x, support_y, query_x, query_y) tuple, got {got}")
     sx, sy, qx, qy = task
     if not (isinstance(sx, Tensor) and isinstance(sy, Tensor) and isinstance(qx, Tensor) and isinstance(qy, Tensor)):
-        _check_shapes(task, i)  # raises, naming the one that is not a Tensor
+        _check_shapes(task, i, names)  # raises, naming the one that is not a Tensor
     # devices are interned: their identity hashes faster than their __hash__ (this runs for every task)
     key = tuple((t._data.shape, t._data.dtype, id(t._device)) for t in task)
     if key not in _shapes_checked:  # this runs for every task of every meta-batch: shapes are checked once
-        _check_shapes(task, i)
+        _check_shapes(task, i, names)
         if len(_shapes_checked) > 1024:
             _shapes_checked.clear()
         _shapes_checked[key] = True
@@ -132,6 +138,9 @@ def check_tasks(tasks: Sequence) -> list[Checked]:
     if isinstance(tasks, tuple) and len(tasks) == 4 and all(isinstance(t, Tensor) for t in tasks):
         raise TypeError("tasks must be a list of (support_x, support_y, query_x, query_y) tuples; got one task "
                         "(wrap it in a list)")
+    if isinstance(tasks, (Tensor, str, bytes)) or not isinstance(tasks, Iterable):
+        raise TypeError(f"tasks must be a list of (support_x, support_y, query_x, query_y) tuples, got "
+                        f"{type(tasks).__name__}")
     tasks = list(tasks)
     if not tasks:
         raise ValueError("no tasks given")
@@ -140,6 +149,13 @@ def check_tasks(tasks: Sequence) -> list[Checked]:
     if len(kinds) > 1:
         raise ValueError("tasks mix classification (label) and regression targets")
     return checked
+
+
+def nonfinite(task: Checked) -> list[str]:
+    """The names of a task's floating-point tensors that hold NaN or infinite values (read on the host:
+    for error messages, not for every step)."""
+    return [name for name in FIELDS if getattr(task, name).is_floating_point()
+            and not np.isfinite(getattr(task, name).numpy()).all()]
 
 
 def stack(tasks: Sequence[Checked]) -> Batch:

@@ -4,8 +4,9 @@
     neurenix train digits --algo protonet|maml|relation  handwritten digits (scikit-learn), held-out classes
     neurenix devices                                    the installed backends, usable or not, and why
 
-Bad input (an unknown algorithm or device, an unreadable checkpoint, a missing optional dependency) ends
-with one line on stderr and a non-zero exit status.
+Bad input (a number out of range, an unknown algorithm or device, an unreadable checkpoint, a missing
+optional dependency) ends with one line on stderr and a non-zero exit status: 2 for arguments, 1 for what
+fails while running. What can be checked before training is checked before training.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import neurenix as nx
 
 from . import digits, sine
+from .common import ArgumentError, count
 
 log = logging.getLogger(__name__)
 BENCHMARKS = {"sine": sine, "digits": digits}
@@ -38,13 +40,6 @@ def device(spec: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def parser() -> Parser:
     ap = Parser(prog="neurenix", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true", help="log progress details (logging, on stderr)")
@@ -56,12 +51,13 @@ def parser() -> Parser:
         p = benchmarks.add_parser(name, help=module.__doc__.splitlines()[0],
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(p)
-        p.add_argument("--iterations", type=positive, default=module.ITERATIONS, help="meta-iterations (meta-updates)")
-        p.add_argument("--test-tasks", type=positive, default=module.TEST_TASKS, help="new tasks to evaluate on")
+        p.add_argument("--iterations", type=count(1), default=module.ITERATIONS, help="meta-iterations (meta-updates)")
+        p.add_argument("--test-tasks", type=count(2), default=module.TEST_TASKS,
+                       help="new tasks to evaluate on (two at least: the 95%% interval needs them)")
         p.add_argument("--device", type=device, default="cpu", help="where to train, e.g. cpu, cuda:0, webgpu")
-        p.add_argument("--seed", type=int, default=0, help="seed of everything random (test tasks: seed + 1000)")
+        p.add_argument("--seed", type=count(0), default=0, help="seed of everything random (test tasks: seed + 1000)")
         p.add_argument("--save", metavar="FILE", help="save a checkpoint (safetensors) while training and at the end")
-        p.add_argument("--save-every", type=positive, default=1000, metavar="N", help="iterations between saves")
+        p.add_argument("--save-every", type=count(1), default=1000, metavar="N", help="iterations between saves")
         p.add_argument("--resume", metavar="FILE", help="continue from a checkpoint saved with --save")
         p.add_argument("--plot", metavar="FILE.png", help="plot the learning curve (and more) into FILE (matplotlib)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in BENCHMARKS[args.benchmark].run(args):
             print(line, flush=True)
         return 0
+    except ArgumentError as e:
+        print(f"neurenix: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, ImportError, FloatingPointError, nx.errors.DeviceError) as e:
         log.debug("failed", exc_info=True)
         print(f"neurenix: error: {e}", file=sys.stderr)

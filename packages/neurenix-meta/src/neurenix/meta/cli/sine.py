@@ -18,10 +18,11 @@ from ..evaluation import evaluate
 from ..generators import generate_regression_tasks
 from ..maml import MAML
 from ..reptile import Reptile
-from .common import need, train
+from .common import ArgumentError, count, preflight, rate, train
 from .plot import figure, learning_curve
 
 ITERATIONS, TEST_TASKS = 10_000, 1000
+TEST_POINTS = 100  # per test task: up to half of them the support set, the other half the query set
 STEPS = (1, 5, 10)
 PAPER = {1: 0.67, 5: 0.38, 10: 0.35}  # MAML paper, 5-shot, after 70,000 meta-iterations
 ALGOS = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "reptile": "Reptile"}
@@ -29,34 +30,52 @@ ALGOS = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "reptile":
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algo", choices=ALGOS, default="maml", help="meta-learning algorithm")
-    p.add_argument("--meta-batch", type=int, default=25, help="tasks per meta-iteration")
-    p.add_argument("--shots", type=int, default=10, help="support (and query) points per training task")
-    p.add_argument("--test-shots", type=int, default=5, help="support points of a test task")
-    p.add_argument("--inner-steps", type=int, help="inner steps in training (default: maml 1, reptile 8)")
-    p.add_argument("--inner-lr", type=float, default=0.01, help="inner (adaptation) learning rate")
-    p.add_argument("--meta-lr", type=float, help="meta learning rate (default: maml 0.001, reptile 0.1)")
+    p.add_argument("--meta-batch", type=count(1), default=25, help="tasks per meta-iteration")
+    p.add_argument("--shots", type=count(1), default=10, help="support (and query) points per training task")
+    p.add_argument("--test-shots", type=count(1, TEST_POINTS // 2), default=5, help="support points of a test task")
+    p.add_argument("--inner-steps", type=count(0), help="inner steps in training (default: maml 1, reptile 8)")
+    p.add_argument("--inner-lr", type=rate, default=0.01, help="inner (adaptation) learning rate")
+    p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: maml 0.001, reptile 0.1)")
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """What a resumed run must share with the run it resumes (defaults resolved)."""
+    reptile = args.algo == "reptile"
+    steps = args.inner_steps if args.inner_steps is not None else 8 if reptile else 1
+    if reptile and steps < 1:
+        raise ArgumentError("--inner-steps", "Reptile takes at least 1 inner step, got 0")
+    meta_lr = args.meta_lr if args.meta_lr is not None else 0.1 if reptile else 0.001
+    return {"benchmark": "sine", "--algo": args.algo, "--seed": args.seed, "--meta-batch": args.meta_batch,
+            "--shots": args.shots, "--inner-steps": steps, "--inner-lr": args.inner_lr, "--meta-lr": meta_lr}
 
 
 def learner(args: argparse.Namespace):
     model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
+    run = settings(args)
     if args.algo == "reptile":
-        return Reptile(model, args.inner_lr, 0.1 if args.meta_lr is None else args.meta_lr, args.inner_steps or 8)
-    return MAML(model, args.inner_lr, 0.001 if args.meta_lr is None else args.meta_lr, args.algo == "fomaml",
-                1 if args.inner_steps is None else args.inner_steps)
+        return Reptile(model, args.inner_lr, run["--meta-lr"], run["--inner-steps"])
+    return MAML(model, args.inner_lr, run["--meta-lr"], args.algo == "fomaml", run["--inner-steps"])
 
 
-def new_tasks(n: int, shots: int, seed: int, points: int = 100) -> list:
+def memory(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """What is built at once, at least: a meta-iteration's tasks (5 kB for a task of 20 points, measured at
+    60,000 tasks per meta-iteration: the points, the tensors, their stacked copies) and the test tasks
+    (2.9 kB each, measured)."""
+    return [("--meta-batch", args.meta_batch, 1_000 + 2 * args.shots * 150), ("--test-tasks", args.test_tasks, 2_500)]
+
+
+def new_tasks(n: int, shots: int, seed: int, points: int = TEST_POINTS) -> list:
     """New tasks: ``shots`` support points, ``points // 2`` query points."""
     return [(sx[:shots], sy[:shots], qx, qy) for sx, sy, qx, qy in generate_regression_tasks(n, points, seed=seed)]
 
 
 def run(args: argparse.Namespace) -> Iterator[str]:
-    if args.plot:
-        need("matplotlib")
+    run_settings = settings(args)
+    preflight(args, run_settings, memory(args))
     nx.manual_seed(args.seed)
     meta = learner(args)
     history, timing = train(meta, lambda epoch: generate_regression_tasks(args.meta_batch, 2 * args.shots),
-                            args.meta_batch, args)
+                            args.meta_batch, args, run_settings)
     yield (f"{ALGOS[args.algo]} on sine regression, {args.meta_batch} tasks (K = {args.shots}) per meta-iteration, "
            f"seed {args.seed}, {args.device}: {timing}")
     tasks = new_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
