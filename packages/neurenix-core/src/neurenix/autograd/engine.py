@@ -13,11 +13,11 @@ _RELEASED = ("the graph was already freed by an earlier backward pass; pass reta
 
 def _as_tuple(x) -> tuple:
     """None, a tensor, or any iterable of them (a list, ``model.parameters()``, a dict's values) as a tuple."""
-    from ..tensor import Tensor
-
     if x is None:
         return ()
-    if isinstance(x, Tensor) or not hasattr(x, "__iter__"):
+    if isinstance(x, (list, tuple)):
+        return tuple(x)
+    if hasattr(x, "_node") or not hasattr(x, "__iter__"):  # a tensor (iterable too), or not a sequence
         return (x,)
     return tuple(x)
 
