@@ -59,3 +59,14 @@ def test_dtype_repr_and_aliases():
                                             (True, False, "bool")])
 def test_where_of_two_numbers_follows_the_tensor_rules(a, b, expected):
     assert nx.where(nx.tensor([True, False]), a, b).dtype.name == expected
+
+
+@pytest.mark.parametrize("make", [nx.tensor, nx.Tensor, nx.from_numpy], ids=["tensor", "Tensor", "from_numpy"])
+@pytest.mark.parametrize("np_type", [np.float32, np.float64, np.int64])
+def test_buffers_carry_numpys_own_dtype_objects(make, np_type):
+    """An equal but distinct dtype object (as arrays read from files carry) would make kernels that compare
+    dtypes by identity take another path: tensors always get NumPy's own object."""
+    odd = np.dtype(np_type).newbyteorder("=")
+    a = np.ones(3, dtype=odd)
+    assert a.dtype == np.dtype(np_type) and a.dtype is not np.dtype(np_type)
+    assert make(a)._data.dtype is np.dtype(np_type)

@@ -15,7 +15,7 @@ from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
 
 def _from_host(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
     dev = as_device(device)
-    t = _wrap(dev.kernels.from_numpy(np.asarray(arr, order="C"), dev.index), dev)
+    t = _wrap(dev.kernels.from_numpy(_dt.canonical(np.asarray(arr, order="C")), dev.index), dev)
     return t.requires_grad_() if requires_grad else t
 
 
@@ -132,7 +132,7 @@ def from_numpy(array: np.ndarray, device=None) -> Tensor:
                         f"{array.dtype} ({'contiguous' if array.flags.c_contiguous else 'non-contiguous'}); "
                         "use neurenix.tensor() to convert")
     dev = as_device(device)
-    return _wrap(dev.kernels.from_numpy(array, dev.index), dev)
+    return _wrap(dev.kernels.from_numpy(_dt.canonical(array), dev.index), dev)
 
 
 __all__ = [

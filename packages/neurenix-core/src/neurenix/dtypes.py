@@ -89,6 +89,15 @@ def from_numpy_kind(npd: np.dtype) -> DType:
     raise TypeError(f"cannot make a tensor from NumPy dtype {npd}: supported are float32, float64, int64, bool")
 
 
+def canonical(array: np.ndarray) -> np.ndarray:
+    """``array`` with NumPy's own dtype object for its dtype (a view, no copy). Kernels compare dtypes by
+    identity: an equal but distinct object (``np.dtype('<f4').newbyteorder('=')``, which arrays read from
+    files may carry) would silently send them down another path."""
+    npd = array.dtype
+    own = np.dtype(npd.type)
+    return array if npd is own or npd != own else array.view(own)
+
+
 def scalar_dtype(value) -> DType:
     """The dtype a Python scalar gets on its own (``torch.tensor`` rules)."""
     if isinstance(value, (bool, np.bool_)):

@@ -385,7 +385,7 @@ def _to_buffer(data, dtype, device: Device):
         else:
             dt = _dt.from_numpy_kind(arr.dtype)
         arr = np.asarray(arr, dtype=dt.np, order="C")  # (np.ascontiguousarray would make 0-d data 1-d)
-    return device.kernels.from_numpy(arr, device.index)
+    return device.kernels.from_numpy(_dt.canonical(arr), device.index)
 
 
 def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
