@@ -142,8 +142,12 @@ def _binary(name: str, exprs: dict):
 
 
 def _compare(name: str, op: str):
+    # a != b as the negation of ==: lavapipe compiles WGSL's != on floats as an ordered comparison (false
+    # with NaN), where IEEE and NumPy say NaN != x is true
+    test = "!(a == b)" if op == "!=" else f"a {op} b"
+
     def kernel(a, b):
-        return _elementwise(f"select(0u, 1u, a {op} b)", BOOL, (a, b))
+        return _elementwise(f"select(0u, 1u, {test})", BOOL, (a, b))
     kernel.__name__ = name
     return kernel
 
@@ -202,11 +206,11 @@ def _reduce(op: str, x: WebGPUBuffer, axes: tuple, keepdim: bool, out_dtype: np.
     out_shape = tuple(1 if a in axes else s for a, s in enumerate(x.shape)) if keepdim else tuple(kshape)
     n_out, r = math.prod(kshape), math.prod(rshape)
     rt = RT
-    if n_out == 0:  # no outputs: an empty result, as NumPy's, even over an empty axis
+    if r == 0 and op != "sum":  # as NumPy: an extremum over an empty axis has no value, even with no outputs
+        raise ValueError(f"{op} over an empty axis (shape {x.shape}, axes {axes}) has no value")
+    if n_out == 0:
         return rt.alloc(out_shape, out_dtype)
-    if r == 0:
-        if op != "sum":
-            raise ValueError(f"{op} of an empty selection (shape {x.shape}, axes {axes}) has no value")
+    if r == 0:  # a sum over nothing
         return full(out_shape, 0, out_dtype, 0)
     out = rt.alloc(out_shape, out_dtype)
     words = [n_out, r, len(kshape), len(rshape), *kshape, *(st[a] for a in kept), *rshape, *(st[a] for a in axes)]
