@@ -142,8 +142,8 @@ def _binary(name: str, exprs: dict):
 
 
 def _compare(name: str, op: str):
-    # a != b as the negation of ==: lavapipe compiles WGSL's != on floats as an ordered comparison (false
-    # with NaN), where IEEE and NumPy say NaN != x is true
+    # a != b as the negation of ==: WGSL's != on floats came out as an ordered comparison (false with NaN)
+    # through naga and lavapipe, where IEEE and NumPy say NaN != x is true
     test = "!(a == b)" if op == "!=" else f"a {op} b"
 
     def kernel(a, b):
