@@ -61,6 +61,9 @@ class View:
         self.buf, self.offset, self.strides = buf, offset, list(strides)
 
 
+_STATUS: dict = {}  # map expression -> whether it binds the status buffer (a lookup on the per-op path)
+
+
 def _map(expr: str, out_dtype: np.dtype, operands: list, shape: tuple, out: WebGPUBuffer | None = None,
          out_offset: int = 0, out_strides=None) -> WebGPUBuffer:
     """``out[...] = expr(a, b, c)`` over ``shape``; operands are Views or (dtype, scalar) pairs."""
@@ -83,7 +86,9 @@ def _map(expr: str, out_dtype: np.dtype, operands: list, shape: tuple, out: WebG
             words += [_scalar_bits(value, dtype)] + [0] * nd
     kinds = tuple(kinds)
     key = ("map", expr, wgsl_type(out_dtype), kinds)
-    status = wgsl.uses_status(expr)
+    status = _STATUS.get(expr)
+    if status is None:
+        status = _STATUS[expr] = wgsl.uses_status(expr)
     nbuf = len(bufs) + 1 + status
     pipe = rt.pipeline(key, nbuf, lambda: wgsl.map_source(expr, wgsl_type(out_dtype), kinds), status)
     rt.dispatch(pipe, nbuf, bufs, _words(words), (rt.groups(n, wgsl.WG), 1, 1), status)
@@ -121,22 +126,26 @@ _BINARY = {"add": {"i32": "cadd(a, b)", "u32": "a | b", None: "a + b"},
 _COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
-def _for(exprs: dict, dtype: np.dtype) -> str:
-    t = wgsl_type(dtype)
-    return exprs.get(t, exprs[None]).format(t=t)
+def _by_dtype(exprs: dict) -> dict:
+    """numpy dtype -> the expression for its WGSL type, worked out once per kernel (not per call)."""
+    return {dt: exprs.get(t, exprs[None]).format(t=t) for dt, (t, _) in STORAGE.items()}
 
 
 def _unary(name: str, exprs):
+    table = _by_dtype(exprs if isinstance(exprs, dict) else {None: exprs})
+
     def kernel(x):
-        return _elementwise(_for(exprs, x.dtype) if isinstance(exprs, dict) else exprs, None, (x,))
+        return _elementwise(table[x.dtype], None, (x,))
     kernel.__name__ = name
     return kernel
 
 
 def _binary(name: str, exprs: dict):
+    table = _by_dtype(exprs)
+
     def kernel(a, b):
-        dtype = next(x.dtype for x in (b, a) if isinstance(x, WebGPUBuffer))
-        return _elementwise(_for(exprs, dtype), None, (a, b))
+        dtype = b.dtype if isinstance(b, WebGPUBuffer) else a.dtype
+        return _elementwise(table[dtype], None, (a, b))
     kernel.__name__ = name
     return kernel
 

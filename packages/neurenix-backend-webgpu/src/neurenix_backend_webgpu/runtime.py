@@ -132,8 +132,8 @@ class Runtime:
         self.pending: list = []
         self.stats: Counter = Counter()
         self.usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
-        # re-entrant: a dispatch that fills the pending list flushes it while holding the lock
-        self.lock = threading.RLock()
+        # not re-entrant (cheaper): only the public entry points take it, never a method called under it
+        self.lock = threading.Lock()
         self.status = self.device.create_buffer(size=4 * STATUS_WORDS, usage=self.usage)  # zeroed at creation
 
     # -- memory ----------------------------------------------------------------------------------
