@@ -326,6 +326,41 @@ def test_set_num_threads_reaches_openmp():
         nx.set_num_threads(before)
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_set_num_threads_holds_in_other_threads(n):
+    """OpenMP keeps omp_set_num_threads per calling thread: the setting must reach kernels that another
+    Python thread (a data loader, a second learner) calls too."""
+    import threading
+
+    before = nx.get_num_threads()
+    seen = []
+    try:
+        nx.set_num_threads(n)
+        worker = threading.Thread(target=lambda: seen.append(plugin.lib.nx_get_num_threads()))
+        worker.start()
+        worker.join()
+    finally:
+        nx.set_num_threads(before)
+    assert seen == [n]
+
+
+def test_plan_caches_survive_clearing_by_another_thread(monkeypatch):
+    """A plan cache cleared between the lookup and the read must not raise (one lookup, not two)."""
+    class Clearing(dict):
+        def __contains__(self, key):  # the old code's membership test, then another thread clears
+            found = dict.__contains__(self, key)
+            self.clear()
+            return found
+
+        def get(self, key, default=None):
+            value = dict.get(self, key, default)
+            self.clear()
+            return value
+    plans = Clearing()
+    monkeypatch.setattr(plugin, "_plans", plans)
+    assert plugin._broadcast_plan((3, 4), (4,)) == plugin._broadcast_plan((3, 4), (4,))
+
+
 def test_registered_kernels_are_a_subset_and_the_backend_wins():
     assert set(plugin.KERNELS) <= set(plugin.ALL_KERNELS)
     providers = nx.Device("cpu").kernels.providers

@@ -158,3 +158,94 @@ def test_second_order_maml_matches_cpu(rt):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-4)
     for g, w in zip(grads, want_grads):
         np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
+
+
+I32_MAX = 2 ** 31 - 1
+
+# int64 lives in 32 bits: every result NumPy's int64 holds but int32 does not raises OverflowError (at the
+# next read), never wraps
+OVERFLOWS = {
+    "sum": lambda t: t([I32_MAX, 1]).sum(),
+    "sum_negative": lambda t: t([-I32_MAX, -2]).sum(),
+    "sum_long_rows": lambda t: t(np.full((2, 600), 2 ** 22)).sum(1),  # 600 * 2^22 > 2^31: the tree path
+    "add": lambda t: t([I32_MAX - 1, 0]) + 2,
+    "sub": lambda t: t([-I32_MAX, 0]) - t([2, 0]),
+    "mul": lambda t: t([2 ** 16, 3]) * t([2 ** 15, 1]),
+    "neg": lambda t: -(t([-I32_MAX]) - 1),
+    "abs": lambda t: (t([-I32_MAX]) - 1).abs(),
+    "matmul": lambda t: t([[2 ** 20, 2 ** 20]]) @ t([[2 ** 11], [2 ** 11]]),
+    "cast": lambda t: nx.tensor([3.0e9], device="webgpu").long(),
+    "cast_nan": lambda t: nx.tensor([float("nan")], device="webgpu").long(),
+    "index_put_accumulate": lambda t: t([0, 0]).index_put((t([1, 1]),), t([2 ** 30, 2 ** 30]), accumulate=True),
+}
+
+
+def _ints(values):
+    return nx.tensor(np.asarray(values, np.int64), device="webgpu")
+
+
+@pytest.mark.parametrize("op", OVERFLOWS)
+def test_int64_results_beyond_32_bits_raise_at_the_next_read(rt, op):
+    OVERFLOWS[op](_ints)
+    unrelated = nx.ones(2, device="webgpu") * 3  # the flag is the device's: any read reports it
+    with pytest.raises(OverflowError, match=r"32-bit integer range \[-2147483648, 2147483647\]"):
+        unrelated.numpy()
+    assert (_ints([5, 6]) * 2).tolist() == [10, 12]  # reported once: the device computes on
+
+
+@pytest.mark.parametrize("values", [[I32_MAX, 1, -1], [-I32_MAX, -1, -1, 2], [I32_MAX] * 3 + [-I32_MAX] * 3])
+def test_int64_sums_are_exact_when_the_result_fits(rt, values):
+    """Partial sums beyond 32 bits are fine (accumulated in 64 bits), as with NumPy's int64."""
+    long_rows = np.zeros((2, 600), np.int64)  # rows long enough for the workgroup tree
+    long_rows[:, 100:100 + len(values)] = values
+    assert _ints(values).sum().item() == sum(values)
+    np.testing.assert_array_equal(_ints(long_rows).sum(1).numpy(), long_rows.sum(1))
+    a, b = np.array([[2 ** 15, 2 ** 15, -(2 ** 15)]]), np.full((3, 1), 2 ** 15)  # 2^30 + 2^30 - 2^30
+    np.testing.assert_array_equal((_ints(a) @ _ints(b)).numpy(), a @ b)
+
+
+def test_overflow_is_reported_by_synchronize(rt):
+    _ints([I32_MAX]) + 1
+    with pytest.raises(OverflowError):
+        nx.synchronize("webgpu")
+    nx.synchronize("webgpu")
+
+
+def test_two_threads_summing_get_every_sum_right(rt):
+    """The issue's reproduction: two threads each upload, compute and read sums; with a shared pending list
+    and no lock, dispatches were lost or submitted after the read that needed them (0-4 wrong of 200)."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal(1000).astype(np.float32) for _ in range(200)]
+    want = [nx.tensor(d, device="webgpu").sum().item() for d in data]
+    got = [None] * len(data)
+
+    def work(first):
+        for i in range(first, len(data), 2):
+            got[i] = ((nx.tensor(data[i], device="webgpu") * 1.0) + 0.0).sum().item()
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == want
+
+
+def test_a_pipeline_missed_by_two_threads_at_once_compiles_once(rt):
+    import threading
+
+    import neurenix_backend_webgpu as wg
+    x = nx.ones((3, 5), device="webgpu")
+    start = threading.Barrier(2)
+    wg.reset_stats()
+
+    def work():
+        start.wait()
+        (x * 2).tanh().cos().numpy()  # cos of f32 strided maps: compiled only here
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wg.stats()["pipelines_compiled"] <= 3  # mul, tanh, cos: each once however the threads interleave

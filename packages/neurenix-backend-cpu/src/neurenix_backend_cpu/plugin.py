@@ -88,8 +88,9 @@ def _broadcast_plan(sa: tuple, sb: tuple):
     """``(out_shape, (d0, d1, d2), a_strides, b_strides)`` for C, or None when the broadcast needs more
     than three collapsed axes (then NumPy runs it)."""
     key = (sa, sb)
-    if key in _plans:
-        return _plans[key]
+    plan = _plans.get(key, False)  # one lookup: another thread may clear the cache between two
+    if plan is not False:
+        return plan
     n = max(len(sa), len(sb))
     pa, pb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
     out = tuple(x if y == 1 else y for x, y in zip(pa, pb))
@@ -185,8 +186,9 @@ def _reduce_plan(shape: tuple, axes: tuple):
     """``("mid", a, r, b)`` (reduce the middle of (a, r, b)), ``("outer", r1, k, r2)`` (keep the middle),
     or None for patterns C does not cover."""
     key = (shape, axes)
-    if key in _reduce_plans:
-        return _reduce_plans[key]
+    plan = _reduce_plans.get(key, False)
+    if plan is not False:
+        return plan
     groups: list = []  # runs of (reduced?, size), size-1 axes dropped
     for i, s in enumerate(shape):
         if s == 1:

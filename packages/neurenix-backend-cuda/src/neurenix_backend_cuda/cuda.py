@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 
 import numpy as np
 from cffi import FFI
@@ -160,7 +161,8 @@ class CudaDriver:
         self._check(cuda.cuDriverGetVersion(v), "cuDriverGetVersion")
         self.version = v[0]
         self._contexts: dict[int, object] = {}
-        self._current = None
+        self._lock = threading.Lock()
+        self._thread = threading.local()  # the driver's current context is per host thread: so is what we know of it
 
     def _check(self, status: int, call: str, detail: str = "") -> None:
         if status:
@@ -200,14 +202,16 @@ class CudaDriver:
                       self._get("cuDeviceTotalMem_v2", "size_t*", dev))
 
     def activate(self, index: int) -> None:
-        if self._current == index:
+        """Make device ``index``'s primary context current in the calling thread (a new thread has none)."""
+        if getattr(self._thread, "current", None) == index:
             return
-        ctx = self._contexts.get(index)
-        if ctx is None:
-            ctx = self._contexts[index] = self._get("cuDevicePrimaryCtxRetain", "CUcontext*",
-                                                    self._get("cuDeviceGet", "CUdevice*", index))
+        with self._lock:
+            ctx = self._contexts.get(index)
+            if ctx is None:
+                ctx = self._contexts[index] = self._get("cuDevicePrimaryCtxRetain", "CUcontext*",
+                                                        self._get("cuDeviceGet", "CUdevice*", index))
         self._check(self.lib.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
-        self._current = index
+        self._thread.current = index
 
     def alloc(self, nbytes: int) -> int:
         out = ffi.new("CUdeviceptr*")

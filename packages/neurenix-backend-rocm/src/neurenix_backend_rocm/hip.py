@@ -4,6 +4,7 @@ driver that neurenix_backend_cuda's GPU runtime calls: the same kernel source, t
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 from cffi import FFI
@@ -120,7 +121,7 @@ class HipDriver:
         if status in (HIP_ERROR_NO_DEVICE, HIP_ERROR_NO_DEVICE + 1):  # hipErrorNoDevice, hipErrorInvalidDevice
             raise GpuError(f"no HIP device ({ffi.string(hip.hipGetErrorName(status)).decode()})")
         self._check(status, "hipInit")
-        self._current = None
+        self._thread = threading.local()  # hipSetDevice is per host thread: so is what we know of it
 
     def _check(self, status: int, call: str, detail: str = "") -> None:
         if status:
@@ -155,9 +156,10 @@ class HipDriver:
                       self._get("hipDeviceTotalMem", "size_t*", index))
 
     def activate(self, index: int) -> None:
-        if self._current != index:
+        """Make device ``index`` current in the calling thread (a new thread starts on device 0)."""
+        if getattr(self._thread, "current", None) != index:
             self._check(self.lib.hipSetDevice(index), "hipSetDevice")
-            self._current = index
+            self._thread.current = index
 
     def alloc(self, nbytes: int) -> int:
         out = ffi.new("void**")

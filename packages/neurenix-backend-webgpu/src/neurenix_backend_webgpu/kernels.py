@@ -61,6 +61,9 @@ class View:
         self.buf, self.offset, self.strides = buf, offset, list(strides)
 
 
+_STATUS: dict = {}  # map expression -> whether it binds the status buffer (a lookup on the per-op path)
+
+
 def _map(expr: str, out_dtype: np.dtype, operands: list, shape: tuple, out: WebGPUBuffer | None = None,
          out_offset: int = 0, out_strides=None) -> WebGPUBuffer:
     """``out[...] = expr(a, b, c)`` over ``shape``; operands are Views or (dtype, scalar) pairs."""
@@ -83,8 +86,12 @@ def _map(expr: str, out_dtype: np.dtype, operands: list, shape: tuple, out: WebG
             words += [_scalar_bits(value, dtype)] + [0] * nd
     kinds = tuple(kinds)
     key = ("map", expr, wgsl_type(out_dtype), kinds)
-    pipe = rt.pipeline(key, len(bufs) + 1, lambda: wgsl.map_source(expr, wgsl_type(out_dtype), kinds))
-    rt.dispatch(pipe, len(bufs) + 1, bufs, _words(words), (rt.groups(n, wgsl.WG), 1, 1))
+    status = _STATUS.get(expr)
+    if status is None:
+        status = _STATUS[expr] = wgsl.uses_status(expr)
+    nbuf = len(bufs) + 1 + status
+    pipe = rt.pipeline(key, nbuf, lambda: wgsl.map_source(expr, wgsl_type(out_dtype), kinds), status)
+    rt.dispatch(pipe, nbuf, bufs, _words(words), (rt.groups(n, wgsl.WG), 1, 1), status)
     return out
 
 
@@ -106,31 +113,50 @@ def a_dtype(scalar, like: np.dtype) -> np.dtype:
 
 _FLOAT_UNARY = {"exp": "exp(a)", "log": "log(a)", "sqrt": "sqrt(a)", "sin": "sin(a)", "cos": "cos(a)",
                 "tanh": "ntanh(a)", "sigmoid": "nsigmoid(a)"}
-_NUM_UNARY = {"neg": "-a", "abs": "abs(a)", "sign": "sign(a)", "relu": "max(a, {t}(0))"}
-_BINARY = {"add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "pow": "npow(a, b)",
-           "maximum": "max(a, b)", "minimum": "min(a, b)"}
-_BOOL_BINARY = {"add": "a | b", "mul": "a & b", "maximum": "a | b", "minimum": "a & b"}
+# per WGSL type where they differ: f32 propagates NaN as NumPy does (WGSL's max/min/sign leave it undefined);
+# i32 (int64 on webgpu) raises the overflow flag where NumPy's int64 result would not fit 32 bits
+_NUM_UNARY = {"neg": {"i32": "cneg(a)", None: "-a"}, "abs": {"i32": "cabs(a)", None: "abs(a)"},
+              "sign": {"f32": "nsign(a)", None: "sign(a)"}, "relu": {"f32": "nrelu(a)", None: "max(a, {t}(0))"}}
+_BINARY = {"add": {"i32": "cadd(a, b)", "u32": "a | b", None: "a + b"},
+           "sub": {"i32": "csub(a, b)", None: "a - b"},
+           "mul": {"i32": "cmul(a, b)", "u32": "a & b", None: "a * b"},
+           "div": {None: "a / b"}, "pow": {None: "npow(a, b)"},
+           "maximum": {"f32": "nmax(a, b)", "u32": "a | b", None: "max(a, b)"},
+           "minimum": {"f32": "nmin(a, b)", "u32": "a & b", None: "min(a, b)"}}
 _COMPARE = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
-def _unary(name: str, expr: str):
+def _by_dtype(exprs: dict) -> dict:
+    """numpy dtype -> the expression for its WGSL type, worked out once per kernel (not per call)."""
+    return {dt: exprs.get(t, exprs[None]).format(t=t) for dt, (t, _) in STORAGE.items()}
+
+
+def _unary(name: str, exprs):
+    table = _by_dtype(exprs if isinstance(exprs, dict) else {None: exprs})
+
     def kernel(x):
-        return _elementwise(expr.format(t=wgsl_type(x.dtype)), None, (x,))
+        return _elementwise(table[x.dtype], None, (x,))
     kernel.__name__ = name
     return kernel
 
 
-def _binary(name: str, expr: str):
+def _binary(name: str, exprs: dict):
+    table = _by_dtype(exprs)
+
     def kernel(a, b):
-        dtype = next(x.dtype for x in (b, a) if isinstance(x, WebGPUBuffer))
-        return _elementwise(_BOOL_BINARY.get(name, expr) if dtype == BOOL else expr, None, (a, b))
+        dtype = b.dtype if isinstance(b, WebGPUBuffer) else a.dtype
+        return _elementwise(table[dtype], None, (a, b))
     kernel.__name__ = name
     return kernel
 
 
 def _compare(name: str, op: str):
+    # a != b as the negation of ==: WGSL's != on floats came out as an ordered comparison (false with NaN)
+    # through naga and lavapipe, where IEEE and NumPy say NaN != x is true
+    test = "!(a == b)" if op == "!=" else f"a {op} b"
+
     def kernel(a, b):
-        return _elementwise(f"select(0u, 1u, a {op} b)", BOOL, (a, b))
+        return _elementwise(f"select(0u, 1u, {test})", BOOL, (a, b))
     kernel.__name__ = name
     return kernel
 
@@ -173,8 +199,10 @@ def cast(x: WebGPUBuffer, dtype) -> WebGPUBuffer:
     dst = wgsl_type(dtype)
     if dtype == BOOL:
         expr = f"select(0u, 1u, a != {src}(0))"
+    elif src == "f32" and dst == "i32":
+        expr = "cf2i(a)"  # truncates toward zero, as NumPy's astype; values outside int32 raise the overflow flag
     else:
-        expr = f"{dst}(a)"  # f32 -> i32 truncates toward zero (and saturates), as NumPy's astype on in-range values
+        expr = f"{dst}(a)"
     return _elementwise(expr, dtype, (x,))
 
 
@@ -186,17 +214,22 @@ def _reduce(op: str, x: WebGPUBuffer, axes: tuple, keepdim: bool, out_dtype: np.
     kshape, rshape = [x.shape[a] for a in kept], [x.shape[a] for a in axes]
     out_shape = tuple(1 if a in axes else s for a, s in enumerate(x.shape)) if keepdim else tuple(kshape)
     n_out, r = math.prod(kshape), math.prod(rshape)
-    if r == 0 or n_out == 0:
-        if op != "sum" or n_out == 0:
-            raise ValueError(f"{op} of an empty selection (shape {x.shape}, axes {axes})")
-        return full(out_shape, 0, out_dtype, 0)
     rt = RT
+    if r == 0 and op != "sum":  # as NumPy: an extremum over an empty axis has no value, even with no outputs
+        raise ValueError(f"{op} over an empty axis (shape {x.shape}, axes {axes}) has no value")
+    if n_out == 0:
+        return rt.alloc(out_shape, out_dtype)
+    if r == 0:  # a sum over nothing
+        return full(out_shape, 0, out_dtype, 0)
     out = rt.alloc(out_shape, out_dtype)
     words = [n_out, r, len(kshape), len(rshape), *kshape, *(st[a] for a in kept), *rshape, *(st[a] for a in axes)]
     in_t, out_t = wgsl_type(x.dtype), wgsl_type(out_dtype)
     serial = r <= 64 or n_out >= 256  # short rows or many outputs: one invocation per output
-    pipe = rt.pipeline(("reduce", op, in_t, out_t, serial), 3, lambda: wgsl.reduce_source(op, in_t, out_t, serial))
-    rt.dispatch(pipe, 3, [out.gpu, x.gpu], _words(words), (rt.groups(n_out, wgsl.WG if serial else 1), 1, 1))
+    status = op == "sum" and out_t == "i32"  # integer sums refuse results beyond int32
+    pipe = rt.pipeline(("reduce", op, in_t, out_t, serial), 3 + status,
+                       lambda: wgsl.reduce_source(op, in_t, out_t, serial), status)
+    rt.dispatch(pipe, 3 + status, [out.gpu, x.gpu], _words(words),
+                (rt.groups(n_out, wgsl.WG if serial else 1), 1, 1), status)
     return out
 
 
@@ -306,9 +339,10 @@ def _index(mode: str, out: WebGPUBuffer, src: WebGPUBuffer, plan, values_strides
     for _, astride, adim, ist in advs:
         words += [astride, adim, *ist]
     rt, t, m = RT, wgsl_type(out.dtype), len(advs)
-    pipe = rt.pipeline(("index", t, m, mode), 3 + m, lambda: wgsl.index_source(t, m, mode))
-    rt.dispatch(pipe, 3 + m, [out.gpu, src.gpu, *(b.gpu for b, *_ in advs)], _words(words),
-                (rt.groups(n, wgsl.WG), 1, 1))
+    status = mode == "add" and t == "i32"  # repeated integer adds refuse sums beyond int32
+    pipe = rt.pipeline(("index", t, m, mode), 3 + m + status, lambda: wgsl.index_source(t, m, mode), status)
+    rt.dispatch(pipe, 3 + m + status, [out.gpu, src.gpu, *(b.gpu for b, *_ in advs)], _words(words),
+                (rt.groups(n, wgsl.WG), 1, 1), status)
 
 
 def getitem(x: WebGPUBuffer, key) -> WebGPUBuffer:
@@ -350,9 +384,10 @@ def matmul(a: WebGPUBuffer, b: WebGPUBuffer) -> WebGPUBuffer:
     bstr = _bcast_strides(b.shape[:-2], batch) if batch else []
     words = [m, n, k, len(batch), nbatch, *batch, *(s * m * k for s in astr), *(s * k * n for s in bstr)]
     t = wgsl_type(a.dtype)
-    pipe = rt.pipeline(("matmul", t, ts), 4, lambda: wgsl.matmul_source(t, ts))
+    status = t == "i32"  # integer products refuse results beyond int32
+    pipe = rt.pipeline(("matmul", t, ts), 4 + status, lambda: wgsl.matmul_source(t, ts), status)
     grid = (tiles_x, tiles_y, builtins.min(nbatch, rt.max_groups))
-    rt.dispatch(pipe, 4, [out.gpu, a.gpu, b.gpu], _words(words), grid)
+    rt.dispatch(pipe, 4 + status, [out.gpu, a.gpu, b.gpu], _words(words), grid, status)
     return out
 
 

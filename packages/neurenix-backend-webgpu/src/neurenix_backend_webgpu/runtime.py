@@ -6,11 +6,23 @@ value is read back, when :func:`synchronize` is called, or when it grows past ``
 (submitted without waiting). The parameters of a whole batch go into one storage buffer, each
 dispatch binding its own aligned slice, so recording an op never touches the queue. The host waits
 only in :meth:`Runtime.read` (a buffer map), counted in ``stats["host_waits"]``.
+
+Threads share one device, one pending list and one queue, behind one lock (:attr:`Runtime.lock`). A
+dispatch must reach the queue before any read that may depend on it, whichever thread records it or
+reads: appending to the pending list, encoding and submitting it, and submitting a read's copy are
+therefore one critical section each. The wait for a mapped buffer is outside it, so one thread
+reading does not stop the others from recording.
+
+Kernels whose result can leave what the device holds (an int64 sum beyond 32 bits) raise a flag in a
+small status buffer instead of writing a wrong number silently. Every read copies the flags along
+with its data (no extra wait) and clears them; :meth:`Runtime.read` then raises the error they name,
+as CUDA reports a device-side assert at the next synchronisation.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 
 import numpy as np
@@ -25,6 +37,13 @@ STORAGE = {np.dtype(np.float32): ("f32", np.dtype(np.float32)),
            np.dtype(np.int64): ("i32", np.dtype(np.int32)),
            np.dtype(bool): ("u32", np.dtype(np.uint32))}
 I32_MIN, I32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+# status flags (bits of word 0 of the status buffer) a kernel sets with atomicOr, and what each means
+INT_OVERFLOW = 1
+STATUS_WORDS = 4  # 16 bytes: copy offsets and sizes stay multiples of 4 (the words WGSL's atomics use)
+STATUS_ERRORS = {INT_OVERFLOW: (OverflowError, "an int64 result left the webgpu backend's 32-bit integer range "
+                                               f"[{I32_MIN}, {I32_MAX}] (int64 is held in 32 bits on webgpu: "
+                                               "compute on cpu, or in float32, where values can exceed it)")}
 
 
 def wgsl_type(dtype: np.dtype) -> str:
@@ -113,6 +132,9 @@ class Runtime:
         self.pending: list = []
         self.stats: Counter = Counter()
         self.usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
+        # not re-entrant (cheaper): only the public entry points take it, never a method called under it
+        self.lock = threading.Lock()
+        self.status = self.device.create_buffer(size=4 * STATUS_WORDS, usage=self.usage)  # zeroed at creation
 
     # -- memory ----------------------------------------------------------------------------------
     def check_size(self, nbytes: int, what: str) -> None:
@@ -136,105 +158,148 @@ class Runtime:
         self.check_size(data.nbytes, f"a {array.dtype} tensor of shape {array.shape}")
         if data.size == 0:
             return self.alloc(array.shape, array.dtype)
-        gpu = self.device.create_buffer_with_data(data=data, usage=self.usage)
-        self.stats["uploads"] += 1
+        gpu = self.device.create_buffer_with_data(data=data, usage=self.usage)  # written at creation: no queue
+        with self.lock:
+            self.stats["uploads"] += 1
         return WebGPUBuffer(gpu, array.shape, array.dtype)
 
     def read(self, buf: WebGPUBuffer) -> np.ndarray:
-        """The buffer's values on the host: submits pending work and waits for it (one host wait)."""
+        """The buffer's values on the host: submits pending work and waits for it (one host wait).
+
+        The status flags travel in the same staging buffer, after the data, and are cleared in the same
+        submission; a flag raised by any kernel submitted so far is raised here as its error."""
         store = STORAGE[buf.dtype][1]
         nbytes = 4 * buf.size
-        if nbytes == 0:
-            return np.zeros(buf.shape, buf.dtype)
         wgpu = self.wgpu
-        staging = self.device.create_buffer(size=nbytes, usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
-        self.flush(lambda enc: enc.copy_buffer_to_buffer(buf.gpu, 0, staging, 0, nbytes))
+        staging = self.device.create_buffer(size=nbytes + 4 * STATUS_WORDS,
+                                            usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
+
+        def copy(enc):
+            if nbytes:
+                enc.copy_buffer_to_buffer(buf.gpu, 0, staging, 0, nbytes)
+            enc.copy_buffer_to_buffer(self.status, 0, staging, nbytes, 4 * STATUS_WORDS)
+            enc.clear_buffer(self.status)
+
+        with self.lock:
+            self._flush(copy)
+            self.stats["host_waits"] += 1
         # map_sync waits for the copy through the map callback (not queue.on_submitted_work_done,
-        # which is broken in wgpu 0.32.0)
+        # which is broken in wgpu 0.32.0); outside the lock, so other threads keep recording meanwhile
         staging.map_sync(wgpu.MapMode.READ)
-        raw = np.frombuffer(staging.read_mapped(), dtype=store).copy()
+        raw = np.frombuffer(staging.read_mapped(), dtype=np.uint8).copy()
         staging.unmap()
         staging.destroy()
-        self.stats["host_waits"] += 1
-        return raw.astype(buf.dtype, copy=False).reshape(buf.shape)
+        raise_status(int(raw[nbytes:nbytes + 4].view(np.uint32)[0]))
+        return raw[:nbytes].view(store).astype(buf.dtype, copy=False).reshape(buf.shape)
 
     # -- pipelines -------------------------------------------------------------------------------
-    def layout(self, nbuf: int):
-        """Bind group layout for (params, out, inputs...): ``nbuf`` storage buffers in all."""
-        if nbuf not in self.layouts:
+    def layout(self, nbuf: int, status: bool = False):
+        """Bind group layout for (params, out, inputs..., [status]): ``nbuf`` storage buffers in all, the
+        last one the read-write status buffer when ``status``."""
+        key = (nbuf, status)
+        if key not in self.layouts:
             limit = self.limits["max-storage-buffers-per-shader-stage"]
             if nbuf > limit:
                 raise RuntimeError(f"a kernel with {nbuf} storage buffers exceeds this adapter's "
                                    f"max-storage-buffers-per-shader-stage ({limit}): index with fewer index tensors")
             wgpu = self.wgpu
+            writable = {1, nbuf - 1} if status else {1}
             entries = [{"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
-                        "buffer": {"type": wgpu.BufferBindingType.storage if i == 1
+                        "buffer": {"type": wgpu.BufferBindingType.storage if i in writable
                                    else wgpu.BufferBindingType.read_only_storage}} for i in range(nbuf)]
             bgl = self.device.create_bind_group_layout(entries=entries)
-            self.layouts[nbuf] = (bgl, self.device.create_pipeline_layout(bind_group_layouts=[bgl]))
-        return self.layouts[nbuf]
+            self.layouts[key] = (bgl, self.device.create_pipeline_layout(bind_group_layouts=[bgl]))
+        return self.layouts[key]
 
-    def pipeline(self, key: tuple, nbuf: int, source):
-        """The compute pipeline for ``key`` (kernel name and specialisation), compiled once."""
-        p = self.pipelines.get(key)
+    def pipeline(self, key: tuple, nbuf: int, source, status: bool = False):
+        """The compute pipeline for ``key`` (kernel name and specialisation), compiled once. ``status``:
+        the kernel binds the status buffer last (``nbuf`` counts it)."""
+        p = self.pipelines.get(key)  # the hot path: a dict lookup, atomic under the GIL
         if p is None:
-            code = source()
-            label = "/".join(map(str, key))
-            try:
-                module = self.device.create_shader_module(label=label, code=code)
-                p = self.device.create_compute_pipeline(label=label, layout=self.layout(nbuf)[1],
-                                                        compute={"module": module, "entry_point": "main"})
-            except Exception as e:
-                numbered = "\n".join(f"{i + 1:4} {line}" for i, line in enumerate(code.splitlines()))
-                raise KernelCompileError(f"WGSL kernel {label!r} failed to compile:\n{e}\n--- WGSL ---\n{numbered}") \
-                    from e
-            self.pipelines[key] = p
-            self.stats["pipelines_compiled"] += 1
+            with self.lock:  # compiled once even when two threads miss at the same time
+                p = self.pipelines.get(key)
+                if p is None:
+                    p = self.pipelines[key] = self._compile(key, nbuf, source, status)
+                    self.stats["pipelines_compiled"] += 1
         return p
+
+    def _compile(self, key: tuple, nbuf: int, source, status: bool):
+        code = source()
+        label = "/".join(map(str, key))
+        try:
+            module = self.device.create_shader_module(label=label, code=code)
+            return self.device.create_compute_pipeline(label=label, layout=self.layout(nbuf, status)[1],
+                                                       compute={"module": module, "entry_point": "main"})
+        except Exception as e:
+            numbered = "\n".join(f"{i + 1:4} {line}" for i, line in enumerate(code.splitlines()))
+            raise KernelCompileError(f"WGSL kernel {label!r} failed to compile:\n{e}\n--- WGSL ---\n{numbered}") \
+                from e
 
     # -- recording and submitting ----------------------------------------------------------------
     def groups(self, n: int, per_group: int) -> int:
         """Workgroups for ``n`` items: capped at the adapter's per-dimension count (kernels loop over the rest)."""
         return max(1, min(-(-n // per_group), self.max_groups))
 
-    def dispatch(self, pipeline, nbuf: int, buffers: list, params, grid: tuple) -> None:
-        """Record one dispatch: ``buffers`` are the out buffer then the inputs (GPU buffers)."""
-        self.pending.append((pipeline, nbuf, buffers, np.asarray(params, dtype=np.uint32), grid))
-        self.stats["dispatches"] += 1
-        if len(self.pending) >= FLUSH_AT:
-            self.flush()
+    def dispatch(self, pipeline, nbuf: int, buffers: list, params, grid: tuple, status: bool = False) -> None:
+        """Record one dispatch: ``buffers`` are the out buffer then the inputs (GPU buffers); with
+        ``status`` the status buffer is bound after them."""
+        if status:
+            buffers = [*buffers, self.status]
+        item = (pipeline, nbuf, status, buffers, np.asarray(params, dtype=np.uint32), grid)
+        with self.lock:
+            self.pending.append(item)
+            self.stats["dispatches"] += 1
+            if len(self.pending) >= FLUSH_AT:
+                self._flush()
 
     def flush(self, extra=None) -> None:
-        """Encode the pending dispatches into one compute pass and submit them (no wait)."""
+        """Encode the pending dispatches into one compute pass and submit them (no wait); ``extra(encoder)``
+        records more commands after the pass, in the same submission."""
+        with self.lock:
+            self._flush(extra)
+
+    def _flush(self, extra=None) -> None:
+        # the caller holds the lock: the list taken here is submitted before any other thread submits
         if not self.pending and extra is None:
             return
         pending, self.pending = self.pending, []
         enc = self.device.create_command_encoder()
         if pending:
-            offsets, chunks, at = [], [], 0
-            for _, _, _, params, _ in pending:
-                size = -(-max(len(params), 1) // self.align) * self.align
-                offsets.append(at)
-                chunk = np.zeros(size, np.uint32)
-                chunk[:len(params)] = params
-                chunks.append(chunk)
-                at += size
-            pbuf = self.device.create_buffer_with_data(data=np.concatenate(chunks), usage=self.wgpu.BufferUsage.STORAGE)
-            cpass = enc.begin_compute_pass()
-            for (pipeline, nbuf, buffers, params, grid), off in zip(pending, offsets):
-                entries = [{"binding": 0, "resource": {"buffer": pbuf, "offset": 4 * off,
-                                                       "size": 4 * max(len(params), 1)}}]
-                entries += [{"binding": i + 1, "resource": {"buffer": b, "offset": 0, "size": b.size}}
-                            for i, b in enumerate(buffers)]
-                cpass.set_pipeline(pipeline)
-                cpass.set_bind_group(0, self.device.create_bind_group(layout=self.layout(nbuf)[0], entries=entries))
-                cpass.dispatch_workgroups(*grid)
-            cpass.end()
+            self._encode(enc, pending)
         if extra is not None:
             extra(enc)
         self.device.queue.submit([enc.finish()])
         self.stats["submits"] += 1
 
+    def _encode(self, enc, pending: list) -> None:
+        """One compute pass over ``pending``; their parameters in one buffer, each dispatch its aligned slice."""
+        offsets, chunks, at = [], [], 0
+        for item in pending:
+            params = item[4]
+            size = -(-max(len(params), 1) // self.align) * self.align
+            offsets.append(at)
+            chunk = np.zeros(size, np.uint32)
+            chunk[:len(params)] = params
+            chunks.append(chunk)
+            at += size
+        pbuf = self.device.create_buffer_with_data(data=np.concatenate(chunks), usage=self.wgpu.BufferUsage.STORAGE)
+        cpass = enc.begin_compute_pass()
+        for (pipeline, nbuf, status, buffers, params, grid), off in zip(pending, offsets):
+            entries = [{"binding": 0, "resource": {"buffer": pbuf, "offset": 4 * off, "size": 4 * max(len(params), 1)}}]
+            entries += [{"binding": i + 1, "resource": {"buffer": b, "offset": 0, "size": b.size}}
+                        for i, b in enumerate(buffers)]
+            cpass.set_pipeline(pipeline)
+            cpass.set_bind_group(0, self.device.create_bind_group(layout=self.layout(nbuf, status)[0], entries=entries))
+            cpass.dispatch_workgroups(*grid)
+        cpass.end()
+
     def synchronize(self) -> None:
-        """Wait for all submitted work (a 4-byte read: one host wait)."""
+        """Wait for all submitted work (a 4-byte read: one host wait; raises what the status flags name)."""
         self.read(self.alloc((1,), np.dtype(np.float32)))
+
+
+def raise_status(flags: int) -> None:
+    """Raise the error of the first status flag set in ``flags`` (a kernel found a result it cannot hold)."""
+    for bit, (exc, message) in STATUS_ERRORS.items():
+        if flags & bit:
+            raise exc(f"webgpu: {message}; reported at this read, the first after the kernel that found it")

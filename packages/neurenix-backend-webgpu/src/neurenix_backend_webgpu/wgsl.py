@@ -8,11 +8,15 @@ items loop with a grid stride, so any ``n`` runs within the adapter's workgroup-
 
 from __future__ import annotations
 
+from string import Template
+
 WG = 256  # invocations per workgroup of the 1-D kernels (the WebGPU minimum guarantee)
 UT = 8  # unfold output tile edge (UT x UT positions per workgroup)
 UNFOLD_TILE = 2048  # elements of input staged in workgroup memory by the tiled unfold
 
-# numerically safe helpers (lavapipe's tanh overflows to NaN for large |x|; pow needs NumPy's signs)
+# numerically safe helpers (lavapipe's tanh overflows to NaN for large |x|; pow needs NumPy's signs). NaN
+# propagates as in NumPy: WGSL's max/min/sign leave NaN operands undefined, so NaN is tested on the bits (a
+# shader compiler may assume x == x)
 HELPERS = """
 fn ntanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
 fn nsigmoid(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
@@ -25,15 +29,70 @@ fn npow(x: f32, y: f32) -> f32 {
   }
   return pow(x, y);
 }
+fn nisnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn nmax(a: f32, b: f32) -> f32 { if (nisnan(a)) { return a; } if (nisnan(b)) { return b; } return max(a, b); }
+fn nmin(a: f32, b: f32) -> f32 { if (nisnan(a)) { return a; } if (nisnan(b)) { return b; } return min(a, b); }
+fn nrelu(a: f32) -> f32 { if (nisnan(a)) { return a; } return max(a, 0.0); }
+fn nsign(a: f32) -> f32 { if (nisnan(a)) { return a; } return sign(a); }
+// does (v, j) beat the running arg-extremum (a, i)? NaN beats every number, the first NaN the others; ties:
+// the first index
+fn nbetter(v: f32, j: u32, a: f32, i: u32, larger: bool) -> bool {
+  let nv = nisnan(v); let na = nisnan(a);
+  if (nv || na) { return nv && (!na || j < i); }
+  if (v == a) { return j < i; }
+  return select((v < a), (v > a), larger);
+}
 """
 
+# int64 lives in i32: results that leave it raise the status flag (read back and raised at the next read)
+# rather than wrap. Sums and matmul accumulate exactly in 64 bits (two u32 words) and check only the result,
+# as NumPy's int64 would hold every partial sum.
+STATUS_HELPERS = """
+const I32_LOWEST = i32(-2147483647 - 1);
+fn overflow() { atomicOr(&STATUS[0], 1u); }
+fn cadd(a: i32, b: i32) -> i32 { let r = a + b; if (((a ^ r) & (b ^ r)) < 0) { overflow(); } return r; }
+fn csub(a: i32, b: i32) -> i32 { let r = a - b; if (((a ^ b) & (a ^ r)) < 0) { overflow(); } return r; }
+fn cmul(a: i32, b: i32) -> i32 {
+  let r = a * b;
+  if ((a != 0 && r / a != b) || (a == -1 && b == I32_LOWEST)) { overflow(); }
+  return r;
+}
+fn cneg(a: i32) -> i32 { if (a == I32_LOWEST) { overflow(); } return -a; }
+fn cabs(a: i32) -> i32 { if (a == I32_LOWEST) { overflow(); } return abs(a); }
+fn cf2i(x: f32) -> i32 {  // NumPy's astype(int64) truncates; NaN, infinities and |x| >= 2^31 do not fit
+  if (nisnan(x) || (x < -2147483648.0) || (x >= 2147483648.0)) { overflow(); return 0; }
+  return i32(x);
+}
+fn wide(x: i32) -> vec2<u32> { return vec2<u32>(bitcast<u32>(x), select(0u, 0xffffffffu, x < 0)); }
+fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+  let lo = a.x + b.x;
+  return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));  // the carry out of the low word
+}
+fn narrow(a: vec2<u32>) -> i32 {
+  let r = bitcast<i32>(a.x);
+  if (a.y != select(0u, 0xffffffffu, r < 0)) { overflow(); }
+  return r;
+}
+"""
+CHECKED = ("cadd(", "csub(", "cmul(", "cneg(", "cabs(", "cf2i(")
 
-def _bindings(out_t: str, in_ts: list, out_atomic: bool = False) -> str:
+
+def uses_status(expr: str) -> bool:
+    """Whether a map expression calls a checked helper (its kernel must bind the status buffer)."""
+    return any(f in expr for f in CHECKED)
+
+
+def _bindings(out_t: str, in_ts: list, out_atomic: bool = False, status: bool = False, extra: int = 0) -> str:
+    """Declarations: P, OUT, the inputs, then (``status``) the status buffer after ``extra`` more
+    bindings the kernel declares itself."""
     out = f"atomic<{out_t}>" if out_atomic else out_t
     lines = ["@group(0) @binding(0) var<storage, read> P: array<u32>;",
              f"@group(0) @binding(1) var<storage, read_write> OUT: array<{out}>;"]
     lines += [f"@group(0) @binding({i + 2}) var<storage, read> IN{i}: array<{t}>;" for i, t in enumerate(in_ts)]
-    return "\n".join(lines) + "\n" + HELPERS
+    if status:
+        binding = 2 + len(in_ts) + extra
+        lines.append(f"@group(0) @binding({binding}) var<storage, read_write> STATUS: array<atomic<u32>>;")
+    return "\n".join(lines) + "\n" + HELPERS + (STATUS_HELPERS if status else "")
 
 
 def map_source(expr: str, out_t: str, inputs: tuple) -> str:
@@ -52,7 +111,7 @@ def map_source(expr: str, out_t: str, inputs: tuple) -> str:
         upd.append(f"o{k} += c * i32(P[{base} + 1u + k]);")
         loads.append(f"let {names[k]} = IN{slot}[o{k}];")
         slot += 1
-    return _bindings(out_t, buf_ts) + f"""
+    return _bindings(out_t, buf_ts, status=uses_status(expr)) + f"""
 @compute @workgroup_size({WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
   let n = P[0]; let nd = P[1];
@@ -73,36 +132,51 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 """
 
 
-_REDUCE = {  # op -> (accumulator init, statement folding value V at index J into accumulator A at index I)
-    "sum": ("zero", "{A} = {A} + {V};"),
-    "max": ("lo", "{A} = max({A}, {V});"),
-    "min": ("hi", "{A} = min({A}, {V});"),
-    "argmax": ("lo", "if ({V} > {A} || ({V} == {A} && {J} < {I})) {{ {A} = {V}; {I} = {J}; }}"),
-    "argmin": ("hi", "if ({V} < {A} || ({V} == {A} && {J} < {I})) {{ {A} = {V}; {I} = {J}; }}"),
-}
 _EXTREMES = {"f32": ("bitcast<f32>(0xff800000u)", "bitcast<f32>(0x7f800000u)"),
              "i32": ("i32(-2147483647 - 1)", "i32(2147483647)"), "u32": ("0u", "1u")}
+
+
+def _fold(op: str, acc_t: str) -> Template:
+    """The statement folding value $V at index $J into the accumulator $A at index $I."""
+    if op == "sum":
+        return Template("$A = add64($A, $V);" if acc_t == "vec2<u32>" else "$A = $A + $V;")
+    if op in ("max", "min"):
+        return Template(f"$A = {'n' + op if acc_t == 'f32' else op}($A, $V);")
+    larger = op == "argmax"
+    if acc_t == "f32":
+        return Template(f"if (nbetter($V, $J, $A, $I, {str(larger).lower()})) {{ $A = $V; $I = $J; }}")
+    cmp = ">" if larger else "<"
+    return Template(f"if ($V {cmp} $A || ($V == $A && $J < $I)) {{ $A = $V; $I = $J; }}")
 
 
 def reduce_source(op: str, in_t: str, out_t: str, serial: bool) -> str:
     """Reductions. Parameters: n_out, r, nk, nr, kept shape and strides, reduced shape and strides
     (strides of the input, in elements). ``serial``: one invocation per output folds its r elements
     (many outputs, short rows). Otherwise one workgroup per output (grid-strided): each invocation
-    folds a strided share, then a tree in workgroup memory (few outputs, long rows)."""
-    acc_t = out_t if op == "sum" else in_t
-    lo, hi = _EXTREMES[acc_t]
-    init, combine = _REDUCE[op]
-    init = {"zero": f"{acc_t}(0)", "lo": lo, "hi": hi}[init]
-    tree = combine.format(A="SV[l]", I="SI[l]", V="SV[l + s]", J="SI[l + s]")
-    combine = combine.format(A="acc", I="ai", V="v", J="vi")
-    arg = op.startswith("arg")
+    folds a strided share, then a tree in workgroup memory (few outputs, long rows). Integer sums
+    accumulate in 64 bits and raise the status flag when the result does not fit int32."""
+    arg, wide = op.startswith("arg"), op == "sum" and out_t == "i32"
+    if wide:
+        acc_t, init, load = "vec2<u32>", "vec2<u32>(0u, 0u)", "wide(i32(IN0[off]))"
+    elif op == "sum":
+        acc_t, load = out_t, f"{out_t}(IN0[off])"
+        init = f"{acc_t}(0)"
+    else:
+        acc_t, load = in_t, "IN0[off]"
+        init = _EXTREMES[in_t][op.endswith("min")]
+    fold = _fold(op, acc_t)
+    tree = fold.substitute(A="SV[l]", I="SI[l]", V="SV[l + s]", J="SI[l + s]")
+    combine = fold.substitute(A="acc", I="ai", V="v", J="vi")
+
+    def result(acc: str, idx: str) -> str:
+        return f"i32({idx})" if arg else f"narrow({acc})" if wide else acc
     if serial:
-        outer, first, stride, result = "o = gid.x", "0u", "1u", "i32(ai)" if arg else "acc"
+        outer, first, stride, res = "o = gid.x", "0u", "1u", result("acc", "ai")
         shared = finish = ""
         head = f"@compute @workgroup_size({WG})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, "
         step = f"nwg.x * {WG}u"
     else:
-        outer, first, stride, result = "o = wid.x", "l", f"{WG}u", "i32(SI[0])" if arg else "SV[0]"
+        outer, first, stride, res = "o = wid.x", "l", f"{WG}u", result("SV[0]", "SI[0]")
         shared = f"var<workgroup> SV: array<{acc_t}, {WG}>;\nvar<workgroup> SI: array<u32, {WG}>;\n"
         finish = f"""SV[l] = acc; SI[l] = ai;
     workgroupBarrier();
@@ -113,8 +187,8 @@ def reduce_source(op: str, in_t: str, out_t: str, serial: bool) -> str:
         head = (f"@compute @workgroup_size({WG})\nfn main(@builtin(local_invocation_id) lid: vec3<u32>, "
                 "@builtin(workgroup_id) wid: vec3<u32>, ")
         step = "nwg.x"
-    write = f"OUT[o] = {result};" if serial else f"if (l == 0u) {{ OUT[o] = {result}; }}\n    workgroupBarrier();"
-    return _bindings(out_t, [in_t]) + shared + head + f"""@builtin(num_workgroups) nwg: vec3<u32>) {{
+    write = f"OUT[o] = {res};" if serial else f"if (l == 0u) {{ OUT[o] = {res}; }}\n    workgroupBarrier();"
+    return _bindings(out_t, [in_t], status=wide) + shared + head + f"""@builtin(num_workgroups) nwg: vec3<u32>) {{
   let n_out = P[0]; let r = P[1]; let nk = P[2]; let nr = P[3];
   {"let l = lid.x;" if not serial else ""}
   for (var {outer}; o < n_out; o += {step}) {{
@@ -130,7 +204,7 @@ def reduce_source(op: str, in_t: str, out_t: str, serial: bool) -> str:
         let k = d - 1u; let s = P[4u + 2u * nk + k];
         off += i32(rr % s) * i32(P[4u + 2u * nk + nr + k]); rr = rr / s;
       }}
-      let v = {acc_t}(IN0[off]); let vi = j;
+      let v = {load}; let vi = j;
       {combine}
     }}
     {finish}
@@ -144,8 +218,13 @@ def matmul_source(t: str, TS: int) -> str:  # noqa: N803
     """Batched (M, K) @ (K, N), tiled: each TS x TS workgroup stages TS x TS tiles of A and B in
     workgroup memory per step along K (TS: 16 on GPUs, 8 on CPU adapters). Parameters: M, N, K, nb,
     batches, batch shape, A and B batch strides (0 where broadcast). Grid: (N / TS, M / TS, batches),
-    the batch axis grid-strided."""
-    return _bindings(t, [t, t]) + f"""
+    the batch axis grid-strided. Integers (int64 held in i32) accumulate exactly in 64 bits and raise
+    the status flag where a product or the result does not fit int32."""
+    wide = t == "i32"
+    init, result = ("vec2<u32>(0u, 0u)", "narrow(acc)") if wide else (f"{t}(0)", "acc")
+    ta, tb = f"TA[lid.y * {TS}u + q]", f"TB[q * {TS}u + lid.x]"
+    step = f"acc = add64(acc, wide(cmul({ta}, {tb})));" if wide else f"acc += {ta} * {tb};"
+    return _bindings(t, [t, t], status=wide) + f"""
 var<workgroup> TA: array<{t}, {TS * TS}>;
 var<workgroup> TB: array<{t}, {TS * TS}>;
 
@@ -160,17 +239,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       let k = d - 1u; let s = P[5u + k]; let c = rem % s; rem = rem / s;
       ao += c * P[5u + nb + k]; bo += c * P[5u + 2u * nb + k];
     }}
-    var acc = {t}(0);
+    var acc = {init};
     for (var t0 = 0u; t0 < K; t0 += {TS}u) {{
       let ak = t0 + lid.x; let bk = t0 + lid.y;
       var av = {t}(0); if (row < M && ak < K) {{ av = IN0[ao + row * K + ak]; }}
       var bv = {t}(0); if (bk < K && col < N) {{ bv = IN1[bo + bk * N + col]; }}
       TA[lid.y * {TS}u + lid.x] = av; TB[lid.y * {TS}u + lid.x] = bv;
       workgroupBarrier();
-      for (var q = 0u; q < {TS}u; q++) {{ acc += TA[lid.y * {TS}u + q] * TB[q * {TS}u + lid.x]; }}
+      for (var q = 0u; q < {TS}u; q++) {{ {step} }}
       workgroupBarrier();
     }}
-    if (row < M && col < N) {{ OUT[z * M * N + row * N + col] = acc; }}
+    if (row < M && col < N) {{ OUT[z * M * N + row * N + col] = {result}; }}
   }}
 }}
 """
@@ -276,10 +355,13 @@ def index_source(t: str, m: int, mode: str) -> str:
       if (r.exchanged) { break; }
       old = r.old_value;
     }"""
-    else:  # i32 adds, bool (u32) ors
-        store = "atomicAdd(&OUT[xo], IN0[vo]);" if t == "i32" else "atomicOr(&OUT[xo], IN0[vo]);"
+    elif t == "i32":  # the old value the atomic add returns tells whether the sum left int32
+        store = "let add = IN0[vo]; _ = cadd(atomicAdd(&OUT[xo], add), add);"
+    else:  # bool (u32) ors
+        store = "atomicOr(&OUT[xo], IN0[vo]);"
     out_t = "u32" if (mode == "add" and t == "f32") else t
-    return _bindings(out_t, [t], out_atomic=mode == "add") + idx_decl + f"""
+    status = mode == "add" and t == "i32"
+    return _bindings(out_t, [t], out_atomic=mode == "add", status=status, extra=m) + idx_decl + f"""
 @compute @workgroup_size({WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
   let n = P[0]; let nd = P[1];

@@ -18,17 +18,30 @@
  * (OMP_WAIT_POLICY=PASSIVE), and waking one costs more than a smaller product takes */
 #define PAR_MIN_MACS (1 << 21)
 
+/* The thread count neurenix.set_num_threads() chose, for every parallel region whichever thread starts it:
+ * omp_set_num_threads() alone sets it for the calling thread only, and a kernel called from another Python
+ * thread would run on the OpenMP default (every core) instead. 0 until set: the OpenMP default. */
+static int nx_threads;
+
+#ifdef _OPENMP
+static inline int nx_team(void) {
+    int n = __atomic_load_n(&nx_threads, __ATOMIC_RELAXED);
+    return n > 0 ? n : omp_get_max_threads();
+}
+#define NX_THREADS nx_team()
+#endif
+
 void nx_set_num_threads(int n) {
+    __atomic_store_n(&nx_threads, n, __ATOMIC_RELAXED);
 #ifdef _OPENMP
     omp_set_num_threads(n);
-#else
-    (void)n;
 #endif
 }
 
+/* the team size a kernel called from this thread runs on */
 int nx_get_num_threads(void) {
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    return nx_team();
 #else
     return 1;
 #endif

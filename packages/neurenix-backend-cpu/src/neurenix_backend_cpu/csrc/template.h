@@ -12,7 +12,7 @@
         const T *A = (const T *)va, *B = (const T *)vb;                                                     \
         T *O = (T *)vo;                                                                                      \
         int64_t rows = d0 * d1, nch = (d2 + CHUNK - 1) / CHUNK, tiles = rows * nch;                        \
-        _Pragma("omp parallel for schedule(static) if (rows * d2 >= PAR_MIN)")                              \
+        _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (rows * d2 >= PAR_MIN)")                              \
         for (int64_t t = 0; t < tiles; t++) {                                                                \
             int64_t r = t / nch, k0 = (t % nch) * CHUNK, k1 = k0 + CHUNK < d2 ? k0 + CHUNK : d2;           \
             const T *pa = A + (r / d1) * a0 + (r % d1) * a1, *pb = B + (r / d1) * b0 + (r % d1) * b1;      \
@@ -36,10 +36,10 @@
         const T *A = (const T *)va;                                                                         \
         T *O = (T *)vo, c = (T)s;                                                                           \
         if (s_first) {                                                                                      \
-            _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")                                  \
+            _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")                                  \
             for (int64_t k = 0; k < n; k++) { T x = c, y = A[k]; O[k] = (EXPR); }                           \
         } else {                                                                                            \
-            _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")                                  \
+            _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")                                  \
             for (int64_t k = 0; k < n; k++) { T x = A[k], y = c; O[k] = (EXPR); }                           \
         }                                                                                                   \
     }
@@ -56,7 +56,7 @@ BINARY(minimum, (x <= y || x != x) ? x : y)
 void F(relu)(const void *vx, void *vo, int64_t n) {
     const T *X = (const T *)vx;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")
     for (int64_t k = 0; k < n; k++) O[k] = X[k] > 0 ? X[k] : (X[k] != X[k] ? X[k] : (T)0);
 }
 
@@ -64,7 +64,7 @@ void F(relu)(const void *vx, void *vo, int64_t n) {
 void F(relu_backward)(const void *vg, const void *vx, void *vo, int64_t n) {
     const T *G = (const T *)vg, *X = (const T *)vx;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")
     for (int64_t k = 0; k < n; k++) O[k] = G[k] * (T)(X[k] > 0); /* branch-free: signs are random */
 }
 
@@ -80,7 +80,7 @@ void F(reduce_mid)(int op, const void *vx, void *vo, int64_t na, int64_t nr, int
     const T *X = (const T *)vx;
     T *O = (T *)vo;
     int64_t nch = (nb + 63) / 64;
-    _Pragma("omp parallel for schedule(static) if (na * nr * nb >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (na * nr * nb >= PAR_MIN)")
     for (int64_t t = 0; t < na * nch; t++) {
         int64_t a = t / nch, b0 = (t % nch) * 64, w = nb - b0 < 64 ? nb - b0 : 64;
         const T *x = X + a * nr * nb + b0;
@@ -109,7 +109,7 @@ void F(reduce_mid)(int op, const void *vx, void *vo, int64_t na, int64_t nr, int
 void F(reduce_outer)(int op, const void *vx, void *vo, int64_t n1, int64_t nk, int64_t n2) {
     const T *X = (const T *)vx;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (n1 * nk * n2 >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n1 * nk * n2 >= PAR_MIN)")
     for (int64_t k = 0; k < nk; k++) {
         if (op == 0) {
             double acc = 0;
@@ -139,7 +139,7 @@ void F(batch_norm)(const void *vx, const void *vw, const void *vb, void *vy, voi
                    int64_t nr, int64_t c, int64_t r, int64_t ps, double eps) {
     const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
     T *Y = (T *)vy, *M = (T *)vmean, *V = (T *)vvar;
-    _Pragma("omp parallel for schedule(static) if (groups * nr * c * r >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (groups * nr * c * r >= PAR_MIN)")
     for (int64_t q = 0; q < groups * c; q++) {
         int64_t gi = q / c, ch = q % c;
         const T *x = X + (gi * nr * c + ch) * r;
@@ -181,7 +181,7 @@ void F(batch_norm_backward)(const void *vg, const void *vx, const void *vmean, c
                             int64_t ps, double eps) {
     const T *G = (const T *)vg, *X = (const T *)vx, *M = (const T *)vmean, *V = (const T *)vvar, *W = (const T *)vw;
     T *GX = (T *)vgx, *GW = (T *)vgw, *GB = (T *)vgb;
-    _Pragma("omp parallel for schedule(static) if (groups * nr * c * r >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (groups * nr * c * r >= PAR_MIN)")
     for (int64_t q = 0; q < groups * c; q++) {
         int64_t gi = q / c, ch = q % c, off = (gi * nr * c + ch) * r;
         const T *g = G + off, *x = X + off;
@@ -269,7 +269,7 @@ void F(exp)(const void *vx, void *vo, int64_t n) {
     const T *X = (const T *)vx;
     T *O = (T *)vo;
     int64_t chunks = (n + CHUNK - 1) / CHUNK;
-    _Pragma("omp parallel for schedule(static) if (n >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")
     for (int64_t t = 0; t < chunks; t++) {
         int64_t lo = t * CHUNK;
         F(exp_to)(X + lo, O + lo, n - lo < CHUNK ? n - lo : CHUNK);
@@ -305,7 +305,7 @@ static void F(exp_rows)(const T *x, T *o, int64_t rows, int64_t c, T *m, double 
 void F(softmax_rows)(int mode, const void *vx, void *vo, int64_t rows, int64_t c) {
     const T *X = (const T *)vx;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (rows * c >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (rows * c >= PAR_MIN)")
     for (int64_t r0 = 0; r0 < rows; r0 += RB) {
         int64_t nr = rows - r0 < RB ? rows - r0 : RB;
         T m[RB];
@@ -329,7 +329,7 @@ void F(softmax_rows)(int mode, const void *vx, void *vo, int64_t rows, int64_t c
 void F(softmax_rows_backward)(int mode, const void *vg, const void *vy, void *vo, int64_t rows, int64_t c) {
     const T *G = (const T *)vg, *Y = (const T *)vy;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (rows * c >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (rows * c >= PAR_MIN)")
     for (int64_t r0 = 0; r0 < rows; r0 += RB) {
         int64_t nr = rows - r0 < RB ? rows - r0 : RB;
         const T *g = G + r0 * c, *y = Y + r0 * c;
@@ -357,7 +357,7 @@ void F(softmax_rows_backward)(int mode, const void *vg, const void *vy, void *vo
 void F(cross_entropy)(const void *vx, const void *vp, void *vloss, void *vsm, int64_t n, int64_t c) {
     const T *X = (const T *)vx, *P = (const T *)vp;
     T *L = (T *)vloss, *SM = (T *)vsm;
-    _Pragma("omp parallel for schedule(static) if (n * c >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n * c >= PAR_MIN)")
     for (int64_t r0 = 0; r0 < n; r0 += RB) {
         int64_t nr = n - r0 < RB ? n - r0 : RB;
         T m[RB];
@@ -380,7 +380,7 @@ void F(cross_entropy)(const void *vx, const void *vp, void *vloss, void *vsm, in
 void F(cross_entropy_backward)(const void *vg, const void *vsm, const void *vp, void *vo, int64_t n, int64_t c) {
     const T *G = (const T *)vg, *SM = (const T *)vsm, *P = (const T *)vp;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (n * c >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n * c >= PAR_MIN)")
     for (int64_t r = 0; r < n; r++) {
         const T *sm = SM + r * c, *p = P + r * c;
         T ps = 0, g = G[r];
@@ -412,7 +412,7 @@ void F(unfold)(const void *vx, void *vo, int64_t sb, int64_t sk, int64_t n, int6
     const T *X = (const T *)vx;
     T *O = (T *)vo;
     int64_t rows = n * c * kh * kw, krows = c * kh * kw, images_inner = sb < sk;
-    _Pragma("omp parallel for schedule(static) if (rows * oh * ow >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (rows * oh * ow >= PAR_MIN)")
     for (int64_t row = 0; row < rows; row++) {
         /* consecutive rows go to consecutive output addresses, whichever the layout: writes stream */
         int64_t b = images_inner ? row % n : row / krows, k = images_inner ? row / n : row % krows;
@@ -442,7 +442,7 @@ void F(fold)(const void *vc, void *vo, int64_t sb, int64_t sk, int64_t n, int64_
              int64_t oh, int64_t ow) {
     const T *C = (const T *)vc;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (n * c * kh * kw * oh * ow >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n * c * kh * kw * oh * ow >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
         /* with images side by side, image b varies fastest: the kh*kw column rows are then read in sequence */
         int64_t b = sb < sk ? plane % n : plane / c, ci = sb < sk ? plane / n : plane % c;
@@ -559,7 +559,7 @@ void F(max_pool2d)(const void *vx, void *vo, void *vidx, int64_t n, int64_t c, i
     const T *X = (const T *)vx;
     T *O = (T *)vo;
     int64_t *idx = (int64_t *)vidx;
-    _Pragma("omp parallel for schedule(static) if (n * c * oh * ow * kh * kw >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n * c * oh * ow * kh * kw >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
         const T *x = X + plane * h * w;
         if (ph == 0 && pw == 0) {
@@ -593,7 +593,7 @@ void F(max_pool2d_backward)(const void *vg, const void *vidx, void *vo, int64_t 
     const T *G = (const T *)vg;
     const int64_t *idx = (const int64_t *)vidx;
     T *O = (T *)vo;
-    _Pragma("omp parallel for schedule(static) if (n * c * h * w >= PAR_MIN)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n * c * h * w >= PAR_MIN)")
     for (int64_t plane = 0; plane < n * c; plane++) {
         T *o = O + plane * h * w;
         memset(o, 0, (size_t)(h * w) * sizeof(T));
@@ -716,7 +716,7 @@ void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m,
         sb = sb ? k * n : 0;
     }
     int64_t ai = ta ? 1 : k, ap = ta ? m : 1;
-    _Pragma("omp parallel for schedule(static) if (nbatch * m * n * k >= PAR_MIN_MACS)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (nbatch * m * n * k >= PAR_MIN_MACS)")
     for (int64_t bi = 0; bi < nbatch; bi++) F(matmul_small)(A + bi * sa, ai, ap, B + bi * sb, C + bi * m * n, m, n, k);
     free(Bt);
 }
@@ -768,7 +768,7 @@ void F(linear)(const void *vx, const void *vw, const void *vb, void *vo, int64_t
     const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
     T *O = (T *)vo;
     int64_t blocks = (n + 2 * NR - 1) / (2 * NR);
-    _Pragma("omp parallel if (nbatch * n * ni * no >= PAR_MIN_MACS)")
+    _Pragma("omp parallel num_threads(NX_THREADS) if (nbatch * n * ni * no >= PAR_MIN_MACS)")
     {
         T *xt = malloc((size_t)(ni * 2 * NR) * sizeof(T));
         _Pragma("omp for schedule(static)")
@@ -810,7 +810,7 @@ void F(linear_backward)(const void *vg, const void *vx, const void *vw, void *vg
                         int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw) {
     const T *G = (const T *)vg, *X = (const T *)vx, *W = (const T *)vw;
     T *GX = (T *)vgx, *GW = (T *)vgw, *GB = (T *)vgb;
-    _Pragma("omp parallel for schedule(static) if (nbatch * n * ni * no >= PAR_MIN_MACS / 2)")
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (nbatch * n * ni * no >= PAR_MIN_MACS / 2)")
     for (int64_t t = 0; t < nbatch; t++) {
         const T *g = G + t * n * no;
         if (GX) F(matmul_small)(g, no, 1, W + t * sw, GX + t * n * ni, n, ni, no);
@@ -847,7 +847,7 @@ void F(adam)(int np_, void **p, void **g, void **m, void **v, void **op, void **
                      (T)(1.0 / sqrt(bias2)), (T)eps, (T)(lr / bias1)};
     for (int q = 0; q < np_; q++) {
         int64_t size = sizes[q], chunks = (size + CHUNK - 1) / CHUNK;
-        _Pragma("omp parallel for schedule(static) if (size >= PAR_MIN)")
+        _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (size >= PAR_MIN)")
         for (int64_t t = 0; t < chunks; t++)
             F(adam_span)(p[q], g[q], m[q], v[q], op[q], om[q], ov[q], t * CHUNK,
                          (t + 1) * CHUNK < size ? (t + 1) * CHUNK : size, c);
@@ -882,7 +882,7 @@ void F(sgd)(int np_, void **p, void **g, void **b, void **op, void **ob, const v
                     nesterov ? (T)momentum : 0, nesterov ? 1 : 0};
     for (int q = 0; q < np_; q++) {
         int64_t size = sizes[q], chunks = (size + CHUNK - 1) / CHUNK;
-        _Pragma("omp parallel for schedule(static) if (size >= PAR_MIN)")
+        _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (size >= PAR_MIN)")
         for (int64_t t = 0; t < chunks; t++)
             F(sgd_span)(p[q], g[q], b[q], op[q], ob[q], t * CHUNK, (t + 1) * CHUNK < size ? (t + 1) * CHUNK : size, c);
     }

@@ -7,6 +7,11 @@ The backends' own host code runs unchanged on top of it: it calls ``cuMemAlloc_v
 compiler and ``host.h`` (CUDA built-ins as fibers), a launch runs every block's threads on the CPU, and a
 BLAS GEMM is NumPy over that memory, column-major as the libraries define it.
 Devices report the limits given to :class:`Emulator`, so tests can provoke the errors a real GPU gives.
+
+Threads: a real device runs the work of its stream one item at a time, in the order it was queued, whichever
+host thread queued it. The emulator runs each launch, copy and GEMM at once in the calling thread, so one lock
+(:attr:`Emulator.lock`) makes them one at a time too; the host build of the kernels keeps the CUDA built-ins
+(threadIdx, the fibers, __shared__ arrays) in globals, which two launches at once would corrupt.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 from importlib import resources
 
 import numpy as np
@@ -45,27 +51,31 @@ class Emulator:
         self.blocks: dict[int, object] = {}
         self.used = 0
         self.launches = 0
+        self.lock = threading.RLock()  # the device's one queue: launches, copies, GEMMs and memory, one at a time
         self._tmp = tempfile.TemporaryDirectory(prefix="nx-emulator-")
 
     def alloc(self, size: int) -> int | None:
-        if self.used + size > self.capacity:
-            return None
-        block = _ffi.new("char[]", size)
-        self.blocks[_addr(block)] = block
-        self.used += size
-        return _addr(block)
+        with self.lock:
+            if self.used + size > self.capacity:
+                return None
+            block = _ffi.new("char[]", size)
+            self.blocks[_addr(block)] = block
+            self.used += size
+            return _addr(block)
 
     def free(self, addr: int) -> None:
-        self.used -= len(self.blocks.pop(addr))
+        with self.lock:
+            self.used -= len(self.blocks.pop(addr))
 
     def array(self, addr: int, dtype, shape: tuple, strides: tuple):
         """Device memory at ``addr`` as a writable NumPy array (``strides`` in elements, >= 0), or None
         where it reaches outside the allocation holding ``addr`` (a GPU would fault on the address)."""
         dtype = np.dtype(dtype)
-        start = next((s for s, b in self.blocks.items() if s <= addr < s + len(b)), None)
-        if start is None or min(strides) < 0:
-            return None
-        block, offset = self.blocks[start], addr - start
+        with self.lock:
+            start = next((s for s, b in self.blocks.items() if s <= addr < s + len(b)), None)
+            if start is None or min(strides) < 0:
+                return None
+            block, offset = self.blocks[start], addr - start
         extent = sum((n - 1) * s for n, s in zip(shape, strides)) + 1 if min(shape) > 0 else 0
         if offset % dtype.itemsize or offset + extent * dtype.itemsize > len(block):
             return None
@@ -73,7 +83,8 @@ class Emulator:
         return np.lib.stride_tricks.as_strided(base, shape, tuple(s * dtype.itemsize for s in strides))
 
     def copy(self, dst: int, src: int, n: int) -> None:
-        _ffi.memmove(_ffi.cast("char*", dst), _ffi.cast("char*", src), n)
+        with self.lock:
+            _ffi.memmove(_ffi.cast("char*", dst), _ffi.cast("char*", src), n)
 
     def compile(self, source: str) -> tuple[bool, str, bytes]:
         """Build ``source`` into a host shared library: (ok, log, image)."""
@@ -111,8 +122,9 @@ class Emulator:
         module, tramp = fn
         if block[0] * block[1] * block[2] > self.max_threads or any(g > m for g, m in zip(grid, self.max_grid)):
             return 1
-        self.launches += 1
-        return module.nx_launch(tramp, _ffi.cast("void**", params), *grid, *block)
+        with self.lock:
+            self.launches += 1
+            return module.nx_launch(tramp, _ffi.cast("void**", params), *grid, *block)
 
 
 class _Plugin:

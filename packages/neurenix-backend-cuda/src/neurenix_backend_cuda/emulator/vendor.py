@@ -5,14 +5,17 @@ NVRTC, libamdhip64 with hiprtc, and the GEMM of cuBLAS and rocBLAS."""
 from __future__ import annotations
 
 import operator
+import threading
 
 import numpy as np
 from cffi import FFI
 
 _ffi = FFI()
 OK, INVALID_VALUE, OUT_OF_MEMORY, INVALID_CONFIG, NOT_FOUND, NO_DEVICE = 0, 1, 2, 9, 500, 100
+INVALID_CONTEXT, INVALID_DEVICE_FUNCTION = 201, 98  # CUDA_ERROR_INVALID_CONTEXT, hipErrorInvalidDeviceFunction
 NAMES = {OK: "SUCCESS", INVALID_VALUE: "INVALID_VALUE", OUT_OF_MEMORY: "OUT_OF_MEMORY", INVALID_CONFIG:
-         "INVALID_CONFIGURATION", NOT_FOUND: "NOT_FOUND", NO_DEVICE: "NO_DEVICE"}
+         "INVALID_CONFIGURATION", NOT_FOUND: "NOT_FOUND", NO_DEVICE: "NO_DEVICE", INVALID_CONTEXT: "INVALID_CONTEXT",
+         INVALID_DEVICE_FUNCTION: "INVALID_DEVICE_FUNCTION"}
 
 
 def _int(p) -> int:
@@ -91,10 +94,21 @@ class FakeNvrtc:
 
 
 class FakeCuda:
-    """libcuda: devices with the emulator's limits; memory, streams (in order, so synchronous) and launches."""
+    """libcuda: devices with the emulator's limits; memory, streams (in order, so synchronous) and launches.
+
+    As the real driver, it keeps the current context per host thread: a call that needs one (memory, copies,
+    modules, launches) fails with CUDA_ERROR_INVALID_CONTEXT in a thread that has not made one current, and a
+    kernel launches only in the context its module was loaded in."""
 
     def __init__(self, emulator, version=13000, cc=(8, 0)):
         self.emu, self.version, self.cc, self.modules, self.names = emulator, version, cc, {}, {}
+        self.contexts: dict[int, int] = {}  # module or function id -> the context it belongs to
+        self.owners: dict[int, int] = {}    # allocation address -> the context that allocated it
+        self._thread = threading.local()
+
+    def current(self) -> int:
+        """The calling thread's current context (0: none)."""
+        return getattr(self._thread, "ctx", 0)
 
     def cuInit(self, flags):  # noqa: N802
         return OK
@@ -132,37 +146,52 @@ class FakeCuda:
         return OK
 
     def cuCtxSetCurrent(self, ctx):  # noqa: N802
+        self._thread.ctx = _int(ctx)
         return OK
 
     def cuMemAlloc_v2(self, out, size):  # noqa: N802
+        if not self.current():
+            return INVALID_CONTEXT
         addr = self.emu.alloc(size)
         if addr is None:
             return OUT_OF_MEMORY
+        self.owners[addr] = self.current()
         out[0] = addr
         return OK
 
     def cuMemFree_v2(self, ptr):  # noqa: N802
+        if not self.current():
+            return INVALID_CONTEXT
         self.emu.free(int(ptr))
         return OK
 
     def cuMemcpyHtoDAsync_v2(self, dst, src, n, stream):  # noqa: N802
+        if not self.current():
+            return INVALID_CONTEXT
         self.emu.copy(int(dst), _int(src), n)
         return OK
 
     def cuMemcpyDtoHAsync_v2(self, dst, src, n, stream):  # noqa: N802
+        if not self.current():
+            return INVALID_CONTEXT
         self.emu.copy(_int(dst), int(src), n)
         return OK
 
     def cuStreamCreate(self, out, flags):  # noqa: N802
+        if not self.current():
+            return INVALID_CONTEXT
         out[0] = _ffi.cast("void*", 1)
         return OK
 
     def cuStreamSynchronize(self, stream):  # noqa: N802
-        return OK
+        return OK if self.current() else INVALID_CONTEXT
 
     def cuModuleLoadData(self, out, image):  # noqa: N802
+        if not self.current():
+            return INVALID_CONTEXT
         module = self.emu.load(bytes(image) if isinstance(image, (bytes, bytearray)) else image)
         self.modules[id(module)] = module
+        self.contexts[id(module)] = self.current()
         out[0] = _ffi.cast("void*", id(module))
         return OK
 
@@ -171,10 +200,13 @@ class FakeCuda:
         if fn is None:
             return NOT_FOUND
         self.names[id(fn)] = fn
+        self.contexts[id(fn)] = self.contexts[_int(module)]
         out[0] = _ffi.cast("void*", id(fn))
         return OK
 
     def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra):  # noqa: N802
+        if self.current() != self.contexts[_int(fn)]:
+            return INVALID_CONTEXT
         return INVALID_CONFIG if self.emu.launch(self.names[_int(fn)], (gx, gy, gz), (bx, by, bz),
                                                  _int(params)) else OK
 
@@ -189,6 +221,14 @@ class FakeHip:
 
     def __init__(self, emulator):
         self.cuda, self.rtc = FakeCuda(emulator), FakeNvrtc(emulator)
+        self._thread = threading.local()  # hipSetDevice is per host thread; a thread starts on device 0
+
+    def _device(self) -> int:
+        return getattr(self._thread, "device", 0)
+
+    def _enter(self) -> None:
+        """Make the CUDA stand-in's context that of this thread's current HIP device."""
+        self.cuda.cuCtxSetCurrent(self._device() + 1)
 
     def hipInit(self, flags):  # noqa: N802
         return OK
@@ -209,9 +249,13 @@ class FakeHip:
         return self.cuda.cuDeviceTotalMem_v2(out, dev)
 
     def hipSetDevice(self, dev):  # noqa: N802
+        if not 0 <= dev < self.cuda.emu.devices:
+            return INVALID_VALUE
+        self._thread.device = dev
         return OK
 
     def hipMalloc(self, out, size):  # noqa: N802
+        self._enter()
         addr = self.cuda.emu.alloc(size)
         if addr is None:
             return OUT_OF_MEMORY
@@ -219,28 +263,35 @@ class FakeHip:
         return OK
 
     def hipFree(self, ptr):  # noqa: N802
+        self._enter()
         return self.cuda.cuMemFree_v2(_int(ptr))
 
     def hipMemcpyHtoDAsync(self, dst, src, n, stream):  # noqa: N802
+        self._enter()
         return self.cuda.cuMemcpyHtoDAsync_v2(_int(dst), src, n, stream)
 
     def hipMemcpyDtoHAsync(self, dst, src, n, stream):  # noqa: N802
+        self._enter()
         return self.cuda.cuMemcpyDtoHAsync_v2(dst, _int(src), n, stream)
 
     def hipStreamCreateWithFlags(self, out, flags):  # noqa: N802
+        self._enter()
         return self.cuda.cuStreamCreate(out, flags)
 
     def hipStreamSynchronize(self, stream):  # noqa: N802
         return OK
 
     def hipModuleLoadData(self, out, image):  # noqa: N802
+        self._enter()
         return self.cuda.cuModuleLoadData(out, image)
 
     def hipModuleGetFunction(self, out, module, name):  # noqa: N802
         return self.cuda.cuModuleGetFunction(out, module, name)
 
     def hipModuleLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra):  # noqa: N802
-        return self.cuda.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra)
+        self._enter()  # a function of a module loaded on another device than this thread's: refused
+        status = self.cuda.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra)
+        return INVALID_DEVICE_FUNCTION if status == INVALID_CONTEXT else status
 
     def hipGetErrorName(self, status):  # noqa: N802
         self._err = _ffi.new("char[]", f"hipError{NAMES.get(status, 'Unknown').title().replace('_', '')}".encode())
@@ -309,12 +360,17 @@ class _FakeBlas:
             return self.INVALID_HANDLE
         if ta not in (self.OP_N, self.OP_T) or tb not in (self.OP_N, self.OP_T):
             return self.INVALID_ENUM
-        (ra, ca), (rb, cb) = ((m, k) if ta == self.OP_N else (k, m)), ((k, n) if tb == self.OP_N else (n, k))
+        ra, rb = (m if ta == self.OP_N else k), (k if tb == self.OP_N else n)  # rows as stored
         if min(m, n, k, batch) < 0 or lda < max(1, ra) or ldb < max(1, rb) or ldc < max(1, m):
             return self.INVALID_SIZE
         self.calls.append((name, ta, tb, m, n, k, lda, sa, ldb, sb, ldc, sc, batch))
         if m == 0 or n == 0 or batch == 0:
             return OK
+        with self.emu.lock:  # on the device's queue, between the kernels queued before and after it
+            return self._run_gemm(dtype, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch)
+
+    def _run_gemm(self, dtype, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch):
+        (ra, ca), (rb, cb) = ((m, k) if ta == self.OP_N else (k, m)), ((k, n) if tb == self.OP_N else (n, k))
         mats = [self.emu.array(_int(p), dtype, (batch, r, cols), (s, 1, ld))
                 for p, r, cols, ld, s in ((a, ra, ca, lda, sa), (b, rb, cb, ldb, sb), (c, m, n, ldc, sc))]
         if any(x is None for x in mats):

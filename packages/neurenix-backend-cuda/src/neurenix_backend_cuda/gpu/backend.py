@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from neurenix.backend import Backend
@@ -24,6 +25,7 @@ class GpuBackend(Backend):
         if name:
             self.name = name
         self._driver, self._reason, self._devices = None, None, {}
+        self._lock = threading.Lock()  # one GpuDevice (one stream, one allocator) per index, whoever asks first
 
     @property
     def driver(self):
@@ -48,7 +50,10 @@ class GpuBackend(Backend):
     def device(self, index: int) -> GpuDevice:
         dev = self._devices.get(index)
         if dev is None:
-            dev = self._devices[index] = GpuDevice(self.driver, index, f"{self.device_type}:{index}")
+            with self._lock:
+                dev = self._devices.get(index)
+                if dev is None:
+                    dev = self._devices[index] = GpuDevice(self.driver, index, f"{self.device_type}:{index}")
         return dev
 
     def kernels(self):

@@ -4,6 +4,7 @@ under different names and transpose enums, so one class drives both."""
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -27,12 +28,14 @@ class BlasNames(NamedTuple):
 
 class Blas:
     """A vendor BLAS opened with cffi (``lib`` from ``ffi.dlopen``): one handle per device, bound to the
-    device's stream, so GEMMs queue behind the kernels like any launch."""
+    device's stream, so GEMMs queue behind the kernels like any launch. A handle must not be used by two host
+    threads at once (cuBLAS and rocBLAS say so): calls go through one lock; each only queues work."""
 
     def __init__(self, ffi, lib, names: BlasNames):
         self.ffi, self.lib, self.names = ffi, lib, names
         self.reason: str | None = None  # why it was given up (handle creation failed): matmul uses the tiled kernel
         self._handles: dict[int, object] = {}
+        self._lock = threading.Lock()
 
     def _handle(self, dev):
         handle = self._handles.get(dev.index)
@@ -60,6 +63,10 @@ class Blas:
         if self.reason or max(batch, m, n, k) > INT_MAX:
             return False
         dev.driver.activate(dev.index)
+        with self._lock:
+            return self._gemm(dev, dtype, batch, m, n, k, a, sa, b, sb, c, trans_a, trans_b)
+
+    def _gemm(self, dev, dtype, batch, m, n, k, a, sa, b, sb, c, trans_a, trans_b) -> bool:
         handle = self._handle(dev)
         if handle is None:
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,47 +48,58 @@ def _round(nbytes: int) -> int:
 
 class Allocator:
     """Device memory by rounded size, kept for reuse when buffers die. Reuse needs no synchronization:
-    all work of a device is ordered on its one stream, so a later kernel cannot overtake an earlier reader."""
+    all work of a device is ordered on its one stream (whichever host thread queues it), so a later kernel
+    cannot overtake an earlier reader. The cache is shared by threads, behind a lock; re-entrant, since a
+    buffer the garbage collector frees during an allocation comes back through :meth:`release`."""
 
-    def __init__(self, driver, name: str, total: int):
-        self.driver, self.name, self.total = driver, name, total
+    def __init__(self, driver, name: str, total: int, index: int = 0):
+        self.driver, self.name, self.total, self.index = driver, name, total, index
         self.free_blocks: dict[int, list[int]] = {}
         self.in_use = self.cached = 0
+        self.lock = threading.RLock()
 
     def alloc(self, nbytes: int) -> tuple[int, int]:
         size = _round(nbytes)
-        blocks = self.free_blocks.get(size)
-        if blocks:
-            self.cached -= size
-            ptr = blocks.pop()
-        else:
+        with self.lock:
+            blocks = self.free_blocks.get(size)
+            if blocks:
+                self.cached -= size
+                ptr = blocks.pop()
+            else:
+                ptr = self._fresh(nbytes, size)
+            self.in_use += size
+            return ptr, size
+
+    def _fresh(self, nbytes: int, size: int) -> int:
+        self.driver.activate(self.index)  # memory of this device, whichever device this thread used last
+        try:
+            return self.driver.alloc(size)
+        except OutOfMemoryError:
+            freed = self.empty_cache()
             try:
-                ptr = self.driver.alloc(size)
-            except OutOfMemoryError:
-                freed = self.empty_cache()
-                try:
-                    ptr = self.driver.alloc(size)
-                except OutOfMemoryError as e:
-                    raise OutOfMemoryError(
-                        f"out of memory on {self.name}: cannot allocate {nbytes} bytes ({size} rounded); "
-                        f"{self.in_use} bytes held by live tensors, {freed} cached bytes freed before retrying, "
-                        f"device total {self.total} bytes ({e})") from None
-        self.in_use += size
-        return ptr, size
+                return self.driver.alloc(size)
+            except OutOfMemoryError as e:
+                raise OutOfMemoryError(
+                    f"out of memory on {self.name}: cannot allocate {nbytes} bytes ({size} rounded); "
+                    f"{self.in_use} bytes held by live tensors, {freed} cached bytes freed before retrying, "
+                    f"device total {self.total} bytes ({e})") from None
 
     def release(self, ptr: int, size: int) -> None:
-        self.in_use -= size
-        self.cached += size
-        self.free_blocks.setdefault(size, []).append(ptr)
+        with self.lock:
+            self.in_use -= size
+            self.cached += size
+            self.free_blocks.setdefault(size, []).append(ptr)
 
     def empty_cache(self) -> int:
-        freed = self.cached
-        for blocks in self.free_blocks.values():
-            for ptr in blocks:
-                self.driver.free(ptr)
-        self.free_blocks.clear()
-        self.cached = 0
-        return freed
+        with self.lock:
+            freed = self.cached
+            self.driver.activate(self.index)
+            for blocks in self.free_blocks.values():
+                for ptr in blocks:
+                    self.driver.free(ptr)
+            self.free_blocks.clear()
+            self.cached = 0
+            return freed
 
 
 class Memory:
@@ -147,23 +159,30 @@ class GpuDevice:
         self.limits = driver.limits(index)
         self.arch = driver.arch(index)
         self.stream = driver.stream()
-        self.allocator = Allocator(driver, name, self.limits.total_mem)
+        self.allocator = Allocator(driver, name, self.limits.total_mem, index)
         self._module = None
         self._functions: dict[str, object] = {}
+        self._load = threading.Lock()  # the module is compiled and loaded once, whichever threads ask at once
 
     def function(self, name: str):
         fn = self._functions.get(name)
         if fn is None:
-            if self._module is None:
-                source = kernel_source()
-                try:
-                    image = compile_cached(self.driver.compiler, source, self.arch)
-                except CompileError as e:
-                    raise CompileError(f"compiling the kernels of {self.name} ({self.arch}) failed: {e}") from None
-                self.driver.activate(self.index)
-                self._module = self.driver.load(image)
-            fn = self._functions[name] = self.driver.function(self._module, name)
+            with self._load:
+                fn = self._functions.get(name)
+                if fn is None:
+                    fn = self._functions[name] = self.driver.function(self._loaded(), name)
         return fn
+
+    def _loaded(self):
+        if self._module is None:
+            source = kernel_source()
+            try:
+                image = compile_cached(self.driver.compiler, source, self.arch)
+            except CompileError as e:
+                raise CompileError(f"compiling the kernels of {self.name} ({self.arch}) failed: {e}") from None
+            self.driver.activate(self.index)
+            self._module = self.driver.load(image)
+        return self._module
 
     def launch(self, name: str, grid: tuple, block: tuple, *args) -> None:
         """Queue kernel ``name`` on this device's stream (asynchronous)."""

@@ -6,6 +6,7 @@ way on every backend: values against NumPy in each dtype, gradients against fini
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ class OpCase:
     """``fn(*tensors)`` must equal ``ref(*arrays)`` for inputs of ``shapes`` in each of ``dtypes``.
 
     ``domain`` shapes the random inputs: "real" (standard normal), "positive" (in [0.5, 2.5]),
-    "unit" (in (-0.9, 0.9)) or "distinct" (a shuffled grid: no ties, well apart). ``grad`` says whether
+    "unit" (in (-0.9, 0.9)), "distinct" (a shuffled grid: no ties, well apart) or "nan" (standard normal
+    with NaNs, at other places in each input, some rows with several). ``grad`` says whether
     the op is differentiable (checked in float64, first and second order). ``out_dtype`` maps the input
     dtype name to the expected output dtype name where it is not NumPy's.
     """
@@ -40,17 +42,24 @@ class OpCase:
     grad: bool = True
     out_dtype: Callable | None = None
     extra: tuple = ()  # non-tensor trailing arguments: (name, numpy array builder) pairs handled by the case itself
+    zero_shapes: tuple = ()  # input shapes with an empty axis the automatic zero-size variants cannot find
 
     def __str__(self) -> str:
         return self.name
 
-    def inputs(self, dtype: str) -> list[np.ndarray]:
-        """Deterministic NumPy inputs for this case in ``dtype``."""
+    def inputs(self, dtype: str, shapes: tuple | None = None) -> list[np.ndarray]:
+        """Deterministic NumPy inputs for this case in ``dtype`` (of ``shapes`` instead of the case's own)."""
         rng = np.random.default_rng(zlib.crc32(self.name.encode()))
-        return [_draw(rng, s, dtype, self.domain) for s in self.shapes]
+        return [_draw(rng, s, dtype, self.domain, k) for k, s in enumerate(shapes or self.shapes)]
 
 
-def _draw(rng, shape, dtype: str, domain: str) -> np.ndarray:
+def _nan_positions(n: int, k: int) -> list[int]:
+    """Where input ``k`` of a "nan" case holds NaN: a few fixed places (two adjacent, so that a row holds
+    several) and a sparse spread, shifted per input so that binary ops meet NaN on either side."""
+    return sorted({i for i in (1 + k, 6 + 2 * k, 7 + k) if i < n} | set(range(5 + k, n, 11)))
+
+
+def _draw(rng, shape, dtype: str, domain: str, k: int = 0) -> np.ndarray:
     if dtype == "bool":
         return rng.random(shape) > 0.5
     if dtype == "int64":
@@ -65,17 +74,27 @@ def _draw(rng, shape, dtype: str, domain: str) -> np.ndarray:
         x = (rng.permutation(n) - n / 2) * 0.25 + rng.uniform(-0.05, 0.05, n)
     else:
         x = rng.standard_normal(n)
+        if domain == "nan":
+            x[_nan_positions(n, k)] = np.nan
     return x.reshape(shape).astype(dtype)
 
 
 # -- NumPy references for the layered ops -------------------------------------------------------
 
 
+def _window_out(size: int, k: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """Windows along an axis, refusing (as PyTorch does) a kernel of size 0 or one larger than the padded
+    input: such a call is an error, not an empty result."""
+    out = (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    if k < 1 or out < 1:
+        raise ValueError(f"kernel {k} (dilation {dilation}) does not fit an axis of {size} padded by {padding}")
+    return out
+
+
 def _np_unfold(x, k, stride=1, padding=0, dilation=1):
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    oh = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    ow = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    oh, ow = _window_out(h, k, stride, padding, dilation), _window_out(w, k, stride, padding, dilation)
     out = np.zeros((n, c, k, k, oh, ow), x.dtype)
     for i in range(k):
         for j in range(k):
@@ -89,8 +108,7 @@ def _np_fold(cols, size, k, stride=1, padding=0, dilation=1):
     n, ckk, _ = cols.shape
     c = ckk // (k * k)
     h, w = size
-    oh = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    ow = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    oh, ow = _window_out(h, k, stride, padding, dilation), _window_out(w, k, stride, padding, dilation)
     cols = cols.reshape(n, c, k, k, oh, ow)
     out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), cols.dtype)
     for i in range(k):
@@ -103,9 +121,9 @@ def _np_fold(cols, size, k, stride=1, padding=0, dilation=1):
 
 def _np_conv2d(x, w, b=None, stride=1, padding=0):
     n, _, h, wd = x.shape
-    o, _, k, _ = w.shape
+    o, _, k, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    oh, ow = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1
+    oh, ow = _window_out(h, k, stride, padding), _window_out(wd, kw, stride, padding)
     out = np.zeros((n, o, oh, ow), np.result_type(x, w))
     for a in range(oh):
         for bb in range(ow):
@@ -117,7 +135,7 @@ def _np_conv2d(x, w, b=None, stride=1, padding=0):
 def _np_pool(x, k, stride, reduce, padding=0, pad_value=0.0):
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
-    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    oh, ow = _window_out(h, k, stride, padding), _window_out(w, k, stride, padding)
     out = np.zeros((n, c, oh, ow), x.dtype)
     for a in range(oh):
         for b in range(ow):
@@ -131,6 +149,8 @@ def _np_log_softmax(x, axis):
 
 
 def _np_batch_norm(x, w, b, eps=1e-5):
+    if x.size <= x.shape[1]:  # PyTorch refuses training statistics of one value (or none) per channel
+        raise ValueError(f"batch norm in training needs more than one value per channel, got {x.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     mu, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
@@ -267,7 +287,8 @@ CASES: list[OpCase] = [
     C("T", lambda a: a.T, lambda a: a.T, ((3, 4),), NUMERIC),
     C("expand", lambda a: a.expand(2, 3, 4), lambda a: np.broadcast_to(a, (2, 3, 4)), ((3, 1),), ALL),
     C("unsqueeze_squeeze", lambda a: a.unsqueeze(1).squeeze(), lambda a: a, ((3, 4),), NUMERIC),
-    C("flatten", lambda a: a.flatten(1), lambda a: a.reshape(2, -1), ((2, 3, 4),), NUMERIC),
+    C("flatten", lambda a: a.flatten(1), lambda a: a.reshape(a.shape[0], a.shape[1] * a.shape[2]), ((2, 3, 4),),
+      NUMERIC),
     C("unflatten", lambda a: a.unflatten(1, (2, 3)), lambda a: a.reshape(4, 2, 3), ((4, 6),), NUMERIC),
     C("clone", lambda a: a.clone() * 1, lambda a: a.copy(), ((3, 4),), ALL[:3]),
     C("getitem_int", lambda a: a[1], lambda a: a[1], ((3, 4),), ALL),
@@ -290,12 +311,14 @@ CASES: list[OpCase] = [
     C("pad", lambda a: F.pad(a, (1, 2, 0, 1), value=0.5),
       lambda a: np.pad(a, ((0, 1), (1, 2)), constant_values=0.5), ((2, 3),)),
     # linear algebra
-    C("matmul", lambda a, b: a @ b, np.matmul, ((3, 4), (4, 5)), NUMERIC),
+    C("matmul", lambda a, b: a @ b, np.matmul, ((3, 4), (4, 5)), NUMERIC,
+      zero_shapes=(((0, 4), (4, 5)), ((3, 0), (0, 5)), ((3, 4), (4, 0)))),
     C("matmul_batched", lambda a, b: a @ b, np.matmul, ((2, 3, 4), (2, 4, 5))),
     C("matmul_broadcast", lambda a, b: a @ b, np.matmul, ((2, 1, 3, 4), (3, 4, 2))),
     C("matmul_vector", lambda a, b: a @ b, np.matmul, ((3, 4), (4,))),
     C("matmul_vector_left", lambda a, b: a @ b, np.matmul, ((4,), (4, 3))),
-    C("linear", lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b, ((5, 3), (4, 3), (4,))),
+    C("linear", lambda x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b, ((5, 3), (4, 3), (4,)),
+      zero_shapes=(((0, 3), (4, 3), (4,)), ((5, 0), (4, 0), (4,)), ((5, 3), (0, 3), (0,)))),
     C("linear_3d_input", lambda x, w: F.linear(x, w), lambda x, w: x @ w.T, ((2, 5, 3), (4, 3))),
     C("linear_batched_weights", lambda x, w, b: F.linear(x, w, b),
       lambda x, w, b: x @ w.transpose(0, 2, 1) + b[:, None, :], ((2, 5, 3), (2, 4, 3), (2, 4))),
@@ -307,7 +330,7 @@ CASES: list[OpCase] = [
     C("fold_stride_pad", lambda c: F.fold(c, (5, 5), 3, padding=1, stride=2),
       lambda c: _np_fold(c, (5, 5), 3, 2, 1), ((1, 9, 9),)),
     C("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: _np_conv2d(x, w, b, padding=1),
-      ((2, 3, 5, 4), (4, 3, 3, 3), (4,))),
+      ((2, 3, 5, 4), (4, 3, 3, 3), (4,)), zero_shapes=(((0, 3, 5, 4), (4, 3, 3, 3), (4,)),)),
     C("conv2d_stride", lambda x, w: F.conv2d(x, w, stride=2), lambda x, w: _np_conv2d(x, w, stride=2),
       ((1, 2, 5, 5), (3, 2, 2, 2))),
     C("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),),
@@ -341,5 +364,84 @@ def _np_put(a, rows, v, accumulate=False):
     return out
 
 
-CASES_BY_NAME = {c.name: c for c in CASES}
-assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"
+def _int64(d):
+    return "int64"
+
+
+def _bool(d):
+    return "bool"
+
+
+# NaN wins, as in NumPy (and PyTorch): max/min/amax/amin and maximum/minimum give NaN where an operand or
+# a reduced row holds one, argmax/argmin the index of the first NaN, relu(NaN) is NaN, a pooling window
+# holding NaN gives NaN; comparisons with NaN are false (ne true). Not differentiable here: gradients
+# through NaN are checked by the conformance suite's pooling test.
+_N = dict(domain="nan", grad=False)
+NAN_CASES: list[OpCase] = [
+    C("nan_amax", lambda a: a.amax(), np.max, ((3, 4),), **_N),
+    C("nan_max_dim_values", lambda a: a.max(dim=1).values, lambda a: a.max(1), ((3, 4),), **_N),
+    C("nan_max_dim_indices", lambda a: a.max(dim=1).indices, lambda a: a.argmax(1), ((3, 4),), out_dtype=_int64, **_N),
+    C("nan_amin_dim0", lambda a: a.amin(0), lambda a: a.min(0), ((3, 4),), **_N),
+    C("nan_min_long_rows", lambda a: a.amin(1), lambda a: a.min(1), ((2, 700),), **_N),
+    C("nan_argmax_flat", lambda a: a.argmax(), lambda a: np.int64(a.argmax()), ((3, 4),), out_dtype=_int64, **_N),
+    C("nan_argmax_dim0", lambda a: a.argmax(dim=0), lambda a: a.argmax(0), ((3, 4),), out_dtype=_int64, **_N),
+    C("nan_argmin_keepdim", lambda a: a.argmin(1, keepdim=True), lambda a: a.argmin(1, keepdims=True), ((3, 4),),
+      out_dtype=_int64, **_N),
+    C("nan_argmax_long_rows", lambda a: a.argmax(1), lambda a: a.argmax(1), ((2, 700),), out_dtype=_int64, **_N),
+    C("nan_maximum", lambda a, b: a.maximum(b), np.maximum, ((3, 4), (3, 4)), **_N),
+    C("nan_minimum_bcast", lambda a, b: a.minimum(b), np.minimum, ((3, 4), (4,)), **_N),
+    C("nan_relu", lambda a: a.relu(), lambda a: np.maximum(a, 0), ((3, 4),), **_N),
+    C("nan_clamp", lambda a: a.clamp(-0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5), ((3, 4),), **_N),
+    C("nan_sign_abs", lambda a: a.sign() * 10 + a.abs(), lambda a: np.sign(a) * 10 + np.abs(a), ((3, 4),), **_N),
+    C("nan_sum_dim", lambda a: a.sum(1), lambda a: a.sum(1), ((3, 4),), **_N),
+    C("nan_softmax", lambda a: a.softmax(1), lambda a: np.exp(_np_log_softmax(a, 1)), ((3, 4),), **_N),
+    C("nan_lt", lambda a, b: a < b, np.less, ((3, 4), (3, 4)), out_dtype=_bool, **_N),
+    C("nan_ne", lambda a, b: a != b, np.not_equal, ((3, 4), (3, 4)), out_dtype=_bool, **_N),
+    C("nan_max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),), **_N),
+    C("nan_max_pool2d_padded", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: _np_pool(x, 3, 2, np.max, 1, -np.inf),
+      ((1, 2, 5, 5),), **_N),
+]
+
+CASES_BY_NAME = {c.name: c for c in CASES + NAN_CASES}
+assert len(CASES_BY_NAME) == len(CASES) + len(NAN_CASES), "case names must be unique"
+
+
+# -- zero-size variants -------------------------------------------------------------------------------
+
+def _zeroed(shapes: tuple, axis: int) -> tuple:
+    """``shapes`` with broadcast axis ``axis`` (counted over the broadcast rank) set to 0 in every input
+    that has it at a size other than 1 (inputs of size 1 there broadcast to 0)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for s in shapes:
+        i = axis - (rank - len(s))
+        out.append(tuple(0 if j == i and d != 1 else d for j, d in enumerate(s)))
+    return tuple(out)
+
+
+def _reference_error(case: OpCase, shapes: tuple) -> Exception | None:
+    """What NumPy's reference raises on inputs of ``shapes`` (None if it does not)."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the mean of nothing: NaN, with NumPy's warning
+            case.ref(*case.inputs(case.dtypes[0], shapes))
+    except Exception as e:  # any failure rules the variant out or in, below
+        return e
+    return None
+
+
+def zero_size_variants(case: OpCase) -> list[tuple]:
+    """Input shapes for ``case`` with a first or a last (broadcast) axis of size 0, where the case is
+    well-formed: the same shapes with 2 in place of the 0 pass NumPy's reference. (A variant whose
+    non-empty twin fails mismatches a constant of the case, an index list or a label vector, not an
+    empty tensor.) Variants where an index of the case falls outside the empty axis are left to the
+    index-bounds test."""
+    rank = max(len(s) for s in case.shapes)
+    found = list(case.zero_shapes)
+    for axis in sorted({0, rank - 1}):
+        shapes = _zeroed(case.shapes, axis)
+        twin = tuple(tuple(2 if d == 0 else d for d in s) for s in shapes)
+        if shapes != case.shapes and shapes not in found and _reference_error(case, twin) is None \
+                and not isinstance(_reference_error(case, shapes), IndexError):
+            found.append(shapes)
+    return found

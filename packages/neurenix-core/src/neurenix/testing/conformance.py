@@ -11,10 +11,18 @@ Use it from a backend's own tests by importing the tests and naming the device u
 
 Values are compared with NumPy in every dtype the backend declares; gradients with finite
 differences in float64 (first and second order) where the backend has float64, and otherwise with the
-``cpu`` device's float64 gradients.
+``cpu`` device's float64 gradients. Beyond values, the suite holds every backend to the same semantics:
+NaN propagates as in NumPy (max, min, their arg-versions, maximum, minimum, relu, pooling, whose gradient
+goes to the first NaN or maximum); every op agrees with NumPy on zero-size inputs (or raises the error
+NumPy raises, in the framework's own words); out-of-range indices raise IndexError (at the op, or on a
+device that checks asynchronously at the latest at the next read from that device); and two threads
+using the device at once get exactly the results of running one after the other.
 """
 
 from __future__ import annotations
+
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -23,24 +31,32 @@ import neurenix as nx
 from neurenix.autograd import grad as autograd_grad
 from neurenix.errors import DeviceError, ShapeError
 from neurenix.testing import reference
-from neurenix.testing.cases import ALL, CASES, OpCase
+from neurenix.testing.cases import ALL, CASES, FLOATS, NAN_CASES, OpCase, zero_size_variants
 from neurenix.testing.gradcheck import gradcheck, gradgradcheck
 
+# every test, so that `from neurenix.testing.conformance import *` collects the whole suite
+# (tests/conformance/test_suite.py checks that none is missing)
 __all__ = [
     "conformance_device",
     "neurenix_device",
     "test_broadcast_error_names_shapes",
     "test_cast_all_pairs",
+    "test_deepcopy_and_pickle",
     "test_full",
     "test_gradients",
+    "test_index_out_of_range_raises",
     "test_index_put_repeated_indices_add_up",
+    "test_max_pool2d_gradient_goes_to_the_first_maximum",
     "test_mixing_devices_is_an_error",
     "test_mlp_training_step",
+    "test_nan_propagates",
     "test_optimizer_steps",
     "test_transfer_roundtrip",
+    "test_two_threads_match_sequential",
     "test_unfold_batch_is_unfold_side_by_side",
     "test_unfold_fold_are_adjoint",
     "test_values",
+    "test_zero_size",
 ]
 
 TOLERANCE = {"float32": dict(rtol=2e-4, atol=2e-5), "float64": dict(rtol=1e-9, atol=1e-11),
@@ -87,21 +103,104 @@ def _expected_dtype(case: OpCase, dtype: str, ref) -> str:
     return nx.dtypes.from_numpy_kind(np.asarray(ref).dtype).name
 
 
-@pytest.mark.parametrize(("case", "dtype"), [pytest.param(c, d, id=f"{c.name}-{d}") for c in CASES for d in c.dtypes])
-def test_values(case: OpCase, dtype: str, conformance_device):
-    """Each op gives NumPy's values and the expected dtype, and leaves its inputs unchanged."""
-    _needs(conformance_device, dtype)
-    _needs_output(conformance_device, case, dtype)
-    arrays = case.inputs(dtype)
-    tensors = _tensors(arrays, conformance_device)
+def _params(cases) -> list:
+    return [pytest.param(c, d, id=f"{c.name}-{d}") for c in cases for d in c.dtypes]
+
+
+def _check_values(case: OpCase, dtype: str, dev, shapes=None) -> None:
+    """``case`` on ``dev`` gives NumPy's values, shape and dtype, and leaves its inputs unchanged (NaN
+    where NumPy has NaN: assert_allclose compares NaN as equal to NaN only)."""
+    _needs(dev, dtype)
+    _needs_output(dev, case, dtype)
+    arrays = case.inputs(dtype, shapes)
+    tensors = _tensors(arrays, dev)
     out = case.fn(*tensors)
     ref = np.asarray(case.ref(*arrays))
-    assert str(out.device) == str(conformance_device)
+    assert str(out.device) == str(dev)
     assert out.dtype.name == _expected_dtype(case, dtype, ref), f"{case.name}: got dtype {out.dtype}"
     assert out.shape == ref.shape, f"{case.name}: got shape {out.shape}, NumPy gives {ref.shape}"
     np.testing.assert_allclose(out.numpy(), ref, **TOLERANCE[out.dtype.name], err_msg=case.name)
     for t, a in zip(tensors, arrays):
         np.testing.assert_array_equal(t.numpy(), a, err_msg=f"{case.name} modified its input")
+
+
+@pytest.mark.parametrize(("case", "dtype"), _params(CASES))
+def test_values(case: OpCase, dtype: str, conformance_device):
+    """Each op gives NumPy's values and the expected dtype, and leaves its inputs unchanged."""
+    _check_values(case, dtype, conformance_device)
+
+
+@pytest.mark.parametrize(("case", "dtype"), _params(NAN_CASES))
+def test_nan_propagates(case: OpCase, dtype: str, conformance_device):
+    """NaN wins as in NumPy: max/min (whole tensor, an axis, long rows), argmax/argmin (the first NaN),
+    maximum/minimum from either side, relu, clamp, sign, sums, softmax rows, comparisons, and pooling
+    windows (padded too) holding a NaN."""
+    _check_values(case, dtype, conformance_device)
+
+
+def _pool_input(kind: str, dtype: str) -> np.ndarray:
+    """(2, 2, 5, 5): NaNs (two in some windows), or small integers (many ties)."""
+    rng = np.random.default_rng(3)
+    if kind == "ties":
+        return rng.integers(-1, 2, (2, 2, 5, 5)).astype(dtype)
+    x = rng.standard_normal((2, 2, 5, 5))
+    x.reshape(-1)[[0, 1, 7, 18, 24, 31, 33, 60, 61, 62, 99]] = np.nan
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("kind", ["nan", "ties"])
+@pytest.mark.parametrize(("k", "stride", "padding"), [(2, 2, 0), (3, 2, 1), (2, 1, 0)], ids=["2s2", "3s2p1", "2s1"])
+def test_max_pool2d_gradient_goes_to_the_first_maximum(k, stride, padding, kind, dtype, conformance_device):
+    """max_pool2d gives NaN for a window holding one, and its gradient goes to one position per window: the
+    first NaN, else the first maximum (row-major in the window), as NumPy's argmax picks it."""
+    dev = conformance_device
+    _needs(dev, dtype)
+    x = _pool_input(kind, dtype)
+    want, _ = reference.max_pool2d(x, k, stride, padding)
+    g = np.random.default_rng(4).uniform(0.5, 1.5, want.shape).astype(dtype)
+    t = nx.Tensor(x, device=dev, requires_grad=True)
+    out = nx.nn.functional.max_pool2d(t, k, stride, padding)
+    np.testing.assert_array_equal(out.numpy(), want)
+    (out * nx.Tensor(g, device=dev)).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), reference.max_pool2d_grad(x, g, k, stride, padding),
+                               **TOLERANCE[dtype])
+
+
+def _numpy_outcome(case: OpCase, arrays):
+    """(reference value, None) or (None, the exception NumPy raises), its warnings silenced."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(case.ref(*arrays)), None
+    except Exception as e:  # whatever NumPy raises, the framework must raise its like
+        return None, e
+
+
+def _builtin_bases(exc: BaseException) -> tuple:
+    """The built-in exception classes ``exc`` is an instance of (NumPy's AxisError: ValueError and IndexError)."""
+    return tuple(c for c in type(exc).__mro__ if c.__module__ == "builtins" and issubclass(c, Exception)
+                 and c is not Exception)
+
+
+@pytest.mark.parametrize(("case", "shapes", "dtype"), [
+    pytest.param(c, z, d, id=f"{c.name}-{'_'.join('x'.join(map(str, s)) for s in z)}-{d}")
+    for c in CASES for z in zero_size_variants(c) for d in c.dtypes])
+def test_zero_size(case: OpCase, shapes, dtype, conformance_device):
+    """Each op on inputs with an empty axis gives NumPy's (empty, or reduced over nothing) result, or, where
+    NumPy raises (the maximum of nothing), an error of the same built-in type in the framework's words."""
+    dev = conformance_device
+    _needs(dev, dtype)
+    _needs_output(dev, case, dtype)
+    _, err = _numpy_outcome(case, case.inputs(dtype, shapes))
+    with warnings.catch_warnings():  # the mean of nothing is NaN, as in NumPy; NumPy's warning is not the contract
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if err is None:
+            _check_values(case, dtype, dev, shapes)
+            return
+        with pytest.raises(_builtin_bases(err)) as info:
+            case.fn(*_tensors(case.inputs(dtype, shapes), dev)).numpy()
+    assert str(info.value) != str(err), f"{case.name}: NumPy's own error came through: {err}"
 
 
 DIFFERENTIABLE = [c for c in CASES if c.grad]
@@ -301,3 +400,125 @@ def test_deepcopy_and_pickle(conformance_device):
     u = pickle.loads(pickle.dumps(t))
     assert u.device == t.device and u.requires_grad
     np.testing.assert_array_equal(u.numpy(), t.numpy())
+
+
+def _rows(dev):
+    return nx.Tensor(np.arange(12.0, dtype=np.float32).reshape(3, 4), device=dev)
+
+
+def _index(values, dev):
+    return nx.Tensor(np.array(values, np.int64), device=dev)
+
+
+# each an op given an index beyond its axis (3 rows, 4 columns, 3 classes), on the device
+OUT_OF_RANGE = {
+    "getitem_row": lambda dev: _rows(dev)[_index([0, 3], dev)],
+    "getitem_negative": lambda dev: _rows(dev)[_index([-4], dev)],
+    "getitem_column": lambda dev: _rows(dev)[:, _index([1, 4], dev)],
+    "gather": lambda dev: _rows(dev).gather(1, _index([[0, 4], [1, 0], [3, 2]], dev)),
+    "index_put": lambda dev: _rows(dev).index_put((_index([1, 3], dev),), nx.zeros(4, device=dev)),
+    "index_put_accumulate": lambda dev: _rows(dev).index_put((_index([-5], dev),), nx.ones(4, device=dev),
+                                                              accumulate=True),
+    "setitem": lambda dev: _rows(dev).__setitem__(_index([5], dev), 1.0),
+    "cross_entropy": lambda dev: nx.nn.functional.cross_entropy(_rows(dev)[:, :3], _index([0, 3, 1], dev)),
+    "cross_entropy_negative": lambda dev: nx.nn.functional.cross_entropy(_rows(dev)[:, :3], _index([0, -1, 1], dev)),
+    "nll_loss": lambda dev: nx.nn.functional.nll_loss(_rows(dev)[:, :3], _index([2, 0, 7], dev)),
+    "one_hot": lambda dev: nx.nn.functional.one_hot(_index([0, 3], dev), 3),
+}
+
+
+@pytest.mark.parametrize("op", OUT_OF_RANGE)
+def test_index_out_of_range_raises(op, conformance_device):
+    """An index beyond its axis (or a class label beyond the classes) raises IndexError, never reads or
+    writes elsewhere: at the op on the host (``cpu``); a device may check on the device and report it at
+    the latest at the next read of any tensor from that device (as CUDA's device-side asserts). The error
+    is reported once: the device computes correctly afterwards."""
+    dev = conformance_device
+    if dev.type == "cpu":
+        with pytest.raises(IndexError):
+            OUT_OF_RANGE[op](dev)
+    else:
+        with pytest.raises(IndexError):
+            OUT_OF_RANGE[op](dev)
+            nx.zeros(1, device=dev).numpy()  # the next read from the device reports a deferred check
+    np.testing.assert_array_equal((_rows(dev) * 2).numpy(), np.arange(12.0).reshape(3, 4) * 2)
+
+
+def _float_dtype(dev) -> str:
+    return "float32" if "float32" in _supported(dev) else "float64"
+
+
+def _thread_ops(dev, seed: int) -> list:
+    """A stream of small ops with a read after each step, so that one thread's reads interleave with the
+    other's recording: elementwise, reductions, a product, indexing, concatenation."""
+    rng = np.random.default_rng(seed)
+    dtype = _float_dtype(dev)
+    out = []
+    for _ in range(40):
+        a = nx.Tensor(rng.standard_normal((6, 10)).astype(dtype), device=dev)
+        b = nx.Tensor(rng.standard_normal((5, 10)).astype(dtype), device=dev)
+        y = (a @ b.T).relu() + a.sum(1, keepdim=True) * 0.5
+        y = nx.cat([y[_index([4, 0, 2], dev)], y.amax(0, keepdim=True)], 0)
+        out.append(y.softmax(1).numpy())
+    return out
+
+
+def _thread_training(dev, seed: int) -> list:
+    """Second-order MAML steps on a small MLP (an inner step with create_graph, an Adam meta-step), written
+    with core's API; its parameters come from NumPy, not from neurenix's shared generator."""
+    rng = np.random.default_rng(seed)
+    dtype = _float_dtype(dev)
+    shapes = [(16, 1), (16,), (16, 16), (16,), (1, 16), (1,)]
+    params = [nx.Tensor((rng.standard_normal(s) * 0.5).astype(dtype), device=dev, requires_grad=True)
+              for s in shapes]
+    opt = nx.optim.Adam(params, lr=0.01)
+    linear, mse = nx.nn.functional.linear, nx.nn.functional.mse_loss
+
+    def net(ps, x):
+        h = linear(x, ps[0], ps[1]).relu()
+        h = linear(h, ps[2], ps[3]).relu()
+        return linear(h, ps[4], ps[5])
+    losses = []
+    for _ in range(6):
+        xs, xq = (nx.Tensor(rng.uniform(-3, 3, (10, 1)).astype(dtype), device=dev) for _ in range(2))
+        opt.zero_grad()
+        grads = autograd_grad(mse(net(params, xs), xs.sin()), params, create_graph=True)
+        loss = mse(net([p - 0.05 * g for p, g in zip(params, grads)], xq), xq.sin())
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return [np.array(losses)] + [p.numpy() for p in params]
+
+
+def _concurrently(jobs) -> list:
+    """Run ``jobs`` (callables) in threads started together; their results, or the first exception."""
+    results, errors = [None] * len(jobs), []
+    start = threading.Barrier(len(jobs))
+
+    def run(i):
+        try:
+            start.wait()
+            results[i] = jobs[i]()
+        except BaseException as e:  # re-raised in the calling thread
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("work", [_thread_ops, _thread_training], ids=["ops", "training"])
+def test_two_threads_match_sequential(work, conformance_device):
+    """Two threads using the device at once (ops with a read each step; second-order training) get exactly
+    the results of running the same work one after the other: no lost, reordered or mixed-up work."""
+    dev = conformance_device
+    want = [work(dev, seed) for seed in (1, 2)]
+    for _ in range(2):
+        got = _concurrently([lambda s=seed: work(dev, s) for seed in (1, 2)])
+        for g, w in zip(got, want):
+            for a, b in zip(g, w):
+                np.testing.assert_array_equal(a, b)
