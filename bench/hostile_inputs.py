@@ -30,7 +30,7 @@ import warnings
 import neurenix as nx
 
 TESTS = pathlib.Path(__file__).resolve().parent.parent / "packages/neurenix-core/tests/test_hostile_inputs.py"
-DOCUMENTED = (ValueError, TypeError, IndexError, RuntimeError, MemoryError)
+DOCUMENTED = (ValueError, TypeError, IndexError, RuntimeError, MemoryError, OverflowError)
 
 
 def raised_inside(e: BaseException) -> bool:

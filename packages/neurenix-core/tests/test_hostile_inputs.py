@@ -222,6 +222,7 @@ CASES = {
     "conv2d zero groups": err(lambda: F.conv2d(x4(), w3(), groups=0), ValueError, "conv2d: groups must be at least 1"),
     "conv2d kernel too big": err(lambda: F.conv2d(x4(), nx.randn(1, 1, 5, 5)), ShapeError, "larger than the input"),
     "conv2d channels": err(lambda: F.conv2d(x4(), nx.randn(1, 2, 3, 3)), ShapeError, "channels"),
+    "conv2d empty kernel": err(lambda: F.conv2d(x4(), nx.randn(1, 1, 0, 3)), ShapeError, "empty kernel"),
     "conv2d 3-d input": err(lambda: F.conv2d(nx.randn(1, 4, 4), w3()), ShapeError, "conv2d: expected input"),
     "conv2d list input": err(lambda: F.conv2d([1.0], w3()), TypeError, "conv2d: input must be a Tensor"),
     "max_pool2d kernel too big": err(lambda: F.max_pool2d(x4(), 5), ShapeError, "max_pool2d: kernel"),

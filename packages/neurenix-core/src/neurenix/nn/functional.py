@@ -68,6 +68,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     n, c, h, w = input.shape
     t = weight.shape[0] if per_task else 1
     o, cg, kh, kw = weight.shape[-4:]
+    if kh < 1 or kw < 1:
+        raise ShapeError(f"conv2d: weight {weight.shape} has an empty kernel ({kh}x{kw}); kernels need at least 1x1")
     if c % groups or o % groups or cg != c // groups:
         raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
     if n % t:

@@ -144,6 +144,8 @@ def _np_pool(x, k, stride, reduce, padding=0, pad_value=0.0):
 
 
 def _np_log_softmax(x, axis):
+    if x.size == 0:  # PyTorch: an empty result (nothing to normalise), not an error
+        return x.copy()
     z = x - x.max(axis=axis, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 

@@ -7,8 +7,9 @@ an AttributeError, NumPy's own complaint) is an error escaping from the insides.
 
 from __future__ import annotations
 
-#: the exception types bad input may raise (MemoryError: a tensor too large to allocate)
-DOCUMENTED = (ValueError, TypeError, IndexError, RuntimeError, MemoryError)
+#: the exception types bad input may raise (MemoryError: a tensor too large to allocate; OverflowError: an
+#: int64 result a device cannot hold, such as WebGPU's 32-bit integers, reported at the next read)
+DOCUMENTED = (ValueError, TypeError, IndexError, RuntimeError, MemoryError, OverflowError)
 
 
 def raised_inside(e: BaseException, package: str = "neurenix") -> bool:
