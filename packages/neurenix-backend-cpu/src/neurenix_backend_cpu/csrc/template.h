@@ -60,12 +60,13 @@ void F(relu)(const void *vx, void *vo, int64_t n) {
     for (int64_t k = 0; k < n; k++) O[k] = X[k] > 0 ? X[k] : (X[k] != X[k] ? X[k] : (T)0);
 }
 
-/* g where x > 0, else 0: one pass instead of a comparison, a cast and a product */
+/* g where x > 0, else 0 (a NaN gradient where x <= 0 gives 0, as PyTorch's): one pass instead of a
+ * comparison and a select */
 void F(relu_backward)(const void *vg, const void *vx, void *vo, int64_t n) {
     const T *G = (const T *)vg, *X = (const T *)vx;
     T *O = (T *)vo;
     _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")
-    for (int64_t k = 0; k < n; k++) O[k] = G[k] * (T)(X[k] > 0); /* branch-free: signs are random */
+    for (int64_t k = 0; k < n; k++) O[k] = X[k] > 0 ? G[k] : (T)0; /* a select: vectorised, branch-free */
 }
 
 /* ---- reductions ---------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def relu(x):
 
 
 def relu_backward(g, x):
-    return np.multiply(g, x > 0)
+    return np.where(x > 0, g, _ZERO[g.dtype])  # not g * (x > 0): a NaN gradient where x <= 0 gives 0
 
 
 def sigmoid(x):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn import functional as F
-from ..ops import cat, stack, where
+from ..ops import cat, relu_backward, stack, where
 from ..tensor import Tensor
 
 FLOATS = ("float32", "float64")
@@ -393,6 +393,9 @@ NAN_CASES: list[OpCase] = [
     C("nan_maximum", lambda a, b: a.maximum(b), np.maximum, ((3, 4), (3, 4)), **_N),
     C("nan_minimum_bcast", lambda a, b: a.minimum(b), np.minimum, ((3, 4), (4,)), **_N),
     C("nan_relu", lambda a: a.relu(), lambda a: np.maximum(a, 0), ((3, 4),), **_N),
+    # the kernel's contract "g where x > 0, else 0" (PyTorch's): a NaN gradient where x <= 0 gives 0
+    C("nan_relu_backward", lambda g, x: relu_backward(g, x), lambda g, x: np.where(x > 0, g, 0).astype(g.dtype),
+      ((3, 4), (3, 4)), **_N),
     C("nan_clamp", lambda a: a.clamp(-0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5), ((3, 4),), **_N),
     C("nan_sign_abs", lambda a: a.sign() * 10 + a.abs(), lambda a: np.sign(a) * 10 + np.abs(a), ((3, 4),), **_N),
     C("nan_sum_dim", lambda a: a.sum(1), lambda a: a.sum(1), ((3, 4),), **_N),
