@@ -25,6 +25,14 @@ def run(capsys, *argv):
 def test_devices_lists_backends_with_reasons(capsys):
     code, out, _ = run(capsys, "devices")
     assert code == 0 and "installed backends" in out and "numpy" in out
+    assert "cpu: " not in out  # the kernel listing is asked for with --kernels
+
+
+def test_devices_lists_which_backend_serves_each_kernel(capsys):
+    code, out, _ = run(capsys, "devices", "--kernels")
+    assert code == 0 and "cpu: " in out and "kernels" in out
+    served = {name.strip("*,") for line in out.splitlines() for name in line.split()}
+    assert {"add", "matmul", "from_numpy"} <= served
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,7 +2,8 @@
 
     neurenix train sine --algo maml|fomaml|reptile     the MAML paper's sine regression
     neurenix train digits --algo protonet|maml|relation  handwritten digits (scikit-learn), held-out classes
-    neurenix devices                                    the installed backends, usable or not, and why
+    neurenix devices [--kernels]                        the installed backends, usable or not, and why
+                                                        (and which backend serves each kernel)
 
 Bad input (a number out of range, an unknown algorithm or device, an unreadable checkpoint, a missing
 optional dependency) ends with one line on stderr and a non-zero exit status: 2 for arguments, 1 for what
@@ -44,7 +45,10 @@ def parser() -> Parser:
     ap = Parser(prog="neurenix", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true", help="log progress details (logging, on stderr)")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
-    sub.add_parser("devices", help="list the installed backends, with availability and reasons")
+    devices = sub.add_parser("devices", help="list the installed backends, with availability and reasons")
+    devices.add_argument("--kernels", action="store_true",
+                         help="also list which backend serves each kernel of each usable device type (* marks an "
+                              "override of a lower-priority backend's kernel)")
     train = sub.add_parser("train", help="meta-train and evaluate on a few-shot benchmark")
     benchmarks = train.add_subparsers(dest="benchmark", required=True, parser_class=Parser)
     for name, module in BENCHMARKS.items():
@@ -70,9 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         if args.command == "devices":
-            from neurenix.__main__ import print_backends
+            from neurenix.__main__ import print_backends, print_kernels
 
             print_backends()
+            if args.kernels:
+                print_kernels()
             return 0
         nx.set_default_device(args.device)
         for line in BENCHMARKS[args.benchmark].run(args):
