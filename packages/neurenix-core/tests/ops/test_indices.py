@@ -110,3 +110,32 @@ def test_index_must_be_int64():
         nx.zeros(3).gather(0, nx.tensor([0.0]))
     with pytest.raises(IndexError, match="int64 or bool"):
         nx.zeros(3)[nx.tensor([0.5])]
+
+
+class CheckingBackend(Backend):
+    """A non-host device whose kernels check indices themselves (NumPy's raise): reported once, at the op."""
+
+    device_type, name = "selfchecked", "selfchecked-numpy"
+
+    def kernels(self):
+        return numpy_backend.KERNELS
+
+
+class CheckingPlugin:
+    @hookimpl
+    def neurenix_backends(self):
+        return [CheckingBackend()]
+
+
+@pytest.mark.parametrize("case", ["getitem", "setitem", "index_put", "gather"])
+def test_a_kernel_that_checks_itself_reports_once(case):
+    plugin = CheckingPlugin()
+    nx.backend.register(plugin, "test-selfchecked")
+    try:
+        d = nx.Device("selfchecked")
+        with pytest.raises(IndexError):
+            BAD[case][0](d)
+        assert not d.checks  # nothing left to report a second time at the next read
+        nx.zeros(1, device=d).numpy()
+    finally:
+        nx.backend.unregister(plugin)

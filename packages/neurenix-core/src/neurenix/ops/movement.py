@@ -282,8 +282,14 @@ _BASIC = (int, slice, type(None))
 
 def getitem(x: Tensor, key) -> Tensor:
     """``x[key]`` with NumPy's basic and advanced (integer-array, bool-mask) indexing."""
+    checks = x._device.checks
+    mark = len(checks)
     key = normalize_key(x, key)
-    out = getitem_key(x, key)
+    try:
+        out = getitem_key(x, key)
+    except IndexError:  # the kernel checked the indices itself: what was queued would report it twice
+        del checks[mark:]
+        raise
     for k in key:
         if type(k) not in _BASIC:
             return out  # advanced indexing makes a copy, as in PyTorch: it may be changed in place
@@ -328,6 +334,8 @@ def getitem_key(x: Tensor, key: tuple) -> Tensor:
 
 def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
     """A copy of ``x`` with ``x[key] = values`` (or ``+=`` when ``accumulate``; repeated indices add up)."""
+    checks = x._device.checks
+    mark = len(checks)
     key = normalize_key(x, key)
     if not isinstance(values, Tensor):
         values = Tensor(values, dtype=x.dtype, device=x._device)
@@ -335,7 +343,11 @@ def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
         raise device_mismatch("index_put", x, values)
     if values._data.dtype is not x._data.dtype:
         values = values.to(x.dtype)
-    return _index_put(x, key, values, accumulate)
+    try:
+        return _index_put(x, key, values, accumulate)
+    except IndexError:  # reported by the kernel itself (see getitem)
+        del checks[mark:]
+        raise
 
 
 def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
@@ -349,6 +361,8 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
         raise ShapeError(f"gather: index of shape {index.shape} is larger than x {x.shape} outside dim {d}")
     if index._device is not x._device:
         raise device_mismatch("gather", x, index)
+    checks = x._device.checks
+    mark = len(checks)
     check_indices(index._data, x._device, 0, x.shape[d], f"gather along dim {d} of size {x.shape[d]}")
     key = []
     for axis, n in enumerate(index.shape):
@@ -358,7 +372,11 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
             shape = [1] * index.ndim
             shape[axis] = n
             key.append(Tensor(np.arange(n).reshape(shape), device=x._device))
-    return getitem(x, tuple(key))
+    try:
+        return getitem(x, tuple(key))
+    except IndexError:  # reported by the kernel itself (see getitem)
+        del checks[mark:]
+        raise
 
 
 # -- joining and padding ----------------------------------------------------------------------------
