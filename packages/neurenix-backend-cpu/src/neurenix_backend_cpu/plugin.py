@@ -10,13 +10,12 @@ costs a fraction of a microsecond (``ndarray.ctypes`` costs several).
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
 import numpy as np
 
-from neurenix.backend import Backend, hookimpl
+from neurenix.backend import REQUIRED, Backend, compose, hookimpl, reference
 from neurenix.backend import numpy_backend as ref
-from neurenix.backend.kernels import DEFAULTS, window_blocks
+from neurenix.backend.kernels import window_blocks
 
 # OpenMP's idle threads must sleep, not spin: NumPy's BLAS runs its own threads between our kernels, and
 # spinning workers steal its cores (measured: Conv-4 on 2 threads took 460 ms spinning, 167 ms sleeping).
@@ -64,10 +63,7 @@ def _c_ready(*xs) -> bool:
 
 
 # NumPy's kernels and the compositions of the optional ones: where C does not apply
-_NP = SimpleNamespace(**ref.KERNELS)
-for _name, _build in DEFAULTS.items():
-    if not hasattr(_NP, _name):
-        setattr(_NP, _name, _build(_NP))
+_NP = reference()
 
 # When C beats NumPy, as measured with bench/cpu_kernels.py (docs/benchmarks.md): below these sizes
 # NumPy's own loops win, since calling C costs about a microsecond more than calling a ufunc.
@@ -606,8 +602,7 @@ KERNELS = {name: ALL_KERNELS[name] for name in (
     "linear", "linear_backward", "batch_norm", "batch_norm_backward")}
 
 # the compositions of linear and its gradient over this backend's own kernels (C matmul where it wins)
-_FUSED = SimpleNamespace(**{name: DEFAULTS[name](SimpleNamespace(**{**ref.KERNELS, **KERNELS}))
-                            for name in ("linear", "linear_backward")})
+_FUSED = compose({**{n: ref.KERNELS[n] for n in REQUIRED}, **{n: KERNELS[n] for n in ("matmul", "sum", "add")}})
 
 
 class CpuBackend(Backend):

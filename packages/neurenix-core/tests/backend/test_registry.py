@@ -238,7 +238,8 @@ BROKEN = {  # case -> (make the plugin, does register() raise, the reason report
     "probe_raises": (lambda: _broken_cpu(reason=OSError("no driver")), False,
                      r"availability check raised OSError\('no driver'\)"),
     "unavailable": (lambda: _broken_cpu(reason="no adapter found"), False, "^no adapter found$"),
-    "wrong_api_version": (lambda: _broken_cpu(api_version=999), False, "implements kernel API 999, this neurenix has"),
+    "wrong_api_version": (lambda: _broken_cpu(api_version=999), False,
+                          r"implements kernel API 999, but this neurenix supports versions 1, 2: set api_version = 2"),
     "kernels_raise": (lambda: _broken_cpu(kernels=KeyError("exp")), False, r"KeyError\('exp'\)"),
     "device_count_raises": (lambda: _broken_cpu(count=OSError("bus")), False, r"OSError\('bus'\)"),
     "missing_required_kernels": (lambda: Plugin(FakeBackend("rtpartial", "broken", kernels={"add": np.add})), False,
@@ -409,3 +410,12 @@ def test_get_num_threads_defaults_to_omp_num_threads(monkeypatch):
     assert nx.get_num_threads() == 5
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert nx.get_num_threads() >= 1
+
+
+def test_a_version_1_backend_keeps_working(plug):
+    """Contract v1 required 45 kernels, a superset of v2's: such a backend is used as it is, its kernels
+    (neg, sub, abs... now optional) preferred to core's compositions."""
+    plug(Plugin(FakeBackend("rtv1", "v1", kernels=dict(numpy_backend.KERNELS), api_version=1)))
+    assert nx.backend.kernel_providers("rtv1")["neg"] == ["v1"]
+    x = nx.tensor([-1.5, 2.0], device="rtv1")
+    np.testing.assert_array_equal((x - x.abs()).numpy(), [-3.0, 0.0])

@@ -8,7 +8,7 @@ import pytest
 
 import neurenix as nx
 from neurenix.backend import numpy_backend
-from neurenix.backend.kernels import DEFAULTS
+from neurenix.backend.compositions import DEFAULTS
 from neurenix.nn import functional as F
 from neurenix.ops import fold_batch, unfold_batch
 from neurenix.testing import gradcheck, gradgradcheck

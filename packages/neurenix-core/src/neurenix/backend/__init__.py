@@ -4,8 +4,9 @@ See ``docs/backends.md`` for a guide to writing a backend plugin.
 """
 
 from .backend import Backend
+from .compositions import compose, reference
 from .hookspecs import ENTRY_POINT_GROUP, hookimpl, hookspec
-from .kernels import KERNEL_API_VERSION, KERNELS, OPTIONAL, REQUIRED
+from .kernels import KERNEL_API_VERSION, KERNELS, OPTIONAL, REQUIRED, SUPPORTED_API_VERSIONS
 from .registry import (
     BackendStatus,
     KernelTable,
@@ -23,14 +24,17 @@ __all__ = [
     "KERNEL_API_VERSION",
     "OPTIONAL",
     "REQUIRED",
+    "SUPPORTED_API_VERSIONS",
     "Backend",
     "BackendStatus",
     "KernelTable",
+    "compose",
     "get_num_threads",
     "hookimpl",
     "hookspec",
     "kernel_providers",
     "list_backends",
+    "reference",
     "register",
     "set_num_threads",
     "unregister",

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from ..errors import BackendError
+from .compositions import reference
 
 ENV = "NEURENIX_CHECK_KERNELS"
 _UNCHECKED = {"synchronize"}  # no result to check
@@ -22,26 +23,6 @@ _UNCHECKED = {"synchronize"}  # no result to check
 def enabled() -> bool:
     """Whether kernel calls are checked (``NEURENIX_CHECK_KERNELS`` set to anything but "" or "0")."""
     return os.environ.get(ENV, "") not in ("", "0")
-
-
-_reference = None
-
-
-def reference():
-    """Core's NumPy kernels, with core's compositions for the optional kernels NumPy does not provide."""
-    global _reference
-    if _reference is None:
-        from . import numpy_backend
-        from .kernels import DEFAULTS
-        from .registry import KernelTable
-
-        table = KernelTable("reference")
-        table._fill(dict(numpy_backend.KERNELS), {}, 1, None)
-        for name, build in DEFAULTS.items():
-            if name not in numpy_backend.KERNELS:
-                setattr(table, name, build(table))
-        _reference = table
-    return _reference
 
 
 def checked(name: str, fn, provider: str, to_numpy):
@@ -95,7 +76,7 @@ def _compare(name: str, provider: str, args: tuple, out, to_numpy) -> None:
     elif name == "full":
         expected = (tuple(args[0]), np.dtype(args[2]).name)
     else:
-        expected = _signature(getattr(reference(), name)(*_host(args, to_numpy)))
+        expected = _signature(getattr(reference(), name)(*_host(args, to_numpy)))  # (core's NumPy kernels)
     got = _signature(out)
     if got != expected:
         raise BackendError(f"kernel {name!r} of backend {provider!r} returned {got}, but the contract (core's NumPy "

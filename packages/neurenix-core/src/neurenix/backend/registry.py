@@ -21,7 +21,8 @@ import pluggy
 from ..errors import BackendError, DeviceError
 from . import checking, hookspecs, numpy_backend
 from .backend import Backend
-from .kernels import DEFAULTS, KERNEL_API_VERSION, KERNELS, REQUIRED
+from .compositions import DEFAULTS
+from .kernels import KERNEL_API_VERSION, KERNELS, REQUIRED, SUPPORTED_API_VERSIONS
 
 STANDARD_DEVICE_TYPES = ("cpu", "cuda", "rocm", "webgpu")
 _INSTALL_HINT = {t: f"pip install neurenix-backend-{t}" for t in STANDARD_DEVICE_TYPES}
@@ -145,8 +146,11 @@ class _Registry:
     def probe(self, b: Backend) -> str | None:
         """Why backend ``b`` cannot run, or None; asked once per backend."""
         if b not in self.reasons:
-            if b.api_version != KERNEL_API_VERSION:
-                reason = f"implements kernel API {b.api_version}, this neurenix has {KERNEL_API_VERSION}"
+            if b.api_version not in SUPPORTED_API_VERSIONS:
+                reason = (f"implements kernel API {b.api_version!r}, but this neurenix supports versions "
+                          f"{', '.join(map(str, SUPPORTED_API_VERSIONS))}: set api_version = {KERNEL_API_VERSION} and "
+                          "provide neurenix.backend.REQUIRED (see docs/backends.md), or install a neurenix that "
+                          f"has version {b.api_version!r}")
             else:
                 try:
                     reason = b.unavailable_reason()

@@ -1,0 +1,379 @@
+"""Core's compositions: each optional kernel written with the required ones, so that a backend need
+provide only ``REQUIRED`` (``kernels.py``). ``compose(kernels)`` gives a backend's kernels completed with
+these; it is how core resolves a device type, and a backend may call it to build on compositions itself
+(``compose({**reference, **mine})``).
+
+Each builder takes the table ``k`` and returns the kernel, which looks up what it uses on ``k`` at call
+time, so a composition always uses the best kernel the table ends up with (a backend's own ``neg``, else
+core's composition of it). The first group composes exactly what version 1 of the contract required;
+their results equal a direct kernel's bit for bit (NaN propagation, -0.0 and int64 extremes included).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from .kernels import OPTIONAL, REQUIRED, _prod, out_size, window_blocks
+
+# -- exact compositions of former required kernels -------------------------------------------------------
+
+
+def _is_buffer(v) -> bool:
+    return hasattr(v, "dtype") and not isinstance(v, (bool, int, float))
+
+
+def _kind(*operands) -> str:
+    """The dtype kind ("f", "i" or "b") of the first buffer among ``operands``."""
+    return next(v.dtype.kind for v in operands if _is_buffer(v))
+
+
+def _neg(k):
+    def neg(x):
+        return k.mul(x, -1)  # exact: flips the sign of floats (-0.0, NaN), wraps int64's minimum as negation does
+    return neg
+
+
+def _sub(k):
+    def sub(a, b):
+        if not _is_buffer(b):
+            return k.add(a, -b)
+        return k.add(a, k.neg(b))  # a - b is a + (-b) in IEEE arithmetic and in two's complement
+    return sub
+
+
+def _flip(k, v, kind: str):
+    """An order-reversing bijection: -v on floats, ~v (= -1 - v, no overflow) on int64, not v on bools."""
+    if not _is_buffer(v):
+        return -v if kind == "f" else (-1 - v if kind == "i" else not v)
+    if kind == "f":
+        return k.neg(v)
+    return k.sub(-1, v) if kind == "i" else k.eq(v, False)
+
+
+def _minimum(k):
+    def minimum(a, b):
+        kind = _kind(a, b)
+        if kind == "b":
+            return k.mul(a, b)  # logical and
+        return _flip(k, k.maximum(_flip(k, a, kind), _flip(k, b, kind)), kind)
+    return minimum
+
+
+def _min(k):
+    def min(x, axes, keepdim):  # noqa: A001
+        kind = x.dtype.kind
+        return _flip(k, k.max(_flip(k, x, kind), axes, keepdim), kind)
+    return min
+
+
+def _argmin(k):
+    def argmin(x, axis, keepdim):
+        return k.argmax(_flip(k, x, x.dtype.kind), axis, keepdim)  # the first minimum is the first maximum flipped
+    return argmin
+
+
+def _gt(k):
+    def gt(a, b):
+        return k.lt(b, a)
+    return gt
+
+
+def _le(k):
+    def le(a, b):
+        same = k.eq(a, b)
+        return k.where(same, same, k.lt(a, b))  # (not "not gt": NaN <= x is false)
+    return le
+
+
+def _ge(k):
+    def ge(a, b):
+        return k.le(b, a)
+    return ge
+
+
+def _ne(k):
+    def ne(a, b):
+        return k.eq(k.eq(a, b), False)  # NaN != NaN is true
+    return ne
+
+
+def _relu(k):
+    def relu(x):
+        return k.maximum(x, 0)  # NaN wins
+    return relu
+
+
+def _abs(k):
+    def abs(x):  # noqa: A001
+        return k.where(k.lt(x, 0), k.neg(x), k.where(k.eq(x, 0), 0, x))  # -0.0 -> +0.0; NaN stays
+    return abs
+
+
+def _sign(k):
+    def sign(x):
+        return k.where(k.lt(0, x), 1, k.where(k.lt(x, 0), -1, k.where(k.eq(x, 0), 0, x)))  # NaN stays; sign(-0.0) = 0
+    return sign
+
+
+def _sigmoid(k):
+    def sigmoid(x):
+        return k.div(1, k.add(k.exp(k.neg(x)), 1))  # exp overflows to inf for very negative x: 1 / inf = 0
+    return sigmoid
+
+
+# -- fused paths -----------------------------------------------------------------------------------------
+
+
+def _mean(k):
+    def mean(x, axes, keepdim):
+        n = _prod(x.shape[a] for a in axes)
+        return k.div(k.sum(x, axes, keepdim), float(n))
+    return mean
+
+
+def _softmax(k):
+    def softmax(x, axis):
+        e = k.exp(k.sub(x, k.max(x, (axis,), True)))
+        return k.div(e, k.sum(e, (axis,), True))
+    return softmax
+
+
+def _log_softmax(k):
+    def log_softmax(x, axis):
+        z = k.sub(x, k.max(x, (axis,), True))
+        return k.sub(z, k.log(k.sum(k.exp(z), (axis,), True)))
+    return log_softmax
+
+
+def _softmax_backward(k):
+    def softmax_backward(g, y, axis):
+        return k.mul(y, k.sub(g, k.sum(k.mul(g, y), (axis,), True)))
+    return softmax_backward
+
+
+def _log_softmax_backward(k):
+    def log_softmax_backward(g, y, axis):
+        return k.sub(g, k.mul(k.exp(y), k.sum(g, (axis,), True)))
+    return log_softmax_backward
+
+
+def _cross_entropy(k):
+    def cross_entropy(x, probs):
+        logp = k.log_softmax(x, 1)
+        return k.neg(k.sum(k.mul(probs, logp), (1,), False)), k.exp(logp)
+    return cross_entropy
+
+
+def _cross_entropy_backward(k):
+    def cross_entropy_backward(g, softmax, probs):
+        d = k.sub(k.mul(softmax, k.sum(probs, (1,), True)), probs)
+        return k.mul(k.reshape(g, (g.shape[0], 1)), d)
+    return cross_entropy_backward
+
+
+def _bn_view(k, x, groups):
+    """x (N, C, ...) as (groups, N / groups, C, rest), and the number of values per statistic."""
+    n, c = x.shape[0], x.shape[1]
+    rest = _prod(x.shape[2:])
+    return k.reshape(x, (groups, n // groups, c, rest)), (n // groups) * rest
+
+
+def _bn_param(k, p, groups, c):
+    return k.reshape(p, ((len(p.shape) == 2 and groups) or 1, 1, c, 1))
+
+
+def _batch_norm(k):
+    def batch_norm(x, weight, bias, groups, eps):
+        xr, m = _bn_view(k, x, groups)
+        c = x.shape[1]
+        mu = k.div(k.sum(xr, (1, 3), True), float(m))
+        d = k.sub(xr, mu)
+        var = k.div(k.sum(k.mul(d, d), (1, 3), True), float(m))
+        scale = k.pow(k.add(var, eps), -0.5)
+        if weight is not None:
+            scale = k.mul(scale, _bn_param(k, weight, groups, c))
+        y = k.mul(d, scale)
+        if bias is not None:
+            y = k.add(y, _bn_param(k, bias, groups, c))
+        return k.reshape(y, x.shape), k.reshape(mu, (groups, c)), k.reshape(var, (groups, c))
+    return batch_norm
+
+
+def _batch_norm_backward(k):
+    def batch_norm_backward(g, x, mean, var, weight, groups, eps, needs):
+        xr, m = _bn_view(k, x, groups)
+        gr, _ = _bn_view(k, g, groups)
+        c = x.shape[1]
+        inv = k.pow(k.add(k.reshape(var, (groups, 1, c, 1)), eps), -0.5)
+        xhat = k.mul(k.sub(xr, k.reshape(mean, (groups, 1, c, 1))), inv)
+        gb, gw = k.sum(gr, (1, 3), True), k.sum(k.mul(gr, xhat), (1, 3), True)
+        gx = None
+        if needs[0]:
+            w = inv if weight is None else k.mul(inv, _bn_param(k, weight, groups, c))
+            gx = k.mul(k.div(w, float(m)), k.sub(k.sub(k.mul(gr, float(m)), gb), k.mul(xhat, gw)))
+            gx = k.reshape(gx, x.shape)
+        return gx, k.reshape(gw, (groups, c)) if needs[1] else None, k.reshape(gb, (groups, c)) if needs[2] else None
+    return batch_norm_backward
+
+
+def _relu_backward(k):
+    def relu_backward(g, x):
+        return k.where(k.gt(x, 0), g, 0)
+    return relu_backward
+
+
+def _sgd_step(k):
+    def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize):
+        new_params, new_bufs = [], []
+        for p, g, b in zip(params, grads, bufs):
+            if maximize:
+                g = k.neg(g)
+            if weight_decay:
+                g = k.add(g, k.mul(p, weight_decay))
+            if momentum:
+                b = g if b is None else k.add(k.mul(b, momentum), k.mul(g, 1.0 - dampening))
+                g = k.add(g, k.mul(b, momentum)) if nesterov else b
+            new_params.append(k.sub(p, k.mul(g, lr)))
+            new_bufs.append(b)
+        return new_params, new_bufs
+    return sgd_step
+
+
+def _adam_step(k):
+    def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                  maximize):
+        bias1 = 1.0 - beta1 ** step
+        bias2 = 1.0 - beta2 ** step
+        out_p, out_m, out_v = [], [], []
+        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+            if maximize:
+                g = k.neg(g)
+            if weight_decay and decoupled:
+                p = k.mul(p, 1.0 - lr * weight_decay)
+            elif weight_decay:
+                g = k.add(g, k.mul(p, weight_decay))
+            m = k.add(k.mul(m, beta1), k.mul(g, 1.0 - beta1))
+            v = k.add(k.mul(v, beta2), k.mul(k.mul(g, g), 1.0 - beta2))
+            denom = k.add(k.div(k.sqrt(v), bias2 ** 0.5), eps)
+            out_p.append(k.sub(p, k.mul(k.div(m, denom), lr / bias1)))
+            out_m.append(m)
+            out_v.append(v)
+        return out_p, out_m, out_v
+    return adam_step
+
+
+def _max_pool2d(k):
+    def max_pool2d(x, kernel_size, stride, padding, dilation):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        planes = k.reshape(x, (n * c, 1, h, w))
+        if ph or pw:
+            planes = k.pad(planes, ((0, 0), (0, 0), (ph, ph), (pw, pw)), -math.inf)
+        cols = k.unfold(planes, kernel_size, stride, (0, 0), dilation)  # (N*C, kh*kw, OH*OW)
+        shape = (n, c, out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw))
+        return k.reshape(k.max(cols, (1,), False), shape), k.reshape(k.argmax(cols, 1, False), shape)
+    return max_pool2d
+
+
+def _max_pool2d_backward(k):
+    def max_pool2d_backward(g, indices, input_size, kernel_size, stride, padding, dilation):
+        n, c, oh, ow = g.shape
+        idx, gg = k.reshape(indices, (n * c, 1, oh * ow)), k.reshape(g, (n * c, 1, oh * ow))
+        cols = k.cat([k.where(k.eq(idx, j), gg, 0) for j in range(kernel_size[0] * kernel_size[1])], 1)
+        out = k.fold(cols, input_size, kernel_size, stride, padding, dilation)
+        return k.reshape(out, (n, c, *input_size))
+    return max_pool2d_backward
+
+
+def _unfold_batch(k):
+    def unfold_batch(x, kernel_size, stride, padding, dilation):
+        cols = k.unfold(x, kernel_size, stride, padding, dilation)  # (N, K, L)
+        n, rows, blocks = cols.shape
+        return k.reshape(k.permute(cols, (1, 0, 2)), (rows, n * blocks))
+    return unfold_batch
+
+
+def _fold_batch(k):
+    def fold_batch(cols, output_size, kernel_size, stride, padding, dilation):
+        rows, blocks = cols.shape[0], window_blocks(output_size, kernel_size, stride, padding, dilation)
+        per_image = k.permute(k.reshape(cols, (rows, cols.shape[1] // blocks, blocks)), (1, 0, 2))  # (N, K, L)
+        return k.fold(per_image, output_size, kernel_size, stride, padding, dilation)
+    return fold_batch
+
+
+def _swap_last(ndim: int) -> tuple:
+    return (*range(ndim - 2), ndim - 1, ndim - 2)
+
+
+def _linear(k):
+    def linear(x, w, b):
+        y = k.matmul(x, k.permute(w, _swap_last(len(w.shape))))
+        if b is None:
+            return y
+        return k.add(y, k.reshape(b, b.shape[:-1] + (1, b.shape[-1])) if len(w.shape) > 2 else b)
+    return linear
+
+
+def _linear_backward(k):
+    def linear_backward(g, x, w, needs):
+        gx = k.matmul(g, w) if needs[0] else None
+        if len(w.shape) == 2 and len(g.shape) > 2:  # one weight for every row: fold the leading axes into rows
+            g = k.reshape(g, (_prod(g.shape[:-1]), g.shape[-1]))
+            x = k.reshape(x, (_prod(x.shape[:-1]), x.shape[-1]))
+        gw = k.matmul(k.permute(g, _swap_last(len(g.shape))), x) if needs[1] else None
+        gb = k.sum(g, (len(g.shape) - 2,), False) if needs[2] else None
+        return gx, gw, gb
+    return linear_backward
+
+
+def _synchronize(k):
+    def synchronize(index):
+        return None
+    return synchronize
+
+
+# optional kernel -> builder of its composition from other kernels (given the table)
+DEFAULTS = {
+    "neg": _neg, "abs": _abs, "sign": _sign, "relu": _relu, "sigmoid": _sigmoid, "sub": _sub, "minimum": _minimum,
+    "ne": _ne, "le": _le, "gt": _gt, "ge": _ge, "min": _min, "argmin": _argmin,
+    "mean": _mean, "softmax": _softmax, "log_softmax": _log_softmax, "relu_backward": _relu_backward,
+    "sgd_step": _sgd_step, "adam_step": _adam_step, "synchronize": _synchronize,
+    "linear": _linear, "linear_backward": _linear_backward,
+    "softmax_backward": _softmax_backward, "log_softmax_backward": _log_softmax_backward,
+    "cross_entropy": _cross_entropy, "cross_entropy_backward": _cross_entropy_backward,
+    "batch_norm": _batch_norm, "batch_norm_backward": _batch_norm_backward,
+    "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
+    "unfold_batch": _unfold_batch, "fold_batch": _fold_batch,
+}
+assert set(DEFAULTS) == set(OPTIONAL)
+
+
+def compose(kernels, into=None):
+    """``kernels`` (name -> callable, with every required kernel) completed with core's composition of each
+    optional kernel they lack. Returns ``into`` (any object taking attributes; a new namespace by default)
+    with one attribute per kernel; a composition looks up what it uses on it at call time."""
+    missing = [name for name in REQUIRED if name not in kernels]
+    if missing:
+        raise ValueError(f"compose: kernels lack required ones: {', '.join(missing)}")
+    table = into if into is not None else SimpleNamespace()
+    for name, fn in kernels.items():
+        setattr(table, name, fn)
+    for name, build in DEFAULTS.items():
+        if name not in kernels:
+            setattr(table, name, build(table))
+    return table
+
+
+_reference = None
+
+
+def reference():
+    """Core's NumPy kernels completed with the compositions: the reference every backend is held to, and a
+    fallback a host backend may call for what it does not do faster itself."""
+    global _reference
+    if _reference is None:
+        from . import numpy_backend
+
+        _reference = compose(numpy_backend.KERNELS)
+    return _reference
