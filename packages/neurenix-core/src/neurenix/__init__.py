@@ -9,8 +9,8 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
-from . import arguments as _arguments
 from . import (
+    arguments,  # noqa: F401 - a public module: neurenix.arguments
     autograd,
     distributed,
     func,
@@ -79,13 +79,14 @@ from .ops import (
     var,
     where,
 )
+from .ops import tensor_first as _tensor_first
 from .random import manual_seed
 from .tensor import Tensor, full_like, ones_like, tensor, zeros_like
 
 # the functional API names a non-tensor first argument in a TypeError: the hot ops (elementwise, sum, mean,
 # max, softmax, reshape, permute...) say it themselves at no cost; these others through a wrapper
 (all, any, clamp, flatten, gather, max, min, squeeze, transpose, unsqueeze, full_like, ones_like,  # noqa: A001
- zeros_like, rand_like, randn_like) = (_arguments.tensor_first(f) for f in (
+ zeros_like, rand_like, randn_like) = (_tensor_first(f) for f in (
     all, any, clamp, flatten, gather, max, min, squeeze, transpose, unsqueeze, full_like, ones_like, zeros_like,
     rand_like, randn_like))
 

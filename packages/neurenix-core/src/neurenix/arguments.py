@@ -2,12 +2,12 @@
 op, the argument and the value (never later, inside a kernel or NumPy, with someone else's words).
 
 The checks return the argument normalised (an ``int``, a ``float``, a tuple), so a caller writes
-``n = integer(n, "n", "randperm", minimum=0)`` and goes on with a value it can trust.
+``n = integer(n, "n", "randperm", minimum=0)`` and goes on with a value it can trust. (Checks that an
+argument is a tensor are with the ops: ``neurenix.ops.expect_tensor``, ``tensor_first``.)
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import operator
 
@@ -66,9 +66,7 @@ def int64(value, name: str, op: str) -> int:
 
 def fill_value(value, op: str):
     """A fill value: a Python or NumPy number (or bool), or a one-element tensor's value."""
-    from .tensor import Tensor
-
-    if isinstance(value, Tensor):
+    if hasattr(value, "_data"):  # a tensor (duck-typed: this module is below tensor.py)
         value = value.item()
     if isinstance(value, np.generic):
         value = value.item()
@@ -111,29 +109,4 @@ def choice(value, name: str, op: str, options: tuple):
     return value
 
 
-def tensor(value, name: str, op: str):
-    """``value`` if it is a Tensor, else a TypeError naming ``op`` and ``name``."""
-    from .tensor import Tensor
-
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__} {value!r:.40}")
-    return value
-
-
-def tensor_first(fn):
-    """``fn``, an op whose first argument is a tensor, as the functional API offers it (``neurenix.exp``,
-    ``F.relu``): anything else there is a TypeError naming the op. (Tensor methods call the op itself.)"""
-    from .tensor import Tensor
-
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    def checked(x, *args, **kwargs):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__} {x!r:.40}; "
-                            "make one with neurenix.tensor(...)")
-        return fn(x, *args, **kwargs)
-    return checked
-
-
-__all__ = ["boolean", "choice", "fill_value", "int64", "integer", "number", "pair", "shape", "tensor", "tensor_first"]
+__all__ = ["boolean", "choice", "fill_value", "int64", "integer", "number", "pair", "shape"]

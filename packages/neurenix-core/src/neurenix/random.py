@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arguments import integer
+
 _generator = np.random.default_rng()
 
 
 def manual_seed(seed: int) -> np.random.Generator:
     """Seed neurenix's generator (and return it), for reproducible runs. As in PyTorch, any int in
     ``[-2**63, 2**64)`` is a seed (negative ones are taken modulo 2**64)."""
-    from .arguments import integer
-
     global _generator
     seed = integer(seed, "seed", "manual_seed")
     if not -2 ** 63 <= seed < 2 ** 64:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import arguments
 from . import dtypes as _dt
 from .autograd import grad_mode
 from .autograd.graph import changed
@@ -296,8 +297,7 @@ def _wrap(data, device: Device) -> Tensor:
 
 def _alpha(alpha, op: str):
     if type(alpha) not in (int, float, bool):
-        from .arguments import number
-        return number(alpha, "alpha", op, finite=False)
+        return arguments.number(alpha, "alpha", op, finite=False)
     return alpha
 
 
@@ -395,8 +395,7 @@ def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> T
 
 def full_like(x: Tensor, value, dtype=None, device=None) -> Tensor:
     if type(value) not in (int, float, bool):
-        from .arguments import fill_value
-        value = fill_value(value, "full_like")
+        value = arguments.fill_value(value, "full_like")
     dev = x._device if device is None else Device(device)
     npd = x._data.dtype if dtype is None else _dt.as_dtype(dtype).np
     return _wrap(dev.kernels.full(x.shape, value, npd, dev.index), dev)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .. import creation
 from .. import dtypes as _dt
-from ..arguments import integer, number, tensor
+from ..arguments import integer, number
 from ..errors import ShapeError
+from ..ops import expect_tensor as tensor
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter

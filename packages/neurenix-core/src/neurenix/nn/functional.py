@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from .. import creation
-from ..arguments import choice, integer, number, tensor_first
-from ..arguments import tensor as _tensor
+from ..arguments import choice, integer, number
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import (
@@ -21,9 +20,11 @@ from ..ops import (
     softmax_cross_entropy,
     sum,
     tanh,
+    tensor_first,
     unfold,
     unfold_batch,
 )
+from ..ops import expect_tensor as _tensor
 from ..ops.indices import check as check_indices
 from ..ops.movement import pad as _pad_axes
 from ..ops.norm import batch_norm_train

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import creation
-from ..arguments import integer, tensor
+from ..arguments import integer
+from ..ops import expect_tensor as tensor
 from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init

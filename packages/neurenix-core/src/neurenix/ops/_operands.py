@@ -6,6 +6,8 @@ a tensor and a Python number) takes a few comparisons and nothing else.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import dtypes as _dt
@@ -40,6 +42,26 @@ def not_a_tensor(op: str, x) -> TypeError:
     """The error for a non-tensor where op ``op`` takes a tensor. Ops raise it from an ``except
     AttributeError`` around their first use of the operand: a check that costs nothing when it passes."""
     return TypeError(f"{op}: expected a Tensor, got {type(x).__name__} {x!r:.40}; make one with neurenix.tensor(...)")
+
+
+def expect_tensor(value, name: str, op: str):
+    """``value`` if it is a Tensor, else a TypeError naming ``op`` and ``name``."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def tensor_first(fn):
+    """``fn``, an op whose first argument is a tensor, as the functional API offers it (``neurenix.gather``):
+    anything else there is a TypeError naming the op. (The hot ops say it themselves, see ``not_a_tensor``.)"""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def checked(x, *args, **kwargs):
+        if not isinstance(x, Tensor):
+            raise not_a_tensor(name, x)
+        return fn(x, *args, **kwargs)
+    return checked
 
 
 def device_mismatch(op: str, a: Tensor, b: Tensor) -> DeviceError:

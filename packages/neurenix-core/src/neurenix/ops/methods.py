@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .. import dtypes as _dt
-from ..arguments import tensor
 from . import elementwise as ew
 from . import linalg, movement, reduce
+from ._operands import expect_tensor as tensor
 
 OPERATORS = {
     "__add__": ew.add, "__radd__": ew.add, "__sub__": ew.sub, "__rsub__": ew.rsub,
