@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 import typing
 
+import numpy as np
+
 from .backend.registry import REGISTRY, STANDARD_DEVICE_TYPES, KernelTable
 from .errors import DeviceError
 
@@ -88,6 +90,14 @@ class Device:
             cls._interned[key] = dev
         return dev
 
+    def raise_pending(self) -> None:
+        """Read the checks queued on this device (this waits for it) and raise the first that failed, as an
+        IndexError (ops/indices.py queues them: index bounds on devices off the host)."""
+        pending, self.checks[:] = list(self.checks), []
+        k = self.kernels
+        for lo, hi, low, high, what in pending:
+            raise_outside(np.concatenate([np.ravel(k.to_numpy(lo)), np.ravel(k.to_numpy(hi))]), low, high, what)
+
     def check(self) -> Device:
         """Raise a DeviceError saying why, if this device cannot run here; else return it."""
         reason = self.kernels.reason
@@ -149,5 +159,15 @@ def synchronize(device=None) -> None:
     dev = as_device(device)
     dev.kernels.synchronize(dev.index)
     if dev.checks:
-        from .ops.indices import raise_pending
-        raise_pending(dev)
+        dev.raise_pending()
+
+
+def raise_outside(values, low: int, high: int, what: str) -> None:
+    """An IndexError naming the first bound broken if an index among ``values`` (an array) is outside
+    ``[low, high)``."""
+    if not values.size:
+        return
+    lo, hi = int(values.min()), int(values.max())
+    if lo < low or hi >= high:
+        bad = lo if lo < low else hi
+        raise IndexError(f"{what}: index {bad} is out of range (valid: {low}..{high - 1})")

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import arguments
 from . import dtypes as _dt
-from .autograd import grad_mode
+from .autograd import engine, grad_mode, graph
 from .autograd.graph import changed
 from .device import Device, as_device
 from .errors import InPlaceError
@@ -126,8 +126,7 @@ class Tensor:
         """The values as a NumPy array (sharing memory on host backends)."""
         dev = self._device
         if dev.checks:  # a synchronisation: index checks queued on the device report here
-            from .ops.indices import raise_pending
-            raise_pending(dev)
+            dev.raise_pending()
         return dev.kernels.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
@@ -213,8 +212,28 @@ class Tensor:
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs=None) -> None:
         """Accumulate the gradient of this tensor into ``.grad`` of the leaves it was computed from."""
-        from .autograd.engine import backward
-        backward(self, gradient, retain_graph, create_graph, inputs)
+        engine.backward(self, gradient, retain_graph, create_graph, inputs)
+
+    # -- new tensors like this one (PyTorch's new_*: this dtype and device unless given) ---------------------
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return Tensor(data, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        dev = self._device if device is None else as_device(device)
+        npd = self._data.dtype if dtype is None else _dt.as_dtype(dtype).np
+        t = _wrap(dev.kernels.full(arguments.shape((size,), "new_full"), arguments.fill_value(fill_value, "new_full"),
+                                   npd, dev.index), dev)
+        return t.requires_grad_() if requires_grad else t
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return self.new_full(arguments.shape(size, "new_zeros"), 0, dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        return self.new_full(arguments.shape(size, "new_ones"), 1, dtype, device, requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        """Neurenix fills new tensors: ``new_empty`` gives zeros."""
+        return self.new_full(arguments.shape(size, "new_empty"), 0, dtype, device, requires_grad)
 
     # -- in-place updates: rebind this tensor to a new value ----------------------------------------
     def _set(self, data, op: str) -> None:
@@ -293,6 +312,9 @@ def _wrap(data, device: Device) -> Tensor:
     t._node = None
     t._version = 0
     return t
+
+
+graph.make_tensor = _wrap  # the graph rebuilds dropped outputs with it
 
 
 def _alpha(alpha, op: str):

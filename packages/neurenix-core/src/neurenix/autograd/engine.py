@@ -22,14 +22,16 @@ def _as_tuple(x) -> tuple:
     return tuple(x)
 
 
-def _seeds(outputs: tuple, grad_outputs: tuple) -> list:
-    from ..tensor import Tensor, ones_like
+def _is_tensor(x) -> bool:
+    return hasattr(x, "_node") and hasattr(x, "_data")  # (duck-typed: this package is below tensor.py)
 
+
+def _seeds(outputs: tuple, grad_outputs: tuple) -> list:
     if grad_outputs and len(grad_outputs) != len(outputs):
         raise ValueError(f"got {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
     seeds = []
     for i, out in enumerate(outputs):
-        if not isinstance(out, Tensor):
+        if not _is_tensor(out):
             raise TypeError(f"output {i} is a {type(out).__name__}, not a Tensor")
         if not out.requires_grad:
             raise RuntimeError(f"output {i} (shape {out.shape}) does not require grad: it was not computed from "
@@ -39,9 +41,9 @@ def _seeds(outputs: tuple, grad_outputs: tuple) -> list:
             if out.numel() != 1:
                 raise RuntimeError(f"output {i} has shape {out.shape}: a gradient can be created implicitly only for "
                                    "a single-element output; pass grad_outputs (or gradient=) of the same shape")
-            g = ones_like(out)
-        elif not isinstance(g, Tensor):
-            g = Tensor(g, dtype=out.dtype, device=out.device)
+            g = out.new_ones(out.shape)
+        elif not _is_tensor(g):
+            g = out.new_tensor(g)
         elif g.shape != out.shape:
             raise RuntimeError(f"grad_outputs[{i}] has shape {g.shape} but output {i} has shape {out.shape}")
         seeds.append((out, g))

@@ -25,6 +25,8 @@ import itertools
 import weakref
 from collections.abc import Callable
 
+from ..errors import InPlaceError
+
 _seq = itertools.count()
 
 
@@ -82,12 +84,16 @@ def check_saved(node: Node) -> None:
     """Refuse to run ``node``'s vjp if a tensor it saved was changed in place after the node was made."""
     for t in node.saved:
         if t._version > node.seq:
-            from ..errors import InPlaceError
             by = _changes.get(t._version, "an in-place operation")
             raise InPlaceError(
                 f"a tensor of shape {t.shape} ({t.dtype}) that {node.name} saved for the backward pass was changed "
                 f"by {by} after it was saved, so its gradient would be computed from the new values. Make the "
                 "change after backward (or autograd.grad), or change a clone() of the tensor instead")
+
+
+#: how to make a tensor around a buffer: ``(buffer, device) -> Tensor``; tensor.py sets it (this module
+#: knows nothing of Tensor, so that dependencies point one way)
+make_tensor: Callable = None
 
 
 def output(node: Node):
@@ -98,7 +104,6 @@ def output(node: Node):
     ref, data, device = node.output
     out = ref()
     if out is None or out._version > node.seq:  # dropped, or changed in place since: the kept value is right
-        from ..tensor import _wrap
-        out = _wrap(data, device)
+        out = make_tensor(data, device)
         out.requires_grad, out._node = True, node
     return out

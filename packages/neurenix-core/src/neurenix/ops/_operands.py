@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap
 
@@ -96,8 +97,20 @@ def broadcast_shapes(sa: tuple, sb: tuple, op: str) -> tuple:
     return out
 
 
+def cast(x: Tensor, dtype) -> Tensor:
+    """``x`` converted to ``dtype`` (``x`` itself if it has that dtype already); differentiable between floats.
+    (Here, with promotion, which needs it; elementwise.py exports it.)"""
+    npd = _dt.as_dtype(dtype).np
+    if x._data.dtype is npd:
+        return x
+    out = _wrap(x._device.kernels.cast(x._data, npd), x._device)
+    if npd.kind == "f" and x.requires_grad and grad_state.enabled:
+        src = x.dtype
+        record(out, "Cast", (x,), lambda g, o: (cast(g, src),), saved=())
+    return out
+
+
 def cast_to(t: Tensor, npd) -> Tensor:
-    from .elementwise import cast  # the differentiable cast
     return cast(t, _dt.BY_NUMPY[npd])
 
 

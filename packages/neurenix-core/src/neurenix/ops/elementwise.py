@@ -13,6 +13,7 @@ from ._operands import (
     _wrap,
     as_scalar,
     broadcast_shapes,
+    cast,
     device_mismatch,
     needs_grad,
     not_a_tensor,
@@ -213,18 +214,6 @@ def where(cond: Tensor, a, b) -> Tensor:
                 grads.append(sum_to(where(mask, 0, g), b.shape) if b.requires_grad else None)
             return grads
         record(out, "Where", parents, vjp, saved=())
-    return out
-
-
-def cast(x: Tensor, dtype) -> Tensor:
-    """``x`` converted to ``dtype`` (``x`` itself if it has that dtype already)."""
-    npd = _dt.as_dtype(dtype).np
-    if x._data.dtype is npd:
-        return x
-    out = _wrap(x._device.kernels.cast(x._data, npd), x._device)
-    if npd.kind == "f" and x.requires_grad and grad_state.enabled:
-        src = x.dtype
-        record(out, "Cast", (x,), lambda g, o: (cast(g, src),), saved=())
     return out
 
 

@@ -4,14 +4,13 @@ value out of range raises an IndexError instead of reading or writing somewhere 
 On ``cpu`` the values are on the host and are checked at once. On other devices, reading them would wait
 for the device at every indexing op, so the check is queued instead, as CUDA's device-side asserts are:
 two reductions (min and max) run on the device, and the next synchronisation on that device (``numpy()``,
-``item()``, ``tolist()``, ``to()`` another device, ``neurenix.synchronize``) reads them and raises.
+``item()``, ``tolist()``, ``to()`` another device, ``neurenix.synchronize``) reads them and raises
+(``Device.raise_pending``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..device import Device
+from ..device import Device, raise_outside
 
 
 def check(buffer, device: Device, low: int, high: int, what: str) -> None:
@@ -19,7 +18,7 @@ def check(buffer, device: Device, low: int, high: int, what: str) -> None:
     is outside ``[low, high)``. ``what`` names the index, for the message."""
     k = device.kernels
     if device.type == "cpu":
-        _raise_outside(k.to_numpy(buffer), low, high, what)
+        raise_outside(k.to_numpy(buffer), low, high, what)
         return
     shape = buffer.shape
     if 0 in shape:
@@ -28,20 +27,3 @@ def check(buffer, device: Device, low: int, high: int, what: str) -> None:
         buffer, shape = k.reshape(buffer, (1,)), (1,)
     axes = tuple(range(len(shape)))
     device.checks.append((k.min(buffer, axes, False), k.max(buffer, axes, False), low, high, what))
-
-
-def raise_pending(device: Device) -> None:
-    """Read the checks queued on ``device`` (this waits for it) and raise the first that failed."""
-    checks, device.checks[:] = list(device.checks), []
-    k = device.kernels
-    for lo, hi, low, high, what in checks:
-        _raise_outside(np.concatenate([np.ravel(k.to_numpy(lo)), np.ravel(k.to_numpy(hi))]), low, high, what)
-
-
-def _raise_outside(values: np.ndarray, low: int, high: int, what: str) -> None:
-    if not values.size:
-        return
-    lo, hi = int(values.min()), int(values.max())
-    if lo < low or hi >= high:
-        bad = lo if lo < low else hi
-        raise IndexError(f"{what}: index {bad} is out of range (valid: {low}..{high - 1})")

@@ -22,7 +22,6 @@ from ._operands import (
 )
 from .elementwise import cast
 from .indices import check as check_indices
-from .indices import raise_pending
 from .reduce import normalize_dim
 
 
@@ -475,7 +474,7 @@ def to_device(x: Tensor, device: Device) -> Tensor:
     if device is x._device:
         return x
     if x._device.checks:  # a synchronisation of x's device
-        raise_pending(x._device)
+        x._device.raise_pending()
     host = x._device.kernels.to_numpy(x._data)
     arr = np.array(host, order="C", copy=True)
     out = _wrap(device.kernels.from_numpy(arr, device.index), device)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import neurenix as nx
 from neurenix import Tensor
-from neurenix.autograd import checkpoint
 from neurenix.nn import Module, Parameter
+from neurenix.utils.checkpoint import checkpoint
 
 from . import checks
 from .base import MetaLearningModel, inner_step

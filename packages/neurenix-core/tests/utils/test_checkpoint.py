@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from neurenix.autograd import checkpoint, grad
+from neurenix.autograd import grad
 from neurenix.testing import gradcheck, gradgradcheck
+from neurenix.utils.checkpoint import checkpoint
 
 
 def step(w, b):

@@ -1,10 +1,11 @@
 """Gradient checkpointing: run a function without keeping its graph, recompute it in the backward pass.
 
-``checkpoint(fn, *inputs)`` trades compute for memory: the forward pass keeps only ``inputs`` and the
-outputs' values; the backward pass runs ``fn`` again on the saved inputs, with the graph, and takes its
-vector-Jacobian product. Chained over the steps of a loop (MAML's inner loop), peak memory holds one
-step's graph instead of every step's. The recomputation is itself recorded when the backward pass
-records (``create_graph=True``), so gradients of any order go through a checkpoint as through any op.
+``checkpoint(fn, *inputs)`` (PyTorch's ``torch.utils.checkpoint``) trades compute for memory: the forward
+pass keeps only ``inputs`` and the outputs' values; the backward pass runs ``fn`` again on the saved
+inputs, with the graph, and takes its vector-Jacobian product. Chained over the steps of a loop (MAML's
+inner loop), peak memory holds one step's graph instead of every step's. The recomputation is itself
+recorded when the backward pass records (``create_graph=True``), so gradients of any order go through a
+checkpoint as through any op.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import random
-from . import engine, grad_mode
-from .graph import record
+from ..autograd import engine, grad_mode
+from ..autograd.graph import record
+from ..ops.movement import cat, getitem_key
+from ..tensor import Tensor
 
 
 def checkpoint(fn: Callable, *inputs):
@@ -24,9 +27,6 @@ def checkpoint(fn: Callable, *inputs):
     twice. Tensors it closes over are constants: gradients flow only to ``inputs``. The outputs must be
     floating-point tensors of one dtype on one device.
     """
-    from ..ops.movement import cat, getitem_key
-    from ..tensor import Tensor
-
     wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not wrt or not grad_mode.state.enabled:
         return fn(*inputs)
@@ -77,8 +77,6 @@ def _detached(inputs: tuple, wrt: list[int]) -> list:
 
 
 def _check_outputs(outs: tuple) -> None:
-    from ..tensor import Tensor
-
     if not outs or any(not isinstance(o, Tensor) for o in outs):
         raise TypeError(f"checkpoint: fn must return a Tensor or a sequence of Tensors, got "
                         f"{[type(o).__name__ for o in outs] or 'nothing'}")
