@@ -42,7 +42,7 @@ class Device:
     type: DeviceType
     index: int
     kernels: KernelTable
-    checks: list  # index checks queued for the next synchronisation (see ops/indices.py)
+    checks: list  # index checks queued for the next synchronisation (see ops/bounds.py)
 
     def __new__(cls, spec: str | Device = "cpu", index: int | None = None) -> Device:
         if isinstance(spec, Device):  # never a key of _interned: a lookup would call Device.__eq__, hence Device()
@@ -92,7 +92,7 @@ class Device:
 
     def raise_pending(self) -> None:
         """Read the checks queued on this device (this waits for it) and raise the first that failed, as an
-        IndexError (ops/indices.py queues them: index bounds on devices off the host)."""
+        IndexError (ops/bounds.py queues them: index bounds on devices off the host)."""
         pending, self.checks[:] = list(self.checks), []
         k = self.kernels
         for lo, hi, low, high, what in pending:

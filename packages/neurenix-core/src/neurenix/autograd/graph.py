@@ -25,6 +25,7 @@ import itertools
 import weakref
 from collections.abc import Callable
 
+from ..caches import remember
 from ..errors import InPlaceError
 
 _seq = itertools.count()
@@ -74,9 +75,7 @@ _changes: dict = {}  # sequence number of an in-place change -> what made it (fo
 def changed(op: str) -> int:
     """A new sequence number for an in-place change made by ``op``: the changed tensor's ``_version``."""
     seq = next(_seq)
-    if len(_changes) >= 4096:  # only recent changes can still be named; older ones read "in place"
-        _changes.clear()
-    _changes[seq] = op
+    remember(_changes, seq, op)  # (only recent changes can be named; an older one reads "an in-place operation")
     return seq
 
 

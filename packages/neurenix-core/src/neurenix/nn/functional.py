@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import creation
 from ..arguments import choice, integer, number
 from ..autograd.grad_mode import no_grad
+from ..caches import remember
 from ..errors import DTypeError, ShapeError
 from ..ops import (
     exp,
@@ -25,8 +26,8 @@ from ..ops import (
     unfold_batch,
 )
 from ..ops import expect_tensor as _tensor
-from ..ops.indices import check as check_indices
-from ..ops.movement import pad as _pad_axes
+from ..ops.bounds import check as check_indices
+from ..ops.joining import pad as _pad_axes
 from ..ops.norm import batch_norm_train
 from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
@@ -260,9 +261,8 @@ _arange_cache: dict = {}
 
 def _class_range(c: int, device) -> Tensor:
     key = (c, device)
-    if key not in _arange_cache:
-        _arange_cache[key] = creation.arange(c, device=device)
-    return _arange_cache[key]
+    r = _arange_cache.get(key)
+    return r if r is not None else remember(_arange_cache, key, creation.arange(c, device=device))
 
 
 def _check_class_indices(target: Tensor, num_classes: int, op: str) -> None:

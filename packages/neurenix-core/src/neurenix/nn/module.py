@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from .. import dtypes as _dt
 from ..device import Device
-from ..ops.movement import to_device
+from ..ops.transfer import to_device
 from ..tensor import Tensor, zeros_like
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])

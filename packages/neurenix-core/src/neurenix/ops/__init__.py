@@ -43,28 +43,10 @@ from .elementwise import (
                           tanh,
                           where,
 )
+from .indexing import gather, getitem, index_put
+from .joining import cat, pad, stack
 from .linalg import linear, matmul
 from .methods import install
-from .movement import (
-                          T,
-                          cat,
-                          clone,
-                          expand,
-                          flatten,
-                          gather,
-                          getitem,
-                          index_put,
-                          mT,
-                          pad,
-                          permute,
-                          reshape,
-                          squeeze,
-                          stack,
-                          to_device,
-                          transpose,
-                          unflatten,
-                          unsqueeze,
-)
 from .reduce import (
                           all,
                           amax,
@@ -83,6 +65,8 @@ from .reduce import (
                           sum,
                           var,
 )
+from .shape import T, expand, flatten, mT, permute, reshape, squeeze, transpose, unflatten, unsqueeze
+from .transfer import clone, to_device
 from .window import fold, fold_batch, unfold, unfold_batch
 
 install(Tensor)  # Tensor's operators and methods are these ops

@@ -6,13 +6,16 @@ a tensor and a Python number) takes a few comparisons and nothing else.
 
 from __future__ import annotations
 
+import builtins
 import functools
 
 import numpy as np
 
 from .. import dtypes as _dt
+from ..arguments import integer
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
+from ..caches import remember
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, _wrap
 
@@ -68,17 +71,6 @@ def tensor_first(fn):
 def device_mismatch(op: str, a: Tensor, b: Tensor) -> DeviceError:
     return DeviceError(f"{op}: operands are on different devices, {a._device} and {b._device}; "
                        "move one with .to(device)")
-
-
-_CACHE_LIMIT = 4096
-
-
-def remember(cache: dict, key, value):
-    """Store a shape plan; a cache that grows past its limit (endless new shapes) starts over."""
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 _broadcast_cache: dict = {}
@@ -192,6 +184,53 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
     axes, keepdim, reshape_after = plan
     g = g.sum(dim=axes, keepdim=keepdim)
     return g.reshape(shape) if reshape_after else g
+
+
+# -- dims and axes --------------------------------------------------------------------------------------
+
+def normalize_dim(dim: int, ndim: int, op: str) -> int:
+    """A possibly negative dim as an index in ``range(ndim)``, or an IndexError naming the op."""
+    if type(dim) is not int:
+        dim = integer(dim, "dim", op)
+    if not -ndim <= dim < builtins.max(ndim, 1):
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
+    return dim % ndim if ndim else 0
+
+
+_axes_cache: dict = {}
+
+
+def normalize_axes(dim, ndim: int, op: str) -> tuple:
+    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes; None means all."""
+    key = (dim if type(dim) is not list else tuple(dim), ndim)
+    try:
+        axes = _axes_cache.get(key)
+    except TypeError:  # unhashable: not a valid dim, which _axes says
+        axes = None
+    if axes is None:
+        axes = _axes(dim, ndim, op)
+        remember(_axes_cache, key, axes)
+    return axes
+
+
+def _axes(dim, ndim: int, op: str) -> tuple:
+    if dim is None:
+        return tuple(range(ndim))
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
+    if len(axes) != len(dims):
+        raise ValueError(f"{op}: dim {dim} repeats an axis")
+    return axes if ndim else ()
+
+
+_ALL: dict = {}
+
+
+def _all_axes(ndim: int) -> tuple:
+    axes = _ALL.get(ndim)
+    if axes is None:
+        axes = remember(_ALL, ndim, tuple(range(ndim)))
+    return axes
 
 
 __all__ = ["Tensor", "_wrap", "as_scalar", "broadcast_shapes", "needs_grad", "prepare", "sum_to"]

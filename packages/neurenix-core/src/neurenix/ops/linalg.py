@@ -6,7 +6,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError, ShapeError
 from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, promote_pair, sum_to
-from .movement import mT, squeeze, unsqueeze
+from .shape import mT, squeeze, unsqueeze
 
 
 def _same_kind(op: str, *ts):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import dtypes as _dt
 from . import elementwise as ew
-from . import linalg, movement, reduce
+from . import indexing, linalg, reduce, shape, transfer
 from ._operands import expect_tensor as tensor
 
 OPERATORS = {
@@ -15,7 +15,7 @@ OPERATORS = {
     "__neg__": ew.neg, "__pos__": lambda x: x, "__abs__": ew.abs, "__invert__": ew.logical_not,
     "__and__": ew.logical_and, "__or__": ew.logical_or,
     "__eq__": ew.eq, "__ne__": ew.ne, "__lt__": ew.lt, "__le__": ew.le, "__gt__": ew.gt, "__ge__": ew.ge,
-    "__getitem__": movement.getitem, "__setitem__": movement.setitem,
+    "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
 }
 
 METHODS = {
@@ -32,23 +32,23 @@ METHODS = {
     "logsumexp": reduce.logsumexp, "softmax": reduce.softmax, "log_softmax": reduce.log_softmax,
     "any": reduce.any, "all": reduce.all,
     # movement
-    "reshape": movement.reshape, "view": movement.reshape, "permute": movement.permute,
-    "transpose": movement.transpose, "expand": movement.expand, "unsqueeze": movement.unsqueeze,
-    "squeeze": movement.squeeze, "flatten": movement.flatten, "unflatten": movement.unflatten,
-    "gather": movement.gather, "index_put": movement.index_put,
-    "expand_as": lambda x, other: movement.expand(x, tensor(other, "other", "expand_as").shape),
-    "view_as": lambda x, other: movement.reshape(x, tensor(other, "other", "view_as").shape),
-    "reshape_as": lambda x, other: movement.reshape(x, tensor(other, "other", "reshape_as").shape),
+    "reshape": shape.reshape, "view": shape.reshape, "permute": shape.permute,
+    "transpose": shape.transpose, "expand": shape.expand, "unsqueeze": shape.unsqueeze,
+    "squeeze": shape.squeeze, "flatten": shape.flatten, "unflatten": shape.unflatten,
+    "gather": indexing.gather, "index_put": indexing.index_put,
+    "expand_as": lambda x, other: shape.expand(x, tensor(other, "other", "expand_as").shape),
+    "view_as": lambda x, other: shape.reshape(x, tensor(other, "other", "view_as").shape),
+    "reshape_as": lambda x, other: shape.reshape(x, tensor(other, "other", "reshape_as").shape),
     # linear algebra
     "matmul": linalg.matmul,
     # dtype and device
-    "to": movement.to, "clone": movement.clone, "cpu": lambda x: movement.to(x, "cpu"),
+    "to": transfer.to, "clone": transfer.clone, "cpu": lambda x: transfer.to(x, "cpu"),
     "float": lambda x: ew.cast(x, _dt.float32), "double": lambda x: ew.cast(x, _dt.float64),
     "long": lambda x: ew.cast(x, _dt.int64), "bool": lambda x: ew.cast(x, _dt.bool_),
     "type_as": lambda x, other: ew.cast(x, tensor(other, "other", "type_as").dtype),
 }
 
-PROPERTIES = {"T": movement.T, "mT": movement.mT}
+PROPERTIES = {"T": shape.T, "mT": shape.mT}
 
 
 def install(cls) -> None:

@@ -6,59 +6,14 @@ import builtins
 from collections import namedtuple
 
 from .. import dtypes as _dt
-from ..arguments import boolean, integer
+from ..arguments import boolean
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError
-from ._operands import Tensor, _wrap, not_a_tensor, remember
+from ._operands import Tensor, _all_axes, _wrap, normalize_axes, normalize_dim, not_a_tensor
 from .elementwise import cast, exp, log, sqrt
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
-
-
-def normalize_dim(dim: int, ndim: int, op: str) -> int:
-    """A possibly negative dim as an index in ``range(ndim)``, or an IndexError naming the op."""
-    if type(dim) is not int:
-        dim = integer(dim, "dim", op)
-    if not -ndim <= dim < builtins.max(ndim, 1):
-        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
-    return dim % ndim if ndim else 0
-
-
-_axes_cache: dict = {}
-
-
-def normalize_axes(dim, ndim: int, op: str) -> tuple:
-    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes; None means all."""
-    key = (dim if type(dim) is not list else tuple(dim), ndim)
-    try:
-        axes = _axes_cache.get(key)
-    except TypeError:  # unhashable: not a valid dim, which _axes says
-        axes = None
-    if axes is None:
-        axes = _axes(dim, ndim, op)
-        remember(_axes_cache, key, axes)
-    return axes
-
-
-def _axes(dim, ndim: int, op: str) -> tuple:
-    if dim is None:
-        return tuple(range(ndim))
-    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
-    axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
-    if len(axes) != len(dims):
-        raise ValueError(f"{op}: dim {dim} repeats an axis")
-    return axes if ndim else ()
-
-
-_ALL: dict = {}
-
-
-def _all_axes(ndim: int) -> tuple:
-    axes = _ALL.get(ndim)
-    if axes is None:
-        axes = _ALL[ndim] = tuple(range(ndim))
-    return axes
 
 
 def _expand_back(g: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..errors import DeviceError
-from ..ops.movement import to_device
+from ..ops.transfer import to_device
 from ..tensor import Tensor, zeros_like
 
 

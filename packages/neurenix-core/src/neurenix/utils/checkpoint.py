@@ -15,7 +15,8 @@ from collections.abc import Callable
 from .. import random
 from ..autograd import engine, grad_mode
 from ..autograd.graph import record
-from ..ops.movement import cat, getitem_key
+from ..ops.indexing import getitem_key
+from ..ops.joining import cat
 from ..tensor import Tensor
 
 

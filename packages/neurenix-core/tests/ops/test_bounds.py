@@ -1,4 +1,4 @@
-"""Index bounds (ops/indices.py): out-of-range indices raise IndexError, at once on cpu, at the next
+"""Index bounds (ops/bounds.py): out-of-range indices raise IndexError, at once on cpu, at the next
 synchronisation on other devices (here a device type with core's NumPy kernels, registered at run time)."""
 
 import numpy as np

@@ -1,0 +1,21 @@
+"""Bounded caches for plans computed from shapes (broadcast results, reshape targets, permutations, reduction
+axes...): the hot paths look a plan up instead of computing it per op. A program that meets ever new shapes
+must not grow them without end, so every such cache in neurenix, backends included, stores through
+``remember``: past ``LIMIT`` entries a cache starts over (recomputing a plan is cheap; a lookup is cheaper).
+"""
+
+from __future__ import annotations
+
+#: the most entries a cache holds before it starts over
+LIMIT = 4096
+
+
+def remember(cache: dict, key, value):
+    """``cache[key] = value`` (returned), after emptying ``cache`` if it holds ``LIMIT`` entries already."""
+    if len(cache) >= LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+__all__ = ["LIMIT", "remember"]
