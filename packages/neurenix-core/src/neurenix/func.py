@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from .errors import ShapeError
 from .nn.module import Module
-from .nn.tasks import stacks_tasks, task_batch
+from .nn.task_axis import stacks_tasks, task_batch
 from .tensor import Tensor
 
 
@@ -49,7 +49,7 @@ def batched_call(module: Module, params: Mapping, *args: Tensor) -> Tensor:
 
     A tensor in ``params`` with one more dimension than the parameter it stands for holds one value per
     task (MAML's adapted weights); one with the parameter's own shape is shared by all tasks. Rows of
-    different tasks never mix: BatchNorm takes statistics per task (see ``neurenix.nn.tasks``). The
+    different tasks never mix: BatchNorm takes statistics per task (see ``neurenix.nn.task_axis``). The
     result equals stacking ``functional_call`` over the tasks, in one call.
     """
     if not args or any(not isinstance(a, Tensor) or a.ndim < 2 for a in args):

@@ -10,7 +10,7 @@ from ..ops import expect_tensor as tensor
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter
-from .tasks import has_task_axis, task_count
+from .task_axis import has_task_axis, task_count
 
 
 class _BatchNorm(Module):

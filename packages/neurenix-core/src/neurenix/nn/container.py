@@ -12,7 +12,7 @@ class Sequential(Module):
     """Runs modules in order. ``Sequential(a, b, c)``, ``Sequential([a, b, c])`` and
     ``Sequential(OrderedDict(name=module))`` all work; submodules are named "0", "1", ... otherwise."""
 
-    stacks_tasks = True  # if its modules do (nn.tasks.stacks_tasks checks them)
+    stacks_tasks = True  # if its modules do (nn.task_axis.stacks_tasks checks them)
 
     def __init__(self, *modules):
         super().__init__()

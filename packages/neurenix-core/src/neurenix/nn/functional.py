@@ -57,7 +57,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw), via unfold + matmul.
 
     A weight (T, O, C/groups, kh, kw) with bias (T, O) holds one filter bank per task: the N rows of
-    ``input`` are then T tasks one after another, task t convolved with its own weights (see nn.tasks).
+    ``input`` are then T tasks one after another, task t convolved with its own weights (see nn.task_axis).
     """
     _tensor(input, "input", "conv2d"), _tensor(weight, "weight", "conv2d")
     if bias is not None:
@@ -185,7 +185,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
     In training, batch statistics are used and the running ones (if given) are updated in place with
     ``momentum`` (the running variance with the unbiased estimate); otherwise the running ones are used.
-    With ``tasks=T`` the N rows are T tasks one after another (see nn.tasks): statistics are taken per
+    With ``tasks=T`` the N rows are T tasks one after another (see nn.task_axis): statistics are taken per
     task, ``weight``/``bias`` may be (T, C), and the running ones move by the mean over tasks.
     """
     _tensor(input, "input", "batch_norm")

@@ -11,7 +11,7 @@ from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-from .tasks import has_task_axis, split_tasks, task_count, tasks_stacked
+from .task_axis import has_task_axis, split_tasks, task_count, tasks_stacked
 
 
 class Linear(Module):

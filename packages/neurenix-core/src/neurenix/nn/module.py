@@ -44,7 +44,7 @@ class Module:
 
     training: bool
 
-    stacks_tasks = False  # whether this layer takes (tasks, rows, ...) inputs as they are (see nn.tasks)
+    stacks_tasks = False  # whether this layer takes (tasks, rows, ...) inputs as they are (see nn.task_axis)
 
     def __init__(self):
         d = self.__dict__

@@ -2,7 +2,7 @@
 statistics never carry one task's data into another.
 
 - ``task_call``: the meta-learners' forward pass over a batch of tasks. Every BatchNorm layer uses the
-  batch statistics of each task's rows (per task, see ``neurenix.nn.tasks``), in the inner loop and on
+  batch statistics of each task's rows (per task, see ``neurenix.nn.task_axis``), in the inner loop and on
   the query set, whatever the model's train/eval mode, and its running statistics are neither read nor
   written. This is the MAML paper's setting, and it makes the forward pass a pure function of the
   weights and the data, which second-order gradients and checkpointing need.

@@ -6,7 +6,7 @@ import pytest
 import neurenix as nx
 from neurenix import nn
 from neurenix.func import batched_call, functional_call
-from neurenix.nn.tasks import stacks_tasks, task_batch, task_count
+from neurenix.nn.task_axis import stacks_tasks, task_batch, task_count
 from neurenix.testing import gradcheck, gradgradcheck
 
 T = 3
