@@ -218,3 +218,10 @@ def test_pickle_and_deepcopy_keep_value_dtype_class_and_requires_grad(value):
     assert not np.array_equal(deep.numpy(), p.numpy())
     with pytest.raises(RuntimeError, match="leaf"):
         copy.deepcopy(p * 2)
+
+
+def test_signature_is_shape_dtype_device_and_hashable():
+    a, b = nx.zeros(2, 3), nx.ones(2, 3)
+    assert a.signature == (a.shape, nx.float32, a.device) == b.signature
+    assert a.signature != nx.zeros(2, 3, dtype=nx.float64).signature != nx.zeros(3, 2).signature
+    assert len({a.signature, b.signature}) == 1

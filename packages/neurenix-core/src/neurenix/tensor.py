@@ -73,6 +73,12 @@ class Tensor:
         return len(self._data.shape)
 
     @property
+    def signature(self) -> tuple:
+        """``(shape, dtype, device)``: hashable and cheap, what a plan for this tensor depends on (tensors of
+        one signature stack into one batch, run through one compiled program...)."""
+        return self._data.shape, _dt.BY_NUMPY[self._data.dtype], self._device
+
+    @property
     def is_leaf(self) -> bool:
         return self._node is None
 

@@ -15,6 +15,7 @@ import numpy as np
 
 import neurenix as nx
 from neurenix import Tensor
+from neurenix.caches import remember
 from neurenix.errors import ShapeError
 
 Task = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -54,18 +55,15 @@ class Batch:
         return len(self.indices)
 
 
-_INT64 = np.dtype(np.int64)
-
-
 def _labels(y: Tensor) -> tuple[np.ndarray | None, int]:
     """Class indices of ``y`` if it holds labels (int64 indices or one-hot rows), with the class count."""
-    dtype, shape = y._data.dtype, y._data.shape  # NumPy's dtype: compared in C (this runs twice a task)
-    if dtype == _INT64 and len(shape) == 1:
+    shape, dtype, _ = y.signature  # (one property read: this runs twice a task)
+    if dtype is nx.int64 and len(shape) == 1:
         v = y.numpy()
         if v.size and v.min() < 0:
             raise ValueError(f"class labels must be non-negative, got {int(v.min())}")
         return v, int(v.max()) + 1 if v.size else 0
-    if dtype.kind == "f" and len(shape) == 2 and shape[1] >= 2:
+    if dtype.is_floating_point and len(shape) == 2 and shape[1] >= 2:
         v = y.numpy()
         if np.all((v == 0) | (v == 1)) and np.all(v.sum(1) == 1):
             return v.argmax(1), y.shape[1]
@@ -111,13 +109,10 @@ def check_task(task, i: int, names: Sequence[str] = FIELDS) -> Checked:
     sx, sy, qx, qy = task
     if not (isinstance(sx, Tensor) and isinstance(sy, Tensor) and isinstance(qx, Tensor) and isinstance(qy, Tensor)):
         _check_shapes(task, i, names)  # raises, naming the one that is not a Tensor
-    # devices are interned: their identity hashes faster than their __hash__ (this runs for every task)
-    key = tuple((t._data.shape, t._data.dtype, id(t._device)) for t in task)
+    key = (sx.signature, sy.signature, qx.signature, qy.signature)
     if key not in _shapes_checked:  # this runs for every task of every meta-batch: shapes are checked once
         _check_shapes(task, i, names)
-        if len(_shapes_checked) > 1024:
-            _shapes_checked.clear()
-        _shapes_checked[key] = True
+        remember(_shapes_checked, key, True)
     try:
         (s_lab, s_cls), (q_lab, q_cls) = _labels(sy), _labels(qy)
     except ValueError as e:
