@@ -8,36 +8,10 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
 import time
 
 import neurenix as nx
-
-
-def print_backends() -> None:
-    print(f"neurenix {nx.__version__}: installed backends (highest priority first per device type)")
-    for status in sorted(nx.list_backends(), key=lambda s: (s.device_type, -s.priority)):
-        print("  " + str(status))
-
-
-def print_kernels(device_types=None) -> None:
-    """For each usable device type, the kernels each backend serves; ``*`` marks a kernel that overrides
-    the same kernel of a lower-priority backend (a plugin replacing core's cpu kernels shows here)."""
-    from neurenix.backend import kernel_providers
-
-    types = device_types or sorted({s.device_type for s in nx.list_backends() if s.available})
-    for t in types:
-        providers = kernel_providers(t)
-        if not providers:
-            print(f"\n{t}: cannot run here")
-            continue
-        print(f"\n{t}: {len(providers)} kernels")
-        by_backend: dict = {}
-        for name, offers in providers.items():
-            by_backend.setdefault(offers[0], []).append(name + ("*" if len(offers) > 1 else ""))
-        for backend, names in by_backend.items():
-            print(textwrap.fill(", ".join(names), 110, initial_indent=f"  {backend:<17}", subsequent_indent=" " * 19))
-    print("\n* overrides the same kernel of a lower-priority backend")
+from neurenix.backend import describe
 
 
 def fit_sine(device: str, steps: int, seed: int) -> tuple[float, float, float]:
@@ -66,9 +40,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    print_backends()
-    if args.kernels:
-        print_kernels()
+    print(describe(kernels=args.kernels))
     if args.list or args.kernels:
         return
     types = sorted({s.device_type for s in nx.list_backends() if s.available})

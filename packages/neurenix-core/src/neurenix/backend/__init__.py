@@ -17,6 +17,7 @@ from .registry import (
     set_num_threads,
     unregister,
 )
+from .report import describe
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -29,6 +30,7 @@ __all__ = [
     "BackendStatus",
     "KernelTable",
     "compose",
+    "describe",
     "get_num_threads",
     "hookimpl",
     "hookspec",

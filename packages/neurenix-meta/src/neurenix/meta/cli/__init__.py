@@ -74,11 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         if args.command == "devices":
-            from neurenix.__main__ import print_backends, print_kernels
-
-            print_backends()
-            if args.kernels:
-                print_kernels()
+            print(nx.backend.describe(kernels=args.kernels))
             return 0
         nx.set_default_device(args.device)
         for line in BENCHMARKS[args.benchmark].run(args):
