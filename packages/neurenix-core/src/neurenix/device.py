@@ -72,9 +72,9 @@ class Device:
             raise DeviceError(f"invalid device index {index!r} for {spec!r}: it must be a non-negative integer")
         index = int(index)
         REGISTRY.load()
-        known = sorted(set(STANDARD_DEVICE_TYPES) | REGISTRY.device_types())
-        if name not in known:
-            raise DeviceError(f"unknown device type {name!r} in {spec!r}; known device types: {', '.join(known)}")
+        installed = REGISTRY.device_types()
+        if name not in installed and name not in STANDARD_DEVICE_TYPES:
+            raise DeviceError(_unknown(name, spec, installed))
         key = (name, index)
         dev = cls._interned.get(key)
         if dev is None:
@@ -152,6 +152,18 @@ def get_device_count(device_type: str | DeviceType = DeviceType.CPU) -> int:
     """How many devices of ``device_type`` can be used here: 0 if none, or no backend can run."""
     table = REGISTRY.table(str(device_type))
     return table.device_count if table.reason is None else 0
+
+
+def _unknown(name: str, spec: str, installed: set) -> str:
+    """Why device type ``name`` is unknown: what is installed, what could be, and which plugins failed."""
+    missing = [f"{t} (pip install neurenix-backend-{t})" for t in STANDARD_DEVICE_TYPES if t not in installed]
+    message = f"unknown device type {name!r} in {spec!r}; installed device types: {', '.join(sorted(installed))}"
+    if missing:
+        message += f"; not installed: {', '.join(missing)}"
+    failed = REGISTRY.failures()
+    if failed:
+        message += "; backend plugins that failed to load (one may provide it): " + "; ".join(failed)
+    return message
 
 
 def synchronize(device=None) -> None:

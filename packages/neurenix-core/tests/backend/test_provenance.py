@@ -92,3 +92,17 @@ def test_checking_passes_a_conforming_backend(plug, monkeypatch):
     loss = nx.nn.functional.cross_entropy(x, nx.tensor([0, 2], device="goodtype"))
     loss.backward()
     assert x.grad.shape == (2, 3)
+
+
+def test_listing_names_a_required_backend_that_cannot_run_without_a_traceback():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NEURENIX_REQUIRE_BACKENDS="nosuchdevice")
+    out = subprocess.run([sys.executable, "-m", "neurenix", "--list"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1
+    assert "installed backends" in out.stdout and "numpy" in out.stdout
+    assert "error: NEURENIX_REQUIRE_BACKENDS names 'nosuchdevice'" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -231,7 +231,21 @@ def _broken_cpu(**kwargs):
     return Plugin(FakeBackend("cpu", "broken", 100, **kwargs))
 
 
+class MisspelledHook:
+    @hookimpl
+    def neurenix_backend(self):  # the hook is neurenix_backends
+        return [FakeBackend("cpu", "broken", 100)]
+
+
+class UnmarkedHook:
+    def neurenix_backends(self):  # no @hookimpl
+        return [FakeBackend("cpu", "broken", 100)]
+
+
 BROKEN = {  # case -> (make the plugin, does register() raise, the reason reported)
+    "misspelled_hook": (MisspelledHook, True, r"unknown hook 'neurenix_backend'"),
+    "unmarked_hook": (UnmarkedHook, True, r"neurenix_backends is not decorated with @neurenix.backend.hookimpl"),
+    "no_hook": (object, True, r"it has no neurenix_backends hook"),
     "hook_raises": (lambda: Plugin(error=RuntimeError("hook exploded")), True,
                     r"failed: RuntimeError\('hook exploded'\)"),
     "not_a_backend": (lambda: Plugin("cpu"), True, r"returned 'cpu', not a Backend"),
@@ -419,3 +433,13 @@ def test_a_version_1_backend_keeps_working(plug):
     assert nx.backend.kernel_providers("rtv1")["neg"] == ["v1"]
     x = nx.tensor([-1.5, 2.0], device="rtv1")
     np.testing.assert_array_equal((x - x.abs()).numpy(), [-3.0, 0.0])
+
+
+def test_unknown_device_type_names_what_is_installed_and_what_failed(plug):
+    with pytest.raises(BackendError):
+        plug(MisspelledHook())
+    with pytest.raises(DeviceError) as e:
+        nx.Device("mydev")
+    message = str(e.value)
+    assert "installed device types: cpu" in message and "mydev" in message
+    assert "failed to load" in message and "unknown hook 'neurenix_backend'" in message

@@ -92,6 +92,7 @@ class _Registry:
         self.tables: dict[str, KernelTable] = {}
         self.reasons: dict[Backend, str | None] = {}  # probe results, asked once per backend
         self.num_threads: int | None = None  # set by set_num_threads; None: each backend's own default
+        self.rejected: dict[int, str] = {}  # id -> name of plugins taken out of pluggy after they failed
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -113,9 +114,12 @@ class _Registry:
     def _add_plugin(self, plugin, name: str, dist: str | None) -> None:
         try:
             self.pm.register(plugin, name=name)
-            impls = [i for i in self.pm.hook.neurenix_backends.get_hookimpls() if i.plugin is plugin]
+            impls = self._hook_impls(plugin, name)
             backends = [b for impl in impls for b in impl.function()]
         except Exception as e:
+            if self.pm.is_registered(plugin):  # (left in, a plugin failing pluggy's checks would fail every later one)
+                self.pm.unregister(plugin)
+                self.rejected[id(plugin)] = name
             self.entries.append(_Entry(name, dist, error=f"plugin {name!r} failed: {e!r}"))
             return
         for b in backends:
@@ -126,6 +130,26 @@ class _Registry:
         for t in {b.device_type for b in backends if isinstance(b, Backend)}:
             if t in self.tables:
                 self._resolve(t)
+
+    def _hook_impls(self, plugin, name: str) -> list:
+        """``plugin``'s implementations of the hook, or an error that says what is wrong with it: a hook whose
+        name is misspelled (pluggy's check_pending), or a ``neurenix_backends`` without ``@hookimpl``."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as e:
+            raise ValueError(f"{e} (neurenix's hook is neurenix_backends, with @neurenix.backend.hookimpl)") from None
+        impls = [i for i in self.pm.hook.neurenix_backends.get_hookimpls() if i.plugin is plugin]
+        if not impls:
+            if callable(getattr(plugin, "neurenix_backends", None)):
+                raise ValueError("its neurenix_backends is not decorated with @neurenix.backend.hookimpl, so pluggy "
+                                 "does not see it: add the decorator")
+            raise ValueError("it has no neurenix_backends hook (a function decorated with "
+                             "@neurenix.backend.hookimpl that returns its Backend objects)")
+        return impls
+
+    def failures(self) -> list[str]:
+        """``name: error`` of each plugin that failed to load, for error messages."""
+        return [f"{e.plugin}: {e.error}" for e in self.entries if e.error]
 
     def _check_required(self) -> None:
         required = [r.strip() for r in os.environ.get("NEURENIX_REQUIRE_BACKENDS", "").split(",") if r.strip()]
@@ -236,9 +260,12 @@ class _Registry:
     def unregister(self, plugin) -> None:
         self.load()
         name = self.pm.get_name(plugin)
-        if name is None:
+        if name is None and id(plugin) in self.rejected:  # it failed: only its entries are left
+            name = self.rejected.pop(id(plugin))
+        elif name is None:
             raise ValueError(f"{plugin!r} is not a registered neurenix plugin")
-        self.pm.unregister(plugin)
+        else:
+            self.pm.unregister(plugin)
         gone = [e for e in self.entries if e.plugin == name]
         self.entries = [e for e in self.entries if e.plugin != name]
         for t in {e.backend.device_type for e in gone if e.backend}:

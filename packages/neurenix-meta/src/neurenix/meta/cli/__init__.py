@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArgumentError as e:
         print(f"neurenix: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, OSError, ImportError, FloatingPointError, nx.errors.DeviceError) as e:
+    except (ValueError, OSError, ImportError, FloatingPointError, nx.errors.DeviceError, nx.errors.BackendError) as e:
         log.debug("failed", exc_info=True)
         print(f"neurenix: error: {e}", file=sys.stderr)
         return 1
