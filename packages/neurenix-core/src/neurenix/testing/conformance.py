@@ -21,6 +21,7 @@ using the device at once get exactly the results of running one after the other.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 
@@ -68,10 +69,26 @@ def neurenix_device():
     pytest.fail("the conformance suite needs a `neurenix_device` fixture naming the device under test")
 
 
+def required(device_type: str) -> bool:
+    """Whether ``NEURENIX_REQUIRE_BACKENDS`` (device types or backend names, comma-separated) names
+    ``device_type`` or one of its backends: then its tests must run here, not skip."""
+    names = {n.strip() for n in os.environ.get("NEURENIX_REQUIRE_BACKENDS", "").split(",") if n.strip()}
+    backends = {s.name for s in nx.list_backends() if s.device_type == device_type}
+    return device_type in names or bool(names & backends)
+
+
 @pytest.fixture
 def conformance_device(neurenix_device):
-    """The device under test, made the default for the test (so tensors a case creates land there)."""
-    dev = nx.Device(neurenix_device).check()
+    """The device under test, made the default for the test (so tensors a case creates land there). A device
+    that cannot run here (no driver, no adapter, the plugin not installed) skips every test with the reason,
+    unless ``NEURENIX_REQUIRE_BACKENDS`` names it: then the tests fail with it."""
+    name = str(neurenix_device)
+    try:
+        dev = nx.Device(name).check()
+    except DeviceError as e:
+        if required(name.partition(":")[0]):
+            pytest.fail(f"NEURENIX_REQUIRE_BACKENDS names {name.partition(':')[0]!r}, but: {e}")
+        pytest.skip(f"{name} cannot run here: {e}")
     before = nx.default_device()
     nx.set_default_device(dev)
     yield dev
