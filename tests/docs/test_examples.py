@@ -1,7 +1,8 @@
 """Every ```python block in README.md and docs/**/*.md runs as written (blocks of one file share a namespace).
 
 A line ``--8<-- "path"`` in a block stands for the file at ``path`` (from the repository root), as the
-site's snippets extension includes it: the block then runs that file.
+site's snippets extension includes it: the block then runs that file. (The pages show files in full
+instead, read as Markdown too; ``test_file_blocks_equal_their_files`` keeps them equal.)
 """
 
 import pathlib
@@ -29,6 +30,19 @@ def test_python_blocks_run(path):
             exec(compile(code, f"{path.name}[block {i}]", "exec"), namespace)
         except Exception as e:
             pytest.fail(f"{_name(path)}, python block {i} fails: {e!r}\n{code}")
+
+
+FILE_BLOCK = re.compile(r"^```\w*\n# ([\w./-]+)\n(.*?)^```", re.S | re.M)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=_name)
+def test_file_blocks_equal_their_files(path):
+    """A block whose first line is ``# some/path`` of a file in the repository shows that whole file, as it is
+    (the third-party walkthrough shows the toy plugin so: read as Markdown, on a code host, it has the code)."""
+    for name, body in FILE_BLOCK.findall(path.read_text()):
+        source = ROOT / name
+        if source.is_file():
+            assert body.rstrip("\n") == source.read_text().rstrip("\n"), f"{_name(path)}: the block of {name} differs"
 
 
 def test_backend_guide_documents_every_kernel():

@@ -7,22 +7,22 @@ A backend plugin provides three things:
    :class:`ToyBuffer` wraps a NumPy array and remembers which toy device holds it.
 2. A :class:`neurenix.backend.Backend` subclass: the device type, a priority, how many devices there
    are, whether it can run here (and why not), and its kernels: a dict of callables covering every
-   kernel of ``neurenix.backend.REQUIRED`` (``docs/backends.md`` and ``neurenix/backend/kernels.py``
-   give each signature). Kernels of ``neurenix.backend.OPTIONAL`` (fused optimizer steps, softmax...)
-   may be left out: core composes them from the required ones.
+   kernel of ``neurenix.backend.REQUIRED`` (32 of them; ``docs/backends.md`` and
+   ``neurenix/backend/kernels.py`` give each signature). Kernels of ``neurenix.backend.OPTIONAL`` (neg,
+   sub, fused optimizer steps, softmax...) may be left out: core composes them from the required ones.
 3. A ``neurenix_backends`` hook implementation returning the backends (bottom of this file), named by
    an entry point of group ``neurenix.backends`` in the distribution's ``pyproject.toml``.
 
-Toy kernels compute with core's NumPy reference kernels: unwrap the buffers, call the reference,
-wrap the result. A real backend would launch its own code on its own memory instead.
+Toy kernels compute with core's NumPy reference kernels (``neurenix.backend.reference()``): unwrap the
+buffers, call the reference, wrap the result. A real backend would launch its own code on its own memory
+instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from neurenix.backend import REQUIRED, Backend, hookimpl
-from neurenix.backend.numpy_backend import KERNELS as REFERENCE
+from neurenix.backend import REQUIRED, Backend, hookimpl, reference
 
 
 class ToyBuffer:
@@ -58,11 +58,11 @@ def _unwrap(arg, indices: set):
 
 def _toy_kernel(name: str):
     """The reference kernel ``name`` made to take ToyBuffers and return one, on its inputs' device."""
-    reference = REFERENCE[name]
+    compute = getattr(reference(), name)
 
     def kernel(*args):
         indices = set()
-        out = reference(*_unwrap(args, indices))
+        out = compute(*_unwrap(args, indices))
         if len(indices) != 1:  # core checks devices before calling a kernel: this never happens
             raise RuntimeError(f"toy kernel {name!r} got buffers from devices {sorted(indices)}")
         return ToyBuffer(np.asarray(out), indices.pop())  # reductions give NumPy scalars: make them 0-d arrays
