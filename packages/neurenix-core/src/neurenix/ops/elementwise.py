@@ -128,7 +128,8 @@ def _unary(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
             if floating:
                 x = cast(x, _dt.default_float)
             elif kind == "b":
-                raise DTypeError(f"{kernel}: not defined for bool tensors")
+                raise DTypeError(f"{kernel}: not defined for bool tensors (it takes float32, float64 or int64: "
+                                 "cast with .float() or .long())")
         out = _wrap(getattr(x._device.kernels, kernel)(x._data), x._device)
         if vjp is not None and x.requires_grad and grad_state.enabled:
             kx = x if uses == "x" else None

@@ -24,7 +24,8 @@ def _same_kind(op: str, *ts):
             common, _ = promote_pair(common, t, op, False)
         ts = tuple(t.to(common.dtype) for t in ts)
     if ts[0]._data.dtype.kind == "b":
-        raise DTypeError(f"{op}: not defined for bool tensors")
+        raise DTypeError(f"{op}: not defined for bool tensors (it takes float32, float64 or int64: cast with .float() "
+                         "or .long())")
     return ts
 
 

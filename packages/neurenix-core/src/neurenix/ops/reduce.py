@@ -31,7 +31,8 @@ def _float(x: Tensor, op: str) -> Tensor:
     if kind == "f":
         return x
     if kind == "b" and op != "mean":
-        raise DTypeError(f"{op}: not defined for bool tensors")
+        raise DTypeError(f"{op}: not defined for bool tensors (it takes float32, float64 or int64: cast with .float() "
+                         "or .long())")
     return cast(x, _dt.default_float)
 
 
