@@ -1,5 +1,5 @@
-"""The kernel set of version 1 on WebGPU: host-side planning (shapes, strides, parameters) around
-the WGSL families of :mod:`.wgsl`. Every kernel records dispatches and returns at once; only
+"""The kernel set on WebGPU (contract version 2, and some optional kernels): host-side planning (shapes,
+strides, parameters) around the WGSL families of :mod:`.wgsl`. Every kernel records dispatches and returns at once; only
 ``to_numpy`` and ``synchronize`` wait for the device.
 """
 
@@ -131,7 +131,7 @@ def _by_dtype(exprs: dict) -> dict:
     return {dt: exprs.get(t, exprs[None]).format(t=t) for dt, (t, _) in STORAGE.items()}
 
 
-def _unary(name: str, exprs):
+def _wgsl_unary(name: str, exprs):
     table = _by_dtype(exprs if isinstance(exprs, dict) else {None: exprs})
 
     def kernel(x):
@@ -140,7 +140,7 @@ def _unary(name: str, exprs):
     return kernel
 
 
-def _binary(name: str, exprs: dict):
+def _wgsl_binary(name: str, exprs: dict):
     table = _by_dtype(exprs)
 
     def kernel(a, b):
@@ -431,8 +431,8 @@ def synchronize(index: int) -> None:
 
 KERNELS = {
     "from_numpy": from_numpy, "to_numpy": to_numpy, "full": full, "copy": copy, "cast": cast,
-    **{n: _unary(n, e) for n, e in {**_NUM_UNARY, **_FLOAT_UNARY}.items()},
-    **{n: _binary(n, e) for n, e in _BINARY.items()},
+    **{n: _wgsl_unary(n, e) for n, e in {**_NUM_UNARY, **_FLOAT_UNARY}.items()},
+    **{n: _wgsl_binary(n, e) for n, e in _BINARY.items()},
     **{n: _compare(n, op) for n, op in _COMPARE.items()},
     "where": where, "sum": sum, "max": max, "min": min, "argmax": _arg("argmax"), "argmin": _arg("argmin"),
     "reshape": reshape, "permute": permute, "expand": expand, "getitem": getitem, "index_put": index_put,

@@ -24,7 +24,7 @@ from ._operands import (
 # -- binary -----------------------------------------------------------------------------------------
 
 
-def _binary(kernel: str, name: str, da, db, floating: bool = False, saves: bool = True, needs_output: bool = False,
+def _binary_op(kernel: str, name: str, da, db, floating: bool = False, saves: bool = True, needs_output: bool = False,
             scalar_saves: bool = True):
     """A broadcasting binary op. ``da(g, a, b, out)``/``db(...)`` give the gradient for each operand
     before un-broadcasting; either operand may be a Python number there. An op whose gradients do not
@@ -61,16 +61,17 @@ def _max_mask(a, b):
     return gt.to(ref.dtype) + eq.to(ref.dtype) * 0.5
 
 
-add = _binary("add", "Add", lambda g, a, b, o: g, lambda g, a, b, o: g, saves=False)
-sub = _binary("sub", "Sub", lambda g, a, b, o: g, lambda g, a, b, o: -g, saves=False)
-mul = _binary("mul", "Mul", lambda g, a, b, o: g * b, lambda g, a, b, o: g * a, scalar_saves=False)
-div = _binary("div", "Div", lambda g, a, b, o: g / b, lambda g, a, b, o: -g * o / b, floating=True, needs_output=True)
-pow = _binary("pow", "Pow", lambda g, a, b, o: g * b * a ** (b - 1),  # noqa: A001
+add = _binary_op("add", "Add", lambda g, a, b, o: g, lambda g, a, b, o: g, saves=False)
+sub = _binary_op("sub", "Sub", lambda g, a, b, o: g, lambda g, a, b, o: -g, saves=False)
+mul = _binary_op("mul", "Mul", lambda g, a, b, o: g * b, lambda g, a, b, o: g * a, scalar_saves=False)
+div = _binary_op("div", "Div", lambda g, a, b, o: g / b, lambda g, a, b, o: -g * o / b, floating=True,
+                 needs_output=True)
+pow = _binary_op("pow", "Pow", lambda g, a, b, o: g * b * a ** (b - 1),  # noqa: A001
               lambda g, a, b, o: g * o * (log(a) if isinstance(a, Tensor) else math.log(a)), floating=True,
               needs_output=True)
-maximum = _binary("maximum", "Maximum", lambda g, a, b, o: g * _max_mask(a, b),
+maximum = _binary_op("maximum", "Maximum", lambda g, a, b, o: g * _max_mask(a, b),
                   lambda g, a, b, o: g * _max_mask(b, a))
-minimum = _binary("minimum", "Minimum", lambda g, a, b, o: g * _max_mask(b, a),
+minimum = _binary_op("minimum", "Minimum", lambda g, a, b, o: g * _max_mask(b, a),
                   lambda g, a, b, o: g * _max_mask(a, b))
 
 
@@ -114,7 +115,7 @@ def logical_or(a: Tensor, b: Tensor) -> Tensor:
 # -- unary ------------------------------------------------------------------------------------------
 
 
-def _unary(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
+def _unary_op(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
     """An elementwise op; ``vjp(g, x, out)`` gives the input gradient. ``uses`` says what it reads: "x" (the
     input is kept for backward), "out" (the output is) or "" (neither: it gets None). Integer inputs of a
     ``floating`` op are first cast to the default float."""
@@ -141,17 +142,17 @@ def _unary(kernel: str, name: str, vjp, floating: bool = True, uses: str = "x"):
     return op
 
 
-neg = _unary("neg", "Neg", lambda g, x, o: -g, floating=False, uses="")
-abs = _unary("abs", "Abs", lambda g, x, o: g * sign(x), floating=False)  # noqa: A001
-sign = _unary("sign", "Sign", None, floating=False)
-exp = _unary("exp", "Exp", lambda g, x, o: g * o, uses="out")
-log = _unary("log", "Log", lambda g, x, o: g / x)
-sqrt = _unary("sqrt", "Sqrt", lambda g, x, o: g / (o * 2), uses="out")
-sin = _unary("sin", "Sin", lambda g, x, o: g * cos(x))
-cos = _unary("cos", "Cos", lambda g, x, o: -g * sin(x))
-tanh = _unary("tanh", "Tanh", lambda g, x, o: g * (1 - o * o), uses="out")
-sigmoid = _unary("sigmoid", "Sigmoid", lambda g, x, o: g * o * (1 - o), uses="out")
-relu = _unary("relu", "Relu", lambda g, x, o: relu_backward(g, x), floating=False)
+neg = _unary_op("neg", "Neg", lambda g, x, o: -g, floating=False, uses="")
+abs = _unary_op("abs", "Abs", lambda g, x, o: g * sign(x), floating=False)  # noqa: A001
+sign = _unary_op("sign", "Sign", None, floating=False)
+exp = _unary_op("exp", "Exp", lambda g, x, o: g * o, uses="out")
+log = _unary_op("log", "Log", lambda g, x, o: g / x)
+sqrt = _unary_op("sqrt", "Sqrt", lambda g, x, o: g / (o * 2), uses="out")
+sin = _unary_op("sin", "Sin", lambda g, x, o: g * cos(x))
+cos = _unary_op("cos", "Cos", lambda g, x, o: -g * sin(x))
+tanh = _unary_op("tanh", "Tanh", lambda g, x, o: g * (1 - o * o), uses="out")
+sigmoid = _unary_op("sigmoid", "Sigmoid", lambda g, x, o: g * o * (1 - o), uses="out")
+relu = _unary_op("relu", "Relu", lambda g, x, o: relu_backward(g, x), floating=False)
 
 
 def relu_backward(g: Tensor, x: Tensor) -> Tensor:
