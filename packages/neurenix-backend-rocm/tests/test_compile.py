@@ -8,13 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from neurenix_backend_cuda.gpu import kernel_source
+from neurenix_gpu.source import kernel_source
 
 CHILD = """
 import sys
 from neurenix_backend_rocm.hip import HiprtcCompiler, open_hip, open_hiprtc
-from neurenix_backend_cuda.gpu import kernel_source
-from neurenix_backend_cuda.gpu.runtime import compile_cached
+from neurenix_gpu.source import compile_cached, kernel_source
 from pathlib import Path
 compiler = HiprtcCompiler(open_hiprtc(open_hip()))
 image = compile_cached(compiler, kernel_source(), sys.argv[1], Path(sys.argv[2]))
