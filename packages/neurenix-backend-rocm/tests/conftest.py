@@ -5,6 +5,7 @@ from neurenix_backend_rocm.hip import HipDriver
 from neurenix_backend_rocm.plugin import RocmBackend
 from neurenix_gpu.testing import serving
 from neurenix_gpu.testing.emulator import Emulator
+from neurenix_gpu.testing.fixtures import kernel_cache  # noqa: F401 (a fixture: one kernel cache per session)
 
 from .stand_ins import FakeHip, fake_hiprtc, fake_rocblas
 
@@ -15,13 +16,6 @@ def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu", blas: bo
                                          fake_rocblas(emulator) if blas else None), device_type,
                        f"{device_type}-stand-in")
 
-
-@pytest.fixture(scope="session", autouse=True)
-def kernel_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NEURENIX_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ import threading
 
 import numpy as np
 import pytest
-from cffi import FFI
-from neurenix_gpu import Driver, GpuError, OutOfMemoryError, VendorCalls, VendorDriver, enum_values
+from neurenix_gpu import Driver, GpuError, OutOfMemoryError, VendorCalls, VendorDriver, declare
 from neurenix_gpu.backend import GpuBackend
 from neurenix_gpu.testing.driver import EmulatedDriver
 from neurenix_gpu.testing.emulator import Emulator
@@ -46,14 +45,12 @@ def test_the_host_layer_calls_only_the_protocol():
 
 
 # -- VendorDriver: a toy vendor whose library is a Python object with the vendor's names
-_ffi = FFI()
-_ffi.cdef("""
+_ffi, E = declare("""
 typedef enum { TOY_OK = 0, TOY_OUT_OF_MEMORY = 2, TOY_BAD = 7 } toyStatus;
 typedef enum { TOY_THREADS = 10, TOY_BX = 11, TOY_BY = 12, TOY_BZ = 13, TOY_GX = 14, TOY_GY = 15, TOY_GZ = 16 } toyAttr;
 typedef void* toyPtr; typedef struct toyStream_st* toyStream; typedef struct toyMod_st* toyModule;
 typedef struct toyFn_st* toyFunction;
 """)
-E = enum_values(_ffi, "toyStatus", "toyAttr")
 
 
 class ToyLib:
@@ -88,7 +85,7 @@ class ToyDriver(VendorDriver):
                                     (E["TOY_GX"], E["TOY_GY"], E["TOY_GZ"])))
 
     def __init__(self):
-        super().__init__(_ffi, ToyLib(), compiler=None, blas=None)
+        super().__init__(_ffi, ToyLib(), compiler=None)
         self.made_current = []
 
     def device_count(self):

@@ -8,11 +8,9 @@ import glob
 import os
 import threading
 
-from cffi import FFI
-from neurenix_gpu import GpuError, VendorCalls, VendorDriver, dlopen_first, enum_values
-from neurenix_gpu.blas import Blas, BlasNames
+from neurenix_gpu import GpuError, VendorCalls, VendorDriver, declare, dlopen_first
+from neurenix_gpu.blas import BlasNames
 from neurenix_gpu.compiler import RtcCompiler
-from neurenix_gpu.source import ffi as _structs
 
 # The declarations of the three libraries, each checked against its header by tests/test_abi.py. Enums list
 # the enumerators this package uses (its stand-ins in tests included), with the headers' values.
@@ -67,11 +65,7 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t, cubl
                                          const double*, double*, int, long long, int);
 """
 
-ffi = FFI()
-ffi.include(_structs)
-for _cdef in (CUDA_CDEF, NVRTC_CDEF, CUBLAS_CDEF):
-    ffi.cdef(_cdef)
-ENUMS = enum_values(ffi, "CUresult", "CUdevice_attribute", "nvrtcResult", "cublasStatus_t", "cublasOperation_t")
+ffi, ENUMS = declare(CUDA_CDEF, NVRTC_CDEF, CUBLAS_CDEF)
 
 CUBLAS = BlasNames("cublasHandle_t", "cublasCreate_v2", "cublasSetStream_v2", "cublasSgemmStridedBatched",
                    "cublasDgemmStridedBatched", ENUMS["CUBLAS_OP_N"], ENUMS["CUBLAS_OP_T"])
@@ -154,11 +148,10 @@ class CudaDriver(VendorDriver):
     """The CUDA driver API as the host layer needs it (``cuda``, ``nvrtc``, ``cublas``: opened libraries, or
     stand-ins with their names)."""
 
-    name = "cuda"
-    calls = CALLS
+    name, calls, blas_names = "cuda", CALLS, CUBLAS
 
     def __init__(self, cuda, nvrtc, cublas=None):
-        super().__init__(ffi, cuda, NvrtcCompiler(nvrtc), Blas(ffi, cublas, CUBLAS) if cublas is not None else None)
+        super().__init__(ffi, cuda, NvrtcCompiler(nvrtc), cublas)
         self.check(cuda.cuInit(0), "cuInit")
         self.version = self.get("cuDriverGetVersion", "int*")
         self._contexts: dict[int, object] = {}

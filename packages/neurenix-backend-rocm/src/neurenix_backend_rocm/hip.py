@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 
-from cffi import FFI
-from neurenix_gpu import GpuError, VendorCalls, VendorDriver, dlopen_first, enum_values
-from neurenix_gpu.blas import Blas, BlasNames
+from neurenix_gpu import GpuError, VendorCalls, VendorDriver, declare, dlopen_first
+from neurenix_gpu.blas import BlasNames
 from neurenix_gpu.compiler import RtcCompiler
-from neurenix_gpu.source import ffi as _structs
 
 # The declarations of the three libraries, each checked against its header by tests/test_abi.py (rocBLAS's
 # where rocblas.h is installed). Enums list the enumerators this package uses (its stand-ins in tests
@@ -67,11 +65,7 @@ rocblas_status rocblas_dgemm_strided_batched(rocblas_handle, rocblas_operation, 
                                              double*, rocblas_int, rocblas_stride, rocblas_int);
 """
 
-ffi = FFI()
-ffi.include(_structs)
-for _cdef in (HIP_CDEF, HIPRTC_CDEF, ROCBLAS_CDEF):
-    ffi.cdef(_cdef)
-ENUMS = enum_values(ffi, "hipError_t", "hipDeviceAttribute_t", "hiprtcResult", "rocblas_status", "rocblas_operation")
+ffi, ENUMS = declare(HIP_CDEF, HIPRTC_CDEF, ROCBLAS_CDEF)
 
 ROCBLAS = BlasNames("rocblas_handle", "rocblas_create_handle", "rocblas_set_stream", "rocblas_sgemm_strided_batched",
                     "rocblas_dgemm_strided_batched", ENUMS["rocblas_operation_none"],
@@ -121,11 +115,10 @@ class HipDriver(VendorDriver):
     """The HIP runtime as the host layer needs it (``hip``, ``hiprtc``, ``rocblas``: opened libraries, or
     stand-ins with their names)."""
 
-    name = "rocm"
-    calls = CALLS
+    name, calls, blas_names = "rocm", CALLS, ROCBLAS
 
     def __init__(self, hip, hiprtc, rocblas=None):
-        super().__init__(ffi, hip, HiprtcCompiler(hiprtc), Blas(ffi, rocblas, ROCBLAS) if rocblas is not None else None)
+        super().__init__(ffi, hip, HiprtcCompiler(hiprtc), rocblas)
         status = hip.hipInit(0)
         if status in NO_DEVICE:
             raise GpuError(f"no HIP device ({self.error_name(status)})")

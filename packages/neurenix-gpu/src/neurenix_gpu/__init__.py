@@ -8,10 +8,10 @@ by family), ``backend`` (the neurenix Backend), ``testing`` (the emulator, and A
 vendor headers).
 """
 
-from .driver import Driver, Limits, VendorCalls, VendorDriver, dlopen_first, enum_values
+from .driver import Driver, Limits, VendorCalls, VendorDriver, declare, dlopen_first
 from .errors import CompileError, GpuError, OutOfMemoryError
 
 __version__ = "0.1.0"
 
 __all__ = ["CompileError", "Driver", "GpuError", "Limits", "OutOfMemoryError", "VendorCalls", "VendorDriver",
-           "dlopen_first", "enum_values"]
+           "declare", "dlopen_first"]

@@ -14,13 +14,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
+from . import source
+from .blas import Blas, BlasNames
 from .errors import GpuError, OutOfMemoryError
 
 if TYPE_CHECKING:
     import numpy as np
     from cffi import FFI
-
-    from .blas import Blas
 
 
 class Limits(NamedTuple):
@@ -77,10 +77,18 @@ def dlopen_first(ffi: FFI, names: Iterable[str], missing: str | None = None):
     raise OSError(missing)
 
 
-def enum_values(ffi: FFI, *types: str) -> dict[str, int]:
-    """The enumerators of the cdef's enum ``types``, by name: the constants a vendor module uses are declared
-    once, in its cdef, where the ABI tests check them against the vendor's headers."""
-    return {name: value for t in types for name, value in ffi.typeof(t).relements.items()}
+def declare(*cdefs: str) -> tuple[FFI, dict[str, int]]:
+    """A vendor's FFI (cffi, ABI mode) for its ``cdefs``, with the kernels' parameter structs; and every
+    enumerator the cdefs declare, by name: the constants a vendor module uses are declared once, in its cdef,
+    where the ABI tests check them against the vendor's headers."""
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.include(source.ffi)
+    for cdef in cdefs:
+        ffi.cdef(cdef)
+    enums = [ffi.typeof(name) for name in ffi.list_types()[0]]
+    return ffi, {k: v for t in enums if t.kind == "enum" for k, v in t.relements.items()}
 
 
 class VendorCalls(NamedTuple):
@@ -106,14 +114,17 @@ class VendorCalls(NamedTuple):
 
 class VendorDriver(ABC):
     """A :class:`Driver` over a vendor library opened with cffi (``lib``: the real one, or a stand-in with the
-    same names). Subclasses give the vendor's :class:`VendorCalls` and what differs: error names, making a
-    device current, device attributes, memory size, and the device queries."""
+    same names), and its BLAS library where one opened (``blas_lib``, or None). Subclasses give the vendor's
+    :class:`VendorCalls` and ``BlasNames``, and what differs: error names, making a device current, device
+    attributes, memory size, and the device queries."""
 
     calls: VendorCalls
+    blas_names: BlasNames
     name: str
 
-    def __init__(self, ffi: FFI, lib, compiler: Compiler, blas: Blas | None):
-        self.ffi, self.lib, self.compiler, self.blas = ffi, lib, compiler, blas
+    def __init__(self, ffi: FFI, lib, compiler: Compiler, blas_lib=None):
+        self.ffi, self.lib, self.compiler = ffi, lib, compiler
+        self.blas = Blas(ffi, blas_lib, self.blas_names) if blas_lib is not None else None
         self._thread = threading.local()  # the vendor keeps the current device per host thread: so do we
         self._launch = getattr(lib, self.calls.launch)  # looked up once: it is on every op's path
 

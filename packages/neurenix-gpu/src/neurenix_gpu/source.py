@@ -8,10 +8,12 @@ import os
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cffi import FFI
 
-from .driver import Compiler
+if TYPE_CHECKING:
+    from .driver import Compiler
 
 MAXDIM, BLOCK, TILE = 8, 256, 16  # NX_MAXDIM, NX_BLOCK, NX_TILE of nx_compat.h
 

@@ -40,3 +40,18 @@ def skip_unless_required(backend: str, reason: str) -> None:
     if backend in required:
         pytest.fail(f"NEURENIX_REQUIRE_BACKENDS names {backend}, but {reason}")
     pytest.skip(reason)
+
+
+def run_on_real_device(device_type: str) -> None:
+    """A product and a reduction on a real device of ``device_type`` against NumPy (for tests marked ``gpu``);
+    skip where there is none."""
+    import numpy as np
+    import pytest
+
+    import neurenix as nx
+
+    if not nx.get_device_count(device_type):
+        pytest.skip(f"no {device_type} device here")
+    a = np.arange(6.0).reshape(2, 3)
+    x = nx.Tensor(a, device=device_type)
+    np.testing.assert_allclose((x @ x.T).sum(dim=1).numpy(), (a @ a.T).sum(1))

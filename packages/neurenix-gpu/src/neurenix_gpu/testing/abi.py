@@ -84,3 +84,16 @@ def check(cdef: str, headers: Iterable[str], include_dirs: Iterable[Path] = (), 
 def find_header(name: str, dirs: Iterable[Path]) -> Path | None:
     """The first of ``dirs`` that holds ``name`` (a path such as ``hip/hiprtc.h``), or None."""
     return next((Path(d) for d in dirs if (Path(d) / name).is_file()), None)
+
+
+def check_installed(backend: str, cdef: str, headers: Iterable[str], include_dirs: Iterable[Path],
+                    defines: Iterable[str] = (), where: str = "") -> None:
+    """:func:`check` where every header is found in ``include_dirs``; else skip the calling test saying which
+    is missing and ``where`` to get it (fail, where NEURENIX_REQUIRE_BACKENDS names ``backend``)."""
+    from . import skip_unless_required
+
+    include_dirs = [Path(d) for d in include_dirs]
+    for header in headers:
+        if find_header(header, include_dirs) is None:
+            skip_unless_required(backend, f"{header} not found in {[str(d) for d in include_dirs]}{where}")
+    check(cdef, headers, include_dirs, defines)
