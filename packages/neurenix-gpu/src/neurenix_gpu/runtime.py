@@ -108,15 +108,19 @@ class I32(int):
     """A kernel argument declared ``int`` (4 bytes); plain ints go as ``long long``."""
 
 
+_U64, _I32, _I64, _PARAMS = (source.ffi.typeof(t) for t in ("unsigned long long*", "int*", "long long*", "void*[]"))
+
+
 def _arg(a):
+    """A kernel argument as a cffi pointer to its value."""
     if isinstance(a, GpuBuffer):
-        return source.ffi.new("unsigned long long*", a.ptr)
+        return source.ffi.new(_U64, a.ptr)
     if a is None:
-        return source.ffi.new("unsigned long long*", 0)
+        return source.ffi.new(_U64, 0)
     if isinstance(a, I32):
-        return source.ffi.new("int*", a)
+        return source.ffi.new(_I32, a)
     if isinstance(a, int):
-        return source.ffi.new("long long*", a)
+        return source.ffi.new(_I64, a)
     return a  # a parameter struct, already a cffi pointer
 
 
@@ -157,10 +161,10 @@ class GpuDevice:
 
     def check_launch(self, name: str, grid: tuple, block: tuple) -> None:
         """Refuse, naming the kernel, a launch beyond this device's limits (before the driver does, vaguely)."""
-        lim = self.limits
-        threads = block[0] * block[1] * block[2]
-        if threads > lim.max_threads or any(b > m for b, m in zip(block, lim.max_block)) \
-                or any(g > m for g, m in zip(grid, lim.max_grid)) or min(*grid, *block) < 1:
+        lim, (bx, by, bz), (gx, gy, gz) = self.limits, block, grid
+        (mbx, mby, mbz), (mgx, mgy, mgz) = lim.max_block, lim.max_grid
+        if bx * by * bz > lim.max_threads or bx > mbx or by > mby or bz > mbz or gx > mgx or gy > mgy or gz > mgz \
+                or min(gx, gy, gz, bx, by, bz) < 1:
             raise GpuError(f"launch of kernel {name!r} with grid {grid} and block {block} exceeds the limits of "
                            f"{self.name}: at most {lim.max_threads} threads per block, block {lim.max_block}, "
                            f"grid {lim.max_grid}")
@@ -170,7 +174,7 @@ class GpuDevice:
         pointer), ints (``long long``; :class:`I32` for ``int``) or cffi pointers to parameter structs."""
         self.check_launch(name, grid, block)
         values = [_arg(a) for a in args]  # what the void*[] points at: alive until the launch has copied it
-        self.run(self.function(name), grid, block, source.ffi.new("void*[]", values))
+        self.run(self.function(name), grid, block, source.ffi.new(_PARAMS, values))
 
     def run(self, fn, grid: tuple, block: tuple, params) -> None:
         """Queue a kernel function already checked against the limits, with its ``void*[]`` parameters."""

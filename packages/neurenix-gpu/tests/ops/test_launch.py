@@ -20,7 +20,7 @@ def test_an_op_on_shapes_seen_before_reuses_its_plan(backend, kernels):
     kernels["add"](kernels["from_numpy"](np.ones((5, 3)), 0), b)
     assert dev.plans == plans
     key = ("binary_f64", (5, 3), (5, 3), (3,))
-    assert key in plans and list(plans[key].geo.stride[2][0:2]) == [0, 1]  # b broadcast along the rows
+    assert key in plans and list(plans[key].struct.stride[2][0:2]) == [0, 1]  # b broadcast along the rows
 
 
 @pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "pow", "maximum", "minimum",
@@ -42,7 +42,7 @@ def test_a_scalar_leaves_the_shared_plan_untouched(backend, kernels):
     kernels["mul"](x, 3.0)
     plan = backend.device(0).plans[("binary_f64", (4,), (4,), None)]
     np.testing.assert_array_equal(kernels["to_numpy"](kernels["mul"](x, -2.0)), np.arange(4.0) * -2.0)
-    assert plan.geo.fscal[2] == 0.0  # the values went in a copy
+    assert plan.struct.fscal[2] == 0.0  # the values went in a copy
 
 
 def test_views_write_into_part_of_a_buffer(backend, kernels):

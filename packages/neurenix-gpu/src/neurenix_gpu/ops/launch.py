@@ -18,7 +18,7 @@ from ..source import BLOCK, MAXDIM, ffi
 
 BLOCK_1D = (BLOCK, 1, 1)
 OPS = tuple(ffi.new("int*", i) for i in range(16))  # op codes as kernel arguments: shared, never written
-_PARAMS, _PTRS, _GEO = ffi.typeof("void*[]"), ffi.typeof("unsigned long long[]"), ffi.typeof("nx_geo*")
+PARAMS, PTRS, _GEO = ffi.typeof("void*[]"), ffi.typeof("unsigned long long[]"), ffi.typeof("nx_geo*")
 _PLAN_LIMIT = 4096  # plans per device; endless new shapes start the cache over
 
 
@@ -66,9 +66,21 @@ def broadcast_shape(a: tuple, b: tuple) -> tuple:
 
 
 class Plan(NamedTuple):
+    """What a launch of one kernel on one operand layout needs besides the buffers' addresses."""
+
     fn: object      # the kernel function on the device; None when the output is empty (nothing to launch)
     grid: tuple
-    geo: object     # nx_geo*: shapes, strides, offsets
+    block: tuple
+    struct: object  # the kernel's parameter struct (nx_geo*, nx_red*...): shapes, strides, offsets
+    shape: tuple    # the output's
+
+
+def remember(dev: GpuDevice, key: tuple, plan: Plan) -> Plan:
+    """Keep ``plan`` in the device's plans (bounded: endless new shapes start them over)."""
+    if len(dev.plans) >= _PLAN_LIMIT:
+        dev.plans.clear()
+    dev.plans[key] = plan
+    return plan
 
 
 def _layout(x) -> tuple | None:
@@ -96,10 +108,7 @@ def _plan(dev: GpuDevice, key: tuple, kernel: str, shape: tuple, layouts: tuple)
     if n:
         dev.check_launch(kernel, grid, BLOCK_1D)
         fn = dev.function(kernel)
-    if len(dev.plans) >= _PLAN_LIMIT:
-        dev.plans.clear()
-    plan = dev.plans[key] = Plan(fn, grid, geo)
-    return plan
+    return remember(dev, key, Plan(fn, grid, BLOCK_1D, geo, shape))
 
 
 def binary(kernel: str, op: int, dtype, a, b) -> GpuBuffer:
@@ -110,15 +119,15 @@ def binary(kernel: str, op: int, dtype, a, b) -> GpuBuffer:
         out = GpuBuffer(x.device, x.shape, dtype)
         elementwise(kernel, out, (a, b), op)
         return out
-    shape = a.shape if a.shape == b.shape else broadcast_shape(a.shape, b.shape)
+    shape = a.shape if a.shape == b.shape else _broadcast.get((a.shape, b.shape)) or broadcast_shape(a.shape, b.shape)
     dev = a.device
     key = (kernel, shape, a.shape, b.shape)
     plan = dev.plans.get(key) or _plan(dev, key, kernel, shape, ((shape, contiguous_strides(shape), 0), _layout(a),
                                                                  _layout(b)))
     out = GpuBuffer(dev, shape, dtype)
     if plan.fn is not None:
-        ptrs = ffi.new(_PTRS, (out.ptr, a.ptr, b.ptr))
-        dev.run(plan.fn, plan.grid, BLOCK_1D, ffi.new(_PARAMS, (plan.geo, OPS[op], ptrs, ptrs + 1, ptrs + 2)))
+        ptrs = ffi.new(PTRS, (out.ptr, a.ptr, b.ptr))
+        dev.run(plan.fn, plan.grid, BLOCK_1D, ffi.new(PARAMS, (plan.struct, OPS[op], ptrs, ptrs + 1, ptrs + 2)))
     return out
 
 
@@ -144,14 +153,16 @@ def elementwise(kernel: str, out, ins: tuple, op: int | None = None) -> None:
     plan = dev.plans.get(key) or _plan(dev, key, kernel, out.shape, tuple(_layout(x) for x in operands))
     if plan.fn is None:
         return
-    geo = plan.geo
+    geo = plan.struct
     if scalars:  # the plan's struct is shared: a copy carries the values
         geo = ffi.new(_GEO, geo[0])
         for k, v in scalars:
             geo.fscal[k], geo.iscal[k] = float(v), int(v) if math.isfinite(v) else 0
-    values = ffi.new(_PTRS, ptrs)
-    params = [geo, *(() if op is None else (OPS[op],)), *(values + k for k in range(len(ptrs)))]
-    dev.run(plan.fn, plan.grid, BLOCK_1D, ffi.new(_PARAMS, params))
+    values = ffi.new(PTRS, ptrs)
+    params = [geo] if op is None else [geo, OPS[op]]
+    for k in range(len(ptrs)):  # a loop, not a generator: no Python frame per operand
+        params.append(values + k)
+    dev.run(plan.fn, plan.grid, BLOCK_1D, ffi.new(PARAMS, params))
 
 
 def launch_1d(kernel: str, out: GpuBuffer, *args) -> GpuBuffer:
