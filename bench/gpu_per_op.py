@@ -118,6 +118,7 @@ def run(tree: pathlib.Path, rounds: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", help="another tree to compare with (a checkout or an extracted commit)")
+    ap.add_argument("--base-label", help="what the base tree is, for the report (a commit, say)")
     ap.add_argument("--runs", type=int, default=3, help="processes per tree (alternated); the fastest counts")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", help="JSON file to write")
@@ -141,6 +142,8 @@ def main() -> None:
     if args.out:
         report = {"benchmark": "gpu_per_op", "device": "emulated CUDA (host CPU)", "python": sys.version.split()[0],
                   "trees": {n: str(t) for n, t in trees.items()}, "runs": args.runs, "results": results}
+        if args.base_label:
+            report["trees"]["base"] = args.base_label
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(report, f, indent=2)
