@@ -1,26 +1,21 @@
-"""Emulated CUDA devices: the backend's host code over the CPU stand-in for libcuda, NVRTC and cuBLAS."""
+"""Emulated CUDA devices: the backend's host code over the stand-ins for libcuda, NVRTC and cuBLAS."""
 
 import pytest
 from neurenix_backend_cuda.cuda import CudaDriver
-from neurenix_backend_cuda.emulator import Emulator, serving
-from neurenix_backend_cuda.emulator.vendor import FakeCublas, FakeCuda, FakeNvrtc
 from neurenix_backend_cuda.plugin import CudaBackend
+from neurenix_gpu.testing import serving
+from neurenix_gpu.testing.emulator import Emulator
+from neurenix_gpu.testing.fixtures import kernel_cache  # noqa: F401 (a fixture: one kernel cache per session)
+
+from .stand_ins import FakeCuda, fake_cublas, fake_nvrtc
 
 
 def emulated_backend(emulator: Emulator, device_type: str = "cuda_emu", blas: bool = False) -> CudaBackend:
     """With ``blas``, float matmul goes through the fake cuBLAS; without, through the tiled kernel."""
-    return CudaBackend(lambda: CudaDriver(FakeCuda(emulator), FakeNvrtc(emulator),
-                                          FakeCublas(emulator) if blas else None), device_type,
+    return CudaBackend(lambda: CudaDriver(FakeCuda(emulator), fake_nvrtc(emulator),
+                                          fake_cublas(emulator) if blas else None), device_type,
                        f"{device_type}-stand-in")
 
-
-@pytest.fixture(scope="session", autouse=True)
-def kernel_cache(tmp_path_factory):
-    """One kernel cache for the session: each arch compiles once, and the cache is exercised."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NEURENIX_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module", params=["tiled", "cublas"])

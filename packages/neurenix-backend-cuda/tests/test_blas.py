@@ -1,15 +1,15 @@
-"""The backend's cuBLAS calls (gpu/blas.py, shared with rocBLAS) against NumPy, through the fake cuBLAS:
+"""The backend's cuBLAS calls (neurenix_gpu.blas, shared with rocBLAS) against NumPy, through the fake cuBLAS:
 argument order, transposes, leading dimensions, batch strides, and the row-major to column-major swap.
 M, K, N differ from each other, so a swapped size or leading dimension is refused or gives wrong values."""
 
 import numpy as np
 import pytest
 from neurenix_backend_cuda.cuda import ffi
-from neurenix_backend_cuda.emulator import Emulator
-from neurenix_backend_cuda.emulator.vendor import FakeCublas
-from neurenix_backend_cuda.gpu import GpuError
+from neurenix_gpu import GpuError
+from neurenix_gpu.testing.emulator import Emulator
 
 from .conftest import emulated_backend
+from .stand_ins import fake_cublas
 
 M, K, N = 3, 5, 4
 DTYPES = [np.float32, np.float64]
@@ -86,7 +86,7 @@ def test_handle_bound_to_the_device_stream(backend):
 def test_fake_cublas_is_column_major_with_leading_dimensions(dtype):
     """The stand-in itself, on hand-laid column-major data: padded leading dimensions, alpha, beta, op(B) = B^T."""
     emu = Emulator()
-    cublas = FakeCublas(emu)
+    cublas = fake_cublas(emu)
     ct = "float" if dtype == np.float32 else "double"
     lda, ldb, ldc = M + 2, N + 1, M + 3
     a, bt, c0 = _rand((M, K), dtype, 5), _rand((N, K), dtype, 6), _rand((M, N), dtype, 7)

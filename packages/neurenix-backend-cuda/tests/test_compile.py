@@ -4,8 +4,8 @@ import re
 
 import pytest
 from neurenix_backend_cuda.cuda import NvrtcCompiler, choose_target, open_nvrtc
-from neurenix_backend_cuda.gpu import GpuError, kernel_source
-from neurenix_backend_cuda.gpu.runtime import compile_cached
+from neurenix_gpu import GpuError
+from neurenix_gpu.source import compile_cached, kernel_source
 
 KERNELS = re.findall(r'extern "C" __global__ void (\w+)##', kernel_source())
 

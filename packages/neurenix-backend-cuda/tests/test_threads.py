@@ -6,26 +6,29 @@ import threading
 
 import numpy as np
 import pytest
-from neurenix_backend_cuda.emulator import Emulator, serving
+from neurenix_gpu.testing import serving
+from neurenix_gpu.testing.emulator import Emulator
 
 import neurenix as nx
 
 from .conftest import emulated_backend
+from .stand_ins import INVALID_CONTEXT
 
 
 @pytest.fixture(scope="module")
 def two_devices():
-    with serving(emulated_backend(Emulator(devices=2), "cuda_thr", blas=True), "cuda_thr") as backend:
-        yield backend
+    emulator = Emulator(devices=2)
+    with serving(emulated_backend(emulator, "cuda_thr", blas=True), "cuda_thr") as backend:
+        yield backend, emulator
 
 
 def test_memory_is_allocated_on_its_own_device(two_devices):
     """A tensor of device 1 gets device 1's memory even when the thread last worked on device 0."""
-    owners = two_devices.driver.lib.owners
+    owners = two_devices[1].owners
     a = nx.ones(3, device="cuda_thr:1")
     b = nx.ones(5000, device="cuda_thr:0")
     c = nx.full((7000,), 2.0, device="cuda_thr:1")  # sizes the allocators have not cached
-    assert (owners[a._data.ptr], owners[b._data.ptr], owners[c._data.ptr]) == (2, 1, 2)
+    assert (owners[a._data.ptr], owners[b._data.ptr], owners[c._data.ptr]) == (1, 0, 1)
 
 
 def test_a_new_thread_makes_the_context_current_before_any_call(two_devices):
@@ -43,11 +46,11 @@ def test_a_new_thread_makes_the_context_current_before_any_call(two_devices):
 def test_the_stand_in_refuses_what_the_driver_refuses(two_devices):
     """Without a current context, and for a kernel of another context, the fake libcuda fails as the driver."""
     from neurenix_backend_cuda.cuda import ffi
-    from neurenix_backend_cuda.emulator.vendor import INVALID_CONTEXT
 
+    backend, emulator = two_devices
     nx.ones(2, device="cuda_thr:0").numpy()  # loads device 0's module in this thread
-    fake = two_devices.driver.lib
-    fn = next(f for f, ctx in fake.contexts.items() if ctx == 1 and f in fake.names)
+    fake = backend.driver.lib
+    fn = next(f for f, (_, _, device) in emulator.functions.items() if device == 0)
     status = []
     worker = threading.Thread(target=lambda: status.append(fake.cuMemAlloc_v2(ffi.new("CUdeviceptr*"), 16)))
     worker.start()
@@ -56,5 +59,5 @@ def test_the_stand_in_refuses_what_the_driver_refuses(two_devices):
     try:
         launch = fake.cuLaunchKernel(ffi.cast("void*", fn), 1, 1, 1, 1, 1, 1, 0, ffi.NULL, ffi.NULL, ffi.NULL)
     finally:
-        two_devices.driver._thread.current = None  # so that the backend makes its context current again
+        backend.driver._thread.current = None  # so that the backend makes its context current again
     assert status == [INVALID_CONTEXT] and launch == INVALID_CONTEXT

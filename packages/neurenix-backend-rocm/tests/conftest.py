@@ -1,26 +1,21 @@
-"""Emulated ROCm devices: this backend's host code over the CPU stand-in for libamdhip64, hiprtc and rocBLAS."""
+"""Emulated ROCm devices: this backend's host code over the stand-ins for libamdhip64, hiprtc and rocBLAS."""
 
 import pytest
-from neurenix_backend_cuda.emulator import Emulator, serving
-from neurenix_backend_cuda.emulator.vendor import FakeHip, FakeRocblas
 from neurenix_backend_rocm.hip import HipDriver
 from neurenix_backend_rocm.plugin import RocmBackend
+from neurenix_gpu.testing import serving
+from neurenix_gpu.testing.emulator import Emulator
+from neurenix_gpu.testing.fixtures import kernel_cache  # noqa: F401 (a fixture: one kernel cache per session)
+
+from .stand_ins import FakeHip, fake_hiprtc, fake_rocblas
 
 
 def emulated_backend(emulator: Emulator, device_type: str = "rocm_emu", blas: bool = False) -> RocmBackend:
     """With ``blas``, float matmul goes through the fake rocBLAS; without, through the tiled kernel."""
-    def open_driver():
-        hip = FakeHip(emulator)
-        return HipDriver(hip, hip, FakeRocblas(emulator) if blas else None)
-    return RocmBackend(open_driver, device_type, f"{device_type}-stand-in")
+    return RocmBackend(lambda: HipDriver(FakeHip(emulator), fake_hiprtc(emulator),
+                                         fake_rocblas(emulator) if blas else None), device_type,
+                       f"{device_type}-stand-in")
 
-
-@pytest.fixture(scope="session", autouse=True)
-def kernel_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NEURENIX_KERNEL_CACHE", str(tmp_path_factory.mktemp("kernels")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

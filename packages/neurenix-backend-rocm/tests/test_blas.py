@@ -3,7 +3,7 @@ against NumPy; and without librocblas, the tiled kernel."""
 
 import numpy as np
 import pytest
-from neurenix_backend_cuda.emulator import Emulator
+from neurenix_gpu.testing.emulator import Emulator
 
 from .conftest import emulated_backend
 

@@ -5,7 +5,8 @@ import threading
 
 import numpy as np
 import pytest
-from neurenix_backend_cuda.emulator import Emulator, serving
+from neurenix_gpu.testing import serving
+from neurenix_gpu.testing.emulator import Emulator
 
 import neurenix as nx
 

@@ -1,5 +1,5 @@
 """The CUDA driver API, NVRTC and cuBLAS through cffi in ABI mode: libraries opened at run time, so no CUDA
-is needed to install this package. ``CudaDriver`` is what the GPU runtime calls; each method is one
+is needed to install this package. ``CudaDriver`` is neurenix_gpu's Driver for them; each method is one
 vendor call deep, which is what lets tests put the emulator's stand-in libraries underneath."""
 
 from __future__ import annotations
@@ -8,23 +8,26 @@ import glob
 import os
 import threading
 
-import numpy as np
-from cffi import FFI
+from neurenix_gpu import GpuError, VendorCalls, VendorDriver, declare, dlopen_first
+from neurenix_gpu.blas import BlasNames
+from neurenix_gpu.compiler import RtcCompiler
 
-from .gpu import CompileError, GpuError, OutOfMemoryError, dlopen_first
-from .gpu import ffi as _structs
-from .gpu.blas import Blas, BlasNames
-from .gpu.runtime import Limits
-
-ffi = FFI()
-ffi.include(_structs)
-ffi.cdef("""
-typedef int CUresult; typedef int CUdevice; typedef unsigned long long CUdeviceptr;
+# The declarations of the three libraries, each checked against its header by tests/test_abi.py. Enums list
+# the enumerators this package uses (its stand-ins in tests included), with the headers' values.
+CUDA_CDEF = """
+typedef enum { CUDA_SUCCESS = 0, CUDA_ERROR_INVALID_VALUE = 1, CUDA_ERROR_OUT_OF_MEMORY = 2,
+               CUDA_ERROR_NO_DEVICE = 100, CUDA_ERROR_INVALID_CONTEXT = 201, CUDA_ERROR_NOT_FOUND = 500 } CUresult;
+typedef enum { CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 1, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X = 2,
+               CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y = 3, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z = 4,
+               CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X = 5, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y = 6,
+               CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z = 7, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
+               CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76 } CUdevice_attribute;
+typedef int CUdevice; typedef unsigned long long CUdeviceptr;
 typedef struct CUctx_st* CUcontext; typedef struct CUmod_st* CUmodule; typedef struct CUfunc_st* CUfunction;
 typedef struct CUstream_st* CUstream;
 CUresult cuInit(unsigned); CUresult cuDriverGetVersion(int*); CUresult cuDeviceGetCount(int*);
 CUresult cuDeviceGet(CUdevice*, int); CUresult cuDeviceGetName(char*, int, CUdevice);
-CUresult cuDeviceGetAttribute(int*, int, CUdevice); CUresult cuDeviceTotalMem_v2(size_t*, CUdevice);
+CUresult cuDeviceGetAttribute(int*, CUdevice_attribute, CUdevice); CUresult cuDeviceTotalMem_v2(size_t*, CUdevice);
 CUresult cuDevicePrimaryCtxRetain(CUcontext*, CUdevice); CUresult cuCtxSetCurrent(CUcontext);
 CUresult cuMemAlloc_v2(CUdeviceptr*, size_t); CUresult cuMemFree_v2(CUdeviceptr);
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr, const void*, size_t, CUstream);
@@ -34,30 +37,47 @@ CUresult cuModuleLoadData(CUmodule*, const void*); CUresult cuModuleGetFunction(
 CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
                         void**, void**);
 CUresult cuGetErrorName(CUresult, const char**);
-
+"""
+NVRTC_CDEF = """
+typedef enum { NVRTC_SUCCESS = 0, NVRTC_ERROR_COMPILATION = 6 } nvrtcResult;
 typedef struct _nvrtcProgram* nvrtcProgram;
-int nvrtcVersion(int*, int*); int nvrtcGetNumSupportedArchs(int*); int nvrtcGetSupportedArchs(int*);
-int nvrtcCreateProgram(nvrtcProgram*, const char*, const char*, int, const char* const*, const char* const*);
-int nvrtcCompileProgram(nvrtcProgram, int, const char* const*); int nvrtcDestroyProgram(nvrtcProgram*);
-int nvrtcGetProgramLogSize(nvrtcProgram, size_t*); int nvrtcGetProgramLog(nvrtcProgram, char*);
-int nvrtcGetCUBINSize(nvrtcProgram, size_t*); int nvrtcGetCUBIN(nvrtcProgram, char*);
-int nvrtcGetPTXSize(nvrtcProgram, size_t*); int nvrtcGetPTX(nvrtcProgram, char*);
-const char* nvrtcGetErrorString(int);
-
+nvrtcResult nvrtcVersion(int*, int*);
+nvrtcResult nvrtcGetNumSupportedArchs(int*); nvrtcResult nvrtcGetSupportedArchs(int*);
+nvrtcResult nvrtcCreateProgram(nvrtcProgram*, const char*, const char*, int, const char* const*, const char* const*);
+nvrtcResult nvrtcCompileProgram(nvrtcProgram, int, const char* const*);
+nvrtcResult nvrtcDestroyProgram(nvrtcProgram*);
+nvrtcResult nvrtcGetProgramLogSize(nvrtcProgram, size_t*); nvrtcResult nvrtcGetProgramLog(nvrtcProgram, char*);
+nvrtcResult nvrtcGetCUBINSize(nvrtcProgram, size_t*); nvrtcResult nvrtcGetCUBIN(nvrtcProgram, char*);
+nvrtcResult nvrtcGetPTXSize(nvrtcProgram, size_t*); nvrtcResult nvrtcGetPTX(nvrtcProgram, char*);
+const char* nvrtcGetErrorString(nvrtcResult);
+"""
+CUBLAS_CDEF = """
+typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_INITIALIZED = 1, CUBLAS_STATUS_INVALID_VALUE = 7,
+               CUBLAS_STATUS_EXECUTION_FAILED = 13 } cublasStatus_t;
+typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
 typedef struct cublasContext* cublasHandle_t;
-int cublasCreate_v2(cublasHandle_t*); int cublasSetStream_v2(cublasHandle_t, CUstream);
-int cublasSgemmStridedBatched(cublasHandle_t, int, int, int, int, int, const float*, const float*, int, long long,
-                              const float*, int, long long, const float*, float*, int, long long, int);
-int cublasDgemmStridedBatched(cublasHandle_t, int, int, int, int, int, const double*, const double*, int, long long,
-                              const double*, int, long long, const double*, double*, int, long long, int);
-""")
+cublasStatus_t cublasCreate_v2(cublasHandle_t*); cublasStatus_t cublasSetStream_v2(cublasHandle_t, CUstream);
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                         const float*, const float*, int, long long, const float*, int, long long,
+                                         const float*, float*, int, long long, int);
+cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                         const double*, const double*, int, long long, const double*, int, long long,
+                                         const double*, double*, int, long long, int);
+"""
 
-CUDA_ERROR_OUT_OF_MEMORY = 2
-# cublasOperation_t (cublas_api.h): CUBLAS_OP_N = 0, CUBLAS_OP_T = 1
+ffi, ENUMS = declare(CUDA_CDEF, NVRTC_CDEF, CUBLAS_CDEF)
+
 CUBLAS = BlasNames("cublasHandle_t", "cublasCreate_v2", "cublasSetStream_v2", "cublasSgemmStridedBatched",
-                   "cublasDgemmStridedBatched", 0, 1)
-# cuDeviceGetAttribute: max threads per block, max block dim x/y/z, max grid dim x/y/z, compute capability
-ATTR_MAX_THREADS, ATTR_BLOCK, ATTR_GRID, ATTR_CC = 1, (2, 3, 4), (5, 6, 7), (75, 76)
+                   "cublasDgemmStridedBatched", ENUMS["CUBLAS_OP_N"], ENUMS["CUBLAS_OP_T"])
+_ATTR = "CU_DEVICE_ATTRIBUTE_"
+CALLS = VendorCalls(
+    ptr="CUdeviceptr", alloc="cuMemAlloc_v2", free="cuMemFree_v2", htod="cuMemcpyHtoDAsync_v2",
+    dtoh="cuMemcpyDtoHAsync_v2", stream="cuStreamCreate", stream_type="CUstream", sync="cuStreamSynchronize",
+    load="cuModuleLoadData", module_type="CUmodule", function="cuModuleGetFunction", function_type="CUfunction",
+    launch="cuLaunchKernel", out_of_memory=ENUMS["CUDA_ERROR_OUT_OF_MEMORY"],
+    attributes=(ENUMS[_ATTR + "MAX_THREADS_PER_BLOCK"], tuple(ENUMS[f"{_ATTR}MAX_BLOCK_DIM_{a}"] for a in "XYZ"),
+                tuple(ENUMS[f"{_ATTR}MAX_GRID_DIM_{a}"] for a in "XYZ")))
+COMPUTE_CAPABILITY = ENUMS[_ATTR + "COMPUTE_CAPABILITY_MAJOR"], ENUMS[_ATTR + "COMPUTE_CAPABILITY_MINOR"]
 
 
 def _wheel_libs(lib: str) -> list[str]:
@@ -86,15 +106,19 @@ def open_cuda():
     return dlopen_first(ffi, ["libcuda.so.1"], "no CUDA driver (libcuda.so.1 not found)")
 
 
-class NvrtcCompiler:
+class NvrtcCompiler(RtcCompiler):
     """CUDA C to a cubin for one ``sm_XY`` (or to PTX for ``compute_XY``), with NVRTC."""
 
+    title, prefix = "NVRTC", "nvrtc"
+
     def __init__(self, lib):
-        self.lib = lib
-        major, minor = ffi.new("int*"), ffi.new("int*")
-        lib.nvrtcVersion(major, minor)
-        self.major, self.minor = major[0], minor[0]
-        self.version = f"nvrtc{self.major}.{self.minor}"
+        super().__init__(ffi, lib)
+
+    def options(self, arch: str) -> list[str]:
+        return [f"--gpu-architecture={arch}", "--std=c++17"]
+
+    def code_calls(self, arch: str) -> tuple[str, str]:
+        return ("GetCUBINSize", "GetCUBIN") if arch.startswith("sm_") else ("GetPTXSize", "GetPTX")
 
     def supported(self) -> list[int]:
         n = ffi.new("int*")
@@ -102,34 +126,6 @@ class NvrtcCompiler:
         archs = ffi.new("int[]", n[0])
         self.lib.nvrtcGetSupportedArchs(archs)
         return list(archs)
-
-    def compile(self, source: str, arch: str) -> bytes:
-        lib = self.lib
-        prog = ffi.new("nvrtcProgram*")
-        self._check(lib.nvrtcCreateProgram(prog, source.encode(), b"nx_kernels.cu", 0, ffi.NULL, ffi.NULL), "create")
-        try:
-            opts = [ffi.new("char[]", o.encode()) for o in (f"--gpu-architecture={arch}", "--std=c++17")]
-            status = lib.nvrtcCompileProgram(prog[0], len(opts), ffi.new("char*[]", opts))
-            size = ffi.new("size_t*")
-            lib.nvrtcGetProgramLogSize(prog[0], size)
-            log = ffi.new("char[]", size[0] + 1)
-            lib.nvrtcGetProgramLog(prog[0], log)
-            if status:
-                raise CompileError(f"NVRTC {self.major}.{self.minor} could not compile nx_kernels.cu for {arch} "
-                                   f"({ffi.string(lib.nvrtcGetErrorString(status)).decode()}):\n"
-                                   f"{ffi.string(log).decode(errors='replace')}")
-            get_size, get = (lib.nvrtcGetCUBINSize, lib.nvrtcGetCUBIN) if arch.startswith("sm_") else \
-                (lib.nvrtcGetPTXSize, lib.nvrtcGetPTX)
-            get_size(prog[0], size)
-            image = ffi.new("char[]", size[0])
-            get(prog[0], image)
-            return bytes(ffi.buffer(image, size[0]))
-        finally:
-            lib.nvrtcDestroyProgram(prog)
-
-    def _check(self, status, what):
-        if status:
-            raise CompileError(f"nvrtc {what}: {ffi.string(self.lib.nvrtcGetErrorString(status)).decode()}")
 
 
 def choose_target(cc: int, supported: list[int], nvrtc: tuple, driver: int) -> str:
@@ -148,107 +144,55 @@ def choose_target(cc: int, supported: list[int], nvrtc: tuple, driver: int) -> s
     return f"compute_{max(older)}"
 
 
-class CudaDriver:
-    """The CUDA driver API as the GPU runtime needs it (``cuda``, ``nvrtc``, ``cublas``: opened libraries)."""
+class CudaDriver(VendorDriver):
+    """The CUDA driver API as the host layer needs it (``cuda``, ``nvrtc``, ``cublas``: opened libraries, or
+    stand-ins with their names)."""
 
-    name = "cuda"
+    name, calls, blas_names = "cuda", CALLS, CUBLAS
 
     def __init__(self, cuda, nvrtc, cublas=None):
-        self.lib, self.compiler = cuda, NvrtcCompiler(nvrtc)
-        self.blas = Blas(ffi, cublas, CUBLAS) if cublas is not None else None
-        self._check(cuda.cuInit(0), "cuInit")
-        v = ffi.new("int*")
-        self._check(cuda.cuDriverGetVersion(v), "cuDriverGetVersion")
-        self.version = v[0]
+        super().__init__(ffi, cuda, NvrtcCompiler(nvrtc), cublas)
+        self.check(cuda.cuInit(0), "cuInit")
+        self.version = self.get("cuDriverGetVersion", "int*")
         self._contexts: dict[int, object] = {}
         self._lock = threading.Lock()
-        self._thread = threading.local()  # the driver's current context is per host thread: so is what we know of it
 
-    def _check(self, status: int, call: str, detail: str = "") -> None:
-        if status:
-            name = ffi.new("const char**")
-            self.lib.cuGetErrorName(status, name)
-            text = ffi.string(name[0]).decode() if name[0] != ffi.NULL else f"error {status}"
-            exc = OutOfMemoryError if status == CUDA_ERROR_OUT_OF_MEMORY else GpuError
-            raise exc(f"{call} failed: {text}{detail}")
+    def error_name(self, status: int) -> str:
+        name = ffi.new("const char**")
+        self.lib.cuGetErrorName(status, name)
+        return ffi.string(name[0]).decode() if name[0] != ffi.NULL else f"error {status}"
 
-    def _get(self, call: str, ctype: str, *args):
-        out = ffi.new(ctype)
-        self._check(getattr(self.lib, call)(out, *args), call)
-        return out[0]
+    def _device(self, index: int) -> int:
+        return self.get("cuDeviceGet", "CUdevice*", index)
+
+    def attribute(self, attr: int, index: int) -> int:
+        return self.get("cuDeviceGetAttribute", "int*", attr, self._device(index))
+
+    def total_memory(self, index: int) -> int:
+        return self.get("cuDeviceTotalMem_v2", "size_t*", self._device(index))
+
+    def make_current(self, index: int) -> None:
+        """Device ``index``'s primary context, retained once."""
+        with self._lock:
+            ctx = self._contexts.get(index)
+            if ctx is None:
+                ctx = self._contexts[index] = self.get("cuDevicePrimaryCtxRetain", "CUcontext*", self._device(index))
+        self.check(self.lib.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
 
     def device_count(self) -> int:
-        return self._get("cuDeviceGetCount", "int*")
-
-    def _attr(self, attr: int, index: int) -> int:
-        return self._get("cuDeviceGetAttribute", "int*", attr, self._get("cuDeviceGet", "CUdevice*", index))
+        return self.get("cuDeviceGetCount", "int*")
 
     def device_name(self, index: int) -> str:
         name = ffi.new("char[]", 256)
-        self._check(self.lib.cuDeviceGetName(name, 256, self._get("cuDeviceGet", "CUdevice*", index)),
-                    "cuDeviceGetName")
-        cc = self._attr(ATTR_CC[0], index), self._attr(ATTR_CC[1], index)
+        self.check(self.lib.cuDeviceGetName(name, 256, self._device(index)), "cuDeviceGetName")
+        cc = tuple(self.attribute(a, index) for a in COMPUTE_CAPABILITY)
         return f"{ffi.string(name).decode()} (sm_{cc[0]}{cc[1]}, driver CUDA {self.version // 1000}." \
                f"{self.version % 1000 // 10}, {self.compiler.version})"
 
     def arch(self, index: int) -> str:
-        cc = 10 * self._attr(ATTR_CC[0], index) + self._attr(ATTR_CC[1], index)
-        return choose_target(cc, self.compiler.supported(), (self.compiler.major, self.compiler.minor), self.version)
-
-    def limits(self, index: int) -> Limits:
-        dev = self._get("cuDeviceGet", "CUdevice*", index)
-        return Limits(self._attr(ATTR_MAX_THREADS, index), tuple(self._attr(a, index) for a in ATTR_BLOCK),
-                      tuple(self._attr(a, index) for a in ATTR_GRID),
-                      self._get("cuDeviceTotalMem_v2", "size_t*", dev))
-
-    def activate(self, index: int) -> None:
-        """Make device ``index``'s primary context current in the calling thread (a new thread has none)."""
-        if getattr(self._thread, "current", None) == index:
-            return
-        with self._lock:
-            ctx = self._contexts.get(index)
-            if ctx is None:
-                ctx = self._contexts[index] = self._get("cuDevicePrimaryCtxRetain", "CUcontext*",
-                                                        self._get("cuDeviceGet", "CUdevice*", index))
-        self._check(self.lib.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
-        self._thread.current = index
-
-    def alloc(self, nbytes: int) -> int:
-        out = ffi.new("CUdeviceptr*")
-        self._check(self.lib.cuMemAlloc_v2(out, nbytes), "cuMemAlloc", f" ({nbytes} bytes)")
-        return out[0]
-
-    def free(self, ptr: int) -> None:
-        self._check(self.lib.cuMemFree_v2(ptr), "cuMemFree")
-
-    def stream(self):
-        return self._get("cuStreamCreate", "CUstream*", 1)  # non-blocking: no implicit sync with stream 0
-
-    def htod(self, ptr: int, array: np.ndarray, stream) -> None:
-        # pageable host memory: the driver stages it before returning, so the array may die right after
-        self._check(self.lib.cuMemcpyHtoDAsync_v2(ptr, ffi.from_buffer(array), array.nbytes, stream), "cuMemcpyHtoD")
-
-    def dtoh(self, array: np.ndarray, ptr: int, stream) -> None:
-        self._check(self.lib.cuMemcpyDtoHAsync_v2(ffi.from_buffer(array), ptr, array.nbytes, stream), "cuMemcpyDtoH")
-        self.sync(stream)
-
-    def sync(self, stream) -> None:
-        self._check(self.lib.cuStreamSynchronize(stream), "cuStreamSynchronize")
-
-    def load(self, image: bytes):
-        module = ffi.new("CUmodule*")
-        self._check(self.lib.cuModuleLoadData(module, image), "cuModuleLoadData",
-                    f" (NVRTC {self.compiler.major}.{self.compiler.minor}, driver CUDA {self.version})")
-        return module[0]
-
-    def function(self, module, name: str):
-        fn = ffi.new("CUfunction*")
-        self._check(self.lib.cuModuleGetFunction(fn, module, name.encode()), "cuModuleGetFunction", f" ({name})")
-        return fn[0]
-
-    def launch(self, fn, grid, block, params, stream) -> None:
-        self._check(self.lib.cuLaunchKernel(fn, *grid, *block, 0, stream, ffi.cast("void**", params), ffi.NULL),
-                    "cuLaunchKernel", f" (grid {grid}, block {block})")
+        major, minor = (self.attribute(a, index) for a in COMPUTE_CAPABILITY)
+        c = self.compiler
+        return choose_target(10 * major + minor, c.supported(), (c.major, c.minor), self.version)
 
 
 def open_cublas():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from neurenix_gpu.backend import GpuBackend
+
 from neurenix.backend import hookimpl
 
 from .cuda import CudaDriver, open_cublas, open_cuda, open_nvrtc
-from .gpu.backend import GpuBackend
 
 
 def open_driver() -> CudaDriver:

@@ -1,4 +1,4 @@
-"""Neurenix backend for AMD GPUs: the kernels of neurenix-backend-cuda compiled at run time with hiprtc,
-driven through the HIP runtime (cffi, ABI mode)."""
+"""Neurenix backend for AMD GPUs: the kernels of neurenix-gpu compiled at run time with hiprtc, driven
+through the HIP runtime (cffi, ABI mode). ``hip`` holds the driver; ``plugin`` the entry point."""
 
 __version__ = "0.1.0"

@@ -1,62 +1,84 @@
-"""The HIP runtime and hiprtc through cffi in ABI mode (``libamdhip64`` opened at run time), shaped as the
-driver that neurenix_backend_cuda's GPU runtime calls: the same kernel source, the same host code."""
+"""The HIP runtime, hiprtc and rocBLAS through cffi in ABI mode (``libamdhip64`` opened at run time): the
+Driver of neurenix_gpu's host layer, over the same kernel source as CUDA's."""
 
 from __future__ import annotations
 
 import re
-import threading
 
-import numpy as np
-from cffi import FFI
-from neurenix_backend_cuda.gpu import CompileError, GpuError, OutOfMemoryError, dlopen_first
-from neurenix_backend_cuda.gpu import ffi as _structs
-from neurenix_backend_cuda.gpu.blas import Blas, BlasNames
-from neurenix_backend_cuda.gpu.runtime import Limits
+from neurenix_gpu import GpuError, VendorCalls, VendorDriver, declare, dlopen_first
+from neurenix_gpu.blas import BlasNames
+from neurenix_gpu.compiler import RtcCompiler
 
-ffi = FFI()
-ffi.include(_structs)
-ffi.cdef("""
-typedef int hipError_t; typedef struct ihipModule_t* hipModule_t; typedef struct ihipModuleSymbol_t* hipFunction_t;
+# The declarations of the three libraries, each checked against its header by tests/test_abi.py (rocBLAS's
+# where rocblas.h is installed). Enums list the enumerators this package uses (its stand-ins in tests
+# included), with the headers' values: those of HIP's device attributes are ROCm 5's and 6's.
+HIP_CDEF = """
+typedef enum { hipSuccess = 0, hipErrorInvalidValue = 1, hipErrorOutOfMemory = 2,
+               hipErrorInvalidDeviceFunction = 98, hipErrorNoDevice = 100, hipErrorInvalidDevice = 101,
+               hipErrorNotFound = 500 } hipError_t;
+typedef enum { hipDeviceAttributeMaxBlockDimX = 26, hipDeviceAttributeMaxBlockDimY = 27,
+               hipDeviceAttributeMaxBlockDimZ = 28, hipDeviceAttributeMaxGridDimX = 29,
+               hipDeviceAttributeMaxGridDimY = 30, hipDeviceAttributeMaxGridDimZ = 31,
+               hipDeviceAttributeMaxThreadsPerBlock = 56 } hipDeviceAttribute_t;
+typedef int hipDevice_t; typedef void* hipDeviceptr_t;
+typedef struct ihipModule_t* hipModule_t; typedef struct ihipModuleSymbol_t* hipFunction_t;
 typedef struct ihipStream_t* hipStream_t;
 hipError_t hipInit(unsigned); hipError_t hipDriverGetVersion(int*); hipError_t hipGetDeviceCount(int*);
-hipError_t hipDeviceGetName(char*, int, int); hipError_t hipDeviceGetAttribute(int*, int, int);
-hipError_t hipDeviceTotalMem(size_t*, int); hipError_t hipSetDevice(int);
+hipError_t hipDeviceGetName(char*, int, hipDevice_t); hipError_t hipDeviceGetAttribute(int*, hipDeviceAttribute_t, int);
+hipError_t hipDeviceTotalMem(size_t*, hipDevice_t); hipError_t hipSetDevice(int);
 hipError_t hipMalloc(void**, size_t); hipError_t hipFree(void*);
-hipError_t hipMemcpyHtoDAsync(void*, const void*, size_t, hipStream_t);
-hipError_t hipMemcpyDtoHAsync(void*, void*, size_t, hipStream_t);
+hipError_t hipMemcpyHtoDAsync(hipDeviceptr_t, void*, size_t, hipStream_t);
+hipError_t hipMemcpyDtoHAsync(void*, hipDeviceptr_t, size_t, hipStream_t);
 hipError_t hipStreamCreateWithFlags(hipStream_t*, unsigned); hipError_t hipStreamSynchronize(hipStream_t);
 hipError_t hipModuleLoadData(hipModule_t*, const void*);
 hipError_t hipModuleGetFunction(hipFunction_t*, hipModule_t, const char*);
 hipError_t hipModuleLaunchKernel(hipFunction_t, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                  hipStream_t, void**, void**);
 const char* hipGetErrorName(hipError_t);
-
+"""
+HIPRTC_CDEF = """
+typedef enum { HIPRTC_SUCCESS = 0, HIPRTC_ERROR_COMPILATION = 6 } hiprtcResult;
 typedef struct _hiprtcProgram* hiprtcProgram;
-int hiprtcVersion(int*, int*);
-int hiprtcCreateProgram(hiprtcProgram*, const char*, const char*, int, const char**, const char**);
-int hiprtcCompileProgram(hiprtcProgram, int, const char**); int hiprtcDestroyProgram(hiprtcProgram*);
-int hiprtcGetProgramLogSize(hiprtcProgram, size_t*); int hiprtcGetProgramLog(hiprtcProgram, char*);
-int hiprtcGetCodeSize(hiprtcProgram, size_t*); int hiprtcGetCode(hiprtcProgram, char*);
-const char* hiprtcGetErrorString(int);
-
-typedef struct _rocblas_handle* rocblas_handle; typedef int rocblas_status;
+hiprtcResult hiprtcVersion(int*, int*);
+hiprtcResult hiprtcCreateProgram(hiprtcProgram*, const char*, const char*, int, const char**, const char**);
+hiprtcResult hiprtcCompileProgram(hiprtcProgram, int, const char**); hiprtcResult hiprtcDestroyProgram(hiprtcProgram*);
+hiprtcResult hiprtcGetProgramLogSize(hiprtcProgram, size_t*); hiprtcResult hiprtcGetProgramLog(hiprtcProgram, char*);
+hiprtcResult hiprtcGetCodeSize(hiprtcProgram, size_t*); hiprtcResult hiprtcGetCode(hiprtcProgram, char*);
+const char* hiprtcGetErrorString(hiprtcResult);
+"""
+# rocblas-types.h, unchanged from rocBLAS 2.x of 2019 through ROCm 6: rocblas_operation follows CBLAS's numbering;
+# rocblas_int is int32 (not the ILP64 build), rocblas_stride int64
+ROCBLAS_CDEF = """
+typedef enum { rocblas_status_success = 0, rocblas_status_invalid_handle = 1, rocblas_status_invalid_size = 4,
+               rocblas_status_internal_error = 6, rocblas_status_invalid_value = 11 } rocblas_status;
+typedef enum { rocblas_operation_none = 111, rocblas_operation_transpose = 112 } rocblas_operation;
+typedef int32_t rocblas_int; typedef int64_t rocblas_stride;
+typedef struct _rocblas_handle* rocblas_handle;
 rocblas_status rocblas_create_handle(rocblas_handle*); rocblas_status rocblas_set_stream(rocblas_handle, hipStream_t);
-rocblas_status rocblas_sgemm_strided_batched(rocblas_handle, int, int, int, int, int, const float*, const float*, int,
-                                             int64_t, const float*, int, int64_t, const float*, float*, int, int64_t,
-                                             int);
-rocblas_status rocblas_dgemm_strided_batched(rocblas_handle, int, int, int, int, int, const double*, const double*,
-                                             int, int64_t, const double*, int, int64_t, const double*, double*, int,
-                                             int64_t, int);
-""")
+rocblas_status rocblas_sgemm_strided_batched(rocblas_handle, rocblas_operation, rocblas_operation, rocblas_int,
+                                             rocblas_int, rocblas_int, const float*, const float*, rocblas_int,
+                                             rocblas_stride, const float*, rocblas_int, rocblas_stride, const float*,
+                                             float*, rocblas_int, rocblas_stride, rocblas_int);
+rocblas_status rocblas_dgemm_strided_batched(rocblas_handle, rocblas_operation, rocblas_operation, rocblas_int,
+                                             rocblas_int, rocblas_int, const double*, const double*, rocblas_int,
+                                             rocblas_stride, const double*, rocblas_int, rocblas_stride, const double*,
+                                             double*, rocblas_int, rocblas_stride, rocblas_int);
+"""
 
-HIP_ERROR_OUT_OF_MEMORY, HIP_ERROR_NO_DEVICE = 2, 100
-# rocblas_operation (rocblas-types.h, unchanged from rocBLAS 2.x of 2019 through ROCm 6: CBLAS's numbering):
-# rocblas_operation_none = 111, rocblas_operation_transpose = 112. rocblas_int is int32 (not the ILP64
-# build), rocblas_stride int64; rocblas_status_success = 0.
+ffi, ENUMS = declare(HIP_CDEF, HIPRTC_CDEF, ROCBLAS_CDEF)
+
 ROCBLAS = BlasNames("rocblas_handle", "rocblas_create_handle", "rocblas_set_stream", "rocblas_sgemm_strided_batched",
-                    "rocblas_dgemm_strided_batched", 111, 112)
-# hipDeviceAttribute_t (ROCm 5 and 6): max block dim x/y/z, max grid dim x/y/z, max threads per block
-ATTR_BLOCK, ATTR_GRID, ATTR_MAX_THREADS = (26, 27, 28), (29, 30, 31), 56
+                    "rocblas_dgemm_strided_batched", ENUMS["rocblas_operation_none"],
+                    ENUMS["rocblas_operation_transpose"])
+CALLS = VendorCalls(
+    ptr="hipDeviceptr_t", alloc="hipMalloc", free="hipFree", htod="hipMemcpyHtoDAsync", dtoh="hipMemcpyDtoHAsync",
+    stream="hipStreamCreateWithFlags", stream_type="hipStream_t", sync="hipStreamSynchronize",
+    load="hipModuleLoadData", module_type="hipModule_t", function="hipModuleGetFunction",
+    function_type="hipFunction_t", launch="hipModuleLaunchKernel", out_of_memory=ENUMS["hipErrorOutOfMemory"],
+    attributes=(ENUMS["hipDeviceAttributeMaxThreadsPerBlock"],
+                tuple(ENUMS[f"hipDeviceAttributeMaxBlockDim{a}"] for a in "XYZ"),
+                tuple(ENUMS[f"hipDeviceAttributeMaxGridDim{a}"] for a in "XYZ")))
+NO_DEVICE = ENUMS["hipErrorNoDevice"], ENUMS["hipErrorInvalidDevice"]
 
 
 def open_hip():
@@ -74,124 +96,59 @@ def open_rocblas():
     return dlopen_first(ffi, ["librocblas.so", "librocblas.so.4", "librocblas.so.0"])
 
 
-class HiprtcCompiler:
+class HiprtcCompiler(RtcCompiler):
     """HIP C++ to a code object for one ``gfx...`` target (``native``: the current device's) with hiprtc."""
 
+    title, prefix = "hiprtc", "hiprtc"
+
     def __init__(self, lib):
-        self.lib = lib
-        major, minor = ffi.new("int*"), ffi.new("int*")
-        lib.hiprtcVersion(major, minor)
-        self.version = f"hiprtc{major[0]}.{minor[0]}"
+        super().__init__(ffi, lib)
 
-    def compile(self, source: str, arch: str) -> bytes:
-        lib = self.lib
-        prog = ffi.new("hiprtcProgram*")
-        if lib.hiprtcCreateProgram(prog, source.encode(), b"nx_kernels.cu", 0, ffi.NULL, ffi.NULL):
-            raise CompileError("hiprtcCreateProgram failed")
-        try:
-            opts = [ffi.new("char[]", b"-std=c++17")]
-            if not arch.startswith("native"):
-                opts.append(ffi.new("char[]", f"--offload-arch={arch}".encode()))
-            status = lib.hiprtcCompileProgram(prog[0], len(opts), ffi.new("char*[]", opts))
-            size = ffi.new("size_t*")
-            lib.hiprtcGetProgramLogSize(prog[0], size)
-            log = ffi.new("char[]", size[0] + 1)
-            lib.hiprtcGetProgramLog(prog[0], log)
-            if status:
-                raise CompileError(f"hiprtc ({self.version}) could not compile nx_kernels.cu for {arch} "
-                                   f"({ffi.string(lib.hiprtcGetErrorString(status)).decode()}):\n"
-                                   f"{ffi.string(log).decode(errors='replace')}")
-            lib.hiprtcGetCodeSize(prog[0], size)
-            code = ffi.new("char[]", size[0])
-            lib.hiprtcGetCode(prog[0], code)
-            return bytes(ffi.buffer(code, size[0]))
-        finally:
-            lib.hiprtcDestroyProgram(prog)
+    def options(self, arch: str) -> list[str]:
+        return ["-std=c++17"] + ([] if arch.startswith("native") else [f"--offload-arch={arch}"])
+
+    def code_calls(self, arch: str) -> tuple[str, str]:
+        return "GetCodeSize", "GetCode"
 
 
-class HipDriver:
-    """The HIP runtime as the GPU runtime needs it (``hip``, ``hiprtc``, ``rocblas``: opened libraries)."""
+class HipDriver(VendorDriver):
+    """The HIP runtime as the host layer needs it (``hip``, ``hiprtc``, ``rocblas``: opened libraries, or
+    stand-ins with their names)."""
 
-    name = "rocm"
+    name, calls, blas_names = "rocm", CALLS, ROCBLAS
 
     def __init__(self, hip, hiprtc, rocblas=None):
-        self.lib, self.compiler = hip, HiprtcCompiler(hiprtc)
-        self.blas = Blas(ffi, rocblas, ROCBLAS) if rocblas is not None else None
+        super().__init__(ffi, hip, HiprtcCompiler(hiprtc), rocblas)
         status = hip.hipInit(0)
-        if status in (HIP_ERROR_NO_DEVICE, HIP_ERROR_NO_DEVICE + 1):  # hipErrorNoDevice, hipErrorInvalidDevice
-            raise GpuError(f"no HIP device ({ffi.string(hip.hipGetErrorName(status)).decode()})")
-        self._check(status, "hipInit")
-        self._thread = threading.local()  # hipSetDevice is per host thread: so is what we know of it
+        if status in NO_DEVICE:
+            raise GpuError(f"no HIP device ({self.error_name(status)})")
+        self.check(status, "hipInit")
 
-    def _check(self, status: int, call: str, detail: str = "") -> None:
-        if status:
-            exc = OutOfMemoryError if status == HIP_ERROR_OUT_OF_MEMORY else GpuError
-            raise exc(f"{call} failed: {ffi.string(self.lib.hipGetErrorName(status)).decode()}{detail}")
+    def error_name(self, status: int) -> str:
+        return ffi.string(self.lib.hipGetErrorName(status)).decode()
 
-    def _get(self, call: str, ctype: str, *args):
-        out = ffi.new(ctype)
-        self._check(getattr(self.lib, call)(out, *args), call)
-        return out[0]
+    def attribute(self, attr: int, index: int) -> int:
+        return self.get("hipDeviceGetAttribute", "int*", attr, index)
+
+    def total_memory(self, index: int) -> int:
+        return self.get("hipDeviceTotalMem", "size_t*", index)
+
+    def make_current(self, index: int) -> None:
+        self.check(self.lib.hipSetDevice(index), "hipSetDevice")
 
     def device_count(self) -> int:
         n = ffi.new("int*")
         status = self.lib.hipGetDeviceCount(n)
-        if status == HIP_ERROR_NO_DEVICE:
-            raise GpuError("no HIP device (hipErrorNoDevice)")
-        self._check(status, "hipGetDeviceCount")
+        if status == NO_DEVICE[0]:
+            raise GpuError(f"no HIP device ({self.error_name(status)})")
+        self.check(status, "hipGetDeviceCount")
         return n[0]
 
     def device_name(self, index: int) -> str:
         name = ffi.new("char[]", 256)
-        self._check(self.lib.hipDeviceGetName(name, 256, index), "hipDeviceGetName")
+        self.check(self.lib.hipDeviceGetName(name, 256, index), "hipDeviceGetName")
         return f"{ffi.string(name).decode()} ({self.compiler.version})"
 
     def arch(self, index: int) -> str:
         # hiprtc without --offload-arch targets the current device; the name keys the disk cache
         return "native-" + re.sub(r"[^A-Za-z0-9]+", "_", self.device_name(index))
-
-    def limits(self, index: int) -> Limits:
-        attr = lambda a: self._get("hipDeviceGetAttribute", "int*", a, index)  # noqa: E731
-        return Limits(attr(ATTR_MAX_THREADS), tuple(map(attr, ATTR_BLOCK)), tuple(map(attr, ATTR_GRID)),
-                      self._get("hipDeviceTotalMem", "size_t*", index))
-
-    def activate(self, index: int) -> None:
-        """Make device ``index`` current in the calling thread (a new thread starts on device 0)."""
-        if getattr(self._thread, "current", None) != index:
-            self._check(self.lib.hipSetDevice(index), "hipSetDevice")
-            self._thread.current = index
-
-    def alloc(self, nbytes: int) -> int:
-        out = ffi.new("void**")
-        self._check(self.lib.hipMalloc(out, nbytes), "hipMalloc", f" ({nbytes} bytes)")
-        return int(ffi.cast("uintptr_t", out[0]))
-
-    def free(self, ptr: int) -> None:
-        self._check(self.lib.hipFree(ffi.cast("void*", ptr)), "hipFree")
-
-    def stream(self):
-        return self._get("hipStreamCreateWithFlags", "hipStream_t*", 1)  # non-blocking
-
-    def htod(self, ptr: int, array: np.ndarray, stream) -> None:
-        self._check(self.lib.hipMemcpyHtoDAsync(ffi.cast("void*", ptr), ffi.from_buffer(array), array.nbytes, stream),
-                    "hipMemcpyHtoD")
-
-    def dtoh(self, array: np.ndarray, ptr: int, stream) -> None:
-        self._check(self.lib.hipMemcpyDtoHAsync(ffi.from_buffer(array), ffi.cast("void*", ptr), array.nbytes, stream),
-                    "hipMemcpyDtoH")
-        self.sync(stream)
-
-    def sync(self, stream) -> None:
-        self._check(self.lib.hipStreamSynchronize(stream), "hipStreamSynchronize")
-
-    def load(self, image: bytes):
-        return self._get("hipModuleLoadData", "hipModule_t*", image)
-
-    def function(self, module, name: str):
-        fn = ffi.new("hipFunction_t*")
-        self._check(self.lib.hipModuleGetFunction(fn, module, name.encode()), "hipModuleGetFunction", f" ({name})")
-        return fn[0]
-
-    def launch(self, fn, grid, block, params, stream) -> None:
-        self._check(self.lib.hipModuleLaunchKernel(fn, *grid, *block, 0, stream, ffi.cast("void**", params),
-                                                   ffi.NULL), "hipModuleLaunchKernel", f" (grid {grid}, block {block})")

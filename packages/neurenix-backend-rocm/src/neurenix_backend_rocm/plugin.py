@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neurenix_backend_cuda.gpu.backend import GpuBackend
+from neurenix_gpu.backend import GpuBackend
 
 from neurenix.backend import hookimpl
 

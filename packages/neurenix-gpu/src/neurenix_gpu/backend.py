@@ -7,18 +7,20 @@ from collections.abc import Callable
 
 from neurenix.backend import Backend
 
-from . import GpuError
+from .driver import Driver
+from .errors import GpuError
 from .ops import make_kernels
 from .runtime import GpuDevice
 
 
 class GpuBackend(Backend):
-    """``open_driver()`` returns a driver or raises OSError/GpuError saying why there is none."""
+    """``open_driver()`` returns a :class:`Driver` or raises OSError/GpuError saying why there is none; it is
+    called once, when neurenix first asks whether the backend can run."""
 
     priority = 10
     dtypes = ("float32", "float64", "int64", "bool")
 
-    def __init__(self, open_driver: Callable, device_type: str | None = None, name: str | None = None):
+    def __init__(self, open_driver: Callable[[], Driver], device_type: str | None = None, name: str | None = None):
         self.open_driver = open_driver
         if device_type:
             self.device_type = device_type
@@ -28,7 +30,7 @@ class GpuBackend(Backend):
         self._lock = threading.Lock()  # one GpuDevice (one stream, one allocator) per index, whoever asks first
 
     @property
-    def driver(self):
+    def driver(self) -> Driver | None:
         if self._driver is None and self._reason is None:
             try:
                 self._driver = self.open_driver()

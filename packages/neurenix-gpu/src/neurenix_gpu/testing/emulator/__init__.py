@@ -1,22 +1,24 @@
-"""A CPU stand-in for the vendor libraries (libcuda + NVRTC + cuBLAS, libamdhip64 + hiprtc + rocBLAS), for
-tests on machines without a GPU.
+"""A CPU stand-in for a GPU and its vendor libraries, for tests on machines without a GPU.
 
-The backends' own host code runs unchanged on top of it: it calls ``cuMemAlloc_v2``, ``nvrtcCompileProgram``,
-``cuLaunchKernel`` and the rest with the same cffi arguments it gives the real libraries. Underneath,
-"device memory" is host memory, the "compiler" builds the same kernel source for the host with the C++
-compiler and ``host.h`` (CUDA built-ins as fibers), a launch runs every block's threads on the CPU, and a
-BLAS GEMM is NumPy over that memory, column-major as the libraries define it.
-Devices report the limits given to :class:`Emulator`, so tests can provoke the errors a real GPU gives.
+A backend's own host code runs unchanged on top of it: each vendor's tests wrap this emulator in stand-ins
+with the vendor's names and calling conventions (fake libcuda, NVRTC and cuBLAS with the CUDA backend's tests,
+fake libamdhip64, hiprtc and rocBLAS with the ROCm backend's), so the backend calls ``cuMemAlloc_v2``,
+``nvrtcCompileProgram``, ``cuLaunchKernel`` and the rest with the same cffi arguments it gives the real
+libraries. Underneath, "device memory" is host memory, the "compiler" builds the same kernel source for the
+host with the C++ compiler and ``host.h`` (CUDA built-ins, threads as fibers), a launch runs every block's
+threads on the CPU, and a BLAS GEMM is NumPy over that memory (:mod:`.blas`). Devices report the limits given
+to :class:`Emulator`, so tests can provoke the errors a real GPU gives.
 
 Threads: a real device runs the work of its stream one item at a time, in the order it was queued, whichever
 host thread queued it. The emulator runs each launch, copy and GEMM at once in the calling thread, so one lock
 (:attr:`Emulator.lock`) makes them one at a time too; the host build of the kernels keeps the CUDA built-ins
-(threadIdx, the fibers, __shared__ arrays) in globals, which two launches at once would corrupt.
+(threadIdx, the fibers, __shared__ arrays) in globals, which two launches at once would corrupt. What a vendor
+keeps per host thread (CUDA's current context, HIP's current device) is :meth:`Emulator.current`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import os
 import re
 import subprocess
@@ -27,8 +29,6 @@ from importlib import resources
 import numpy as np
 from cffi import FFI
 
-from neurenix.backend import hookimpl, register, unregister
-
 _ffi = FFI()
 _ffi.cdef("""
 int nx_launch(void (*)(void**), void**, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned);
@@ -37,31 +37,59 @@ void* nx_kernel(const char* name);
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')
 
 
-def _addr(p) -> int:
+def address(p) -> int:
+    """A cffi pointer (or an int) as an int."""
     return int(_ffi.cast("uintptr_t", p))
 
 
+def string(p) -> str:
+    """A ``const char*`` argument: Python bytes, or a cffi pointer."""
+    return p.decode() if isinstance(p, bytes) else _ffi.string(_ffi.cast("char*", address(p))).decode()
+
+
+def write(out, data: bytes) -> None:
+    """Copy ``data`` to the memory an out-pointer argument points at."""
+    _ffi.memmove(_ffi.cast("char*", address(out)), data, len(data))
+
+
 class Emulator:
-    """Emulated devices: memory (with a capacity, to provoke out-of-memory), a host compiler, launches."""
+    """Emulated devices: memory (with a capacity, to provoke out-of-memory), a host compiler, modules and
+    launches. Module and function handles are ints; so are device addresses."""
 
     def __init__(self, devices: int = 1, memory: int = 1 << 30, max_threads: int = 1024,
                  max_grid: tuple = (2**31 - 1, 65535, 65535), cxx: str = os.environ.get("CXX", "c++")):
         self.devices, self.capacity, self.max_threads, self.max_grid, self.cxx = devices, memory, max_threads, \
             max_grid, cxx
+        self.max_block = (max_threads, max_threads, 64)
         self.blocks: dict[int, object] = {}
+        self.owners: dict[int, int | None] = {}  # address -> the device it was allocated on
+        self.modules: dict[int, tuple] = {}      # handle -> (host library, device)
+        self.functions: dict[int, tuple] = {}    # handle -> (host library, trampoline, device)
         self.used = 0
         self.launches = 0
         self.lock = threading.RLock()  # the device's one queue: launches, copies, GEMMs and memory, one at a time
+        self._handles = itertools.count(1)
+        self._thread = threading.local()
         self._tmp = tempfile.TemporaryDirectory(prefix="nx-emulator-")
 
-    def alloc(self, size: int) -> int | None:
+    def current(self) -> int | None:
+        """The calling thread's current device (None until one is made current in this thread)."""
+        return getattr(self._thread, "device", None)
+
+    def make_current(self, device: int | None) -> None:
+        self._thread.device = device
+
+    # -- memory
+    def alloc(self, size: int, device: int | None = None) -> int | None:
+        """The address of ``size`` new bytes on ``device``; None when they do not fit."""
         with self.lock:
             if self.used + size > self.capacity:
                 return None
             block = _ffi.new("char[]", size)
-            self.blocks[_addr(block)] = block
+            self.blocks[address(block)] = block
+            self.owners[address(block)] = device
             self.used += size
-            return _addr(block)
+            return address(block)
 
     def free(self, addr: int) -> None:
         with self.lock:
@@ -86,6 +114,7 @@ class Emulator:
         with self.lock:
             _ffi.memmove(_ffi.cast("char*", dst), _ffi.cast("char*", src), n)
 
+    # -- code
     def compile(self, source: str) -> tuple[bool, str, bytes]:
         """Build ``source`` into a host shared library: (ok, log, image)."""
         names = _KERNEL.findall(self._preprocess(source))
@@ -108,42 +137,32 @@ class Emulator:
         r = subprocess.run([self.cxx, "-E", "-P", "-x", "c++", "-"], input=source, capture_output=True, text=True)
         return r.stdout if r.returncode == 0 else source
 
-    def load(self, image: bytes):
+    def load(self, image: bytes, device: int | None) -> int:
+        """A module handle: ``image`` (from :meth:`compile`) loaded on ``device``."""
         fd, path = tempfile.mkstemp(suffix=".so", dir=self._tmp.name)
         with os.fdopen(fd, "wb") as f:
             f.write(image)
-        return _ffi.dlopen(path)
+        handle = next(self._handles)
+        self.modules[handle] = (_ffi.dlopen(path), device)
+        return handle
 
-    def function(self, module, name: str):
-        tramp = module.nx_kernel(name.encode())
-        return None if tramp == _ffi.NULL else (module, _ffi.cast("void(*)(void**)", tramp))
+    def function(self, module: int, name: str) -> int | None:
+        """The handle of kernel ``name`` of a module (on the module's device), or None if it has none."""
+        lib, device = self.modules[module]
+        tramp = lib.nx_kernel(name.encode())
+        if tramp == _ffi.NULL:
+            return None
+        handle = next(self._handles)
+        self.functions[handle] = (lib, _ffi.cast("void(*)(void**)", tramp), device)
+        return handle
 
-    def launch(self, fn, grid, block, params: int) -> int:
-        module, tramp = fn
-        if block[0] * block[1] * block[2] > self.max_threads or any(g > m for g, m in zip(grid, self.max_grid)):
-            return 1
+    def launch(self, fn: int, grid: tuple, block: tuple, params: int) -> bool:
+        """Run kernel ``fn`` over ``grid`` x ``block`` with a ``void**`` of arguments at address ``params``;
+        False (nothing run) where the launch exceeds the device's limits."""
+        lib, tramp, _ = self.functions[fn]
+        if block[0] * block[1] * block[2] > self.max_threads or any(b > m for b, m in zip(block, self.max_block)) \
+                or any(g > m for g, m in zip(grid, self.max_grid)):
+            return False
         with self.lock:
             self.launches += 1
-            return module.nx_launch(tramp, _ffi.cast("void**", params), *grid, *block)
-
-
-class _Plugin:
-    """A run-time plugin serving one backend object."""
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    @hookimpl
-    def neurenix_backends(self):
-        return [self.backend]
-
-
-@contextlib.contextmanager
-def serving(backend, name: str):
-    """Register ``backend`` (an emulated one, say) with neurenix for the block, then unregister it."""
-    plugin = _Plugin(backend)
-    register(plugin, name=name)
-    try:
-        yield backend
-    finally:
-        unregister(plugin)
+            return lib.nx_launch(tramp, _ffi.cast("void**", params), *grid, *block) == 0

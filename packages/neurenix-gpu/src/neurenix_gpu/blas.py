@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import GpuError
+from .errors import GpuError
 
 INT_MAX = 2**31 - 1  # m, n, k, lda, batch are C ints in both libraries (LP64 builds)
 

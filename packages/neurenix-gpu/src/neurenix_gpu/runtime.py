@@ -1,49 +1,21 @@
-"""One GPU as the kernels see it: compiled module (disk-cached), caching allocator, stream, checked launches."""
+"""One GPU as the kernels see it: compiled module (disk-cached), caching allocator, stream, checked launches.
+
+Everything here is vendor-neutral: it calls only the :class:`~neurenix_gpu.driver.Driver` protocol.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
+import math
 import threading
-from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from . import CompileError, GpuError, OutOfMemoryError, ffi, kernel_source, source_hash
+from . import source
+from .driver import Driver
+from .errors import CompileError, GpuError, OutOfMemoryError
 
-
-class Limits(NamedTuple):
-    max_threads: int            # threads per block
-    max_block: tuple            # per axis
-    max_grid: tuple             # blocks per axis
-    total_mem: int              # bytes
-
-
-def cache_dir() -> Path:
-    """Where compiled kernels are kept: $NEURENIX_KERNEL_CACHE, else ~/.cache/neurenix/kernels."""
-    return Path(os.environ.get("NEURENIX_KERNEL_CACHE") or Path.home() / ".cache" / "neurenix" / "kernels")
-
-
-def compile_cached(compiler, source: str, arch: str, directory: Path | None = None) -> bytes:
-    """``compiler.compile(source, arch)``, kept on disk by (source hash, arch, compiler version)."""
-    directory = directory or cache_dir()
-    path = directory / f"{source_hash(source)}-{arch}-{compiler.version}.bin"
-    if path.exists():
-        return path.read_bytes()
-    image = compiler.compile(source, arch)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory)  # write then rename: concurrent processes never read half a file
-    with os.fdopen(fd, "wb") as f:
-        f.write(image)
-    os.replace(tmp, path)
-    return image
-
-
-def _round(nbytes: int) -> int:
-    step = 512 if nbytes <= 1 << 20 else 1 << 20
-    return max(step, -(-nbytes // step) * step)
+_SMALL, _LARGE = 512, 1 << 20  # allocation granularity below and above 1 MiB
 
 
 class Allocator:
@@ -52,14 +24,15 @@ class Allocator:
     cannot overtake an earlier reader. The cache is shared by threads, behind a lock; re-entrant, since a
     buffer the garbage collector frees during an allocation comes back through :meth:`release`."""
 
-    def __init__(self, driver, name: str, total: int, index: int = 0):
+    def __init__(self, driver: Driver, name: str, total: int, index: int = 0):
         self.driver, self.name, self.total, self.index = driver, name, total, index
         self.free_blocks: dict[int, list[int]] = {}
         self.in_use = self.cached = 0
         self.lock = threading.RLock()
 
-    def alloc(self, nbytes: int) -> tuple[int, int]:
-        size = _round(nbytes)
+    def alloc(self, nbytes: int) -> Memory:
+        step = _SMALL if nbytes <= _LARGE else _LARGE
+        size = max(step, -(-nbytes // step) * step)
         with self.lock:
             blocks = self.free_blocks.get(size)
             if blocks:
@@ -68,7 +41,7 @@ class Allocator:
             else:
                 ptr = self._fresh(nbytes, size)
             self.in_use += size
-            return ptr, size
+        return Memory(self, ptr, size)
 
     def _fresh(self, nbytes: int, size: int) -> int:
         self.driver.activate(self.index)  # memory of this device, whichever device this thread used last
@@ -107,9 +80,8 @@ class Memory:
 
     __slots__ = ("allocator", "ptr", "size")
 
-    def __init__(self, allocator: Allocator, nbytes: int):
-        self.allocator = allocator
-        self.ptr, self.size = allocator.alloc(nbytes)
+    def __init__(self, allocator: Allocator, ptr: int, size: int):
+        self.allocator, self.ptr, self.size = allocator, ptr, size
 
     def __del__(self):
         with contextlib.suppress(Exception):  # at interpreter shutdown the allocator may be gone first
@@ -117,18 +89,16 @@ class Memory:
 
 
 class GpuBuffer:
-    """A C-contiguous array in device memory. Buffers never change after their kernel: reshape shares memory."""
+    """A C-contiguous array in device memory. Buffers never change after their kernel: reshape shares memory.
+    ``dtype`` is a ``numpy.dtype``; ``ptr`` the device address of element 0."""
 
-    __slots__ = ("device", "dtype", "mem", "shape", "size")
+    __slots__ = ("device", "dtype", "mem", "ptr", "shape", "size")
 
     def __init__(self, device: GpuDevice, shape: tuple, dtype: np.dtype, mem: Memory | None = None):
-        self.device, self.shape, self.dtype = device, tuple(shape), np.dtype(dtype)
-        self.size = int(np.prod(self.shape, dtype=np.int64))
-        self.mem = mem or Memory(device.allocator, self.size * self.dtype.itemsize)
-
-    @property
-    def ptr(self) -> int:
-        return self.mem.ptr
+        self.device, self.shape, self.dtype = device, shape, dtype
+        self.size = math.prod(shape)
+        self.mem = mem or device.allocator.alloc(self.size * dtype.itemsize)
+        self.ptr = self.mem.ptr
 
     def __repr__(self) -> str:
         return f"GpuBuffer(shape={self.shape}, dtype={self.dtype}, device={self.device.name})"
@@ -138,28 +108,34 @@ class I32(int):
     """A kernel argument declared ``int`` (4 bytes); plain ints go as ``long long``."""
 
 
+_U64, _I32, _I64, _PARAMS = (source.ffi.typeof(t) for t in ("unsigned long long*", "int*", "long long*", "void*[]"))
+
+
 def _arg(a):
+    """A kernel argument as a cffi pointer to its value."""
     if isinstance(a, GpuBuffer):
-        return ffi.new("unsigned long long*", a.ptr)
+        return source.ffi.new(_U64, a.ptr)
     if a is None:
-        return ffi.new("unsigned long long*", 0)
+        return source.ffi.new(_U64, 0)
     if isinstance(a, I32):
-        return ffi.new("int*", a)
+        return source.ffi.new(_I32, a)
     if isinstance(a, int):
-        return ffi.new("long long*", a)
+        return source.ffi.new(_I64, a)
     return a  # a parameter struct, already a cffi pointer
 
 
 class GpuDevice:
-    """Device ``index`` of a driver: its limits, stream, allocator and kernels (compiled on first use)."""
+    """Device ``index`` of a driver: its limits, stream, allocator and kernels (compiled on first use).
+    ``plans`` holds what the ops layer works out once per kernel and shapes (see ``ops.launch``)."""
 
-    def __init__(self, driver, index: int, name: str):
+    def __init__(self, driver: Driver, index: int, name: str):
         self.driver, self.index, self.name = driver, index, name
         driver.activate(index)
         self.limits = driver.limits(index)
         self.arch = driver.arch(index)
         self.stream = driver.stream()
         self.allocator = Allocator(driver, name, self.limits.total_mem, index)
+        self.plans: dict = {}
         self._module = None
         self._functions: dict[str, object] = {}
         self._load = threading.Lock()  # the module is compiled and loaded once, whichever threads ask at once
@@ -175,28 +151,35 @@ class GpuDevice:
 
     def _loaded(self):
         if self._module is None:
-            source = kernel_source()
             try:
-                image = compile_cached(self.driver.compiler, source, self.arch)
+                image = source.compile_cached(self.driver.compiler, source.kernel_source(), self.arch)
             except CompileError as e:
                 raise CompileError(f"compiling the kernels of {self.name} ({self.arch}) failed: {e}") from None
             self.driver.activate(self.index)
             self._module = self.driver.load(image)
         return self._module
 
-    def launch(self, name: str, grid: tuple, block: tuple, *args) -> None:
-        """Queue kernel ``name`` on this device's stream (asynchronous)."""
-        lim = self.limits
-        threads = block[0] * block[1] * block[2]
-        if threads > lim.max_threads or any(b > m for b, m in zip(block, lim.max_block)) \
-                or any(g > m for g, m in zip(grid, lim.max_grid)) or min(*grid, *block) < 1:
+    def check_launch(self, name: str, grid: tuple, block: tuple) -> None:
+        """Refuse, naming the kernel, a launch beyond this device's limits (before the driver does, vaguely)."""
+        lim, (bx, by, bz), (gx, gy, gz) = self.limits, block, grid
+        (mbx, mby, mbz), (mgx, mgy, mgz) = lim.max_block, lim.max_grid
+        if bx * by * bz > lim.max_threads or bx > mbx or by > mby or bz > mbz or gx > mgx or gy > mgy or gz > mgz \
+                or min(gx, gy, gz, bx, by, bz) < 1:
             raise GpuError(f"launch of kernel {name!r} with grid {grid} and block {block} exceeds the limits of "
                            f"{self.name}: at most {lim.max_threads} threads per block, block {lim.max_block}, "
                            f"grid {lim.max_grid}")
-        fn = self.function(name)
-        params = [_arg(a) for a in args]
+
+    def launch(self, name: str, grid: tuple, block: tuple, *args) -> None:
+        """Queue kernel ``name`` on this device's stream (asynchronous). ``args``: buffers, None (a null
+        pointer), ints (``long long``; :class:`I32` for ``int``) or cffi pointers to parameter structs."""
+        self.check_launch(name, grid, block)
+        values = [_arg(a) for a in args]  # what the void*[] points at: alive until the launch has copied it
+        self.run(self.function(name), grid, block, source.ffi.new(_PARAMS, values))
+
+    def run(self, fn, grid: tuple, block: tuple, params) -> None:
+        """Queue a kernel function already checked against the limits, with its ``void*[]`` parameters."""
         self.driver.activate(self.index)
-        self.driver.launch(fn, grid, block, ffi.new("void*[]", params), self.stream)
+        self.driver.launch(fn, grid, block, params, self.stream)
 
     def grid_1d(self, n: int, block: int) -> tuple:
         """Blocks for ``n`` items: the kernels loop over the rest (grid-stride), so any n fits the grid limit."""
