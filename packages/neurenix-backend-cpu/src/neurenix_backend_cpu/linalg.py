@@ -8,7 +8,7 @@ import numpy as np
 from neurenix.backend import REQUIRED, compose
 
 from .elementwise import add
-from .native import NUMPY, SUFFIX, c_ready, fns, ndarray, optional_ptr, ptr
+from .native import NULL, NUMPY, SUFFIX, c_ready, fns, ndarray, ptr
 from .reductions import reduce_sum
 
 # When C's batched product beats BLAS (bench/cpu_kernels.py, docs/benchmarks.md), by work m*n*k per product:
@@ -73,7 +73,7 @@ def linear(x, w, b):
     if dims is not None and (b is None or (type(b) is ndarray and b.dtype is x.dtype and b.flags.c_contiguous)):
         t, n, ni, no = dims
         out = np.empty((t, n, no), x.dtype)
-        _linear[x.dtype](ptr(x), ptr(w), optional_ptr(b), ptr(out), t, n, ni, no, n * ni, no * ni, no)
+        _linear[x.dtype](ptr(x), ptr(w), NULL if b is None else ptr(b), ptr(out), t, n, ni, no, n * ni, no * ni, no)
         return out
     return (NUMPY if w.ndim == 2 else _COMPOSED).linear(x, w, b)
 
@@ -85,7 +85,7 @@ def linear_backward(g, x, w, needs):
         t, n, ni, no = dims
         gx, gw, gb = (np.empty(shape, x.dtype) if need else None
                       for need, shape in zip(needs, ((t, n, ni), (t, no, ni), (t, no))))
-        _linear_bw[x.dtype](ptr(g), ptr(x), ptr(w), *(optional_ptr(a) for a in (gx, gw, gb)), t, n, ni, no, n * ni,
-                            no * ni)
+        _linear_bw[x.dtype](ptr(g), ptr(x), ptr(w), *(NULL if a is None else ptr(a) for a in (gx, gw, gb)), t, n, ni,
+                            no, n * ni, no * ni)
         return gx, gw, gb
     return (NUMPY if w.ndim == 2 else _COMPOSED).linear_backward(g, x, w, needs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .native import NUMPY, SUFFIX, ffi, fns, ndarray, optional_ptr
+from .native import NULL, NUMPY, SUFFIX, ffi, fns, ndarray, ptr
 
 _adam, _sgd = fns("adam"), fns("sgd")
 
@@ -25,7 +25,7 @@ def _same_float(*lists):
 def _pointers(arrays):
     """A C array of pointers to ``arrays`` (made C-contiguous first), and what keeps them alive."""
     arrays = [x if x is None or x.flags.c_contiguous else np.ascontiguousarray(x) for x in arrays]
-    keep = [optional_ptr(x) for x in arrays]
+    keep = [NULL if x is None else ptr(x) for x in arrays]  # inline: a call per array costs ~3% of a step
     return ffi.new("void *[]", keep), (arrays, keep)
 
 

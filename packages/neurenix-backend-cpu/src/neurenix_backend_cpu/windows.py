@@ -42,7 +42,8 @@ class Geometry(NamedTuple):
 def geometry(n, c, h, w, kernel_size, stride, padding, dilation) -> Geometry:
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
-    return Geometry(n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    # tuple.__new__, as NamedTuple._make does: Geometry(...) would run one more Python function per window op
+    return tuple.__new__(Geometry, (n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow))
 
 
 def _contiguous_float(x):
@@ -58,11 +59,11 @@ def _unfold_into(x, kernel_size, stride, padding, dilation, batch_side_by_side: 
     if xc is None or xc.size == 0:
         return None
     g = geometry(*xc.shape, kernel_size, stride, padding, dilation)
-    rows = g.c * g.kh * g.kw
+    rows, blocks = g.c * g.kh * g.kw, g.blocks
     if batch_side_by_side:
-        out, strides = np.empty((rows, g.n * g.blocks), xc.dtype), (g.blocks, g.n * g.blocks)
+        out, strides = np.empty((rows, g.n * blocks), xc.dtype), (blocks, g.n * blocks)
     else:
-        out, strides = np.empty((g.n, rows, g.blocks), xc.dtype), (rows * g.blocks, g.blocks)
+        out, strides = np.empty((g.n, rows, blocks), xc.dtype), (rows * blocks, blocks)
     _unfold[xc.dtype](ptr(xc), ptr(out), *strides, *g)
     return out
 
@@ -74,7 +75,8 @@ def _fold_from(cols, n, output_size, kernel_size, stride, padding, dilation, bat
         return None
     rows = cc.shape[1] if not batch_side_by_side else cc.shape[0]
     g = geometry(n, rows // (kernel_size[0] * kernel_size[1]), *output_size, kernel_size, stride, padding, dilation)
-    strides = (g.blocks, n * g.blocks) if batch_side_by_side else (rows * g.blocks, g.blocks)
+    blocks = g.blocks
+    strides = (blocks, n * blocks) if batch_side_by_side else (rows * blocks, blocks)
     out = np.empty((g.n, g.c, g.h, g.w), cc.dtype)
     _fold[cc.dtype](ptr(cc), ptr(out), *strides, *g)
     return out
