@@ -28,9 +28,10 @@ THREADS = (1, 2)
 
 def child(threads: int, rounds: int) -> dict:
     import numpy as np
-    from neurenix_backend_cpu import plugin
+    from neurenix_backend_cpu import KERNELS, plugin
 
     import neurenix as nx
+    from neurenix.backend import reference
 
     nx.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -41,8 +42,9 @@ def child(threads: int, rounds: int) -> dict:
     act, small = arr(100, 64, 28, 28), arr(25, 10, 40)
     chan, bias = arr(1, 64, 1, 1), arr(25, 1, 40)
     pooled = arr(100, 64, 14, 14)
-    cols = plugin.unfold(act[:, :, :14, :14].copy(), (3, 3), (1, 1), (1, 1), (1, 1))
-    pool_out, pool_idx = plugin.max_pool2d(act, (2, 2), (2, 2), (0, 0), (1, 1))
+    ref = reference()  # NumPy's kernels, and core's compositions where NumPy has none
+    cols = KERNELS["unfold"](act[:, :, :14, :14].copy(), (3, 3), (1, 1), (1, 1), (1, 1))
+    pool_out, pool_idx = KERNELS["max_pool2d"](act, (2, 2), (2, 2), (0, 0), (1, 1))
     conv_params = [arr(64, 1, 3, 3), arr(64)] + [arr(64, 64, 3, 3), arr(64)] * 3 + [arr(64)] * 8 + [arr(5, 64), arr(5)]
     mlp_params = [arr(25, 40, 1), arr(25, 40), arr(25, 40, 40), arr(25, 40), arr(25, 1, 40), arr(25, 1)]
 
@@ -77,10 +79,10 @@ def child(threads: int, rounds: int) -> dict:
         "softmax (75,5)": ("softmax", (logits, 1)),
         "log_softmax (75,5)": ("log_softmax", (logits, 1)),
         "log_softmax (1000,64)": ("log_softmax", (wide, 1)),
-        "softmax_backward (75,5)": ("softmax_backward", (logits, plugin._NP.softmax(logits, 1), 1)),
-        "log_softmax_backward (1000,64)": ("log_softmax_backward", (wide, plugin._NP.log_softmax(wide, 1), 1)),
+        "softmax_backward (75,5)": ("softmax_backward", (logits, ref.softmax(logits, 1), 1)),
+        "log_softmax_backward (1000,64)": ("log_softmax_backward", (wide, ref.log_softmax(wide, 1), 1)),
         "cross_entropy (75,5) one-hot": ("cross_entropy", (logits, one_hot)),
-        "cross_entropy_backward (75,5)": ("cross_entropy_backward", (arr(75), plugin._NP.softmax(logits, 1), one_hot)),
+        "cross_entropy_backward (75,5)": ("cross_entropy_backward", (arr(75), ref.softmax(logits, 1), one_hot)),
         "linear (25,10,1) -> 40, per-task weights": ("linear", (arr(25, 10, 1), arr(25, 40, 1), arr(25, 40))),
         "linear (25,10,40) -> 40, per-task weights": ("linear", (small, w, arr(25, 40))),
         "linear (25,10,40) -> 1, per-task weights": ("linear", (small, arr(25, 1, 40), arr(25, 1))),
@@ -104,10 +106,9 @@ def child(threads: int, rounds: int) -> dict:
         "sgd_step momentum Conv-4 params": ("sgd_step", (*opt_args(conv_params)[:2], opt_args(conv_params)[2], 0.01,
                                                           0.9, 0.0, False, 0.0, False)),
     }
-    reference = vars(plugin._NP)  # NumPy's kernels, and core's compositions where NumPy has none
     kernels = {}
     for case, (kernel, args) in cases.items():
-        c_fn, np_fn = plugin.ALL_KERNELS[kernel], reference[kernel]
+        c_fn, np_fn = KERNELS[kernel], getattr(ref, kernel)
         number = max(1, int(0.02 / max(_once(np_fn, args), 1e-7)))
         c_t, np_t = [], []
         for _ in range(rounds):

@@ -19,42 +19,59 @@ CSRC = HERE / "csrc"
 _BINARY = ("add", "sub", "mul", "div", "maximum", "minimum")
 _WINDOW = ("int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, "
            "int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow")
-_TEMPLATE = [  # one float type's functions, as template.h defines them (S: the suffix)
-    *(f"void {op}_S(const void *a, const void *b, void *o, int64_t d0, int64_t d1, int64_t d2, int64_t a0, "
-      f"int64_t a1, int64_t a2, int64_t b0, int64_t b1, int64_t b2);" for op in _BINARY),
-    *(f"void {op}_scalar_S(const void *a, double s, void *o, int64_t n, int s_first);" for op in _BINARY),
-    "void relu_S(const void *x, void *o, int64_t n);",
-    "void relu_backward_S(const void *g, const void *x, void *o, int64_t n);",
-    "void reduce_mid_S(int op, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",
-    "void reduce_outer_S(int op, const void *x, void *o, int64_t n1, int64_t nk, int64_t n2);",
-    "void exp_S(const void *x, void *o, int64_t n);",
-    "void softmax_rows_S(int mode, const void *x, void *o, int64_t rows, int64_t c);",
-    "void softmax_rows_backward_S(int mode, const void *g, const void *y, void *o, int64_t rows, int64_t c);",
-    "void cross_entropy_S(const void *x, const void *p, void *loss, void *sm, int64_t n, int64_t c);",
-    "void cross_entropy_backward_S(const void *g, const void *sm, const void *p, void *o, int64_t n, int64_t c);",
-    f"void unfold_S(const void *x, void *o, int64_t sb, int64_t sk, {_WINDOW});",
-    f"void fold_S(const void *cols, void *o, int64_t sb, int64_t sk, {_WINDOW});",
-    f"void max_pool2d_S(const void *x, void *o, void *idx, {_WINDOW});",
-    f"void max_pool2d_backward_S(const void *g, const void *idx, void *o, {_WINDOW});",
-    "void bmm_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "
-    "int64_t sa, int64_t sb, int ta, int tb);",
-    "void linear_S(const void *x, const void *w, const void *b, void *o, int64_t nbatch, int64_t n, int64_t ni, "
-    "int64_t no, int64_t sx, int64_t sw, int64_t sb);",
-    "void linear_backward_S(const void *g, const void *x, const void *w, void *gx, void *gw, void *gb, "
-    "int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw);",
-    "void batch_norm_S(const void *x, const void *w, const void *b, void *y, void *mean, void *var, int64_t groups, "
-    "int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
-    "void batch_norm_backward_S(const void *g, const void *x, const void *mean, const void *var, const void *w, "
-    "void *gx, void *gw, void *gb, int64_t groups, int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
-    "void adam_S(int np, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, "
-    "const void *sizes, double lr, double beta1, double beta2, double eps, double wd, int decoupled, "
-    "int maximize, double bias1, double bias2);",
-    "void sgd_S(int np, void **p, void **g, void **b, void **op, void **ob, const void *sizes, double lr, "
-    "double momentum, double dampening, int nesterov, double wd, int maximize);",
-]
+#: the C functions of one float type, by family: csrc/<family>.h defines them, <family>.py calls them
+#: (S stands for the type's suffix, f32 or f64)
+FAMILIES = {
+    "elementwise": [
+        *(f"void {op}_S(const void *a, const void *b, void *o, int64_t d0, int64_t d1, int64_t d2, int64_t a0, "
+          f"int64_t a1, int64_t a2, int64_t b0, int64_t b1, int64_t b2);" for op in _BINARY),
+        *(f"void {op}_scalar_S(const void *a, double s, void *o, int64_t n, int s_first);" for op in _BINARY),
+        "void relu_S(const void *x, void *o, int64_t n);",
+        "void relu_backward_S(const void *g, const void *x, void *o, int64_t n);",
+    ],
+    "reductions": [
+        "void reduce_mid_S(int op, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",
+        "void reduce_outer_S(int op, const void *x, void *o, int64_t n1, int64_t nk, int64_t n2);",
+    ],
+    "norm": [
+        "void batch_norm_S(const void *x, const void *w, const void *b, void *y, void *mean, void *var, "
+        "int64_t groups, int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
+        "void batch_norm_backward_S(const void *g, const void *x, const void *mean, const void *var, const void *w, "
+        "void *gx, void *gw, void *gb, int64_t groups, int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
+    ],
+    "softmax": [
+        "void exp_S(const void *x, void *o, int64_t n);",
+        "void softmax_rows_S(int mode, const void *x, void *o, int64_t rows, int64_t c);",
+        "void softmax_rows_backward_S(int mode, const void *g, const void *y, void *o, int64_t rows, int64_t c);",
+        "void cross_entropy_S(const void *x, const void *p, void *loss, void *sm, int64_t n, int64_t c);",
+        "void cross_entropy_backward_S(const void *g, const void *sm, const void *p, void *o, int64_t n, int64_t c);",
+    ],
+    "windows": [
+        f"void unfold_S(const void *x, void *o, int64_t sb, int64_t sk, {_WINDOW});",
+        f"void fold_S(const void *cols, void *o, int64_t sb, int64_t sk, {_WINDOW});",
+        f"void max_pool2d_S(const void *x, void *o, void *idx, {_WINDOW});",
+        f"void max_pool2d_backward_S(const void *g, const void *idx, void *o, {_WINDOW});",
+    ],
+    "linalg": [
+        "void bmm_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "
+        "int64_t sa, int64_t sb, int ta, int tb);",
+        "void linear_S(const void *x, const void *w, const void *b, void *o, int64_t nbatch, int64_t n, int64_t ni, "
+        "int64_t no, int64_t sx, int64_t sw, int64_t sb);",
+        "void linear_backward_S(const void *g, const void *x, const void *w, void *gx, void *gw, void *gb, "
+        "int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw);",
+    ],
+    "optim": [
+        "void adam_S(int np, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, "
+        "const void *sizes, double lr, double beta1, double beta2, double eps, double wd, int decoupled, "
+        "int maximize, double bias1, double bias2);",
+        "void sgd_S(int np, void **p, void **g, void **b, void **op, void **ob, const void *sizes, double lr, "
+        "double momentum, double dampening, int nesterov, double wd, int maximize);",
+    ],
+}
 CDEF = "\n".join(["void nx_set_num_threads(int n);", "int nx_get_num_threads(void);", "int nx_has_openmp(void);",
                   "int nx_keep_freed_memory(int64_t bytes);",
-                  *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for line in _TEMPLATE)])
+                  *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for lines in FAMILIES.values()
+                    for line in lines)])
 
 
 def _compiler() -> str:

@@ -1,5 +1,6 @@
-/* Neurenix CPU kernels. Every kernel exists for float (suffix _f32) and double (_f64): this file
- * includes template.h twice. Buffers are C-contiguous; the Python side guarantees it, and sizes.
+/* Neurenix CPU kernels. Every kernel exists for float (suffix _f32) and double (_f64): this file includes
+ * families.h (one header per kernel family) once per type. Buffers are C-contiguous; the Python side
+ * guarantees it, and sizes.
  * Loops run on OpenMP threads only where the work pays for starting them (PAR_MIN elements). */
 #include <math.h>
 #include <stdint.h>
@@ -82,7 +83,7 @@ int nx_has_openmp(void) {
 #define F(name) name##_f32
 #define SQRT sqrtf
 #define NR 8 /* columns of a bmm register tile: one 32-byte vector */
-#include "template.h"
+#include "families.h"
 
 #define T double
 #define UT uint64_t
@@ -98,4 +99,4 @@ int nx_has_openmp(void) {
 #define F(name) name##_f64
 #define SQRT sqrt
 #define NR 4
-#include "template.h"
+#include "families.h"

@@ -1,0 +1,91 @@
+"""The compiled kernels (cffi, API mode) and what every kernel family shares.
+
+Each family module (elementwise, reductions, softmax, norm, windows, linalg, optim) takes the C path only
+for what C does faster and hands anything else to NumPy's kernel (:data:`NUMPY`), so no non-contiguous
+or wrongly typed buffer reaches C. Pointers come from :func:`ptr` (``ffi.from_buffer``, a fraction of a
+microsecond; ``ndarray.ctypes`` costs several).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from neurenix.backend import reference
+
+# OpenMP's idle threads must sleep, not spin: NumPy's BLAS runs its own threads between our kernels, and
+# spinning workers steal its cores (measured: Conv-4 on 2 threads took 460 ms spinning, 167 ms sleeping).
+# libgomp reads this when the library loads, so it is set before the import; a user's choice is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+try:
+    from ._kernels import ffi, lib
+except ImportError as e:  # reported in neurenix.list_backends() as the reason the backend cannot run
+    ffi = lib = None
+    IMPORT_ERROR = f"its compiled kernels failed to load ({e}); reinstall neurenix-backend-cpu with a C compiler"
+else:
+    IMPORT_ERROR = None
+
+#: core's NumPy kernels, completed with its compositions: every kernel's fallback where C does not apply
+NUMPY = reference()
+
+F32, F64, I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
+SUFFIX = {F32: "f32", F64: "f64"}  # the dtypes C handles, and their functions' suffixes
+ndarray = np.ndarray
+ptr = ffi.from_buffer if ffi is not None else None
+NULL = ffi.NULL if ffi is not None else None
+
+#: threads the C kernels run on (``neurenix.set_num_threads`` sets it through :func:`set_num_threads`)
+threads = lib.nx_get_num_threads() if lib is not None else 1
+
+
+def set_num_threads(n: int) -> None:
+    """Run the C kernels on ``n`` OpenMP threads, from whichever Python thread calls them."""
+    global threads
+    lib.nx_set_num_threads(n)
+    threads = n
+
+
+def fns(name: str) -> dict:
+    """dtype -> the C function ``name`` for it."""
+    return {dt: getattr(lib, f"{name}_{s}") for dt, s in SUFFIX.items()} if lib is not None else {}
+
+
+def c_ready(*xs) -> bool:
+    """Whether all are C-contiguous float arrays of one dtype, the only buffers C ever sees."""
+    dt = xs[0].dtype if type(xs[0]) is ndarray else None
+    return dt in SUFFIX and all(type(x) is ndarray and x.dtype is dt and x.flags.c_contiguous for x in xs)
+
+
+#: the most shape plans a cache keeps: past it (endless new shapes), it starts over
+PLAN_CACHE_LIMIT = 4096
+
+
+def remember(cache: dict, key, plan):
+    """Store ``plan`` in a plan cache, bounded by :data:`PLAN_CACHE_LIMIT`; returns it."""
+    if len(cache) >= PLAN_CACHE_LIMIT:
+        cache.clear()
+    cache[key] = plan
+    return plan
+
+
+def optional_ptr(x):
+    """A pointer to ``x``, or NULL for None (an optional operand or an output not asked for)."""
+    return NULL if x is None else ptr(x)
+
+
+#: blocks up to this size are reused from the heap rather than mapped afresh (see nx_keep_freed_memory)
+KEEP_FREED_BYTES = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed large buffers in the heap, unless the user tunes malloc or sets NEURENIX_CPU_KEEP_FREED=0."""
+    user = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    if lib is None or os.environ.get("NEURENIX_CPU_KEEP_FREED") == "0" or any(v in os.environ for v in user) \
+            or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    return bool(lib.nx_keep_freed_memory(KEEP_FREED_BYTES))
+
+
+keep_freed_memory()

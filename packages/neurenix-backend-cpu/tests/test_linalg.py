@@ -1,0 +1,85 @@
+"""Batched matmul and the fused linear layer in C against NumPy's kernels and core's compositions: transposed
+and broadcast operands, register-tile shapes, every subset of the gradients, and the shapes that go to BLAS."""
+
+import numpy as np
+import pytest
+from neurenix_backend_cpu import linalg
+
+from .conftest import DTYPES, check, rand
+
+pytestmark = pytest.mark.usefixtures("everything_in_c")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sa", "sb", "ta", "tb"), [
+    ((5, 3, 4), (5, 4, 6), False, False), ((5, 3, 4), (5, 6, 4), False, True), ((5, 4, 3), (5, 4, 6), True, False),
+    ((5, 4, 3), (5, 6, 4), True, True), ((3, 4), (5, 4, 9), False, False), ((5, 10, 4), (4, 1), False, False),
+    ((7, 9, 1), (7, 1, 17), False, False), ((2, 5, 3), (2, 3, 0), False, False)], ids=str)
+def test_batched_matmul(sa, sb, ta, tb, dtype):
+    a, b = rand(*sa, dtype=dtype), rand(*sb, dtype=dtype, seed=1)
+    a = a.swapaxes(-1, -2).copy().swapaxes(-1, -2) if ta else a  # a transposed view of the same values
+    b = b.swapaxes(-1, -2).copy().swapaxes(-1, -2) if tb else b
+    if ta:
+        a = a.swapaxes(-1, -2)
+    if tb:
+        b = b.swapaxes(-1, -2)
+    check("matmul", a, b, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sa", "sb", "ta"), [
+    ((25, 10, 40), (25, 40, 40), False), ((25, 40, 10), (25, 40, 40), True), ((3, 7, 37), (3, 37, 37), False),
+    ((2, 9, 50), (2, 50, 70), False), ((4, 1, 16), (4, 16, 16), False), ((4, 16, 5), (4, 16, 24), True),
+    ((64, 32, 32), (64, 32, 32), False)], ids=str)  # the last on OpenMP threads
+def test_batched_matmul_register_tiles(sa, sb, ta, dtype, monkeypatch):
+    """Stacks of distinct products with 16 columns or more take C's register tiles (4 x 4 vectors, 4 x 1
+    vector, single rows, scalar column tails); counted, so a routing change cannot hide them."""
+    calls = []
+    bmm = linalg._bmm[np.dtype(dtype)]
+    monkeypatch.setitem(linalg._bmm, np.dtype(dtype), lambda *args: calls.append(1) or bmm(*args))
+    a, b = rand(*sa, dtype=dtype), rand(*sb, dtype=dtype, seed=1)
+    if ta:
+        a = a.swapaxes(-1, -2)
+    check("matmul", a, b, dtype=dtype)
+    assert calls == [1]
+
+
+# (tasks, rows, in, out): the sine MLP's layers, column and row tails of both vector widths, one row, the
+# few-input and few-output paths, and a stack big enough for OpenMP's parallel path
+LINEAR_SHAPES = [(25, 10, 1, 40), (25, 10, 40, 40), (25, 10, 40, 1), (3, 17, 9, 13), (2, 1, 5, 3), (4, 33, 3, 6),
+                 (2, 16, 8, 4), (40, 40, 40, 40)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dims", LINEAR_SHAPES, ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_in_c(dims, bias, dtype, monkeypatch):
+    """The fused layer and its gradient (every subset of gx, gw, gb) against core's composition; counted,
+    so that a routing change cannot send them all to NumPy."""
+    calls = []
+    for table in (linalg._linear, linalg._linear_bw):
+        fn = table[np.dtype(dtype)]
+        monkeypatch.setitem(table, np.dtype(dtype), lambda *args, fn=fn: calls.append(1) or fn(*args))
+    t, n, ni, no = dims
+    x, w, b, g = (rand(*s, dtype=dtype, seed=i) for i, s in enumerate(((t, n, ni), (t, no, ni), (t, no), (t, n, no))))
+    check("linear", x, w, b if bias else None, dtype=dtype)
+    for needs in ((True, True, True), (False, True, bias), (True, False, False)):
+        check("linear_backward", g, x, w, needs, dtype=dtype)
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize(("x", "w", "b"), [
+    (rand(3, 4, 5).swapaxes(1, 2), rand(3, 6, 4), rand(3, 6)),  # a transposed view of x
+    (rand(7, 5), rand(6, 5), rand(6)),  # one weight: BLAS
+    (rand(3, 4, 5), rand(6, 5), None),  # rows with a task axis, one weight
+    (rand(4, 5), rand(3, 6, 5), rand(3, 6)),  # one input, a weight per task
+    (rand(2, 3, 4, 5), rand(2, 3, 6, 5), rand(2, 3, 6)),  # two batch axes
+    (rand(2, 200, 300).astype("float32"), rand(2, 40, 300).astype("float32"), None),  # past LINEAR_MAX_WORK
+    (rand(2, 4, 5).astype("float32"), rand(2, 6, 5), rand(2, 6)),  # mixed dtypes
+], ids=["transposed", "2d", "shared-weight", "shared-input", "4d", "large", "mixed-dtype"])
+def test_fused_linear_falls_back(x, w, b):
+    check("linear", x, w, b, dtype="float64" if x.dtype == w.dtype == np.float64 else "float32")
+    g = rand(*np.broadcast_shapes(x.shape[:-2], w.shape[:-2]), x.shape[-2], w.shape[-2], dtype=x.dtype)
+    check("linear_backward", g, x, w, (True, True, b is not None), dtype="float64" if x.dtype == w.dtype ==
+          np.float64 else "float32")
+

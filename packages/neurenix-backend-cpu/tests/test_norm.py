@@ -1,0 +1,39 @@
+"""Batch normalisation in C against core's composition: per channel and per group, every subset of the
+gradients, and the layouts that fall back to the composition."""
+
+import numpy as np
+import pytest
+from neurenix_backend_cpu import norm
+
+from .conftest import DTYPES, REF, check, rand
+
+pytestmark = pytest.mark.usefixtures("everything_in_c")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("shape", "groups", "per_group"), [((4, 3, 2, 2), 1, False), ((6, 3, 5), 2, True),
+                                                            ((6, 3, 5), 3, False), ((5, 4), 1, False),
+                                                            ((8, 2, 3, 7), 4, True)], ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_and_backward(shape, groups, per_group, affine, dtype, monkeypatch):
+    """Per-channel (and per-group: per-task) statistics and every subset of the gradients, against core's
+    composition; counted, so a routing change cannot send them to NumPy."""
+    calls = []
+    for table in (norm._bn, norm._bn_bw):
+        fn = table[np.dtype(dtype)]
+        monkeypatch.setitem(table, np.dtype(dtype), lambda *args, fn=fn: calls.append(1) or fn(*args))
+    c = shape[1]
+    pshape = (groups, c) if per_group else (c,)
+    x, g = rand(*shape, dtype=dtype) * 3 + 1, rand(*shape, dtype=dtype, seed=1)
+    w, b = (rand(*pshape, dtype=dtype, seed=2), rand(*pshape, dtype=dtype, seed=3)) if affine else (None, None)
+    check("batch_norm", x, w, b, groups, 1e-5, dtype=dtype)
+    _, mean, var = REF["batch_norm"](x, w, b, groups, 1e-5)
+    for needs in ((True, affine, affine), (False, affine, False), (True, False, False)):
+        check("batch_norm_backward", g, x, mean, var, w, groups, 1e-5, needs, dtype=dtype)
+    assert len(calls) == 4
+
+
+def test_batch_norm_falls_back_on_mixed_parameters():
+    x = rand(4, 3, 5)
+    check("batch_norm", x, rand(3), rand(2, 3), 2, 1e-5, dtype="float64")  # one per channel, one per group
+    check("batch_norm", x.swapaxes(1, 2), None, None, 1, 1e-5, dtype="float64")  # not contiguous
