@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurenix.caches import remember
+
 from . import native
-from .native import NUMPY, SUFFIX, c_ready, fns, ndarray, ptr, remember
+from .native import NUMPY, SUFFIX, c_ready, fns, ndarray, ptr
 
 # When C beats NumPy, measured with bench/cpu_kernels.py (docs/benchmarks.md): below these sizes NumPy's own
 # loops win, since calling C costs about a microsecond more than calling a ufunc.

@@ -58,18 +58,6 @@ def c_ready(*xs) -> bool:
     return dt in SUFFIX and all(type(x) is ndarray and x.dtype is dt and x.flags.c_contiguous for x in xs)
 
 
-#: the most shape plans a cache keeps: past it (endless new shapes), it starts over
-PLAN_CACHE_LIMIT = 4096
-
-
-def remember(cache: dict, key, plan):
-    """Store ``plan`` in a plan cache, bounded by :data:`PLAN_CACHE_LIMIT`; returns it."""
-    if len(cache) >= PLAN_CACHE_LIMIT:
-        cache.clear()
-    cache[key] = plan
-    return plan
-
-
 def optional_ptr(x):
     """A pointer to ``x``, or NULL for None (an optional operand or an output not asked for)."""
     return NULL if x is None else ptr(x)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .native import NUMPY, SUFFIX, c_ready, fns, ndarray, ptr, remember
+from neurenix.caches import remember
+
+from .native import NUMPY, SUFFIX, c_ready, fns, ndarray, ptr
 
 #: below this many elements NumPy's reduction wins (measured with bench/cpu_kernels.py)
 MIN_REDUCE = 4096
