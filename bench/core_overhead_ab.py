@@ -3,7 +3,7 @@ core_overhead.py alternately on each tree's core, in fresh processes, and compar
 workload (ratio this / base: of the fastest run, and the median of the run-by-run ratios), because one
 run on a shared machine moves by a few percent.
 
-    git worktree add /tmp/base <commit>
+    git worktree add /tmp/base <commit>      # then build its C kernels in place (see SOURCES)
     python bench/core_overhead_ab.py --base /tmp/base --runs 10 --out bench/results/core_overhead_ab.json
 """
 
@@ -19,14 +19,16 @@ import sys
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
-CORE = "packages/neurenix-core/src"
+# each tree's core and C backend (its compiled library built in place: an editable install of that tree, or
+# neurenix_backend_cpu/_build.py's build()), so that each side runs its own cpu kernels
+SOURCES = ("packages/neurenix-core/src", "packages/neurenix-backend-cpu/src")
 
 
 def one_run(tree: pathlib.Path, rounds: int, number: int) -> dict:
-    """core_overhead.py's neurenix timings (us per call) with ``tree``'s core first on the path."""
+    """core_overhead.py's neurenix timings (us per call) with ``tree``'s core and C backend first on the path."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "run.json")
-        env = dict(os.environ, PYTHONPATH=str(tree / CORE), OMP_NUM_THREADS="1")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(tree / s) for s in SOURCES), OMP_NUM_THREADS="1")
         subprocess.run([sys.executable, str(HERE / "core_overhead.py"), "--rounds", str(rounds), "--number",
                         str(number), "--out", out], env=env, check=True, capture_output=True)
         with open(out) as f:
