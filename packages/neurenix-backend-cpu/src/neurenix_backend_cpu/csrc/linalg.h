@@ -8,25 +8,25 @@
  * the transposed views in linear layers and their gradients are. Meant for the task-batched shapes of
  * meta-learning, where a BLAS call per small matrix costs more than the arithmetic. A transposed B is
  * first copied row-major (it is small), so the tiles always stream rows of B. */
-typedef T F(vec) __attribute__((vector_size(NR * sizeof(T))));   /* 32 bytes: one AVX2 register */
-typedef T F(wide) __attribute__((vector_size(2 * NR * sizeof(T))));  /* 64 bytes: one AVX-512 register */
+typedef T F(vec) __attribute__((vector_size(NR * sizeof(T))));     /* 32 bytes: one AVX2 register */
+typedef T F(wide) __attribute__((vector_size(WIDE * sizeof(T))));  /* the target's widest register */
 
 /* unaligned loads and stores */
 #define LOADV(type, p) ({ type v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define STOREV(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof v_); } while (0)
 
-/* 4 rows x 4 NR columns of C in 8 wide registers: per step of k, 2 loads of B feed 8 independent FMAs, enough
- * to keep both FMA units busy. Row i of A is at a + i * ai, its element p at [p * ap]. */
+/* 4 rows x 2 WIDE columns of C in 8 wide registers: per step of k, 2 loads of B feed 8 independent FMAs,
+ * enough to keep both FMA units busy. Row i of A is at a + i * ai, its element p at [p * ap]. */
 static inline void F(tile_4x4)(const T *a, int64_t ai, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
     F(wide) x0 = {0}, x1 = {0}, y0 = {0}, y1 = {0}, z0 = {0}, z1 = {0}, w0 = {0}, w1 = {0};
     for (int64_t p = 0; p < k; p++, b += n) {
-        F(wide) b0 = LOADV(F(wide), b), b1 = LOADV(F(wide), b + 2 * NR);
+        F(wide) b0 = LOADV(F(wide), b), b1 = LOADV(F(wide), b + WIDE);
         T u = a[p * ap], v = a[ai + p * ap], s = a[2 * ai + p * ap], t = a[3 * ai + p * ap];
         x0 += u * b0, x1 += u * b1, y0 += v * b0, y1 += v * b1;
         z0 += s * b0, z1 += s * b1, w0 += t * b0, w1 += t * b1;
     }
-    STOREV(c, x0); STOREV(c + 2 * NR, x1); STOREV(c + n, y0); STOREV(c + n + 2 * NR, y1);
-    STOREV(c + 2 * n, z0); STOREV(c + 2 * n + 2 * NR, z1); STOREV(c + 3 * n, w0); STOREV(c + 3 * n + 2 * NR, w1);
+    STOREV(c, x0); STOREV(c + WIDE, x1); STOREV(c + n, y0); STOREV(c + n + WIDE, y1);
+    STOREV(c + 2 * n, z0); STOREV(c + 2 * n + WIDE, z1); STOREV(c + 3 * n, w0); STOREV(c + 3 * n + WIDE, w1);
 }
 
 /* 4 rows x NR columns */
@@ -39,14 +39,14 @@ static inline void F(tile_4x1)(const T *a, int64_t ai, int64_t ap, const T *b, i
     STOREV(c, x); STOREV(c + n, y); STOREV(c + 2 * n, z); STOREV(c + 3 * n, w);
 }
 
-/* 1 row x 4 NR columns, and 1 row x NR columns: what the 4-row tiles leave */
+/* 1 row x 2 WIDE columns, and 1 row x NR columns: what the 4-row tiles leave */
 static inline void F(tile_1x4)(const T *a, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
     F(wide) x0 = {0}, x1 = {0};
     for (int64_t p = 0; p < k; p++, b += n) {
         T u = a[p * ap];
-        x0 += u * LOADV(F(wide), b), x1 += u * LOADV(F(wide), b + 2 * NR);
+        x0 += u * LOADV(F(wide), b), x1 += u * LOADV(F(wide), b + WIDE);
     }
-    STOREV(c, x0); STOREV(c + 2 * NR, x1);
+    STOREV(c, x0); STOREV(c + WIDE, x1);
 }
 
 static inline void F(tile_1x1)(const T *a, int64_t ap, const T *b, int64_t n, int64_t k, T *c) {
@@ -76,11 +76,11 @@ static void F(matmul_small)(const T *a, int64_t ai, int64_t ap, const T *b, T *c
                             int64_t k) {
     int64_t i = 0, j;
     for (; i + 4 <= m; i += 4) {
-        for (j = 0; j + 4 * NR <= n; j += 4 * NR) F(tile_4x4)(a + i * ai, ai, ap, b + j, n, k, c + i * n + j);
+        for (j = 0; j + 2 * WIDE <= n; j += 2 * WIDE) F(tile_4x4)(a + i * ai, ai, ap, b + j, n, k, c + i * n + j);
         for (; j + NR <= n; j += NR) F(tile_4x1)(a + i * ai, ai, ap, b + j, n, k, c + i * n + j);
     }
     for (; i < m; i++) {
-        for (j = 0; j + 4 * NR <= n; j += 4 * NR) F(tile_1x4)(a + i * ai, ap, b + j, n, k, c + i * n + j);
+        for (j = 0; j + 2 * WIDE <= n; j += 2 * WIDE) F(tile_1x4)(a + i * ai, ap, b + j, n, k, c + i * n + j);
         for (; j + NR <= n; j += NR) F(tile_1x1)(a + i * ai, ap, b + j, n, k, c + i * n + j);
     }
     j = n - n % NR; /* fewer columns than a vector: dot products */
@@ -120,12 +120,12 @@ void F(bmm)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m,
 
 /* ---- fused linear layer ----------------------------------------------------------------------------------
  * Per task t of nbatch: out (n, no) = x (n, ni) @ w (no, ni)^T + b (no), the matrices at batch offsets
- * t * sx, t * sw, t * sb (b may be NULL). Rows of x go 2 NR at a time: their block is copied transposed
- * (ni, 2 NR), so one wide register holds a column of x for 2 NR rows and each weight is one broadcast
+ * t * sx, t * sw, t * sb (b may be NULL). Rows of x go WIDE at a time: their block is copied transposed
+ * (ni, WIDE), so one wide register holds a column of x for WIDE rows and each weight is one broadcast
  * FMA: w is read row by row as stored, and no copy of the (larger) transposed weight is needed. */
 static void F(linear_rows)(const T *x, const T *w, const T *b, T *o, int64_t rows, int64_t ni, int64_t no,
                            T *xt) {
-    enum { R = 2 * NR };
+    enum { R = WIDE };
     if (no < 4) { /* a few outputs (a regression head): dot products along the rows as stored */
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < no; j++) o[r * no + j] = F(dot)(x + r * ni, w + j * ni, ni) + (b ? b[j] : 0);
@@ -164,13 +164,13 @@ void F(linear)(const void *vx, const void *vw, const void *vb, void *vo, int64_t
                int64_t no, int64_t sx, int64_t sw, int64_t sb) {
     const T *X = (const T *)vx, *W = (const T *)vw, *B = (const T *)vb;
     T *O = (T *)vo;
-    int64_t blocks = (n + 2 * NR - 1) / (2 * NR);
+    int64_t blocks = (n + WIDE - 1) / WIDE;
     _Pragma("omp parallel num_threads(NX_THREADS) if (nbatch * n * ni * no >= PAR_MIN_MACS)")
     {
-        T *xt = malloc((size_t)(ni * 2 * NR) * sizeof(T));
+        T *xt = malloc((size_t)(ni * WIDE) * sizeof(T));
         _Pragma("omp for schedule(static)")
         for (int64_t q = 0; q < nbatch * blocks; q++) {
-            int64_t t = q / blocks, i = (q % blocks) * 2 * NR, rows = n - i < 2 * NR ? n - i : 2 * NR;
+            int64_t t = q / blocks, i = (q % blocks) * WIDE, rows = n - i < WIDE ? n - i : WIDE;
             if (xt) F(linear_rows)(X + t * sx + i * ni, W + t * sw, B ? B + t * sb : NULL, O + t * n * no + i * no,
                                    rows, ni, no, xt);
         }

@@ -9,7 +9,7 @@
  * so the largest finite results do not overflow the exponent). Below EXP_LO the result is 0 (float loses
  * results under 2e-38, double under 1e-307), above EXP_HI it is inf; NaN stays NaN. */
 /* exp works on 64-byte vectors (AVX-512 registers, or two AVX2 ones): more lanes per instruction issued */
-#define EW (2 * NR)
+#define EW WIDE
 typedef T F(evec) __attribute__((vector_size(EW * sizeof(T))));
 typedef IT F(eivec) __attribute__((vector_size(EW * sizeof(T))));
 
