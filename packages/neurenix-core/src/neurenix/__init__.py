@@ -19,6 +19,7 @@ from . import (
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import get_num_threads, list_backends, set_num_threads
+from .capture.compiled import CaptureWarning, Compiled, compile
 from .creation import (
     arange,
     empty,
@@ -137,6 +138,9 @@ __all__ = [
     "cat",
     "clamp",
     "cos",
+    "CaptureWarning",
+    "Compiled",
+    "compile",
     "default_device",
     "distributed",
     "double",

@@ -18,4 +18,18 @@ def remember(cache: dict, key, value):
     return value
 
 
-__all__ = ["LIMIT", "remember"]
+_constants: dict = {}
+
+
+def constant(buffer):
+    """Note that ``buffer`` (returned) is cached and never changes: ``neurenix.compile`` may then keep it in a
+    program as a constant, although it was made before the call it traced."""
+    return remember(_constants, id(buffer), buffer)
+
+
+def is_constant(buffer) -> bool:
+    """Whether ``buffer`` was noted by ``constant`` (and is still cached)."""
+    return _constants.get(id(buffer)) is buffer
+
+
+__all__ = ["LIMIT", "constant", "is_constant", "remember"]

@@ -8,6 +8,7 @@ from . import arguments
 from . import dtypes as _dt
 from . import random as _random
 from .arguments import int64, integer, number
+from .capture import recording
 from .arguments import shape as _shape
 from .device import Device, as_device
 from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
@@ -17,6 +18,18 @@ def _from_host(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
     dev = as_device(device)
     t = _wrap(dev.kernels.from_numpy(_dt.canonical(np.asarray(arr, order="C")), dev.index), dev)
     return t.requires_grad_() if requires_grad else t
+
+
+def _drawn(sample, device, requires_grad: bool) -> Tensor:
+    """A tensor of ``sample(generator)``: a host step, so that a compiled function draws fresh numbers at every
+    replay, in the order eager would."""
+    dev = as_device(device)
+    t = _wrap(recording.host(_upload_draw, sample, dev), dev)
+    return t.requires_grad_() if requires_grad else t
+
+
+def _upload_draw(sample, dev: Device):
+    return dev.kernels.from_numpy(_dt.canonical(np.asarray(_random.draw(sample), order="C")), dev.index)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -85,13 +98,15 @@ def _float_dtype(dtype) -> _dt.DType:
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from neurenix's seeded generator (see ``manual_seed``)."""
     dt = _float_dtype(dtype)
-    return _from_host(_random.generator().standard_normal(_shape(size, "randn"), dtype=dt.np), device, requires_grad)
+    shape = _shape(size, "randn")
+    return _drawn(lambda g: g.standard_normal(shape, dtype=dt.np), device, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from neurenix's seeded generator."""
     dt = _float_dtype(dtype)
-    return _from_host(_random.generator().random(_shape(size, "rand"), dtype=dt.np), device, requires_grad)
+    shape = _shape(size, "rand")
+    return _drawn(lambda g: g.random(shape, dtype=dt.np), device, requires_grad)
 
 
 def randint(low: int, high: int | None = None, size=(), dtype=None, device=None) -> Tensor:
@@ -106,14 +121,14 @@ def randint(low: int, high: int | None = None, size=(), dtype=None, device=None)
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
     dt = _dt.as_dtype(dtype or _dt.int64)
     shape = _shape((size,), "randint")
-    return _from_host(_random.generator().integers(low, high, shape).astype(dt.np), device, False)
+    return _drawn(lambda g: g.integers(low, high, shape).astype(dt.np), device, False)
 
 
 def randperm(n: int, device=None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64)."""
     n = integer(n, "n", "randperm", minimum=0)
     _shape((n,), "randperm")
-    return _from_host(_random.generator().permutation(n).astype(np.int64), device, False)
+    return _drawn(lambda g: g.permutation(n).astype(np.int64), device, False)
 
 
 def randn_like(x: Tensor, dtype=None, device=None) -> Tensor:

@@ -42,6 +42,13 @@ class Backend:
         """Let this backend's host kernels use ``n`` threads; ``neurenix.set_num_threads`` calls it on every
         usable backend (and on those that load later). Optional: backends without a thread pool ignore it."""
 
+    def compile_program(self, program) -> Callable[[list], list] | None:
+        """Optional: a runner for a program ``neurenix.compile`` recorded on this device type
+        (``neurenix.capture.program.Program``): ``run(inputs) -> outputs``, lists of buffers, computing what
+        replaying the program's instructions in order would (bit for bit where the kernel order is kept). Return
+        None to leave the program to core, which replays it kernel by kernel. Called once per program."""
+        return None
+
     def kernels(self) -> Mapping[str, Callable]:
         """Kernel name -> callable, for the kernels this backend implements (called only when available)."""
         raise NotImplementedError(f"backend {self.name!r} provides no kernels")

@@ -48,9 +48,9 @@ class KernelTable:
         raise DeviceError(f"device type {self.device_type!r} cannot run ({name!r} requested): {self.reason}")
 
     def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None,
-              dtypes: tuple = (), offers: dict | None = None) -> None:
+              dtypes: tuple = (), offers: dict | None = None, compilers: tuple = ()) -> None:
         meta = {"device_type": self.device_type, "reason": reason, "providers": providers,
-                "device_count": device_count, "dtypes": dtypes, "offers": offers or {}}
+                "device_count": device_count, "dtypes": dtypes, "offers": offers or {}, "compilers": compilers}
         self.__dict__.clear()
         self.__dict__.update(kernels)
         self.__dict__.update(meta)
@@ -93,6 +93,7 @@ class _Registry:
         self.reasons: dict[Backend, str | None] = {}  # probe results, asked once per backend
         self.num_threads: int | None = None  # set by set_num_threads; None: each backend's own default
         self.rejected: dict[int, str] = {}  # id -> name of plugins taken out of pluggy after they failed
+        self.generation = 0  # counts resolutions: a program compiled against older tables is not replayed
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -199,6 +200,7 @@ class _Registry:
         return table
 
     def _resolve(self, device_type: str) -> None:
+        self.generation += 1
         table = self.tables[device_type]
         backends = sorted((e.backend for e in self.entries if e.backend and e.backend.device_type == device_type),
                           key=lambda b: -b.priority)
@@ -232,7 +234,8 @@ class _Registry:
             return
         if checking.enabled():
             kernels = {n: checking.checked(n, fn, providers[n], kernels["to_numpy"]) for n, fn in kernels.items()}
-        table._fill(kernels, providers, count, None, tuple(usable[0].dtypes), offers)
+        compilers = tuple(b.compile_program for b in usable if type(b).compile_program is not Backend.compile_program)
+        table._fill(kernels, providers, count, None, tuple(usable[0].dtypes), offers, compilers)
         for b in usable:
             self.apply_threads(b)
         for name, build in DEFAULTS.items():  # compose the optional kernels nobody provides

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import creation
 from ..arguments import choice, integer, number
 from ..autograd.grad_mode import no_grad
-from ..caches import remember
+from ..caches import constant, remember
 from ..errors import DTypeError, ShapeError
 from ..ops import (
     exp,
@@ -262,7 +262,10 @@ _arange_cache: dict = {}
 def _class_range(c: int, device) -> Tensor:
     key = (c, device)
     r = _arange_cache.get(key)
-    return r if r is not None else remember(_arange_cache, key, creation.arange(c, device=device))
+    if r is None:
+        r = remember(_arange_cache, key, creation.arange(c, device=device))
+        constant(r._data)  # (never changed: a compiled step may keep it)
+    return r
 
 
 def _check_class_indices(target: Tensor, num_classes: int, op: str) -> None:

@@ -10,15 +10,17 @@ two reductions (min and max) run on the device, and the next synchronisation on 
 
 from __future__ import annotations
 
+from ..capture import recording
 from ..device import Device, raise_outside
 
 
 def check(buffer, device: Device, low: int, high: int, what: str) -> None:
     """Raise (now, or at the next synchronisation of ``device``) an IndexError if an index in ``buffer``
-    is outside ``[low, high)``. ``what`` names the index, for the message."""
+    is outside ``[low, high)``. ``what`` names the index, for the message. (A compiled step checks again
+    at every replay.)"""
     k = device.kernels
     if device.type == "cpu":
-        raise_outside(k.to_numpy(buffer), low, high, what)
+        recording.host(_check_now, buffer, device, low, high, what)
         return
     shape = buffer.shape
     if 0 in shape:
@@ -26,4 +28,12 @@ def check(buffer, device: Device, low: int, high: int, what: str) -> None:
     if not shape:
         buffer, shape = k.reshape(buffer, (1,)), (1,)
     axes = tuple(range(len(shape)))
-    device.checks.append((k.min(buffer, axes, False), k.max(buffer, axes, False), low, high, what))
+    recording.host(_queue, device, (k.min(buffer, axes, False), k.max(buffer, axes, False), low, high, what))
+
+
+def _check_now(buffer, device: Device, low: int, high: int, what: str) -> None:
+    raise_outside(device.kernels.to_numpy(buffer), low, high, what)
+
+
+def _queue(device: Device, check: tuple) -> None:
+    device.checks.append(check)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..arguments import number
-from ..tensor import _wrap, zeros_like
+from ..capture import recording
+from ..tensor import zeros_like
 from .optimizer import Optimizer
 
 
@@ -29,25 +30,41 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: betas must be in [0, 1), got {betas!r}")
 
     def _update(self, group: dict, params: list) -> None:
-        # one fused call per set of parameters at the same step count (usually all of them)
-        by_step: dict = {}
+        states = []
         for p in params:
             s = self.state.get(p)
             if s is None:
                 s = self.state[p] = {"step": 0, "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
-            s["step"] += 1
-            by_step.setdefault(s["step"], []).append(p)
-        k = params[0]._device.kernels
+            states.append(s)
         beta1, beta2 = group["betas"]
-        for step, ps in by_step.items():
-            states = [self.state[p] for p in ps]
-            new_p, new_m, new_v = k.adam_step(
-                [p._data for p in ps], [self._grad_buffer(p) for p in ps], [s["exp_avg"]._data for s in states],
-                [s["exp_avg_sq"]._data for s in states], step, group["lr"], beta1, beta2, group["eps"],
-                group["weight_decay"], self._decoupled, group["maximize"])
-            for p, s, data, m, v in zip(ps, states, new_p, new_m, new_v):
-                p._set(data, f"{type(self).__name__}.step")
-                s["exp_avg"], s["exp_avg_sq"] = _wrap(m, p._device), _wrap(v, p._device)
+        new_p, new_m, new_v = recording.host(
+            _adam, params[0]._device, states, [p._data for p in params], [self._grad_buffer(p) for p in params],
+            [s["exp_avg"]._data for s in states], [s["exp_avg_sq"]._data for s in states],
+            (group["lr"], beta1, beta2, group["eps"], group["weight_decay"], self._decoupled, group["maximize"]))
+        op = f"{type(self).__name__}.step"
+        for p, s, data, m, v in zip(params, states, new_p, new_m, new_v):
+            p._set(data, op)
+            s["exp_avg"]._set(m, op)
+            s["exp_avg_sq"]._set(v, op)
+
+
+def _adam(device, states: list, params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, hyper: tuple):
+    """Count a step for each parameter and run the fused kernel, once per set of parameters at the same count
+    (usually all of them). A host step: a compiled step reads and advances the counts at every replay."""
+    by_step: dict = {}
+    for i, s in enumerate(states):
+        s["step"] += 1
+        by_step.setdefault(s["step"], []).append(i)
+    out = [list(params), list(exp_avgs), list(exp_avg_sqs)]
+    for step, idx in by_step.items():
+        lr, beta1, beta2, eps, weight_decay, decoupled, maximize = hyper
+        results = device.kernels.adam_step([params[i] for i in idx], [grads[i] for i in idx],
+                                           [exp_avgs[i] for i in idx], [exp_avg_sqs[i] for i in idx], step, lr,
+                                           beta1, beta2, eps, weight_decay, decoupled, maximize)
+        for column, new in zip(out, results):
+            for i, b in zip(idx, new):
+                column[i] = b
+    return out
 
 
 class AdamW(Adam):

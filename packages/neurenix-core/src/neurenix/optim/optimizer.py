@@ -84,6 +84,13 @@ class Optimizer:
     def _update(self, group: dict, params: list[Tensor]) -> None:
         raise NotImplementedError
 
+    def __capture__(self) -> tuple:
+        """What ``neurenix.compile`` reads of this optimizer: its hyper-parameters, and the tensors of its
+        state (which a step changes in place). Step counts are read and advanced by the step itself, at every
+        replay, so they are not part of a compiled function's guards; the state dicts are, by identity."""
+        return self.param_groups, [(id(s), [v for v in s.values() if isinstance(v, Tensor)])
+                                   for s in self.state.values()]
+
     @staticmethod
     def _grad_buffer(p: Tensor):
         g = p.grad

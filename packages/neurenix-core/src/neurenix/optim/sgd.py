@@ -31,5 +31,9 @@ class SGD(Optimizer):
                                   group["weight_decay"], group["maximize"])
         for p, s, data, buf in zip(params, states, new_p, new_b):
             p._set(data, "SGD.step")
-            if buf is not None:
+            if buf is None:
+                continue
+            if "momentum_buffer" in s:  # (changed in place: a compiled step finds it where it was)
+                s["momentum_buffer"]._set(buf, "SGD.step")
+            else:
                 s["momentum_buffer"] = _wrap(buf, p._device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import os
@@ -166,17 +167,23 @@ class MetaLearningModel(Module):
         return total, right
 
     def checked_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
-                     batch_tasks: bool) -> tuple[float, int]:
+                     batch_tasks: bool, compile: bool = False) -> tuple[float, int]:
         """One meta-update, taken only if the loss and every gradient the optimizer would use are finite;
         otherwise nothing changes (parameters, buffers such as BatchNorm's running statistics, the
         optimizer's state) and a ``NotFiniteError`` says what was not. Returns (loss, number right), read
-        from the device once."""
+        from the device once. ``compile=True`` replays the gradient computation from a program captured at the
+        first step of its kind (``neurenix.compile``); the result is the same."""
         saved = [(b, b.clone()) for b in self.buffers()]  # the metric learners' forward pass moves them
         optimizer.zero_grad()
-        loss, right = self.meta_gradient(tasks, loss_fn, batch_tasks)
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        values = nx.stack([v.to(loss.dtype) for v in (loss, finite_probe(grads, loss), right) if v is not None])
-        values = values.tolist()
+        if compile:  # renumbered: a task's index is not part of the step (only of messages)
+            tasks = [t._replace(index=i) for i, t in enumerate(tasks)]
+            step = self.__dict__.get("_compiled_gradient")
+            if step is None:
+                step = self.__dict__["_compiled_gradient"] = nx.compile(self.gradient_values)
+        else:
+            step = self.gradient_values
+        values = step(tasks, optimizer, loss_fn, batch_tasks).tolist()
+        right = len(values) > 2
         if not math.isfinite(values[0]) or values[1]:
             what = self._what_failed(values[0], optimizer)
             with nx.no_grad():
@@ -185,7 +192,15 @@ class MetaLearningModel(Module):
             optimizer.zero_grad()
             raise NotFiniteError(what)
         optimizer.step()
-        return values[0], int(values[2]) if right is not None else 0
+        return values[0], int(values[2]) if right else 0
+
+    def gradient_values(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
+                        batch_tasks: bool) -> Tensor:
+        """``meta_gradient`` into the parameters' ``.grad`` (which must be None), and a tensor of (loss, number of
+        non-finite gradient elements, number right if labelled): what ``checked_step`` compiles."""
+        loss, right = self.meta_gradient(tasks, loss_fn, batch_tasks)
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        return nx.stack([v.to(loss.dtype) for v in (loss, finite_probe(grads, loss), right) if v is not None])
 
     def _what_failed(self, loss: float, optimizer: Optimizer) -> str:
         if not math.isfinite(loss):
@@ -208,7 +223,7 @@ class MetaLearningModel(Module):
                    shuffle: bool = True, batch_tasks: bool = True, verbose: bool = False,
                    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
                    resume: str | os.PathLike | None = None, distributed: bool = False,
-                   settings: Mapping[str, Any] | None = None) -> dict[str, list[float]]:
+                   settings: Mapping[str, Any] | None = None, compile: bool = True) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -229,6 +244,11 @@ class MetaLearningModel(Module):
         (data, seeds): a checkpoint saved with other settings, or another learner configuration,
         ``tasks_per_batch`` or ``shuffle``, is refused with the difference named.
 
+        ``compile=True`` (the default) computes each meta-gradient by replaying a program captured at the first
+        meta-batch of its shapes (``neurenix.compile``): the same result, without per-op Python dispatch. A step
+        that cannot be captured runs eagerly, with a ``neurenix.CaptureWarning`` saying why; ``compile=False``
+        runs every step eagerly.
+
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
@@ -236,7 +256,7 @@ class MetaLearningModel(Module):
         checkpoint_every = checks.count("checkpoint_every", checkpoint_every, 1)
         loss_fn, shuffle = checks.function("loss_fn", loss_fn), checks.flag("shuffle", shuffle)
         batch_tasks, verbose = checks.flag("batch_tasks", batch_tasks), checks.flag("verbose", verbose)
-        distributed = checks.flag("distributed", distributed)
+        distributed, compile = checks.flag("distributed", distributed), checks.flag("compile", compile)
         run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
         optimizer = self._optimizer(meta_optimizer)
@@ -253,7 +273,8 @@ class MetaLearningModel(Module):
         # under MPI rank 0's state is broadcast here (after resuming), and only rank 0 shows progress and saves
         parallel = DataParallel(self, optimizer, checked, tasks_per_batch, epochs=epochs, resumed_after=done,
                                 shuffle=shuffle, batch_tasks=batch_tasks, loss_fn=loss_fn) if distributed else None
-        step = self._distributed_step(parallel) if distributed else self.checked_step
+        step = self._distributed_step(parallel) if distributed else \
+            functools.partial(self.checked_step, compile=compile)
         rng = nx.random.generator()
         bar = progress_bar(range(done, epochs), type(self).__name__, epochs, done) if verbose and lead else None
         for epoch in bar if bar is not None else range(done, epochs):
