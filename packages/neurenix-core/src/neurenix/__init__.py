@@ -117,6 +117,8 @@ def init(config: dict | None = None, **options) -> Device:
 
 __all__ = [
     "BackendError",
+    "CaptureWarning",
+    "Compiled",
     "DType",
     "DTypeError",
     "Device",
@@ -137,10 +139,8 @@ __all__ = [
     "bool",
     "cat",
     "clamp",
-    "cos",
-    "CaptureWarning",
-    "Compiled",
     "compile",
+    "cos",
     "default_device",
     "distributed",
     "double",

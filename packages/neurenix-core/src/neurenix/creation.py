@@ -8,8 +8,8 @@ from . import arguments
 from . import dtypes as _dt
 from . import random as _random
 from .arguments import int64, integer, number
-from .capture import recording
 from .arguments import shape as _shape
+from .capture import recording
 from .device import Device, as_device
 from .tensor import Tensor, _wrap, full_like, ones_like, tensor, zeros_like
 

@@ -28,7 +28,7 @@ from ..tensor import Tensor, _wrap
 from . import recording
 from .program import Const, Program, replay
 from .state import State, difference, place, walk
-from .trace import Busy, Tracer, _Unseen
+from .trace import TraceBusyError, Tracer, _UnseenError
 
 
 class CaptureWarning(UserWarning):
@@ -98,7 +98,7 @@ class Compiled:
         try:
             with tracer:
                 result = self.fn(*args, **kwargs)
-        except Busy:
+        except TraceBusyError:
             return self._eager(args, kwargs)
         self.stats["traces"] += 1
         entry = None
@@ -141,8 +141,7 @@ class Compiled:
 
 
 def _changed(old, new) -> str:
-    (s0, g0, b0), *rest0 = old
-    (s1, g1, b1), *rest1 = new
+    (s0, g0, b0), (s1, g1, b1) = old[0], new[0]
     if s0 != s1:
         return "the arguments' Python values: " + difference(s0, s1)
     if g0 != g1:
@@ -182,10 +181,10 @@ class _Entry:
             if isinstance(writes, str):
                 return writes
             template = _result(result, {id(o): i for i, o in enumerate(pre.objects)}, out)
-        except _Unseen:
+        except _UnseenError:
             return ("its results hold a tensor that is not reachable from its arguments and was not computed in "
                     "it")
-        except _Unreplayable as e:
+        except _UnreplayableError as e:
             return str(e)
         program = tracer.program(outputs)
         copies = {i: devices[i] for i, v in enumerate(outputs) if isinstance(v, Const)}
@@ -251,7 +250,7 @@ def _writes(pre: State, post: State, before: list, out) -> list | str:
     return writes
 
 
-class _Unreplayable(Exception):
+class _UnreplayableError(Exception):
     pass
 
 
@@ -263,8 +262,8 @@ def _result(x, objects: dict, out):
         if id(x) in objects:
             return ("object", objects[id(x)])
         if x._node is not None or x.requires_grad:
-            raise _Unreplayable("it returns a tensor attached to autograd's graph (requires_grad): a replay records "
-                                "no graph; detach() it, or call backward inside the function")
+            raise _UnreplayableError("it returns a tensor attached to autograd's graph (requires_grad): a replay "
+                                     "records no graph; detach() it, or call backward inside the function")
         return ("tensor", out(x._data, x._device), x._device)
     if t in (int, float, bool, str, bytes, complex, type(None)):
         return ("value", x)
@@ -274,7 +273,7 @@ def _result(x, objects: dict, out):
         return ("dict", [(k, _result(v, objects, out)) for k, v in x.items()])
     if id(x) in objects:
         return ("object", objects[id(x)])
-    raise _Unreplayable(f"it returns a {t.__name__}, which a replay cannot rebuild (return tensors, numbers and "
+    raise _UnreplayableError(f"it returns a {t.__name__}, which a replay cannot rebuild (return tensors, numbers and "
                         "containers of them)")
 
 
@@ -293,7 +292,7 @@ def _rebuild(template, outs: list, state: State):
     return {k: _rebuild(v, outs, state) for k, v in template[1]}
 
 
-def compile(fn: Callable | None = None, *, max_programs: int = 8, backend: bool = True) -> Compiled | Callable:
+def compile(fn: Callable | None = None, *, max_programs: int = 8, backend: bool = True) -> Compiled | Callable:  # noqa: A001 - neurenix.compile, as torch.compile
     """Compile ``fn``: later calls like an earlier one replay the kernels it ran, without Python dispatch.
 
     Use it as ``step = neurenix.compile(step)`` or as a decorator (``@neurenix.compile`` or

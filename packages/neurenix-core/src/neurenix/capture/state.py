@@ -6,9 +6,9 @@ containers, modules, optimizers and other objects' attributes. Tensors are the p
 walk order; everything else the walk meets becomes part of the *structure*: Python scalars, strings and
 other hashable values by value (a learning rate, ``training``, a flag), host arrays by content, functions
 by their code, unhashable objects by identity. An object whose class defines ``__capture__()`` counts by
-identity plus what that returns (optimizers: not their step counts, which their step reads at each replay). A program replays only for a call whose structure, tensor
-signatures (shape, dtype, device, requires_grad, whether a gradient is present) and sharing of buffers
-equal those it was traced with.
+identity plus what that returns (optimizers: not their step counts, which their step reads at each
+replay). A program replays only for a call whose structure, tensor signatures (shape, dtype, device,
+requires_grad, whether a gradient is present) and sharing of buffers equal those it was traced with.
 """
 
 from __future__ import annotations

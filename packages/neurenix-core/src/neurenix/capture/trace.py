@@ -25,11 +25,11 @@ _LITERALS = (int, float, bool, str, bytes, type(None), slice, np.dtype)
 _one_at_a_time = threading.Lock()  # the tables are swapped process-wide: one trace at a time
 
 
-class Busy(Exception):
+class TraceBusyError(Exception):
     """Another thread is tracing: this call runs eagerly."""
 
 
-class _Unseen(Exception):
+class _UnseenError(Exception):
     """A buffer the program cannot name."""
 
 
@@ -50,7 +50,7 @@ class Tracer:
     # -- installing -------------------------------------------------------------------------------------
     def __enter__(self) -> Tracer:
         if not _one_at_a_time.acquire(blocking=False):
-            raise Busy
+            raise TraceBusyError
         for dev in {id(d): d for d in list(Device._interned.values())}.values():
             real = dev.kernels
             table = self._tables.get(id(real))
@@ -83,7 +83,7 @@ class Tracer:
             return fn(*args)
         try:
             template = self._template(args)
-        except _Unseen:
+        except _UnseenError:
             self.fail(f"{name} reads a tensor that is not reachable from the function's arguments (a global, or "
                       "a tensor made before the call and kept elsewhere): pass it as an argument, or make it a "
                       "module's parameter or buffer")
@@ -116,7 +116,7 @@ class Tracer:
             self.constant(buffer)
             v = self.consts[id(buffer)]
         if v is None:
-            raise _Unseen
+            raise _UnseenError
         return v
 
     def program(self, outputs: list) -> Program:

@@ -256,7 +256,7 @@ class MetaLearningModel(Module):
         checkpoint_every = checks.count("checkpoint_every", checkpoint_every, 1)
         loss_fn, shuffle = checks.function("loss_fn", loss_fn), checks.flag("shuffle", shuffle)
         batch_tasks, verbose = checks.flag("batch_tasks", batch_tasks), checks.flag("verbose", verbose)
-        distributed, compile = checks.flag("distributed", distributed), checks.flag("compile", compile)
+        distributed, compile = checks.flag("distributed", distributed), checks.flag("compile", compile)  # noqa: A001
         run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
         optimizer = self._optimizer(meta_optimizer)
