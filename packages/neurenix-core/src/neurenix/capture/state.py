@@ -13,6 +13,7 @@ requires_grad, whether a gradient is present) and sharing of buffers equal those
 
 from __future__ import annotations
 
+import enum
 import types
 
 import numpy as np
@@ -91,7 +92,7 @@ def walk(roots) -> State:
         elif hasattr(t, "__capture__"):  # it says what to read of it (an optimizer: not its step counts)
             parts.append((t, id(x)))
             visit(x.__capture__(), None, None, depth + 1)
-        elif hasattr(x, "__dict__") and not _hashable_value(x):
+        elif hasattr(x, "__dict__") and not isinstance(x, enum.Enum):  # (a frozen dataclass may hold tensors)
             attrs = vars(x)
             parts.append((t, len(attrs)))
             for k, v in attrs.items():
@@ -108,11 +109,6 @@ def walk(roots) -> State:
     s.tensors, s.places, s.objects, s.structure = tensors, places, objects, tuple(parts)
     s.key = (s.structure, tuple(_guard(t) for t in tensors), _sharing(s.buffers()))
     return s
-
-
-def _hashable_value(x) -> bool:
-    """Objects that define equality by value (a device, a dtype, an enum): keyed by value, not walked."""
-    return type(x).__hash__ is not object.__hash__ and type(x).__eq__ is not object.__eq__
 
 
 def _guard(t: Tensor) -> tuple:

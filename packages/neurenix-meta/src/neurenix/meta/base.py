@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import math
@@ -102,22 +103,36 @@ class MetaLearningModel(Module):
 
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = 5,
-                      loss_fn: LossFn | None = None) -> Module:
-        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set."""
+                      loss_fn: LossFn | None = None, compile: bool = True) -> Module:
+        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set. With
+        ``compile=True`` the steps replay a program captured at the first adaptation of these shapes
+        (``neurenix.compile``); ``compile=False`` runs them op by op. The result is the same."""
         steps = 5 if steps is None else checks.count("steps", steps, 0)
-        loss_fn = checks.function("loss_fn", loss_fn)
+        loss_fn, compile = checks.function("loss_fn", loss_fn), checks.flag("compile", compile)  # noqa: A001
         b = stack([check_task((support_x, support_y, support_x, support_y), 0, ("support_x", "support_y"))])
         clone = self.clone_model()  # adapted on the copy, so that its buffers (BatchNorm's) move, not ours
-        params = {n: p.detach().unsqueeze(0) for n, p in self.trainable().items()}
-        with nx.enable_grad():
-            params = {n: p.requires_grad_() for n, p in params.items()}
-            fast = self.inner_adapt(clone, params, b, steps, loss_fn)
+        adapt = self.adapted_parameters
+        if compile:
+            adapt = self.__dict__.get("_compiled_adaptation")
+            if adapt is None:
+                adapt = self.__dict__["_compiled_adaptation"] = nx.compile(self.adapted_parameters)
+        fast = adapt(clone, b, steps, loss_fn)
         with nx.no_grad():
             for name, p in clone.named_parameters():
                 if name in fast:
                     p.copy_(fast[name][0])
         support_statistics(clone, support_x)  # BatchNorm's running statistics: this support set's, nothing else
         return clone
+
+    def adapted_parameters(self, model: Module, batch: Batch, steps: int,
+                           loss_fn: LossFn | None) -> dict[str, Tensor]:
+        """The trainable parameters after ``inner_adapt`` from this learner's, run on ``model`` (a copy of
+        the learner's model), detached: what ``adapt_to_task`` compiles."""
+        params = {n: p.detach().unsqueeze(0) for n, p in self.trainable().items()}
+        with nx.enable_grad():
+            params = {n: p.requires_grad_() for n, p in params.items()}
+            fast = self.inner_adapt(model, params, batch, steps, loss_fn)
+        return {n: w.detach() for n, w in fast.items()}
 
     def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
@@ -147,8 +162,12 @@ class MetaLearningModel(Module):
                       batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
         """Add the meta-gradient of ``tasks`` to each parameter's ``.grad``; returns (sum of query losses,
         number right or None), unread."""
+        return self.stacked_gradient(batches(tasks, batch_tasks), loss_fn)
+
+    def stacked_gradient(self, stacked: list[Batch], loss_fn: LossFn | None) -> tuple[Tensor, Tensor | None]:
+        """``meta_gradient`` of tasks already stacked into batches (what meta-learners override)."""
         total, right = 0.0, None
-        for b in batches(tasks, batch_tasks):
+        for b in stacked:
             losses, pred = self.task_objective(b, loss_fn)
             loss = losses.sum()
             loss.backward()
@@ -175,14 +194,15 @@ class MetaLearningModel(Module):
         first step of its kind (``neurenix.compile``); the result is the same."""
         saved = [(b, b.clone()) for b in self.buffers()]  # the metric learners' forward pass moves them
         optimizer.zero_grad()
-        if compile:  # renumbered: a task's index is not part of the step (only of messages)
-            tasks = [t._replace(index=i) for i, t in enumerate(tasks)]
+        stacked = batches(tasks, batch_tasks)
+        if compile:  # renumbered: which tasks they are only shows in messages, and must not tell programs apart
+            stacked = [dataclasses.replace(b, indices=tuple(range(b.size))) for b in stacked]
             step = self.__dict__.get("_compiled_gradient")
             if step is None:
                 step = self.__dict__["_compiled_gradient"] = nx.compile(self.gradient_values)
         else:
             step = self.gradient_values
-        values = step(tasks, optimizer, loss_fn, batch_tasks).tolist()
+        values = step(stacked, optimizer, loss_fn).tolist()
         right = len(values) > 2
         if not math.isfinite(values[0]) or values[1]:
             what = self._what_failed(values[0], optimizer)
@@ -194,11 +214,10 @@ class MetaLearningModel(Module):
         optimizer.step()
         return values[0], int(values[2]) if right else 0
 
-    def gradient_values(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
-                        batch_tasks: bool) -> Tensor:
-        """``meta_gradient`` into the parameters' ``.grad`` (which must be None), and a tensor of (loss, number of
-        non-finite gradient elements, number right if labelled): what ``checked_step`` compiles."""
-        loss, right = self.meta_gradient(tasks, loss_fn, batch_tasks)
+    def gradient_values(self, stacked: list[Batch], optimizer: Optimizer, loss_fn: LossFn | None) -> Tensor:
+        """``stacked_gradient`` into the parameters' ``.grad`` (which must be None), and a tensor of (loss,
+        number of non-finite gradient elements, number right if labelled): what ``checked_step`` compiles."""
+        loss, right = self.stacked_gradient(stacked, loss_fn)
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         return nx.stack([v.to(loss.dtype) for v in (loss, finite_probe(grads, loss), right) if v is not None])
 

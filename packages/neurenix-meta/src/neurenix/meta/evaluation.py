@@ -40,20 +40,22 @@ class Evaluation:
 
 
 def evaluate(learner: MetaLearningModel, tasks: Sequence, steps: int | None = None,
-             loss_fn: LossFn | None = None) -> Evaluation:
+             loss_fn: LossFn | None = None, compile: bool = True) -> Evaluation:
     """Adapt ``learner`` to each task's support set (``adapt_to_task`` with ``steps``, the learner's default
     when None) and score the adapted model on the query set: accuracy when the targets are class labels,
     else ``loss_fn`` (default: mean squared error). The learner itself is not changed. A score that is not
-    finite (an adaptation that diverged) is an error, not a NaN mean."""
+    finite (an adaptation that diverged) is an error, not a NaN mean. ``compile`` is ``adapt_to_task``'s: the
+    adaptations replay one captured program per shape of support set (False: op by op)."""
     if not isinstance(learner, MetaLearningModel):
         raise TypeError(f"learner must be a neurenix.meta meta-learner, got {type(learner).__name__}")
     steps, loss_fn = None if steps is None else checks.count("steps", steps), checks.function("loss_fn", loss_fn)
+    compile = checks.flag("compile", compile)  # noqa: A001
     checked = check_tasks(tasks)
     labelled = checked[0].query_labels is not None
     metric = "accuracy" if labelled and loss_fn is None else "loss" if loss_fn is not None else "mse"
     values = []
     for t in checked:
-        adapted = learner.adapt_to_task(t.support_x, t.support_y, steps, loss_fn)
+        adapted = learner.adapt_to_task(t.support_x, t.support_y, steps, loss_fn, compile=compile)
         with nx.no_grad():
             pred = adapted(t.query_x)
             if labelled and loss_fn is None:

@@ -119,9 +119,10 @@ class MAML(MetaLearningModel):
         return params | dict(zip(names, ws))
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
-                      loss_fn: LossFn | None = None) -> Module:
+                      loss_fn: LossFn | None = None, compile: bool = True) -> Module:
         """A copy of the model after ``steps`` (default ``inner_steps``) inner steps on the support set."""
-        return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn)
+        return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn,
+                                     compile)
 
     def query_losses(self, model: Module, fast: dict[str, Tensor], query_x: Tensor, batch: Batch,
                      loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:

@@ -72,9 +72,11 @@ class MetricLearner(MetaLearningModel):
         return self.scores(self.embed(x.unsqueeze(0)), support, one_hot)[0]
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
-                      loss_fn: LossFn | None = None) -> Module:
+                      loss_fn: LossFn | None = None, compile: bool = True) -> Module:
         """A classifier for this task: ``classifier(query_x)`` gives class logits (rows, classes). It embeds
-        the support set once, now (no gradient steps: ``steps`` is accepted for a uniform API)."""
+        the support set once, now (no gradient steps: ``steps`` and ``compile`` are accepted for a uniform
+        API)."""
+        checks.flag("compile", compile)
         if steps is not None:
             checks.count("steps", steps, 0)
         checks.function("loss_fn", loss_fn)

@@ -11,7 +11,7 @@ from . import checks
 from .base import MetaLearningModel, inner_loop
 from .batchnorm import task_call
 from .losses import LossFn, correct, task_losses
-from .tasks import Checked, batches
+from .tasks import Batch
 
 
 class Reptile(MetaLearningModel):
@@ -34,9 +34,10 @@ class Reptile(MetaLearningModel):
         return super().hyperparameters() | {"inner_steps": self.inner_steps}
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
-                      loss_fn: LossFn | None = None) -> Module:
+                      loss_fn: LossFn | None = None, compile: bool = True) -> Module:
         """A copy of the model after ``steps`` (default ``inner_steps``) SGD steps on the support set."""
-        return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn)
+        return super().adapt_to_task(support_x, support_y, self.inner_steps if steps is None else steps, loss_fn,
+                                     compile)
 
     def default_optimizer(self) -> Optimizer:
         """SGD at ``meta_lr``: with Reptile's gradient it is the plain interpolation of the paper."""
@@ -44,14 +45,13 @@ class Reptile(MetaLearningModel):
             self.__dict__["_default_optimizer"] = SGD(self.parameters(), lr=self.meta_lr)
         return self._default_optimizer
 
-    def meta_gradient(self, tasks: list[Checked], loss_fn: LossFn | None,
-                      batch_tasks: bool) -> tuple[Tensor, Tensor | None]:
-        """Reptile's "gradient", theta - mean(theta') over ``tasks``, into each parameter's ``.grad``; returns
+    def stacked_gradient(self, stacked: list[Batch], loss_fn: LossFn | None) -> tuple[Tensor, Tensor | None]:
+        """Reptile's "gradient", theta - mean(theta') over the tasks, into each parameter's ``.grad``; returns
         the query losses at the adapted weights (summed) and the number right, unread."""
         theta = self.trainable()
         drift = {n: 0.0 for n in theta}  # sum over tasks of theta - theta'
         total, right = 0.0, None
-        for b in batches(tasks, batch_tasks):
+        for b in stacked:
             start = {n: p.detach().expand(b.size, *p.shape).requires_grad_() for n, p in theta.items()}
             with nx.enable_grad():
                 fast = inner_loop(self.model, start, b.support_x, b.support_y, b.support_labels, self.inner_steps,
@@ -65,7 +65,7 @@ class Reptile(MetaLearningModel):
                 if b.query_labels is not None:
                     right = correct(pred, b.query_labels) + (0 if right is None else right)
         for n, p in theta.items():
-            p.grad = drift[n] / len(tasks)
+            p.grad = drift[n] / sum(b.size for b in stacked)
         return total, right
 
     def task_objective(self, batch, loss_fn):
