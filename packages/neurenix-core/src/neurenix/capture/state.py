@@ -70,6 +70,11 @@ def walk(roots) -> State:
             parts.append((t, len(x)))
             for v in x:
                 visit(v, None, None, depth + 1)
+        elif t is set or t is frozenset:  # by content (a tensor inside one is not an input: unseen if read)
+            try:
+                parts.append((t, frozenset(x)))
+            except TypeError:
+                parts.append((t, id(x)))
         elif isinstance(x, np.ndarray):
             parts.append((_ARRAY, x.shape, x.dtype.str, hash(x.tobytes())))
         elif depth > _DEPTH:
