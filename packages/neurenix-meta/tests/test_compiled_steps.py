@@ -16,7 +16,6 @@ from neurenix.meta import (
     RelationNetworks,
     Reptile,
     evaluate,
-    generate_classification_tasks,
 )
 
 from .meta_helpers import class_tasks, mlp, sine_tasks
@@ -128,7 +127,6 @@ def test_new_shapes_trace_again():
 
 def test_fresh_tasks_every_epoch_replay():
     learner = MAML(mlp(0), inner_lr=0.05, inner_steps=1, first_order=True)
-    history = learner.meta_learn(lambda e: generate_classification_tasks(2, 3, 3, 1, seed=e, dtype=nx.float64),
-                                 epochs=4, tasks_per_batch=2, loss_fn=nx.nn.functional.mse_loss)
+    history = learner.meta_learn(lambda e: sine_tasks(2, rows=5, seed=e), epochs=4, tasks_per_batch=2)
     assert len(history["loss"]) == 4
     assert learner.__dict__["_compiled_gradient"].stats["replays"] >= 2
