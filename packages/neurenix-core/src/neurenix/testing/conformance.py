@@ -12,7 +12,8 @@ Use it from a backend's own tests by importing the tests and naming the device u
 Values are compared with NumPy in every dtype the backend declares; gradients with finite
 differences in float64 (first and second order) where the backend has float64, and otherwise with the
 ``cpu`` device's float64 gradients. Beyond values, the suite holds every backend to the same semantics:
-NaN propagates as in NumPy (max, min, their arg-versions, maximum, minimum, relu, pooling, whose gradient
+a function compiled with ``neurenix.compile`` and replayed (by core, or by the
+backend's ``compile_program`` runner) gives what running it eagerly gives; NaN propagates as in NumPy (max, min, their arg-versions, maximum, minimum, relu, pooling, whose gradient
 goes to the first NaN or maximum); every op agrees with NumPy on zero-size inputs (or raises the error
 NumPy raises, in the framework's own words); out-of-range indices raise IndexError (at the op, or on a
 device that checks asynchronously at the latest at the next read from that device); and two threads
@@ -41,6 +42,9 @@ __all__ = [
     "conformance_device",
     "neurenix_device",
     "test_broadcast_error_names_shapes",
+    "test_captured_gradients",
+    "test_captured_replay_values",
+    "test_captured_training_step",
     "test_cast_all_pairs",
     "test_deepcopy_and_pickle",
     "test_full",
@@ -309,6 +313,93 @@ def test_broadcast_error_names_shapes(conformance_device):
     a, b = nx.ones((3, 4), device=conformance_device), nx.ones((5,), device=conformance_device)
     with pytest.raises(ShapeError, match=r"add.*\(3, 4\).*\(5,\)"):
         a + b
+
+
+#: a replay may reorder arithmetic (a backend's fused kernels): this close to eager, else bit for bit
+REPLAY_TOLERANCE = {"float32": dict(rtol=1e-6, atol=1e-7), "float64": dict(rtol=1e-12, atol=1e-14),
+                    "int64": dict(rtol=0, atol=0), "bool": dict(rtol=0, atol=0)}
+
+
+def _replayed(fn, first: list, second: list):
+    """``fn`` compiled, traced on ``first`` and replayed on ``second``; the replay's result, and whether a
+    replay happened (a call whose op reads a computed value on the host runs eagerly, with a warning)."""
+    compiled = nx.compile(fn)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", nx.CaptureWarning)
+        compiled(*first)
+        out = compiled(*second)
+    for w in caught:
+        assert "reads a value computed" in str(w.message), f"unexpected fallback to eager: {w.message}"
+    return out, compiled.stats["replays"] == 1
+
+
+def _close(got, want, name: str) -> None:
+    for g, w in zip(got if isinstance(got, (list, tuple)) else [got], want if isinstance(want, (list, tuple))
+                    else [want], strict=True):
+        if g is None or w is None:
+            assert g is None and w is None, name
+            continue
+        assert g.shape == w.shape and g.dtype == w.dtype, name
+        np.testing.assert_allclose(g.numpy(), w.numpy(), **REPLAY_TOLERANCE[g.dtype.name], err_msg=name)
+
+
+@pytest.mark.parametrize(("case", "dtype"), _params(CASES))
+def test_captured_replay_values(case: OpCase, dtype: str, conformance_device):
+    """Each op compiled and replayed on new inputs of the same shapes gives what it gives eagerly."""
+    dev = conformance_device
+    _needs(dev, dtype)
+    _needs_output(dev, case, dtype)
+    arrays = case.inputs(dtype)
+    first = _tensors(arrays, dev)
+    second = _tensors([a * 0.75 if a.dtype.kind == "f" else a for a in arrays], dev)
+    got, _ = _replayed(lambda *ts: case.fn(*ts).detach(), first, second)
+    _close(got, case.fn(*second), case.name)
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE[::3], ids=str)
+def test_captured_gradients(case: OpCase, conformance_device):
+    """First and second-order gradients computed inside a compiled function (MAML's pattern) replay right."""
+    dev = conformance_device
+    dtype = "float64" if "float64" in _supported(dev) else "float32"
+    _needs_output(dev, case, dtype)
+
+    def grads(*xs):
+        out = case.fn(*xs)
+        v = nx.ones(out.shape, dtype=dtype)
+        first = autograd_grad(out, xs, v, create_graph=True, allow_unused=True)
+        used = [g for g in first if g is not None and g.requires_grad]
+        second = autograd_grad(sum(g.sum() for g in used), xs, allow_unused=True) if used else []
+        return [None if g is None else g.detach() for g in (*first, *second)]
+
+    arrays = [a.astype(dtype) for a in case.inputs("float64")]
+    first = _tensors(arrays, dev, requires_grad=True)
+    second = _tensors([a * 0.75 if a.dtype.kind == "f" else a for a in arrays], dev, requires_grad=True)
+    got, _ = _replayed(grads, first, second)
+    _close(got, grads(*second), case.name)
+
+
+def test_captured_training_step(conformance_device):
+    """A compiled training step (forward, backward, Adam) replays to the same losses and parameters as the
+    eager steps, and does replay."""
+    def run(compiled: bool):
+        nx.manual_seed(0)
+        model = nx.nn.Sequential(nx.nn.Linear(1, 16), nx.nn.ReLU(), nx.nn.Linear(16, 1))
+        opt = nx.optim.Adam(model.parameters(), lr=0.01)
+
+        def step(x):
+            opt.zero_grad()
+            loss = nx.nn.functional.mse_loss(model(x), x.sin())
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        fn = nx.compile(step) if compiled else step
+        losses = [fn(nx.linspace(-3, 3 + i, 10).reshape(10, 1)) for i in range(4)]
+        return losses + [p.detach() for p in model.parameters()], fn
+
+    (got, fn), (want, _) = run(True), run(False)
+    _close(got, want, "training step")
+    assert fn.stats["replays"] >= 2, fn.stats
 
 
 def _run_optimizer(make, dev, dtype, steps=3):
