@@ -12,9 +12,9 @@ Use it from a backend's own tests by importing the tests and naming the device u
 Values are compared with NumPy in every dtype the backend declares; gradients with finite
 differences in float64 (first and second order) where the backend has float64, and otherwise with the
 ``cpu`` device's float64 gradients. Beyond values, the suite holds every backend to the same semantics:
-a function compiled with ``neurenix.compile`` and replayed (by core, or by the
-backend's ``compile_program`` runner) gives what running it eagerly gives; NaN propagates as in NumPy (max, min, their arg-versions, maximum, minimum, relu, pooling, whose gradient
-goes to the first NaN or maximum); every op agrees with NumPy on zero-size inputs (or raises the error
+a function compiled with ``neurenix.compile`` and replayed (by core, or by the backend's
+``compile_program`` runner) gives what running it eagerly gives; NaN propagates as in NumPy (max, min,
+their arg-versions, maximum, minimum, relu, pooling, whose gradient goes to the first NaN or maximum); every op agrees with NumPy on zero-size inputs (or raises the error
 NumPy raises, in the framework's own words); out-of-range indices raise IndexError (at the op, or on a
 device that checks asynchronously at the latest at the next read from that device); and two threads
 using the device at once get exactly the results of running one after the other.
