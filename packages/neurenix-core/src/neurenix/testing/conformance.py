@@ -17,7 +17,8 @@ a function compiled with ``neurenix.compile`` and replayed (by core, or by the b
 their arg-versions, maximum, minimum, relu, pooling, whose gradient goes to the first NaN or maximum);
 every op agrees with NumPy on zero-size inputs (or raises the error NumPy raises, in the framework's own
 words); out-of-range indices raise IndexError (at the op, or on a device that checks asynchronously at the
-latest at the next read from that device); and two threads using the device at once get exactly the results of running one after the other.
+latest at the next read from that device); and two threads using the device at once get exactly the
+results of running one after the other.
 """
 
 from __future__ import annotations
