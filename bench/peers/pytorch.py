@@ -126,6 +126,35 @@ def build_vmap(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
     return Runner(step, lambda: _state(params, out))
 
 
+def build_compiled(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
+    """``build_vmap``'s meta-objective under ``torch.compile`` (the meta-gradient by autograd through the compiled
+    graph). Second order needs the inner gradient's own backward inside the graph: where torch.compile cannot
+    (double backward), the first step raises and the benchmark records why."""
+    if w.kind != "maml":
+        raise ValueError(f"{w.name}: torch.compile is benchmarked for MAML only")
+    params, arrays = _setup(w, d, weights)
+    opt = torch.optim.Adam(params.values(), lr=w.meta_lr)
+    out = {}
+
+    def grad_fn(fast, sx, sy):
+        return torch.func.grad(lambda f: loss(w, forward(w, f, sx), sy))(fast)
+
+    def task_loss(p, sx, sy, qx, qy):
+        return loss(w, forward(w, adapt(w, p, sx, sy, grad_fn), qx), qy)
+
+    objective = torch.compile(lambda p, *a: torch.func.vmap(task_loss, in_dims=(None, 0, 0, 0, 0))(p, *a).sum())
+
+    def step() -> float:
+        opt.zero_grad()
+        total = objective(params, *arrays)
+        total.backward()
+        opt.step()
+        out["loss"] = total.item() / w.tasks
+        return out["loss"]
+
+    return Runner(step, lambda: _state(params, out))
+
+
 def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple) -> Runner:
     sx, sy, qx, qy = task
     one_hot = F.one_hot(sy, w.ways).to(torch.float32)

@@ -22,6 +22,9 @@ from ..tensor import Tensor
 
 _SCALARS = frozenset((int, float, bool, str, bytes, complex, type(None)))
 _DEPTH = 12  # deeper than this, objects count by identity
+# a Module's ordered name sets: what they list is among its attributes (walked), and how many attributes
+# there are is counted
+_BOOKKEEPING = frozenset(("_param_names", "_buffer_names", "_module_names", "_nonpersistent"))
 _CODE = (types.FunctionType, types.LambdaType)
 
 
@@ -101,8 +104,9 @@ def walk(roots) -> State:
             attrs = vars(x)
             parts.append((t, len(attrs)))
             for k, v in attrs.items():
-                parts.append(k)
-                visit(v, x, k, depth + 1)
+                if k not in _BOOKKEEPING:
+                    parts.append(k)
+                    visit(v, x, k, depth + 1)
         else:
             try:
                 parts.append((t, hash(x), x))
@@ -118,8 +122,9 @@ def walk(roots) -> State:
 
 def _guard(t: Tensor) -> tuple:
     g = t.grad
-    return (t._data.shape, t._data.dtype, t._device, t.requires_grad, t._node is None, t._version < 0,
-            None if g is None else (g._data.shape, g._data.dtype, g._device))
+    # (devices by name: a Device hashes in Python, a str in C)
+    return (t._data.shape, t._data.dtype, t._device._name, t.requires_grad, t._node is None, t._version < 0,
+            None if g is None else (g._data.shape, g._data.dtype, g._device._name))
 
 
 def _sharing(buffers: list) -> tuple:
