@@ -109,22 +109,21 @@ class ProgramRunner:
 
 
 class _Plan:
-    """What a replay runs: steps (prepared segments and instructions run at every call) and the outputs."""
+    """What a replay runs: ``steps``, each a prepared :class:`_Segment` or an instruction run at every call."""
 
     def __init__(self, rt: Runtime, program: Program, env: dict, watched: list, info: Counter):
-        self.rt, self.program = rt, program
+        self.rt, self.program, self.info = rt, program, info
         self.shapes = {i: (b.shape, b.dtype) for i, b in env.items() if isinstance(b, WebGPUBuffer)}
         self.roles: dict = {}  # id(gpu) -> (role, detail)
         self.keep: dict = {}  # id(gpu) -> gpu: the ids stay valid while planning
         self.own: dict = {}  # id(gpu) -> the runner's buffer standing for it
         self.params: list = []  # per planned dispatch: its parameter words
-        self.steps: list = []  # ("segment", _Segment) or ("run", instruction)
-        self.info = info
-        self.copied: set = set()  # ids of inputs and steps' results already copied in by an earlier segment
-        self.call_slots = {v.index for v in program.inputs}  # Values a replay holds the call's own buffer for
+        self.steps: list = []
+        self.copied_in: set = set()  # ids of inputs and steps' results that an earlier segment copies in
+        self.copied_out: set = set()  # Values that a replay holds in a buffer of its own (copied out, or the call's)
         self._roles_of_inputs_and_constants(env)
         self._plan_instructions(env, watched)
-        self._plan_outputs(env)
+        self._copy_out(self.steps[-1], [o for o in program.outputs if isinstance(o, Value)], env)
         self._plan_views(env)
         self._bind_groups()
         self.keep = {}  # (the watched call's buffers are no longer needed)
@@ -137,6 +136,7 @@ class _Plan:
 
     def _roles_of_inputs_and_constants(self, env: dict) -> None:
         for pos, v in enumerate(self.program.inputs):
+            self.copied_out.add(v.index)
             if isinstance(env[v.index], WebGPUBuffer):
                 self._role(env[v.index].gpu, INPUT, pos)
         self._role(self.rt.status, FIXED, self.rt.status)
@@ -171,15 +171,15 @@ class _Plan:
                 continue
             self.info["steps"] += 1
             self.info["fallbacks"] += not ins.host
+            # a step may keep what it reads past the call (a queued bounds check reads it at the next
+            # synchronisation): it reads copies, not the runner's buffers, which the next call overwrites
+            self._copy_out(segment, list(_each(ins.args, Value)), env)
+            self.steps += [segment, ins]
+            segment = _Segment(self)
             for v in _each(ins.out, Value):
-                self.call_slots.add(v.index)
+                self.copied_out.add(v.index)
                 if isinstance(env[v.index], WebGPUBuffer):
                     self._role(env[v.index].gpu, STEP, v.index)
-            if segment.items:
-                self.steps.append(segment)
-                segment = _Segment(self)
-            self.steps.append(ins)
-        self.last = segment
         self.steps.append(segment)
 
     def buffer(self, gpu):
@@ -194,40 +194,30 @@ class _Plan:
             self.info["bytes"] += gpu.size
         return own
 
-    # -- outputs and buffers handed to steps -----------------------------------------------------------
-    def _plan_outputs(self, env: dict) -> None:
-        """Per output: a Const, a buffer of the call (an input's or a step's), or an own buffer copied out."""
-        self.outputs = []
-        copied: dict = {}  # id(gpu) -> index among the fresh buffers of a call
-        for o in self.program.outputs:
-            if isinstance(o, Const) or not isinstance(env[o.index], WebGPUBuffer):
-                self.outputs.append(("as_is", o))
+    def _copy_out(self, segment: _Segment, wanted: list, env: dict) -> None:
+        """Have ``segment`` copy the Values of ``wanted`` that live in the runner's buffers into buffers made
+        for the call (one copy per GPU buffer, however many Values view it)."""
+        for v in wanted:
+            b = env.get(v.index)
+            if v.index in self.copied_out or not isinstance(b, WebGPUBuffer) or self.roles[id(b.gpu)][0] != OWN:
                 continue
-            gpu = env[o.index].gpu
-            if self.roles[id(gpu)][0] != OWN:
-                self.outputs.append(("call", o))
-                continue
-            if id(gpu) not in copied:
-                copied[id(gpu)] = len(self.last.copies_out)
-                self.last.copies_out.append((self.buffer(gpu), gpu.size))
-            self.outputs.append(("fresh", copied[id(gpu)], *self.shapes[o.index]))
+            self.copied_out.add(v.index)
+            segment.copy_out(self.buffer(b.gpu), b.gpu.size, v.index, *self.shapes[v.index])
 
     def _plan_views(self, env: dict) -> None:
-        """Where each Value a step or an output reads lives during a replay (see ``value``)."""
+        """Where the other Values that steps and outputs read live during a replay: over an input's, a step
+        result's or a constant's memory (reshapes of them)."""
         wanted = {v.index for ins in self.steps if not isinstance(ins, _Segment) for v in _each(ins.args, Value)}
-        wanted |= {o[1].index for o in self.outputs if o[0] == "call"}
+        wanted |= {o.index for o in self.program.outputs if isinstance(o, Value)}
         self.views = {}
-        for i in wanted:
-            if i in self.call_slots or not isinstance(env.get(i), WebGPUBuffer):
-                continue
-            gpu = env[i].gpu
-            role, detail = self.roles[id(gpu)]
-            self.views[i] = (role, self.buffer(gpu) if role == OWN else detail, *self.shapes[i])
+        for i in wanted - self.copied_out:
+            if isinstance(env.get(i), WebGPUBuffer):
+                role, detail = self.roles[id(env[i].gpu)]
+                self.views[i] = (role, detail, *self.shapes[i])
 
     def value(self, v: Value, inputs: list, env: dict):
-        """Value ``v`` during a replay, for a step or as an output: the call's own buffer where it has one
-        (an input, a step's result), else a buffer over the same memory (a reshape of one, a constant, or
-        the runner's memory: never an output, which is copied)."""
+        """Value ``v`` during a replay: the call's own buffer (an input, a step's result, a copy out), or one
+        over the same memory (a reshape of an input, of a step's result or of a constant)."""
         if v.index in env:
             return env[v.index]
         role, where, shape, dtype = self.views[v.index]
@@ -245,76 +235,79 @@ class _Plan:
             offsets.append(at)
             chunks.append(chunk)
             at += size
-        if chunks:
-            self.pbuf = rt.device.create_buffer_with_data(data=np.concatenate(chunks),
-                                                          usage=rt.wgpu.BufferUsage.STORAGE)
+        pbuf = rt.device.create_buffer_with_data(data=np.concatenate(chunks), usage=rt.wgpu.BufferUsage.STORAGE) \
+            if chunks else None
         for step in self.steps:
             if isinstance(step, _Segment):
-                step.finish(offsets)
-                self.info["segments"] += 1
-                self.info["dispatches"] += len(step.items)
+                step.finish(pbuf, offsets)
+                self.info["segments"] += step.busy
+                self.info["dispatches"] += len(step.passes)
 
+    # -- a replay --------------------------------------------------------------------------------------
     def run(self, inputs: list) -> list:
         env: dict = {v.index: b for v, b in zip(self.program.inputs, inputs)}
-        fresh: list = []
         for step in self.steps:
             if isinstance(step, _Segment):
-                if step is self.last:
-                    fresh = [self.rt.device.create_buffer(size=n, usage=self.rt.usage) for _, n in step.copies_out]
-                if step.passes or step.copies_in or fresh:
-                    step.enqueue(inputs, env, fresh)
+                if step.busy:
+                    step.enqueue(inputs, env)
             else:
-                result = step.fn(*_fill(step.args, lambda v: self.value(v, inputs, env)))
-                _bind(step.out, result, env)
-        return [self._output(o, inputs, env, fresh) for o in self.outputs]
-
-    def _output(self, how, inputs: list, env: dict, fresh: list):
-        if how[0] == "as_is":
-            return _fill(how[1], lambda v: env[v.index])
-        if how[0] == "call":
-            return self.value(how[1], inputs, env)
-        _, i, shape, dtype = how
-        return WebGPUBuffer(fresh[i], shape, dtype)
+                _bind(step.out, step.fn(*_fill(step.args, lambda v: self.value(v, inputs, env))), env)
+        return [_fill(o, lambda v: self.value(v, inputs, env)) for o in self.program.outputs]
 
 
 class _Segment:
     """Dispatches between two steps, with the copies into the runner's buffers they need first (inputs,
-    steps' results) and, in the last one, the copies of the outputs."""
+    steps' results), and the copies out of what the next step or the caller is handed."""
 
     def __init__(self, plan: _Plan):
         self.plan = plan
-        self.items: list = []  # (pipeline, layout, entries, grid, params index)
+        self.items: list = []  # (pipeline, bind group layout, bound buffers, grid, params index, param words)
         self.copies_in: dict = {}  # id(gpu) -> (role, detail, own buffer, bytes)
-        self.copies_out: list = []  # (own buffer, bytes)
+        self.copies_out: list = []  # (own buffer, bytes, [(Value index, shape, dtype)])
+        self._out_at: dict = {}  # id(own buffer) -> position in copies_out
 
     def dispatch(self, item) -> None:
         plan = self.plan
         pipeline, nbuf, status, buffers, params, grid = item
-        bound = []
         for b in buffers:
             role, detail = plan.roles[id(b)]
-            if role in (INPUT, STEP) and id(b) not in plan.copied:
-                plan.copied.add(id(b))
+            if role in (INPUT, STEP) and id(b) not in plan.copied_in:
+                plan.copied_in.add(id(b))
                 self.copies_in[id(b)] = (role, detail, plan.buffer(b), b.size)
-            bound.append(plan.buffer(b))
         plan.params.append(params)
-        self.items.append((pipeline, plan.rt.layout(nbuf, status)[0], bound, grid, len(plan.params) - 1,
-                           max(len(params), 1)))
+        self.items.append((pipeline, plan.rt.layout(nbuf, status)[0], [plan.buffer(b) for b in buffers], grid,
+                           len(plan.params) - 1, max(len(params), 1)))
 
-    def finish(self, offsets: list) -> None:
-        """Make the bind groups (after the parameters of every dispatch are in one buffer)."""
-        device, pbuf = self.plan.rt.device, getattr(self.plan, "pbuf", None)
+    def copy_out(self, own, nbytes: int, index: int, shape: tuple, dtype) -> None:
+        at = self._out_at.setdefault(id(own), len(self.copies_out))
+        if at == len(self.copies_out):
+            self.copies_out.append((own, nbytes, []))
+        self.copies_out[at][2].append((index, shape, dtype))
+
+    def finish(self, pbuf, offsets: list) -> None:
+        """Make the bind groups, once the parameters of every dispatch are in ``pbuf``."""
+        device = self.plan.rt.device
         self.passes = []
         for pipeline, layout, bound, grid, p, words in self.items:
             entries = [{"binding": 0, "resource": {"buffer": pbuf, "offset": 4 * offsets[p], "size": 4 * words}}]
             entries += [{"binding": i + 1, "resource": {"buffer": b, "offset": 0, "size": b.size}}
                         for i, b in enumerate(bound)]
             self.passes.append((pipeline, device.create_bind_group(layout=layout, entries=entries), grid))
+        self.items = []
         self.copies_in = list(self.copies_in.values())
+        self.busy = bool(self.passes or self.copies_in or self.copies_out)
 
-    def enqueue(self, inputs: list, env: dict, fresh: list) -> None:
+    def enqueue(self, inputs: list, env: dict) -> None:
+        """Record this segment for the call: the buffers it copies out are made now, and put in ``env``."""
+        rt = self.plan.rt
         sources = [inputs[d].gpu if role == INPUT else env[d].gpu for role, d, _, _ in self.copies_in]
-        self.plan.rt.enqueue(functools.partial(self.encode, sources, fresh))
+        fresh = []
+        for _, nbytes, views in self.copies_out:
+            gpu = rt.device.create_buffer(size=nbytes, usage=rt.usage)
+            fresh.append(gpu)
+            for index, shape, dtype in views:
+                env[index] = WebGPUBuffer(gpu, shape, dtype)
+        rt.enqueue(functools.partial(self.encode, sources, fresh))
 
     def encode(self, sources: list, fresh: list, enc) -> None:
         for src, (_, _, own, nbytes) in zip(sources, self.copies_in):
@@ -326,5 +319,5 @@ class _Segment:
                 cpass.set_bind_group(0, group)
                 cpass.dispatch_workgroups(*grid)
             cpass.end()
-        for (own, nbytes), dst in zip(self.copies_out, fresh):
+        for (own, nbytes, _), dst in zip(self.copies_out, fresh):
             enc.copy_buffer_to_buffer(own, 0, dst, 0, nbytes)
