@@ -127,7 +127,8 @@ class Runtime:
         self.align = self.limits["min-storage-buffer-offset-alignment"] // 4  # in 32-bit words
         # matmul tile edge: 16 x 16 on GPUs; 8 x 8 on CPU adapters (lavapipe), where workgroup
         # barriers cost per invocation and small workgroups measured twice as fast
-        self.tile = 8 if adapter.info.get("adapter_type") == "CPU" else 16
+        self.cpu = adapter.info.get("adapter_type") == "CPU"
+        self.tile = 8 if self.cpu else 16
         self.pipelines: dict = {}
         self.layouts: dict = {}
         self.pending: list = []
