@@ -3,7 +3,9 @@
 Work is recorded, not run: every kernel appends a dispatch (pipeline, buffers, 32-bit parameters) to
 a pending list. The list is encoded into one command buffer (one compute pass) and submitted when a
 value is read back, when :func:`synchronize` is called, or when it grows past ``FLUSH_AT`` dispatches
-(submitted without waiting). The parameters of a whole batch go into one storage buffer, each
+(submitted without waiting). A compiled program's replay joins the list as one prepared item
+(:meth:`Runtime.enqueue`: its bind groups made once), encoded in order with the dispatches around it.
+The parameters of a whole batch go into one storage buffer, each
 dispatch binding its own aligned slice, so recording an op never touches the queue. The host waits
 only in :meth:`Runtime.read` (a buffer map), counted in ``stats["host_waits"]``.
 
