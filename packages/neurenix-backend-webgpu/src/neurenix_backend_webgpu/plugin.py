@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from neurenix.backend import Backend, hookimpl
 
-from . import kernels, runtime
+from . import kernels, programs, runtime
 
 
 class WebGPUBackend(Backend):
@@ -32,6 +32,13 @@ class WebGPUBackend(Backend):
         if kernels.RT is None:
             kernels.RT = runtime.Runtime(self._adapter)
         return kernels.KERNELS
+
+    def compile_program(self, program):
+        """The runner of :mod:`.programs`: the program's dispatches bound once, enqueued as prepared work
+        at each call (no submit of its own)."""
+        if kernels.RT is None:
+            return None
+        return programs.ProgramRunner(kernels.RT, program)
 
 
 def stats() -> dict:

@@ -3,7 +3,9 @@
 Work is recorded, not run: every kernel appends a dispatch (pipeline, buffers, 32-bit parameters) to
 a pending list. The list is encoded into one command buffer (one compute pass) and submitted when a
 value is read back, when :func:`synchronize` is called, or when it grows past ``FLUSH_AT`` dispatches
-(submitted without waiting). The parameters of a whole batch go into one storage buffer, each
+(submitted without waiting). A compiled program's replay joins the list as one prepared item
+(:meth:`Runtime.enqueue`: its bind groups made once), encoded in order with the dispatches around it.
+The parameters of a whole batch go into one storage buffer, each
 dispatch binding its own aligned slice, so recording an op never touches the queue. The host waits
 only in :meth:`Runtime.read` (a buffer map), counted in ``stats["host_waits"]``.
 
@@ -21,6 +23,7 @@ as CUDA reports a device-side assert at the next synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import Counter
@@ -126,7 +129,8 @@ class Runtime:
         self.align = self.limits["min-storage-buffer-offset-alignment"] // 4  # in 32-bit words
         # matmul tile edge: 16 x 16 on GPUs; 8 x 8 on CPU adapters (lavapipe), where workgroup
         # barriers cost per invocation and small workgroups measured twice as fast
-        self.tile = 8 if adapter.info.get("adapter_type") == "CPU" else 16
+        self.cpu = adapter.info.get("adapter_type") == "CPU"
+        self.tile = 8 if self.cpu else 16
         self.pipelines: dict = {}
         self.layouts: dict = {}
         self.pending: list = []
@@ -135,6 +139,7 @@ class Runtime:
         # not re-entrant (cheaper): only the public entry points take it, never a method called under it
         self.lock = threading.Lock()
         self.status = self.device.create_buffer(size=4 * STATUS_WORDS, usage=self.usage)  # zeroed at creation
+        self._watch = threading.local()  # .items: where this thread's dispatches are also listed (see watching)
 
     # -- memory ----------------------------------------------------------------------------------
     def check_size(self, nbytes: int, what: str) -> None:
@@ -246,9 +251,31 @@ class Runtime:
         if status:
             buffers = [*buffers, self.status]
         item = (pipeline, nbuf, status, buffers, np.asarray(params, dtype=np.uint32), grid)
+        watched = getattr(self._watch, "items", None)
+        if watched is not None:
+            watched.append(item)
         with self.lock:
             self.pending.append(item)
             self.stats["dispatches"] += 1
+            if len(self.pending) >= FLUSH_AT:
+                self._flush()
+
+    @contextlib.contextmanager
+    def watching(self):
+        """Lists the dispatches this thread records inside the block (they are still recorded as usual):
+        how a compiled program learns the dispatches each of its kernels makes."""
+        self._watch.items = items = []
+        try:
+            yield items
+        finally:
+            self._watch.items = None
+
+    def enqueue(self, encode) -> None:
+        """Record prepared work: ``encode(encoder)`` is called, in order with the dispatches around it, when
+        the pending work is encoded (a compiled program's replay: copies and dispatches bound in advance)."""
+        with self.lock:
+            self.pending.append(encode)
+            self.stats["replays_enqueued"] += 1
             if len(self.pending) >= FLUSH_AT:
                 self._flush()
 
@@ -264,8 +291,17 @@ class Runtime:
             return
         pending, self.pending = self.pending, []
         enc = self.device.create_command_encoder()
-        if pending:
-            self._encode(enc, pending)
+        run: list = []  # consecutive dispatches share one compute pass; prepared work encodes itself between
+        for item in pending:
+            if type(item) is tuple:
+                run.append(item)
+                continue
+            if run:
+                self._encode(enc, run)
+                run = []
+            item(enc)
+        if run:
+            self._encode(enc, run)
         if extra is not None:
             extra(enc)
         self.device.queue.submit([enc.finish()])

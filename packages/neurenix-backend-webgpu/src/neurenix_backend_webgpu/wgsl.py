@@ -255,6 +255,31 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 """
 
 
+
+def matmul_direct_source(t: str) -> str:
+    """Batched (M, K) @ (K, N) for CPU adapters, one invocation per output, no workgroup memory: on
+    lavapipe a workgroup barrier switches every invocation's coroutine, and the tiled kernel's barriers
+    cost more than the reads they save. The same parameters as :func:`matmul_source`; a 1-D grid over the
+    batch's outputs, grid-strided. Each output sums its products in the order of k, as the tiled kernel
+    does (float32 only: integers keep the tiled kernel's checked 64-bit accumulation)."""
+    return _bindings(t, [t, t]) + f"""
+@compute @workgroup_size({WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+  let M = P[0]; let N = P[1]; let K = P[2]; let nb = P[3]; let nbatch = P[4];
+  for (var i = gid.x; i < nbatch * M * N; i += nwg.x * {WG}u) {{
+    let z = i / (M * N); let row = (i / N) % M; let col = i % N;
+    var rem = z; var ao = 0u; var bo = 0u;
+    for (var d = nb; d > 0u; d--) {{
+      let k = d - 1u; let s = P[5u + k]; let c = rem % s; rem = rem / s;
+      ao += c * P[5u + nb + k]; bo += c * P[5u + 2u * nb + k];
+    }}
+    var acc = {t}(0);
+    for (var q = 0u; q < K; q++) {{ acc += IN0[ao + row * K + q] * IN1[bo + q * N + col]; }}
+    OUT[i] = acc;
+  }}
+}}
+"""
+
 _WINDOW_PARAMS = """
   let N = P[0]; let C = P[1]; let H = P[2]; let W = P[3]; let kh = P[4]; let kw = P[5];
   let sh = P[6]; let sw = P[7]; let ph = P[8]; let pw = P[9]; let dh = P[10]; let dw = P[11];
