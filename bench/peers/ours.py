@@ -33,7 +33,7 @@ def model(w: Workload, weights: dict[str, np.ndarray]) -> nn.Module:
     return net
 
 
-def build(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
+def build(w: Workload, d: Data, weights: dict[str, np.ndarray], compile: bool = True) -> Runner:  # noqa: A002
     net = model(w, weights)
     if w.kind == "maml":
         learner = MAML(net, inner_lr=w.inner_lr, meta_lr=w.meta_lr, inner_steps=w.inner_steps,
@@ -48,7 +48,8 @@ def build(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
     out = {}
 
     def step() -> float:
-        out["loss"] = learner.meta_learn(tasks, epochs=1, tasks_per_batch=len(tasks), shuffle=False)["loss"][0]
+        out["loss"] = learner.meta_learn(tasks, epochs=1, tasks_per_batch=len(tasks), shuffle=False,
+                                         compile=compile)["loss"][0]
         return out["loss"]
 
     def state() -> dict[str, np.ndarray]:
