@@ -33,7 +33,7 @@ def model(w: Workload, weights: dict[str, np.ndarray]) -> nn.Module:
     return net
 
 
-def build(w: Workload, d: Data, weights: dict[str, np.ndarray], compile: bool = True) -> Runner:  # noqa: A002
+def build(w: Workload, d: Data, weights: dict[str, np.ndarray], compile: bool = True) -> Runner:
     net = model(w, weights)
     if w.kind == "maml":
         learner = MAML(net, inner_lr=w.inner_lr, meta_lr=w.meta_lr, inner_steps=w.inner_steps,
