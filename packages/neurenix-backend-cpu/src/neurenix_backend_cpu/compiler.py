@@ -39,6 +39,7 @@ class Runner:
         self.fast = None
         self.expected: list | None = None
         self.groups = 0  # how many fused loops the fast runner calls (0 until planned)
+        self.steps = len(program.instructions)  # instructions the fast runner runs
         self._done = False
         self._lock = threading.Lock()
 
@@ -72,7 +73,9 @@ class Runner:
         outputs = {v.index for v in program.outputs if isinstance(v, Value)}
         groups = [g for g in fusion.plan(program.instructions, sigs, trusted, outputs) if _pays(g, program)]
         if groups:
-            self.fast = replay(_rewrite(program, groups, sigs, trusted))
+            rewritten = _rewrite(program, groups, sigs, trusted)
+            self.fast = replay(rewritten)
+            self.steps = len(rewritten.instructions)
             self.expected = [signature(x) for x in inputs]
             self.groups = len(groups)
 
