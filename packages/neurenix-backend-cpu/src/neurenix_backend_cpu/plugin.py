@@ -7,9 +7,11 @@ hands anything else to NumPy's kernel.
 
 from __future__ import annotations
 
+import os
+
 from neurenix.backend import Backend, hookimpl
 
-from . import elementwise, linalg, native, norm, optim, reductions, softmax, windows
+from . import compiler, elementwise, linalg, native, norm, optim, reductions, softmax, windows
 
 #: kernel name -> kernel, by family; bench/cpu_kernels.py times each against NumPy's
 KERNELS = {
@@ -51,6 +53,13 @@ class CpuBackend(Backend):
 
     def kernels(self):
         return KERNELS
+
+    def compile_program(self, program):
+        """A runner fusing the program's elementwise chains into C generated for it (see ``compiler``);
+        NEURENIX_CPU_FUSE=0 leaves programs to core's replay."""
+        if os.environ.get("NEURENIX_CPU_FUSE") == "0":
+            return None
+        return compiler.compile_program(program)
 
 
 @hookimpl
