@@ -17,6 +17,7 @@ DTYPES = ["float32", "float64"]
 def cache(tmp_path, monkeypatch):
     """A fresh disk cache per test, and modules loaded afresh (so a test sees its own compilations)."""
     monkeypatch.setenv("NEURENIX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NEURENIX_CPU_FUSE", "1")  # (opt-in: see CpuBackend.compile_program)
     monkeypatch.setattr(jit, "_loaded", {})
     return tmp_path / "cache"
 
@@ -152,9 +153,13 @@ def test_a_compiler_failure_replays_kernel_by_kernel(monkeypatch):
     assert runner.fast is None
 
 
-def test_fusion_can_be_turned_off(monkeypatch):
+@pytest.mark.parametrize("setting", ["0", None])
+def test_fusion_is_off_unless_asked_for(setting, monkeypatch):
     a = rand(3, dtype="float32")
-    monkeypatch.setenv("NEURENIX_CPU_FUSE", "0")
+    if setting is None:
+        monkeypatch.delenv("NEURENIX_CPU_FUSE")
+    else:
+        monkeypatch.setenv("NEURENIX_CPU_FUSE", setting)
     assert CpuBackend().compile_program(capture(lambda a: a * 2 + 1, a)) is None
 
 
