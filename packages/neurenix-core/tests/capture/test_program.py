@@ -21,6 +21,8 @@ def test_a_program_lists_its_kernel_calls():
     assert program.device_types() == {"cpu"}
     assert all(isinstance(v, Value) for v in program.inputs)
     assert "exp" in str(program) and program.kernel_counts()["mul"] >= 1
+    mul = program.instructions[0]
+    assert program.signatures[mul.out.index] == ((3,), np.dtype("float32"))
 
 
 def test_replay_frees_each_buffer_after_its_last_use():

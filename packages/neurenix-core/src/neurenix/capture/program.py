@@ -61,6 +61,9 @@ class Program:
     inputs: list[Value]
     instructions: list[Instruction]
     outputs: list[Value | Const] = field(default_factory=list)
+    #: Value index -> (shape, dtype) of the buffer it held while tracing (every call replayed has the same:
+    #: the guards see to it), so that a backend can plan a program before running it
+    signatures: dict[int, tuple] = field(default_factory=dict)
 
     def device_types(self) -> set[str]:
         return {i.device_type for i in self.instructions if i.device_type is not None}
@@ -79,7 +82,7 @@ class Program:
             if ins.host or any(v.index in live for v in values(ins.out)):
                 kept.append(ins)
                 live.update(v.index for v in values(ins.args))
-        return Program(self.inputs, kept[::-1], self.outputs)
+        return Program(self.inputs, kept[::-1], self.outputs, self.signatures)
 
     def __str__(self) -> str:
         lines = [f"program({', '.join(map(repr, self.inputs))}):"]

@@ -41,6 +41,7 @@ class Tracer:
         self.slots: dict[int, Value] = {}
         self.consts: dict[int, Const] = {}
         self.instructions: list[Instruction] = []
+        self.signatures: dict[int, tuple] = {}
         self.inputs = [self._input(b) for b in inputs]
         self.paused = False
         self.reason: str | None = None
@@ -120,17 +121,20 @@ class Tracer:
         return v
 
     def program(self, outputs: list) -> Program:
-        return Program(self.inputs, self.instructions, outputs).prune()
+        return Program(self.inputs, self.instructions, outputs, self.signatures).prune()
 
     def _input(self, buffer) -> Value:
         v = Value(len(self.keep))
         self.keep.append(buffer)
+        self.signatures[v.index] = (tuple(buffer.shape), buffer.dtype)
         self.slots.setdefault(id(buffer), v)  # (a buffer passed twice is read from its first place)
         return v
 
     def _new(self, obj) -> Value:
         v = Value(len(self.keep))
         self.keep.append(obj)
+        if hasattr(obj, "shape") and hasattr(obj, "dtype"):
+            self.signatures[v.index] = (tuple(obj.shape), obj.dtype)
         self.slots[id(obj)] = v
         return v
 
