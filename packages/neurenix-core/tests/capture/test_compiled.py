@@ -284,3 +284,38 @@ def test_bad_arguments():
         nx.compile(3)
     with pytest.raises(ValueError, match="max_programs"):
         nx.compile(lambda x: x, max_programs=0)
+
+
+def test_an_error_while_tracing_is_raised_and_nothing_is_kept():
+    def f(x, fail):
+        y = x * 2
+        if fail:
+            raise RuntimeError("boom")
+        return y.detach()
+
+    compiled = nx.compile(f)
+    with pytest.raises(RuntimeError, match="boom"):
+        compiled(nx.ones(2), True)
+    assert compiled.programs() == []
+    for _ in range(2):
+        np.testing.assert_array_equal(compiled(nx.ones(2), False).numpy(), [2.0, 2.0])
+    assert compiled.stats["replays"] == 1
+    assert nx.Device("cpu").kernels.__class__.__name__ == "KernelTable"  # the tracer's tables are gone
+
+
+@pytest.mark.parametrize("values", [np.zeros((0, 3)), np.full((2, 3), np.nan), np.array([[np.inf, -np.inf, 1.0]])],
+                         ids=["zero-size", "nan", "inf"])
+def test_replays_of_edge_values_equal_eager(values):
+    def f(x):
+        return ((x * 2).sum(0), x.amax(1), F.relu(x).mean()) if x.numel() else \
+            ((x * 2).sum(0),)
+
+    compiled = nx.compile(lambda x: tuple(t.detach() for t in f(x)))
+    x = nx.tensor(values, dtype=nx.float32)
+    with np.errstate(all="ignore"):
+        compiled(x)
+        got = compiled(x * 1)
+        want = f(x * 1)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+    assert compiled.stats["replays"] == 1
