@@ -103,7 +103,9 @@ def values(tree) -> list[Value]:
 def replay(program: Program) -> Callable[[list], list]:
     """Core's runner for ``program``: ``run(inputs) -> outputs``, generated Python source compiled once."""
     namespace: dict[str, Any] = {}
-    last_use = _last_uses(program)
+    freed: dict[int, list[int]] = {}  # instruction -> the slots it reads or makes for the last time
+    for slot, last in _last_uses(program).items():
+        freed.setdefault(last, []).append(slot)
     lines = ["def run(inputs):"]
     if program.inputs:
         lines.append(f"    {', '.join(_name(v) for v in program.inputs)}, = inputs")
@@ -111,7 +113,7 @@ def replay(program: Program) -> Callable[[list], list]:
         namespace[f"f{n}"] = ins.fn
         call = f"f{n}({', '.join(_expr(a, namespace) for a in ins.args)})"
         lines += _assign(ins.out, call, n)
-        dead = sorted(i for i, last in last_use.items() if last == n)
+        dead = sorted(freed.get(n, ()))
         if dead:
             lines.append(f"    del {', '.join(f's{i}' for i in dead)}")
     lines.append(f"    return [{', '.join(_expr(v, namespace) for v in program.outputs)}]")
