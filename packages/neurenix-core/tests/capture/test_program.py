@@ -110,3 +110,14 @@ def test_registering_a_backend_retraces():
     finally:
         unregister(plugin)
     assert compiled.stats["traces"] == 2
+
+
+def test_interpreting_equals_replaying_and_warming_switches_to_generated_code():
+    from neurenix.capture.program import interpret, warming
+
+    _, program = _program()
+    a, b = np.ones(3, np.float32), np.full(3, 2.0, np.float32)
+    assert interpret(program)([a, b]) == replay(program)([a, b])
+    run = warming(program, interpreted=1)
+    first, second = run([a, b]), run([a, b])
+    assert first == second

@@ -26,7 +26,7 @@ from ..backend.registry import REGISTRY
 from ..device import default_device
 from ..tensor import Tensor, _wrap
 from . import recording
-from .program import Const, Program, replay
+from .program import Const, Program, warming
 from .state import State, difference, place, walk
 from .trace import TraceBusyError, Tracer, _UnseenError
 
@@ -197,7 +197,7 @@ class _Entry:
                 self.runner = compiler(self.program)
                 if self.runner is not None:
                     return
-        self.runner = replay(self.program)
+        self.runner = warming(self.program)
 
     def run(self, state: State):
         outs = self.runner(state.buffers())
