@@ -123,8 +123,8 @@ def replay(program: Program) -> Callable[[list], list]:
 def interpret(program: Program) -> Callable[[list], list]:
     """A runner for ``program`` that walks its instructions (no code generated: cheaper to make, about 1 us a
     kernel slower to run than ``replay``'s)."""
-    steps = [(ins.fn, ins.args, ins.out, tuple(freed)) for ins, freed in
-             zip(program.instructions, (_freed(program).get(n, ()) for n in range(len(program.instructions))))]
+    freed = _freed(program)
+    steps = [(ins.fn, ins.args, ins.out, tuple(freed.get(n, ()))) for n, ins in enumerate(program.instructions)]
     inputs_at = [v.index for v in program.inputs]
 
     def run(inputs: list) -> list:
