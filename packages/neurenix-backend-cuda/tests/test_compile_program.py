@@ -151,9 +151,12 @@ def test_host_steps_and_unplannable_kernels_are_called_as_they_are(backend):
     assert host(run(inputs)) == want and host(run(inputs)) == want
     kinds = {step[0] for step in run.plan.steps}
     assert {0, 2} <= kinds  # launches from the plan, and steps called as they are
-    bad = nx.tensor(np.array([6]), device="cuda_prog")
-    with pytest.raises(IndexError):  # the index check still runs at each call
-        nx.compile(gather)(a, bad).numpy()
+    step = nx.compile(gather)
+    step(a, idx), step(a, idx)  # traced, then planned
+    bad = nx.tensor(np.array([4, 6, 0]), device="cuda_prog")
+    with pytest.raises(IndexError):  # the index check still runs at each call of the plan
+        step(a, bad).numpy()
+    assert isinstance(next(iter(step._cache.values())).runner, ProgramRunner)
 
 
 def test_neurenix_compile_uses_the_runner(backend):

@@ -33,6 +33,7 @@ from .runtime import GpuBuffer, GpuDevice
 from .source import ffi, kernel_params
 
 LAUNCH, GEMM, CALL, BUFFER = range(4)  # step kinds
+_planning = threading.Lock()  # recorders hook devices process-wide: one plan at a time
 NEW, SLOT, HELD = range(3)  # where a buffer step's memory is: new at this call, a slot's buffer's, a constant's
 _U64 = ffi.typeof("unsigned long long*")
 
@@ -165,9 +166,14 @@ class ProgramRunner:
         if len(devices) != 1:
             self.fallback = replay(self.program)
             return self.fallback(inputs)
-        planner = _Planner(self.program, next(iter(devices.values())))
-        with Recorder(list(self.backend._devices.values()), planner.device) as recorder:
-            outputs = planner.run(inputs, recorder)
+        if not _planning.acquire(blocking=False):  # another runner is planning: this call replays, a later plans
+            return replay(self.program)(inputs)
+        try:
+            planner = _Planner(self.program, next(iter(devices.values())))
+            with Recorder(list(self.backend._devices.values()), planner.device) as recorder:
+                outputs = planner.run(inputs, recorder)
+        finally:
+            _planning.release()
         if planner.launches:
             self.plan, self.launches = planner.finish(), planner.launches
         else:
