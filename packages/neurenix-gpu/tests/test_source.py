@@ -45,3 +45,22 @@ def test_the_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURENIX_KERNEL_CACHE", str(tmp_path / "k"))
     compile_cached(CountingCompiler(), "src", "a1")
     assert len(list((tmp_path / "k").iterdir())) == 1
+
+
+def test_every_kernel_has_its_parameters_read_from_its_declaration():
+    """kernel_params reads the macros' declarations; each expanded kernel (the preprocessor's view) agrees."""
+    import re
+    import subprocess
+
+    from neurenix_gpu.source import kernel_params, kernel_source
+
+    text = subprocess.run(["c++", "-E", "-P", "-x", "c++", "-"], input=kernel_source(), capture_output=True,
+                          text=True, check=True).stdout
+    kernels = re.findall(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)', text)
+    assert len(kernels) > 50
+    for name, params in kernels:
+        decls = [p.split() for p in params.split(",")]
+        sig = kernel_params(name)
+        assert sig is not None and len(sig) == len(decls), name
+        for p, decl in zip(sig, decls):
+            assert p.pointer == ("*" in "".join(decl)) and p.written == (p.pointer and decl[0] != "const"), name

@@ -10,6 +10,7 @@ from neurenix.backend import Backend
 from .driver import Driver
 from .errors import GpuError
 from .ops import make_kernels
+from .program import ProgramRunner
 from .runtime import GpuDevice
 
 
@@ -60,3 +61,10 @@ class GpuBackend(Backend):
 
     def kernels(self):
         return make_kernels(self.device)
+
+    def compile_program(self, program) -> ProgramRunner | None:
+        """A runner for a program ``neurenix.compile`` recorded on this device type: launches planned at its
+        first call, issued from the plan at later ones (``neurenix_gpu.program``); None for host steps only."""
+        if all(ins.host for ins in program.instructions):
+            return None
+        return ProgramRunner(program, self)

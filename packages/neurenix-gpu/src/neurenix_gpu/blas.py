@@ -35,7 +35,7 @@ class Blas:
         self.ffi, self.lib, self.names = ffi, lib, names
         self.reason: str | None = None  # why it was given up (handle creation failed): matmul uses the tiled kernel
         self._handles: dict[int, object] = {}
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def _handle(self, dev):
         handle = self._handles.get(dev.index)
@@ -63,7 +63,7 @@ class Blas:
         if self.reason or max(batch, m, n, k) > INT_MAX:
             return False
         dev.driver.activate(dev.index)
-        with self._lock:
+        with self.lock:
             return self._gemm(dev, dtype, batch, m, n, k, a, sa, b, sb, c, trans_a, trans_b)
 
     def _gemm(self, dev, dtype, batch, m, n, k, a, sa, b, sb, c, trans_a, trans_b) -> bool:
@@ -77,10 +77,17 @@ class Blas:
         ptr = lambda x: ffi.cast(f"{ct}*", x.ptr)  # noqa: E731
         op = lambda t: nm.op_t if t else nm.op_n  # noqa: E731
         lda, ldb = (m if trans_a else k), (k if trans_b else n)
-        status = fn(handle, op(trans_b), op(trans_a), n, m, k, one, ptr(b), ldb, sb, ptr(a), lda, sa,
-                    zero, ptr(c), n, m * n, batch)
-        if status:
-            raise GpuError(f"{nm.sgemm if ct == 'float' else nm.dgemm} failed on {dev.name}: status {status} "
-                           f"(batch {batch}, m {m}, n {n}, k {k})")
+        args = (handle, op(trans_b), op(trans_a), n, m, k, one, ptr(b), ldb, sb, ptr(a), lda, sa, zero, ptr(c), n,
+                m * n, batch)
+        self.call(fn, args, f"{nm.sgemm if ct == 'float' else nm.dgemm} failed on {dev.name}",
+                  f"(batch {batch}, m {m}, n {n}, k {k})")
         return True
+
+    def call(self, fn, args: tuple, failed: str, detail: str) -> None:
+        """``fn(*args)``, one call into the library (the caller holds ``lock``); GpuError ``failed: status s
+        detail`` if it fails. Every GEMM goes through here, so a program's runner sees, and repeats, the exact
+        call."""
+        status = fn(*args)
+        if status:
+            raise GpuError(f"{failed}: status {status} {detail}")
 

@@ -149,6 +149,10 @@ class GpuDevice:
                     fn = self._functions[name] = self.driver.function(self._loaded(), name)
         return fn
 
+    def kernel_name(self, fn) -> str | None:
+        """The name of a kernel function this device has handed out (None for another)."""
+        return next((name for name, f in self._functions.items() if f == fn), None)
+
     def _loaded(self):
         if self._module is None:
             try:
