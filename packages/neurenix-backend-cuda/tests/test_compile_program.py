@@ -156,6 +156,7 @@ def test_host_steps_and_unplannable_kernels_are_called_as_they_are(backend):
     bad = nx.tensor(np.array([4, 6, 0]), device="cuda_prog")
     with pytest.raises(IndexError):  # the index check still runs at each call of the plan
         step(a, bad).numpy()
+    nx.Device("cuda_prog").checks.clear()  # (the indexing kernel itself raised first: its queued check is moot)
     assert isinstance(next(iter(step._cache.values())).runner, ProgramRunner)
 
 
