@@ -164,22 +164,38 @@ def test_fusion_is_off_unless_asked_for(setting, monkeypatch):
 
 
 def _maml_params(dtype, fuse: str, monkeypatch):
-    """A small second-order MAML on sine tasks, four compiled meta-steps; its parameters afterwards."""
-    from neurenix.meta import MAML
-    from neurenix.meta.generators import generate_regression_tasks
-
+    """A small second-order MAML (functional, in core only: this env has no neurenix.meta), four compiled
+    meta-steps on sine-like tasks; its parameters afterwards, and the runners that replayed it."""
     monkeypatch.setenv("NEURENIX_CPU_FUSE", fuse)
     nx.manual_seed(0)
     model = nx.nn.Sequential(nx.nn.Linear(1, 8), nx.nn.ReLU(), nx.nn.Linear(8, 8), nx.nn.ReLU(), nx.nn.Linear(8, 1))
-    if dtype == "float64":
-        model = model.double()
-    maml = MAML(model, inner_lr=0.01, meta_lr=0.001)
-    tasks = generate_regression_tasks(3, 6, seed=1, dtype=dtype)
+    model = model.double() if dtype == "float64" else model
+    params = list(model.parameters())
+    optimizer = nx.optim.SGD(params, lr=0.001)
+
+    def forward(ws, x):
+        h = (x @ ws[0].T + ws[1]).relu()
+        h = (h @ ws[2].T + ws[3]).relu()
+        return h @ ws[4].T + ws[5]
+
+    def meta_step(sx, sy, qx, qy):
+        optimizer.zero_grad()
+        inner = ((forward(params, sx) - sy) ** 2).mean()
+        grads = nx.autograd.grad(inner, params, create_graph=True)
+        fast = [p - 0.01 * g for p, g in zip(params, grads)]
+        outer = ((forward(fast, qx) - qy) ** 2).mean()
+        outer.backward()
+        optimizer.step()
+        return outer.detach()
+
+    step = nx.compile(meta_step)
+    rng = np.random.default_rng(1)
     for _ in range(4):
-        maml.meta_learn(tasks, epochs=1, tasks_per_batch=3, shuffle=False)
-    compiled = maml.__dict__["_compiled_gradient"]
-    assert compiled.stats["replays"] >= 2
-    runners = [e.runner for e in compiled._cache.values() if hasattr(e, "runner")]
+        x = rng.uniform(-5, 5, (12, 1))
+        sx, sy, qx, qy = (nx.tensor(a, dtype=dtype) for a in (x[:6], np.sin(x[:6]), x[6:], np.sin(x[6:])))
+        step(sx, sy, qx, qy)
+    assert step.stats["replays"] >= 2
+    runners = [e.runner for e in step._cache.values() if hasattr(e, "runner")]
     return [p.numpy().copy() for p in model.parameters()], runners
 
 

@@ -35,7 +35,7 @@ def _train_step(model, optimizer, x, y):
     return loss.detach()
 
 
-def _data(n=5, rows=4, dtype=nx.float32, seed=3):
+def _data(n=6, rows=4, dtype=nx.float32, seed=3):
     rng = np.random.default_rng(seed)
     return [(nx.tensor(rng.normal(size=(rows, 3)), dtype=dtype), nx.tensor(rng.normal(size=(rows, 2)), dtype=dtype))
             for _ in range(n)]
