@@ -32,9 +32,9 @@ class Adam(Optimizer):
     def _update(self, group: dict, params: list) -> None:
         states = []
         for p in params:
-            s = self.state.get(p)
-            if s is None:
-                s = self.state[p] = {"step": 0, "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
+            s = self.state[p]
+            if not s:
+                s.update(step=0, exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
             states.append(s)
         beta1, beta2 = group["betas"]
         new_p, new_m, new_v = recording.host(
