@@ -104,7 +104,8 @@ def test_defaults_follow_pytorch():
     p = _params(_arrays())
     assert optim.SGD(p).defaults == dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                                          maximize=False)
-    assert optim.Adam(p).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False)
+    assert optim.Adam(p).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                                          maximize=False)
     assert optim.AdamW(p).defaults["weight_decay"] == 1e-2
 
 
