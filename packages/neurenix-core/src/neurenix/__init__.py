@@ -82,6 +82,7 @@ from .ops import (
 )
 from .ops import tensor_first as _tensor_first
 from .random import manual_seed
+from .serialization import load, save
 from .tensor import Tensor, full_like, ones_like, tensor, zeros_like
 
 # the functional API names a non-tensor first argument in a TypeError: the hot ops (elementwise, sum, mean,
@@ -164,6 +165,7 @@ __all__ = [
     "is_grad_enabled",
     "linspace",
     "list_backends",
+    "load",
     "log",
     "log_softmax",
     "logsumexp",
@@ -189,6 +191,7 @@ __all__ = [
     "randperm",
     "relu",
     "reshape",
+    "save",
     "set_default_device",
     "set_grad_enabled",
     "set_num_threads",

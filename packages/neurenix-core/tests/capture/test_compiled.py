@@ -24,6 +24,10 @@ OPTIMIZERS = {
     "momentum": lambda ps: nx.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
     "adam": lambda ps: nx.optim.Adam(ps, lr=0.01),
     "adamw": lambda ps: nx.optim.AdamW(ps, lr=0.01),
+    "amsgrad": lambda ps: nx.optim.AdamW(ps, lr=0.01, amsgrad=True),
+    "rmsprop": lambda ps: nx.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+    "adagrad": lambda ps: nx.optim.Adagrad(ps, lr=0.1, lr_decay=0.1),
+    "adadelta": lambda ps: nx.optim.Adadelta(ps, weight_decay=0.1),
 }
 
 

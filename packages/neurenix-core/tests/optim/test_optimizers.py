@@ -1,3 +1,4 @@
+import collections
 import copy
 
 import numpy as np
@@ -103,7 +104,8 @@ def test_defaults_follow_pytorch():
     p = _params(_arrays())
     assert optim.SGD(p).defaults == dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                                          maximize=False)
-    assert optim.Adam(p).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False)
+    assert optim.Adam(p).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                                          maximize=False)
     assert optim.AdamW(p).defaults["weight_decay"] == 1e-2
 
 
@@ -303,8 +305,22 @@ def test_bad_params():
         optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
     with pytest.raises(TypeError, match="item 1"):
         optim.SGD([p, np.ones(2)], lr=0.1)
-    with pytest.raises(TypeError, match="momentun"):
-        optim.SGD([{"params": [p], "momentun": 0.9}], lr=0.1)
+
+
+def test_unknown_group_keys_are_kept_as_in_pytorch():
+    p = nx.ones(2, requires_grad=True)
+    opt = optim.SGD([{"params": [p], "name": "head", "initial_lr": 0.5}], lr=0.1)
+    assert opt.param_groups[0]["name"] == "head" and opt.param_groups[0]["initial_lr"] == 0.5
+    assert opt.state_dict()["param_groups"][0]["name"] == "head"
+
+
+def test_state_is_a_defaultdict_of_dicts():
+    p = nx.ones(2, requires_grad=True)
+    opt = optim.Adam([p], lr=0.1)
+    assert isinstance(opt.state, collections.defaultdict) and opt.state[p] == {}
+    p.grad = nx.ones(2)
+    opt.step()
+    assert opt.state[p]["step"] == 1
 
 
 def test_a_single_tensor_is_not_a_parameter_list():

@@ -1,7 +1,12 @@
-"""Optimizers: SGD, Adam, AdamW (PyTorch's update rules and API)."""
+"""Optimizers with PyTorch's update rules and API (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta), and
+learning-rate schedulers (``neurenix.optim.lr_scheduler``)."""
 
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from ..autograd.grad_mode import enable_grad, no_grad
@@ -13,11 +14,12 @@ from ..tensor import Tensor, zeros_like
 
 class Optimizer:
     """Base class: subclasses implement ``_update(group, params)`` for the params of one group that have
-    gradients, all on one device. ``self.state[p]`` holds each parameter's state (tensors and counts)."""
+    gradients, all on one device. ``self.state[p]`` holds each parameter's state (tensors and counts): a
+    ``collections.defaultdict(dict)``, as in PyTorch."""
 
     def __init__(self, params: Iterable, defaults: dict):
         self.defaults = defaults
-        self.state: dict = {}
+        self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError("optimizer params must be an iterable of Tensors or of parameter-group dicts, not a "
@@ -31,7 +33,8 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group: dict) -> None:
-        """Add a group of parameters with its own hyper-parameters (the defaults fill the rest)."""
+        """Add a group of parameters with its own hyper-parameters (the defaults fill the rest). Other keys are
+        kept as they are, as PyTorch keeps them (a scheduler's ``initial_lr``, a user's tag)."""
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -45,9 +48,6 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"parameter {i} (shape {p.shape}) appears in more than one parameter group")
             seen.add(id(p))
-        unknown = set(group) - set(self.defaults) - {"params"}
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no hyper-parameter(s) {sorted(unknown)}")
         group = {**self.defaults, **group, "params": params}
         self._check_hyper(group)
         self.param_groups.append(group)
@@ -63,6 +63,7 @@ class Optimizer:
 
     def step(self, closure: Callable | None = None):
         """Update every parameter that has a gradient; ``closure`` re-evaluates the loss if given."""
+        self._opt_called = True  # a learning-rate scheduler checks that it steps after the optimizer
         loss = None
         if closure is not None:
             with enable_grad():
@@ -132,7 +133,7 @@ class Optimizer:
             hyper = {**own, **{k: v for k, v in saved.items() if k != "params"}}
             self._check_hyper(hyper)
             hypers.append(hyper)
-        state = {}
+        state: defaultdict = defaultdict(dict)
         for i, st in dict(state_dict["state"]).items():
             p = by_index.get(i if not isinstance(i, str) else int(i) if i.isdigit() else i)
             if p is None or not isinstance(st, dict):
