@@ -208,6 +208,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False) -> T
     rows = np.asarray(input.detach().numpy(), dtype=np.float64).reshape(-1, input.shape[-1])
     if (rows < 0).any() or not np.isfinite(rows).all() or (rows.sum(1) <= 0).any():
         raise ValueError("multinomial: weights must be finite, non-negative, and not all zero in a row")
+    if not replacement and ((rows > 0).sum(1) < n).any():
+        raise ValueError(f"multinomial: a row has fewer than {n} nonzero weights to draw without replacement")
     probs = rows / rows.sum(1, keepdims=True)
 
     def sample(g):

@@ -30,9 +30,9 @@ from ..ops import (
     where,
 )
 from ..ops import expect_tensor as _tensor
+from ..ops.batch_norm import batch_norm_train
 from ..ops.bounds import check as check_indices
 from ..ops.joining import pad as _pad_axes
-from ..ops.norm import batch_norm_train
 from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
@@ -398,6 +398,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
         probs, counted = target, None
     else:
         probs, counted = _index_targets(input, target, integer(ignore_index, "ignore_index", "cross_entropy"))
+        total = counted.to(input.dtype) if w is None else sum(probs * w, 1)  # what "mean" divides by
     if label_smoothing:
         probs = probs * (1.0 - label_smoothing) + label_smoothing / c
         if counted is not None:
@@ -410,8 +411,6 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
         loss = -sum(probs * log_softmax(input, 1), 1)
     if reduction != "mean" or counted is None:
         return _reduce(loss, reduction, "cross_entropy")
-    total = counted.to(input.dtype) if w is None else _class_range(c, input.device).eq(target.unsqueeze(1)) \
-        .to(input.dtype).mul(w.reshape((c,) + (1,) * (input.ndim - 2))).sum(1)
     return sum(loss) / sum(total)
 
 
@@ -430,11 +429,13 @@ def _index_targets(input: Tensor, target: Tensor, ignore_index: int) -> tuple:
     if target.shape != shape:
         raise ShapeError(f"cross_entropy: class-index targets must have shape {shape} for logits {input.shape}, "
                          f"got {target.shape}")
+    if target._data.dtype.kind != "i":
+        raise DTypeError(f"cross_entropy: class-index targets must be int64, got {target.dtype}")
     c = input.shape[1]
     counted = target != ignore_index
     _check_class_indices(where(counted, target, 0), c, "cross_entropy")
     classes = _class_range(c, input.device).reshape((1, c) + (1,) * (input.ndim - 2))
-    return (target.unsqueeze(1) == classes).to(input.dtype), counted
+    return ((target.unsqueeze(1) == classes) & counted.unsqueeze(1)).to(input.dtype), counted
 
 
 def _same_shape(input: Tensor, target: Tensor, op: str, reduction: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..arguments import number
 from ..ops import expect_tensor as _tensor
-from ..ops import norm
 from ..ops import sum as _sum
+from ..ops.norms import norm
 from ..tensor import Tensor
 
 
