@@ -7,13 +7,26 @@ import neurenix as nx
 from neurenix.errors import DTypeError
 
 
+@pytest.mark.parametrize("sizes, shape", [((5,), (5,)), ((2, 3), (2, 3)), ((), (0,)), ((0, 2), (0, 2))])
+def test_legacy_constructor_takes_sizes_like_torch_tensor(sizes, shape):
+    t = nx.Tensor(*sizes)
+    assert t.shape == shape and t.dtype == nx.get_default_dtype()
+    assert not t.numpy().any()
+
+
+@pytest.mark.parametrize("args, error", [((2, 1.5), TypeError), ((-1,), ValueError), (([1], 2), TypeError)])
+def test_legacy_constructor_refuses_mixed_or_negative_sizes(args, error):
+    with pytest.raises(error, match="Tensor"):
+        nx.Tensor(*args)
+
+
 @pytest.mark.parametrize("data, dtype", [
     (1.5, "float32"), (3, "int64"), (True, "bool"), ([1.0, 2.0], "float32"), ([[1, 2], [3, 4]], "int64"),
     (np.zeros(3, np.float64), "float64"), (np.zeros(3, np.float32), "float32"), (np.zeros(3, np.int32), "int64"),
     (np.zeros(3, np.float16), "float32"), (np.zeros(3, bool), "bool"), (np.float64(2.0), "float64"),
 ])
 def test_construction_infers_dtype_like_torch_tensor(data, dtype):
-    for make in (nx.Tensor, nx.tensor):
+    for make in (nx.Tensor, nx.tensor) if type(data) is not int else (nx.tensor,):  # Tensor(3): sizes, see below
         t = make(data)
         assert t.dtype.name == dtype
         np.testing.assert_array_equal(t.numpy(), np.asarray(data))

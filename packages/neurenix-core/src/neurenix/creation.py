@@ -139,6 +139,96 @@ def rand_like(x: Tensor, dtype=None, device=None) -> Tensor:
     return rand(x.shape, dtype=dtype or (x.dtype if x.is_floating_point() else None), device=device or x.device)
 
 
+def _like_draw(x: Tensor, sample) -> Tensor:
+    """A tensor of ``x``'s shape, dtype and device from ``sample(generator, shape, numpy_dtype)``."""
+    shape, npd = x.shape, x._data.dtype
+    return _drawn(lambda g: np.asarray(sample(g, shape), dtype=npd), x.device, False)
+
+
+def _float_tensor(x, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{op}: needs a float tensor, not {x.dtype}")
+    return x
+
+
+def uniform_(x: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """Fill ``x`` in place with uniform samples in [a, b) from neurenix's seeded generator."""
+    a, b = number(a, "a", "uniform_"), number(b, "b", "uniform_")
+    if a > b:
+        raise ValueError(f"uniform_: a ({a}) must not exceed b ({b})")
+    new = _like_draw(_float_tensor(x, "uniform_"), lambda g, shape: g.uniform(a, b, shape))
+    return x._assign("uniform_", lambda old: new)
+
+
+def normal_(x: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Fill ``x`` in place with normal samples (``mean``, ``std``) from neurenix's seeded generator."""
+    mean, std = number(mean, "mean", "normal_"), number(std, "std", "normal_", minimum=0.0)
+    new = _like_draw(_float_tensor(x, "normal_"), lambda g, shape: g.normal(mean, std, shape))
+    return x._assign("normal_", lambda old: new)
+
+
+Tensor.uniform_ = uniform_  # in-place draws are Tensor methods, as in PyTorch (they need the random path here)
+Tensor.normal_ = normal_
+
+
+def normal(mean, std=1.0, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Normal samples: ``normal(mean, std, size)`` with numbers, or ``normal(mean_tensor, std)`` (either may be a
+    tensor; the result broadcasts them), as PyTorch's ``torch.normal``. Differentiable in tensor ``mean``/``std``
+    (reparameterised: ``mean + std * eps``)."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        ref = mean if isinstance(mean, Tensor) else std
+        shape = tuple(np.broadcast_shapes(getattr(mean, "shape", ()), getattr(std, "shape", ())))
+        return mean + std * randn(shape, dtype=ref.dtype if ref.is_floating_point() else None, device=ref.device)
+    if size is None:
+        raise TypeError("normal: with number mean and std, give size")
+    mean, std = number(mean, "mean", "normal"), number(std, "std", "normal", minimum=0.0)
+    dt = _float_dtype(dtype)
+    shape = _shape((size,), "normal")
+    return _drawn(lambda g: g.normal(mean, std, shape).astype(dt.np), device, requires_grad)
+
+
+def bernoulli(p: Tensor) -> Tensor:
+    """1 with probability ``p`` (a float tensor of probabilities in [0, 1]), else 0; ``p``'s dtype. Not
+    differentiable."""
+    _float_tensor(p, "bernoulli")
+    return (rand(p.shape, dtype=p.dtype, device=p.device) < p.detach()).to(p.dtype)
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False) -> Tensor:
+    """Indices (int64) drawn from the categorical distributions in the rows of ``input`` (1-D or 2-D,
+    non-negative weights, not necessarily normalised); without replacement unless ``replacement``."""
+    _float_tensor(input, "multinomial")
+    if input.ndim not in (1, 2):
+        raise ValueError(f"multinomial: input must be 1-D or 2-D, got shape {input.shape}")
+    n = integer(num_samples, "num_samples", "multinomial", minimum=1)
+    if not replacement and n > input.shape[-1]:
+        raise ValueError(f"multinomial: cannot draw {n} samples without replacement from {input.shape[-1]} categories")
+    rows = np.asarray(input.detach().numpy(), dtype=np.float64).reshape(-1, input.shape[-1])
+    if (rows < 0).any() or not np.isfinite(rows).all() or (rows.sum(1) <= 0).any():
+        raise ValueError("multinomial: weights must be finite, non-negative, and not all zero in a row")
+    if not replacement and ((rows > 0).sum(1) < n).any():
+        raise ValueError(f"multinomial: a row has fewer than {n} nonzero weights to draw without replacement")
+    probs = rows / rows.sum(1, keepdims=True)
+
+    def sample(g):
+        return np.stack([g.choice(len(p), n, replace=bool(replacement), p=p) for p in probs]).astype(np.int64)
+    out = _drawn(sample, input.device, False)
+    return out.reshape((n,)) if input.ndim == 1 else out
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor: a tensor itself when it already has that dtype and device (else converted), a
+    NumPy array shared on host backends when its dtype allows, otherwise a copy."""
+    if isinstance(data, Tensor):
+        return data.to(device=device or data.device, dtype=dtype or data.dtype)
+    if isinstance(data, np.ndarray) and dtype is None and data.flags.c_contiguous \
+            and data.dtype == _dt.from_numpy_kind(data.dtype).np:
+        return from_numpy(data, device)
+    return tensor(data, dtype=dtype, device=device)
+
+
 def from_numpy(array: np.ndarray, device=None) -> Tensor:
     """A tensor sharing memory with ``array`` on host backends (copied elsewhere); the dtype is kept."""
     dt = _dt.from_numpy_kind(array.dtype)
@@ -151,6 +241,29 @@ def from_numpy(array: np.ndarray, device=None) -> Tensor:
 
 
 __all__ = [
-    "Device", "arange", "empty", "eye", "from_numpy", "full", "full_like", "linspace", "ones", "ones_like", "rand",
-    "rand_like", "randint", "randn", "randn_like", "randperm", "tensor", "zeros", "zeros_like",
+    "Device",
+    "arange",
+    "as_tensor",
+    "bernoulli",
+    "empty",
+    "eye",
+    "from_numpy",
+    "full",
+    "full_like",
+    "linspace",
+    "multinomial",
+    "normal",
+    "normal_",
+    "ones",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randint",
+    "randn",
+    "randn_like",
+    "randperm",
+    "tensor",
+    "uniform_",
+    "zeros",
+    "zeros_like",
 ]

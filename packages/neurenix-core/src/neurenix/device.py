@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import sys
+import types
 import typing
 
 import numpy as np
@@ -183,3 +185,14 @@ def raise_outside(values, low: int, high: int, what: str) -> None:
     if lo < low or hi >= high:
         bad = lo if lo < low else hi
         raise IndexError(f"{what}: index {bad} is out of range (valid: {low}..{high - 1})")
+
+
+class _DeviceModule(types.ModuleType):
+    """This module, callable as PyTorch's ``torch.device``: ``neurenix.device("cpu")`` is ``Device("cpu")``,
+    while ``import neurenix.device`` and ``from neurenix.device import Device`` keep working."""
+
+    def __call__(self, spec: str | Device = "cpu", index: int | None = None) -> Device:
+        return Device(spec, index)
+
+
+sys.modules[__name__].__class__ = _DeviceModule

@@ -107,3 +107,18 @@ def scalar_dtype(value) -> DType:
     if isinstance(value, (float, np.floating)):
         return default_float
     raise TypeError(f"cannot make a tensor from {type(value).__name__}: expected a number")
+
+
+def set_default_dtype(d) -> None:
+    """Make ``d`` (float32 or float64) the dtype of new float tensors: Python floats, ``zeros``, ``randn``...
+    (Promotions of int64 with a float keep giving float32.)"""
+    global default_float
+    dt = as_dtype(d)
+    if not dt.is_floating_point:
+        raise TypeError(f"set_default_dtype: the default dtype must be float32 or float64, not {dt}")
+    default_float = dt
+
+
+def get_default_dtype() -> DType:
+    """The dtype of new float tensors (float32 unless ``set_default_dtype`` changed it)."""
+    return default_float

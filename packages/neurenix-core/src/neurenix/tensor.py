@@ -33,9 +33,13 @@ _new = object.__new__
 class Tensor:
     """An n-dimensional array on a device, with automatic differentiation.
 
-    ``Tensor(data, dtype=None, device=None, requires_grad=False)`` copies ``data`` (a number, nested
+    ``Tensor(data, dtype=None, device=None, requires_grad=False)`` copies ``data`` (a float or bool, nested
     lists, a NumPy array or another tensor). The dtype is inferred as ``neurenix.tensor`` does:
     NumPy arrays keep theirs, Python floats become float32, ints int64, bools bool.
+
+    As PyTorch's legacy constructor, ints alone are sizes: ``Tensor(5)`` is a float tensor of shape (5,) and
+    ``Tensor(2, 3)`` one of shape (2, 3), filled with zeros (neurenix fills new tensors); ``Tensor()`` has
+    shape (0,). ``neurenix.tensor(5)`` is the 0-d tensor holding 5.
     """
 
     # _version: 0 if never changed in place, else the graph sequence number of the last change; -1 for a
@@ -44,7 +48,10 @@ class Tensor:
     __array_priority__ = 1000  # ndarray (op) Tensor -> our reflected operator
     __array_ufunc__ = None
 
-    def __init__(self, data: Any, dtype=None, device=None, requires_grad: bool = False):
+    def __init__(self, *data: Any, dtype=None, device=None, requires_grad: bool = False):
+        self._fill(_legacy_sizes(data, dtype), dtype, device, requires_grad)
+
+    def _fill(self, data: Any, dtype, device, requires_grad: bool) -> None:
         dev = as_device(device if device is not None or not isinstance(data, Tensor) else data._device)
         self._data = _to_buffer(data, dtype, dev)
         self._device = dev
@@ -67,6 +74,11 @@ class Tensor:
     @property
     def device(self) -> Device:
         return self._device
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether this tensor is on a CUDA device."""
+        return self._device.type == "cuda"
 
     @property
     def ndim(self) -> int:
@@ -150,6 +162,15 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
+    def contiguous(self, memory_format=None) -> Tensor:
+        """This tensor: neurenix tensors are always laid out contiguously."""
+        return self
+
+    def half(self):
+        """Refused: neurenix has no float16 dtype."""
+        raise TypeError("half(): neurenix has no float16 dtype (its dtypes are float32, float64, int64 and bool); "
+                        "use float() for float32")
+
     def __int__(self) -> int:
         return int(self.item())
 
@@ -222,7 +243,7 @@ class Tensor:
 
     # -- new tensors like this one (PyTorch's new_*: this dtype and device unless given) ---------------------
     def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-        return Tensor(data, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
+        return tensor(data, dtype=dtype or self.dtype, device=device or self._device, requires_grad=requires_grad)
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
         dev = self._device if device is None else as_device(device)
@@ -270,7 +291,7 @@ class Tensor:
 
     def copy_(self, src) -> Tensor:
         """Take ``src``'s values (broadcast to this shape, cast to this dtype, moved to this device)."""
-        src = src if isinstance(src, Tensor) else Tensor(src, device=self._device)
+        src = src if isinstance(src, Tensor) else tensor(src, device=self._device)
         # clone: this tensor gets a node of its own, never the one src already has
         return self._assign("copy_", lambda old, s: s.to(old._device).expand(old.shape).clone(), src)
 
@@ -294,6 +315,22 @@ class Tensor:
 
     def clamp_(self, min=None, max=None) -> Tensor:
         return self._assign("clamp_", lambda old: old.clamp(min, max))
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        """In place: ``value`` where ``mask`` is True."""
+        return self._assign("masked_fill_", lambda old: old.masked_fill(mask, value))
+
+    def scatter_(self, dim: int, index, src=None, value=None, reduce: str | None = None) -> Tensor:
+        """In place: ``scatter``."""
+        return self._assign("scatter_", lambda old: old.scatter(dim, index, src, value, reduce))
+
+    def scatter_add_(self, dim: int, index, src) -> Tensor:
+        """In place: ``scatter_add``."""
+        return self._assign("scatter_add_", lambda old: old.scatter_add(dim, index, src))
+
+    def index_put_(self, indices, values, accumulate: bool = False) -> Tensor:
+        """In place: ``index_put``."""
+        return self._assign("index_put_", lambda old: old.index_put(indices, values, accumulate))
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -416,9 +453,22 @@ def _to_buffer(data, dtype, device: Device):
     return device.kernels.from_numpy(_dt.canonical(arr), device.index)
 
 
+def _legacy_sizes(args: tuple, dtype):
+    """The data of ``Tensor(*args)``: ``args[0]``, or zeros when ``args`` are sizes (ints, or none)."""
+    if len(args) == 1 and type(args[0]) is not int:
+        return args[0]
+    if any(type(a) is not int for a in args):
+        raise TypeError(f"Tensor(*sizes) takes ints, or Tensor(data) one argument; got {args!r:.80}")
+    if any(a < 0 for a in args):
+        raise ValueError(f"Tensor(*sizes): sizes must be non-negative, got {args}")
+    return np.zeros(args or (0,), (_dt.as_dtype(dtype) if dtype is not None else _dt.default_float).np)
+
+
 def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A new tensor holding a copy of ``data``; same as ``Tensor(data, ...)``."""
-    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    """A new tensor holding a copy of ``data`` (a number, nested lists, an array or a tensor)."""
+    t = _new(Tensor)
+    t._fill(data, dtype, device, requires_grad)
+    return t
 
 
 def full_like(x: Tensor, value, dtype=None, device=None) -> Tensor:

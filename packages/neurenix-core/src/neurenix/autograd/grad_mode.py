@@ -63,3 +63,24 @@ class set_grad_enabled(no_grad):
     def __call__(self, fn):
         state.enabled = self.prev  # used as a decorator: only calls of fn switch
         return super().__call__(fn)
+
+
+class inference_mode(no_grad):
+    """PyTorch's ``inference_mode``: here the same as ``no_grad`` (neurenix has no separate inference tensors).
+    ``inference_mode(False)`` leaves recording as it is; also a decorator, with or without the call."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # @inference_mode, bare
+            return no_grad()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True):
+        self.mode = False if mode else None
+
+    def __enter__(self) -> None:
+        self.prev = state.enabled
+        if self.mode is not None:
+            state.enabled = self.mode
+
+    def __call__(self, fn):
+        return fn if self.mode is None else super().__call__(fn)

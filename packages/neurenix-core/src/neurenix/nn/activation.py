@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ops import log_softmax, relu, sigmoid, softmax, tanh
 from ..tensor import Tensor
+from . import functional as F
 from .module import Module
 
 
@@ -53,3 +54,27 @@ class LogSoftmax(Softmax):
 
     def forward(self, x: Tensor) -> Tensor:
         return log_softmax(x, self.dim)
+
+
+class LeakyReLU(Module):
+    """``x`` where positive, else ``negative_slope * x``."""
+    stacks_tasks = True
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):  # values never alias: inplace is moot
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+
+class GELU(Module):
+    """``x * Phi(x)``, exact (erf) or with ``approximate='tanh'``."""
+    stacks_tasks = True
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)

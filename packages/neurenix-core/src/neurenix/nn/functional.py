@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from .. import creation
 from ..arguments import choice, integer, number
 from ..autograd.grad_mode import no_grad
 from ..caches import constant, remember
 from ..errors import DTypeError, ShapeError
 from ..ops import (
+    erf,
     exp,
     fold,
     linear,
@@ -24,21 +27,49 @@ from ..ops import (
     tensor_first,
     unfold,
     unfold_batch,
+    where,
 )
 from ..ops import expect_tensor as _tensor
+from ..ops.batch_norm import batch_norm_train
 from ..ops.bounds import check as check_indices
 from ..ops.joining import pad as _pad_axes
-from ..ops.norm import batch_norm_train
 from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
+from .resampling import adaptive_avg_pool2d, interpolate
+from .similarity import cosine_similarity, normalize, pairwise_distance
 
 unfold, fold = (tensor_first(f) for f in (unfold, fold))  # (the other ops name a non-tensor themselves)
 
 __all__ = [
-    "avg_pool2d", "batch_norm", "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "fold",
-    "l1_loss", "linear", "log_softmax", "logsumexp", "max_pool2d", "mse_loss", "nll_loss", "one_hot", "pad",
-    "relu", "sigmoid", "softmax", "tanh", "unfold",
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "conv2d",
+    "cosine_similarity",
+    "cross_entropy",
+    "dropout",
+    "fold",
+    "gelu",
+    "interpolate",
+    "l1_loss",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "logsumexp",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "normalize",
+    "one_hot",
+    "pad",
+    "pairwise_distance",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+    "unfold",
 ]
 
 
@@ -259,6 +290,27 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 _arange_cache: dict = {}
 
 
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """``x * Phi(x)``: with the exact ``erf`` (``approximate='none'``; erf is a composition accurate to about
+    1e-7, see ``neurenix.erf``) or the tanh approximation (``approximate='tanh'``)."""
+    _tensor(input, "input", "gelu")
+    approximate = choice(approximate, "approximate", "gelu", ("none", "tanh"))
+    if approximate == "tanh":
+        return 0.5 * input * (1.0 + tanh(_SQRT_2_OVER_PI * (input + 0.044715 * input * input * input)))
+    return 0.5 * input * (1.0 + erf(input * _SQRT_HALF))
+
+
+_SQRT_2_OVER_PI = (2.0 / math.pi) ** 0.5
+_SQRT_HALF = 0.5 ** 0.5
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``x`` where positive, else ``negative_slope * x``."""
+    _tensor(input, "input", "leaky_relu")
+    negative_slope = number(negative_slope, "negative_slope", "leaky_relu")
+    return where(input > 0, input, input * negative_slope)
+
+
 def _class_range(c: int, device) -> Tensor:
     key = (c, device)
     r = _arange_cache.get(key)
@@ -321,35 +373,69 @@ def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(-sum(input * picked, 1), reduction, "nll_loss")
 
 
-def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of logits ``input`` (N, C, ...).
 
     ``target`` is either class indices (int64, shape (N, ...)) or class probabilities / one-hot rows
-    (float, the shape of ``input``).
+    (float, the shape of ``input``). ``weight`` (C,) scales each class's terms; with class indices, entries
+    equal to ``ignore_index`` count for nothing, and ``"mean"`` divides by the summed weight of the
+    targets counted (their number without ``weight``), as PyTorch.
     """
+    if isinstance(weight, str) and reduction == "mean":  # cross_entropy(x, y, "sum"): the old positional order
+        weight, reduction = None, weight
     _loss_args("cross_entropy", input, target, reduction)
     label_smoothing = number(label_smoothing, "label_smoothing", "cross_entropy", minimum=0.0, maximum=1.0)
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C, ...), got {input.shape}")
     c = input.shape[1]
+    w = None if weight is None else _class_weight(weight, input, "cross_entropy")
     if target.is_floating_point():
         if target.shape != input.shape:
             raise ShapeError(f"cross_entropy: probability (one-hot) targets must have the logits' shape "
                              f"{input.shape}, got {target.shape}; pass int64 class indices of shape "
                              f"{input.shape[:1] + input.shape[2:]} instead")
-        probs = target
+        probs, counted = target, None
     else:
-        if target.shape != input.shape[:1] + input.shape[2:]:
-            raise ShapeError(f"cross_entropy: class-index targets must have shape {input.shape[:1] + input.shape[2:]} "
-                             f"for logits {input.shape}, got {target.shape}")
-        _check_class_indices(target, c, "cross_entropy")
-        classes = _class_range(c, input.device).reshape((1, c) + (1,) * (input.ndim - 2))
-        probs = (target.unsqueeze(1) == classes).to(input.dtype)
+        probs, counted = _index_targets(input, target, integer(ignore_index, "ignore_index", "cross_entropy"))
+        total = counted.to(input.dtype) if w is None else sum(probs * w, 1)  # what "mean" divides by
     if label_smoothing:
         probs = probs * (1.0 - label_smoothing) + label_smoothing / c
+        if counted is not None:
+            probs = probs * counted.unsqueeze(1).to(input.dtype)
+    if w is not None:
+        probs = probs * w
     if input.ndim == 2 and not probs.requires_grad:  # the common case, fused
-        return _reduce(softmax_cross_entropy(input, probs), reduction, "cross_entropy")
-    return _reduce(-sum(probs * log_softmax(input, 1), 1), reduction, "cross_entropy")
+        loss = softmax_cross_entropy(input, probs)
+    else:
+        loss = -sum(probs * log_softmax(input, 1), 1)
+    if reduction != "mean" or counted is None:
+        return _reduce(loss, reduction, "cross_entropy")
+    return sum(loss) / sum(total)
+
+
+def _class_weight(weight, input: Tensor, op: str) -> Tensor:
+    _tensor(weight, "weight", op)
+    c = input.shape[1]
+    if weight.shape != (c,):
+        raise ShapeError(f"{op}: weight must have shape ({c},), one per class, got {weight.shape}")
+    return weight.to(input.dtype).reshape((1, c) + (1,) * (input.ndim - 2))
+
+
+def _index_targets(input: Tensor, target: Tensor, ignore_index: int) -> tuple:
+    """One-hot rows of class-index ``target`` (zero rows where it is ``ignore_index``), and the bool mask of
+    the targets counted."""
+    shape = input.shape[:1] + input.shape[2:]
+    if target.shape != shape:
+        raise ShapeError(f"cross_entropy: class-index targets must have shape {shape} for logits {input.shape}, "
+                         f"got {target.shape}")
+    if target._data.dtype.kind != "i":
+        raise DTypeError(f"cross_entropy: class-index targets must be int64, got {target.dtype}")
+    c = input.shape[1]
+    counted = target != ignore_index
+    _check_class_indices(where(counted, target, 0), c, "cross_entropy")
+    classes = _class_range(c, input.device).reshape((1, c) + (1,) * (input.ndim - 2))
+    return ((target.unsqueeze(1) == classes) & counted.unsqueeze(1)).to(input.dtype), counted
 
 
 def _same_shape(input: Tensor, target: Tensor, op: str, reduction: str) -> None:

@@ -5,6 +5,7 @@ vjp written with these same ops, so every gradient is itself differentiable.
 """
 
 from ._operands import Tensor, expect_tensor, tensor_first
+from .einsum import einsum
 from .elementwise import (
                           abs,
                           add,
@@ -47,6 +48,9 @@ from .indexing import gather, getitem, index_put
 from .joining import cat, pad, stack
 from .linalg import linear, matmul
 from .methods import install
+from .norms import cdist, norm
+from .numeric import allclose, erf, floor, floor_divide, isclose, isfinite, isinf, isnan, remainder
+from .pieces import bmm, chunk, index_select, masked_fill, mm, repeat, scatter, scatter_add, split, t
 from .reduce import (
                           all,
                           amax,
@@ -65,7 +69,9 @@ from .reduce import (
                           sum,
                           var,
 )
+from .scan import cumprod, cumsum
 from .shape import T, expand, flatten, mT, permute, reshape, squeeze, transpose, unflatten, unsqueeze
+from .sorting import argsort, sort, topk, unique
 from .transfer import clone, to_device
 from .window import fold, fold_batch, unfold, unfold_batch
 
@@ -76,22 +82,33 @@ __all__ = [
                           "abs",
                           "add",
                           "all",
+                          "allclose",
                           "amax",
                           "amin",
                           "any",
                           "argmax",
                           "argmin",
+                          "argsort",
+                          "bmm",
                           "cast",
                           "cat",
+                          "cdist",
+                          "chunk",
                           "clamp",
                           "clone",
                           "cos",
+                          "cumprod",
+                          "cumsum",
                           "div",
+                          "einsum",
                           "eq",
+                          "erf",
                           "exp",
                           "expand",
                           "expect_tensor",
                           "flatten",
+                          "floor",
+                          "floor_divide",
                           "fold",
                           "fold_batch",
                           "gather",
@@ -99,6 +116,11 @@ __all__ = [
                           "getitem",
                           "gt",
                           "index_put",
+                          "index_select",
+                          "isclose",
+                          "isfinite",
+                          "isinf",
+                          "isnan",
                           "le",
                           "linear",
                           "log",
@@ -109,30 +131,39 @@ __all__ = [
                           "logsumexp",
                           "lt",
                           "mT",
+                          "masked_fill",
                           "matmul",
                           "max",
                           "maximum",
                           "mean",
                           "min",
                           "minimum",
+                          "mm",
                           "mul",
                           "ne",
                           "neg",
+                          "norm",
                           "pad",
                           "permute",
                           "pow",
                           "rdiv",
                           "relu",
                           "relu_backward",
+                          "remainder",
+                          "repeat",
                           "reshape",
                           "rpow",
                           "rsqrt",
                           "rsub",
+                          "scatter",
+                          "scatter_add",
                           "sigmoid",
                           "sign",
                           "sin",
                           "softmax",
                           "softmax_cross_entropy",
+                          "sort",
+                          "split",
                           "sqrt",
                           "square",
                           "squeeze",
@@ -140,13 +171,16 @@ __all__ = [
                           "std",
                           "sub",
                           "sum",
+                          "t",
                           "tanh",
                           "tensor_first",
                           "to_device",
+                          "topk",
                           "transpose",
                           "unflatten",
                           "unfold",
                           "unfold_batch",
+                          "unique",
                           "unsqueeze",
                           "var",
                           "where",

@@ -8,6 +8,7 @@ from .. import dtypes as _dt
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DTypeError
+from ..tensor import tensor
 from ._operands import (
     Tensor,
     _wrap,
@@ -195,7 +196,7 @@ def where(cond: Tensor, a, b) -> Tensor:
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         if as_scalar(a) is None or as_scalar(b) is None:
             raise TypeError("where: a and b must be tensors or numbers")
-        a = Tensor(a, device=cond._device)  # a 0-d tensor: the result dtype follows the tensor rules
+        a = tensor(a, device=cond._device)  # a 0-d tensor: the result dtype follows the tensor rules
     a, b, x, y, dev = prepare(a, b, "where")
     if cond._device is not dev:
         raise device_mismatch("where", cond, a if isinstance(a, Tensor) else b)

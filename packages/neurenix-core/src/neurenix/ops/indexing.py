@@ -7,6 +7,7 @@ import numpy as np
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DeviceError, ShapeError
+from ..tensor import tensor
 from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, normalize_dim, sum_to
 from .bounds import check as check_indices
 
@@ -136,7 +137,7 @@ def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
     mark = len(checks)
     key = normalize_key(x, key)
     if not isinstance(values, Tensor):
-        values = Tensor(values, dtype=x.dtype, device=x._device)
+        values = tensor(values, dtype=x.dtype, device=x._device)
     elif values._device is not x._device:
         raise device_mismatch("index_put", x, values)
     if values._data.dtype is not x._data.dtype:

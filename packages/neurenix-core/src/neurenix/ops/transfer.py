@@ -38,12 +38,15 @@ _DTYPE_NAMES = {d.name for d in _dt.DTYPES}
 
 
 def to(x: Tensor, *args, **kwargs) -> Tensor:
-    """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``: a differentiable copy (or ``x`` if unchanged)."""
+    """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other)`` (``other``'s dtype and device): a
+    differentiable copy (or ``x`` if unchanged)."""
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
     if kwargs:
         raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
     for a in args:
-        if isinstance(a, (_dt.DType, type)) or (isinstance(a, str) and a in _DTYPE_NAMES):
+        if isinstance(a, Tensor):  # x.to(other): other's dtype and device
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, (_dt.DType, type)) or (isinstance(a, str) and a in _DTYPE_NAMES):
             dtype = a
         else:
             device = a

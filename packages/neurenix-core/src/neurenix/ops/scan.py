@@ -1,0 +1,45 @@
+"""Cumulative sums and products along an axis, composed from slicing, an elementwise op and ``cat``.
+
+A Hillis-Steele scan: ceil(log2(n)) rounds, each combining every entry with the one ``2**k`` before it.
+Every step is a differentiable op, so gradients of any order come for free (cumprod's too, zeros
+included, which ``exp(cumsum(log(x)))`` would not give).
+"""
+
+from __future__ import annotations
+
+from .. import dtypes as _dt
+from ._operands import Tensor, normalize_dim, not_a_tensor
+from .elementwise import add, cast, mul
+from .joining import cat
+
+
+def _scan(x: Tensor, dim: int, combine, op: str, dtype) -> Tensor:
+    try:
+        nd = x.ndim
+    except AttributeError:
+        raise not_a_tensor(op, x) from None
+    axis = normalize_dim(dim, nd, op)
+    if dtype is not None:
+        x = cast(x, _dt.as_dtype(dtype))
+    elif x._data.dtype.kind == "b":
+        x = cast(x, _dt.int64)  # as PyTorch: bool sums and products are int64
+    if nd == 0:
+        return x * 1
+    n, lead = x.shape[axis], (slice(None),) * axis
+    shift = 1
+    while shift < n:
+        head = x[lead + (slice(0, shift),)]
+        tail = combine(x[lead + (slice(shift, None),)], x[lead + (slice(0, n - shift),)])
+        x = cat([head, tail], axis)
+        shift *= 2
+    return x if shift > 1 else x * 1  # a new tensor, never a view of the input
+
+
+def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """Running sums along ``dim`` (bool and int64 give int64)."""
+    return _scan(x, dim, add, "cumsum", dtype)
+
+
+def cumprod(x: Tensor, dim: int, dtype=None) -> Tensor:
+    """Running products along ``dim`` (differentiable, zeros included)."""
+    return _scan(x, dim, mul, "cumprod", dtype)

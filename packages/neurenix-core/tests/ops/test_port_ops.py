@@ -1,0 +1,257 @@
+"""Ops PyTorch scripts use: values against NumPy, gradients (first and second order) in float64."""
+
+import math
+
+import numpy as np
+import pytest
+
+import neurenix as nx
+from neurenix.errors import ShapeError
+from neurenix.testing import gradcheck, gradgradcheck
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _t(a, requires_grad=False):
+    return nx.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+
+
+def _grads(fn, *arrays):
+    inputs = [_t(a, True) for a in arrays]
+    assert gradcheck(fn, inputs)
+    assert gradgradcheck(fn, inputs)
+
+
+# -- sorting --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_matches_numpy_and_is_stable(dim, descending):
+    a = np.array([[3, 1, 2, 1], [0, 5, 5, -1], [2, 2, 2, 2]])
+    values, indices = nx.tensor(a).sort(dim, descending=descending)
+    ref = np.argsort(-a if descending else a, axis=dim, kind="stable")
+    np.testing.assert_array_equal(indices.numpy(), ref)
+    np.testing.assert_array_equal(values.numpy(), np.take_along_axis(a, ref, dim))
+    np.testing.assert_array_equal(nx.argsort(nx.tensor(a), dim, descending).numpy(), ref)
+
+
+def test_sort_puts_nan_last_ascending_and_first_descending():
+    x = nx.tensor([1.0, math.nan, -2.0, math.inf])
+    np.testing.assert_array_equal(x.sort().indices.numpy(), [2, 0, 3, 1])
+    np.testing.assert_array_equal(x.sort(descending=True).indices.numpy(), [1, 3, 0, 2])
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk(largest):
+    a = _rand(3, 5)
+    values, indices = nx.tensor(a).topk(2, dim=1, largest=largest)
+    ref = np.sort(a, 1)[:, ::-1][:, :2] if largest else np.sort(a, 1)[:, :2]
+    np.testing.assert_allclose(values.numpy(), ref)
+    np.testing.assert_allclose(np.take_along_axis(a, indices.numpy(), 1), ref)
+    with pytest.raises(ValueError, match="topk: k"):
+        nx.tensor(a).topk(6)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.sort(1).values, lambda x: x.sort(0, descending=True).values,
+                                lambda x: x.topk(2).values * x.topk(2).values])
+def test_sort_values_are_differentiable(fn):
+    _grads(fn, _rand(3, 4))
+
+
+def test_unique():
+    x = nx.tensor([[3, 1], [3, 2]])
+    values, inverse, counts = nx.unique(x, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(values.numpy(), [1, 2, 3])
+    np.testing.assert_array_equal(inverse.numpy(), [[2, 0], [2, 1]])
+    np.testing.assert_array_equal(counts.numpy(), [1, 1, 2])
+    assert x.unique().shape == (3,)
+
+
+# -- scans and norms ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_cumsum_cumprod_match_numpy(n, dim):
+    a = _rand(n, n + 1)
+    np.testing.assert_allclose(nx.cumsum(_t(a), dim).numpy(), np.cumsum(a, dim))
+    np.testing.assert_allclose(_t(a).cumprod(dim).numpy(), np.cumprod(a, dim))
+
+
+def test_cumsum_of_ints_and_bools_is_int64():
+    assert nx.tensor([True, False, True]).cumsum(0).tolist() == [1, 1, 2]
+    assert nx.tensor([1, 2, 3]).cumprod(0).dtype == nx.int64
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.cumsum(1), lambda x: x.cumprod(0), lambda x: (x * 0).cumprod(1)])
+def test_scans_are_differentiable(fn):
+    a = _rand(3, 5)
+    a[1, 2] = 0.0  # cumprod through a zero
+    _grads(fn, a)
+
+
+def _np_norm(a, p, axis, keepdim):
+    if p == math.inf:
+        return np.abs(a).max(axis=axis, keepdims=keepdim)
+    if p == -math.inf:
+        return np.abs(a).min(axis=axis, keepdims=keepdim)
+    p = 2 if p == "fro" else p
+    return (np.abs(a) ** p).sum(axis=axis, keepdims=keepdim) ** (1 / p)
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, math.inf, -math.inf, "fro"])
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (1, False), ((0, 1), True), (-1, True)])
+def test_norm_matches_numpy(p, dim, keepdim):
+    a = _rand(3, 4)
+    np.testing.assert_allclose(_t(a).norm(p, dim, keepdim).numpy(), _np_norm(a, p, dim, keepdim))
+
+
+@pytest.mark.parametrize("p", [2, 1, 3])
+def test_norm_gradients_and_zero_subgradient(p):
+    _grads(lambda x: x.norm(p, dim=1), _rand(3, 4))
+    x = _t(np.zeros(3), True)
+    x.norm(p).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 0)
+
+
+def test_cdist():
+    a, b = _rand(2, 3, 4), _rand(2, 5, 4, seed=1)
+    ref = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1)
+    np.testing.assert_allclose(nx.cdist(_t(a), _t(b)).numpy(), ref)
+    _grads(lambda x, y: nx.cdist(x, y, p=1.5), a[0], b[0])
+
+
+# -- einsum ---------------------------------------------------------------------------------------
+
+EINSUMS = [("ij,jk->ik", ((2, 3), (3, 4))), ("bij,bjk->bik", ((2, 2, 3), (2, 3, 4))), ("i,i->", ((3,), (3,))),
+           ("ij->ji", ((2, 3),)), ("bi,bi->b", ((2, 3), (2, 3))), ("nd,md->nm", ((2, 3), (4, 3))), ("ij->", ((2, 3),)),
+           ("ij,jk,kl->il", ((2, 3), (3, 2), (2, 2))), ("i,j->ij", ((2,), (3,))), ("bij,jk", ((2, 3, 4), (4, 2))),
+           ("ijk,ik->j", ((2, 3, 4), (2, 4)))]
+
+
+@pytest.mark.parametrize("eq, shapes", EINSUMS)
+def test_einsum_matches_numpy(eq, shapes):
+    arrays = [_rand(*s, seed=k) for k, s in enumerate(shapes)]
+    np.testing.assert_allclose(nx.einsum(eq, *[_t(a) for a in arrays]).numpy(), np.einsum(eq, *arrays), atol=1e-12)
+
+
+@pytest.mark.parametrize("eq, shapes", EINSUMS[:3] + EINSUMS[5:6])
+def test_einsum_is_differentiable(eq, shapes):
+    _grads(lambda *ts: nx.einsum(eq, *ts), *[_rand(*s, seed=k) for k, s in enumerate(shapes)])
+
+
+@pytest.mark.parametrize("eq, shapes, error", [("ij,jk->ik", ((2, 3), (4, 4)), ShapeError),
+                                               ("ii->i", ((2, 2),), ValueError), ("ij->k", ((2, 2),), ValueError),
+                                               ("...i->i", ((2, 2),), ValueError), ("ij", ((2,),), ShapeError)])
+def test_einsum_errors(eq, shapes, error):
+    with pytest.raises(error, match="einsum"):
+        nx.einsum(eq, *[nx.zeros(s) for s in shapes])
+
+
+# -- indexing-like ops ----------------------------------------------------------------------------
+
+def test_scatter_and_scatter_add_match_torch_semantics():
+    x, src = np.zeros((3, 4)), _rand(2, 4)
+    index = np.array([[0, 1, 2, 0], [2, 0, 0, 1]])
+    ref = x.copy()
+    for i in range(2):
+        for j in range(4):
+            ref[index[i, j], j] += src[i, j]
+    out = _t(x).scatter_add(0, nx.tensor(index), _t(src))
+    np.testing.assert_allclose(out.numpy(), ref)
+    unique = np.array([[0, 1, 2, 0]])
+    ref = x.copy()
+    ref[unique[0], np.arange(4)] = src[0]
+    np.testing.assert_allclose(_t(x).scatter(0, nx.tensor(unique), _t(src)).numpy(), ref)
+    np.testing.assert_allclose(_t(x).scatter(1, nx.tensor([[3], [0], [1]]), 7.0).numpy()[:, [3, 0, 1]].diagonal(), 7)
+
+
+def test_scatter_gradients():
+    index = nx.tensor([[0, 1, 2, 0], [2, 0, 0, 1]])
+    _grads(lambda x, s: x.scatter_add(0, index, s), _rand(3, 4), _rand(2, 4, seed=1))
+    _grads(lambda x, s: x.scatter(0, index[:1], s), _rand(3, 4), _rand(2, 4, seed=1))
+
+
+def test_inplace_variants_record_through_assign():
+    x = _t(_rand(3, 4))
+    w = _t(_rand(3, 4), True)
+    y = w * 1
+    y.masked_fill_(y > 0, 0.0)
+    y.scatter_add_(1, nx.tensor([[0], [1], [2]]), nx.ones(3, 1, dtype=nx.float64))
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), (w.numpy() <= 0).astype(float))
+    x.scatter_(0, nx.tensor([[1, 1, 1, 1]]), 5.0)
+    assert (x.numpy()[1] == 5).all()
+    with pytest.raises(RuntimeError, match="masked_fill_"):
+        w.masked_fill_(w > 0, 1.0)
+
+
+def test_index_select_masked_fill_repeat():
+    a = _rand(3, 4)
+    idx = nx.tensor([2, 0, 2])
+    np.testing.assert_allclose(_t(a).index_select(1, idx).numpy(), a[:, [2, 0, 2]])
+    np.testing.assert_allclose(_t(a).masked_fill(_t(a) > 0, -1.0).numpy(), np.where(a > 0, -1, a))
+    np.testing.assert_array_equal(nx.tensor([1, 2]).masked_fill(nx.tensor([True, False]), 2.7).tolist(), [2, 2])
+    np.testing.assert_allclose(_t(a).repeat(2, 1, 3).numpy(), np.tile(a, (2, 1, 3)))
+    _grads(lambda x: x.repeat(2, 3) * x.index_select(0, idx).repeat(1, 3)[:1], a)
+    with pytest.raises(ShapeError, match="masked_fill"):
+        _t(a[0]).masked_fill(_t(a) > 0, 0.0)
+
+
+@pytest.mark.parametrize("n, size", [(7, 3), (6, 2), (2, 5), (0, 2)])
+def test_split_and_chunk_like_torch(n, size):
+    a = np.arange(n * 2.0).reshape(n, 2)
+    pieces = _t(a).split(size)
+    assert [p.shape[0] for p in pieces] == [min(size, n - i) for i in range(0, n, size)] or n == 0
+    if n:
+        np.testing.assert_array_equal(np.concatenate([p.numpy() for p in pieces]), a)
+    chunks = _t(a).chunk(3)
+    assert sum(c.shape[0] for c in chunks) == n and len(chunks) <= 3
+    sections = _t(a).split([1, n - 1]) if n else ()
+    assert [p.shape[0] for p in sections] == ([1, n - 1] if n else [])
+
+
+def test_t_mm_bmm():
+    a, b = _rand(2, 3), _rand(3, 4)
+    np.testing.assert_allclose(_t(a).t().numpy(), a.T)
+    np.testing.assert_allclose(_t(a).mm(_t(b)).numpy(), a @ b)
+    np.testing.assert_allclose(nx.bmm(_t(a[None]), _t(b[None])).numpy(), (a @ b)[None])
+    for bad in (lambda: _t(a).mm(_t(b[0])), lambda: nx.bmm(_t(a), _t(b)), lambda: nx.zeros(2, 2, 2).t()):
+        with pytest.raises(ShapeError):
+            bad()
+
+
+# -- numeric --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a, b", [([-7, 7, -7, 7, 0], [2, -2, -2, 2, 3]),
+                                  ([-3.5, 2.5, 0.5, -1.0], [2.0, -0.7, 1.0, 3])])
+def test_floor_divide_and_remainder_match_python(a, b):
+    x, y = nx.tensor(a), nx.tensor(b)
+    np.testing.assert_allclose((x // y).numpy(), np.floor_divide(a, b))
+    np.testing.assert_allclose((x % y).numpy(), np.remainder(a, b), atol=1e-6)
+    np.testing.assert_allclose((x // 2).numpy(), np.floor_divide(a, 2))
+    np.testing.assert_allclose((5 // y).numpy(), np.floor_divide(5, b))
+    assert (x // y).dtype == x.dtype
+
+
+def test_remainder_is_differentiable():
+    _grads(lambda x: x % 0.7, np.array([0.1, 1.3, -0.4, 2.2]))
+
+
+def test_erf_accuracy_and_gradients():
+    xs = np.linspace(-6, 6, 241)
+    np.testing.assert_allclose(nx.erf(_t(xs)).numpy(), [math.erf(v) for v in xs], atol=2e-7)
+    _grads(nx.erf, np.array([-2.0, -0.3, 0.05, 0.4, 1.7]))  # (the fit's 2nd derivative has a 2e-4 kink at 0)
+    assert gradcheck(nx.erf, [_t([0.0], True)])
+
+
+def test_float_classification_and_allclose():
+    x = nx.tensor([1.0, math.nan, math.inf, -math.inf])
+    assert nx.isnan(x).tolist() == [False, True, False, False]
+    assert nx.isinf(x).tolist() == [False, False, True, True]
+    assert x.isfinite().tolist() == [True, False, False, False]
+    assert nx.isnan(nx.tensor([1, 2])).tolist() == [False, False]
+    assert nx.allclose(nx.tensor([1.0, 2.0]), nx.tensor([1.0, 2.0 + 1e-7]))
+    assert not nx.allclose(nx.tensor([1.0]), 1.1)
+    assert nx.allclose(x, x, equal_nan=True) and not nx.allclose(x, x)
