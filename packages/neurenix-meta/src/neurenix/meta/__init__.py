@@ -14,6 +14,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import TaskSampler, load_image_folder, rotate_classes, split_classes
 from .evaluation import Evaluation, evaluate
 from .generators import generate_classification_tasks, generate_regression_tasks
+from .learner import ClonedLearner, clone_module
 from .maml import MAML, multi_step_weights
 from .metasgd import MetaSGD
 from .metric import FewShotClassifier
@@ -29,3 +30,5 @@ __all__ = [
 # real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
 __all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",
             "rotate_classes", "save_checkpoint", "split_classes"]
+# learn2learn's functional style (``maml.clone()``, ``learner.adapt(loss)``)
+__all__ += ["ClonedLearner", "clone_module"]

@@ -7,7 +7,7 @@ from neurenix.nn import Module, Sequential
 
 from . import checks
 from .batchnorm import task_call
-from .maml import MAML
+from .maml import INNER_LR, MAML
 from .tasks import Batch
 
 
@@ -17,9 +17,12 @@ class ANIL(MAML):
     all tasks and learned by the outer loop alone, through the adapted heads' query losses. Everything
     else (second or first order, and MAML's keyword options) is as in ``MAML``. With a Sequential model
     whose head is followed only by parameter-free layers, the body runs once per meta-batch.
+
+    ``clone()`` gives learn2learn's functional style on the whole model, adapting only the head; the
+    learn2learn pattern ``head = MAML(head_module, lr=...)`` with a separate features module works as well.
     """
 
-    def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False,
+    def __init__(self, model: Module, inner_lr: float = INNER_LR, meta_lr: float = 0.001, first_order: bool = False,
                  inner_steps: int = 5, *, head: str | None = None, **options):
         if "inner_params" in options:
             raise TypeError("ANIL chooses the adapted parameters with head=, not inner_params=")

@@ -17,8 +17,26 @@ from neurenix.utils.checkpoint import checkpoint
 from . import checks
 from .base import MetaLearningModel, inner_step
 from .batchnorm import task_call
+from .learner import ClonedLearner, clone_module
 from .losses import LossFn, task_losses
 from .tasks import Batch
+
+
+class _Default(float):
+    """A default argument that can tell it was not given: it reads as its value."""
+
+
+INNER_LR = _Default(0.01)  # inner_lr's default
+
+
+def learn2learn_rate(learner: str, inner_lr: float, lr: float | None) -> float:
+    """The inner learning rate from ``inner_lr`` or learn2learn's ``lr``, refusing both."""
+    if lr is None:
+        return float(inner_lr) if inner_lr is INNER_LR else inner_lr
+    if inner_lr is not INNER_LR:
+        raise TypeError(f"{learner}: got both lr={lr!r} (learn2learn's name) and inner_lr={inner_lr!r}; they name "
+                        "the same inner learning rate, pass one of them")
+    return lr
 
 
 class MAML(MetaLearningModel):
@@ -42,15 +60,25 @@ class MAML(MetaLearningModel):
       the attribute between epochs to follow it.
     - ``inner_params``: names (or dotted prefixes) of the parameters the inner loop adapts; the others
       are shared by all tasks and trained only by the outer loop (ANIL is MAML adapting only the head).
+
+    learn2learn's spelling works too: ``MAML(model, lr=0.5, first_order=False, allow_unused=None,
+    allow_nograd=False)`` (``lr`` is ``inner_lr``; giving both is an error), ``maml.lr`` and ``maml.module``,
+    and ``learner = maml.clone()``, ``learner.adapt(loss)``, ``learner(x)`` for writing the inner loop by
+    hand (see ``clone``). ``allow_unused`` and ``allow_nograd`` only concern ``adapt``.
     """
 
     inner_steps = checks.Validated(checks.count, 0)
     checkpoint_inner_loop = checks.Validated(checks.flag)
+    allow_unused = checks.Validated(checks.flag)
+    allow_nograd = checks.Validated(checks.flag)
 
-    def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, first_order: bool = False,
+    def __init__(self, model: Module, inner_lr: float = INNER_LR, meta_lr: float = 0.001, first_order: bool = False,
                  inner_steps: int = 5, *, checkpoint_inner_loop: bool = False, per_step_lr: bool = False,
-                 multi_step_weights: Sequence[float] | None = None, inner_params: Sequence[str] | None = None):
-        super().__init__(model, inner_lr, meta_lr, first_order)
+                 multi_step_weights: Sequence[float] | None = None, inner_params: Sequence[str] | None = None,
+                 lr: float | None = None, allow_unused: bool | None = None, allow_nograd: bool = False):
+        super().__init__(model, learn2learn_rate(type(self).__name__, inner_lr, lr), meta_lr, first_order)
+        self.allow_nograd = allow_nograd
+        self.allow_unused = self.allow_nograd if allow_unused is None else allow_unused
         self.inner_steps = inner_steps
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.multi_step_weights = multi_step_weights
@@ -61,6 +89,35 @@ class MAML(MetaLearningModel):
     def hyperparameters(self) -> dict:
         return super().hyperparameters() | {"inner_steps": self.inner_steps, "inner_params": list(self.inner_params),
                                             "learned_rates": self.inner_lrs is not None}
+
+    # -- learn2learn's names and its functional style ---------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """learn2learn's name for ``inner_lr`` (reading and assigning)."""
+        return self.inner_lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.inner_lr = value
+
+    @property
+    def module(self) -> Module:
+        """learn2learn's name for ``model``, the wrapped module."""
+        return self.model
+
+    def clone(self, first_order: bool | None = None, allow_unused: bool | None = None,
+              allow_nograd: bool | None = None) -> ClonedLearner:
+        """learn2learn's ``maml.clone()``: a copy of the model whose parameters are computed from this
+        learner's (gradients flow back to them), with ``adapt(loss)`` taking one inner step in place.
+
+        Each ``adapt`` uses the rate of its step (``inner_lr``, or the learned rates with ``per_step_lr``
+        and in ``MetaSGD``) and changes only the adapted parameters (``inner_params``; ANIL's head).
+        ``first_order``, ``allow_unused`` and ``allow_nograd`` default to this learner's. ``clone_model()``
+        is different: a detached copy with fresh leaf parameters."""
+        pick = [first_order, allow_unused, allow_nograd]
+        own = [self.first_order, self.allow_unused, self.allow_nograd]
+        return ClonedLearner(clone_module(self.model), self.step_lrs, self.inner_params, self._inner_scope,
+                             *(o if p is None else p for p, o in zip(pick, own)))
 
     @property
     def multi_step_weights(self) -> list[float] | None:
@@ -81,10 +138,11 @@ class MAML(MetaLearningModel):
 
     def _select(self, wanted: Sequence[str] | None) -> tuple[str, ...]:
         names = list(self.trainable())
-        if wanted is None:
-            return tuple(names)
         if isinstance(wanted, str):
             wanted = [wanted]
+        self.__dict__["_inner_scope"] = () if wanted is None else tuple(wanted)  # what clone() adapts
+        if wanted is None:
+            return tuple(names)
         chosen = [n for n in names if any(n == w or n.startswith(w + ".") for w in wanted)]
         missing = [w for w in wanted if not any(n == w or n.startswith(w + ".") for n in names)]
         if missing or not chosen:

@@ -1,0 +1,42 @@
+"""The scripts in examples/ (learn2learn's examples ported to neurenix) run with --quick and print what the
+originals print; each marks its changes with "neurenix:" comments."""
+
+import math
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+NUMBER = r"([-+0-9.eE]+|nan|inf)"
+EXPECTED = {  # what each script prints, with the numbers in it that must be finite
+    "maml_sine.py": [rf"Iteration: 0 Meta Train Loss {NUMBER}"],
+    "maml_omniglot.py": [rf"Meta Train Error {NUMBER}", rf"Meta Valid Accuracy {NUMBER}", rf"Meta Test Error {NUMBER}"],
+    "protonet_miniimagenet.py": [rf"epoch 1, train, loss={NUMBER} acc={NUMBER}",
+                                 rf"epoch 1, val, loss={NUMBER} acc={NUMBER}", rf"batch 2: {NUMBER}"],
+}
+
+
+def test_every_example_is_checked():
+    assert sorted(p.name for p in EXAMPLES) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_runs_quick(script):
+    run = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for pattern in EXPECTED[script.name]:
+        found = re.search(pattern, run.stdout)
+        assert found, f"{script.name} did not print {pattern!r}:\n{run.stdout[-2000:]}"
+        assert all(math.isfinite(float(v)) for v in found.groups()), found[0]
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_says_what_it_ports(script):
+    text = script.read_text()
+    assert "ported from learn2learn's examples/" in text and "MIT license" in text
+    assert text.count("neurenix:") >= 3
