@@ -4,8 +4,8 @@ Per workload (``bench/peers/workloads.py``), in one process per thread count, ea
 interleaved round by round (medians, and the median of each round's ratio):
 
 - time per meta-iteration, eager and compiled (replayed);
-- the cost of tracing: the first compiled meta-iteration of a fresh learner, over the eager median (the
-  first step traces twice: before and after Adam has state);
+- the cost of tracing: the first compiled meta-iteration of a fresh learner, over the eager median and over
+  the first eager meta-iteration of a fresh learner (both pay first-call costs: plan caches, Adam's state);
 - peak memory of one meta-iteration (tracemalloc: NumPy's allocations), eager and replayed;
 - the kernels of the replayed program, and Python frames per kernel call on replay (``sys.setprofile``).
 
@@ -76,11 +76,14 @@ def worker(threads: int, rounds: int, names: list[str]) -> dict:
     nx.set_num_threads(threads)
     out = {}
     for name in names:
-        fresh = _runner(name, True)
+        fresh, fresh_eager = _runner(name, True), _runner(name, False)
+        start = time.perf_counter()
+        fresh_eager.step()
+        first_eager_ms = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         fresh.step()
         trace_ms = (time.perf_counter() - start) * 1e3
-        runners = {"eager": _runner(name, False), "compiled": fresh}
+        runners = {"eager": fresh_eager, "compiled": fresh}
         for r in runners.values():
             r.step()
             r.step()
@@ -97,7 +100,8 @@ def worker(threads: int, rounds: int, names: list[str]) -> dict:
         out[name] = {
             "eager_ms": eager, "compiled_ms": compiled,
             "ratio": statistics.median(c / e for c, e in zip(samples["compiled"], samples["eager"])),
-            "trace_ms": trace_ms, "trace_over_eager": trace_ms / eager,
+            "trace_ms": trace_ms, "trace_over_eager": trace_ms / eager, "first_eager_ms": first_eager_ms,
+            "trace_over_first_eager": trace_ms / first_eager_ms,
             "peak_mb": {k: _peak_mb(r.step) for k, r in runners.items()},
             "kernels": len(program.instructions) if program else None,
             "python_calls_per_kernel": _frames_per_kernel(runners["compiled"].step, program),
@@ -132,8 +136,9 @@ def main() -> None:
         args.out.write_text(text)
     for t, per in report.items():
         for name, r in per.items():
-            print(f"{t} thread(s) {name:<22} eager {r['eager_ms']:8.2f} ms  compiled {r['compiled_ms']:8.2f} ms  "
-                  f"ratio {r['ratio']:.2f}  trace x{r['trace_over_eager']:.1f}  peak MB eager "
+            print(f"{t} thread(s) {name:<22} eager {r['eager_ms']:8.2f} ms  compiled {r['compiled_ms']:8.2f} ms "
+                  f"ratio {r['ratio']:.2f}  trace x{r['trace_over_eager']:.1f} (x{r['trace_over_first_eager']:.1f} of a first "
+                  f"eager step)  peak MB eager "
                   f"{r['peak_mb']['eager']:.2f} / replay {r['peak_mb']['compiled']:.2f}  kernels {r['kernels']}  "
                   f"calls/kernel {r['python_calls_per_kernel']}")
 
