@@ -137,8 +137,8 @@ def main() -> None:
     for t, per in report.items():
         for name, r in per.items():
             print(f"{t} thread(s) {name:<22} eager {r['eager_ms']:8.2f} ms  compiled {r['compiled_ms']:8.2f} ms "
-                  f"ratio {r['ratio']:.2f}  trace x{r['trace_over_eager']:.1f} (x{r['trace_over_first_eager']:.1f} of a first "
-                  f"eager step)  peak MB eager "
+                  f"ratio {r['ratio']:.2f}  trace x{r['trace_over_eager']:.1f} "
+                  f"(x{r['trace_over_first_eager']:.1f} of a first eager step)  peak MB eager "
                   f"{r['peak_mb']['eager']:.2f} / replay {r['peak_mb']['compiled']:.2f}  kernels {r['kernels']}  "
                   f"calls/kernel {r['python_calls_per_kernel']}")
 
