@@ -63,16 +63,31 @@ def walk(roots) -> State:
             parts.append(_TENSOR)
             tensors.append(x)
             places.append(None if parent is None else (parent, slot))
-        elif t is dict or t is list:
+        elif t is dict:
             parts.append((t, len(x)))
-            for k, v in (x.items() if t is dict else enumerate(x)):
-                if t is dict:
+            for k, v in x.items():  # (scalars inline: most keys and many values are; a call each is the cost)
+                if type(k) in _SCALARS:
+                    parts.append(k)
+                else:
                     visit(k, None, None, depth + 1)
-                visit(v, x, k, depth + 1)
+                if type(v) in _SCALARS:
+                    parts.append(v)
+                else:
+                    visit(v, x, k, depth + 1)
+        elif t is list:
+            parts.append((t, len(x)))
+            for k, v in enumerate(x):
+                if type(v) in _SCALARS:
+                    parts.append(v)
+                else:
+                    visit(v, x, k, depth + 1)
         elif isinstance(x, tuple):
             parts.append((t, len(x)))
             for v in x:
-                visit(v, None, None, depth + 1)
+                if type(v) in _SCALARS:
+                    parts.append(v)
+                else:
+                    visit(v, None, None, depth + 1)
         elif t is set or t is frozenset:  # by content (a tensor inside one is not an input: unseen if read)
             try:
                 parts.append((t, frozenset(x)))
@@ -104,8 +119,12 @@ def walk(roots) -> State:
             attrs = vars(x)
             parts.append((t, len(attrs)))
             for k, v in attrs.items():
-                if k not in _BOOKKEEPING:
-                    parts.append(k)
+                if k in _BOOKKEEPING:
+                    continue
+                parts.append(k)
+                if type(v) in _SCALARS:
+                    parts.append(v)
+                else:
                     visit(v, x, k, depth + 1)
         else:
             try:
