@@ -15,6 +15,7 @@ from . import (
     cuda,
     device,  # a module, also callable as PyTorch's torch.device: neurenix.device("cpu")
     distributed,
+    distributions,
     func,
     nn,
     optim,
@@ -188,6 +189,7 @@ __all__ = [
     "default_device",
     "device",
     "distributed",
+    "distributions",
     "double",
     "einsum",
     "empty",

@@ -1,7 +1,8 @@
 """Automatic differentiation: a dynamic graph with gradients of any order.
 
 ``grad(outputs, inputs, ...)`` returns gradients; ``Tensor.backward()`` accumulates them into
-``.grad``; ``no_grad()`` / ``enable_grad()`` switch recording per thread. (Recomputing a function in the
+``.grad``; ``no_grad()`` / ``enable_grad()`` switch recording per thread; ``Function`` defines a custom op
+by its forward and backward. (Recomputing a function in the
 backward pass instead of storing its graph: ``neurenix.utils.checkpoint``.)
 
 This package knows nothing of Tensor: the graph and the engine work on whatever records nodes (tensor.py),
@@ -9,9 +10,11 @@ so that dependencies point one way, tensor -> autograd.
 """
 
 from .engine import backward, grad
+from .function import Function, FunctionCtx
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .graph import Node
 
 __all__ = [
-    "Node", "backward", "enable_grad", "grad", "inference_mode", "is_grad_enabled", "no_grad", "set_grad_enabled",
+    "Function", "FunctionCtx", "Node", "backward", "enable_grad", "grad", "inference_mode", "is_grad_enabled",
+    "no_grad", "set_grad_enabled",
 ]
