@@ -25,8 +25,6 @@ __all__ = ["copy_structure", "reparametrize_module", "swap_tensor", "swap_tensor
 def _slot(module: Module, name: str, caller: str) -> tuple[Module, str]:
     """The submodule owning the parameter or buffer ``name`` (dotted, as in ``named_parameters()``), and
     the attribute it has there."""
-    if not isinstance(module, Module):
-        raise TypeError(f"{caller}: expected a Module, got {type(module).__name__}")
     if not isinstance(name, str):
         raise TypeError(f"{caller}: names must be strings, got {name!r}")
     *path, attr = name.split(".")
@@ -42,6 +40,11 @@ def _slot(module: Module, name: str, caller: str) -> tuple[Module, str]:
     return owner, attr
 
 
+def _check_module(module, caller: str) -> None:
+    if not isinstance(module, Module):
+        raise TypeError(f"{caller}: expected a Module, got {type(module).__name__}")
+
+
 def _named_slots(module: Module) -> Iterator[tuple[str, Tensor]]:
     """Every parameter and buffer slot that holds a tensor, by dotted name (a tensor in two slots comes twice;
     a submodule used twice, once)."""
@@ -53,6 +56,17 @@ def _named_slots(module: Module) -> Iterator[tuple[str, Tensor]]:
                     yield (f"{prefix}.{attr}" if prefix else attr), t
 
 
+def _check_value(name: str, tensor, caller: str) -> None:
+    if tensor is not None and not isinstance(tensor, Tensor):
+        raise TypeError(f"{caller}: {name!r} must be given a Tensor or None, got {type(tensor).__name__}")
+
+
+def _put(owner: Module, attr: str, tensor: Tensor | None) -> Tensor | None:
+    d = owner.__dict__  # not setattr: Module.__setattr__ admits only Parameters into parameter slots
+    old, d[attr] = d[attr], tensor
+    return old
+
+
 def swap_tensor(module: Module, name: str, tensor: Tensor | None) -> Tensor | None:
     """Put ``tensor`` into the parameter or buffer slot ``name`` of ``module`` (dotted, as in
     ``named_parameters()``: ``"0.weight"``, ``"layer.bn.running_mean"``) and return what the slot held.
@@ -61,29 +75,48 @@ def swap_tensor(module: Module, name: str, tensor: Tensor | None) -> Tensor | No
     the returned value back restores the module. Raises KeyError naming ``name`` if it is no parameter or
     buffer of ``module``.
     """
-    if tensor is not None and not isinstance(tensor, Tensor):
-        raise TypeError(f"swap_tensor: {name!r} must be given a Tensor or None, got {type(tensor).__name__}")
-    owner, attr = _slot(module, name, "swap_tensor")
-    old = owner.__dict__[attr]
-    object.__setattr__(owner, attr, tensor)  # Module.__setattr__ admits only Parameters into parameter slots
-    return old
+    _check_module(module, "swap_tensor")
+    _check_value(name, tensor, "swap_tensor")
+    return _put(*_slot(module, name, "swap_tensor"), tensor)
 
 
-def _tied(module: Module, tensors: Mapping) -> dict:
+def _has_ties(module: Module) -> bool:
+    """Whether one tensor sits in two parameter or buffer slots (a quick walk that builds no names)."""
+    ids = [id(t) for m in module.modules() for names in (m._param_names, m._buffer_names)
+           for t in map(m.__dict__.__getitem__, names) if t is not None]
+    return len(ids) != len(set(ids))
+
+
+def _tied(module: Module, tensors: Mapping, slots: dict) -> dict:
     """``tensors`` plus, for each name given, every other slot that holds the same tensor as that name's slot."""
-    slots: dict[int, list[str]] = {}
+    names: dict[int, list[str]] = {}
     for name, t in _named_slots(module):
-        slots.setdefault(id(t), []).append(name)
+        names.setdefault(id(t), []).append(name)
     out = dict(tensors)
     for name, value in tensors.items():
-        owner, attr = _slot(module, name, "swap_tensors_dict")
+        owner, attr = slots[name]
         current = owner.__dict__[attr]
-        for alias in slots.get(id(current), ()) if current is not None else ():
+        for alias in names.get(id(current), ()) if current is not None else ():
             if alias in tensors and tensors[alias] is not value:
                 raise ValueError(f"swap_tensors_dict: {name!r} and {alias!r} are tied (one tensor) but were given "
                                  "different values; give one of them, or pass tie_weights=False")
             out[alias] = value
     return out
+
+
+def _plan(module: Module, tensors: Mapping, tie_weights: bool, strict: bool) -> list[tuple[str, Module, str, Tensor]]:
+    """(name, owning submodule, attribute, new value) for each slot to change, every name checked first."""
+    _check_module(module, "swap_tensors_dict")
+    slots = {name: _slot(module, name, "swap_tensors_dict") for name in tensors}
+    for name, value in tensors.items():
+        _check_value(name, value, "swap_tensors_dict")
+    plan = _tied(module, tensors, slots) if tie_weights and _has_ties(module) else tensors
+    if strict:
+        missing = [n for n, _ in _named_slots(module) if n not in plan]
+        if missing:
+            raise KeyError(f"swap_tensors_dict: strict, but no tensors given for {missing}")
+    return [(name, *(slots.get(name) or _slot(module, name, "swap_tensors_dict")), value)
+            for name, value in plan.items()]
 
 
 def swap_tensors_dict(module: Module, tensors: Mapping[str, Tensor | None], *, tie_weights: bool = False,
@@ -96,14 +129,7 @@ def swap_tensors_dict(module: Module, tensors: Mapping[str, Tensor | None], *, t
     anything changes, so an error leaves ``module`` as it was. To restore, swap the returned values back in
     reverse order (``reparametrize_module`` does).
     """
-    for name in tensors:
-        _slot(module, name, "swap_tensors_dict")
-    plan = _tied(module, tensors) if tie_weights else dict(tensors)
-    if strict:
-        missing = [n for n, _ in _named_slots(module) if n not in plan]
-        if missing:
-            raise KeyError(f"swap_tensors_dict: strict, but no tensors given for {missing}")
-    return {name: swap_tensor(module, name, value) for name, value in plan.items()}
+    return {name: _put(owner, attr, value) for name, owner, attr, value in _plan(module, tensors, tie_weights, strict)}
 
 
 @contextmanager
@@ -112,12 +138,13 @@ def reparametrize_module(module: Module, tensors: Mapping[str, Tensor | None], *
     """Within the ``with`` block, ``module``'s slots hold ``tensors`` (see ``swap_tensors_dict`` for the
     arguments); on leaving it, even by an exception, they hold their own tensors again. Not thread-safe for
     one module shared across threads."""
-    old = swap_tensors_dict(module, tensors, tie_weights=tie_weights, strict=strict)
+    old = [(owner, attr, _put(owner, attr, value)) for _, owner, attr, value in _plan(module, tensors, tie_weights,
+                                                                                      strict)]
     try:
         yield module
     finally:
-        for name, value in reversed(old.items()):
-            swap_tensor(module, name, value)
+        for owner, attr, value in reversed(old):
+            _put(owner, attr, value)
 
 
 def copy_structure(module: Module, parameter_fn: Callable[[Tensor], Tensor] | None = None) -> Module:
