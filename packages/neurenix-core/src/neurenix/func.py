@@ -20,8 +20,9 @@ def functional_call(module: Module, params: Mapping, *args, tie_weights: bool = 
     were computed from. Names not given keep the module's own tensors. As in PyTorch: ``args`` may also be
     given as one tuple; ``tie_weights`` (default True) replaces a tensor in every slot that shares it (weights
     tied across layers) when one of its names is given; ``strict`` requires every parameter and buffer to be
-    given. A name that is no parameter or buffer raises KeyError naming it. Not thread-safe for one module
-    shared across threads. Built on ``neurenix.nn.utils.stateless.reparametrize_module``.
+    given. A name that is no parameter or buffer raises KeyError naming it. (``tie_weights`` and ``strict``
+    are taken by this function, never passed on to ``forward``.) Not thread-safe for one module shared
+    across threads. Built on ``neurenix.nn.utils.stateless.reparametrize_module``.
     """
     if len(args) == 1 and isinstance(args[0], tuple):
         args = args[0]
