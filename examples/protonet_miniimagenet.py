@@ -86,9 +86,9 @@ def fast_adapt(model, batch, ways, shot, query_num, metric=None, device=None):
 
     # Sort data samples by labels
     # TODO: Can this be replaced by ConsecutiveLabels ?
-    sort = torch.from_numpy(np.argsort(labels.numpy()[0], kind='stable'))  # neurenix: was torch.sort(labels)
-    data = data.squeeze(0)[sort].squeeze(0)  # neurenix: was [sort.indices]
-    labels = labels.squeeze(0)[sort].squeeze(0)  # neurenix: was [sort.indices]
+    sort = torch.sort(labels)
+    data = data.squeeze(0)[sort.indices].squeeze(0)
+    labels = labels.squeeze(0)[sort.indices].squeeze(0)
 
     # Compute support and query embeddings
     embeddings = model(data)
@@ -131,10 +131,11 @@ if __name__ == '__main__':
         args.train_way, args.train_query, args.test_query = 5, 2, 2
     print(args)
 
-    device = torch.Device('cpu')  # neurenix: was torch.device('cpu')
-    if args.gpu and 'cuda' in [b.device_type for b in torch.list_backends() if b.available]:  # neurenix: was
-        print("Using gpu")                                                                     # cuda.device_count()
-        device = torch.Device('cuda')  # neurenix: was torch.cuda.manual_seed(43); torch.device('cuda')
+    device = torch.device('cpu')
+    if args.gpu and torch.cuda.device_count():
+        print("Using gpu")
+        torch.cuda.manual_seed(43)
+        device = torch.device('cuda')
 
     model = Convnet()
     model.to(device)
@@ -149,8 +150,8 @@ if __name__ == '__main__':
                                  num_tasks=args.test_tasks, seed=3)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-    # neurenix: no lr_scheduler in neurenix.optim: StepLR(optimizer, step_size=20, gamma=0.5) is the two lines
-    # after lr_scheduler.step() below
+    lr_scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=20, gamma=0.5)
 
     for epoch in range(1, args.max_epoch + 1):
         model.train()
@@ -177,8 +178,7 @@ if __name__ == '__main__':
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        if epoch % 20 == 0:  # neurenix: was lr_scheduler.step()
-            optimizer.param_groups[0]['lr'] *= 0.5
+        lr_scheduler.step()
 
         print('epoch {}, train, loss={:.4f} acc={:.4f}'.format(
             epoch, n_loss/loss_ctr, n_acc/loss_ctr))

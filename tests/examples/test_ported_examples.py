@@ -1,5 +1,6 @@
-"""The scripts in examples/ (learn2learn's examples ported to neurenix) run with --quick and print what the
-originals print; each marks its changes with "neurenix:" comments."""
+"""The scripts in examples/ (learn2learn's and pytorch/examples' scripts ported to neurenix) run with --quick and
+print what the originals print; each says what it ports, under which license, and marks its changes with
+"neurenix:" comments."""
 
 import math
 import pathlib
@@ -17,17 +18,26 @@ EXPECTED = {  # what each script prints, with the numbers in it that must be fin
     "maml_omniglot.py": [rf"Meta Train Error {NUMBER}", rf"Meta Valid Accuracy {NUMBER}", rf"Meta Test Error {NUMBER}"],
     "protonet_miniimagenet.py": [rf"epoch 1, train, loss={NUMBER} acc={NUMBER}",
                                  rf"epoch 1, val, loss={NUMBER} acc={NUMBER}", rf"batch 2: {NUMBER}"],
+    "mnist_main.py": [rf"Train Epoch: 1 \[0/\d+ \(0%\)\]\tLoss: {NUMBER}",
+                      rf"Test set: Average loss: {NUMBER}, Accuracy: \d+/\d+",
+                      "Reloaded mnist_cnn.pt: same test accuracy"],
+}
+ARGS = {"mnist_main.py": ["--save-model"]}  # beyond --quick
+L2L = ("learn2learn's examples/", "MIT license")
+PORTED = {  # where each script comes from, and the license it is under
+    "maml_sine.py": L2L, "maml_omniglot.py": L2L, "protonet_miniimagenet.py": L2L,
+    "mnist_main.py": ("pytorch/examples' mnist/main.py", "BSD 3-Clause License"),
 }
 
 
 def test_every_example_is_checked():
-    assert sorted(p.name for p in EXAMPLES) == sorted(EXPECTED)
+    assert sorted(p.name for p in EXAMPLES) == sorted(EXPECTED) == sorted(PORTED)
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
-def test_runs_quick(script):
-    run = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300,
-                         cwd=ROOT)
+def test_runs_quick(script, tmp_path):
+    run = subprocess.run([sys.executable, str(script), "--quick", *ARGS.get(script.name, [])], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)  # what a script writes goes to tmp_path
     assert run.returncode == 0, run.stderr[-3000:]
     for pattern in EXPECTED[script.name]:
         found = re.search(pattern, run.stdout)
@@ -38,5 +48,6 @@ def test_runs_quick(script):
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_says_what_it_ports(script):
     text = script.read_text()
-    assert "ported from learn2learn's examples/" in text and "MIT license" in text
+    source, license_name = PORTED[script.name]
+    assert f"ported from {source}" in text and license_name in text
     assert text.count("neurenix:") >= 3

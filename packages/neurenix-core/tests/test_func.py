@@ -218,3 +218,16 @@ def test_first_order_maml_gradient_is_the_query_gradient_at_the_adapted_params(s
     got = _flat(grad(_query_loss(model, names, fast), theta))
     want = _finite_difference(lambda arrays: _query_loss(model, names, [_t(a) for a in arrays]).item(), adapted)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_strict_needs_every_parameter(strict):
+    model = _mlp()
+    snap = _snapshot(model)
+    some = {"0.weight": _t(_rand(3, 2)), "0.bias": _t(_rand(3))}
+    if strict:
+        with pytest.raises(KeyError, match=r"2\.weight"):
+            functional_call(model, some, _t(_rand(4, 2)), strict=True)
+    else:
+        assert functional_call(model, some, _t(_rand(4, 2)), strict=False).shape == (4, 1)
+    _assert_unchanged(model, snap)

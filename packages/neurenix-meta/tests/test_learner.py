@@ -224,6 +224,29 @@ def test_clone_module_ties_and_buffers():
         clone_module(lin.weight)
 
 
+class TiedLayers(nn.Module):
+    """Two Linear layers sharing one weight: ``named_parameters()`` lists it once, as ``a.weight``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(1, 1), nn.Linear(1, 1)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(nx.tanh(self.a(x)))
+
+
+@pytest.mark.parametrize("first_order", [True, False])
+def test_adapt_keeps_tied_weights_tied(first_order):
+    nx.manual_seed(0)
+    learner = MAML(TiedLayers().double(), lr=0.1, first_order=first_order).clone()
+    sx, sy, _, _ = sine_tasks(1)[0]
+    before = learner.module.a.weight
+    learner.adapt(F.mse_loss(learner(sx), sy))
+    assert learner.module.a.weight is learner.module.b.weight and learner.module.a.weight is not before
+    assert [n for n, _ in learner.named_parameters()] == ["module.a.weight", "module.a.bias", "module.b.bias"]
+
+
 # -- learn2learn's names -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [MAML, MetaSGD, ANIL])
 def test_lr_is_inner_lr(cls):

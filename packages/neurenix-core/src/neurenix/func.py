@@ -7,41 +7,27 @@ from collections.abc import Mapping
 from .errors import ShapeError
 from .nn.module import Module
 from .nn.task_axis import stacks_tasks, task_batch
+from .nn.utils.stateless import reparametrize_module
 from .tensor import Tensor
 
 
-def _owner(module: Module, dotted: str) -> tuple[Module, str]:
-    *path, attr = dotted.split(".")
-    m = module
-    for part in path:
-        m = m.__dict__.get(part)
-        if not isinstance(m, Module):
-            raise KeyError(f"functional_call: {dotted!r} names no submodule of {type(module).__name__}")
-    if attr not in m._param_names and attr not in m._buffer_names:
-        raise KeyError(f"functional_call: {dotted!r} is not a parameter or buffer of {type(module).__name__}")
-    return m, attr
-
-
-def functional_call(module: Module, params: Mapping, *args, **kwargs):
+def functional_call(module: Module, params: Mapping, *args, tie_weights: bool = True, strict: bool = False,
+                    **kwargs):
     """Call ``module(*args, **kwargs)`` with the tensors in ``params`` (dotted names, as in
     ``named_parameters()``) standing in for its parameters and buffers; the module is left unchanged.
 
     The tensors may carry a graph (MAML's adapted weights do), so gradients flow back to whatever they
-    were computed from. Names not given keep the module's own tensors. As with PyTorch's version,
-    ``args`` may also be given as one tuple. Not thread-safe for one module shared across threads.
+    were computed from. Names not given keep the module's own tensors. As in PyTorch: ``args`` may also be
+    given as one tuple; ``tie_weights`` (default True) replaces a tensor in every slot that shares it (weights
+    tied across layers) when one of its names is given; ``strict`` requires every parameter and buffer to be
+    given. A name that is no parameter or buffer raises KeyError naming it. (``tie_weights`` and ``strict``
+    are taken by this function, never passed on to ``forward``.) Not thread-safe for one module shared
+    across threads. Built on ``neurenix.nn.utils.stateless.reparametrize_module``.
     """
     if len(args) == 1 and isinstance(args[0], tuple):
         args = args[0]
-    swapped = []
-    try:
-        for name, value in params.items():
-            owner, attr = _owner(module, name)
-            swapped.append((owner, attr, owner.__dict__[attr]))
-            owner.__dict__[attr] = value
+    with reparametrize_module(module, params, tie_weights=tie_weights, strict=strict):
         return module(*args, **kwargs)
-    finally:
-        for owner, attr, old in reversed(swapped):
-            owner.__dict__[attr] = old
 
 
 def batched_call(module: Module, params: Mapping, *args: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from neurenix import Tensor
 from neurenix.autograd import grad
 from neurenix.nn import Module
+from neurenix.nn.utils.stateless import copy_structure, swap_tensors_dict
 
 from . import checks
 
@@ -24,39 +25,7 @@ def clone_module(module: Module) -> Module:
     non-leaf tensors through which gradients reach ``module``'s parameters. Buffers (BatchNorm's running
     statistics) are shared with the original, as in learn2learn; a parameter or submodule used twice stays
     one. ``module`` itself is not changed."""
-    return _copy(checks.module("module", module), {})
-
-
-def _copy(module: Module, memo: dict) -> Module:
-    if id(module) in memo:
-        return memo[id(module)]
-    new = object.__new__(type(module))
-    state = dict(module.__dict__)
-    for kind in ("_param_names", "_buffer_names", "_module_names"):
-        state[kind] = dict(state[kind])
-    state["_nonpersistent"] = set(state["_nonpersistent"])
-    new.__dict__.update(state)
-    memo[id(module)] = new
-    for name in module._module_names:
-        if state[name] is not None:
-            state[name] = new.__dict__[name] = _copy(state[name], memo)
-    for name in module._param_names:
-        p = state[name]
-        if p is not None:
-            if id(p) not in memo:
-                memo[id(p)] = p.clone()
-            new.__dict__[name] = memo[id(p)]
-    return new
-
-
-def parameter_slots(module: Module) -> dict[str, tuple[Module, str]]:
-    """Where each parameter of ``module`` lives, by dotted name: (owning submodule, attribute)."""
-    slots = {}
-    for prefix, m in module.named_modules():
-        for name in m._param_names:
-            if m.__dict__[name] is not None:
-                slots.setdefault(f"{prefix}.{name}" if prefix else name, (m, name))
-    return slots
+    return copy_structure(checks.module("module", module), lambda p: p.clone())
 
 
 class ClonedLearner(Module):
@@ -114,22 +83,21 @@ class ClonedLearner(Module):
             raise TypeError(f"adapt: loss must be a scalar neurenix Tensor, got "
                             f"{getattr(loss, 'shape', type(loss).__name__)}")
         live = self._live(allow_nograd)
-        grads = grad(loss, [w for _, _, w in live], create_graph=not first_order, allow_unused=True)
-        unused = [name for (name, _, _), g in zip(live, grads) if g is None]
+        grads = grad(loss, [w for _, w in live], create_graph=not first_order, allow_unused=True)
+        unused = [name for (name, _), g in zip(live, grads) if g is None]
         if unused and not allow_unused:
             raise ValueError(f"adapt: the loss does not depend on parameters {unused}; pass allow_unused=True to "
                              "leave them unchanged")
         rates = dict(zip(self._names, self._rates(self.steps_taken)))
-        for (name, (owner, attr), w), g in zip(live, grads):
-            if g is not None:
-                owner.__dict__[attr] = w - rates[name] * g
+        steps = {name: w - rates[name] * g for (name, w), g in zip(live, grads) if g is not None}
+        swap_tensors_dict(self.module, steps, tie_weights=True)  # a weight tied across layers stays tied
         self.steps_taken += 1
 
-    def _live(self, allow_nograd: bool) -> list[tuple[str, tuple[Module, str], Tensor]]:
-        """The adapted parameters that require grad: (name, slot, current tensor)."""
-        slots = parameter_slots(self.module)
-        scoped = [n for n in slots if not self._scope or any(n == s or n.startswith(s + ".") for s in self._scope)]
-        frozen = [n for n in scoped if not slots[n][0].__dict__[slots[n][1]].requires_grad]
+    def _live(self, allow_nograd: bool) -> list[tuple[str, Tensor]]:
+        """The adapted parameters that require grad: (name, current tensor)."""
+        current = dict(self.module.named_parameters())
+        scoped = [n for n in current if not self._scope or any(n == s or n.startswith(s + ".") for s in self._scope)]
+        frozen = [n for n in scoped if not current[n].requires_grad]
         if frozen and not allow_nograd:
             raise ValueError(f"adapt: parameters {frozen} do not require grad; pass allow_nograd=True to leave them "
                              "unchanged")
@@ -137,4 +105,4 @@ class ClonedLearner(Module):
         if stray:
             raise ValueError(f"adapt: parameters {stray} did not require grad when the meta-learner was built, so "
                              "it has no inner learning rate for them; build it again after unfreezing them")
-        return [(n, slots[n], slots[n][0].__dict__[slots[n][1]]) for n in scoped if n not in frozen]
+        return [(n, current[n]) for n in scoped if n not in frozen]
