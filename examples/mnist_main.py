@@ -35,7 +35,7 @@ import gzip  # neurenix: to read MNIST's raw files without torchvision
 import os  # neurenix: as above
 import struct  # neurenix: as above
 
-import numpy as np  # neurenix: for the synthetic stand-in and the small DataLoader below
+import numpy as np  # neurenix: for the synthetic stand-in below
 
 import neurenix as torch  # neurenix: was `import torch`; the calls below are the same names
 import neurenix.nn as nn  # neurenix: was `import torch.nn as nn`
@@ -43,7 +43,7 @@ import neurenix.nn.functional as F  # neurenix: was `import torch.nn.functional 
 import neurenix.optim as optim  # neurenix: was `import torch.optim as optim`
 from neurenix.optim.lr_scheduler import StepLR  # neurenix: was torch.optim.lr_scheduler
 
-# neurenix: `from torchvision import datasets, transforms` is replaced by MNIST, transform and DataLoader below
+# neurenix: `from torchvision import datasets, transforms` is replaced by MNIST and transform below
 
 
 def _read_idx(path):  # neurenix: torchvision's MNIST reads these files (the IDX format) the same way
@@ -86,23 +86,6 @@ class MNIST:  # neurenix: stands in for torchvision.datasets.MNIST (no download)
 
 def transform(image):  # neurenix: transforms.Compose([ToTensor(), Normalize((0.1307,), (0.3081,))])
     return torch.from_numpy(((image[None].astype(np.float32) / 255) - 0.1307) / 0.3081)
-
-
-class DataLoader:  # neurenix: until neurenix.utils.data (issue 20): torch.utils.data.DataLoader's few uses here
-    """Batches of ``(stack of inputs, tensor of targets)``, reshuffled each pass when ``shuffle``."""
-
-    def __init__(self, dataset, batch_size=1, shuffle=False, num_workers=0, pin_memory=False):
-        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle  # workers, pinning: ignored
-
-    def __len__(self):
-        return (len(self.dataset) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        order = torch.randperm(len(self.dataset)).tolist() if self.shuffle else range(len(self.dataset))
-        order = list(order)
-        for start in range(0, len(order), self.batch_size):
-            items = [self.dataset[i] for i in order[start:start + self.batch_size]]
-            yield torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
 
 class Net(nn.Module):
@@ -224,8 +207,8 @@ def main():
                      transform=transform, synthetic_size=sizes[0])
     dataset2 = MNIST('../data', train=False,  # neurenix: was datasets.MNIST
                      transform=transform, synthetic_size=sizes[1])
-    train_loader = DataLoader(dataset1,**train_kwargs)  # neurenix: was torch.utils.data.DataLoader
-    test_loader = DataLoader(dataset2, **test_kwargs)  # neurenix: as above
+    train_loader = torch.utils.data.DataLoader(dataset1,**train_kwargs)
+    test_loader = torch.utils.data.DataLoader(dataset2, **test_kwargs)
 
     model = Net().to(device)
     optimizer = optim.Adadelta(model.parameters(), lr=args.lr)

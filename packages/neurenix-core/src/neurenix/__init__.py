@@ -19,6 +19,7 @@ from . import (
     func,
     nn,
     optim,
+    utils,  # as torch.utils: neurenix.utils.data, neurenix.utils.checkpoint
 )
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import get_num_threads, list_backends, set_num_threads
@@ -280,6 +281,7 @@ __all__ = [
     "transpose",
     "unique",
     "unsqueeze",
+    "utils",
     "var",
     "where",
     "zeros",
