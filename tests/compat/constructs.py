@@ -53,7 +53,8 @@ def namespace(lib) -> dict:
     f32 = lib.float32
     return {
         "nx": lib, "nn": lib.nn, "F": lib.nn.functional, "optim": lib.optim, "np": np,
-        "x": lib.tensor(rng.standard_normal((3, 4)), dtype=f32), "y": lib.tensor(rng.standard_normal((3, 4)), dtype=f32),
+        "x": lib.tensor(rng.standard_normal((3, 4)), dtype=f32),
+        "y": lib.tensor(rng.standard_normal((3, 4)), dtype=f32),
         "v": lib.tensor(rng.standard_normal(4), dtype=f32),
         "img": lib.tensor(rng.standard_normal((2, 3, 6, 6)), dtype=f32), "labels": lib.tensor([2, 0, 1]),
     }
@@ -250,7 +251,8 @@ CONSTRUCTS: list[Construct] = [
     differs(INPLACE, "x.T.add_(1.0)\nx", "a view refuses in-place changes", "x.add_(1.0)\nx"),
     differs(INPLACE, "x.detach().zero_()\nx", "`detach()` gives a view, which refuses in-place changes; "
             "write to `x.data` to change `x` outside autograd", "x.data.zero_()\nx"),
-    differs(INPLACE, "w = nx.ones(3, requires_grad=True)\nloss = (w * w).sum()\nw.data.mul_(2)\nloss.backward()\nw.grad",
+    differs(INPLACE, "w = nx.ones(3, requires_grad=True)\nloss = (w * w).sum()\nw.data.mul_(2)\n"
+            "loss.backward()\nw.grad",
             "a change through `.data` after a graph saved the tensor raises `InPlaceError` at backward (PyTorch "
             "silently uses the new value)", "w = nx.ones(3, requires_grad=True)\nloss = (w * w).sum()\n"
             "loss.backward()\nw.data.mul_(2)\nw.grad", match=False),

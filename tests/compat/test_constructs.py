@@ -16,8 +16,8 @@ import pytest
 import neurenix as nx
 
 sys.path.insert(0, os.path.dirname(__file__))
-import constructs  # noqa: E402  (a helper beside this file, imported by path)
-from constructs import CONSTRUCTS, Construct  # noqa: E402
+import constructs  # a helper beside this file, imported by path
+from constructs import CONSTRUCTS, Construct
 
 
 def run(source: str, lib):
@@ -95,11 +95,11 @@ def _id(c: Construct) -> str:
 def test_outcome_holds(c: Construct):
     """``same`` runs; ``differs`` raises (or is told apart from PyTorch's value below) and its spelling runs;
     ``missing`` raises. A missing construct that starts to run must be moved to ``same`` in constructs.py."""
-    value, err = _outcome(c.source)
+    _, err = _outcome(c.source)
     if c.outcome == "same":
         assert err is None, f"{c.source!r} is marked 'same' but raises {err!r}"
     elif c.outcome == "missing":
-        assert err is not None, f"{c.source!r} is marked 'missing' but runs: mark it 'same' (tests/compat/constructs.py)"
+        assert err is not None, f"{c.source!r} is marked 'missing' but runs: mark it 'same' in constructs.py"
     else:
         _, instead_err = _outcome(c.instead)
         assert instead_err is None, f"the neurenix spelling {c.instead!r} raises {instead_err!r}"
@@ -118,7 +118,7 @@ def test_against_pytorch(c: Construct):
         return
     try:
         want = run(c.source, torch)
-    except Exception as e:  # noqa: BLE001  (a differing construct PyTorch cannot run here: x.cuda() without a GPU)
+    except Exception as e:  # a differing construct PyTorch cannot run here (x.cuda() without a GPU)
         pytest.skip(f"PyTorch cannot run it here either: {e!r}")
     value, err = _outcome(c.source)
     if err is None:
@@ -144,7 +144,7 @@ def test_enough_constructs_and_every_area_shown():
 
 
 def test_page_shows_the_generated_table():
-    """docs/pytorch.md holds exactly ``render()`` between its markers (regenerate: python tests/compat/constructs.py)."""
+    """docs/pytorch.md holds exactly ``render()`` between its markers (python tests/compat/constructs.py writes it)."""
     text = constructs.PAGE.read_text()
     assert constructs.BEGIN in text and constructs.END in text
     assert constructs.page_with_table(text) == text, "docs/pytorch.md is stale: run python tests/compat/constructs.py"

@@ -580,6 +580,10 @@ CASES: list[OpCase] = [
       ("int64",), grad=False),
     C("floor_divide_scalar", lambda a: a // -3, lambda a: a // a.dtype.type(-3), ((3, 4),), NUMERIC, "distinct",
       grad=False),
+    C("floor_divide_int_large", lambda a, b: (a * 2 ** 26 + b) // (b * 2 + 1),
+      lambda a, b: (a * 2 ** 26 + b) // _np_odd(b), ((3, 4), (3, 4)), ("int64",), grad=False),  # beyond float32, within int32
+    C("remainder_int_large", lambda a, b: (a * 2 ** 26 + b) % (b * 2 + 1), lambda a, b: (a * 2 ** 26 + b) % _np_odd(b),
+      ((3, 4), (3, 4)), ("int64",), grad=False),
     C("remainder", lambda a, b: a % b, np.remainder, ((3, 4), (4,)), domain="positive"),
     C("remainder_int", lambda a, b: a % (b * 2 + 1), lambda a, b: a % _np_odd(b), ((3, 4), (3, 4)), ("int64",),
       grad=False),
