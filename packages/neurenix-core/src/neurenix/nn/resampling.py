@@ -24,6 +24,9 @@ def _image(input: Tensor, op: str) -> Tensor:
         raise ShapeError(f"{op}: expects an (N, C, H, W) input, got shape {input.shape}")
     if not input.is_floating_point():
         raise TypeError(f"{op}: expects a float input, got {input.dtype}")
+    if 0 in input.shape[2:]:
+        raise ShapeError(f"{op}: expects non-empty H and W (an empty batch or channel axis is fine), got shape "
+                         f"{input.shape}")
     return input
 
 

@@ -40,10 +40,32 @@ def floor_divide(a, b) -> Tensor:
     if ref._data.dtype.kind == "f":
         return floor(a / b)
     with no_grad():
-        q = cast(a / b, _dt.float64)
-        q = cast(floor(q), _dt.int64)
-        r = a - q * b  # one correction step for rounding of large ints through float64
-        return q - ((r != 0) & ((r < 0) != (_sign_of(b) < 0))).to(_dt.int64)
+        return _int_floor_divide(a, b)
+
+
+_REFINEMENTS = 3  # float32 quotients err by |q| * 2**-23 at most: three rounds bring an int64 quotient to +-1
+
+
+def _float_quotient(num, b) -> Tensor:
+    """``floor(num / b)`` computed in float32 (every backend has it) and cast back to int64: near, not exact."""
+    return cast(floor(cast(num, _dt.float32) / (cast(b, _dt.float32) if isinstance(b, Tensor) else float(b))),
+                _dt.int64)
+
+
+def _int_floor_divide(a, b) -> Tensor:
+    """Exact int64 floor division from float32 steps: a first quotient, refined on its exact int64 remainder
+    (each round shrinks the error 2**23-fold), then a last +-1 correction so that ``a - q * b`` lies between 0
+    and ``b``."""
+    if not isinstance(a, Tensor):
+        a = b * 0 + a  # a number over a tensor: the number broadcast, int64
+    q = _float_quotient(a, b)
+    for _ in range(_REFINEMENTS):
+        q = q + _float_quotient(a - q * b, b)
+    negative_b = _sign_of(b) < 0
+    r = a - q * b
+    q = q - ((r != 0) & ((r < 0) != negative_b)).to(_dt.int64)  # r of the wrong sign: q one too large
+    r, size = a - q * b, abs(b) if isinstance(b, Tensor) else -b if b < 0 else b
+    return q + ((r != 0) & ((r < 0) == negative_b) & (abs(r) >= size)).to(_dt.int64)  # q one too small
 
 
 def _sign_of(b):

@@ -123,16 +123,19 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise ValueError(f"split: sections {sizes} do not add up to dim {dim} of size {n}")
     else:
         size = integer(split_size_or_sections, "split_size", "split", minimum=1 if n else 0)
-        sizes = [min(size, n - i) for i in range(0, n, size)] if size else [0]
+        sizes = [min(size, n - i) for i in range(0, n, size)] if n else [0]  # an empty dim: one empty piece
     starts = np.cumsum([0, *sizes[:-1]])
     return tuple(x[(slice(None),) * d + (slice(int(s), int(s) + k),)] for s, k in zip(starts, sizes))
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
-    """At most ``chunks`` pieces of ``x`` along ``dim``, of ``ceil(n / chunks)`` each (PyTorch's chunk)."""
+    """At most ``chunks`` pieces of ``x`` along ``dim``, of ``ceil(n / chunks)`` each (PyTorch's chunk; an empty
+    dim gives ``chunks`` empty pieces)."""
     chunks = integer(chunks, "chunks", "chunk", minimum=1)
     n = _tensor(x, "chunk").shape[normalize_dim(dim, x.ndim, "chunk")]
-    return split(x, max(-(-n // chunks), 1), dim)
+    if n == 0:  # PyTorch: as many empty pieces as asked for
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-n // chunks), dim)
 
 
 def t(x: Tensor) -> Tensor:

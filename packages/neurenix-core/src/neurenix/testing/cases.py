@@ -6,6 +6,7 @@ way on every backend: values against NumPy in each dtype, gradients against fini
 
 from __future__ import annotations
 
+import math
 import warnings
 import zlib
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn import functional as F
-from ..ops import cat, relu_backward, stack, where
+from ..ops import cat, cdist, einsum, relu_backward, stack, where
 from ..tensor import Tensor
 
 FLOATS = ("float32", "float64")
@@ -183,8 +184,160 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
+def _int64(d):
+    return "int64"
+
+
+def _bool(d):
+    return "bool"
+
+
 def _to_float(d):
     return "float32" if d in ("int64", "bool") else d
+
+
+# -- NumPy references for the ops composed for PyTorch compatibility ---------------------------------
+
+def _np_erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
+
+
+def _np_gelu(x):
+    return (x * 0.5 * (1 + _np_erf(x / math.sqrt(2)))).astype(x.dtype)
+
+
+def _np_gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _np_norm(x, p, axis=None, keepdims=False):
+    """The vector p-norm by its definition (p > 0), over ``axis`` (all elements if None)."""
+    if p == math.inf:
+        return np.abs(x).max(axis=axis, keepdims=keepdims)
+    if p == -math.inf:
+        return np.abs(x).min(axis=axis, keepdims=keepdims)
+    return (np.abs(x) ** p).sum(axis=axis, keepdims=keepdims) ** (1 / p)
+
+
+def _np_cdist(a, b, p):
+    return _np_norm(a[..., :, None, :] - b[..., None, :, :], p, -1)
+
+
+def _np_scatter(x, axis, index, src, add=False):
+    out = x.copy()
+    if add:
+        idx = np.indices(index.shape)
+        idx[axis] = index
+        np.add.at(out, tuple(idx), src[tuple(slice(0, n) for n in index.shape)])
+    else:
+        np.put_along_axis(out, index, src[tuple(slice(0, n) for n in index.shape)], axis)
+    return out
+
+
+def _np_image(x):
+    """``x`` if it has pixels: PyTorch refuses to resize or adaptively pool an empty H or W."""
+    if 0 in x.shape[2:]:
+        raise ValueError(f"resizing needs a non-empty H and W, got {x.shape}")
+    return x
+
+
+def _np_nearest(x, oh, ow):
+    """Nearest-neighbour resizing with PyTorch's (legacy 'nearest') source index floor(dst * in / out)."""
+    x = _np_image(x)
+    rows = np.floor(np.arange(oh) * (x.shape[2] / oh)).astype(int)
+    cols = np.floor(np.arange(ow) * (x.shape[3] / ow)).astype(int)
+    return x[:, :, rows][:, :, :, cols]
+
+
+def _np_source(n_in, n_out, align_corners):
+    """Per output index along an axis: the two source indices and the weight of the second."""
+    dst = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        src = dst * (n_in - 1) / max(n_out - 1, 1)
+    else:
+        src = np.clip((dst + 0.5) * n_in / n_out - 0.5, 0, None)
+    lo = np.minimum(np.floor(src).astype(int), n_in - 1)
+    return lo, np.minimum(lo + 1, n_in - 1), src - lo
+
+
+def _np_bilinear(x, oh, ow, align_corners=False):
+    """Bilinear resizing pixel by pixel: a weighted sum of the four source neighbours."""
+    x = _np_image(x)
+    r0, r1, fr = _np_source(x.shape[2], oh, align_corners)
+    c0, c1, fc = _np_source(x.shape[3], ow, align_corners)
+    fr, fc = fr[:, None], fc[None, :]
+    out = ((1 - fr) * (1 - fc) * x[:, :, r0][:, :, :, c0] + (1 - fr) * fc * x[:, :, r0][:, :, :, c1]
+           + fr * (1 - fc) * x[:, :, r1][:, :, :, c0] + fr * fc * x[:, :, r1][:, :, :, c1])
+    return out.astype(x.dtype)
+
+
+def _np_adaptive_avg(x, oh, ow):
+    n, c, h, w = _np_image(x).shape
+    out = np.zeros((n, c, oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            rows = slice(i * h // oh, -(-(i + 1) * h // oh))
+            cols = slice(j * w // ow, -(-(j + 1) * w // ow))
+            out[:, :, i, j] = x[:, :, rows, cols].mean(axis=(2, 3))
+    return out
+
+
+def _np_topk(x, k, axis, largest=True):
+    """(values, indices) of the ``k`` largest (smallest) along ``axis``; k beyond the axis is an error."""
+    if k > x.shape[axis]:
+        raise ValueError(f"k {k} is larger than axis {axis} of {x.shape}")
+    order = np.argsort(-x if largest else x, axis, kind="stable")
+    idx = np.take(order, np.arange(k), axis)
+    return np.take_along_axis(x, idx, axis), idx
+
+
+def _np_split(x, sizes, axis):
+    """``x`` cut into pieces of ``sizes`` along ``axis``; sizes must add up to the axis."""
+    if sum(sizes) != x.shape[axis]:
+        raise ValueError(f"sections {sizes} do not add up to axis {axis} of {x.shape}")
+    return np.split(x, np.cumsum(sizes)[:-1], axis)
+
+
+def _np_cosine(a, b, axis, eps=1e-8):
+    return (a * b).sum(axis) / np.maximum(_np_norm(a, 2, axis) * _np_norm(b, 2, axis), eps)
+
+
+def _np_cross_entropy(x, labels, weight=None, ignore_index=-100, reduction="mean"):
+    """PyTorch's weighted cross-entropy of class indices: ignored targets count for nothing, and 'mean'
+    divides by the summed weight of the targets counted."""
+    keep = labels != ignore_index
+    rows, cls = np.arange(len(labels))[keep], labels[keep]
+    w = np.ones(x.shape[1], x.dtype) if weight is None else weight.astype(x.dtype)
+    terms = -w[cls] * _np_log_softmax(x, 1)[rows, cls]
+    return terms.sum() if reduction == "sum" else terms.sum() / w[cls].sum()
+
+
+def _with_infs(a):
+    return where(a > 1, math.inf, where(a < -1, -math.inf, a))
+
+
+def _np_with_infs(a):
+    return np.where(a > 1, np.inf, np.where(a < -1, -np.inf, a)).astype(a.dtype)
+
+
+def _scaled_cat(pieces, axis):
+    """The pieces of a split joined again, each scaled by its position (so each is checked where it lands)."""
+    return cat([p * (k + 1) for k, p in enumerate(pieces)], axis)
+
+
+def _np_scaled_cat(pieces, axis):
+    return np.concatenate([p * (k + 1) for k, p in enumerate(pieces)], axis)
+
+
+def _np_odd(b):
+    return b * 2 + 1  # an odd int64 divisor (never 0) from an input in [-4, 4]
+
+
+_W = np.array([0.5, 2.0, 1.5])  # class weights for 3 classes
+_LABELS_IGNORED = np.array([2, -100, 1, 2])
+_SCATTER = np.array([[0, 3], [2, 1], [1, 0]])  # positions in (3, 4) along dim 1, none repeated in a row
+_SCATTER_REPEATS = np.array([[0, 3], [2, 2], [1, 1]])  # rows 1 and 2 name one position twice (added up)
+_MASK = np.array([True, False, False, True])
 
 
 # -- the cases ----------------------------------------------------------------------------------
@@ -354,6 +507,133 @@ CASES: list[OpCase] = [
       lambda a, t: np.mean(np.logaddexp(0, a * 4) - a * 4 * _sigmoid(t)), ((4, 3), (4, 3))),
     C("batch_norm_train", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
       _np_batch_norm, ((4, 3, 2, 2), (3,), (3,))),
+    # composed in core for PyTorch compatibility: sorting, scans, norms, einsum, pieces, numeric
+    C("sort", lambda a: a.sort(1).values, lambda a: np.sort(a, 1), ((3, 5),), NUMERIC, "distinct"),
+    C("sort_descending_dim0", lambda a: a.sort(0, descending=True).values, lambda a: -np.sort(-a, 0), ((4, 3),),
+      domain="distinct"),
+    C("sort_indices", lambda a: a.sort(-1).indices, lambda a: np.argsort(a, -1), ((3, 5),), domain="distinct",
+      grad=False, out_dtype=_int64),
+    C("argsort_ties_stable", lambda a: a.argsort(1, stable=True), lambda a: np.argsort(a, 1, kind="stable"),
+      ((3, 7),), ("int64",), grad=False),
+    C("argsort_descending_ties", lambda a: a.argsort(0, descending=True, stable=True),
+      lambda a: np.argsort(-a, 0, kind="stable"), ((7, 3),), ("int64",), grad=False),
+    C("topk", lambda a: a.topk(2).values, lambda a: _np_topk(a, 2, -1)[0], ((3, 5),), NUMERIC, "distinct"),
+    C("topk_smallest_indices", lambda a: a.topk(3, dim=0, largest=False).indices,
+      lambda a: _np_topk(a, 3, 0, False)[1], ((4, 3),), domain="distinct", grad=False, out_dtype=_int64),
+    C("cumsum", lambda a: a.cumsum(1), lambda a: np.cumsum(a, 1), ((3, 5),), NUMERIC),
+    C("cumsum_bool", lambda a: a.cumsum(0), lambda a: np.cumsum(a, 0, dtype=np.int64), ((6, 2),), ("bool",),
+      grad=False, out_dtype=_int64),
+    C("cumsum_dtype", lambda a: a.cumsum(-1, dtype="float64"), lambda a: np.cumsum(a, -1, dtype=np.float64),
+      ((2, 4),), NUMERIC, grad=False, out_dtype=lambda d: "float64"),
+    C("cumprod", lambda a: a.cumprod(0), lambda a: np.cumprod(a, 0), ((5, 3),), NUMERIC),
+    C("cumprod_zeros", lambda a: a.masked_fill(Tensor(_MASK), 0.0).cumprod(1),
+      lambda a: np.cumprod(np.where(_MASK, 0, a), 1).astype(a.dtype), ((3, 4),)),
+    C("norm", lambda a: a.norm(), lambda a: _np_norm(a, 2), ((3, 4),)),
+    C("norm_p1_dim", lambda a: a.norm(1, dim=1), lambda a: _np_norm(a, 1, 1), ((3, 4),), domain="distinct"),
+    C("norm_p3_keepdim", lambda a: a.norm(3, dim=0, keepdim=True), lambda a: _np_norm(a, 3, 0, True), ((3, 4),),
+      domain="distinct"),
+    C("norm_inf", lambda a: a.norm(math.inf, dim=-1), lambda a: _np_norm(a, math.inf, -1), ((3, 4),),
+      domain="distinct"),
+    C("norm_neg_inf", lambda a: a.norm(-math.inf, dim=(0, 1)), lambda a: _np_norm(a, -math.inf, (0, 1)),
+      ((3, 4),), domain="distinct"),
+    C("norm_p0", lambda a: a.norm(0, dim=1), lambda a: (a != 0).sum(1).astype(a.dtype), ((3, 4),), grad=False),
+    C("cdist", lambda a, b: cdist(a, b), lambda a, b: _np_cdist(a, b, 2), ((3, 4), (5, 4))),
+    C("cdist_p1_batched", lambda a, b: cdist(a, b, 1), lambda a, b: _np_cdist(a, b, 1), ((2, 3, 4), (2, 2, 4)),
+      domain="distinct"),
+    C("einsum_matmul", lambda a, b: einsum("ij,jk->ik", a, b), lambda a, b: np.einsum("ij,jk->ik", a, b),
+      ((3, 4), (4, 2)), NUMERIC),
+    C("einsum_batched_sum", lambda a, b: einsum("bij,bkj->bk", a, b), lambda a, b: np.einsum("bij,bkj->bk", a, b),
+      ((2, 3, 4), (2, 5, 4))),
+    C("einsum_outer_implicit", lambda a, b: einsum("i,j", a, b), lambda a, b: np.einsum("i,j", a, b), ((3,), (4,)),
+      NUMERIC),
+    C("einsum_three_operands", lambda a, b, c: einsum("ij,jk,k->i", a, b, c),
+      lambda a, b, c: np.einsum("ij,jk,k->i", a, b, c), ((2, 3), (3, 4), (4,))),
+    C("einsum_permute_reduce", lambda a: einsum("abc->ca", a), lambda a: np.einsum("abc->ca", a), ((2, 3, 4),),
+      NUMERIC),
+    C("index_select", lambda a: a.index_select(1, Tensor([2, 0, 2])), lambda a: np.take(a, [2, 0, 2], 1),
+      ((3, 4),), ALL),
+    C("masked_fill", lambda a: a.masked_fill(a.detach() > 0, 0.5), lambda a: np.where(a > 0, 0.5, a).astype(a.dtype),
+      ((3, 4),)),
+    C("masked_fill_bcast_tensor_value", lambda a, v: a.masked_fill(Tensor(_MASK), v.sum()),
+      lambda a, v: np.where(_MASK, v.sum(), a).astype(a.dtype), ((3, 4), (2,)), NUMERIC),
+    C("scatter", lambda a, s: a.scatter(1, Tensor(_SCATTER), s), lambda a, s: _np_scatter(a, 1, _SCATTER, s),
+      ((3, 4), (3, 3)), NUMERIC),
+    C("scatter_value", lambda a: a.scatter(1, Tensor(_SCATTER), value=2),
+      lambda a: _np_scatter(a, 1, _SCATTER, np.full((3, 2), 2, a.dtype)), ((3, 4),), NUMERIC),
+    C("scatter_add", lambda a, s: a.scatter_add(1, Tensor(_SCATTER_REPEATS), s),
+      lambda a, s: _np_scatter(a, 1, _SCATTER_REPEATS, s, add=True), ((3, 4), (3, 2)), NUMERIC),
+    C("scatter_add_dim0", lambda a, s: a.scatter_add(0, Tensor(_SCATTER_REPEATS.T), s),
+      lambda a, s: _np_scatter(a, 0, _SCATTER_REPEATS.T, s, add=True), ((4, 3), (2, 3)), NUMERIC),
+    C("repeat", lambda a: a.repeat(2, 1, 3), lambda a: np.tile(a, (2, 1, 3)), ((2, 3),), ALL),
+    C("split", lambda a: _scaled_cat(a.split(2, 1), 1), lambda a: _np_scaled_cat(np.split(a, [2, 4], 1), 1),
+      ((3, 5),), NUMERIC),
+    C("split_sections", lambda a: _scaled_cat(a.split([1, 3], 0), 0),
+      lambda a: _np_scaled_cat(_np_split(a, [1, 3], 0), 0), ((4, 2),), NUMERIC),
+    C("chunk", lambda a: _scaled_cat(a.chunk(3, -1), -1), lambda a: _np_scaled_cat(np.split(a, [3, 6], -1), -1),
+      ((2, 7),), NUMERIC),
+    C("t", lambda a: a.t(), lambda a: a.T, ((3, 4),), ALL),
+    C("mm", lambda a, b: a.mm(b), np.matmul, ((3, 4), (4, 2)), NUMERIC),
+    C("bmm", lambda a, b: a.bmm(b), np.matmul, ((2, 3, 4), (2, 4, 5)), NUMERIC),
+    C("floor", lambda a: a.floor(), np.floor, ((3, 4),), NUMERIC, "distinct", grad=False),
+    C("floor_divide", lambda a, b: a // b, np.floor_divide, ((3, 4), (3, 4)), domain="positive", grad=False),
+    C("floor_divide_int", lambda a, b: a // (b * 2 + 1), lambda a, b: a // _np_odd(b), ((3, 4), (3, 4)),
+      ("int64",), grad=False),
+    C("floor_divide_scalar", lambda a: a // -3, lambda a: a // a.dtype.type(-3), ((3, 4),), NUMERIC, "distinct",
+      grad=False),
+    C("floor_divide_int_large", lambda a, b: (a * 2 ** 26 + b) // (b * 2 + 1),
+      lambda a, b: (a * 2 ** 26 + b) // _np_odd(b), ((3, 4), (3, 4)), ("int64",), grad=False),  # beyond float32, within int32
+    C("remainder_int_large", lambda a, b: (a * 2 ** 26 + b) % (b * 2 + 1), lambda a, b: (a * 2 ** 26 + b) % _np_odd(b),
+      ((3, 4), (3, 4)), ("int64",), grad=False),
+    C("remainder", lambda a, b: a % b, np.remainder, ((3, 4), (4,)), domain="positive"),
+    C("remainder_int", lambda a, b: a % (b * 2 + 1), lambda a, b: a % _np_odd(b), ((3, 4), (3, 4)), ("int64",),
+      grad=False),
+    C("remainder_scalar", lambda a: a % 0.7, lambda a: a % a.dtype.type(0.7), ((3, 4),), domain="distinct"),
+    C("rremainder", lambda a: 5 % a, lambda a: 5 % a, ((3, 4),), domain="positive"),
+    C("erf", lambda a: a.erf(), _np_erf, ((3, 4),), ("float32",)),  # a float32-accurate fit (see erf)
+    C("erf_int", lambda a: a.erf(), lambda a: _np_erf(a.astype(np.float32)), ((5,),), ("int64",), grad=False,
+      out_dtype=_to_float),
+    C("isnan", lambda a: a.isnan(), np.isnan, ((3, 4),), domain="nan", grad=False),
+    C("isinf", lambda a: _with_infs(a).isinf(), lambda a: np.isinf(_np_with_infs(a)), ((3, 4),), domain="nan",
+      grad=False),
+    C("isfinite", lambda a: _with_infs(a).isfinite(), lambda a: np.isfinite(_np_with_infs(a)), ((3, 4),),
+      domain="nan", grad=False),
+    C("isinf_isfinite_int", lambda a: a.isinf() | ~a.isfinite() | a.isnan(), lambda a: a != a, ((3, 4),),
+      ("int64",), grad=False),
+    # nn.functional composed for PyTorch compatibility
+    C("interpolate_nearest", lambda x: F.interpolate(x, scale_factor=2), lambda x: _np_nearest(x, 4, 6),
+      ((1, 2, 2, 3),)),
+    C("interpolate_nearest_size", lambda x: F.interpolate(x, size=(3, 5)), lambda x: _np_nearest(x, 3, 5),
+      ((2, 1, 4, 3),)),
+    C("interpolate_bilinear", lambda x: F.interpolate(x, size=(5, 3), mode="bilinear"),
+      lambda x: _np_bilinear(x, 5, 3), ((1, 2, 3, 4),)),
+    C("interpolate_bilinear_corners", lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True),
+      lambda x: _np_bilinear(x, 4, 6, True), ((2, 1, 2, 3),)),
+    C("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), lambda x: _np_adaptive_avg(x, 2, 3),
+      ((2, 2, 5, 4),)),
+    C("adaptive_avg_pool2d_global", lambda x: F.adaptive_avg_pool2d(x, 1),
+      lambda x: _np_image(x).mean(axis=(2, 3), keepdims=True), ((2, 3, 3, 2),)),
+    C("normalize", lambda a: F.normalize(a), lambda a: a / _np_norm(a, 2, 1, True), ((3, 4),)),
+    C("normalize_p1_dim0", lambda a: F.normalize(a, 1, 0), lambda a: a / _np_norm(a, 1, 0, True), ((3, 4),),
+      domain="distinct"),
+    C("cosine_similarity", lambda a, b: F.cosine_similarity(a, b),
+      lambda a, b: _np_cosine(a, b, 1), ((3, 4), (3, 4))),
+    C("cosine_similarity_bcast_last", lambda a, b: F.cosine_similarity(a, b, dim=-1),
+      lambda a, b: _np_cosine(a, b, -1), ((2, 3, 4), (4,))),
+    C("pairwise_distance", lambda a, b: F.pairwise_distance(a, b), lambda a, b: _np_norm(a - b + 1e-6, 2, -1),
+      ((3, 4), (3, 4))),
+    C("pairwise_distance_p1_keepdim", lambda a, b: F.pairwise_distance(a, b, 1, keepdim=True),
+      lambda a, b: _np_norm(a - b + 1e-6, 1, -1, True), ((3, 4), (3, 4)), domain="distinct"),
+    C("gelu", lambda a: F.gelu(a), _np_gelu, ((3, 4),), ("float32",)),  # erf's float32 accuracy
+    C("gelu_tanh", lambda a: F.gelu(a, approximate="tanh"), _np_gelu_tanh, ((3, 4),)),
+    C("leaky_relu", lambda a: F.leaky_relu(a, 0.2), lambda a: np.where(a > 0, a, a * 0.2).astype(a.dtype), ((3, 4),),
+      domain="distinct"),
+    C("cross_entropy_weight", lambda x: F.cross_entropy(x, Tensor(_LABELS), Tensor(_W, dtype=x.dtype)),
+      lambda x: _np_cross_entropy(x, _LABELS, _W), ((4, 3),)),
+    C("cross_entropy_ignore_index", lambda x: F.cross_entropy(x, Tensor(_LABELS_IGNORED)),
+      lambda x: _np_cross_entropy(x, _LABELS_IGNORED), ((4, 3),)),
+    C("cross_entropy_weight_ignore_sum", lambda x: F.cross_entropy(x, Tensor(_LABELS), Tensor(_W, dtype=x.dtype),
+                                                                    ignore_index=0, reduction="sum"),
+      lambda x: _np_cross_entropy(x, _LABELS, _W, 0, "sum"), ((4, 3),)),
 ]
 
 
@@ -364,14 +644,6 @@ def _np_put(a, rows, v, accumulate=False):
     else:
         out[rows] = v
     return out
-
-
-def _int64(d):
-    return "int64"
-
-
-def _bool(d):
-    return "bool"
 
 
 # NaN wins, as in NumPy (and PyTorch): max/min/amax/amin and maximum/minimum give NaN where an operand or
