@@ -275,8 +275,9 @@ CONSTRUCTS: list[Construct] = [
     same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\n(w * 2).grad_fn is not None"),
     missing(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nz = w * 2\nz.retain_grad()"),
     missing(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nw.register_hook(lambda g: g * 2)"),
-    missing(AUTOGRAD, "class Twice(nx.autograd.Function):\n    pass\nTwice",
-            "coming: `autograd.Function` for custom backward formulas"),
+    same(AUTOGRAD, "class Twice(nx.autograd.Function):\n    @staticmethod\n    def forward(ctx, t):\n"
+                   "        return t * 2\n    @staticmethod\n    def backward(ctx, g):\n        return g * 2\n"
+                   "w = nx.ones(2, requires_grad=True)\nTwice.apply(w * w).sum().backward()\nw.grad"),
     missing(AUTOGRAD, "nx.autograd.functional.jacobian(lambda t: t * 2, v)",
             "use `nx.autograd.grad` per output, or `nx.func`"),
     # -- nn layers
@@ -400,11 +401,12 @@ CONSTRUCTS: list[Construct] = [
     missing(IO, "x.pin_memory()", "host buffers are NumPy arrays; transfers are explicit (`x.to(device)`)"),
     missing(IO, "nx.jit.script(nn.Linear(2, 2))", "`nx.compile` traces a step into a replayable program"),
     # -- data loading
-    missing(DATA, "from neurenix.utils.data import DataLoader", "coming: `neurenix.utils.data` (Dataset, "
-            "TensorDataset, DataLoader)"),
-    missing(DATA, "from neurenix.utils.data import TensorDataset", "coming with `neurenix.utils.data`"),
-    missing(DATA, "nx.utils.data.random_split", "coming with `neurenix.utils.data`"),
-    missing(DATA, "nx.distributions.Normal(0.0, 1.0)", "coming: `neurenix.distributions`"),
+    same(DATA, "len(nx.utils.data.DataLoader(nx.utils.data.TensorDataset(x, labels), batch_size=2))"),
+    same(DATA, "next(iter(nx.utils.data.DataLoader(nx.utils.data.TensorDataset(x, labels), batch_size=2)))[1]"),
+    same(DATA, "[len(s) for s in nx.utils.data.random_split(range(10), [7, 3])]"),
+    same(DATA, "nx.distributions.Normal(0.0, 1.0).log_prob(v)"),
+    same(DATA, "nx.distributions.Categorical(logits=x).log_prob(labels)"),
+    same(DATA, "nx.distributions.Bernoulli(probs=x.sigmoid()).entropy()"),
 ]
 
 AREAS = [CREATION, OPS, SHAPE, METHODS, INPLACE, AUTOGRAD, NN, FUNCTIONAL, OPTIM, IO, DATA]

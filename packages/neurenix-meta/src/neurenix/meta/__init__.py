@@ -8,6 +8,7 @@ a checkpointed inner loop), ``ANIL``, ``MetaSGD``, ``Reptile``,
 
 __version__ = "0.1.0"
 
+from . import algorithms
 from .anil import ANIL
 from .base import MetaLearningModel
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -30,5 +31,5 @@ __all__ = [
 # real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
 __all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",
             "rotate_classes", "save_checkpoint", "split_classes"]
-# learn2learn's functional style (``maml.clone()``, ``learner.adapt(loss)``)
-__all__ += ["ClonedLearner", "clone_module"]
+# learn2learn's functional style (``maml.clone()``, ``learner.adapt(loss)``), and its ``l2l.algorithms`` namespace
+__all__ += ["ClonedLearner", "algorithms", "clone_module"]
