@@ -396,8 +396,8 @@ CONSTRUCTS: list[Construct] = [
     same(IO, "'cuda' if nx.cuda.is_available() else 'cpu'"),
     same(IO, "nx.manual_seed(0)\na = nx.randn(3)\nnx.manual_seed(0)\nbool((a == nx.randn(3)).all())"),
     same(IO, "nx.get_num_threads() >= 1"),
-    differs(IO, "x.cuda()", "no `.cuda()`: name the device, as PyTorch also allows (`cuda` here needs "
-            "neurenix-backend-cuda and a GPU)", "x.to('cuda' if nx.cuda.is_available() else 'cpu')", match=False),
+    same(IO, "x.cuda() if nx.cuda.is_available() else x"),
+    same(IO, "m = nn.Linear(2, 2)\nm = m.cuda() if nx.cuda.is_available() else m\nm.weight.shape"),
     missing(IO, "x.pin_memory()", "host buffers are NumPy arrays; transfers are explicit (`x.to(device)`)"),
     missing(IO, "nx.jit.script(nn.Linear(2, 2))", "`nx.compile` traces a step into a replayable program"),
     # -- data loading

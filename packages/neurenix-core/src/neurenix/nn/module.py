@@ -269,6 +269,10 @@ class Module:
     def cpu(self) -> Module:
         return self.to("cpu")
 
+    def cuda(self, device: int | None = None) -> Module:
+        """``to("cuda")`` (or ``cuda:device``), as PyTorch's: a DeviceError says why where CUDA cannot run."""
+        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+
     def float(self) -> Module:
         return self.to(_dt.float32)
 

@@ -51,6 +51,7 @@ METHODS = {
     "matmul": linalg.matmul, "mm": pieces.mm, "bmm": pieces.bmm,
     # dtype and device
     "to": transfer.to, "clone": transfer.clone, "cpu": lambda x: transfer.to(x, "cpu"),
+    "cuda": lambda x, device=None: transfer.to(x, "cuda" if device is None else f"cuda:{int(device)}"),
     "float": lambda x: ew.cast(x, _dt.float32), "double": lambda x: ew.cast(x, _dt.float64),
     "long": lambda x: ew.cast(x, _dt.int64), "int": lambda x: ew.cast(x, _dt.int64),
     "bool": lambda x: ew.cast(x, _dt.bool_),
