@@ -1,63 +1,27 @@
 #!/usr/bin/env python3
+# neurenix: ported from learn2learn's examples/vision/maml_omniglot.py (MIT license, learnables/learn2learn) with
+# only its import lines changed: torch is neurenix, and l2l comes from examples/_stand_ins.py, where l2l.algorithms
+# is neurenix.meta.algorithms itself (neurenix's MAML) and l2l.vision is a stand-in (synthetic Omniglot-shaped
+# tasks, OmniglotFC with the same layers). As in learn2learn, main() runs on 'cuda' by default (neurenix's CUDA
+# backend); on a machine without a GPU, run main(cuda=False), e.g.
+#   cd examples && python -c 'import maml_omniglot; maml_omniglot.main(cuda=False)'
+# learn2learn's code style is kept as it was (a line-for-line port): its style lint findings are not fixed.
+# ruff: noqa: I001, E124, B007
 
 """
 Demonstrates how to:
     * use the MAML wrapper for fast-adaptation,
     * use the benchmark interface to load Omniglot, and
     * sample tasks and split them in adaptation and evaluation sets.
-
-neurenix: ported from learn2learn's examples/vision/maml_omniglot.py (MIT license, learnables/learn2learn). Every
-change is marked with a "neurenix:" comment. Omniglot itself is not downloaded: a synthetic stand-in of the same
-shape (1x28x28 images, 2*shots samples per class, classes sorted) replaces l2l.vision.benchmarks, and OmniglotFC
-is written out below. `python examples/maml_omniglot.py --quick` runs 2 iterations of 4 tasks.
 """
 
-import argparse  # neurenix: a command line, so that CI can run a few iterations (--quick)
 import random
-
 import numpy as np
+import neurenix as torch  # neurenix: was `import torch`
+from _stand_ins import learn2learn as l2l  # neurenix: was `import learn2learn as l2l`
 
-import neurenix as torch  # neurenix: was `import torch`; the calls below are the same names
 from neurenix import nn, optim  # neurenix: was `from torch import nn, optim`
-from neurenix.meta import MAML  # neurenix: was `import learn2learn as l2l` (l2l.algorithms.MAML)
 
-
-class SyntheticOmniglot:  # neurenix: stands in for one of get_tasksets('omniglot')'s splits (no download)
-    """Tasks of ``ways`` classes drawn from ``classes`` random stroke templates, 2*shots noisy samples each."""
-
-    def __init__(self, ways, samples, classes, seed):
-        self.ways, self.samples = ways, samples
-        self.rng = np.random.default_rng(seed)
-        self.templates = (self.rng.random((classes, 1, 28, 28)) < 0.15).astype(np.float32)
-
-    def sample(self):
-        chosen = self.rng.choice(len(self.templates), self.ways, replace=False)
-        data = np.repeat(self.templates[chosen], self.samples, axis=0)
-        data = np.clip(data + 0.3 * self.rng.standard_normal(data.shape), 0, 1).astype(np.float32)
-        labels = np.repeat(np.arange(self.ways), self.samples)
-        return torch.from_numpy(data), torch.from_numpy(labels)
-
-
-class Tasksets:  # neurenix: stands in for l2l.vision.benchmarks.get_tasksets's result (train, validation, test)
-    def __init__(self, ways, samples):
-        self.train = SyntheticOmniglot(ways, samples, 64, seed=1)
-        self.validation = SyntheticOmniglot(ways, samples, 16, seed=2)
-        self.test = SyntheticOmniglot(ways, samples, 20, seed=3)
-
-
-def LinearBlock(input_size, output_size):  # noqa: N802  (neurenix: l2l.vision.models' block, written out)
-    return nn.Sequential(nn.Linear(input_size, output_size), nn.BatchNorm1d(output_size, momentum=0.999), nn.ReLU())
-
-
-class OmniglotFC(nn.Module):  # neurenix: l2l.vision.models.OmniglotFC, written out (same layers)
-    def __init__(self, input_size, output_size, sizes=(256, 128, 64, 64)):
-        super().__init__()
-        blocks = [LinearBlock(a, b) for a, b in zip((input_size, *sizes[:-1]), sizes)]
-        self.features = nn.Sequential(nn.Flatten(), nn.Sequential(*blocks))
-        self.classifier = nn.Linear(sizes[-1], output_size)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
 
 
 def accuracy(predictions, targets):
@@ -78,7 +42,7 @@ def fast_adapt(batch, learner, loss, adaptation_steps, shots, ways, device):
     evaluation_data, evaluation_labels = data[evaluation_indices], labels[evaluation_indices]
 
     # Adapt the model
-    for step in range(adaptation_steps):  # noqa: B007  (neurenix: learn2learn's unused loop variable, kept)
+    for step in range(adaptation_steps):
         train_error = loss(learner(adaptation_data), adaptation_labels)
         learner.adapt(train_error)
 
@@ -97,23 +61,31 @@ def main(
         meta_batch_size=32,
         adaptation_steps=1,
         num_iterations=60000,
-        cuda=False,  # neurenix: was True; CI machines have no GPU (pass --cuda with neurenix-backend-cuda)
+        cuda=True,
         seed=42,
 ):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    device = torch.Device('cpu')  # neurenix: was torch.device('cpu')
+    device = torch.device('cpu')
     if cuda:
-        device = torch.Device('cuda')  # neurenix: was torch.cuda.manual_seed(seed); torch.device('cuda')
+        torch.cuda.manual_seed(seed)
+        device = torch.device('cuda')
 
     # Load train/validation/test tasksets using the benchmark interface
-    tasksets = Tasksets(ways, 2*shots)  # neurenix: was l2l.vision.benchmarks.get_tasksets('omniglot', ...)
+    tasksets = l2l.vision.benchmarks.get_tasksets('omniglot',
+                                                  train_ways=ways,
+                                                  train_samples=2*shots,
+                                                  test_ways=ways,
+                                                  test_samples=2*shots,
+                                                  num_tasks=20000,
+                                                  root='~/data',
+    )
 
     # Create model
-    model = OmniglotFC(28 ** 2, ways)  # neurenix: was l2l.vision.models.OmniglotFC
+    model = l2l.vision.models.OmniglotFC(28 ** 2, ways)
     model.to(device)
-    maml = MAML(model, lr=fast_lr, first_order=False)  # neurenix: was l2l.algorithms.MAML
+    maml = l2l.algorithms.MAML(model, lr=fast_lr, first_order=False)
     opt = optim.Adam(maml.parameters(), meta_lr)
     loss = nn.CrossEntropyLoss(reduction='mean')
 
@@ -123,7 +95,7 @@ def main(
         meta_train_accuracy = 0.0
         meta_valid_error = 0.0
         meta_valid_accuracy = 0.0
-        for task in range(meta_batch_size):  # noqa: B007
+        for task in range(meta_batch_size):
             # Compute meta-training loss
             learner = maml.clone()
             batch = tasksets.train.sample()
@@ -166,7 +138,7 @@ def main(
 
     meta_test_error = 0.0
     meta_test_accuracy = 0.0
-    for task in range(meta_batch_size):  # noqa: B007
+    for task in range(meta_batch_size):
         # Compute meta-testing loss
         learner = maml.clone()
         batch = tasksets.test.sample()
@@ -184,9 +156,4 @@ def main(
 
 
 if __name__ == '__main__':
-    # neurenix: --quick (2 iterations of 4 tasks) for CI, --cuda; without them, learn2learn's settings on the CPU
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='2 iterations of 4 tasks (seconds)')
-    parser.add_argument('--cuda', action='store_true', help='run on neurenix device "cuda"')
-    args = parser.parse_args()
-    main(meta_batch_size=4, num_iterations=2, cuda=args.cuda) if args.quick else main(cuda=args.cuda)
+    main()

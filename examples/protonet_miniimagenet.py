@@ -1,48 +1,21 @@
 #!/usr/bin/env python3
-# neurenix: learn2learn's code style is kept as it was, for a line-for-line port
-# ruff: noqa: UP032, SIM113, B007
-
-"""
-neurenix: ported from learn2learn's examples/vision/protonet_miniimagenet.py (MIT license, learnables/learn2learn).
-Every change is marked with a "neurenix:" comment. miniImageNet is not downloaded: a synthetic stand-in of the same
-shape (3x84x84 images by default) replaces l2l's datasets, task transforms and DataLoader, and CNN4Backbone is
-written out below. `python examples/protonet_miniimagenet.py --quick` runs one short epoch on small images.
-"""
+# neurenix: ported from learn2learn's examples/vision/protonet_miniimagenet.py (MIT license,
+# learnables/learn2learn) with only its import lines changed: torch is neurenix, and l2l and its task transforms
+# come from examples/_stand_ins.py (miniImageNet from learn2learn's pickles under ~/data when they are there,
+# synthetic images of the same shape otherwise; Taskset, NWays, KShots, LoadData, RemapLabels, CNN4Backbone).
+# learn2learn's code style is kept as it was (a line-for-line port): its style lint findings are not fixed.
+# ruff: noqa: I001, UP032, SIM113, B007, F841, E124, W293
 
 import argparse
-
 import numpy as np
 
-import neurenix as torch  # neurenix: was `import torch`; the calls below are the same names
+import neurenix as torch  # neurenix: was `import torch`
 import neurenix.nn as nn  # neurenix: was `import torch.nn as nn`
 import neurenix.nn.functional as F  # neurenix: was `import torch.nn.functional as F`
+from neurenix.utils.data import DataLoader  # neurenix: was `from torch.utils.data import DataLoader`
 
-
-class SyntheticTasks:  # neurenix: stands in for l2l.data.Taskset(MiniImagenet, [NWays, KShots, LoadData, RemapLabels])
-    """Tasks of ``ways`` classes (random colour templates), ``samples`` noisy images each, in shuffled order."""
-
-    def __init__(self, ways, samples, classes, image_size, num_tasks, seed):
-        self.ways, self.samples, self.num_tasks = ways, samples, num_tasks
-        self.rng = np.random.default_rng(seed)
-        self.templates = self.rng.random((classes, 3, image_size, image_size)).astype(np.float32)
-
-    def __iter__(self):  # neurenix: what DataLoader(taskset, shuffle=True) yields: a batch of one task
-        for _ in range(self.num_tasks):
-            chosen = self.rng.choice(len(self.templates), self.ways, replace=False)
-            labels = np.repeat(np.arange(self.ways), self.samples)
-            order = self.rng.permutation(len(labels))
-            data = self.templates[chosen][labels[order]]
-            data = (data + 0.5 * self.rng.standard_normal(data.shape)).astype(np.float32)
-            yield torch.from_numpy(data[None]), torch.from_numpy(labels[order][None])
-
-
-def ConvBlock(in_channels, out_channels):  # noqa: N802  (neurenix: l2l.vision.models' block, written out)
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels),
-                         nn.ReLU(), nn.MaxPool2d(2))
-
-
-def CNN4Backbone(hidden_size=64, channels=3, max_pool=True):  # noqa: N802  (neurenix: l2l.vision.models', written out)
-    return nn.Sequential(ConvBlock(channels, hidden_size), *(ConvBlock(hidden_size, hidden_size) for _ in range(3)))
+from _stand_ins import learn2learn as l2l  # neurenix: was `import learn2learn as l2l`
+from _stand_ins import NWays, KShots, LoadData, RemapLabels  # neurenix: was `from learn2learn.data.transforms ...`
 
 
 def pairwise_distances_logits(a, b):
@@ -62,11 +35,11 @@ class Convnet(nn.Module):
 
     def __init__(self, x_dim=3, hid_dim=64, z_dim=64):
         super().__init__()
-        self.encoder = CNN4Backbone(  # neurenix: was l2l.vision.models.CNN4Backbone
+        self.encoder = l2l.vision.models.CNN4Backbone(
             hidden_size=hid_dim,
             channels=x_dim,
             max_pool=True,
-        )
+       )
         self.out_channels = 1600
 
     def forward(self, x):
@@ -82,7 +55,7 @@ def fast_adapt(model, batch, ways, shot, query_num, metric=None, device=None):
     data, labels = batch
     data = data.to(device)
     labels = labels.to(device)
-    n_items = shot * ways  # noqa: F841  (neurenix: unused, as in learn2learn's script)
+    n_items = shot * ways
 
     # Sort data samples by labels
     # TODO: Can this be replaced by ConsecutiveLabels ?
@@ -119,16 +92,7 @@ if __name__ == '__main__':
     parser.add_argument('--train-query', type=int, default=15)
     parser.add_argument('--train-way', type=int, default=30)
     parser.add_argument('--gpu', default=0)
-    # neurenix: the sizes of the synthetic data and of an epoch, and --quick (all small) for CI
-    parser.add_argument('--image-size', type=int, default=84)
-    parser.add_argument('--episodes', type=int, default=100, help='training tasks per epoch')
-    parser.add_argument('--valid-tasks', type=int, default=200)
-    parser.add_argument('--test-tasks', type=int, default=2000)
-    parser.add_argument('--quick', action='store_true', help='one epoch of 2 small tasks (seconds)')
     args = parser.parse_args()
-    if args.quick:  # neurenix: sizes for CI
-        args.max_epoch, args.episodes, args.valid_tasks, args.test_tasks, args.image_size = 1, 2, 2, 2, 16
-        args.train_way, args.train_query, args.test_query = 5, 2, 2
     print(args)
 
     device = torch.device('cpu')
@@ -140,14 +104,51 @@ if __name__ == '__main__':
     model = Convnet()
     model.to(device)
 
-    # neurenix: the three splits of synthetic miniImageNet-shaped data replace l2l's MiniImagenet datasets,
-    # MetaDataset, Taskset with NWays/KShots/LoadData/RemapLabels, and DataLoader
-    train_loader = SyntheticTasks(args.train_way, args.train_query + args.shot, 64, args.image_size,
-                                  num_tasks=1, seed=1)
-    valid_loader = SyntheticTasks(args.test_way, args.test_query + args.test_shot, 16, args.image_size,
-                                  num_tasks=args.valid_tasks, seed=2)
-    test_loader = SyntheticTasks(args.test_way, args.test_query + args.test_shot, 20, args.image_size,
-                                 num_tasks=args.test_tasks, seed=3)
+    path_data = '~/data'
+    train_dataset = l2l.vision.datasets.MiniImagenet(
+        root=path_data, mode='train', download=True)
+    valid_dataset = l2l.vision.datasets.MiniImagenet(
+        root=path_data, mode='validation', download=True)
+    test_dataset = l2l.vision.datasets.MiniImagenet(
+        root=path_data, mode='test', download=True)
+
+    train_dataset = l2l.data.MetaDataset(train_dataset)
+    train_transforms = [
+        NWays(train_dataset, args.train_way),
+        KShots(train_dataset, args.train_query + args.shot),
+        LoadData(train_dataset),
+        RemapLabels(train_dataset),
+    ]
+    train_tasks = l2l.data.Taskset(train_dataset, task_transforms=train_transforms)
+    train_loader = DataLoader(train_tasks, pin_memory=True, shuffle=True)
+
+    valid_dataset = l2l.data.MetaDataset(valid_dataset)
+    valid_transforms = [
+        NWays(valid_dataset, args.test_way),
+        KShots(valid_dataset, args.test_query + args.test_shot),
+        LoadData(valid_dataset),
+        RemapLabels(valid_dataset),
+    ]
+    valid_tasks = l2l.data.Taskset(
+        valid_dataset,
+        task_transforms=valid_transforms,
+        num_tasks=200,
+    )
+    valid_loader = DataLoader(valid_tasks, pin_memory=True, shuffle=True)
+
+    test_dataset = l2l.data.MetaDataset(test_dataset)
+    test_transforms = [
+        NWays(test_dataset, args.test_way),
+        KShots(test_dataset, args.test_query + args.test_shot),
+        LoadData(test_dataset),
+        RemapLabels(test_dataset),
+    ]
+    test_tasks = l2l.data.Taskset(
+        test_dataset,
+        task_transforms=test_transforms,
+        num_tasks=2000,
+    )
+    test_loader = DataLoader(test_tasks, pin_memory=True, shuffle=True)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     lr_scheduler = torch.optim.lr_scheduler.StepLR(
@@ -160,7 +161,7 @@ if __name__ == '__main__':
         n_loss = 0
         n_acc = 0
 
-        for i in range(args.episodes):  # neurenix: was range(100)
+        for i in range(100):
             batch = next(iter(train_loader))
 
             loss, acc = fast_adapt(model,
@@ -219,3 +220,4 @@ if __name__ == '__main__':
         n_acc += acc
         print('batch {}: {:.2f}({:.2f})'.format(
             i, n_acc/loss_ctr * 100, acc * 100))
+        
