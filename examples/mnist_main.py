@@ -1,8 +1,8 @@
 # neurenix: ported from pytorch/examples' mnist/main.py (BSD 3-Clause License) with only its import lines
 # changed: torch is neurenix, and torchvision's datasets.MNIST and transforms come from examples/_stand_ins.py
 # (torchvision's raw MNIST files under ../data/MNIST/raw when they are there, nothing downloaded; a synthetic set
-# of the same shape otherwise). neurenix has no torch.accelerator yet: run it with the original's --no-accel, e.g.
-#   python examples/mnist_main.py --no-accel --save-model
+# of the same shape otherwise). torch.accelerator is neurenix.accelerator (a CUDA or ROCm device when one can run),
+# e.g.   python examples/mnist_main.py --save-model
 # PyTorch's code style is kept as it was (a line-for-line port): its style lint findings are not fixed.
 # ruff: noqa: I001, UP008, UP032, E128, E124, W291
 #

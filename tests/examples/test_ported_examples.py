@@ -27,8 +27,8 @@ EXPECTED = {  # what each script prints, with the numbers in it that must be fin
     "mnist_main.py": [rf"Train Epoch: 1 \[0/\d+ \(0%\)\]\tLoss: {NUMBER}",
                       rf"Test set: Average loss: {NUMBER}, Accuracy: \d+/\d+"],
 }
-ARGS = {  # the originals' own flags, small (neurenix has no torch.accelerator: mnist runs with --no-accel)
-    "mnist_main.py": ["--no-accel", "--epochs", "1", "--log-interval", "1", "--test-batch-size", "100", "--save-model"],
+ARGS = {  # the originals' own flags, small
+    "mnist_main.py": ["--epochs", "1", "--log-interval", "1", "--test-batch-size", "100", "--save-model"],
     "protonet_miniimagenet.py": ["--max-epoch", "1", "--train-way", "5", "--train-query", "2", "--test-query", "2"],
 }
 CALLS = {  # scripts whose main() takes its settings as arguments: called with small ones

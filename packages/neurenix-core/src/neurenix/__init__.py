@@ -10,6 +10,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 __version__ = "0.1.0"
 
 from . import (
+    accelerator,  # as torch.accelerator
     arguments,  # noqa: F401 - a public module: neurenix.arguments
     autograd,
     cuda,
@@ -164,6 +165,7 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "abs",
+    "accelerator",
     "all",
     "allclose",
     "amax",

@@ -19,13 +19,15 @@ class DataLoader:
     ``generator``, a ``numpy.random.Generator``, or else from neurenix's generator, which ``manual_seed``
     seeds), groups ``batch_size`` of them (the last batch smaller unless ``drop_last``) and makes each group
     into a batch with ``collate_fn`` (``default_collate``: stacked tensors). ``batch_size=None`` gives the
-    samples one by one, uncollated. Samples are loaded in the calling process: ``num_workers`` and
-    ``pin_memory`` are accepted for PyTorch code and change nothing.
+    samples one by one, uncollated. Samples are loaded in the calling process: ``num_workers``,
+    ``pin_memory``, ``persistent_workers`` and ``prefetch_factor`` are accepted for PyTorch code and change
+    nothing.
     """
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False, num_workers: int = 0,
                  collate_fn: Callable | None = None, pin_memory: bool = False, drop_last: bool = False,
-                 generator: np.random.Generator | None = None):
+                 generator: np.random.Generator | None = None, persistent_workers: bool = False,
+                 prefetch_factor: int | None = None):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
         if generator is not None and not isinstance(generator, np.random.Generator):
