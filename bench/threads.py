@@ -33,9 +33,10 @@ BUSY = "while True: pass"
 
 def worker(threads: str, episodes: int, warmup: int) -> dict:
     """Time ``episodes`` training episodes in this process; ``threads`` is "default" or a count."""
-    import neurenix as nx
     from peers import ours
     from peers.workloads import WORKLOADS, data, initial_weights
+
+    import neurenix as nx
 
     if threads != "default":
         nx.set_num_threads(int(threads))

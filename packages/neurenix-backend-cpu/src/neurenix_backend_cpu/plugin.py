@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from neurenix.backend import Backend, hookimpl
-from neurenix.backend import threads
+from neurenix.backend import Backend, hookimpl, threads
 from neurenix.backend.registry import follow_load
 
 from . import compiler, elementwise, linalg, native, norm, optim, reductions, softmax, windows

@@ -183,5 +183,5 @@ def test_threads_flag_sets_one_budget_for_kernels_and_blas(capsys, monkeypatch):
 
 
 def test_threads_flag_refuses_zero(capsys):
-    code, out, err = run(capsys, *SINE, "--threads", "0")
+    code, _out, err = run(capsys, *SINE, "--threads", "0")
     assert code == 2 and "--threads: must be >= 1, got 0" in err and err.count("\n") == 1

@@ -92,7 +92,7 @@ def affinity_count() -> int:
         return os.cpu_count() or 1
 
 
-def cpu_budget(affinity: int | None = None, quota: float | None | str = "read") -> int:
+def cpu_budget(affinity: int | None = None, quota: float | str | None = "read") -> int:
     """``min(affinity, ceil(quota))``: the CPUs this process can have at once, at least one."""
     affinity = affinity_count() if affinity is None else affinity
     quota = cgroup_cpu_limit() if quota == "read" else quota
