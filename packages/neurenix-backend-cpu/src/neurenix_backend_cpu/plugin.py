@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from neurenix.backend import Backend, hookimpl
+from neurenix.backend import Backend, hookimpl, threads
+from neurenix.backend.registry import follow_load
 
 from . import compiler, elementwise, linalg, native, norm, optim, reductions, softmax, windows
 
@@ -31,6 +32,22 @@ KERNELS = {
 }
 
 
+def _following_load(fn):
+    """``fn``, looking at the load first (a clock read, except every half second): the default thread count of
+    our kernels and BLAS drops while other processes keep the CPUs busy (see ``neurenix.backend.threads``)."""
+    def kernel(*args, **kwargs):
+        follow_load()
+        return fn(*args, **kwargs)
+    kernel.__name__, kernel.__qualname__, kernel.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return kernel
+
+
+#: kernels every training step runs a few times: where the thread count looks at the load
+FOLLOWING_LOAD = ("batch_norm", "batch_norm_backward", "softmax", "log_softmax", "cross_entropy", "adam_step",
+                  "sgd_step")
+KERNELS |= {name: _following_load(KERNELS[name]) for name in FOLLOWING_LOAD}
+
+
 class CpuBackend(Backend):
     """C kernels (cffi, OpenMP) for ``cpu``, overriding the NumPy reference where they are faster."""
 
@@ -50,6 +67,7 @@ class CpuBackend(Backend):
         """Run the C kernels on ``n`` threads (``neurenix.set_num_threads`` calls it); with one, same-shape
         elementwise ops stay on NumPy, where C is faster only with several."""
         native.set_num_threads(n)
+        threads.BLAS.set_num_threads(n)  # one budget: BLAS runs between our kernels, never beside them
 
     def kernels(self):
         return KERNELS

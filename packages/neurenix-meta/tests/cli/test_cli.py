@@ -163,3 +163,25 @@ def test_the_console_script_is_installed():
 def test_python_dash_m_runs_the_same_command():
     run = subprocess.run([sys.executable, "-m", "neurenix.meta.cli", "devices"], capture_output=True, text=True)
     assert run.returncode == 0 and "installed backends" in run.stdout
+
+
+def test_threads_flag_sets_one_budget_for_kernels_and_blas(capsys, monkeypatch):
+    import neurenix as nx
+    from neurenix.backend import threads
+
+    told = []
+    monkeypatch.setattr(nx, "set_num_threads", lambda n: told.append(n))
+    assert run(capsys, *SINE, "--threads", "1")[0] == 0
+    assert told == [1]
+    before = nx.get_num_threads()
+    try:
+        nx.backend.set_num_threads(1)  # what the flag calls, for real: BLAS follows
+        if threads.blas_backend() is not None:
+            assert threads.BLAS.get_num_threads() == 1
+    finally:
+        nx.backend.set_num_threads(before)
+
+
+def test_threads_flag_refuses_zero(capsys):
+    code, _out, err = run(capsys, *SINE, "--threads", "0")
+    assert code == 2 and "--threads: must be >= 1, got 0" in err and err.count("\n") == 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ..errors import BackendError, DeviceError
-from . import checking, hookspecs, numpy_backend
+from . import checking, hookspecs, numpy_backend, threads
 from .backend import Backend
 from .compositions import DEFAULTS
 from .kernels import KERNEL_API_VERSION, KERNELS, REQUIRED, SUPPORTED_API_VERSIONS
@@ -238,6 +238,8 @@ class _Registry:
         table._fill(kernels, providers, count, None, tuple(usable[0].dtypes), offers, compilers)
         for b in usable:
             self.apply_threads(b)
+        if device_type == "cpu" and self.threads_to_tell() is not None:
+            threads.BLAS.set_num_threads(self.threads_to_tell())
         for name, build in DEFAULTS.items():  # compose the optional kernels nobody provides
             if name not in kernels:
                 setattr(table, name, build(table))
@@ -247,8 +249,25 @@ class _Registry:
         """Tell ``b`` the thread count if it is set and ``b`` is known usable. A backend not probed yet is told
         when its device type is resolved: probing it here would load its driver (a GPU runtime, or
         wgpu-native and a Vulkan loader: 150 MB resident) in programs that never use it."""
-        if self.num_threads is not None and b in self.reasons and self.reasons[b] is None:
-            b.set_num_threads(self.num_threads)
+        n = self.threads_to_tell()
+        if n is not None and b in self.reasons and self.reasons[b] is None:
+            b.set_num_threads(n)
+
+    def threads_to_tell(self) -> int | None:
+        """What set_num_threads set, else the default when it follows affinity, quota and load (None where
+        ``OMP_NUM_THREADS`` or ``NEURENIX_NUM_THREADS`` fixes it: OpenMP and OpenBLAS read it themselves)."""
+        if self.num_threads is not None:
+            return self.num_threads
+        if threads.env_num_threads() is not None:
+            return None
+        return threads.GOVERNOR.default()
+
+    def tell_all(self, n: int) -> None:
+        """Tell every usable host backend, and NumPy's BLAS, to use ``n`` threads."""
+        for e in self.entries:
+            if e.backend is not None and e.backend in self.reasons and self.reasons[e.backend] is None:
+                e.backend.set_num_threads(n)
+        threads.BLAS.set_num_threads(n)
 
     # -- run-time registration -------------------------------------------------------------------
     def register(self, plugin, name: str | None = None) -> None:
@@ -310,27 +329,42 @@ def unregister(plugin) -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in host (CPU) kernels: every usable backend is told, now for ``cpu`` and device types
-    in use, else when its device type is first used.
+    """Use ``n`` threads on the host: in every usable backend's kernels (now for ``cpu`` and device types in
+    use, else when its device type is first used) and in NumPy's BLAS (see :mod:`neurenix.backend.threads`).
+    The count is then fixed: it no longer follows the load.
 
-    The default is each backend's own (``OMP_NUM_THREADS`` for OpenMP-based ones).
+    The default is ``OMP_NUM_THREADS`` (or ``NEURENIX_NUM_THREADS``) if set, else ``min(affinity, cgroup CPU
+    quota)``, lowered while other processes keep the CPUs busy.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
     REGISTRY.num_threads = n
+    threads.GOVERNOR.follow = False
     REGISTRY.table("cpu")  # the host is always in use: its backends are told now
-    for e in REGISTRY.entries:
-        if e.backend is not None:
-            REGISTRY.apply_threads(e.backend)
+    REGISTRY.tell_all(n)
 
 
 def get_num_threads() -> int:
-    """The number of threads host kernels may use: what ``set_num_threads`` set, else
-    ``OMP_NUM_THREADS``, else the number of CPUs."""
+    """The number of threads host kernels (and BLAS) may use now: what ``set_num_threads`` set, else
+    ``NEURENIX_NUM_THREADS`` or ``OMP_NUM_THREADS``, else ``min(affinity, cgroup CPU quota)``, lowered while
+    other processes keep the CPUs busy."""
     if REGISTRY.num_threads is not None:
         return REGISTRY.num_threads
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return int(env) if env.isdigit() and int(env) > 0 else os.cpu_count() or 1
+    env = threads.env_num_threads()
+    return env if env is not None else threads.GOVERNOR.default()
+
+
+def follow_load() -> None:
+    """Let the default thread count follow the load now (the CPU backend calls it from its kernels; it costs a
+    clock read except every ``threads.INTERVAL`` seconds)."""
+    g = threads.GOVERNOR
+    if g.follow and REGISTRY.num_threads is None:
+        if g.apply is None:
+            if threads.env_num_threads() is not None:
+                g.follow = False
+                return
+            g.apply = REGISTRY.tell_all
+        g.tick()
 
 
 def list_backends() -> list[BackendStatus]:

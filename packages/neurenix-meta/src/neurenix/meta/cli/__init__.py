@@ -2,6 +2,7 @@
 
     neurenix train sine --algo maml|fomaml|reptile     the MAML paper's sine regression
     neurenix train digits --algo protonet|maml|relation  handwritten digits (scikit-learn), held-out classes
+    (train takes --threads N: the host threads of our kernels and BLAS together)
     neurenix devices [--kernels]                        the installed backends, usable or not, and why
                                                         (and which backend serves each kernel)
 
@@ -65,6 +66,9 @@ def parser() -> Parser:
         p.add_argument("--resume", metavar="FILE", help="continue from a checkpoint saved with --save")
         p.add_argument("--plot", metavar="FILE.png", help="plot the learning curve (and more) into FILE (matplotlib)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--threads", type=count(1), metavar="N",
+                       help="host threads for our kernels and NumPy's BLAS together (default: OMP_NUM_THREADS, else "
+                            "the CPUs affinity and cgroup quota allow, fewer while other processes keep them busy)")
     return ap
 
 
@@ -76,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "devices":
             print(nx.backend.describe(kernels=args.kernels))
             return 0
+        if args.threads is not None:
+            nx.set_num_threads(args.threads)
         nx.set_default_device(args.device)
         for line in BENCHMARKS[args.benchmark].run(args):
             print(line, flush=True)
