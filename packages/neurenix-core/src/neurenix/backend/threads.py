@@ -1,10 +1,10 @@
 """One thread budget for the host: our kernels' threads (OpenMP in neurenix-backend-cpu) and NumPy's BLAS.
 
 The default count is ``min(affinity, cgroup CPU quota)`` (:func:`cpu_budget`); ``OMP_NUM_THREADS`` or
-``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. Left to the default, the count also
-follows contention (:class:`Governor`): at most every :data:`INTERVAL` seconds, from the host kernels of the
-CPU backend, it counts the runnable threads of other processes (``/proc/loadavg``) and gives itself only the
-CPUs they leave, so beside one CPU-bound process on two cores it runs on one thread instead of losing to it.
+``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. With
+``NEURENIX_THREADS_FOLLOW_LOAD=1`` the default count also follows contention (:class:`Governor`): at most every
+:data:`INTERVAL` seconds, from the host kernels of the CPU backend, it counts the runnable threads of other
+processes (``/proc/loadavg``) and gives itself only the CPUs they leave, so beside one CPU-bound process on two cores it runs on one thread instead of losing to it.
 
 BLAS is told through a direct call of OpenBLAS's ``openblas_set_num_threads`` in the library NumPy loaded
 (microseconds, no import), else through threadpoolctl when it is installed (``pip install
@@ -223,7 +223,9 @@ class Governor:
     def __init__(self):
         self.budget: int | None = None
         self.current: int | None = None
-        self.follow = os.environ.get("NEURENIX_THREADS_FOLLOW_LOAD", "1") != "0"
+        # opt-in: a count that changes mid-run changes how work is split between threads, and with it timings
+        # (and, in a BLAS, possibly the last bits of results) from one run to the next
+        self.follow = os.environ.get("NEURENIX_THREADS_FOLLOW_LOAD", "0") == "1"
         self.apply = None  # set by the registry: callable(n)
         self._next = 0.0
         self._seen: list[int] = []
