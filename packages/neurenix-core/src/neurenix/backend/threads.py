@@ -4,7 +4,8 @@ The default count is ``min(affinity, cgroup CPU quota)`` (:func:`cpu_budget`); `
 ``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. With
 ``NEURENIX_THREADS_FOLLOW_LOAD=1`` the default count also follows contention (:class:`Governor`): at most every
 :data:`INTERVAL` seconds, from the host kernels of the CPU backend, it counts the runnable threads of other
-processes (``/proc/loadavg``) and gives itself only the CPUs they leave, so beside one CPU-bound process on two cores it runs on one thread instead of losing to it.
+processes (``/proc/loadavg``) and gives itself only the CPUs they leave, so beside one CPU-bound process on
+two cores it runs on one thread instead of losing to it.
 
 BLAS is told through a direct call of OpenBLAS's ``openblas_set_num_threads`` in the library NumPy loaded
 (microseconds, no import), else through threadpoolctl when it is installed (``pip install
