@@ -1,7 +1,8 @@
 """The neurenix kernel set on a GPU, by family: Python that shapes the launches of nx_kernels.cu.
 
 ``launch`` (views, geometry plans, the per-op path), ``elementwise``, ``reduce``, ``movement`` (reshape,
-permute, indexing, cat, pad), ``linalg`` (matmul, unfold, fold), ``conv`` (convolution and its gradients as implicit GEMMs).
+permute, indexing, cat, pad), ``linalg`` (matmul, unfold, fold), ``conv`` (convolution and its gradients as
+implicit GEMMs).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def _launch(kernel: str, out: GpuBuffer, rows: int, cols: int, p, *operands) -> 
 
 def conv2d(x, weight, bias, stride, padding, dilation, groups):
     n, c, h, w = x.shape
-    o, cg, kh, kw = weight.shape
+    o, _, kh, kw = weight.shape
     p, (oh, ow) = _params(n, c, h, w, o, (kh, kw), stride, padding, dilation, groups)
     out = GpuBuffer(x.device, (n, o, oh, ow), x.dtype)
     return _launch(f"conv2d_{SUFFIX[x.dtype]}", out, o // groups, n * oh * ow, p, x, weight, bias)
