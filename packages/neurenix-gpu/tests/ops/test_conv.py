@@ -63,3 +63,10 @@ def test_channels_that_do_not_split_into_the_groups_are_refused(kernels):
     x, wt = kernels["from_numpy"](np.ones((1, 3, 4, 4)), 0), kernels["from_numpy"](np.ones((4, 1, 3, 3)), 0)
     with pytest.raises(ValueError, match="do not split into 2 groups"):
         kernels["conv2d"](x, wt, None, (1, 1), (0, 0), (1, 1), 2)
+
+
+def test_more_groups_than_the_grid_has_z_blocks(make_backend):
+    """The blocks along z loop over the groups (here 3 groups on a device of 2 z blocks)."""
+    from neurenix_gpu.testing.emulator import Emulator
+
+    check(make_backend(Emulator(max_grid=(2**31 - 1, 65535, 2))).kernels(), 0, CASES[4], np.float64)
