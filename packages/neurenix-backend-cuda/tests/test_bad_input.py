@@ -65,3 +65,12 @@ def test_nvrtc_missing_is_reported(monkeypatch):
 def test_real_cuda_device_runs_the_kernels():
     """Only where a CUDA GPU is present (pytest -m gpu); the whole suite runs there with device 'cuda'."""
     run_on_real_device("cuda")
+
+
+@pytest.mark.gpu
+def test_real_cuda_device_runs_the_implicit_gemm_convolution():
+    """conv2d and its gradients (neurenix_gpu.ops.conv) on a CUDA GPU against NumPy (pytest -m gpu)."""
+    from neurenix_backend_cuda.plugin import neurenix_backends
+    from neurenix_gpu.testing.conv import check_on_real_device
+
+    check_on_real_device(neurenix_backends()[0])

@@ -41,7 +41,8 @@ def test_every_kernel_compiles(arch, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "b'\\x7fELF'" in r.stdout  # an AMDGPU code object
     image = next(tmp_path.iterdir()).read_bytes()
-    for name in ("binary_f32", "reduce_f64", "matmul_f32", "scatter_i64", "copy_b8_f64", "fold_f64"):
+    for name in ("binary_f32", "reduce_f64", "matmul_f32", "scatter_i64", "copy_b8_f64", "fold_f64", "conv2d_f32",
+                 "conv2d_dx_f64", "conv2d_dw_f32"):
         assert name.encode() in image
     assert kernel_source()  # the same source the CUDA backend compiles
 
@@ -50,3 +51,12 @@ def test_every_kernel_compiles(arch, tmp_path):
 def test_real_rocm_device_runs_the_kernels():
     """Only where an AMD GPU is present (pytest -m gpu)."""
     run_on_real_device("rocm")
+
+
+@pytest.mark.gpu
+def test_real_rocm_device_runs_the_implicit_gemm_convolution():
+    """conv2d and its gradients (neurenix_gpu.ops.conv) on an AMD GPU against NumPy (pytest -m gpu)."""
+    from neurenix_backend_rocm.plugin import neurenix_backends
+    from neurenix_gpu.testing.conv import check_on_real_device
+
+    check_on_real_device(neurenix_backends()[0])

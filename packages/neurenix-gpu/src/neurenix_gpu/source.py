@@ -27,6 +27,7 @@ typedef struct { long long n, ndim; long long shape[8]; long long stride[4][8]; 
 typedef struct { long long nout, nred, nk, nr, offset; long long kshape[8], kstride[8], rshape[8], rstride[8]; } nx_red;
 typedef struct { long long batch, m, n, k, sa, sb; } nx_mm;
 typedef struct { long long n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow; } nx_win;
+typedef struct { long long n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups; } nx_conv;
 """)
 
 

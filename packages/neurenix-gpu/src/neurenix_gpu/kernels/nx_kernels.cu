@@ -22,6 +22,8 @@ struct nx_mm { i64 batch, m, n, k, sa, sb; };  // C[b] = A[b] @ B[b]; sa, sb: ba
 
 struct nx_win { i64 n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow; };  // unfold / fold
 
+struct nx_conv { i64 n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups; };  // conv2d and its gradients
+
 #define NX_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
 
 NX_FN void nx_offsets(const nx_geo& g, i64 i, i64* o) {
@@ -237,6 +239,68 @@ template <class T> NX_FN void k_fold(const nx_win& w, T* out, const T* cols) {
   }
 }
 
+// ---- convolution as implicit GEMM: the tiled product of k_matmul, its operands' tiles read straight from the
+// image, the filters and the output gradient (never an im2col matrix in memory). Per group g (grid z), with
+// og = o/groups, cg = c/groups, kk = kh*kw, L = oh*ow:
+//   MODE 0, forward:        out (og, n*L)    = W_g (og, cg*kk)       @ cols_g (cg*kk, n*L)   [+ bias]
+//   MODE 1, input grad:     dx (cg, n*h*w)   = W_g^T (cg, og*kk)     @ dy's windows (og*kk, n*h*w)  (fold)
+//   MODE 2, weight grad:    dw (og, cg*kk)   = dy_g (og, n*L)        @ cols_g^T (n*L, cg*kk)
+// where cols_g[(ci, ki, kj), (img, l)] is unfold's element (zero in the padding). Every sum is one thread's:
+// no atomics, so results do not depend on the schedule.
+template <class T> NX_FN T nx_im2col(const nx_conv& p, const T* x, i64 g, i64 r, i64 q) {
+  const i64 L = p.oh * p.ow, kk = p.kh * p.kw, cg = p.c / p.groups;
+  const i64 ci = r / kk, ki = (r % kk) / p.kw, kj = r % p.kw, img = q / L, l = q % L;
+  const i64 y = (l / p.ow) * p.sh - p.ph + ki * p.dh, xx = (l % p.ow) * p.sw - p.pw + kj * p.dw;
+  return (y >= 0 && y < p.h && xx >= 0 && xx < p.w) ? x[((img * p.c + g * cg + ci) * p.h + y) * p.w + xx] : (T)0;
+}
+
+// the gradient reaching input pixel q = (img, y, x) through filter tap r = (oc, ki, kj) of group g: dy at the
+// window that tap puts on the pixel, zero where no window (of the stride) does
+template <class T> NX_FN T nx_col2im(const nx_conv& p, const T* dy, i64 g, i64 r, i64 q) {
+  const i64 kk = p.kh * p.kw, og = p.o / p.groups, hw = p.h * p.w;
+  const i64 oc = r / kk, ki = (r % kk) / p.kw, kj = r % p.kw, img = q / hw;
+  const i64 ty = (q % hw) / p.w + p.ph - ki * p.dh, tx = q % p.w + p.pw - kj * p.dw;
+  if (ty < 0 || tx < 0 || ty % p.sh || tx % p.sw || ty / p.sh >= p.oh || tx / p.sw >= p.ow) return (T)0;
+  return dy[((img * p.o + g * og + oc) * p.oh + ty / p.sh) * p.ow + tx / p.sw];
+}
+
+template <class T, int MODE> NX_FN void k_conv(const nx_conv& p, T* out, const T* a, const T* b, const T* bias) {
+  __shared__ T ta[NX_TILE][NX_TILE];
+  __shared__ T tb[NX_TILE][NX_TILE];
+  const i64 L = p.oh * p.ow, kk = p.kh * p.kw, og = p.o / p.groups, cg = p.c / p.groups, hw = p.h * p.w;
+  const i64 m = MODE == 1 ? cg : og;
+  const i64 ncol = MODE == 0 ? p.n * L : MODE == 1 ? p.n * hw : cg * kk;
+  const i64 kdim = MODE == 0 ? cg * kk : MODE == 1 ? og * kk : p.n * L;
+  const i64 row = (i64)blockIdx.y * NX_TILE + threadIdx.y, col = (i64)blockIdx.x * NX_TILE + threadIdx.x;
+  for (i64 g = blockIdx.z; g < p.groups; g += gridDim.z) {
+    T acc = 0;
+    for (i64 k0 = 0; k0 < kdim; k0 += NX_TILE) {
+      const i64 ka = k0 + threadIdx.x, kb = k0 + threadIdx.y;
+      T va = 0, vb = 0;
+      if (row < m && ka < kdim) {
+        if (MODE == 0) va = a[(g * og + row) * cg * kk + ka];                               // W[o, (ci, ki, kj)]
+        else if (MODE == 1) va = a[((g * og + ka / kk) * cg + row) * kk + ka % kk];         // W[oc, ci, ki, kj]
+        else va = a[((ka / L) * p.o + g * og + row) * L + ka % L];                          // dy[img, o, l]
+      }
+      if (kb < kdim && col < ncol) {
+        if (MODE == 0) vb = nx_im2col(p, b, g, kb, col);
+        else if (MODE == 1) vb = nx_col2im(p, b, g, kb, col);
+        else vb = nx_im2col(p, b, g, col, kb);
+      }
+      ta[threadIdx.y][threadIdx.x] = va;
+      tb[threadIdx.y][threadIdx.x] = vb;
+      __syncthreads();
+      for (int t = 0; t < NX_TILE; ++t) acc += ta[threadIdx.y][t] * tb[t][threadIdx.x];
+      __syncthreads();
+    }
+    if (row < m && col < ncol) {
+      if (MODE == 0) out[((col / L) * p.o + g * og + row) * L + col % L] = bias ? acc + bias[g * og + row] : acc;
+      else if (MODE == 1) out[((col / hw) * p.c + g * cg + row) * hw + col % hw] = acc;
+      else out[(g * og + row) * cg * kk + col] = acc;
+    }
+  }
+}
+
 // ---- advanced indexing through element offsets computed by the host ----
 template <class T> NX_FN void k_gather(i64 n, T* out, const T* x, const i64* off) {
   NX_LOOP(i, n) out[i] = x[off[i]];
@@ -262,6 +326,10 @@ template <class T> NX_FN void k_scatter(i64 n, int accumulate, T* out, const T* 
   extern "C" __global__ void matmul_##t(nx_mm p, T* c, const T* a, const T* b) { k_matmul(p, c, a, b); }               \
   extern "C" __global__ void unfold_##t(nx_win w, T* out, const T* x) { k_unfold(w, out, x); }                         \
   extern "C" __global__ void fold_##t(nx_win w, T* out, const T* c) { k_fold(w, out, c); }
+#define NX_KERNELS_FLOAT(t, T)                                                                                \
+  extern "C" __global__ void conv2d_##t(nx_conv p, T* out, const T* x, const T* w, const T* bias) { k_conv<T, 0>(p, out, w, x, bias); } \
+  extern "C" __global__ void conv2d_dx_##t(nx_conv p, T* dx, const T* dy, const T* w) { k_conv<T, 1>(p, dx, w, dy, (const T*)0); } \
+  extern "C" __global__ void conv2d_dw_##t(nx_conv p, T* dw, const T* dy, const T* x) { k_conv<T, 2>(p, dw, dy, x, (const T*)0); }
 #define NX_COPY(s, S, d, D) \
   extern "C" __global__ void copy_##s##_##d(nx_geo g, D* out, const S* x) { k_copy<S, D>(g, out, x); }
 #define NX_COPY_FROM(s, S) NX_COPY(s, S, f32, float) NX_COPY(s, S, f64, double) NX_COPY(s, S, i64, i64) NX_COPY(s, S, b8, u8)
@@ -273,6 +341,8 @@ NX_KERNELS_ALL(b8, u8)
 NX_KERNELS_NUMERIC(f32, float)
 NX_KERNELS_NUMERIC(f64, double)
 NX_KERNELS_NUMERIC(i64, i64)
+NX_KERNELS_FLOAT(f32, float)
+NX_KERNELS_FLOAT(f64, double)
 NX_COPY_FROM(f32, float)
 NX_COPY_FROM(f64, double)
 NX_COPY_FROM(i64, i64)
