@@ -71,7 +71,7 @@ class WebGPUBuffer:
 
     Buffers are immutable values, so ``reshape`` returns a new WebGPUBuffer sharing ``gpu``."""
 
-    __slots__ = ("dtype", "gpu", "shape", "size")
+    __slots__ = ("__weakref__", "dtype", "gpu", "shape", "size")  # (weak: a trace forgets dead ones)
 
     def __init__(self, gpu, shape: tuple, dtype: np.dtype):
         self.gpu, self.shape, self.dtype = gpu, tuple(shape), np.dtype(dtype)

@@ -323,3 +323,23 @@ def test_replays_of_edge_values_equal_eager(values):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g.numpy(), w.numpy())
     assert compiled.stats["replays"] == 1
+
+
+def _chain(x):
+    for _ in range(16):  # each step's buffers are dropped by the next
+        x = x * 1.5 + 1.0
+    return x.sum().detach()
+
+
+def test_a_trace_holds_no_more_memory_than_the_eager_call():
+    import tracemalloc
+
+    x = nx.ones(1 << 18)  # 1 MB
+    peaks = []
+    for fn in (_chain, nx.compile(_chain)):
+        tracemalloc.start()
+        fn(x)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    eager, trace = peaks
+    assert trace < 1.5 * eager + (1 << 20), (eager, trace)  # (not 32 MB: every intermediate kept)

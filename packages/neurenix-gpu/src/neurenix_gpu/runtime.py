@@ -92,7 +92,7 @@ class GpuBuffer:
     """A C-contiguous array in device memory. Buffers never change after their kernel: reshape shares memory.
     ``dtype`` is a ``numpy.dtype``; ``ptr`` the device address of element 0."""
 
-    __slots__ = ("device", "dtype", "mem", "ptr", "shape", "size")
+    __slots__ = ("__weakref__", "device", "dtype", "mem", "ptr", "shape", "size")  # (weak: a trace forgets dead ones)
 
     def __init__(self, device: GpuDevice, shape: tuple, dtype: np.dtype, mem: Memory | None = None):
         self.device, self.shape, self.dtype = device, shape, dtype

@@ -99,7 +99,18 @@ class Compiled:
             with tracer:
                 result = self.fn(*args, **kwargs)
         except TraceBusyError:
+            tracer.close()
             return self._eager(args, kwargs)
+        except BaseException:
+            tracer.close()
+            raise
+        try:
+            return self._keep(tracer, key, roots, state, before, result)
+        finally:
+            tracer.close()
+
+    def _keep(self, tracer: Tracer, key, roots, state: State, before: list, result):
+        """Make and store the entry of a finished trace (or store that the key runs eagerly); ``result``."""
         self.stats["traces"] += 1
         entry = None
         if tracer.reason is None:

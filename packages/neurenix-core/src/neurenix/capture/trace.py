@@ -5,13 +5,15 @@ their call (on the tracing thread only; other threads pass straight through) and
 kernel. Buffers are told apart by identity: the call's input buffers and each recorded result get a
 :class:`Value`; a buffer made from host data or from constants only is a :class:`Const`; a buffer of
 neither kind came from somewhere the program cannot see (a tensor not reachable from the arguments), and
-makes the call uncapturable. Every buffer seen is kept alive until the trace ends, so identities are
-never reused.
+makes the call uncapturable. A buffer dropped during the trace is forgotten when it dies (a weak reference
+says when), so the trace holds no more memory than the eager call; objects without weak references are
+kept until the trace ends instead, so that their identities are never reused meanwhile.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -37,9 +39,12 @@ class Tracer:
     """Records kernel calls into a program; ``reason`` says why the call cannot be captured (None if it can)."""
 
     def __init__(self, inputs: list):
-        self.keep: list = []  # every buffer and host value seen: no id is reused while tracing
+        self.keep: list = []  # objects without weak references: held, so that no id is reused while tracing
+        self._finalizers: list = []
+        self._count = 0
         self.slots: dict[int, Value] = {}
-        self.consts: dict[int, Const] = {}
+        self.consts: dict[int, object] = {}  # id -> a weak reference to a constant buffer (or the buffer)
+        self._used: dict[int, Const] = {}  # constants the program reads
         self.instructions: list[Instruction] = []
         self.signatures: dict[int, tuple] = {}
         self.inputs = [self._input(b) for b in inputs]
@@ -107,32 +112,68 @@ class Tracer:
 
     def constant(self, buffer) -> None:
         if id(buffer) not in self.slots:
-            self.keep.append(buffer)
-            self.consts[id(buffer)] = Const(buffer)
+            self.consts[id(buffer)] = self._hold(buffer, self._forget_constant)
 
     def value(self, buffer):
         """The Value or Const naming ``buffer`` (a result of the traced call)."""
-        v = self.slots.get(id(buffer)) or self.consts.get(id(buffer))
+        v = self.slots.get(id(buffer)) or self._const(buffer)
         if v is None and caches.is_constant(buffer):
             self.constant(buffer)
-            v = self.consts[id(buffer)]
+            v = self._const(buffer)
         if v is None:
             raise _UnseenError
         return v
+
+    def close(self) -> None:
+        """Stop following the buffers' lifetimes (the program is built): release what the trace held."""
+        for f in self._finalizers:
+            f.detach()
+        self._finalizers.clear()
+        self.keep.clear()
+
+    def _const(self, x) -> Const | None:
+        c = self._used.get(id(x))
+        if c is not None:
+            return c
+        held = self.consts.get(id(x))
+        if held is None or (held() if isinstance(held, weakref.ref) else held) is not x:
+            return None
+        c = self._used[id(x)] = Const(x)  # (held by the program from now on)
+        return c
+
+    def _hold(self, obj, forget):
+        """Follow ``obj``'s lifetime: ``forget(id)`` when it dies; a weak reference to it, or for objects without
+        weak references (NumPy scalars, dicts, some backends' buffers), ``obj`` itself, held till the end."""
+        try:
+            self._finalizers.append(weakref.finalize(obj, forget, id(obj)))
+            return weakref.ref(obj)
+        except TypeError:
+            self.keep.append(obj)
+            return obj
+
+    def _forget_value(self, key: int) -> None:
+        self.slots.pop(key, None)
+
+    def _forget_constant(self, key: int) -> None:
+        self.consts.pop(key, None)
 
     def program(self, outputs: list) -> Program:
         return Program(self.inputs, self.instructions, outputs, self.signatures).prune()
 
     def _input(self, buffer) -> Value:
-        v = Value(len(self.keep))
-        self.keep.append(buffer)
+        v = Value(self._next())
+        self._hold(buffer, self._forget_value)
         self.signatures[v.index] = (tuple(buffer.shape), buffer.dtype)
         self.slots.setdefault(id(buffer), v)  # (a buffer passed twice is read from its first place)
         return v
 
+    def _next(self) -> int:
+        self._count += 1
+        return self._count - 1
+
     def _new(self, obj) -> Value:
-        v = Value(len(self.keep))
-        self.keep.append(obj)
+        v = Value(self._next())
+        self._hold(obj, self._forget_value)
         if hasattr(obj, "shape") and hasattr(obj, "dtype"):
             self.signatures[v.index] = (tuple(obj.shape), obj.dtype)
         self.slots[id(obj)] = v
@@ -144,7 +185,7 @@ class Tracer:
             return t(self._template(e) for e in x)
         if t in _LITERALS:
             return x
-        v = self.slots.get(id(x)) or self.consts.get(id(x))
+        v = self.slots.get(id(x)) or self._const(x)
         if v is not None:  # (NumPy's reductions give NumPy scalars: buffers too, when a kernel made them)
             return v
         if hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, np.generic):  # a buffer
