@@ -13,6 +13,70 @@ static inline void F(inside_span)(int64_t ow, int64_t sw, int64_t off, int64_t w
     *hi = b;
 }
 
+/* The output rows y in [lo, hi) of a kernel row whose output row 0 reads input row iy0 (stride 1): the rows
+ * with an input row; the others read padding. */
+static inline void F(rows_inside)(int64_t oh, int64_t iy0, int64_t h, int64_t *lo, int64_t *hi) {
+    *lo = iy0 < 0 ? (-iy0 < oh ? -iy0 : oh) : 0;
+    *hi = h - iy0 < oh ? h - iy0 : oh;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* unfold's row for one kernel element at stride 1 with ow == w (windows as wide as the image, as a 3x3 conv
+ * at padding 1 has): output element y * w + xo reads input element (y + iy0) * w + xo + off, so the rows with
+ * an input row are one contiguous copy; columns outside [lo, hi) then read the neighbouring row, and are
+ * zeroed after. Bitwise the same as the row-by-row loop, with one memcpy instead of one per output row. */
+static void F(unfold_flat)(const T *restrict x, T *restrict o, int64_t h, int64_t w, int64_t oh, int64_t iy0,
+                           int64_t off, int64_t lo, int64_t hi) {
+    int64_t ylo, yhi;
+    F(rows_inside)(oh, iy0, h, &ylo, &yhi);
+    if (hi <= lo || yhi <= ylo) {
+        memset(o, 0, (size_t)(oh * w) * sizeof(T));
+        return;
+    }
+    memset(o, 0, (size_t)(ylo * w + lo) * sizeof(T));
+    int64_t q0 = ylo * w + lo, q1 = (yhi - 1) * w + hi; /* the copied span of o */
+    memcpy(o + q0, x + (ylo + iy0) * w + off + lo, (size_t)(q1 - q0) * sizeof(T));
+    for (int64_t y = ylo; y < yhi; y++) {
+        for (int64_t xo = 0; xo < lo; xo++) o[y * w + xo] = 0;
+        for (int64_t xo = hi; xo < w; xo++) o[y * w + xo] = 0;
+    }
+    memset(o + q1, 0, (size_t)(oh * w - q1) * sizeof(T));
+}
+
+#define FOLD_SAVED 64 /* wrapped elements fold_flat saves on its stack, at most */
+
+/* fold's sum of one kernel element's column into its image plane o, at stride 1 with ow == w (the adjoint of
+ * unfold_flat): one flat add over the rows with an input row. The adds that land on a wrapped column (one
+ * outside [lo, hi), which belongs to no window) are undone by restoring the values saved before, so every
+ * element gets the same adds in the same order as in the row-by-row loop. Returns 0, doing nothing, where
+ * more than FOLD_SAVED elements would need saving. */
+static int F(fold_flat)(const T *restrict col, T *o, int64_t h, int64_t w, int64_t oh, int64_t iy0,
+                        int64_t off, int64_t lo, int64_t hi) {
+    int64_t ylo, yhi;
+    F(rows_inside)(oh, iy0, h, &ylo, &yhi);
+    if (hi <= lo || yhi <= ylo) return 1;
+    int64_t wrapped = w - (hi - lo);
+    if (wrapped * (yhi - ylo) > FOLD_SAVED) return 0;
+    T saved[FOLD_SAVED];
+    int64_t q0 = ylo * w + lo, q1 = (yhi - 1) * w + hi, shift = iy0 * w + off, ns = 0;
+    /* the wrapped elements strictly inside the span: the columns outside [lo, hi) of rows ylo..yhi-1, but for
+     * row ylo's first lo and row yhi-1's last w - hi, which the span leaves out */
+#define FOLD_WRAPPED(action)                                                                                 \
+    for (int64_t y = ylo; y < yhi; y++)                                                                      \
+        for (int64_t xo = 0; xo < wrapped; xo++) {                                                           \
+            int64_t q = y * w + (xo < lo ? xo : hi + xo - lo);                                               \
+            if (q > q0 && q < q1) action;                                                                    \
+        }
+    FOLD_WRAPPED(saved[ns++] = o[q + shift])
+    T *t = o + shift;
+    for (int64_t q = q0; q < q1; q++) t[q] += col[q];
+    ns = 0;
+    FOLD_WRAPPED(o[q + shift] = saved[ns++])
+#undef FOLD_WRAPPED
+    return 1;
+}
+#undef FOLD_SAVED
+
 /* im2col: x (n, c, h, w) -> columns, zero padding: kernel row k = (ci * kh + i) * kw + j of image b holds its
  * oh*ow blocks at cols + b * sb + k * sk. sb = c*kh*kw*oh*ow, sk = oh*ow: unfold's (n, c*kh*kw, oh*ow);
  * sb = oh*ow, sk = n*oh*ow: unfold_batch's (c*kh*kw, n*oh*ow). One output row per (b, ci, i, j). */
@@ -30,6 +94,10 @@ void F(unfold)(const void *vx, void *vo, int64_t sb, int64_t sk, int64_t n, int6
         const T *x = X + (b * c + k / (kh * kw)) * h * w;
         T *o = O + b * sb + k * sk;
         F(inside_span)(ow, sw, off, w, &lo, &hi);
+        if (sh == 1 && sw == 1 && ow == w) { /* "same" windows (a 3x3 conv at padding 1): one flat copy */
+            F(unfold_flat)(x, o, h, w, oh, i * dh - ph, off, lo, hi);
+            continue;
+        }
         for (int64_t y = 0; y < oh; y++, o += ow) {
             int64_t iy = y * sh - ph + i * dh;
             if (iy < 0 || iy >= h) {
@@ -63,6 +131,8 @@ void F(fold)(const void *vc, void *vo, int64_t sb, int64_t sk, int64_t n, int64_
                 const T *col = C + b * sb + ((ci * kh + i) * kw + j) * sk;
                 int64_t off = j * dw - pw, lo, hi;
                 F(inside_span)(ow, sw, off, w, &lo, &hi);
+                if (sh == 1 && sw == 1 && ow == w && F(fold_flat)(col, o, h, w, oh, i * dh - ph, off, lo, hi))
+                    continue;
                 for (int64_t y = 0; y < oh; y++) {
                     int64_t iy = y * sh - ph + i * dh;
                     if (iy < 0 || iy >= h) continue;
