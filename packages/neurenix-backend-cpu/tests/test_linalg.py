@@ -30,7 +30,8 @@ def test_batched_matmul(sa, sb, ta, tb, dtype):
 @pytest.mark.parametrize(("sa", "sb", "ta"), [
     ((25, 10, 40), (25, 40, 40), False), ((25, 40, 10), (25, 40, 40), True), ((3, 7, 37), (3, 37, 37), False),
     ((2, 9, 50), (2, 50, 70), False), ((4, 1, 16), (4, 16, 16), False), ((4, 16, 5), (4, 16, 24), True),
-    ((64, 32, 32), (64, 32, 32), False)], ids=str)  # the last on OpenMP threads
+    ((64, 32, 32), (64, 32, 32), False),  # on OpenMP threads
+    ((64, 9), (20, 9, 784), False), ((9, 13), (6, 9, 50), True)], ids=str)  # one weight times per-image columns
 def test_batched_matmul_register_tiles(sa, sb, ta, dtype, monkeypatch):
     """Stacks of distinct products with 16 columns or more take C's register tiles (4 x 4 vectors, 4 x 1
     vector, single rows, scalar column tails); counted, so a routing change cannot hide them."""
