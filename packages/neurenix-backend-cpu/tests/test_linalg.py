@@ -45,6 +45,28 @@ def test_batched_matmul_register_tiles(sa, sb, ta, dtype, monkeypatch):
     assert calls == [1]
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sa", "sb"), [((20, 64, 784), (20, 9, 784)), ((3, 5, 515), (3, 7, 515)),
+                                        ((2, 1, 512), (2, 1, 512)), ((4, 6, 600), (4, 2, 600))], ids=str)
+def test_products_along_k(sa, sb, dtype, monkeypatch):
+    """A stack times transposed views with few columns and long rows (a conv's weight gradient over per-image
+    columns) takes C's products along k: row and column tails of its 4 x 3 tiles and of the vector width."""
+    calls = []
+    nt = linalg._bmm_nt[np.dtype(dtype)]
+    monkeypatch.setitem(linalg._bmm_nt, np.dtype(dtype), lambda *args: calls.append(1) or nt(*args))
+    a, b = rand(*sa, dtype=dtype), rand(*sb, dtype=dtype, seed=1)
+    got = linalg.matmul(a, b.swapaxes(-1, -2))
+    assert calls == [1] and got.shape == (sa[0], sa[1], sb[1]) and got.dtype == a.dtype
+    # sums of 512-784 terms in another order than BLAS's: against the exact products, no less accurate than
+    # NumPy's (float32 rounding differs by more than the other tests' 1e-5 from BLAS's own)
+    if np.dtype(dtype) == np.float64:
+        check("matmul", a, b.swapaxes(-1, -2), dtype=dtype)
+        return
+    exact = np.matmul(a.astype(np.float64), b.astype(np.float64).swapaxes(-1, -2))
+    numpy_error = np.abs(np.matmul(a, b.swapaxes(-1, -2)) - exact).max()
+    assert np.abs(got - exact).max() <= 2 * numpy_error + np.finfo(dtype).eps
+
+
 # (tasks, rows, in, out): the sine MLP's layers, column and row tails of both vector widths, one row, the
 # few-input and few-output paths, and a stack big enough for OpenMP's parallel path
 LINEAR_SHAPES = [(25, 10, 1, 40), (25, 10, 40, 40), (25, 10, 40, 1), (3, 17, 9, 13), (2, 1, 5, 3), (4, 33, 3, 6),

@@ -19,8 +19,12 @@ LINEAR_MAX_WORK = 1 << 16  # rows * in * out per task, up to which the fused C l
 BMM_BROADCAST_MAX_K = 9  # one matrix times a stack of row-major ones with k up to it (a 3x3 conv's weight over one
                          # channel times per-image columns: Conv-4's first layer, 64x9 @ 100x9x784): C's tiles take
                          # 0.73 of NumPy's loop of BLAS calls; from k = 16 BLAS wins (bench in the commit message)
+# A stack times a stack of transposed views with few columns and long rows (a conv's weight gradient over
+# per-image columns: Conv-4's first layer, 100 x (64x784 @ (9x784)^T)): C's products along k take 0.70 of
+# NumPy's time; with 16 or 27 columns they tie, and with rows of 196 BLAS wins
+BMM_NT_MAX_N, BMM_NT_MIN_K = 9, 512
 
-_bmm, _linear, _linear_bw = fns("bmm"), fns("linear"), fns("linear_backward")
+_bmm, _bmm_nt, _linear, _linear_bw = fns("bmm"), fns("bmm_nt"), fns("linear"), fns("linear_backward")
 
 
 def _operand(x):
@@ -42,6 +46,12 @@ def matmul(a, b):
             m, k, n = sa[-2], sa[-1], sb[-1]
             ba, bb = sa[0] if len(sa) == 3 else 1, sb[0] if len(sb) == 3 else 1
             work = m * n * k
+            if work and ba == bb > 1 and n <= BMM_NT_MAX_N and k >= BMM_NT_MIN_K and a.flags.c_contiguous:
+                bt = b.swapaxes(-1, -2)
+                if bt.flags.c_contiguous:  # b is a transposed view: its rows along k as stored
+                    out = np.empty((ba, m, n), a.dtype)
+                    _bmm_nt[a.dtype](ptr(a), ptr(bt), ptr(out), ba, m, n, k, m * k, n * k)
+                    return out
             if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (work <= BMM_MAX_WORK or (
                     work <= BMM_MAX_TILED and n >= 16 and b.flags.c_contiguous and (
                         ba == bb or (ba == 1 and k <= BMM_BROADCAST_MAX_K)))):
