@@ -178,9 +178,11 @@ static inline int F(pool_wins)(T v, T av, T best, T abest) {
 
 static void F(max_pool_2x2)(const T *restrict x, T *restrict o, int64_t *restrict idx, int64_t w, int64_t oh,
                             int64_t ow) {
-    T vm[POOL_BLOCK], va[POOL_BLOCK];
+    T vm[POOL_BLOCK];
+    IT va[POOL_BLOCK]; /* indices in integer lanes of T's width: compares and selects keep one width, and the
+                        * widening to int64 is a vector sign extension (AVX2 has no float -> int64 convert) */
     int64_t ew = 2 * ow, rows = ew <= POOL_BLOCK ? POOL_BLOCK / ew : 1; /* ew: the columns windows cover */
-    if (ew > POOL_BLOCK || ow < 4) { /* rows too wide for the block, or so short that the scalar loop wins */
+    if (ew > POOL_BLOCK || ow < 2) { /* rows too wide for the block, or a single window a row */
         for (int64_t y = 0; y < oh; y++)
             for (int64_t xo = 0; xo < ow; xo++) {
                 const T *p = x + 2 * y * w + 2 * xo;
@@ -197,17 +199,19 @@ static void F(max_pool_2x2)(const T *restrict x, T *restrict o, int64_t *restric
         int64_t nr = oh - y0 < rows ? oh - y0 : rows;
         for (int64_t r = 0; r < nr; r++) {
             const T *restrict r0 = x + 2 * (y0 + r) * w, *restrict r1 = r0 + w;
-            T *restrict m = vm + r * ew, *restrict a = va + r * ew;
-            for (int64_t j = 0; j < ew; j++) {
-                int t = F(pool_wins)(r1[j], 2, r0[j], 0);
-                m[j] = t ? r1[j] : r0[j], a[j] = t ? 2 : 0;
+            T *restrict m = vm + r * ew;
+            IT *restrict a = va + r * ew;
+            for (int64_t j = 0; j < ew; j++) { /* pool_wins(r1[j], 2, r0[j], 0): the later index never wins a tie */
+                IT t = (r1[j] > r0[j]) | ((r1[j] != r1[j]) & (r0[j] == r0[j]));
+                m[j] = t ? r1[j] : r0[j], a[j] = t * 2;
             }
         }
         T *restrict ob = o + y0 * ow;
         int64_t *restrict ib = idx + y0 * ow;
-        for (int64_t k = 0; k < nr * ow; k++) {
-            T l = vm[2 * k], rv = vm[2 * k + 1], al = va[2 * k], ar = va[2 * k + 1] + 1;
-            int t = F(pool_wins)(rv, ar, l, al);
+        for (int64_t k = 0; k < nr * ow; k++) { /* pool_wins(rv, ar, l, al), with bitwise operators */
+            T l = vm[2 * k], rv = vm[2 * k + 1];
+            IT al = va[2 * k], ar = va[2 * k + 1] + 1;
+            IT t = (rv > l) | ((rv != rv) & (l == l)) | (((rv == l) | ((rv != rv) & (l != l))) & (ar < al));
             ob[k] = t ? rv : l, ib[k] = (int64_t)(t ? ar : al);
         }
     }
