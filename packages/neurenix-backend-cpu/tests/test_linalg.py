@@ -67,6 +67,20 @@ def test_products_along_k(sa, sb, dtype, monkeypatch):
     assert np.abs(got - exact).max() <= 2 * numpy_error + np.finfo(dtype).eps
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("sa", "sb", "tb"), [
+    ((1, 1, 1, 64, 9), (1, 6, 1, 9, 50), False), ((1, 6, 1, 16, 520), (1, 6, 1, 3, 520), True),
+    ((2, 3, 5, 4), (2, 3, 4, 7), False), ((2, 3, 5, 4), (2, 3, 7, 4), True), ((1, 1, 5, 4), (1, 1, 4, 7), False),
+    ((2, 1, 5, 4), (1, 1, 4, 7), False), ((2, 3, 5, 4), (2, 1, 4, 7), False), ((3, 1, 1, 2, 4), (1, 2, 1, 4, 3), False),
+    ((2, 3, 0, 4), (2, 3, 4, 7), False), ((2, 3, 5, 0), (2, 3, 0, 7), False)],
+    ids=str)
+def test_stacks_with_more_axes(sa, sb, tb, dtype):
+    """Products with more than one stack axis (conv2d's per-task products) as 3-D stacks where the leading
+    axes match or one side's are all 1; NumPy broadcasting for the others."""
+    a, b = rand(*sa, dtype=dtype), rand(*sb, dtype=dtype, seed=1)
+    check("matmul", a, b.swapaxes(-1, -2) if tb else b, dtype=dtype)
+
+
 # (tasks, rows, in, out): the sine MLP's layers, column and row tails of both vector widths, one row, the
 # few-input and few-output paths, and a stack big enough for OpenMP's parallel path
 LINEAR_SHAPES = [(25, 10, 1, 40), (25, 10, 40, 40), (25, 10, 40, 1), (3, 17, 9, 13), (2, 1, 5, 3), (4, 33, 3, 6),

@@ -38,8 +38,24 @@ def _operand(x):
     return np.ascontiguousarray(x), 0
 
 
+def _stack3(x):
+    """``x`` (..., m, k) as one stack (s, m, k) of its matrices, a view where NumPy can make one; a single
+    matrix (all leading sizes 1) as (m, k)."""
+    if all(d == 1 for d in x.shape[:-2]):
+        return x[(0,) * (x.ndim - 2)]
+    return x.reshape(-1, *x.shape[-2:])
+
+
 def matmul(a, b):
     """Stacks of small products (one per task, say) in one C call; single or large products go to BLAS."""
+    if type(a) is ndarray and type(b) is ndarray and a.ndim == b.ndim > 3 and a.dtype is b.dtype and \
+            a.dtype in SUFFIX and a.size and b.size:
+        # stacks with more axes (conv2d's per-task products, (T, 1, G, O, K) @ (T, N/T, G, K, L), at T = G = 1:
+        # a task at a time) as 3-D ones, where the leading axes match or one side's are all 1
+        la, lb = a.shape[:-2], b.shape[:-2]
+        if la == lb or all(d == 1 for d in la) or all(d == 1 for d in lb):
+            out = matmul(_stack3(a), _stack3(b))
+            return out.reshape(*(lb if all(d == 1 for d in la) else la), *out.shape[-2:])
     if type(a) is ndarray and type(b) is ndarray and a.dtype is b.dtype and a.dtype in SUFFIX:
         sa, sb = a.shape, b.shape
         if (len(sa) == 3 or len(sb) == 3) and len(sa) <= 3 and len(sb) <= 3:
