@@ -33,6 +33,35 @@ def test_windows(geometry, dtype):
         check("max_pool2d_backward", rand(*out.shape, dtype=dtype), idx, (7, 6), *geometry, dtype=dtype)
 
 
+# stride 1 with windows as wide as the image (ow == w): unfold copies, and fold adds, a kernel element's rows in
+# one flat span (csrc/windows.h unfold_flat, fold_flat); kernel rows and columns that read only padding, more
+# wrapped columns than fold_flat saves (the 5x5 kernel on 40 rows: 2 a row), and h != oh
+SAME_WINDOWS = [((3, 3), (1, 1)), ((5, 5), (2, 2)), ((3, 3), (3, 3)), ((3, 1), (1, 0)), ((1, 3), (2, 1)),
+                ((2, 2), (1, 1))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [(7, 6), (1, 1), (2, 3), (40, 9)], ids=str)
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 1), (1, 3)], ids=str)
+@pytest.mark.parametrize("window", SAME_WINDOWS, ids=str)
+def test_same_windows_flat_paths_exact(window, dilation, size, dtype):
+    """unfold is a copy and fold sums each element's terms in the row-by-row loop's order: both exact."""
+    (kh, kw), (ph, pw) = window
+    h, w = size
+    if (w + 2 * pw - dilation[1] * (kw - 1) - 1) + 1 != w or h + 2 * ph - dilation[0] * (kh - 1) < 1:
+        pytest.skip("not a same-width geometry")
+    geometry = ((kh, kw), (1, 1), (ph, pw), dilation)
+    x = rand(2, 3, h, w, dtype=dtype)
+    for name in ("unfold", "unfold_batch"):
+        np.testing.assert_array_equal(KERNELS[name](x, *geometry), REF[name](x, *geometry))
+    cols = REF["unfold"](x, *geometry)
+    g = rand(*cols.shape, dtype=dtype)
+    np.testing.assert_array_equal(KERNELS["fold"](g, (h, w), *geometry), REF["fold"](g, (h, w), *geometry))
+    side = rand(cols.shape[1], cols.shape[0] * cols.shape[2], dtype=dtype)
+    np.testing.assert_array_equal(KERNELS["fold_batch"](side, (h, w), *geometry),
+                                  REF["fold_batch"](side, (h, w), *geometry))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_2x2_fast_path_nan_and_ties(dtype):
     x = rand(3, 2, 6, 8, dtype=dtype)

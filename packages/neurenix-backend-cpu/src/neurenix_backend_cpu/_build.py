@@ -55,6 +55,8 @@ FAMILIES = {
     "linalg": [
         "void bmm_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "
         "int64_t sa, int64_t sb, int ta, int tb);",
+        "void bmm_nt_S(const void *a, const void *b, void *c, int64_t nbatch, int64_t m, int64_t n, int64_t k, "
+        "int64_t sa, int64_t sb);",
         "void linear_S(const void *x, const void *w, const void *b, void *o, int64_t nbatch, int64_t n, int64_t ni, "
         "int64_t no, int64_t sx, int64_t sw, int64_t sb);",
         "void linear_backward_S(const void *g, const void *x, const void *w, void *gx, void *gw, void *gb, "

@@ -16,8 +16,15 @@ BMM_MAX_WORK = 4096      # of at least 8 columns: up to it, C wins whatever the 
 BMM_MAX_TILED = 1 << 20  # up to it, C's register tiles win on stacks of distinct products (one per task) with
                          # B row-major (not a transposed view) and 16 columns or more; BLAS wins the others
 LINEAR_MAX_WORK = 1 << 16  # rows * in * out per task, up to which the fused C layer beats matmul + bias add
+BMM_BROADCAST_MAX_K = 9  # one matrix times a stack of row-major ones with k up to it (a 3x3 conv's weight over one
+                         # channel times per-image columns: Conv-4's first layer, 64x9 @ 100x9x784): C's tiles take
+                         # 0.73 of NumPy's loop of BLAS calls; from k = 16 BLAS wins (bench in the commit message)
+# A stack times a stack of transposed views with few columns and long rows (a conv's weight gradient over
+# per-image columns: Conv-4's first layer, 100 x (64x784 @ (9x784)^T)): C's products along k take 0.70 of
+# NumPy's time; with 16 or 27 columns they tie, and with rows of 196 BLAS wins
+BMM_NT_MAX_N, BMM_NT_MIN_K = 9, 512
 
-_bmm, _linear, _linear_bw = fns("bmm"), fns("linear"), fns("linear_backward")
+_bmm, _bmm_nt, _linear, _linear_bw = fns("bmm"), fns("bmm_nt"), fns("linear"), fns("linear_backward")
 
 
 def _operand(x):
@@ -31,16 +38,39 @@ def _operand(x):
     return np.ascontiguousarray(x), 0
 
 
+def _stack3(x):
+    """``x`` (..., m, k) as one stack (s, m, k) of its matrices, a view where NumPy can make one; a single
+    matrix (all leading sizes 1) as (m, k)."""
+    if all(d == 1 for d in x.shape[:-2]):
+        return x[(0,) * (x.ndim - 2)]
+    return x.reshape(-1, *x.shape[-2:])
+
+
 def matmul(a, b):
     """Stacks of small products (one per task, say) in one C call; single or large products go to BLAS."""
+    if type(a) is ndarray and type(b) is ndarray and a.ndim == b.ndim > 3 and a.dtype is b.dtype and \
+            a.dtype in SUFFIX and a.size and b.size:
+        # stacks with more axes (conv2d's per-task products, (T, 1, G, O, K) @ (T, N/T, G, K, L), at T = G = 1:
+        # a task at a time) as 3-D ones, where the leading axes match or one side's are all 1
+        la, lb = a.shape[:-2], b.shape[:-2]
+        if la == lb or all(d == 1 for d in la) or all(d == 1 for d in lb):
+            out = matmul(_stack3(a), _stack3(b))
+            return out.reshape(*(lb if all(d == 1 for d in la) else la), *out.shape[-2:])
     if type(a) is ndarray and type(b) is ndarray and a.dtype is b.dtype and a.dtype in SUFFIX:
         sa, sb = a.shape, b.shape
         if (len(sa) == 3 or len(sb) == 3) and len(sa) <= 3 and len(sb) <= 3:
             m, k, n = sa[-2], sa[-1], sb[-1]
             ba, bb = sa[0] if len(sa) == 3 else 1, sb[0] if len(sb) == 3 else 1
             work = m * n * k
+            if work and ba == bb > 1 and n <= BMM_NT_MAX_N and k >= BMM_NT_MIN_K and a.flags.c_contiguous:
+                bt = b.swapaxes(-1, -2)
+                if bt.flags.c_contiguous:  # b is a transposed view: its rows along k as stored
+                    out = np.empty((ba, m, n), a.dtype)
+                    _bmm_nt[a.dtype](ptr(a), ptr(bt), ptr(out), ba, m, n, k, m * k, n * k)
+                    return out
             if work and n >= 8 and (ba == bb or ba == 1 or bb == 1) and max(ba, bb) > 1 and (work <= BMM_MAX_WORK or (
-                    work <= BMM_MAX_TILED and ba == bb and n >= 16 and b.flags.c_contiguous)):
+                    work <= BMM_MAX_TILED and n >= 16 and b.flags.c_contiguous and (
+                        ba == bb or (ba == 1 and k <= BMM_BROADCAST_MAX_K)))):
                 ac, ta = _operand(a)
                 bc, tb = _operand(b)
                 out = np.empty((ba if ba != 1 else bb, m, n), a.dtype)

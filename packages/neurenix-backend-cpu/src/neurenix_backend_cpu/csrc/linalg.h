@@ -95,6 +95,47 @@ static void F(matmul_small)(const T *a, int64_t ai, int64_t ap, const T *b, T *c
             c[i * n + jj] = x;
         }
 }
+
+/* ---- products along k: C (m, n) = A (m, k) @ B^T, B stored (n, k) ------------------------------------------
+ * For few columns n and long rows k (a conv's weight gradient over per-image columns: grad (64, 784) times
+ * columns (9, 784) transposed), where the register tiles above would stream a transposed copy of B a vector
+ * of columns at a time: both operands are read along k as stored, 4 rows of A times 3 rows of B in 12
+ * NR-wide partial sums, each summed across its lanes at the end. */
+static void F(matmul_nt)(const T *a, const T *b, T *c, int64_t m, int64_t n, int64_t k) {
+    int64_t kv = k - k % NR;
+    for (int64_t i0 = 0; i0 < m; i0 += 4)
+        for (int64_t j0 = 0; j0 < n; j0 += 3) {
+            int64_t mi = m - i0 < 4 ? m - i0 : 4, nj = n - j0 < 3 ? n - j0 : 3;
+            const T *ar[4], *br[3];
+            for (int r = 0; r < 4; r++) ar[r] = a + (i0 + (r < mi ? r : 0)) * k; /* rows past the end repeat */
+            for (int r = 0; r < 3; r++) br[r] = b + (j0 + (r < nj ? r : 0)) * k;
+            F(vec) acc[4][3];
+            memset(acc, 0, sizeof acc);
+            for (int64_t p = 0; p < kv; p += NR) {
+                F(vec) u0 = LOADV(F(vec), ar[0] + p), u1 = LOADV(F(vec), ar[1] + p), u2 = LOADV(F(vec), ar[2] + p),
+                       u3 = LOADV(F(vec), ar[3] + p);
+                for (int r = 0; r < 3; r++) {
+                    F(vec) v = LOADV(F(vec), br[r] + p);
+                    acc[0][r] += u0 * v, acc[1][r] += u1 * v, acc[2][r] += u2 * v, acc[3][r] += u3 * v;
+                }
+            }
+            for (int64_t i = 0; i < mi; i++)
+                for (int64_t j = 0; j < nj; j++) {
+                    T s = 0;
+                    for (int l = 0; l < NR; l++) s += acc[i][j][l];
+                    for (int64_t p = kv; p < k; p++) s += ar[i][p] * br[j][p];
+                    c[(i0 + i) * n + j0 + j] = s;
+                }
+        }
+}
+
+void F(bmm_nt)(const void *va, const void *vb, void *vc, int64_t nbatch, int64_t m, int64_t n, int64_t k,
+               int64_t sa, int64_t sb) {
+    const T *A = (const T *)va, *B = (const T *)vb;
+    T *C = (T *)vc;
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (nbatch * m * n * k >= PAR_MIN_MACS)")
+    for (int64_t bi = 0; bi < nbatch; bi++) F(matmul_nt)(A + bi * sa, B + bi * sb, C + bi * m * n, m, n, k);
+}
 #undef LOADV
 #undef STOREV
 

@@ -13,6 +13,70 @@ static inline void F(inside_span)(int64_t ow, int64_t sw, int64_t off, int64_t w
     *hi = b;
 }
 
+/* The output rows y in [lo, hi) of a kernel row whose output row 0 reads input row iy0 (stride 1): the rows
+ * with an input row; the others read padding. */
+static inline void F(rows_inside)(int64_t oh, int64_t iy0, int64_t h, int64_t *lo, int64_t *hi) {
+    *lo = iy0 < 0 ? (-iy0 < oh ? -iy0 : oh) : 0;
+    *hi = h - iy0 < oh ? h - iy0 : oh;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* unfold's row for one kernel element at stride 1 with ow == w (windows as wide as the image, as a 3x3 conv
+ * at padding 1 has): output element y * w + xo reads input element (y + iy0) * w + xo + off, so the rows with
+ * an input row are one contiguous copy; columns outside [lo, hi) then read the neighbouring row, and are
+ * zeroed after. Bitwise the same as the row-by-row loop, with one memcpy instead of one per output row. */
+static void F(unfold_flat)(const T *restrict x, T *restrict o, int64_t h, int64_t w, int64_t oh, int64_t iy0,
+                           int64_t off, int64_t lo, int64_t hi) {
+    int64_t ylo, yhi;
+    F(rows_inside)(oh, iy0, h, &ylo, &yhi);
+    if (hi <= lo || yhi <= ylo) {
+        memset(o, 0, (size_t)(oh * w) * sizeof(T));
+        return;
+    }
+    memset(o, 0, (size_t)(ylo * w + lo) * sizeof(T));
+    int64_t q0 = ylo * w + lo, q1 = (yhi - 1) * w + hi; /* the copied span of o */
+    memcpy(o + q0, x + (ylo + iy0) * w + off + lo, (size_t)(q1 - q0) * sizeof(T));
+    for (int64_t y = ylo; y < yhi; y++) {
+        for (int64_t xo = 0; xo < lo; xo++) o[y * w + xo] = 0;
+        for (int64_t xo = hi; xo < w; xo++) o[y * w + xo] = 0;
+    }
+    memset(o + q1, 0, (size_t)(oh * w - q1) * sizeof(T));
+}
+
+#define FOLD_SAVED 64 /* wrapped elements fold_flat saves on its stack, at most */
+
+/* fold's sum of one kernel element's column into its image plane o, at stride 1 with ow == w (the adjoint of
+ * unfold_flat): one flat add over the rows with an input row. The adds that land on a wrapped column (one
+ * outside [lo, hi), which belongs to no window) are undone by restoring the values saved before, so every
+ * element gets the same adds in the same order as in the row-by-row loop. Returns 0, doing nothing, where
+ * more than FOLD_SAVED elements would need saving. */
+static int F(fold_flat)(const T *restrict col, T *o, int64_t h, int64_t w, int64_t oh, int64_t iy0,
+                        int64_t off, int64_t lo, int64_t hi) {
+    int64_t ylo, yhi;
+    F(rows_inside)(oh, iy0, h, &ylo, &yhi);
+    if (hi <= lo || yhi <= ylo) return 1;
+    int64_t wrapped = w - (hi - lo);
+    if (wrapped * (yhi - ylo) > FOLD_SAVED) return 0;
+    T saved[FOLD_SAVED];
+    int64_t q0 = ylo * w + lo, q1 = (yhi - 1) * w + hi, shift = iy0 * w + off, ns = 0;
+    /* the wrapped elements strictly inside the span: the columns outside [lo, hi) of rows ylo..yhi-1, but for
+     * row ylo's first lo and row yhi-1's last w - hi, which the span leaves out */
+#define FOLD_WRAPPED(action)                                                                                 \
+    for (int64_t y = ylo; y < yhi; y++)                                                                      \
+        for (int64_t xo = 0; xo < wrapped; xo++) {                                                           \
+            int64_t q = y * w + (xo < lo ? xo : hi + xo - lo);                                               \
+            if (q > q0 && q < q1) action;                                                                    \
+        }
+    FOLD_WRAPPED(saved[ns++] = o[q + shift])
+    T *t = o + shift;
+    for (int64_t q = q0; q < q1; q++) t[q] += col[q];
+    ns = 0;
+    FOLD_WRAPPED(o[q + shift] = saved[ns++])
+#undef FOLD_WRAPPED
+    return 1;
+}
+#undef FOLD_SAVED
+
 /* im2col: x (n, c, h, w) -> columns, zero padding: kernel row k = (ci * kh + i) * kw + j of image b holds its
  * oh*ow blocks at cols + b * sb + k * sk. sb = c*kh*kw*oh*ow, sk = oh*ow: unfold's (n, c*kh*kw, oh*ow);
  * sb = oh*ow, sk = n*oh*ow: unfold_batch's (c*kh*kw, n*oh*ow). One output row per (b, ci, i, j). */
@@ -30,6 +94,10 @@ void F(unfold)(const void *vx, void *vo, int64_t sb, int64_t sk, int64_t n, int6
         const T *x = X + (b * c + k / (kh * kw)) * h * w;
         T *o = O + b * sb + k * sk;
         F(inside_span)(ow, sw, off, w, &lo, &hi);
+        if (sh == 1 && sw == 1 && ow == w) { /* "same" windows (a 3x3 conv at padding 1): one flat copy */
+            F(unfold_flat)(x, o, h, w, oh, i * dh - ph, off, lo, hi);
+            continue;
+        }
         for (int64_t y = 0; y < oh; y++, o += ow) {
             int64_t iy = y * sh - ph + i * dh;
             if (iy < 0 || iy >= h) {
@@ -63,6 +131,8 @@ void F(fold)(const void *vc, void *vo, int64_t sb, int64_t sk, int64_t n, int64_
                 const T *col = C + b * sb + ((ci * kh + i) * kw + j) * sk;
                 int64_t off = j * dw - pw, lo, hi;
                 F(inside_span)(ow, sw, off, w, &lo, &hi);
+                if (sh == 1 && sw == 1 && ow == w && F(fold_flat)(col, o, h, w, oh, i * dh - ph, off, lo, hi))
+                    continue;
                 for (int64_t y = 0; y < oh; y++) {
                     int64_t iy = y * sh - ph + i * dh;
                     if (iy < 0 || iy >= h) continue;
@@ -108,9 +178,11 @@ static inline int F(pool_wins)(T v, T av, T best, T abest) {
 
 static void F(max_pool_2x2)(const T *restrict x, T *restrict o, int64_t *restrict idx, int64_t w, int64_t oh,
                             int64_t ow) {
-    T vm[POOL_BLOCK], va[POOL_BLOCK];
+    T vm[POOL_BLOCK];
+    IT va[POOL_BLOCK]; /* indices in integer lanes of T's width: compares and selects keep one width, and the
+                        * widening to int64 is a vector sign extension (AVX2 has no float -> int64 convert) */
     int64_t ew = 2 * ow, rows = ew <= POOL_BLOCK ? POOL_BLOCK / ew : 1; /* ew: the columns windows cover */
-    if (ew > POOL_BLOCK || ow < 4) { /* rows too wide for the block, or so short that the scalar loop wins */
+    if (ew > POOL_BLOCK || ow < 2) { /* rows too wide for the block, or a single window a row */
         for (int64_t y = 0; y < oh; y++)
             for (int64_t xo = 0; xo < ow; xo++) {
                 const T *p = x + 2 * y * w + 2 * xo;
@@ -127,17 +199,19 @@ static void F(max_pool_2x2)(const T *restrict x, T *restrict o, int64_t *restric
         int64_t nr = oh - y0 < rows ? oh - y0 : rows;
         for (int64_t r = 0; r < nr; r++) {
             const T *restrict r0 = x + 2 * (y0 + r) * w, *restrict r1 = r0 + w;
-            T *restrict m = vm + r * ew, *restrict a = va + r * ew;
-            for (int64_t j = 0; j < ew; j++) {
-                int t = F(pool_wins)(r1[j], 2, r0[j], 0);
-                m[j] = t ? r1[j] : r0[j], a[j] = t ? 2 : 0;
+            T *restrict m = vm + r * ew;
+            IT *restrict a = va + r * ew;
+            for (int64_t j = 0; j < ew; j++) { /* pool_wins(r1[j], 2, r0[j], 0): the later index never wins a tie */
+                IT t = (r1[j] > r0[j]) | ((r1[j] != r1[j]) & (r0[j] == r0[j]));
+                m[j] = t ? r1[j] : r0[j], a[j] = t * 2;
             }
         }
         T *restrict ob = o + y0 * ow;
         int64_t *restrict ib = idx + y0 * ow;
-        for (int64_t k = 0; k < nr * ow; k++) {
-            T l = vm[2 * k], rv = vm[2 * k + 1], al = va[2 * k], ar = va[2 * k + 1] + 1;
-            int t = F(pool_wins)(rv, ar, l, al);
+        for (int64_t k = 0; k < nr * ow; k++) { /* pool_wins(rv, ar, l, al), with bitwise operators */
+            T l = vm[2 * k], rv = vm[2 * k + 1];
+            IT al = va[2 * k], ar = va[2 * k + 1] + 1;
+            IT t = (rv > l) | ((rv != rv) & (l == l)) | (((rv == l) | ((rv != rv) & (l != l))) & (ar < al));
             ob[k] = t ? rv : l, ib[k] = (int64_t)(t ? ar : al);
         }
     }
