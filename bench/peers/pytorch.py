@@ -98,9 +98,10 @@ def build_loop(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
     return Runner(maml_step if w.kind == "maml" else reptile_step, lambda: _state(params, out))
 
 
-def build_vmap(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
+def build_vmap(w: Workload, d: Data, weights: dict[str, np.ndarray], compiled: bool = False) -> Runner:
     """MAML with ``torch.func``: the inner gradient by ``grad``, all tasks at once by ``vmap``, the meta-gradient
-    by ordinary autograd through both (they compose)."""
+    by ordinary autograd through both (they compose). ``compiled``: the meta-objective under ``torch.compile``
+    (where it cannot take a step, the first step raises and the benchmark records why)."""
     if w.kind != "maml":
         raise ValueError(f"{w.name}: torch.func is benchmarked for MAML only")
     params, arrays = _setup(w, d, weights)
@@ -115,34 +116,10 @@ def build_vmap(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
 
     batched = torch.func.vmap(task_loss, in_dims=(None, 0, 0, 0, 0))
 
-    def step() -> float:
-        opt.zero_grad()
-        total = batched(params, *arrays).sum()
-        total.backward()
-        opt.step()
-        out["loss"] = total.item() / w.tasks
-        return out["loss"]
+    def objective(p, *a):
+        return batched(p, *a).sum()
 
-    return Runner(step, lambda: _state(params, out))
-
-
-def build_compiled(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
-    """``build_vmap``'s meta-objective under ``torch.compile`` (the meta-gradient by autograd through the compiled
-    graph). Second order needs the inner gradient's own backward inside the graph: where torch.compile cannot
-    (double backward), the first step raises and the benchmark records why."""
-    if w.kind != "maml":
-        raise ValueError(f"{w.name}: torch.compile is benchmarked for MAML only")
-    params, arrays = _setup(w, d, weights)
-    opt = torch.optim.Adam(params.values(), lr=w.meta_lr)
-    out = {}
-
-    def grad_fn(fast, sx, sy):
-        return torch.func.grad(lambda f: loss(w, forward(w, f, sx), sy))(fast)
-
-    def task_loss(p, sx, sy, qx, qy):
-        return loss(w, forward(w, adapt(w, p, sx, sy, grad_fn), qx), qy)
-
-    objective = torch.compile(lambda p, *a: torch.func.vmap(task_loss, in_dims=(None, 0, 0, 0, 0))(p, *a).sum())
+    objective = torch.compile(objective) if compiled else objective
 
     def step() -> float:
         opt.zero_grad()
@@ -153,6 +130,11 @@ def build_compiled(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runn
         return out["loss"]
 
     return Runner(step, lambda: _state(params, out))
+
+
+def build_compiled(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
+    """``build_vmap``'s meta-objective under ``torch.compile``."""
+    return build_vmap(w, d, weights, compiled=True)
 
 
 def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple) -> Runner:

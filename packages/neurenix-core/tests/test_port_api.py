@@ -61,6 +61,9 @@ def test_random_functions():
     assert nx.normal(0.0, 1.0, (2, 3)).shape == (2, 3)
     p = nx.tensor([0.0, 1.0, 0.0, 1.0])
     assert nx.bernoulli(p).tolist() == [0, 1, 0, 1]
+    for bad in ([0.5, float("nan")], [1.5], [-0.1]):
+        with pytest.raises(ValueError, match="bernoulli: probabilities must be in"):
+            nx.bernoulli(nx.tensor(bad))
     draws = nx.multinomial(nx.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]), 2)
     assert draws.shape == (2, 2) and sorted(draws[0].tolist()) == [1, 2] and sorted(draws[1].tolist()) == [0, 2]
     with pytest.raises(ValueError, match="multinomial"):

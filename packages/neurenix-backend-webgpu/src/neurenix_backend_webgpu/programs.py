@@ -30,41 +30,12 @@ from collections import Counter
 
 import numpy as np
 
-from neurenix.capture.program import Const, Program, Value
+from neurenix.capture.program import Const, Program, Value, bind, fill, values
 
 from .runtime import Runtime, WebGPUBuffer
 
 # roles of GPU buffers (keyed by id while planning)
 INPUT, FIXED, STEP, OWN = "input", "fixed", "step", "own"
-
-
-def _each(tree, kind):
-    """The items of type ``kind`` in an argument or result structure."""
-    if isinstance(tree, kind):
-        yield tree
-    elif type(tree) in (tuple, list):
-        for x in tree:
-            yield from _each(x, kind)
-
-
-def _fill(tree, lookup):
-    """``tree`` with each Value replaced by ``lookup(value)`` and each Const by its buffer."""
-    if isinstance(tree, Value):
-        return lookup(tree)
-    if isinstance(tree, Const):
-        return tree.buffer
-    if type(tree) in (tuple, list) and any(True for _ in _each(tree, (Value, Const))):
-        return type(tree)(_fill(x, lookup) for x in tree)
-    return tree
-
-
-def _bind(out, result, env: dict) -> None:
-    """Store an instruction's ``result`` under the Values of its ``out`` structure."""
-    if isinstance(out, Value):
-        env[out.index] = result
-    elif type(out) in (tuple, list):
-        for o, r in zip(out, result):
-            _bind(o, r, env)
 
 
 class ProgramRunner:
@@ -92,7 +63,7 @@ class ProgramRunner:
         env = {v.index: b for v, b in zip(program.inputs, inputs)}
         watched: list = []  # per instruction: its dispatches, or None if it runs at every call
         for ins in program.instructions:
-            args = _fill(ins.args, lambda v: env[v.index])
+            args = fill(ins.args, lambda v: env[v.index])
             if ins.host:
                 result, items = ins.fn(*args), None
             else:
@@ -101,9 +72,9 @@ class ProgramRunner:
                     result = ins.fn(*args)
                 if (rt.stats["host_waits"], rt.stats["uploads"]) != before:
                     items = None  # it read the device or uploaded host data: its dispatches may differ next time
-            _bind(ins.out, result, env)
+            bind(ins.out, result, env)
             watched.append(items)
-        outputs = [_fill(o, lambda v: env[v.index]) for o in program.outputs]
+        outputs = [fill(o, lambda v: env[v.index]) for o in program.outputs]
         self.plan = _Plan(rt, program, env, watched, self.info)
         return outputs
 
@@ -141,7 +112,7 @@ class _Plan:
                 self._role(env[v.index].gpu, INPUT, pos)
         self._role(self.rt.status, FIXED, self.rt.status)
         for ins in self.program.instructions:
-            for c in _each(ins.args, Const):
+            for c in values(ins.args, Const):
                 if isinstance(c.buffer, WebGPUBuffer):
                     self._role(c.buffer.gpu, FIXED, c.buffer.gpu)
 
@@ -165,7 +136,7 @@ class _Plan:
                 for item in items:
                     self._role(item[3][0], OWN)
                     segment.dispatch(item)
-                for v in _each(ins.out, Value):  # results made without a dispatch (empty): the runner's too
+                for v in values(ins.out, Value):  # results made without a dispatch (empty): the runner's too
                     if isinstance(env[v.index], WebGPUBuffer):
                         self._role(env[v.index].gpu, OWN)
                 continue
@@ -173,10 +144,10 @@ class _Plan:
             self.info["fallbacks"] += not ins.host
             # a step may keep what it reads past the call (a queued bounds check reads it at the next
             # synchronisation): it reads copies, not the runner's buffers, which the next call overwrites
-            self._copy_out(segment, list(_each(ins.args, Value)), env)
+            self._copy_out(segment, list(values(ins.args, Value)), env)
             self.steps += [segment, ins]
             segment = _Segment(self)
-            for v in _each(ins.out, Value):
+            for v in values(ins.out, Value):
                 self.copied_out.add(v.index)
                 if isinstance(env[v.index], WebGPUBuffer):
                     self._role(env[v.index].gpu, STEP, v.index)
@@ -207,7 +178,7 @@ class _Plan:
     def _plan_views(self, env: dict) -> None:
         """Where the other Values that steps and outputs read live during a replay: over an input's, a step
         result's or a constant's memory (reshapes of them)."""
-        wanted = {v.index for ins in self.steps if not isinstance(ins, _Segment) for v in _each(ins.args, Value)}
+        wanted = {v.index for ins in self.steps if not isinstance(ins, _Segment) for v in values(ins.args, Value)}
         wanted |= {o.index for o in self.program.outputs if isinstance(o, Value)}
         self.views = {}
         for i in wanted - self.copied_out:
@@ -251,8 +222,8 @@ class _Plan:
                 if step.busy:
                     step.enqueue(inputs, env)
             else:
-                _bind(step.out, step.fn(*_fill(step.args, lambda v: self.value(v, inputs, env))), env)
-        return [_fill(o, lambda v: self.value(v, inputs, env)) for o in self.program.outputs]
+                bind(step.out, step.fn(*fill(step.args, lambda v: self.value(v, inputs, env))), env)
+        return [fill(o, lambda v: self.value(v, inputs, env)) for o in self.program.outputs]
 
 
 class _Segment:

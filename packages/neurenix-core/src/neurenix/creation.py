@@ -193,6 +193,11 @@ def bernoulli(p: Tensor) -> Tensor:
     """1 with probability ``p`` (a float tensor of probabilities in [0, 1]), else 0; ``p``'s dtype. Not
     differentiable."""
     _float_tensor(p, "bernoulli")
+    values = p.detach().numpy()  # (as multinomial: a probability outside [0, 1], or NaN, would draw nonsense)
+    if values.size and not ((values >= 0) & (values <= 1)).all():
+        nan = int(np.isnan(values).sum())
+        raise ValueError(f"bernoulli: probabilities must be in [0, 1]; got {nan} NaN and "
+                         f"{int(((values < 0) | (values > 1)).sum())} outside [0, 1]")
     return (rand(p.shape, dtype=p.dtype, device=p.device) < p.detach()).to(p.dtype)
 
 

@@ -235,6 +235,13 @@ def test_floor_divide_and_remainder_match_python(a, b):
     assert (x // y).dtype == x.dtype
 
 
+@pytest.mark.parametrize("divisor", [0, nx.tensor([2, 0])], ids=["scalar", "tensor"])
+def test_integer_division_by_zero_raises(divisor):
+    for op in (lambda: nx.tensor([7, 1]) // divisor, lambda: nx.tensor([7, 1]) % divisor):
+        with pytest.raises(RuntimeError, match="division by zero"):
+            op()
+
+
 def test_remainder_is_differentiable():
     _grads(lambda x: x % 0.7, np.array([0.1, 1.3, -0.4, 2.2]))
 

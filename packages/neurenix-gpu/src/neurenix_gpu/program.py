@@ -161,7 +161,7 @@ class ProgramRunner:
             return self._first(inputs)
 
     def _first(self, inputs: list) -> list:
-        buffers = [*inputs, *(c.buffer for ins in self.program.instructions for c in _consts(ins.args))]
+        buffers = [*inputs, *(c.buffer for ins in self.program.instructions for c in values(ins.args, Const))]
         devices = {id(b.device): b.device for b in buffers if type(b) is GpuBuffer}
         if len(devices) != 1:
             self.fallback = replay(self.program)
@@ -243,7 +243,7 @@ class _Planner:
         self.held: dict[int, tuple] = {}    # slot -> (shape, dtype, where) of a planned kernel's result
         self.in_slots: set[int] = set()     # slots holding a buffer at a call (inputs, calls' results, buffers)
         self.keep: list = []                # all the first call made: no address is reused while planning
-        self.consts = {c.buffer.ptr: c.buffer.mem for ins in program.instructions for c in _consts(ins.args)
+        self.consts = {c.buffer.ptr: c.buffer.mem for ins in program.instructions for c in values(ins.args, Const)
                        if type(c.buffer) is GpuBuffer}
 
     def run(self, inputs: list, recorder: Recorder) -> list:
@@ -424,14 +424,6 @@ class _Planner:
             return (BUFFER, k, shape, dtype, SLOT if where[0] == "slot" else HELD, where[1])
         _, ins, outs = step
         return (CALL, ins, tuple((k, self.sources[k]) for k in outs if k in self.sources))
-
-
-def _consts(tree) -> list[Const]:
-    if isinstance(tree, Const):
-        return [tree]
-    if type(tree) in (tuple, list):
-        return [c for x in tree for c in _consts(x)]
-    return []
 
 
 def _resolve(tree, slots: list):

@@ -91,13 +91,34 @@ class Program:
         return "\n".join(lines)
 
 
-def values(tree) -> list[Value]:
-    """The Values in an argument or result structure."""
-    if isinstance(tree, Value):
+def values(tree, kind: type = Value) -> list:
+    """The Values (or the items of ``kind``: ``Const``) in an argument or result structure."""
+    if isinstance(tree, kind):
         return [tree]
     if type(tree) in (tuple, list):
-        return [v for x in tree for v in values(x)]
+        return [v for x in tree for v in values(x, kind)]
     return []
+
+
+def fill(tree, lookup: Callable):
+    """An argument structure with each Value replaced by ``lookup(value)`` and each Const by its buffer: the
+    arguments to call an instruction's ``fn`` with (for runners that call some instructions as they are)."""
+    if isinstance(tree, Value):
+        return lookup(tree)
+    if isinstance(tree, Const):
+        return tree.buffer
+    if type(tree) in (tuple, list):
+        return type(tree)(fill(x, lookup) for x in tree)
+    return tree
+
+
+def bind(out, result, env: dict) -> None:
+    """Store an instruction's ``result`` in ``env`` (Value index -> buffer) under the Values of its ``out``."""
+    if isinstance(out, Value):
+        env[out.index] = result
+    elif type(out) in (tuple, list):
+        for o, r in zip(out, result):
+            bind(o, r, env)
 
 
 def replay(program: Program) -> Callable[[list], list]:
@@ -129,11 +150,12 @@ def interpret(program: Program) -> Callable[[list], list]:
 
     def run(inputs: list) -> list:
         env = dict(zip(inputs_at, inputs))
+        lookup = lambda v: env[v.index]  # noqa: E731
         for fn, args, out, freed in steps:
-            _bind(out, fn(*_fill(args, env)), env)
+            bind(out, fn(*fill(args, lookup)), env)
             for slot in freed:
                 env.pop(slot, None)
-        return [_fill(v, env) for v in program.outputs]
+        return [fill(v, lookup) for v in program.outputs]
     return run
 
 
@@ -149,24 +171,6 @@ def warming(program: Program, interpreted: int = 2) -> Callable[[list], list]:
             run[0] = replay(program)
         return run[0](inputs)
     return warm
-
-
-def _fill(tree, env: dict):
-    if isinstance(tree, Value):
-        return env[tree.index]
-    if isinstance(tree, Const):
-        return tree.buffer
-    if type(tree) in (tuple, list):
-        return type(tree)(_fill(x, env) for x in tree)
-    return tree
-
-
-def _bind(out, result, env: dict) -> None:
-    if isinstance(out, Value):
-        env[out.index] = result
-    elif type(out) in (tuple, list):
-        for o, r in zip(out, result):
-            _bind(o, r, env)
 
 
 def _freed(program: Program) -> dict[int, list[int]]:

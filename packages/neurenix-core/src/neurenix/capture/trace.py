@@ -21,7 +21,7 @@ from .. import caches
 from ..backend.kernels import KERNELS
 from ..device import Device
 from . import recording
-from .program import Const, Instruction, Program, Value
+from .program import Const, Instruction, Program, Value, values
 
 _LITERALS = (int, float, bool, str, bytes, type(None), slice, np.dtype)
 _one_at_a_time = threading.Lock()  # the tables are swapped process-wide: one trace at a time
@@ -101,7 +101,7 @@ class Tracer:
             self.paused = False
         if self.reason is not None:
             return out
-        if host or _reads_values(template):
+        if host or values(template):
             self.instructions.append(Instruction(name, fn, template, self._results(out, host), host, device_type))
         else:
             self._constants(out)
@@ -208,12 +208,6 @@ class Tracer:
                 self._constants(e)
         elif out is not None and hasattr(out, "shape"):
             self.constant(out)
-
-
-def _reads_values(template) -> bool:
-    if isinstance(template, Value):
-        return True
-    return type(template) in (tuple, list) and any(_reads_values(e) for e in template)
 
 
 class RecordingTable:

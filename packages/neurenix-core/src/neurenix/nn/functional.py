@@ -435,7 +435,10 @@ def _index_targets(input: Tensor, target: Tensor, ignore_index: int) -> tuple:
     counted = target != ignore_index
     _check_class_indices(where(counted, target, 0), c, "cross_entropy")
     classes = _class_range(c, input.device).reshape((1, c) + (1,) * (input.ndim - 2))
-    return ((target.unsqueeze(1) == classes) & counted.unsqueeze(1)).to(input.dtype), counted
+    one_hot = target.unsqueeze(1) == classes
+    if 0 <= ignore_index < c:  # (else an ignored target, outside 0..c-1, matches no class: its row is zeros)
+        one_hot = one_hot & counted.unsqueeze(1)
+    return one_hot.to(input.dtype), counted
 
 
 def _same_shape(input: Tensor, target: Tensor, op: str, reduction: str) -> None:

@@ -149,6 +149,20 @@ def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
         raise
 
 
+def along_key(index: Tensor, d: int, device) -> tuple:
+    """The advanced-indexing key that reads ``x[i][index[i][j]][k]`` for every position of ``index`` (``index``
+    along dim ``d``, aranges along the others): what gather reads and scatter writes."""
+    key = []
+    for axis, n in enumerate(index.shape):
+        if axis == d:
+            key.append(index)
+        else:
+            shape = [1] * index.ndim
+            shape[axis] = n
+            key.append(Tensor(np.arange(n).reshape(shape), device=device))
+    return tuple(key)
+
+
 def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     """``out[i][j] = x[i][index[i][j]]`` along ``dim`` (PyTorch's gather), via integer-array indexing."""
     d = normalize_dim(dim, x.ndim, "gather")
@@ -163,16 +177,8 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     checks = x._device.checks
     mark = len(checks)
     check_indices(index._data, x._device, 0, x.shape[d], f"gather along dim {d} of size {x.shape[d]}")
-    key = []
-    for axis, n in enumerate(index.shape):
-        if axis == d:
-            key.append(index)
-        else:
-            shape = [1] * index.ndim
-            shape[axis] = n
-            key.append(Tensor(np.arange(n).reshape(shape), device=x._device))
     try:
-        return getitem(x, tuple(key))
+        return getitem(x, along_key(index, d, x._device))
     except IndexError:  # reported by the kernel itself (see getitem)
         del checks[mark:]
         raise

@@ -56,6 +56,7 @@ def _int_floor_divide(a, b) -> Tensor:
     """Exact int64 floor division from float32 steps: a first quotient, refined on its exact int64 remainder
     (each round shrinks the error 2**23-fold), then a last +-1 correction so that ``a - q * b`` lies between 0
     and ``b``."""
+    _no_zero_divisor(b)
     if not isinstance(a, Tensor):
         a = b * 0 + a  # a number over a tensor: the number broadcast, int64
     q = _float_quotient(a, b)
@@ -66,6 +67,15 @@ def _int_floor_divide(a, b) -> Tensor:
     q = q - ((r != 0) & ((r < 0) != negative_b)).to(_dt.int64)  # r of the wrong sign: q one too large
     r, size = a - q * b, abs(b) if isinstance(b, Tensor) else -b if b < 0 else b
     return q + ((r != 0) & ((r < 0) == negative_b) & (abs(r) >= size)).to(_dt.int64)  # q one too small
+
+
+def _no_zero_divisor(b) -> None:
+    """Integer division by zero raises, as in Python and PyTorch (its float steps would give garbage). A
+    divisor tensor is read on the host (a synchronisation, and an eager call in a compiled function)."""
+    zero = (b == 0).any().item() if isinstance(b, Tensor) else b == 0
+    if zero:
+        raise RuntimeError("floor_divide: integer division by zero (ZeroDivisionError in Python; divide floats, or "
+                           "keep zeros out of the divisor)")
 
 
 def _sign_of(b):

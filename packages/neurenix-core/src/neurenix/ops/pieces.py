@@ -11,7 +11,7 @@ from ..tensor import tensor
 from ._operands import Tensor, as_scalar, normalize_dim, not_a_tensor
 from .bounds import check as check_indices
 from .elementwise import where
-from .indexing import getitem, index_put
+from .indexing import along_key, getitem, index_put
 from .linalg import matmul
 from .shape import expand, reshape, transpose
 
@@ -62,15 +62,7 @@ def _scatter_key(x: Tensor, dim: int, index: Tensor, op: str) -> tuple:
     if any(n > x.shape[a] for a, n in enumerate(index.shape) if a != d):
         raise ShapeError(f"{op}: index of shape {index.shape} is larger than self {x.shape} outside dim {d}")
     check_indices(index._data, x._device, 0, x.shape[d], f"{op} along dim {d} of size {x.shape[d]}")
-    key = []
-    for axis, n in enumerate(index.shape):
-        if axis == d:
-            key.append(index)
-        else:
-            shape = [1] * index.ndim
-            shape[axis] = n
-            key.append(Tensor(np.arange(n).reshape(shape), device=x._device))
-    return tuple(key)
+    return along_key(index, d, x._device)
 
 
 def _source(src, index: Tensor, x: Tensor, op: str):

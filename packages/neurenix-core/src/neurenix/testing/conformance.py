@@ -331,7 +331,9 @@ def _replayed(fn, first: list, second: list):
         out = compiled(*second)
     for w in caught:
         assert "reads a value computed" in str(w.message), f"unexpected fallback to eager: {w.message}"
-    return out, compiled.stats["replays"] == 1
+    replayed = compiled.stats["replays"] == 1
+    assert replayed or caught, f"neither replayed nor said why not: {compiled.stats}"  # (else eager vs eager)
+    return out, replayed
 
 
 def _close(got, want, name: str) -> None:
