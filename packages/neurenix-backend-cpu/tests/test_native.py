@@ -50,3 +50,53 @@ def test_freed_memory_is_kept_unless_the_user_tunes_malloc(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     native.keep_freed_memory()
     assert calls == [native.KEEP_FREED_BYTES]
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_blas_jobs_run_each_once_at_the_same_time(jobs):
+    """nx_blas_threads, through which NumPy's OpenBLAS runs its parallel jobs: job i gets its own slot of the
+    job array and OpenBLAS's argument, and all jobs of a call run at once (OpenBLAS's jobs wait on each other:
+    here each waits until every job has started, which never ends if they ran in turn)."""
+    ffi, size = native.ffi, 16
+    data = ffi.new(f"char[{jobs * size}]")
+    started, seen = threading.Barrier(jobs, timeout=10), []
+
+    @ffi.callback("void(int, void *, int)")
+    def job(i, slot, arg):
+        started.wait()  # (broken after 10 s if the jobs ran in turn: then nothing is recorded)
+        seen.append((i, int(ffi.cast("uintptr_t", slot)) - int(ffi.cast("uintptr_t", data)), arg))
+
+    native.lib.nx_blas_threads(1, job, jobs, size, data, 7)
+    assert sorted(seen) == [(i, i * size, 7) for i in range(jobs)]
+
+
+def test_numpy_blas_runs_on_our_threads_and_stays_exact():
+    import numpy as np
+
+    from neurenix.backend import threads
+
+    if threads.blas_backend() != "openblas" or not native.lib.nx_has_openmp():
+        pytest.skip("NumPy's BLAS is not OpenBLAS, or the kernels were built without OpenMP")
+    if threads.BLAS.pool != "neurenix-backend-cpu's OpenMP threads":
+        pytest.skip(f"this OpenBLAS takes no threads callback (0.3.27+ does): its pool is {threads.BLAS.pool}")
+    before = nx.get_num_threads()
+    a, b = np.random.default_rng(0).random((2, 300, 300))
+    try:
+        nx.set_num_threads(2)
+        np.testing.assert_allclose(a @ b, np.einsum("ij,jk->ik", a, b), rtol=1e-12)
+    finally:
+        nx.set_num_threads(before)
+
+
+def test_blas_jobs_get_threads_of_their_own_when_openmp_gives_too_few():
+    """Capped at one OpenMP thread (OMP_THREAD_LIMIT=1), the jobs still all run at once, on pthreads."""
+    import subprocess
+    import sys
+
+    code = ("import threading; from neurenix_backend_cpu import native; ffi = native.ffi; seen = []; "
+            "b = threading.Barrier(3, timeout=10); data = ffi.new('char[48]')\n"
+            "@ffi.callback('void(int, void *, int)')\ndef job(i, slot, arg): b.wait(); seen.append(i)\n"
+            "native.lib.nx_blas_threads(1, job, 3, 16, data, 0); print(sorted(seen))")
+    env = {**__import__("os").environ, "OMP_THREAD_LIMIT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[0, 1, 2]", out.stderr

@@ -72,6 +72,8 @@ FAMILIES = {
 }
 CDEF = "\n".join(["void nx_set_num_threads(int n);", "int nx_get_num_threads(void);", "int nx_has_openmp(void);",
                   "int nx_keep_freed_memory(int64_t bytes);",
+                  "void nx_blas_threads(int sync, void (*run)(int, void *, int), int numjobs, size_t size, "
+                  "void *jobs, int arg);",
                   *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for lines in FAMILIES.values()
                     for line in lines)])
 

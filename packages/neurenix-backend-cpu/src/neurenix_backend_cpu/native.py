@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from neurenix.backend import reference
+from neurenix.backend import threads as host_threads
 
 # OpenMP's idle threads must sleep, not spin: NumPy's BLAS runs its own threads between our kernels, and
 # spinning workers steal its cores (measured: Conv-4 on 2 threads took 460 ms spinning, 167 ms sleeping).
@@ -77,3 +78,15 @@ def keep_freed_memory() -> bool:
 
 
 keep_freed_memory()
+
+
+def share_blas_pool() -> bool:
+    """Run NumPy's OpenBLAS jobs on our OpenMP threads (``nx_blas_threads``): one pool that sleeps when idle,
+    instead of two that fight for the cores. Off with NEURENIX_CPU_SHARE_BLAS_POOL=0."""
+    if lib is None or not lib.nx_has_openmp() or os.environ.get("NEURENIX_CPU_SHARE_BLAS_POOL") == "0":
+        return False
+    address = int(ffi.cast("uintptr_t", ffi.addressof(lib, "nx_blas_threads")))
+    return host_threads.BLAS.share_pool(address, "neurenix-backend-cpu's OpenMP threads")
+
+
+share_blas_pool()

@@ -45,7 +45,7 @@ def _following_load(fn):
 #: kernels every training step runs a few times: where the thread count looks at the load
 FOLLOWING_LOAD = ("batch_norm", "batch_norm_backward", "softmax", "log_softmax", "cross_entropy", "adam_step",
                   "sgd_step")
-if threads.GOVERNOR.follow:  # (opt-in, NEURENIX_THREADS_FOLLOW_LOAD=1: otherwise no extra call on these kernels)
+if threads.GOVERNOR.follow:  # (NEURENIX_THREADS_FOLLOW_LOAD=0 turns it off: then no extra call on these kernels)
     KERNELS |= {name: _following_load(KERNELS[name]) for name in FOLLOWING_LOAD}
 
 

@@ -346,8 +346,8 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The number of threads host kernels (and BLAS) may use now: what ``set_num_threads`` set, else
-    ``NEURENIX_NUM_THREADS`` or ``OMP_NUM_THREADS``, else ``min(affinity, cgroup CPU quota)`` (with
-    ``NEURENIX_THREADS_FOLLOW_LOAD=1``, lowered while other processes keep the CPUs busy)."""
+    ``NEURENIX_NUM_THREADS`` or ``OMP_NUM_THREADS``, else ``min(affinity, cgroup CPU quota)``, lowered while
+    other processes keep the CPUs busy (unless ``NEURENIX_THREADS_FOLLOW_LOAD=0``)."""
     if REGISTRY.num_threads is not None:
         return REGISTRY.num_threads
     env = threads.env_num_threads()

@@ -1,8 +1,8 @@
 """One thread budget for the host: our kernels' threads (OpenMP in neurenix-backend-cpu) and NumPy's BLAS.
 
 The default count is ``min(affinity, cgroup CPU quota)`` (:func:`cpu_budget`); ``OMP_NUM_THREADS`` or
-``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. With
-``NEURENIX_THREADS_FOLLOW_LOAD=1`` the default count also follows contention (:class:`Governor`): at most every
+``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. Unless one of those fixes it (or
+``NEURENIX_THREADS_FOLLOW_LOAD=0``), the default count also follows contention (:class:`Governor`): at most every
 :data:`INTERVAL` seconds, from the host kernels of the CPU backend, it counts the runnable threads of other
 processes (``/proc/loadavg``) and gives itself only the CPUs they leave, so beside one CPU-bound process on
 two cores it runs on one thread instead of losing to it.
@@ -150,6 +150,9 @@ _OPENBLAS_SET = ("openblas_set_num_threads", "openblas_set_num_threads64_", "sci
                  "scipy_openblas_set_num_threads")
 
 
+_OPENBLAS_CALLBACK = tuple(n.replace("set_num_threads", "set_threads_callback_function") for n in _OPENBLAS_SET)
+
+
 class Blas:
     """NumPy's BLAS thread count: OpenBLAS by a direct call, else threadpoolctl, else nothing."""
 
@@ -157,6 +160,8 @@ class Blas:
         self._found = False
         self.backend: str | None = None  # "openblas", "threadpoolctl" or None
         self._set = self._get = None
+        self._openblas = None  # the OpenBLAS library NumPy loaded, where found
+        self.pool: str = "its own"  # who runs OpenBLAS's parallel jobs (see share_pool)
 
     def _find(self) -> None:
         if self._found:
@@ -175,7 +180,7 @@ class Blas:
                     self._set.argtypes, self._set.restype = [ctypes.c_int], None
                     self._get = getattr(lib, name.replace("set_num", "get_num"))
                     self._get.argtypes, self._get.restype = [], ctypes.c_int
-                    self.backend = "openblas"
+                    self.backend, self._openblas = "openblas", lib
                     return
         try:
             import threadpoolctl
@@ -207,6 +212,20 @@ class Blas:
         self._find()
         return self._get() if self._get is not None else None
 
+    def share_pool(self, callback: int, owner: str) -> bool:
+        """Have OpenBLAS run its parallel jobs through ``callback`` (the address of a C function of OpenBLAS's
+        ``openblas_threads_callback`` type) instead of its own spinning workers, so that a backend's thread pool
+        is the only one (OpenBLAS 0.3.27+); ``owner`` names it for :attr:`pool`. False where the BLAS cannot."""
+        self._find()
+        setter = next((getattr(self._openblas, n) for n in _OPENBLAS_CALLBACK
+                       if self._openblas is not None and hasattr(self._openblas, n)), None)
+        if setter is None:
+            return False
+        setter.argtypes, setter.restype = [ctypes.c_void_p], None
+        setter(callback)
+        self.pool = owner
+        return True
+
 
 BLAS = Blas()
 
@@ -224,9 +243,11 @@ class Governor:
     def __init__(self):
         self.budget: int | None = None
         self.current: int | None = None
-        # opt-in: a count that changes mid-run changes how work is split between threads, and with it timings
-        # (and, in a BLAS, possibly the last bits of results) from one run to the next
-        self.follow = os.environ.get("NEURENIX_THREADS_FOLLOW_LOAD", "0") == "1"
+        # on by default, as MKL_DYNAMIC is: the OpenMP kernels and OpenBLAS split work statically, so beside one
+        # CPU-bound process on two cores a step on two threads waits for the one that shares its core (1.3-1.4x
+        # the one-thread time, bench/threads.py). Our kernels' results do not depend on the count (each output
+        # is summed by one thread); off with NEURENIX_THREADS_FOLLOW_LOAD=0 for timings that must not move
+        self.follow = os.environ.get("NEURENIX_THREADS_FOLLOW_LOAD", "1") != "0"
         self.apply = None  # set by the registry: callable(n)
         self._next = 0.0
         self._seen: list[int] = []
