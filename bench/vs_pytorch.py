@@ -30,7 +30,8 @@ from peers.workloads import WORKLOADS, Workload, data, initial_weights  # noqa: 
 
 # peer name -> builder (module, function); which peers each workload runs against
 BUILDERS = {"neurenix": ("ours", "build"), "pytorch loop": ("pytorch", "build_loop"),
-            "torch.func vmap": ("pytorch", "build_vmap"), "torch.compile": ("pytorch", "build_compiled")}
+            "torch.func vmap": ("pytorch", "build_vmap"), "torch.compile": ("pytorch", "build_compiled"),
+            "pytorch modules": ("pytorch", "build_modules")}
 # goals of issue 7: ratio neurenix / peer at most this (time); memory and import below
 # (issue 19, the captured meta-step: 0.25 of vmap and 0.03 of the loop on the sine workloads; torch.compile is
 # recorded beside them)
@@ -47,6 +48,8 @@ def peers(w: Workload) -> list[str]:
     training mode gives a second-order meta-gradient that disagrees with the loop's (pytorch/functorch#534)."""
     if w.kind == "maml" and w.model == "mlp":
         return ["pytorch loop", "torch.func vmap", "torch.compile"]
+    if w.kind.startswith("protonet"):  # the functional loop, and nn modules with BatchNorm's running statistics
+        return ["pytorch loop", "pytorch modules"]
     return ["pytorch loop"]
 
 

@@ -137,8 +137,10 @@ def build_compiled(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runn
     return build_vmap(w, d, weights, compiled=True)
 
 
-def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple) -> Runner:
+def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple, embed=None) -> Runner:
+    """A ProtoNets episode; ``embed(x)`` runs the network (default: ``forward`` at ``params``)."""
     sx, sy, qx, qy = task
+    embed = embed or (lambda x: forward(w, params, x))
     one_hot = F.one_hot(sy, w.ways).to(torch.float32)
     counts = one_hot.sum(0)[:, None]
     out = {}
@@ -150,7 +152,7 @@ def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple) -> Runn
     if w.kind == "protonet_infer":
         def infer() -> np.ndarray:
             with torch.no_grad():  # support and query embedded apart, as a classifier for a new task does
-                out["logits"] = logits(forward(w, params, sx), forward(w, params, qx))
+                out["logits"] = logits(embed(sx), embed(qx))
                 return out["logits"].argmax(-1).numpy()
         return Runner(infer, lambda: {"logits": out["logits"].numpy()})
 
@@ -159,7 +161,7 @@ def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple) -> Runn
 
     def train() -> float:
         opt.zero_grad()
-        emb = forward(w, params, rows)
+        emb = embed(rows)
         q = F.cross_entropy(logits(emb[:len(sx)], emb[len(sx):]), qy)
         q.backward()
         opt.step()
@@ -167,3 +169,24 @@ def _protonet(w: Workload, params: dict[str, torch.Tensor], task: tuple) -> Runn
         return out["loss"]
 
     return Runner(train, lambda: _state(params, out))
+
+
+def build_modules(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
+    """A ProtoNets episode as a PyTorch user usually writes it: an ``nn.Sequential`` Conv-4 whose BatchNorm
+    layers track running statistics (the default), called as a module. The functional peer (``build_loop``)
+    skips the running statistics and the modules' call overhead: the faster of the two PyTorch setups."""
+    if not w.kind.startswith("protonet"):
+        raise ValueError(f"build_modules: ProtoNets workloads only, not {w.kind!r}")
+    layers, c = [], 1
+    for _ in range(4):
+        layers += [torch.nn.Conv2d(c, w.channels, 3, padding=1), torch.nn.BatchNorm2d(w.channels), torch.nn.ReLU(),
+                   torch.nn.MaxPool2d(2)]
+        c = w.channels
+    net = torch.nn.Sequential(*layers, torch.nn.Flatten())
+    with torch.no_grad():
+        for n, p in net.named_parameters():
+            p.copy_(torch.from_numpy(weights[n]))
+    params = dict(net.named_parameters())
+    sx, sy, qx, qy = (torch.from_numpy(np.ascontiguousarray(a[0])) for a in (d.support_x, d.support_y, d.query_x,
+                                                                            d.query_y))
+    return _protonet(w, params, (sx, sy, qx, qy), lambda x: net(x))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from neurenix.backend import numpy_backend
+from neurenix.backend import compositions, numpy_backend
 from neurenix.backend.compositions import DEFAULTS
 from neurenix.nn import functional as F
 from neurenix.ops import fold_batch, unfold_batch
@@ -89,43 +89,45 @@ def test_fold_batch_checks_its_input():
         fold_batch(nx.zeros(9, 7), (4, 4), 3, padding=1)  # 7 columns are no whole number of 16-block images
 
 
-# conv2d: (tasks, 0 for one 4-D weight), kernel, stride, padding, dilation, bias
-CONVS = [(0, 3, 1, 1, 1, True), (0, (2, 3), (2, 1), (1, 0), (1, 2), False), (1, 3, 1, 1, 1, True),
-         (2, 2, 2, 1, 1, True)]
+# conv2d: (tasks, 0 for one 4-D weight), kernel, stride, padding, dilation, bias, groups
+CONVS = [(0, 3, 1, 1, 1, True, 1), (0, (2, 3), (2, 1), (1, 0), (1, 2), False, 1), (1, 3, 1, 1, 1, True, 1),
+         (2, 2, 2, 1, 1, True, 1), (0, 3, 1, 1, 1, True, 2), (2, (3, 2), 1, (0, 1), (2, 1), True, 2)]
 
 
 @pytest.fixture(params=["batch product", "per-image products"])
 def conv_path(request, monkeypatch):
-    monkeypatch.setattr(F, "BATCH_PRODUCT_MAX_BLOCKS", 1 << 30 if request.param == "batch product" else 0)
+    monkeypatch.setattr(compositions, "BATCH_PRODUCT_MAX_BLOCKS", 1 << 30 if request.param == "batch product" else 0)
     return request.param
+
+
+def _conv_args(conv, n: int, c: int, o: int, size: tuple, requires_grad: bool = False):
+    tasks, ks, _, _, _, bias, groups = conv
+    kh, kw = (ks, ks) if isinstance(ks, int) else ks
+    lead = (tasks,) if tasks else ()
+    x = nx.tensor(_rand((max(tasks, 1) * n, c * groups, *size), "float64"), requires_grad=requires_grad)
+    w = nx.tensor(_rand((*lead, o * groups, c, kh, kw), "float64", seed=1), requires_grad=requires_grad)
+    b = nx.tensor(_rand((*lead, o * groups), "float64", seed=2), requires_grad=requires_grad) if bias else None
+    return [x, w] + ([b] if bias else [])
 
 
 @pytest.mark.parametrize("conv", CONVS, ids=str)
 def test_conv2d_gradients_first_and_second_order(conv, conv_path):
-    tasks, ks, st, pd, dl, bias = conv
-    kh, kw = (ks, ks) if isinstance(ks, int) else ks
-    lead = (tasks,) if tasks else ()
-    x = nx.tensor(_rand((max(tasks, 1) * 2, 2, 5, 6), "float64"), requires_grad=True)
-    w = nx.tensor(_rand((*lead, 3, 2, kh, kw), "float64", seed=1), requires_grad=True)
-    args = [x, w] + ([nx.tensor(_rand((*lead, 3), "float64", seed=2), requires_grad=True)] if bias else [])
+    st, pd, dl, groups = conv[2:5] + conv[6:]
 
     def conv2d(*a):
-        return F.conv2d(*a, stride=st, padding=pd, dilation=dl)
+        return F.conv2d(*a, stride=st, padding=pd, dilation=dl, groups=groups)
 
+    args = _conv_args(conv, 2, 2, 3, (5, 6), requires_grad=True)
     assert gradcheck(conv2d, args) and gradgradcheck(conv2d, args)
 
 
 @pytest.mark.parametrize("conv", CONVS, ids=str)
 def test_conv2d_paths_agree(conv, monkeypatch):
-    tasks, ks, st, pd, dl, bias = conv
-    kh, kw = (ks, ks) if isinstance(ks, int) else ks
-    lead = (tasks,) if tasks else ()
-    x = nx.tensor(_rand((max(tasks, 1) * 3, 4, 6, 7), "float64"))
-    w = nx.tensor(_rand((*lead, 5, 4, kh, kw), "float64", seed=1))
-    b = nx.tensor(_rand((*lead, 5), "float64", seed=2)) if bias else None
+    st, pd, dl, groups = conv[2:5] + conv[6:]
+    args = _conv_args(conv, 3, 4, 5, (6, 7))
     outs = []
     for limit in (1 << 30, 0):
-        monkeypatch.setattr(F, "BATCH_PRODUCT_MAX_BLOCKS", limit)
-        outs.append(F.conv2d(x, w, b, st, pd, dl))
+        monkeypatch.setattr(compositions, "BATCH_PRODUCT_MAX_BLOCKS", limit)
+        outs.append(F.conv2d(*args, stride=st, padding=pd, dilation=dl, groups=groups))
     assert outs[0]._data.flags.c_contiguous
     np.testing.assert_allclose(outs[0].numpy(), outs[1].numpy(), rtol=1e-12, atol=1e-12)

@@ -122,6 +122,15 @@ OPTIONAL: dict[str, str] = {
                     "side by side, [k, n*L + l] = unfold(x)[n, k, l]",
     "fold_batch": "(cols, output_size, kernel_size, stride, padding, dilation): cols (C*kh*kw, N*L) summed back into "
                   "(N, C, H, W), the adjoint of unfold_batch",
+    # convolution: three kernels closed under differentiation (each one's gradients are the other two)
+    "conv2d": "(x, weight, bias, stride, padding, dilation, groups) -> (N, O, OH, OW): x (N, C, H, W) floats, zero "
+              "padding; weight (O, C/groups, kh, kw), or (T, O, C/groups, kh, kw) for T tasks, the N rows being T "
+              "blocks of N/T rows, block t convolved with weight[t]; bias None, (O,) or (T, O); cross-correlation "
+              "as torch.nn.functional.conv2d",
+    "conv2d_input_grad": "(g, weight, input_shape, stride, padding, dilation, groups) -> (N, C, H, W): the gradient "
+                         "of sum(g * conv2d(x, weight)) with respect to x of input_shape; g (N, O, OH, OW)",
+    "conv2d_weight_grad": "(x, g, weight_shape, stride, padding, dilation, groups) -> weight_shape: the gradient of "
+                          "sum(g * conv2d(x, weight)) with respect to weight (4-D, or 5-D per task)",
 }
 
 KERNELS = (*REQUIRED, *OPTIONAL)

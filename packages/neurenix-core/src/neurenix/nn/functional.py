@@ -26,13 +26,14 @@ from ..ops import (
     tanh,
     tensor_first,
     unfold,
-    unfold_batch,
     where,
 )
 from ..ops import expect_tensor as _tensor
 from ..ops.batch_norm import batch_norm_train
 from ..ops.bounds import check as check_indices
+from ..ops.conv import conv2d as _conv2d
 from ..ops.joining import pad as _pad_axes
+from ..ops.linalg import _same_kind
 from ..ops.window import check_output, pair
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
@@ -76,19 +77,13 @@ __all__ = [
 # -- convolution and pooling ------------------------------------------------------------------------
 
 
-# Up to this many output pixels per image, conv2d runs one matrix product for the whole batch: the
-# per-image products are then too small for BLAS to run fast. Above it they are efficient already,
-# and the output's transposing copy would cost more than it saves (Conv-4's first layer, 28x28:
-# 6.6 -> 15 ms forward and weight gradient, measured with OpenBLAS on one thread).
-BATCH_PRODUCT_MAX_BLOCKS = 256
-
-
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw), via unfold + matmul.
+    """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw), as PyTorch's.
 
     A weight (T, O, C/groups, kh, kw) with bias (T, O) holds one filter bank per task: the N rows of
     ``input`` are then T tasks one after another, task t convolved with its own weights (see nn.task_axis).
+    Differentiable to any order (see ``neurenix.ops.conv``).
     """
     _tensor(input, "input", "conv2d"), _tensor(weight, "weight", "conv2d")
     if bias is not None:
@@ -107,40 +102,16 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
     if n % t:
         raise ShapeError(f"conv2d: {n} input rows do not split into the {t} tasks of weight {weight.shape}")
+    if bias is not None and tuple(bias.shape) != tuple(weight.shape[:-3]):
+        raise ShapeError(f"conv2d: bias of shape {bias.shape} does not fit weight {weight.shape} (expected "
+                         f"{tuple(weight.shape[:-3])})")
     st, pd, dl = (pair(v, name, "conv2d") for v, name in ((stride, "stride"), (padding, "padding"),
                                                            (dilation, "dilation")))
-    oh, ow = check_output((h, w), (kh, kw), st, pd, dl, "conv2d")
-    if groups == 1 and oh * ow <= BATCH_PRODUCT_MAX_BLOCKS:
-        cols = unfold_batch(input, (kh, kw), dl, pd, st)  # (K, N*L): one product for the whole batch
-        return _conv_product(weight, bias, cols, n, t, oh, ow)
-    cols = unfold(input, (kh, kw), dl, pd, st)  # (N, C*kh*kw, L)
-    if per_task:  # (T, 1, G, O/G, K) @ (T, N/T, G, K, L)
-        cols = cols.reshape(t, n // t, groups, cg * kh * kw, oh * ow)
-        out = weight.reshape(t, 1, groups, o // groups, cg * kh * kw) @ cols
-        out = out.reshape(t, n // t, o, oh * ow)
-        out = out if bias is None else out + bias.reshape(t, 1, o, 1)
-        return out.reshape(n, o, oh, ow)
-    if groups == 1:
-        out = weight.reshape(o, cg * kh * kw) @ cols  # (N, O, L)
-    else:
-        cols = cols.reshape(n, groups, cg * kh * kw, oh * ow)
-        out = weight.reshape(groups, o // groups, cg * kh * kw) @ cols  # (N, G, O/G, L)
-    out = out.reshape(n, o, oh, ow)
-    return out if bias is None else out + bias.reshape(1, o, 1, 1)
-
-
-def _conv_product(weight: Tensor, bias: Tensor | None, cols: Tensor, n: int, t: int, oh: int, ow: int) -> Tensor:
-    """Convolution without groups as T products (T = 1 for a 4-D weight, else one per task) of the weight
-    (O, K) with the columns (K, N*L) of ``unfold_batch``. The (T, O, N/T, L) result is copied once into
-    C-contiguous (N, O, oh, ow): the layout the next kernels (batch norm, ReLU) take their fast paths on."""
-    o, rows = weight.shape[-4], cols.shape[0]
-    if t == 1:
-        out = (weight.reshape(o, rows) @ cols).reshape(1, o, cols.shape[1])
-    else:  # each task's columns are a block of (N/T)*L: (K, T, (N/T)*L) -> (T, K, (N/T)*L)
-        out = weight.reshape(t, o, rows) @ cols.reshape(rows, t, cols.shape[1] // t).permute(1, 0, 2)
-    if bias is not None:
-        out = out + bias.reshape(t, o, 1)
-    return out.reshape(t, o, n // t, oh * ow).permute(0, 2, 1, 3).clone().reshape(n, o, oh, ow)
+    check_output((h, w), (kh, kw), st, pd, dl, "conv2d")
+    operands = _same_kind("conv2d", input, weight, *(() if bias is None else (bias,)))
+    if operands[0].dtype.is_floating_point is False:
+        raise DTypeError(f"conv2d: takes float32 or float64 tensors, got {operands[0].dtype} (cast with .float())")
+    return _conv2d(*operands[:2], operands[2] if bias is not None else None, st, pd, dl, groups)
 
 
 def _pool_windows(input: Tensor, kernel_size, stride, padding, dilation, pad_value: float, op: str):
