@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from neurenix_backend_cpu import KERNELS, elementwise, reductions, softmax
+from neurenix_backend_cpu import KERNELS, conv, elementwise, reductions, softmax
 
 import neurenix as nx
 from neurenix.backend import reference
@@ -15,7 +15,7 @@ DTYPES = ["float32", "float64"]
 TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-12, atol=1e-12)}
 #: every size threshold, below which a kernel hands its work to NumPy
 THRESHOLDS = ((elementwise, "MIN_ELEMENTWISE"), (elementwise, "MIN_BROADCAST"), (reductions, "MIN_REDUCE"),
-              (softmax, "MIN_EXP"))
+              (softmax, "MIN_EXP"), (conv, "MIN_CHANNELS"), (conv, "MIN_PIXELS"), (conv, "MIN_TASK_PIXELS"))
 
 
 @contextmanager

@@ -62,6 +62,14 @@ FAMILIES = {
         "void linear_backward_S(const void *g, const void *x, const void *w, void *gx, void *gw, void *gb, "
         "int64_t nbatch, int64_t n, int64_t ni, int64_t no, int64_t sx, int64_t sw);",
     ],
+    "conv": [
+        "void winograd_input_S(const void *x, void *v, int64_t n, int64_t c, int64_t h, int64_t w, int64_t ph, "
+        "int64_t pw, int64_t th, int64_t tw, int64_t tasks);",
+        "void winograd_output_S(const void *m, const void *b, void *y, int64_t n, int64_t o, int64_t oh, int64_t ow, "
+        "int64_t th, int64_t tw, int64_t tasks, int64_t bias_per_task);",
+        "void winograd_grad_S(const void *g, void *gm, int64_t n, int64_t o, int64_t oh, int64_t ow, int64_t th, "
+        "int64_t tw, int64_t tasks);",
+    ],
     "optim": [
         "void adam_S(int np, void **p, void **g, void **m, void **v, void **op, void **om, void **ov, "
         "const void *sizes, double lr, double beta1, double beta2, double eps, double wd, int decoupled, "

@@ -16,6 +16,7 @@
 #include "norm.h"        /* batch normalisation */
 #include "softmax.h"     /* exp, softmax, log_softmax, cross entropy */
 #include "windows.h"     /* unfold, fold, max pooling */
+#include "conv.h"        /* Winograd F(2x2, 3x3) transforms */
 #include "linalg.h"      /* batched matmul, fused linear layer */
 #include "optim.h"       /* Adam, SGD */
 

@@ -100,7 +100,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         raise ShapeError(f"conv2d: weight {weight.shape} has an empty kernel ({kh}x{kw}); kernels need at least 1x1")
     if c % groups or o % groups or cg != c // groups:
         raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
-    if n % t:
+    if t == 0 or n % t:
         raise ShapeError(f"conv2d: {n} input rows do not split into the {t} tasks of weight {weight.shape}")
     if bias is not None and tuple(bias.shape) != tuple(weight.shape[:-3]):
         raise ShapeError(f"conv2d: bias of shape {bias.shape} does not fit weight {weight.shape} (expected "

@@ -120,16 +120,27 @@ def _np_fold(cols, size, k, stride=1, padding=0, dilation=1):
     return out[:, :, padding:padding + h, padding:padding + w]
 
 
-def _np_conv2d(x, w, b=None, stride=1, padding=0):
+def _np_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """Direct cross-correlation; a 5-D weight (T, O, C/groups, kh, kw) convolves T blocks of rows, one each."""
+    if w.ndim == 5:
+        if w.shape[0] == 0:
+            raise ValueError("a per-task weight of no tasks")
+        blocks = np.split(x, w.shape[0])
+        return np.concatenate([_np_conv2d(xb, w[t], None if b is None else b[t], stride, padding, dilation, groups)
+                               for t, xb in enumerate(blocks)])
     n, _, h, wd = x.shape
-    o, _, k, kw = w.shape
+    o, cg, k, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    oh, ow = _window_out(h, k, stride, padding), _window_out(wd, kw, stride, padding)
+    oh, ow = _window_out(h, k, stride, padding, dilation), _window_out(wd, kw, stride, padding, dilation)
     out = np.zeros((n, o, oh, ow), np.result_type(x, w))
+    og = o // groups
     for a in range(oh):
         for bb in range(ow):
-            patch = xp[:, :, a * stride:a * stride + k, bb * stride:bb * stride + k]
-            out[:, :, a, bb] = np.einsum("nchw,ochw->no", patch, w)
+            patch = xp[:, :, a * stride:a * stride + dilation * (k - 1) + 1:dilation,
+                       bb * stride:bb * stride + dilation * (kw - 1) + 1:dilation]
+            for gi in range(groups):
+                out[:, gi * og:(gi + 1) * og, a, bb] = np.einsum(
+                    "nchw,ochw->no", patch[:, gi * cg:(gi + 1) * cg], w[gi * og:(gi + 1) * og])
     return out if b is None else out + b.reshape(1, o, 1, 1)
 
 
@@ -488,6 +499,12 @@ CASES: list[OpCase] = [
       ((2, 3, 5, 4), (4, 3, 3, 3), (4,)), zero_shapes=(((0, 3, 5, 4), (4, 3, 3, 3), (4,)),)),
     C("conv2d_stride", lambda x, w: F.conv2d(x, w, stride=2), lambda x, w: _np_conv2d(x, w, stride=2),
       ((1, 2, 5, 5), (3, 2, 2, 2))),
+    C("conv2d_padding_2", lambda x, w: F.conv2d(x, w, padding=2), lambda x, w: _np_conv2d(x, w, padding=2),
+      ((3, 2, 3, 4), (2, 2, 3, 3))),
+    C("conv2d_dilation_groups", lambda x, w, b: F.conv2d(x, w, b, padding=2, dilation=2, groups=2),
+      lambda x, w, b: _np_conv2d(x, w, b, padding=2, dilation=2, groups=2), ((2, 4, 5, 6), (4, 2, 3, 3), (4,))),
+    C("conv2d_per_task", lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: _np_conv2d(x, w, b, padding=1),
+      ((4, 2, 4, 3), (2, 3, 2, 3, 3), (2, 3))),
     C("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),),
       domain="distinct"),
     C("max_pool2d_padded", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: _np_pool(x, 3, 2, np.max, 1, -np.inf),
