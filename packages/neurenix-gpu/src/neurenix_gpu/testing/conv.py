@@ -81,10 +81,10 @@ def check(kernels, index: int, case, dtype) -> None:
     np.testing.assert_allclose(got, out, **tol(dtype))
     no_bias = get(kernels["conv2d"](gx, gw, None, stride, padding, dilation, groups))
     np.testing.assert_allclose(no_bias, out - b.reshape(1, -1, 1, 1), **tol(dtype))
-    got_dx = get(kernels["conv2d_input_grad"](gdy, gw, x.shape[2:], stride, padding, dilation, groups))
+    got_dx = get(kernels["conv2d_input_grad"](gdy, gw, x.shape, stride, padding, dilation, groups))
     assert got_dx.shape == x.shape
     np.testing.assert_allclose(got_dx, dx, **tol(dtype))
-    got_dw = get(kernels["conv2d_weight_grad"](gx, gdy, wt.shape[2:], stride, padding, dilation, groups))
+    got_dw = get(kernels["conv2d_weight_grad"](gx, gdy, wt.shape, stride, padding, dilation, groups))
     assert got_dw.shape == wt.shape
     np.testing.assert_allclose(got_dw, dw, **tol(dtype))
 
