@@ -26,7 +26,8 @@ from vs_pytorch import peers
 
 # (not torch.compile: it compiles build_vmap's objective, checked here, and takes seconds to compile per case)
 CASES = [(name, peer) for name, w in WORKLOADS.items() for peer in peers(w) if peer != "torch.compile"]
-BUILD = {"pytorch loop": pytorch.build_loop, "torch.func vmap": pytorch.build_vmap}
+BUILD = {"pytorch loop": pytorch.build_loop, "torch.func vmap": pytorch.build_vmap,
+         "pytorch modules": pytorch.build_modules}
 
 
 def states(name: str, peer: str, steps: int) -> tuple[dict, dict]:
