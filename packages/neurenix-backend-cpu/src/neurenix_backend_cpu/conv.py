@@ -6,6 +6,8 @@ input and of the output gradient, 16 products, and G^T . G back)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .linalg import matmul
@@ -26,6 +28,9 @@ MIN_CHANNELS = 16
 #: 32 tasks of five 14x14 images (980 pixels each) 1.14-1.27 (one and two threads)
 MIN_PIXELS, MIN_TASK_PIXELS = 512, 2048
 
+#: NEURENIX_CPU_WINOGRAD=0 sends every convolution to the columns (core's composition)
+ENABLED = os.environ.get("NEURENIX_CPU_WINOGRAD", "1") != "0"
+
 #: core's compositions on this backend's other kernels (set by plugin.py): every geometry Winograd does not take
 COMPOSED = None
 
@@ -35,7 +40,7 @@ def fits(a, b, weight_shape, stride, padding, dilation, groups, pixels: int) -> 
     pixels per image, whose kernel's operands are ``a`` (the images) and ``b`` (NumPy float arrays of one dtype,
     ``a`` not empty)."""
     tasks = weight_shape[0] if len(weight_shape) == 5 else 1
-    return (groups == 1 and stride == (1, 1) and dilation == (1, 1) and tuple(weight_shape[-2:]) == (3, 3)
+    return (ENABLED and groups == 1 and stride == (1, 1) and dilation == (1, 1) and tuple(weight_shape[-2:]) == (3, 3)
             and padding[0] <= 2 and padding[1] <= 2 and min(weight_shape[-4:-2]) >= MIN_CHANNELS
             and len(a.shape) == 4 and a.shape[0] // tasks * pixels >= (MIN_PIXELS if tasks == 1 else MIN_TASK_PIXELS)
             and type(a) is ndarray and type(b) is ndarray and a.dtype in SUFFIX and a.dtype is b.dtype and a.size > 0)

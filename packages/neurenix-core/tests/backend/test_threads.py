@@ -88,19 +88,24 @@ def test_contended_count(budget, others, cpus, n):
     assert threads.contended_count(budget, others, cpus) == n
 
 
-def test_governor_drops_at_once_and_rises_after_the_window(monkeypatch):
+@pytest.mark.parametrize("seen, counts, told", [
+    ([1, 1, 0, 0, 0, 0], [2, 1, 1, 1, 1, 2], [1, 2]),  # drops on the second look in a row, rises after the window
+    ([1, 0, 1, 0, 0, 0], [2, 2, 2, 2, 2, 2], []),  # a process runnable for a moment is not contention
+    ([0, 3, 3, 3, 1, 0], [2, 2, 1, 1, 1, 1], [1]),
+])
+def test_governor_drops_on_contention_seen_twice_and_rises_after_the_window(monkeypatch, seen, counts, told):
     g = threads.Governor()
     g.budget, g.current, g.cpus, g.follow = 2, 2, 2, True
-    seen = iter([1, 0, 0, 0, 0])
-    monkeypatch.setattr(threads, "others_running", lambda: next(seen))
-    told = []
-    g.apply = told.append
-    counts = []
-    for _ in range(5):
+    looks = iter(seen)
+    monkeypatch.setattr(threads, "others_running", lambda: next(looks))
+    applied = []
+    g.apply = applied.append
+    got = []
+    for _ in seen:
         g._next = 0.0
         g.tick()
-        counts.append(g.current)
-    assert counts == [1, 1, 1, 1, 2] and told == [1, 2]
+        got.append(g.current)
+    assert got == counts and applied == told
 
 
 def test_set_num_threads_governs_blas():

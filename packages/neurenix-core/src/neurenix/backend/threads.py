@@ -4,7 +4,7 @@ The default count is ``min(affinity, cgroup CPU quota)`` (:func:`cpu_budget`); `
 ``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. Unless one of those fixes it (or
 ``NEURENIX_THREADS_FOLLOW_LOAD=0``), the default count also follows contention (:class:`Governor`): at most every
 :data:`INTERVAL` seconds, from the host kernels of the CPU backend, it counts the runnable threads of other
-processes (``/proc/loadavg``) and gives itself only the CPUs they leave, so beside one CPU-bound process on
+processes (``/proc/loadavg``) and gives itself only the CPUs they leave (once two looks in a row find them busy), so beside one CPU-bound process on
 two cores it runs on one thread instead of losing to it.
 
 BLAS is told through a direct call of OpenBLAS's ``openblas_set_num_threads`` in the library NumPy loaded
@@ -267,10 +267,16 @@ class Governor:
             self.follow = False
             return
         self._seen = (self._seen + [others])[-WINDOW:]
-        # the most others seen in the window: fewer threads as soon as one look finds contention, more only
-        # once the whole window has found room (a busy loop is always runnable; a short job is not)
-        n = contended_count(self.budget, max(self._seen), self.cpus)
-        self.current = n
+        # fewer threads once two looks in a row find contention (one look can catch a process that is runnable
+        # for a moment: on an idle machine that cost a whole run its second thread); more only once every look
+        # of the window has found room (a busy loop is always runnable; a short job is not)
+        confirmed = min(self._seen[-2:]) if len(self._seen) >= 2 else 0
+        lower = contended_count(self.budget, confirmed, self.cpus)
+        higher = contended_count(self.budget, max(self._seen), self.cpus)
+        if lower < self.current:
+            self.current = lower
+        elif higher > self.current:
+            self.current = higher
 
     def tick(self) -> None:
         """Look at the load if :data:`INTERVAL` has passed; tell everyone a new count. Cheap otherwise."""
