@@ -2,10 +2,10 @@
 
 The default count is ``min(affinity, cgroup CPU quota)`` (:func:`cpu_budget`); ``OMP_NUM_THREADS`` or
 ``NEURENIX_NUM_THREADS`` fix it, as does ``neurenix.set_num_threads``. Unless one of those fixes it (or
-``NEURENIX_THREADS_FOLLOW_LOAD=0``), the default count also follows contention (:class:`Governor`): at most every
-:data:`INTERVAL` seconds, from the host kernels of the CPU backend, it counts the runnable threads of other
-processes (``/proc/loadavg``) and gives itself only the CPUs they leave (once two looks in a row find them busy), so beside one CPU-bound process on
-two cores it runs on one thread instead of losing to it.
+``NEURENIX_THREADS_FOLLOW_LOAD=0``), the default count also follows contention (:class:`Governor`): at most
+every :data:`INTERVAL` seconds, from the host kernels of the CPU backend, it counts the runnable threads of
+other processes (``/proc/loadavg``) and gives itself only the CPUs they leave (once two looks in a row find
+them busy), so beside one CPU-bound process on two cores it runs on one thread instead of losing to it.
 
 BLAS is told through a direct call of OpenBLAS's ``openblas_set_num_threads`` in the library NumPy loaded
 (microseconds, no import), else through threadpoolctl when it is installed (``pip install
