@@ -40,6 +40,10 @@ GOALS = {("maml_sine", "pytorch loop"): 0.03, ("maml_sine", "torch.func vmap"): 
          ("reptile_sine", "pytorch loop"): 0.03, ("maml_sine", "torch.compile"): 0.25,
          ("fomaml_sine", "torch.compile"): 0.25}
 CONV_GOAL, MEMORY_GOAL, IMPORT_GOAL = 1.0, 0.5, 0.25
+# issue 21 (convolutions ahead of PyTorch): the Conv-4 workloads, at one and two threads
+GOALS |= {(name, peer): goal for name, goal in (("protonet_conv4_train", 0.8), ("protonet_conv4_infer", 0.6),
+                                                ("maml_conv4", 0.8), ("fomaml_conv4", 0.8))
+          for peer in ("pytorch loop", "pytorch modules")}
 IMPORTS = {"neurenix": "import neurenix, neurenix.meta", "torch": "import torch"}
 
 
