@@ -59,6 +59,38 @@ def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: 
     return [w if g is None else w - lr * g for w, g, lr in zip(ws, grads, lrs)]
 
 
+def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: Callable[[int], list], steps: int,
+                  batch: Batch, loss_fn: LossFn | None, fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
+    """``steps`` first-order inner steps on ``batch``'s support sets (``ws`` named ``names``, task axis in
+    front; ``step_lrs(k)`` the rates of step k) that never raise a task's support loss: a step that would
+    (or that makes it NaN) is not taken, and that task's later steps are halved until one decreases it.
+
+    Plain steps at a fixed rate diverge once the rate passes 2 / (the loss's curvature), which adapting for
+    more steps than in training, or a body whose features grew in meta-training (ANIL), reaches; while
+    each step lowers the loss the result is exactly that of plain steps. Costs one more forward per step."""
+    scale = None  # per task: the fraction of the rates that the last step could take
+    for k in range(steps):
+        params = (fixed or {}) | dict(zip(names, ws))
+        losses = task_losses(task_call(model, params, batch.support_x), batch.support_y, batch.support_labels,
+                             loss_fn, batch.classes, batch.indices)
+        grads = nx.autograd.grad(losses.sum(), ws, allow_unused=True)
+        losses = losses.detach()
+        scale = nx.ones_like(losses) if scale is None else scale
+        trial = [w if g is None else w - _per_task(scale, w) * lr * g for w, g, lr in zip(ws, grads, step_lrs(k))]
+        with nx.no_grad():
+            tried = task_losses(task_call(model, (fixed or {}) | dict(zip(names, trial)), batch.support_x),
+                                batch.support_y, batch.support_labels, loss_fn, batch.classes, batch.indices)
+        better = tried <= losses  # False for NaN
+        ws = [nx.where(_per_task(better, w), t, w) for t, w in zip(trial, ws)]
+        scale = nx.where(better, scale, scale * 0.5)
+    return ws
+
+
+def _per_task(v: Tensor, like: Tensor) -> Tensor:
+    """``v`` (one value per task) shaped to broadcast against ``like`` (task axis in front)."""
+    return v.reshape(-1, *[1] * (like.ndim - 1))
+
+
 class MetaLearningModel(Module):
     """Base class of the meta-learners: wraps ``model`` and meta-trains it on tasks.
 
@@ -104,7 +136,9 @@ class MetaLearningModel(Module):
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = 5,
                       loss_fn: LossFn | None = None, compile: bool = True) -> Module:
-        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set. With
+        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set; a step that
+        would raise the support loss is not taken and the task's later steps are halved (``descent_steps``),
+        so that adapting for many steps cannot diverge. With
         ``compile=True`` the steps replay a program captured at the first adaptation of these shapes
         (``neurenix.compile``); ``compile=False`` runs them op by op. The result is the same."""
         steps = 5 if steps is None else checks.count("steps", steps, 0)
@@ -137,9 +171,12 @@ class MetaLearningModel(Module):
     def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
         """``steps`` first-order inner steps of ``model`` from ``params`` (task axis in front) on the
-        support sets of ``batch``: what ``adapt_to_task`` runs (MAML's family adds learned rates)."""
-        return inner_loop(model, params, batch.support_x, batch.support_y, batch.support_labels, steps,
-                          self.inner_lr, loss_fn, False, batch.classes, batch.indices)
+        support sets of ``batch``, none raising the support loss (``descent_steps``): what ``adapt_to_task``
+        runs (MAML's family adds learned rates)."""
+        names = list(params)
+        ws = descent_steps(model, names, list(params.values()), lambda k: [self.inner_lr] * len(names), steps,
+                           batch, loss_fn)
+        return dict(zip(names, ws))
 
     # -- the meta-objective ----------------------------------------------------------------------
     def check(self, tasks: Sequence) -> list[Checked]:
