@@ -77,8 +77,9 @@ def test_metasgd_max_lr_is_checked():
         MetaSGD(mlp(), max_lr=-1.0)
     with pytest.raises(TypeError, match="max_lr"):
         MetaSGD(mlp(), max_lr="big")
+    assert MetaSGD(mlp(), inner_lr=2.0).max_lr == 2.0
     with pytest.raises(ValueError, match="inner_lr=2.0 is above max_lr=1.0"):
-        MetaSGD(mlp(), inner_lr=2.0)
+        MetaSGD(mlp(), inner_lr=2.0, max_lr=1.0)
 
 
 def test_adaptation_that_only_descends_is_plain_gradient_descent():

@@ -11,7 +11,7 @@ from neurenix.nn import Module
 from . import checks
 from .maml import INNER_LR, MAML, LearnedRates
 
-MAX_LR = 1.0  # the largest learned rate, by default: 100 times inner_lr's default
+MAX_LR = 1.0  # max_lr's default (unless inner_lr is larger): 100 times inner_lr's default
 
 
 class MetaSGD(MAML):
@@ -24,7 +24,7 @@ class MetaSGD(MAML):
     (whose default stays 0.01, not learn2learn's 1.0), and ``lrs`` gives the rates' starting values, one
     tensor per adapted parameter in ``model.parameters()`` order. ``clone()`` adapts with the learned rates.
 
-    The rates stay in ``[0, max_lr]`` (keyword, default 1.0, at least ``inner_lr``): each is clamped where
+    The rates stay in ``[0, max_lr]`` (keyword; by default 1.0, or ``inner_lr`` if larger): each is clamped where
     used and projected back after every meta-update, because a negative rate climbs the loss and a large
     one overshoots, and either, repeated over more steps than in training, diverges. ``adapt_to_task``
     moreover takes no step that raises the support loss (see ``MetaLearningModel.adapt_to_task``).
@@ -33,11 +33,11 @@ class MetaSGD(MAML):
     max_lr = checks.Validated(checks.rate)
 
     def __init__(self, model: Module, inner_lr: float = INNER_LR, meta_lr: float = 0.001, first_order: bool = False,
-                 inner_steps: int = 1, *, lrs: Sequence[Tensor] | None = None, max_lr: float = MAX_LR, **options):
+                 inner_steps: int = 1, *, lrs: Sequence[Tensor] | None = None, max_lr: float | None = None, **options):
         if options.pop("per_step_lr", False):
             raise TypeError("MetaSGD learns one rate per parameter element; per_step_lr is MAML's option")
         super().__init__(model, inner_lr, meta_lr, first_order, inner_steps, **options)
-        self.max_lr = max_lr
+        self.max_lr = max(MAX_LR, self.inner_lr) if max_lr is None else max_lr
         if self.inner_lr > self.max_lr:
             raise ValueError(f"MetaSGD: inner_lr={self.inner_lr!r} is above max_lr={self.max_lr!r}, the largest "
                              "learned rate; raise max_lr or lower inner_lr")
