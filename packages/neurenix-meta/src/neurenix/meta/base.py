@@ -16,6 +16,7 @@ import numpy as np
 import neurenix as nx
 from neurenix import Tensor
 from neurenix.nn import Module
+from neurenix.nn.utils import clip_grad_norm_
 from neurenix.optim import Adam, Optimizer
 
 from . import checks
@@ -57,6 +58,38 @@ def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: 
     losses = task_losses(task_call(model, params, x), y, labels, loss_fn, classes, indices)
     grads = nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
     return [w if g is None else w - lr * g for w, g, lr in zip(ws, grads, lrs)]
+
+
+def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: Callable[[int], list], steps: int,
+                  batch: Batch, loss_fn: LossFn | None, fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
+    """``steps`` first-order inner steps on ``batch``'s support sets (``ws`` named ``names``, task axis in
+    front; ``step_lrs(k)`` the rates of step k) that never raise a task's support loss: a step that would
+    (or that makes it NaN) is not taken, and that task's later steps are halved until one decreases it.
+
+    Plain steps at a fixed rate diverge once the rate passes 2 / (the loss's curvature), which adapting for
+    more steps than in training, or a body whose features grew in meta-training (ANIL), reaches; while
+    each step lowers the loss the result is exactly that of plain steps. Costs one more forward per step."""
+    scale = None  # per task: the fraction of the rates that the last step could take
+    for k in range(steps):
+        params = (fixed or {}) | dict(zip(names, ws))
+        losses = task_losses(task_call(model, params, batch.support_x), batch.support_y, batch.support_labels,
+                             loss_fn, batch.classes, batch.indices)
+        grads = nx.autograd.grad(losses.sum(), ws, allow_unused=True)
+        losses = losses.detach()
+        scale = nx.ones_like(losses) if scale is None else scale
+        trial = [w if g is None else w - _per_task(scale, w) * lr * g for w, g, lr in zip(ws, grads, step_lrs(k))]
+        with nx.no_grad():
+            tried = task_losses(task_call(model, (fixed or {}) | dict(zip(names, trial)), batch.support_x),
+                                batch.support_y, batch.support_labels, loss_fn, batch.classes, batch.indices)
+        better = tried <= losses  # False for NaN
+        ws = [nx.where(_per_task(better, w), t, w) for t, w in zip(trial, ws)]
+        scale = nx.where(better, scale, scale * 0.5)
+    return ws
+
+
+def _per_task(v: Tensor, like: Tensor) -> Tensor:
+    """``v`` (one value per task) shaped to broadcast against ``like`` (task axis in front)."""
+    return v.reshape(-1, *[1] * (like.ndim - 1))
 
 
 class MetaLearningModel(Module):
@@ -104,7 +137,9 @@ class MetaLearningModel(Module):
     # -- adaptation ------------------------------------------------------------------------------
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = 5,
                       loss_fn: LossFn | None = None, compile: bool = True) -> Module:
-        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set. With
+        """A copy of the model after ``steps`` gradient steps at ``inner_lr`` on the support set; a step that
+        would raise the support loss is not taken and the task's later steps are halved (``descent_steps``),
+        so that adapting for many steps cannot diverge. With
         ``compile=True`` the steps replay a program captured at the first adaptation of these shapes
         (``neurenix.compile``); ``compile=False`` runs them op by op. The result is the same."""
         steps = 5 if steps is None else checks.count("steps", steps, 0)
@@ -137,9 +172,12 @@ class MetaLearningModel(Module):
     def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
         """``steps`` first-order inner steps of ``model`` from ``params`` (task axis in front) on the
-        support sets of ``batch``: what ``adapt_to_task`` runs (MAML's family adds learned rates)."""
-        return inner_loop(model, params, batch.support_x, batch.support_y, batch.support_labels, steps,
-                          self.inner_lr, loss_fn, False, batch.classes, batch.indices)
+        support sets of ``batch``, none raising the support loss (``descent_steps``): what ``adapt_to_task``
+        runs (MAML's family adds learned rates)."""
+        names = list(params)
+        ws = descent_steps(model, names, list(params.values()), lambda k: [self.inner_lr] * len(names), steps,
+                           batch, loss_fn)
+        return dict(zip(names, ws))
 
     # -- the meta-objective ----------------------------------------------------------------------
     def check(self, tasks: Sequence) -> list[Checked]:
@@ -183,15 +221,16 @@ class MetaLearningModel(Module):
         optimizer.zero_grad()
         total, right = self.meta_gradient(tasks, loss_fn, batch_tasks)
         optimizer.step()
+        self.after_meta_step()
         return total, right
 
     def checked_step(self, tasks: list[Checked], optimizer: Optimizer, loss_fn: LossFn | None,
-                     batch_tasks: bool, compile: bool = False) -> tuple[float, int]:
+                     batch_tasks: bool, compile: bool = False, grad_clip: float | None = None) -> tuple[float, int]:
         """One meta-update, taken only if the loss and every gradient the optimizer would use are finite;
         otherwise nothing changes (parameters, buffers such as BatchNorm's running statistics, the
         optimizer's state) and a ``NotFiniteError`` says what was not. Returns (loss, number right), read
         from the device once. ``compile=True`` replays the gradient computation from a program captured at the
-        first step of its kind (``neurenix.compile``); the result is the same."""
+        first step of its kind (``neurenix.compile``); the result is the same. ``grad_clip``: see ``meta_learn``."""
         saved = [(b, b.clone()) for b in self.buffers()]  # the metric learners' forward pass moves them
         optimizer.zero_grad()
         stacked = batches(tasks, batch_tasks)
@@ -211,8 +250,14 @@ class MetaLearningModel(Module):
                     b.copy_(old)
             optimizer.zero_grad()
             raise NotFiniteError(what)
+        clip_meta_gradient(optimizer, grad_clip)
         optimizer.step()
+        self.after_meta_step()
         return values[0], int(values[2]) if right else 0
+
+    def after_meta_step(self) -> None:
+        """Called after every meta-update: learners whose parameters have bounds (Meta-SGD's rates) project
+        them back."""
 
     def gradient_values(self, stacked: list[Batch], optimizer: Optimizer, loss_fn: LossFn | None) -> Tensor:
         """``stacked_gradient`` into the parameters' ``.grad`` (which must be None), and a tensor of (loss,
@@ -242,7 +287,8 @@ class MetaLearningModel(Module):
                    shuffle: bool = True, batch_tasks: bool = True, verbose: bool = False,
                    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
                    resume: str | os.PathLike | None = None, distributed: bool = False,
-                   settings: Mapping[str, Any] | None = None, compile: bool = True) -> dict[str, list[float]]:
+                   settings: Mapping[str, Any] | None = None, compile: bool = True,
+                   grad_clip: float | None = None) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -268,6 +314,10 @@ class MetaLearningModel(Module):
         that cannot be captured runs eagerly, with a ``neurenix.CaptureWarning`` saying why; ``compile=False``
         runs every step eagerly.
 
+        ``grad_clip=max_norm`` scales the meta-gradient (of all the optimizer's parameters together; Reptile's:
+        theta - mean theta') to a 2-norm of at most ``max_norm`` before each meta-update, as
+        ``neurenix.nn.utils.clip_grad_norm_`` (None, the default: no clipping).
+
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
@@ -276,6 +326,7 @@ class MetaLearningModel(Module):
         loss_fn, shuffle = checks.function("loss_fn", loss_fn), checks.flag("shuffle", shuffle)
         batch_tasks, verbose = checks.flag("batch_tasks", batch_tasks), checks.flag("verbose", verbose)
         distributed, compile = checks.flag("distributed", distributed), checks.flag("compile", compile)  # noqa: A001
+        grad_clip = checks.max_norm("grad_clip", grad_clip)
         run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
         optimizer = self._optimizer(meta_optimizer)
@@ -291,9 +342,10 @@ class MetaLearningModel(Module):
             history = saved or history
         # under MPI rank 0's state is broadcast here (after resuming), and only rank 0 shows progress and saves
         parallel = DataParallel(self, optimizer, checked, tasks_per_batch, epochs=epochs, resumed_after=done,
-                                shuffle=shuffle, batch_tasks=batch_tasks, loss_fn=loss_fn) if distributed else None
+                                shuffle=shuffle, batch_tasks=batch_tasks, loss_fn=loss_fn,
+                                grad_clip=grad_clip) if distributed else None
         step = self._distributed_step(parallel) if distributed else \
-            functools.partial(self.checked_step, compile=compile)
+            functools.partial(self.checked_step, compile=compile, grad_clip=grad_clip)
         rng = nx.random.generator()
         bar = progress_bar(range(done, epochs), type(self).__name__, epochs, done) if verbose and lead else None
         for epoch in bar if bar is not None else range(done, epochs):
@@ -349,6 +401,13 @@ class MetaLearningModel(Module):
                 (loss.item(), 0)
             return value, int(n_right)
         return step
+
+
+def clip_meta_gradient(optimizer: Optimizer, max_norm: float | None) -> None:
+    """Scale the gradients of ``optimizer``'s parameters to a total 2-norm of at most ``max_norm`` (None: leave
+    them), just before its step."""
+    if max_norm is not None:
+        clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], max_norm)
 
 
 class NotFiniteError(FloatingPointError):

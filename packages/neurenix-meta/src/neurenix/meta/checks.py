@@ -36,6 +36,16 @@ def rate(name: str, value: Any) -> float:
     return float(value)
 
 
+def max_norm(name: str, value: Any) -> float | None:
+    """None (no clipping) or a finite number > 0 (a gradient-norm bound: 0 would zero every gradient)."""
+    if value is None:
+        return None
+    value = rate(name, value)
+    if value == 0:
+        raise ValueError(f"{name} must be None or a finite number > 0, got {value!r}")
+    return value
+
+
 def flag(name: str, value: Any) -> bool:
     """True or False (NumPy's bools too): a string such as "no" would otherwise read as True."""
     if not isinstance(value, (bool, np.bool_, numbers.Integral)) or value not in (0, 1):

@@ -26,6 +26,7 @@ import neurenix as nx
 from neurenix import Tensor
 from neurenix import distributed as dist
 from neurenix.nn import Module
+from neurenix.nn.utils import clip_grad_norm_
 from neurenix.optim import Optimizer
 
 from .tasks import Checked
@@ -55,6 +56,7 @@ class DataParallel:
         self.mean = getattr(learner, "grad_reduction", "sum") == "mean"
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.buffers = [b for _, b in learner.named_buffers() if b.is_floating_point()]
+        self.grad_clip = settings.get("grad_clip")  # meta_learn's, checked there
         self.steps = 0
         self.epoch: dict = {}  # what this epoch's meta-steps must agree on (start_epoch)
         self._epoch_key = 0
@@ -107,7 +109,10 @@ class DataParallel:
         if not (np.isfinite(buffer[:-6]).all() and np.isfinite(buffer[-4])):  # the same sums on every rank:
             self._refuse(buffer, before, optimizer)  # all of them stop here, together, with nothing changed
         loss, right = self._unpack(buffer, tasks)
+        if self.grad_clip is not None:  # the all-reduced gradient, the same on every rank
+            clip_grad_norm_(self.params, self.grad_clip)
         optimizer.step()
+        self.learner.after_meta_step()
         self.steps += 1
         if self.steps % self.check_every == 0:
             self.check_replicas()

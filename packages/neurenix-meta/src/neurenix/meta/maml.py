@@ -15,7 +15,7 @@ from neurenix.nn import Module, Parameter
 from neurenix.utils.checkpoint import checkpoint
 
 from . import checks
-from .base import MetaLearningModel, inner_step
+from .base import MetaLearningModel, descent_steps, inner_step
 from .batchnorm import task_call
 from .learner import ClonedLearner, clone_module
 from .losses import LossFn, task_losses
@@ -170,10 +170,7 @@ class MAML(MetaLearningModel):
     def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
         names = list(self.inner_params)
-        ws = [params[n] for n in names]
-        for k in range(steps):
-            ws = inner_step(model, names, ws, self.step_lrs(k), batch.support_x, batch.support_y,
-                            batch.support_labels, loss_fn, False, batch.classes, batch.indices)
+        ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn)
         return params | dict(zip(names, ws))
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,

@@ -20,6 +20,13 @@ class Reptile(MetaLearningModel):
 
     A ``meta_optimizer`` is handed theta - mean(theta') as the gradient; the default, SGD at ``meta_lr``,
     is exactly the interpolation above. The reported loss is the query loss at the adapted weights.
+
+    The defaults (the seeds') make a small interpolation: each meta-update moves theta by 0.001 of the
+    way to mean(theta'), so on sine regression a thousand meta-updates leave theta near its random start,
+    and adapting it on 5 points for more steps lowers the support loss but over-fits the query points.
+    For faster meta-training pass ``meta_optimizer=Adam(reptile.parameters(), lr=reptile.meta_lr)`` (as
+    the other learners' default) or a larger ``meta_lr`` (the paper's 0.1 to 1). ``adapt_to_task`` takes
+    no step that raises the support loss (see ``MetaLearningModel.adapt_to_task``).
     """
 
     grad_reduction = "mean"  # the gradient is a mean over the batch's tasks
