@@ -288,7 +288,8 @@ class MetaLearningModel(Module):
                    checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1,
                    resume: str | os.PathLike | None = None, distributed: bool = False,
                    settings: Mapping[str, Any] | None = None, compile: bool = True,
-                   grad_clip: float | None = None) -> dict[str, list[float]]:
+                   grad_clip: float | None = None, validation: Sequence | None = None, validate_every: int = 1,
+                   keep_best: bool = False, patience: int | None = None) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -318,6 +319,13 @@ class MetaLearningModel(Module):
         theta - mean theta') to a 2-norm of at most ``max_norm`` before each meta-update, as
         ``neurenix.nn.utils.clip_grad_norm_`` (None, the default: no clipping).
 
+        ``validation=tasks`` (tasks of classes or functions kept out of training) scores the learner every
+        ``validate_every`` epochs and after the last, as ``neurenix.meta.evaluate`` does (adapted on each
+        support set, scored on its query set: accuracy for class labels, else the query loss): the history
+        gains ``"validation"`` (the mean scores) and ``"validation_epoch"`` (after how many epochs each was
+        taken). ``keep_best=True`` ends with the weights of the best score (held in memory, not in
+        checkpoints); ``patience=n`` stops once ``n`` scores in a row have not improved on the best.
+
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
@@ -327,6 +335,7 @@ class MetaLearningModel(Module):
         batch_tasks, verbose = checks.flag("batch_tasks", batch_tasks), checks.flag("verbose", verbose)
         distributed, compile = checks.flag("distributed", distributed), checks.flag("compile", compile)  # noqa: A001
         grad_clip = checks.max_norm("grad_clip", grad_clip)
+        watch = Validation(self, validation, validate_every, keep_best, patience, loss_fn, compile)
         run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
         optimizer = self._optimizer(meta_optimizer)
@@ -371,10 +380,14 @@ class MetaLearningModel(Module):
             if bar is not None:
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
             log.debug("epoch %d: loss %.6g", epoch, history["loss"][-1])
-            if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+            stop = watch.after_epoch(epoch + 1, epochs, history)
+            if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs or stop):
                 resuming.save_progress(checkpoint, self, optimizer, epoch + 1, history, run)
+            if stop:
+                break
         if bar is not None:
             bar.close()
+        watch.restore_best()
         return history
 
     def _optimizer(self, given: Any) -> Optimizer:
@@ -401,6 +414,49 @@ class MetaLearningModel(Module):
                 (loss.item(), 0)
             return value, int(n_right)
         return step
+
+
+class Validation:
+    """``meta_learn``'s validation: scores on held-out tasks every ``every`` epochs, the best weights, early
+    stopping (see ``meta_learn``)."""
+
+    def __init__(self, learner: MetaLearningModel, tasks: Sequence | None, every: int, keep_best: bool,
+                 patience: int | None, loss_fn: LossFn | None, compile: bool):
+        self.learner, self.loss_fn, self.compile = learner, loss_fn, compile
+        self.every = checks.count("validate_every", every, 1)
+        self.keep_best = checks.flag("keep_best", keep_best)
+        self.patience = None if patience is None else checks.count("patience", patience, 1)
+        if tasks is None and (self.keep_best or self.patience is not None):
+            raise ValueError("meta_learn: keep_best and patience need validation tasks (validation=...)")
+        if tasks is not None:
+            learner.check(tasks)  # a malformed validation set fails now, not after the first epoch
+        self.tasks = tasks
+        self.best: float | None = None
+        self.best_state: dict | None = None
+        self.since_best = 0
+
+    def after_epoch(self, done: int, epochs: int, history: dict) -> bool:
+        """Score the learner if this epoch is one to score; whether training should stop now."""
+        if self.tasks is None or (done % self.every and done != epochs):
+            return False
+        from .evaluation import evaluate
+
+        result = evaluate(self.learner, self.tasks, loss_fn=self.loss_fn, compile=self.compile)
+        history.setdefault("validation", []).append(result.mean)
+        history.setdefault("validation_epoch", []).append(done)
+        better = self.best is None or (result.mean > self.best if result.metric == "accuracy" else
+                                       result.mean < self.best)
+        if better:
+            self.best, self.since_best = result.mean, 0
+            if self.keep_best:
+                self.best_state = {k: v.detach().clone() for k, v in self.learner.state_dict().items()}
+        else:
+            self.since_best += 1
+        return self.patience is not None and self.since_best >= self.patience
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.learner.load_state_dict(self.best_state)
 
 
 def clip_meta_gradient(optimizer: Optimizer, max_norm: float | None) -> None:
