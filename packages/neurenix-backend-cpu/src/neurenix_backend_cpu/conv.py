@@ -46,10 +46,6 @@ def fits(a, b, weight_shape, stride, padding, dilation, groups, pixels: int) -> 
             and type(a) is ndarray and type(b) is ndarray and a.dtype in SUFFIX and a.dtype is b.dtype and a.size > 0)
 
 
-def _tasks(weight) -> int:
-    return weight.shape[0] if weight.ndim == 5 else 1
-
-
 def _filters(weight) -> np.ndarray:
     """(..., O, C, 3, 3) filters -> (T, 16, O, C): G w G^T for each (o, c)."""
     t, (o, c) = (weight.shape[0] if weight.ndim == 5 else 1), weight.shape[-4:-2]
@@ -70,7 +66,7 @@ def _tiles(x, padding, out_hw, tasks: int) -> np.ndarray:
 def _convolve(x, u, bias, padding, out_hw) -> np.ndarray:
     """x (N, C, H, W) convolved with transformed filters u (T, 16, O, C), plus bias: (N, O, *out_hw)."""
     tasks, o = u.shape[0], u.shape[2]
-    m = matmul(u, _tiles(x, padding, out_hw, tasks))  # (T, 16, O, P): a C call for stacks of small products
+    m = matmul(u, _tiles(x, padding, out_hw, tasks))  # (T, 16, O, P)
     n, (oh, ow) = x.shape[0], out_hw
     y = np.empty((n, o, oh, ow), x.dtype)
     b = None if bias is None else np.ascontiguousarray(bias, x.dtype)
