@@ -91,3 +91,9 @@ def test_killed_at_random_moments_and_resumed_it_ends_bit_exact(tmp_path, backen
     a, b = read_checkpoint(tmp_path / "straight.st"), read_checkpoint(path)
     assert a.tensors.keys() == b.tensors.keys() and all(np.array_equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
     assert a.metadata["history"] == b.metadata["history"] and a.metadata["rng"] == b.metadata["rng"]
+
+
+def test_validation_reports_the_best_iteration(capsys):
+    out = report(capsys, "--iterations", "4", "--validate-every", "2", "--validation-tasks", "3", *FAST).out
+    m = re.search(r"validation on 3 other new tasks .*best MSE ([\d.]+) after iteration (\d+), last ([\d.]+)", out)
+    assert m and int(m.group(2)) in (2, 4) and float(m.group(1)) <= float(m.group(3))

@@ -68,18 +68,25 @@ def _check(path, metadata: dict, epochs: int, settings: dict) -> dict[str, Any]:
     return {"epoch": done, "history": _history(path, metadata["history"], done), "rng": _rng(path, metadata["rng"])}
 
 
+PER_EPOCH, PER_SCORE = {"loss", "accuracy"}, {"validation", "validation_epoch"}
+
+
 def _history(path, history: Any, done: int) -> dict[str, list[float]]:
-    """The saved history: a loss (and maybe an accuracy) per epoch done, finite numbers."""
-    if not isinstance(history, dict) or "loss" not in history or not set(history) <= {"loss", "accuracy"}:
-        raise CheckpointError(f"{path}: the history must map 'loss' (and 'accuracy') to lists, got {history!r:.200}")
+    """The saved history: a loss (and maybe an accuracy) per epoch done, and maybe validation scores with the
+    epochs they were taken after (as many of each, at most one per epoch done); finite numbers."""
+    if not isinstance(history, dict) or "loss" not in history or not set(history) <= PER_EPOCH | PER_SCORE or \
+            (set(history) & PER_SCORE and not set(history) >= PER_SCORE):
+        raise CheckpointError(f"{path}: the history must map 'loss' (and 'accuracy', 'validation' with "
+                              f"'validation_epoch') to lists, got {history!r:.200}")
     for key, values in history.items():
-        if not isinstance(values, list) or len(values) != done:
+        size = done if key in PER_EPOCH else len(history["validation_epoch"])
+        if not isinstance(values, list) or len(values) != size or (key in PER_SCORE and size > done):
             got = f"{len(values)} entries" if isinstance(values, list) else repr(values)
-            raise CheckpointError(f"{path}: the history's {key!r} must have one entry per epoch done ({done}), "
-                                  f"got {got}")
+            raise CheckpointError(f"{path}: the history's {key!r} must have one entry per "
+                                  f"{'epoch done' if key in PER_EPOCH else 'validation score'} ({size}), got {got}")
         if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
             raise CheckpointError(f"{path}: the history's {key!r} holds something other than finite numbers")
-    return {k: [float(v) for v in vs] for k, vs in history.items()}
+    return {k: [(int(v) if k == "validation_epoch" else float(v)) for v in vs] for k, vs in history.items()}
 
 
 def _rng(path, state: Any) -> dict:

@@ -130,9 +130,11 @@ def check_resume(path: str, iterations: int, settings: dict) -> None:
 
 
 def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_per_batch: int,
-          args: argparse.Namespace, settings: dict[str, Any]) -> tuple[dict[str, list[float]], str]:
+          args: argparse.Namespace, settings: dict[str, Any], validation: Sequence | None = None,
+          validate_every: int = 1) -> tuple[dict[str, list[float]], str]:
     """Meta-train up to ``args.iterations`` meta-updates (one per epoch, on that epoch's fresh tasks);
-    returns the history (one entry per iteration) and a line on how long this run took. ``settings`` are
+    returns the history (one entry per iteration, and the ``validation`` tasks' scores every
+    ``validate_every`` iterations and after the last) and a line on how long this run took. ``settings`` are
     the run's (saved with checkpoints, compared when resuming)."""
     ran = []  # the epochs run here (fewer than the history holds when resuming)
 
@@ -143,7 +145,8 @@ def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_pe
     start = time.perf_counter()
     history = learner.meta_learn(epoch_tasks, epochs=args.iterations, tasks_per_batch=tasks_per_batch,
                                  verbose=not args.quiet, checkpoint=args.save, checkpoint_every=args.save_every,
-                                 resume=args.resume, settings=settings)
+                                 resume=args.resume, settings=settings, validation=validation,
+                                 validate_every=validate_every)
     seconds = time.perf_counter() - start
     timing = f"{len(ran)} iterations in {seconds:.1f} s ({1e3 * seconds / max(len(ran), 1):.2f} ms each)"
     if len(ran) < len(history["loss"]):

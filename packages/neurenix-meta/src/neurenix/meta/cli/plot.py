@@ -28,6 +28,10 @@ def learning_curve(ax, history: dict[str, list[float]]) -> None:
         axis.plot(np.arange(1, len(values) + 1), values, color=color, alpha=0.25, lw=0.8)
         axis.plot(np.arange(width, len(values) + 1), smooth, color=color, label=f"query {key}")
         axis.set_ylabel(f"query {key}", color=color)
+    if "validation" in history:  # scores of held-out tasks: MSE on the loss axis, accuracy on its own
+        axis = ax if "accuracy" not in history else ax.twinx()
+        axis.plot(history["validation_epoch"], history["validation"], "o-", color="tab:orange", ms=3,
+                  label="validation")
     if "accuracy" not in history:
         ax.set_yscale("log")
     ax.set_xlabel("meta-iteration")

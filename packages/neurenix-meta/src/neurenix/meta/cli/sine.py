@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inner-steps", type=count(0), help="inner steps in training (default: maml 1, reptile 8)")
     p.add_argument("--inner-lr", type=rate, default=0.01, help="inner (adaptation) learning rate")
     p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: maml 0.001, reptile 0.1)")
+    p.add_argument("--validate-every", type=count(0), default=500, metavar="N",
+                   help="iterations between validation scores on new tasks (0: after the last only)")
+    p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
+                   help="new tasks (seed + 500) scored for validation, --test-shots points each")
 
 
 def settings(args: argparse.Namespace) -> dict:
@@ -74,10 +78,15 @@ def run(args: argparse.Namespace) -> Iterator[str]:
     preflight(args, run_settings, memory(args))
     nx.manual_seed(args.seed)
     meta = learner(args)
+    validation = new_tasks(args.validation_tasks, args.test_shots, args.seed + 500)
     history, timing = train(meta, lambda epoch: generate_regression_tasks(args.meta_batch, 2 * args.shots),
-                            args.meta_batch, args, run_settings)
+                            args.meta_batch, args, run_settings, validation, args.validate_every or args.iterations)
     yield (f"{ALGOS[args.algo]} on sine regression, {args.meta_batch} tasks (K = {args.shots}) per meta-iteration, "
            f"seed {args.seed}, {args.device}: {timing}")
+    scores, at = history["validation"], history["validation_epoch"]
+    best = min(range(len(scores)), key=scores.__getitem__)
+    yield (f"validation on {args.validation_tasks} other new tasks ({args.test_shots}-shot, the learner's default "
+           f"steps): best MSE {scores[best]:.4f} after iteration {at[best]}, last {scores[-1]:.4f}")
     tasks = new_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
     yield f"{args.test_shots}-shot test MSE on {args.test_tasks} new tasks (mean ± 95% CI), inner lr {meta.inner_lr}:"
     for s in STEPS:
