@@ -113,8 +113,8 @@ def test_grad_clip_bounds_the_meta_gradient_norm(make):
     assert np.linalg.norm(step) > 1e-3  # so the bound did act
     if not isinstance(learner, MetaSGD):  # (whose unclipped step takes rates out of bounds: projected back)
         # same direction, shorter (clip_grad_norm_ divides by the norm + 1e-6)
-        np.testing.assert_allclose((flat(learner) - before) / 1e-3, step / np.linalg.norm(step), rtol=1e-5,
-                                   atol=1e-9)
+        np.testing.assert_allclose((flat(learner) - before) / 1e-3, step / (np.linalg.norm(step) + 1e-6),
+                                   rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("bad, error", [(0.0, ValueError), (-1.0, ValueError), (math.nan, ValueError),

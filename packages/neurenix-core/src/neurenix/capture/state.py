@@ -7,7 +7,9 @@ walk order; everything else the walk meets becomes part of the *structure*: Pyth
 other hashable values by value (a learning rate, ``training``, a flag), host arrays by content, functions
 by their code, unhashable objects by identity. An object whose class defines ``__capture__()`` counts by
 identity plus what that returns (optimizers: not their step counts, which their step reads at each
-replay). A program replays only for a call whose structure, tensor signatures (shape, dtype, device,
+replay). A class may name in ``__capture_unread__`` the attributes its compiled methods never read (a cache,
+an optimizer they do not step): the walk leaves them out, so that changing them neither retraces nor makes
+inputs of their tensors. A program replays only for a call whose structure, tensor signatures (shape, dtype, device,
 requires_grad, whether a gradient is present) and sharing of buffers equal those it was traced with.
 """
 
@@ -117,9 +119,10 @@ def walk(roots) -> State:
             visit(x.__capture__(), None, None, depth + 1)
         elif hasattr(x, "__dict__") and not isinstance(x, enum.Enum):  # (a frozen dataclass may hold tensors)
             attrs = vars(x)
+            unread = getattr(t, "__capture_unread__", ())
             parts.append((t, len(attrs)))
             for k, v in attrs.items():
-                if k in _BOOKKEEPING:
+                if k in _BOOKKEEPING or k in unread:
                     continue
                 parts.append(k)
                 if type(v) in _SCALARS:

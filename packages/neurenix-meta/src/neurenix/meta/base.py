@@ -18,6 +18,7 @@ from neurenix import Tensor
 from neurenix.nn import Module
 from neurenix.nn.utils import clip_grad_norm_
 from neurenix.optim import Adam, Optimizer
+from neurenix.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from . import checks
 from . import resume as resuming
@@ -100,6 +101,9 @@ class MetaLearningModel(Module):
     ``meta_learn`` (the outer loop, batching tasks of equal shapes), ``meta_loss`` and ``adapt_to_task``.
     """
 
+    # what the compiled steps never read (neurenix.compile leaves them out of its guards): the default
+    # meta-optimizer, whose rate a scheduler changes between steps, and the compiled steps themselves
+    __capture_unread__ = frozenset(("_default_optimizer", "_compiled_gradient", "_compiled_adaptation"))
     grad_reduction = "sum"  # how ranks combine meta_step's gradients: a sum over tasks ("mean": a mean over them)
     # checked whenever assigned, here or later: a NaN or negative rate would train silently to nonsense
     inner_lr = checks.Validated(checks.rate)
@@ -241,7 +245,8 @@ class MetaLearningModel(Module):
                 step = self.__dict__["_compiled_gradient"] = nx.compile(self.gradient_values)
         else:
             step = self.gradient_values
-        values = step(stacked, optimizer, loss_fn).tolist()
+        params = [p for g in optimizer.param_groups for p in g["params"]]  # (not the optimizer: its rate may vary)
+        values = step(stacked, params, loss_fn).tolist()
         right = len(values) > 2
         if not math.isfinite(values[0]) or values[1]:
             what = self._what_failed(values[0], optimizer)
@@ -259,11 +264,12 @@ class MetaLearningModel(Module):
         """Called after every meta-update: learners whose parameters have bounds (Meta-SGD's rates) project
         them back."""
 
-    def gradient_values(self, stacked: list[Batch], optimizer: Optimizer, loss_fn: LossFn | None) -> Tensor:
+    def gradient_values(self, stacked: list[Batch], params: list[Tensor], loss_fn: LossFn | None) -> Tensor:
         """``stacked_gradient`` into the parameters' ``.grad`` (which must be None), and a tensor of (loss,
-        number of non-finite gradient elements, number right if labelled): what ``checked_step`` compiles."""
+        number of non-finite elements among ``params``' gradients, number right if labelled): what
+        ``checked_step`` compiles."""
         loss, right = self.stacked_gradient(stacked, loss_fn)
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = [p.grad for p in params if p.grad is not None]
         return nx.stack([v.to(loss.dtype) for v in (loss, finite_probe(grads, loss), right) if v is not None])
 
     def _what_failed(self, loss: float, optimizer: Optimizer) -> str:
@@ -289,7 +295,8 @@ class MetaLearningModel(Module):
                    resume: str | os.PathLike | None = None, distributed: bool = False,
                    settings: Mapping[str, Any] | None = None, compile: bool = True,
                    grad_clip: float | None = None, validation: Sequence | None = None, validate_every: int = 1,
-                   keep_best: bool = False, patience: int | None = None) -> dict[str, list[float]]:
+                   keep_best: bool = False, patience: int | None = None,
+                   scheduler: LRScheduler | ReduceLROnPlateau | None = None) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -326,6 +333,11 @@ class MetaLearningModel(Module):
         taken). ``keep_best=True`` ends with the weights of the best score (held in memory, not in
         checkpoints); ``patience=n`` stops once ``n`` scores in a row have not improved on the best.
 
+        ``scheduler`` (a ``neurenix.optim.lr_scheduler`` scheduler of the meta-optimizer: of
+        ``meta_optimizer``, or of ``default_optimizer()`` when that is None) is stepped after every epoch, as a
+        PyTorch loop steps it (``ReduceLROnPlateau`` with the epoch's loss); checkpoints keep its state. The
+        compiled meta-gradient does not read the rate, so a schedule does not make it trace again.
+
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
@@ -339,6 +351,7 @@ class MetaLearningModel(Module):
         run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
         optimizer = self._optimizer(meta_optimizer)
+        scheduler = checks.scheduler("scheduler", scheduler, optimizer)
         labelled = checked is not None and checked[0].query_labels is not None
         history: dict[str, list[float]] = {"loss": []} | ({"accuracy": []} if labelled else {})
         lead = not distributed or nx.distributed.rank() == 0
@@ -347,7 +360,7 @@ class MetaLearningModel(Module):
             check_writable(checkpoint)  # now, not after the first epochs
         done = 0
         if resume is not None:
-            done, saved = resuming.resume(resume, self, optimizer, epochs, run)
+            done, saved = resuming.resume(resume, self, optimizer, epochs, run, scheduler)
             history = saved or history
         # under MPI rank 0's state is broadcast here (after resuming), and only rank 0 shows progress and saves
         parallel = DataParallel(self, optimizer, checked, tasks_per_batch, epochs=epochs, resumed_after=done,
@@ -380,9 +393,11 @@ class MetaLearningModel(Module):
             if bar is not None:
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
             log.debug("epoch %d: loss %.6g", epoch, history["loss"][-1])
+            if scheduler is not None:
+                scheduler.step(*[history["loss"][-1]] if isinstance(scheduler, ReduceLROnPlateau) else [])
             stop = watch.after_epoch(epoch + 1, epochs, history)
             if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs or stop):
-                resuming.save_progress(checkpoint, self, optimizer, epoch + 1, history, run)
+                resuming.save_progress(checkpoint, self, optimizer, epoch + 1, history, run, scheduler)
             if stop:
                 break
         if bar is not None:

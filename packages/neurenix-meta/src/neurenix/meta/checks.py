@@ -6,6 +6,7 @@ and the value: a TypeError for a value of the wrong kind, a ValueError for one o
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Callable
@@ -16,6 +17,8 @@ import numpy as np
 import neurenix as nx
 from neurenix.dtypes import as_dtype
 from neurenix.nn import Module
+from neurenix.optim import Optimizer
+from neurenix.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 
 def count(name: str, value: Any, least: int = 0) -> int:
@@ -105,3 +108,19 @@ class Validated:
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.name] = self.check(self.name, value, *self.args)
+
+
+def scheduler(name: str, value: Any, optimizer: Optimizer) -> LRScheduler | ReduceLROnPlateau | None:
+    """None, or a learning-rate scheduler of ``optimizer`` whose state a checkpoint can hold (JSON)."""
+    if value is None:
+        return None
+    if not isinstance(value, (LRScheduler, ReduceLROnPlateau)):
+        raise TypeError(f"{name} must be a neurenix.optim.lr_scheduler scheduler or None, got {type(value).__name__}")
+    if value.optimizer is not optimizer:
+        raise ValueError(f"{name}: it schedules another optimizer than the meta-optimizer (build it on the "
+                         "meta_optimizer you pass, or on learner.default_optimizer() when you pass none)")
+    try:
+        json.dumps(value.state_dict())
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: its state_dict() cannot be saved in a checkpoint ({e})") from None
+    return value

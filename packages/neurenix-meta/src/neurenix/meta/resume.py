@@ -21,26 +21,32 @@ import neurenix as nx
 from neurenix.nn import Module
 from neurenix.optim import Optimizer
 
-from .checkpoint import CheckpointError, restore, save_checkpoint
+from .checkpoint import CheckpointError, read_checkpoint, restore, save_checkpoint
 
 log = logging.getLogger(__name__)
 KEYS = ("epoch", "history", "rng")
 
 
 def save_progress(path: str | os.PathLike, learner: Module, optimizer: Optimizer, epochs_done: int, history: dict,
-                  settings: dict) -> None:
+                  settings: dict, scheduler=None) -> None:
     """A checkpoint that ``meta_learn(resume=path)`` continues from."""
-    save_checkpoint(path, learner, optimizer, metadata={"epoch": epochs_done, "history": history,
-                                                        "rng": nx.random.get_rng_state(), "settings": settings})
+    metadata = {"epoch": epochs_done, "history": history, "rng": nx.random.get_rng_state(), "settings": settings}
+    if scheduler is not None:
+        metadata["scheduler"] = {"type": type(scheduler).__name__, "state": _finite(scheduler.state_dict())}
+    save_checkpoint(path, learner, optimizer, metadata=metadata)
     log.info("saved checkpoint %s after epoch %d", path, epochs_done)
 
 
 def resume(path: str | os.PathLike, learner: Module, optimizer: Optimizer, epochs: int,
-           settings: dict) -> tuple[int, dict[str, list[float]]]:
-    """Load a progress checkpoint into ``learner`` and ``optimizer`` and neurenix's random state, once all of
-    it is checked; return (epochs done, history so far). A file without progress (a plain checkpoint)
-    starts at epoch 0 from its weights."""
+           settings: dict, scheduler=None) -> tuple[int, dict[str, list[float]]]:
+    """Load a progress checkpoint into ``learner``, ``optimizer``, ``scheduler`` and neurenix's random state,
+    once all of it is checked; return (epochs done, history so far). A file without progress (a plain
+    checkpoint) starts at epoch 0 from its weights."""
     found: dict[str, Any] = {}
+    # the schedule first: a scheduler also adds "initial_lr" to the optimizer's groups, which restore() compares
+    metadata = read_checkpoint(path).metadata
+    done = metadata.get("epoch") if type(metadata.get("epoch")) is int else 0
+    schedule = _scheduler(path, metadata.get("scheduler"), scheduler, done)
 
     def check(metadata: dict) -> None:
         found.update(_check(path, metadata, epochs, settings))
@@ -48,6 +54,8 @@ def resume(path: str | os.PathLike, learner: Module, optimizer: Optimizer, epoch
     restore(path, learner, optimizer, check)
     if found["rng"] is not None:
         nx.random.set_rng_state(found["rng"])
+    if schedule is not None:
+        scheduler.load_state_dict(schedule)
     log.info("resumed from %s after epoch %d", path, found["epoch"])
     return found["epoch"], found["history"]
 
@@ -66,6 +74,40 @@ def _check(path, metadata: dict, epochs: int, settings: dict) -> dict[str, Any]:
         raise ValueError(f"meta_learn: {path} is at epoch {done}, past epochs={epochs}: pass epochs >= {done}")
     check_settings(path, metadata.get("settings"), settings)
     return {"epoch": done, "history": _history(path, metadata["history"], done), "rng": _rng(path, metadata["rng"])}
+
+
+def _scheduler(path, saved: Any, scheduler, done: int) -> dict | None:
+    """The saved scheduler state to load into ``scheduler``: a run that schedules its rate resumes only a run
+    that scheduled it the same way (or had not started), and the other way round."""
+    kind = None if scheduler is None else type(scheduler).__name__
+    if saved is None:
+        if kind is not None and done > 0:
+            raise ValueError(f"meta_learn: {path} was saved by a run without a scheduler; resume it without one")
+        return None
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        raise CheckpointError(f"{path}: the scheduler metadata {saved!r:.200} is not {{'type': ..., 'state': {{...}}}}")
+    if saved.get("type") != kind:
+        raise ValueError(f"meta_learn: {path} was saved by a run with scheduler {saved.get('type')}, this run has "
+                         f"{kind}; resume with the scheduler it was saved with")
+    return _unfinite(saved["state"])
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with its infinite and NaN floats (ReduceLROnPlateau's starting best) spelled
+    ``{"float": "inf"}``: a checkpoint's JSON holds finite numbers only."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return [_finite(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _unfinite(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"float"} and value["float"] in ("inf", "-inf", "nan"):
+            return float(value["float"])
+        return {k: _unfinite(v) for k, v in value.items()}
+    return [_unfinite(v) for v in value] if isinstance(value, list) else value
 
 
 PER_EPOCH, PER_SCORE = {"loss", "accuracy"}, {"validation", "validation_epoch"}

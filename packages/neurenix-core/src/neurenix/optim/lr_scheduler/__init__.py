@@ -2,7 +2,8 @@
 ``step()``, ``get_last_lr()``, ``state_dict()`` and ``last_epoch`` semantics.
 
 A scheduler changes ``group["lr"]``, which is a hyper-parameter a compiled step (``neurenix.compile``) guards
-on: a new rate traces the step again, so a schedule that changes it at every step is best used eagerly.
+on: a new rate traces the step again, so a schedule that changes it at every step is best used eagerly (or
+outside the compiled function: ``neurenix.meta``'s ``meta_learn(scheduler=...)`` compiles the meta-gradient only).
 """
 
 from .cosine import CosineAnnealingLR
