@@ -36,13 +36,28 @@ def test_progress_bar_shows_loss_and_speed(capsys):
 
 
 def test_resume_continues_the_same_run(capsys, tmp_path):
-    ckpt = str(tmp_path / "run.safetensors")
-    whole = report(capsys, "--iterations", "6", *FAST).out
-    report(capsys, "--iterations", "4", "--save", ckpt, "--save-every", "2", *FAST)
-    resumed = report(capsys, "--iterations", "6", "--resume", ckpt, *FAST).out
+    # a constant rate: a run can be continued past the iterations it asked for
+    ckpt, constant = str(tmp_path / "run.safetensors"), ["--lr-schedule", "constant"]
+    whole = report(capsys, "--iterations", "6", *constant, *FAST).out
+    report(capsys, "--iterations", "4", "--save", ckpt, "--save-every", "2", *constant, *FAST)
+    resumed = report(capsys, "--iterations", "6", "--resume", ckpt, *constant, *FAST).out
     assert "2 iterations in" in resumed and "resumed after iteration 4" in resumed
     scores = re.compile(r"after \d+ steps?: .*")
     assert scores.findall(resumed) == scores.findall(whole)
+
+
+def test_a_cosine_schedule_resumes_only_with_its_own_length(capsys, tmp_path):
+    ckpt = str(tmp_path / "run.safetensors")
+    report(capsys, "--iterations", "4", "--save", ckpt, *FAST)  # the default schedule: cosine over 4 iterations
+    assert main(["train", "sine", "--iterations", "6", "--resume", ckpt, *FAST]) == 1
+    assert "other settings: --iterations 4 (now 6)" in capsys.readouterr().err
+
+
+def test_the_cosine_schedule_anneals_the_meta_rate_to_zero(capsys, tmp_path):
+    ckpt = tmp_path / "run.safetensors"
+    report(capsys, "--iterations", "4", "--meta-lr", "0.02", "--save", str(ckpt), *FAST)
+    groups = read_checkpoint(str(ckpt)).doc["optimizer"]["param_groups"]
+    assert groups[0]["initial_lr"] == 0.02 and groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_plot_writes_a_png(capsys, tmp_path):

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import neurenix as nx
 
 from . import digits, sine
-from .common import ArgumentError, count
+from .common import SCHEDULES, ArgumentError, count
 
 log = logging.getLogger(__name__)
 BENCHMARKS = {"sine": sine, "digits": digits}
@@ -57,6 +57,9 @@ def parser() -> Parser:
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(p)
         p.add_argument("--iterations", type=count(1), default=module.ITERATIONS, help="meta-iterations (meta-updates)")
+        p.add_argument("--lr-schedule", choices=SCHEDULES, default=getattr(module, "LR_SCHEDULE", "constant"),
+                       help="the meta learning rate over the run: constant, or cosine annealing from --meta-lr to 0 "
+                            "over --iterations")
         p.add_argument("--test-tasks", type=count(2), default=module.TEST_TASKS,
                        help="new tasks to evaluate on (two at least: the 95%% interval needs them)")
         p.add_argument("--device", type=device, default="cpu", help="where to train, e.g. cpu, cuda:0, webgpu")

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from neurenix.optim.lr_scheduler import CosineAnnealingLR
+
 from ..base import MetaLearningModel
 from ..checkpoint import check_writable, read_checkpoint
 from ..resume import check_settings
@@ -60,6 +62,16 @@ def rate(text: str) -> float:
     return value
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def with_schedule(args: argparse.Namespace, settings: dict) -> dict:
+    """The run's ``settings`` and its learning-rate schedule: a cosine schedule is fixed by its length, so a
+    run resumes only with the --iterations it started with."""
+    return {**settings, "--lr-schedule": args.lr_schedule} | \
+        ({"--iterations": args.iterations} if args.lr_schedule == "cosine" else {})
+
+
 # -- checks before anything runs ---------------------------------------------------------------------
 def preflight(args: argparse.Namespace, settings: dict, needs: Sequence[tuple[str, int, int]]) -> None:
     """Fail now, not after training: a run that cannot fit in memory (``needs``: (flag, how many, bytes each
@@ -71,7 +83,7 @@ def preflight(args: argparse.Namespace, settings: dict, needs: Sequence[tuple[st
     if args.save:
         check_writable(args.save)
     if args.resume:
-        check_resume(args.resume, args.iterations, settings)
+        check_resume(args.resume, args.iterations, with_schedule(args, settings))
 
 
 def available_memory() -> int | None:
@@ -135,18 +147,21 @@ def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_pe
     """Meta-train up to ``args.iterations`` meta-updates (one per epoch, on that epoch's fresh tasks);
     returns the history (one entry per iteration, and the ``validation`` tasks' scores every
     ``validate_every`` iterations and after the last) and a line on how long this run took. ``settings`` are
-    the run's (saved with checkpoints, compared when resuming)."""
+    the run's (saved with checkpoints, compared when resuming). The learner's default meta-optimizer's rate
+    follows ``args.lr_schedule``."""
     ran = []  # the epochs run here (fewer than the history holds when resuming)
 
     def epoch_tasks(epoch: int) -> Sequence:
         ran.append(epoch)
         return tasks(epoch)
 
+    scheduler = CosineAnnealingLR(learner.default_optimizer(), T_max=args.iterations) \
+        if args.lr_schedule == "cosine" else None
     start = time.perf_counter()
     history = learner.meta_learn(epoch_tasks, epochs=args.iterations, tasks_per_batch=tasks_per_batch,
                                  verbose=not args.quiet, checkpoint=args.save, checkpoint_every=args.save_every,
-                                 resume=args.resume, settings=settings, validation=validation,
-                                 validate_every=validate_every)
+                                 resume=args.resume, settings=with_schedule(args, settings), validation=validation,
+                                 validate_every=validate_every, scheduler=scheduler)
     seconds = time.perf_counter() - start
     timing = f"{len(ran)} iterations in {seconds:.1f} s ({1e3 * seconds / max(len(ran), 1):.2f} ms each)"
     if len(ran) < len(history["loss"]):

@@ -22,6 +22,7 @@ from .common import ArgumentError, count, preflight, rate, train
 from .plot import figure, learning_curve
 
 ITERATIONS, TEST_TASKS = 10_000, 1000
+LR_SCHEDULE = "cosine"
 TEST_POINTS = 100  # per test task: up to half of them the support set, the other half the query set
 STEPS = (1, 5, 10)
 PAPER = {1: 0.67, 5: 0.38, 10: 0.35}  # MAML paper, 5-shot, after 70,000 meta-iterations
@@ -35,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-shots", type=count(1, TEST_POINTS // 2), default=5, help="support points of a test task")
     p.add_argument("--inner-steps", type=count(0), help="inner steps in training (default: maml 1, reptile 8)")
     p.add_argument("--inner-lr", type=rate, default=0.01, help="inner (adaptation) learning rate")
-    p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: maml 0.001, reptile 0.1)")
+    p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: maml 0.01, reptile 0.1), the start of "
+                                                "the cosine schedule")
     p.add_argument("--validate-every", type=count(0), default=1000, metavar="N",
                    help="iterations between validation scores on new tasks (0: after the last only)")
     p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
@@ -48,7 +50,7 @@ def settings(args: argparse.Namespace) -> dict:
     steps = args.inner_steps if args.inner_steps is not None else 8 if reptile else 1
     if reptile and steps < 1:
         raise ArgumentError("--inner-steps", "Reptile takes at least 1 inner step, got 0")
-    meta_lr = args.meta_lr if args.meta_lr is not None else 0.1 if reptile else 0.001
+    meta_lr = args.meta_lr if args.meta_lr is not None else 0.1 if reptile else 0.01
     return {"benchmark": "sine", "--algo": args.algo, "--seed": args.seed, "--meta-batch": args.meta_batch,
             "--shots": args.shots, "--inner-steps": steps, "--inner-lr": args.inner_lr, "--meta-lr": meta_lr}
 
