@@ -19,7 +19,7 @@ from neurenix import distributed as dist
 from neurenix import nn
 from neurenix.meta import MAML, PrototypicalNetworks, RelationNetworks, Reptile
 from neurenix.meta.distributed import DataParallel
-from neurenix.optim import SGD, Adam
+from neurenix.optim import SGD
 
 TASKS, PER_BATCH, EPOCHS = 7, 3, 2  # batches of 3, 3, 1: uneven shares, and an idle rank at 2 and 3 ranks
 
@@ -29,14 +29,14 @@ def learners():
     sine, classes = sine_tasks(TASKS, rows=5), class_tasks(TASKS, ways=3, per_class=4, dim=5)
     maml = MAML(mlp(seed=0, sizes=(1, 8, 8, 1)), inner_lr=0.05, meta_lr=0.01, inner_steps=2)
     fomaml = MAML(mlp(seed=1, sizes=(1, 8, 8, 1)), inner_lr=0.05, meta_lr=0.01, inner_steps=2, first_order=True)
-    reptile = Reptile(mlp(seed=2, sizes=(1, 8, 1)), inner_lr=0.05, meta_lr=0.5, inner_steps=3)
+    reptile = Reptile(mlp(seed=2, sizes=(1, 8, 1)), inner_lr=0.05, inner_steps=3)
     nx.manual_seed(5)
     bn = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)).double()
     return {
         "maml": (maml, None, sine),
         "fomaml": (fomaml, SGD(fomaml.parameters(), lr=0.01, momentum=0.9), sine),
-        "reptile": (reptile, None, sine),
-        "reptile_adam": (r := Reptile(mlp(seed=3, sizes=(1, 8, 1)), inner_steps=2), Adam(r.parameters(), 0.01), sine),
+        "reptile": (reptile, SGD(reptile.parameters(), lr=0.5), sine),  # the interpolation
+        "reptile_adam": (Reptile(mlp(seed=3, sizes=(1, 8, 1)), inner_steps=2, meta_lr=0.01), None, sine),  # default
         "protonets": (PrototypicalNetworks(mlp(seed=4, sizes=(5, 7, 4)), meta_lr=0.01), None, classes),
         "relation": (RelationNetworks(mlp(seed=6, sizes=(5, 7, 4)), mlp(seed=7, sizes=(8, 6, 1)), 0.01), None,
                      classes),

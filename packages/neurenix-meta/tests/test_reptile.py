@@ -1,11 +1,12 @@
-"""Reptile: the update is theta + epsilon * (mean theta' - theta), theta' from plain SGD on each task."""
+"""Reptile: with SGD at epsilon the update is theta + epsilon * (mean theta' - theta), theta' from plain SGD on each
+task; any meta-optimizer gets theta - mean theta' as the gradient (the default: Adam at meta_lr)."""
 
 import numpy as np
 import pytest
 
 from meta_helpers import ce, class_tasks, mlp, sgd_adapt, sine_tasks
 from neurenix.meta import Reptile
-from neurenix.optim import Adam
+from neurenix.optim import SGD, Adam
 
 
 def _targets(reptile, tasks, loss):
@@ -20,7 +21,8 @@ def test_update_interpolates_toward_the_adapted_weights(kind, batch_tasks):
     reptile = Reptile(model, inner_lr=0.05, meta_lr=0.3, inner_steps=3)
     theta = [p.numpy().copy() for p in reptile.parameters()]
     theta_prime = _targets(reptile, tasks, loss or (lambda p, y: ((p - y) ** 2).mean()))
-    history = reptile.meta_learn(tasks, epochs=1, tasks_per_batch=len(tasks), batch_tasks=batch_tasks)
+    history = reptile.meta_learn(tasks, SGD(reptile.parameters(), lr=0.3), epochs=1, tasks_per_batch=len(tasks),
+                                 batch_tasks=batch_tasks)
     for p, t, tp in zip(reptile.parameters(), theta, theta_prime):
         np.testing.assert_allclose(p.numpy(), t + 0.3 * (tp - t), rtol=1e-10, atol=1e-12)
     assert len(history["loss"]) == 1 and ("accuracy" in history) == (kind == "classes")
@@ -43,6 +45,8 @@ def test_a_meta_optimizer_gets_theta_minus_theta_prime_as_gradient():
 def test_seed_defaults_and_adaptation():
     reptile = Reptile(mlp())
     assert (reptile.inner_lr, reptile.meta_lr, reptile.inner_steps) == (0.02, 0.001, 8)
+    optimizer = reptile.default_optimizer()  # Adam at meta_lr, as the other learners (the class docstring says why)
+    assert isinstance(optimizer, Adam) and optimizer.param_groups[0]["lr"] == 0.001
     sx, sy, qx, _ = sine_tasks(1)[0]
     np.testing.assert_allclose(reptile.adapt_to_task(sx, sy)(qx).numpy(),
                                sgd_adapt(reptile.model, sx, sy, 8, 0.02)(qx).numpy(), rtol=1e-12)

@@ -116,10 +116,11 @@ def test_a_scheduler_of_another_optimizer_or_not_a_scheduler_is_refused():
 
 
 def test_reptile_schedules_its_interpolation_rate():
-    reptile = Reptile(mlp(0), inner_lr=0.05, meta_lr=0.5, inner_steps=2)
-    schedule = StepLR(reptile.default_optimizer(), step_size=1, gamma=0.5)
-    reptile.meta_learn(_fresh, epochs=3, tasks_per_batch=4, scheduler=schedule)
-    assert reptile.default_optimizer().param_groups[0]["lr"] == pytest.approx(0.5 / 8)
+    reptile = Reptile(mlp(0), inner_lr=0.05, inner_steps=2)
+    interpolation = SGD(reptile.parameters(), lr=0.5)
+    reptile.meta_learn(_fresh, interpolation, epochs=3, tasks_per_batch=4,
+                       scheduler=StepLR(interpolation, step_size=1, gamma=0.5))
+    assert interpolation.param_groups[0]["lr"] == pytest.approx(0.5 / 8)
 
 
 def test_reduce_on_plateau_resumes_from_a_checkpoint(tmp_path):
