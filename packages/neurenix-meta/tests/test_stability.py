@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from meta_helpers import mlp, sine_tasks
+from meta_helpers import mlp, sgd_adapt, sine_tasks
 from neurenix.meta import ANIL, MAML, MetaSGD, Reptile
 from neurenix.nn import functional as F
 from neurenix.optim import SGD, Adam
@@ -123,3 +123,21 @@ def test_grad_clip_is_checked(bad, error):
     learner = MAML(mlp(), inner_steps=1)
     with pytest.raises(error, match="grad_clip"):
         learner.meta_learn(sine_tasks(n=2, rows=5), epochs=1, grad_clip=bad)
+
+
+def test_reptile_meta_trains_where_plain_inner_steps_overflow():
+    """Reptile's inner loop takes no step that raises a task's support loss: at a rate where plain SGD on the
+    support set blows up (checked here), meta-training goes on, and theta stays where descent took it."""
+    tasks = sine_tasks(n=4, rows=5)
+    model = mlp(sizes=(1, 8, 8, 1))
+    sx, sy, _, _ = tasks[0]
+    with np.errstate(all="ignore"):
+        plain = sgd_adapt(model, sx * 10, sy * 10, 30, 5.0)
+        assert not (np.abs(plain(sx).numpy()) < 1e6).all()
+    reptile = Reptile(model, inner_lr=5.0, inner_steps=30)
+    big = [(sx * 10, sy * 10, qx * 10, qy * 10) for sx, sy, qx, qy in tasks]
+    at_theta = np.mean([F.mse_loss(model(qx), qy).item() for _, _, qx, qy in big])
+    history = reptile.meta_learn(big, epochs=2, tasks_per_batch=4)
+    # the query loss at theta' (the history's): plain steps would have sent it past 1e100
+    assert all(v <= 2 * at_theta for v in history["loss"]), (history, at_theta)
+    assert all((np.abs(p.numpy()) < 1e3).all() for p in reptile.parameters())

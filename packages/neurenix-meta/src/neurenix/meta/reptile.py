@@ -7,7 +7,7 @@ from neurenix import Tensor
 from neurenix.nn import Module
 
 from . import checks
-from .base import MetaLearningModel, inner_loop
+from .base import MetaLearningModel
 from .batchnorm import task_call
 from .losses import LossFn, correct, task_losses
 from .tasks import Batch
@@ -15,7 +15,11 @@ from .tasks import Batch
 
 class Reptile(MetaLearningModel):
     """Reptile: train on each task's support set for ``inner_steps`` SGD steps at ``inner_lr`` (theta ->
-    theta'), then move theta along mean over the batch of (theta' - theta).
+    theta'), then move theta along mean over the batch of (theta' - theta). A step that would raise a task's
+    support loss is not taken and that task's later steps are halved (``descent_steps``, as in
+    ``adapt_to_task``): while every step lowers the loss this is plain SGD, and a task on which the seeds'
+    ``inner_lr=0.02`` overshoots (as the network's weights grow in meta-training: on sine regression the
+    loss became infinite after about 1,100 meta-updates) cannot throw theta' away.
 
     The meta-optimizer is handed theta - mean(theta') as the gradient (the paper: "treat it as a gradient
     and plug it into a more sophisticated optimizer like Adam"). The default is Adam at ``meta_lr``, as for
@@ -53,9 +57,8 @@ class Reptile(MetaLearningModel):
         total, right = 0.0, None
         for b in stacked:
             start = {n: p.detach().expand(b.size, *p.shape).requires_grad_() for n, p in theta.items()}
-            with nx.enable_grad():
-                fast = inner_loop(self.model, start, b.support_x, b.support_y, b.support_labels, self.inner_steps,
-                                  self.inner_lr, loss_fn, False, b.classes, b.indices)
+            with nx.enable_grad():  # steps that never raise a task's support loss, as in adapt_to_task
+                fast = self.inner_adapt(self.model, start, b, self.inner_steps, loss_fn)
             with nx.no_grad():
                 fast = {n: w.detach() for n, w in fast.items()}
                 for n, p in theta.items():
