@@ -4,7 +4,8 @@ Three experiments, each run once per seed in its own process (one thread; ``--jo
 reports its scores, its training time and its peak memory (maximum resident set size):
 
 - ``main``: the main job, ``neurenix train sine`` with its defaults (MAML; also ``--algo fomaml`` and
-  ``--algo reptile``): 5-shot MSE after 1 / 5 / 10 steps on 1,000 new tasks, against the MAML paper's.
+  ``--algo reptile``): 5-shot MSE after 1 / 5 / 10 steps on 1,000 new tasks, against the MAML paper's;
+  ``schedule``: the same MAML job at the paper's constant Adam rate of 0.001, what the default schedule gains.
 - ``user``: each regression learner built as a user would: a 1-40-40-1 ReLU network, the learner's constructor
   defaults and its default meta-optimizer, 3,000 meta-iterations of 25 new sine tasks (10 support and 10 query
   points), then 5-shot MSE after 1 / 5 / 10 / 20 steps on 1,000 new tasks (seed + 1000).
@@ -33,6 +34,7 @@ STEPS = (1, 5, 10, 20)
 PAPER = {1: 0.67, 5: 0.38, 10: 0.35}
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 USER_ITERATIONS = 3000
+EXPERIMENTS = ("main", "schedule", "user", "digits")
 USER = """
 import json, sys, time
 import neurenix as nx
@@ -67,6 +69,11 @@ def jobs(experiments: list[str], seeds: list[int], quick: bool) -> list[dict]:
                 extra = ["--iterations", "20", "--test-tasks", "20", "--validation-tasks", "2"] if quick else []
                 out.append({"experiment": "main", "learner": algo, "seed": seed, "read": "sine",
                             "argv": cli("train", "sine", "--algo", algo, "--seed", str(seed), *extra)})
+        if "schedule" in experiments:  # the main job at the paper's constant rate: what the schedule gains
+            extra = ["--iterations", "20", "--test-tasks", "20", "--validation-tasks", "2"] if quick else []
+            out.append({"experiment": "schedule", "learner": "maml", "seed": seed, "read": "sine",
+                        "argv": cli("train", "sine", "--lr-schedule", "constant", "--meta-lr", "0.001",
+                                    "--seed", str(seed), *extra)})
         if "user" in experiments:
             for name in ("maml", "fomaml", "reptile", "metasgd", "anil"):
                 out.append({"experiment": "user", "learner": name, "seed": seed, "read": "json",
@@ -174,8 +181,11 @@ def markdown(table: dict, meta: dict) -> str:
                   + " / ".join(str(v) for v in PAPER.values()) + ".", "",
                   "| `--algo` | after 1 step | after 5 steps | after 10 steps | training | ms / iteration | "
                   "peak memory |", "|---|---|---|---|---|---|---|"]
-        for name, r in table["main"].items():
-            lines.append(f"| `{name}` | " + " | ".join(fmt(r["scores"][str(s)]) for s in (1, 5, 10)) +
+        rows = [(f"`{name}`", r) for name, r in table["main"].items()]
+        rows += [("`maml`, `--lr-schedule constant --meta-lr 0.001` (the paper's rate)", r)
+                 for r in table.get("schedule", {}).values()]
+        for name, r in rows:
+            lines.append(f"| {name} | " + " | ".join(fmt(r["scores"][str(s)]) for s in (1, 5, 10)) +
                          f" | {r['train_s']['mean']:.1f} s | {r['ms_per_iteration']['mean']:.2f} | "
                          f"{r['peak_rss_mb']:.0f} MB |")
         lines.append("")
@@ -208,7 +218,7 @@ def markdown(table: dict, meta: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--experiments", nargs="+", choices=("main", "user", "digits"), default=["main", "user", "digits"])
+    ap.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (each on one thread)")
     ap.add_argument("--quick", action="store_true", help="a few iterations each: checks that the script runs")
