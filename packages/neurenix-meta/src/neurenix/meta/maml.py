@@ -32,8 +32,8 @@ INNER_LR = _Default(0.01)  # inner_lr's default
 def learn2learn_rate(learner: str, inner_lr: float, lr: float | None) -> float:
     """The inner learning rate from ``inner_lr`` or learn2learn's ``lr``, refusing both."""
     if lr is None:
-        return float(inner_lr) if inner_lr is INNER_LR else inner_lr
-    if inner_lr is not INNER_LR:
+        return float(inner_lr) if type(inner_lr) is _Default else inner_lr
+    if type(inner_lr) is not _Default:
         raise TypeError(f"{learner}: got both lr={lr!r} (learn2learn's name) and inner_lr={inner_lr!r}; they name "
                         "the same inner learning rate, pass one of them")
     return lr
