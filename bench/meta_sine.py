@@ -30,7 +30,7 @@ import neurenix as nx
 from neurenix.meta import ANIL, MAML, MetaSGD, Reptile, generate_regression_tasks, multi_step_weights
 from neurenix.meta.tasks import check_tasks, stack
 from neurenix.nn import Linear, ReLU, Sequential
-from neurenix.optim import Adam
+from neurenix.optim import SGD, Adam
 
 TARGETS = {1: 0.67, 5: 0.38, 10: 0.35}
 ANNEAL = 10  # MAML++ (mamlpp): the multi-step loss anneals over 10 "epochs" of 1,000 meta-iterations
@@ -39,7 +39,8 @@ ANNEAL = 10  # MAML++ (mamlpp): the multi-step loss anneals over 10 "epochs" of 
 def make(algo: str):
     model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
     if algo == "reptile":
-        return Reptile(model, inner_lr=0.01, meta_lr=0.1, inner_steps=8), None
+        reptile = Reptile(model, inner_lr=0.01, meta_lr=0.1, inner_steps=8)
+        return reptile, SGD(reptile.parameters(), lr=0.1)  # the plain interpolation (the default is Adam)
     if algo in ("anil", "metasgd", "mamlpp", "maml5"):
         learner = {"anil": lambda: ANIL(model, inner_lr=0.01, inner_steps=1),
                    "maml5": lambda: MAML(model, inner_lr=0.01, inner_steps=5),

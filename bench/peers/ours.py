@@ -8,6 +8,7 @@ import numpy as np
 import neurenix as nx
 from neurenix import nn
 from neurenix.meta import MAML, PrototypicalNetworks, Reptile
+from neurenix.optim import SGD
 
 from .workloads import Data, Runner, Workload, feature_side
 
@@ -46,9 +47,11 @@ def build(w: Workload, d: Data, weights: dict[str, np.ndarray], compile: bool = 
     if w.kind == "protonet_infer":
         return _inference(learner, tasks[0])
     out = {}
+    # Reptile's workload is the paper's interpolation (SGD at meta_lr), as the PyTorch peer; its default is Adam
+    optimizer = SGD(learner.parameters(), lr=w.meta_lr) if w.kind == "reptile" else None
 
     def step() -> float:
-        out["loss"] = learner.meta_learn(tasks, epochs=1, tasks_per_batch=len(tasks), shuffle=False,
+        out["loss"] = learner.meta_learn(tasks, optimizer, epochs=1, tasks_per_batch=len(tasks), shuffle=False,
                                          compile=compile)["loss"][0]
         return out["loss"]
 
