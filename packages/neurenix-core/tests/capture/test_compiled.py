@@ -220,6 +220,27 @@ def test_a_compiled_method_binds_like_a_function():
     assert Scaler.scaled.stats["replays"] == 2
 
 
+@pytest.mark.parametrize("unread", [True, False])
+def test_attributes_a_class_names_unread_are_not_guards(unread):
+    class Scaler(nn.Module):
+        __capture_unread__ = frozenset(("note",) if unread else ())
+
+        def __init__(self):
+            super().__init__()
+            self.k = nn.Parameter(nx.tensor([2.0]))
+            self.note = 0.0  # something the compiled method never reads, changed between calls
+
+        @nx.compile
+        def scaled(self, x):
+            return (x * self.k).detach()
+
+    s = Scaler()
+    for i in range(3):
+        s.note = float(i)
+        np.testing.assert_array_equal(s.scaled(nx.ones(2)).numpy(), [2.0, 2.0])
+    assert Scaler.scaled.stats["traces"] == (1 if unread else 3)
+
+
 def test_programs_are_bounded_and_changing_guards_end_in_eager():
     compiled = nx.compile(lambda x: (x + 1).detach(), max_programs=2)
     with pytest.warns(nx.CaptureWarning, match="guards changed at every call"):
