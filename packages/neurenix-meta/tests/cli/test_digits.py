@@ -147,6 +147,7 @@ def test_the_plot_draws_validation_beside_the_training_accuracy(capsys, tmp_path
     (["--validate-every", "-1"], "argument --validate-every: must be >= 0, got -1"),
     (["--inner-lr", "0.1"], "argument --inner-lr: only MAML adapts with gradient steps, not --algo protonet"),
     (["--algo", "relation", "--inner-steps", "2"], "argument --inner-steps: only MAML adapts with gradient steps"),
+    (["--no-first-order"], "argument --first-order: only MAML adapts with gradient steps, not --algo protonet"),
     (["--algo", "maml", "--inner-steps", "0"], "argument --inner-steps: must be >= 1, got 0"),
     (["--meta-lr", "-1"], "argument --meta-lr: must be a finite number >= 0, got -1"),
 ])
@@ -166,4 +167,15 @@ def test_defaults_follow_the_algorithm_and_flags_override_them():
     assert digits.settings(args_of("--algo", "maml", "--inner-steps", "2", "--meta-lr", "0.5"))["--inner-steps"] == 2
     learner = digits.learner(args_of("--algo", "maml", "--inner-steps", "2", "--inner-lr", "0.05", "--meta-lr", "0.5"))
     assert (learner.inner_steps, learner.inner_lr, learner.meta_lr) == (2, 0.05, 0.5)
+    assert learner.first_order == digits.DEFAULTS["maml"]["first_order"]
+    assert not digits.learner(args_of("--algo", "maml", "--no-first-order")).first_order
     assert digits.learner(args_of("--algo", "relation")).meta_lr == digits.DEFAULTS["relation"]["meta_lr"]
+
+
+def test_maml_head_starts_at_zero_and_the_relation_module_compares():
+    head = digits.learner(args_of("--algo", "maml")).model[-1]
+    assert not head.weight.numpy().any() and not head.bias.numpy().any()
+    import neurenix as nx
+
+    pairs = nx.tensor(np.arange(2 * 6 * 4, dtype=np.float32).reshape(2, 6, 2, 2))
+    np.testing.assert_array_equal(digits.PairDifference()(pairs).numpy(), np.full((2, 3, 2, 2), 12.0))

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 import numpy as np
 
 import neurenix as nx
-from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
 
 from ..checkpoint import read_checkpoint
 from ..data import TaskSampler, split_classes
@@ -44,12 +44,13 @@ from .common import ArgumentError, count, need, preflight, rate, train
 from .plot import figure, learning_curve
 
 ITERATIONS, TEST_TASKS = 1000, 600
-ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML (second order)", "relation": "Relation Networks"}
+ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks"}
 # per algorithm, chosen by measurement (docs/cli.md): meta learning rate, MAML's inner steps and rate, and
 # whether the test takes the weights of the best validation score
-DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True},
-            "maml": {"meta_lr": 0.003, "inner_lr": 0.3, "inner_steps": 3, "keep_best": True},
-            "relation": {"meta_lr": 0.003, "keep_best": True}}
+DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True, "validate_every": 100},
+            "maml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "first_order": True, "keep_best": True,
+                     "validate_every": 50},
+            "relation": {"meta_lr": 0.001, "keep_best": True, "validate_every": 100}}
 
 
 MIRROR = {6: 9, 9: 6}  # turned by 180 degrees, a 6 is a 9 and a 9 a 6
@@ -101,10 +102,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inner-lr", type=rate, help=f"MAML's inner learning rate (default {DEFAULTS['maml']['inner_lr']})")
     p.add_argument("--inner-steps", type=count(1), help="MAML's inner steps, in training and test (default "
                                                         f"{DEFAULTS['maml']['inner_steps']})")
+    p.add_argument("--first-order", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"first-order MAML (default: {'yes' if DEFAULTS['maml']['first_order'] else 'no'})")
     p.add_argument("--validation-classes", type=count(2), default=5, metavar="N",
                    help="turned training digits held out as validation classes (never trained on)")
-    p.add_argument("--validate-every", type=count(0), default=100, metavar="N",
-                   help="iterations between validation scores (0: after the last only)")
+    p.add_argument("--validate-every", type=count(0), metavar="N",
+                   help="iterations between validation scores (0: after the last only; default: " + ", ".join(
+                       f"{a} {d['validate_every']}" for a, d in DEFAULTS.items()) + ")")
     p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
                    help="tasks (seed + 500) drawn from the validation classes and scored for validation")
     p.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None,
@@ -127,7 +131,7 @@ def settings(args: argparse.Namespace) -> dict:
         raise ArgumentError("--validation-classes", f"{args.ways}-way validation tasks need {args.ways} classes, got "
                                                     f"{args.validation_classes}")
     if args.algo != "maml":
-        for flag in ("inner_lr", "inner_steps"):
+        for flag in ("inner_lr", "inner_steps", "first_order"):
             if getattr(args, flag) is not None:
                 raise ArgumentError("--" + flag.replace("_", "-"), f"only MAML adapts with gradient steps, not "
                                                                    f"--algo {args.algo}")
@@ -136,7 +140,8 @@ def settings(args: argparse.Namespace) -> dict:
            "--rotate": args.rotate, "--validation-classes": args.validation_classes,
            "--meta-lr": option(args, "meta_lr")}
     if args.algo == "maml":
-        run |= {"--inner-lr": option(args, "inner_lr"), "--inner-steps": option(args, "inner_steps")}
+        run |= {"--inner-lr": option(args, "inner_lr"), "--inner-steps": option(args, "inner_steps"),
+                "--first-order": option(args, "first_order")}
     return run
 
 
@@ -148,19 +153,37 @@ def memory(args: argparse.Namespace) -> list[tuple[str, int, int]]:
             ("--test-tasks", args.test_tasks, each)]
 
 
+class PairDifference(Module):
+    """The first layer of the relation module: a pair's two embeddings, concatenated on the channel axis
+    (rows, 2 * channels, ...), to their elementwise distance |f(x_q) - f(x_i)| (rows, channels, ...). A
+    relation module that starts with it compares the two embeddings and cannot tell which classes they are,
+    which a module given the concatenation learns instead (measured: see docs/cli.md)."""
+
+    def forward(self, pairs: nx.Tensor) -> nx.Tensor:
+        half = pairs.shape[1] // 2
+        return (pairs[:, :half] - pairs[:, half:]).abs()
+
+
 def learner(args: argparse.Namespace):
-    def conv(channels: int = 32) -> list:  # 1x8x8 -> 32x2x2: two blocks of 3x3 conv, BatchNorm, ReLU, 2x2 max-pool
+    def conv(pools: int = 2, channels: int = 32) -> list:  # two blocks of 3x3 conv, BatchNorm, ReLU, the first
+        # (and second) with a 2x2 max-pool: 1x8x8 -> 32x2x2 (pools=1: 32x4x4)
         return [Conv2d(1, channels, 3, padding=1), BatchNorm2d(channels), ReLU(), MaxPool2d(2),
-                Conv2d(channels, channels, 3, padding=1), BatchNorm2d(channels), ReLU(), MaxPool2d(2), Flatten()]
+                Conv2d(channels, channels, 3, padding=1), BatchNorm2d(channels), ReLU(),
+                *[MaxPool2d(2)][:pools - 1], Flatten()]
 
     meta_lr = option(args, "meta_lr")
     if args.algo == "protonet":
-        return PrototypicalNetworks(Sequential(*conv()), meta_lr=meta_lr)
+        return PrototypicalNetworks(Sequential(*conv(pools=1)), meta_lr=meta_lr)
     if args.algo == "relation":
-        return RelationNetworks(Sequential(*conv()), Sequential(Linear(256, 64), ReLU(), Linear(64, 1)),
-                                meta_lr=meta_lr)
-    return MAML(Sequential(*conv(), Linear(128, args.ways)), inner_lr=option(args, "inner_lr"),
-                inner_steps=option(args, "inner_steps"), meta_lr=meta_lr)
+        body = conv()[:-1]  # the embedding keeps its channel axis: 32x2x2
+        return RelationNetworks(Sequential(*body), Sequential(PairDifference(), Flatten(), Linear(128, 64), ReLU(),
+                                                              Linear(64, 1)), meta_lr=meta_lr)
+    head = Linear(128, args.ways)
+    with nx.no_grad():  # every class scores the same until adapted: a task's labels are a random order, so an
+        head.weight.zero_()  # untrained head's leanings only mislead the first steps (measured: docs/cli.md)
+        head.bias.zero_()
+    return MAML(Sequential(*conv(), head), inner_lr=option(args, "inner_lr"), inner_steps=option(args, "inner_steps"),
+                meta_lr=meta_lr, first_order=option(args, "first_order"))
 
 
 def data(args: argparse.Namespace) -> dict:
@@ -217,8 +240,9 @@ def experiment(args: argparse.Namespace) -> dict:
     meta = learner(args)
     keep_best = option(args, "keep_best")
     before = evaluate(meta, test) if args.resume is None else None
+    every = option(args, "validate_every") or args.iterations
     history, timing = train(KeepingBest(meta, keep_best), lambda epoch: sampler.sample(args.meta_batch),
-                            args.meta_batch, args, run_settings, validation, args.validate_every or args.iterations)
+                            args.meta_batch, args, run_settings, validation, every)
     scores, at = history["validation"], history["validation_epoch"]
     best = max(range(len(scores)), key=scores.__getitem__)
     # keep_best holds the best weights of this run only: a resumed run keeps its own best (or its last)
@@ -234,7 +258,11 @@ def experiment(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> Iterator[str]:
     r = experiment(args)
     rotated = " and their other turns" if args.rotate else ""
-    yield (f"{ALGOS[args.algo]} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
+    name = ALGOS[args.algo]
+    if args.algo == "maml":
+        name += (f" ({'first' if option(args, 'first_order') else 'second'} order, {option(args, 'inner_steps')} "
+                 f"inner steps at {option(args, 'inner_lr')})")
+    yield (f"{name} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
            f"{r['train_classes']}{rotated}, seed {args.seed}, {args.device}: {r['timing']}")
     (score, at), last = r["best"], r["history"]["validation"][-1]
     classes = ", ".join(map(turn_name, r["validation_classes"]))
