@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -34,8 +35,11 @@ def main() -> None:
         for seed in args.seeds:
             more = [] if args.iterations is None else ["--iterations", str(args.iterations)]
             cli = parser().parse_args(["train", "digits", "--algo", algo, "--seed", str(seed), "--quiet", *more])
+            start = time.perf_counter()
             r = experiment(cli)
+            seconds = time.perf_counter() - start  # the whole run: data, both tests, training, validation
             run = {"algo": algo, "seed": seed, "iterations": cli.iterations, "timing": r["timing"],
+                   "seconds": round(seconds, 1),
                    "train_classes": r["train_classes"], "test_classes": r["test_classes"],
                    "validation_classes": [list(c) for c in r["validation_classes"]],
                    "best_validation": {"accuracy": r["best"][0], "iteration": r["best"][1]},
@@ -45,7 +49,7 @@ def main() -> None:
                    "final_train_query_accuracy": r["history"]["accuracy"][-1]}
             runs.append(run)
             print(f"{algo} seed {seed}: {r['before'].mean:.2%} before, {r['after'].mean:.2%} ± {r['after'].ci95:.2%} "
-                  f"after ({r['timing']})", flush=True)
+                  f"after ({r['timing']}; {seconds:.0f} s in all)", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"benchmark": "cli_digits", "ways": 5, "shots": 5, "queries": 15, "runs": runs}, f, indent=2)
