@@ -47,10 +47,9 @@ ITERATIONS, TEST_TASKS = 1000, 600
 ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks"}
 # per algorithm, chosen by measurement (docs/cli.md): meta learning rate, MAML's inner steps and rate, and
 # whether the test takes the weights of the best validation score
-DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True, "validate_every": 100},
-            "maml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "first_order": True, "keep_best": True,
-                     "validate_every": 50},
-            "relation": {"meta_lr": 0.001, "keep_best": True, "validate_every": 100}}
+DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True},
+            "maml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "first_order": True, "keep_best": True},
+            "relation": {"meta_lr": 0.001, "keep_best": True}}
 
 
 MIRROR = {6: 9, 9: 6}  # turned by 180 degrees, a 6 is a 9 and a 9 a 6
@@ -106,9 +105,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"first-order MAML (default: {'yes' if DEFAULTS['maml']['first_order'] else 'no'})")
     p.add_argument("--validation-classes", type=count(2), default=5, metavar="N",
                    help="turned training digits held out as validation classes (never trained on)")
-    p.add_argument("--validate-every", type=count(0), metavar="N",
-                   help="iterations between validation scores (0: after the last only; default: " + ", ".join(
-                       f"{a} {d['validate_every']}" for a, d in DEFAULTS.items()) + ")")
+    p.add_argument("--validate-every", type=count(0), default=100, metavar="N",
+                   help="iterations between validation scores (0: after the last only)")
     p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
                    help="tasks (seed + 500) drawn from the validation classes and scored for validation")
     p.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None,
@@ -240,7 +238,7 @@ def experiment(args: argparse.Namespace) -> dict:
     meta = learner(args)
     keep_best = option(args, "keep_best")
     before = evaluate(meta, test) if args.resume is None else None
-    every = option(args, "validate_every") or args.iterations
+    every = args.validate_every or args.iterations
     history, timing = train(KeepingBest(meta, keep_best), lambda epoch: sampler.sample(args.meta_batch),
                             args.meta_batch, args, run_settings, validation, every)
     scores, at = history["validation"], history["validation_epoch"]
