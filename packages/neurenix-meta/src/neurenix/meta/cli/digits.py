@@ -2,10 +2,26 @@
 
 The ten digit classes are split by a seeded permutation into meta-training and held-out test classes
 (class-disjoint, so the test measures learning new classes from K examples). The training digits turned
-by 90, 180 and 270 degrees become further training classes (Omniglot's augmentation: 5 digits give 20
-classes), except a 6 or 9 turned by 180 degrees, which would be the other digit. Each meta-iteration
-draws fresh N-way K-shot tasks from the training classes; the test draws ``--test-tasks`` tasks from
-the held-out classes (seed + 1000) and reports the accuracy on their query examples with a 95% interval.
+by 90, 180 and 270 degrees are further classes (Omniglot's augmentation), except turns that would give
+another class: a 6 or 9 turned by 180 degrees is the other digit, and with both a 6 and a 9 among the
+training digits, the 9 turned by 90 or 270 degrees is the 6 turned by 270 or 90.
+
+Validation classes. Ten digits leave none to spare: every upright digit is either a training or a test
+class, and one or two held-out digits are fewer than the N = 5 classes a validation task needs, while
+each digit moved from training to validation costs the training classes four. So validation takes
+``--validation-classes`` (5) of the *turned* training digits, one turn per digit (a seeded draw), and
+these are never trained on: the validation classes are disjoint from the training classes (upright
+digits and the remaining turns) and from the test classes (upright held-out digits, whose turns are
+used nowhere). They are new classes for the learner, as the test's are; they are easier than the test's
+(another view of a digit it has learned), so the validation score reads higher than the test's, but it
+rises and falls with what the learner makes of new classes, which is what choosing the iteration to keep
+(``--keep-best``) and the hyperparameters needs. The test set is never used to choose anything.
+
+Each meta-iteration draws fresh N-way K-shot tasks from the training classes; every ``--validate-every``
+iterations ``--validation-tasks`` tasks (seed + 500) from the validation classes are scored; the test
+draws ``--test-tasks`` tasks from the held-out classes (seed + 1000) and reports the accuracy on their
+query examples with a 95% interval. Defaults per algorithm (``DEFAULTS``) were chosen by measurement over
+seeds 0, 1 and 2 on the validation score: see docs/cli.md.
 """
 
 from __future__ import annotations
@@ -13,21 +29,62 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-import neurenix as nx
-from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+import numpy as np
 
-from ..data import TaskSampler, rotate_classes, split_classes
+import neurenix as nx
+from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
+
+from ..checkpoint import read_checkpoint
+from ..data import TaskSampler, split_classes
 from ..evaluation import evaluate
 from ..maml import MAML
 from ..protonets import PrototypicalNetworks
 from ..relation import RelationNetworks
-from .common import ArgumentError, count, need, preflight, train
+from .common import ArgumentError, count, need, preflight, rate, train
 from .plot import figure, learning_curve
 
 ITERATIONS, TEST_TASKS = 1000, 600
-ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML (second order)", "relation": "Relation Networks"}
-UPSIDE_DOWN = {6: (2,), 9: (2,)}  # turned by 180 degrees, a 6 is a 9 and a 9 a 6: not new classes
+ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks"}
+# per algorithm, chosen by measurement (docs/cli.md): meta learning rate, MAML's inner steps and rate, and
+# whether the test takes the weights of the best validation score
+DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True},
+            "maml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "first_order": True, "keep_best": True},
+            "relation": {"meta_lr": 0.001, "keep_best": True}}
 
+
+MIRROR = {6: 9, 9: 6}  # turned by 180 degrees, a 6 is a 9 and a 9 a 6
+
+
+def rotations(digits: list[int]) -> list[tuple[int, int]]:
+    """The new classes that turning ``digits`` gives: (digit, quarter turns) for quarters 1, 2, 3, leaving out
+    turns that give another class, upright or turned: a 6 or 9 by 180 degrees (the other digit), and when 6
+    and 9 are both here, the 9's turns by 90 and 270 degrees (the 6's by 270 and 90)."""
+    out = []
+    for d in sorted(digits):
+        for q in (1, 2, 3):
+            if d in MIRROR and (q == 2 or (d == 9 and MIRROR[d] in digits)):
+                continue
+            out.append((d, q))
+    return out
+
+
+def pick_validation(candidates: list[tuple[int, int]], n: int, seed: int) -> list[tuple[int, int]]:
+    """``n`` of the turned classes for validation, drawn by ``seed``, from as many different digits as possible
+    (one turn of each digit before a second of any)."""
+    order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
+    taken: dict[int, int] = {}
+    ranked = []
+    for d, q in order:  # the k-th turn drawn of a digit ranks k-th
+        ranked.append((taken.get(d, 0), len(ranked), (d, q)))
+        taken[d] = taken.get(d, 0) + 1
+    return sorted(c for _, _, c in sorted(ranked)[:n])
+
+
+def turned(x: np.ndarray, y: np.ndarray, classes: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The images of ``classes`` (digit, quarter turns), turned; labels digit + 10 * quarters."""
+    xs = [np.rot90(x[y == d], q, axes=(-2, -1)) for d, q in classes]
+    ys = [np.full(len(a), d + 10 * q) for a, (d, q) in zip(xs, classes)]
+    return np.concatenate(xs), np.concatenate(ys)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algo", choices=ALGOS, default="protonet", help="meta-learning algorithm")
@@ -37,67 +94,180 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-classes", type=count(1, 9), default=5, help="digit classes held out for the test")
     p.add_argument("--meta-batch", type=count(1), default=4, help="tasks per meta-iteration")
     p.add_argument("--rotate", action=argparse.BooleanOptionalAction, default=True,
-                   help="add the training digits turned by 90, 180 and 270 degrees as further training classes")
+                   help="add the training digits turned by 90, 180 and 270 degrees (but the validation classes) as "
+                        "further training classes")
+    p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: " + ", ".join(
+        f"{a} {d['meta_lr']}" for a, d in DEFAULTS.items()) + ")")
+    p.add_argument("--inner-lr", type=rate, help=f"MAML's inner learning rate (default {DEFAULTS['maml']['inner_lr']})")
+    p.add_argument("--inner-steps", type=count(1), help="MAML's inner steps, in training and test (default "
+                                                        f"{DEFAULTS['maml']['inner_steps']})")
+    p.add_argument("--first-order", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"first-order MAML (default: {'yes' if DEFAULTS['maml']['first_order'] else 'no'})")
+    p.add_argument("--validation-classes", type=count(2), default=5, metavar="N",
+                   help="turned training digits held out as validation classes (never trained on)")
+    p.add_argument("--validate-every", type=count(0), default=100, metavar="N",
+                   help="iterations between validation scores (0: after the last only)")
+    p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
+                   help="tasks (seed + 500) drawn from the validation classes and scored for validation")
+    p.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None,
+                   help="test the weights of the best validation score, not the last (default: " + ", ".join(
+                       f"{a} {'yes' if d['keep_best'] else 'no'}" for a, d in DEFAULTS.items()) + ")")
+
+
+def option(args: argparse.Namespace, name: str):
+    """The flag's value, or the algorithm's default."""
+    value = getattr(args, name, None)
+    return DEFAULTS[args.algo].get(name) if value is None else value
 
 
 def settings(args: argparse.Namespace) -> dict:
-    """What a resumed run must share with the run it resumes."""
+    """What a resumed run must share with the run it resumes (defaults resolved)."""
     if args.test_classes < args.ways or 10 - args.test_classes < args.ways:
         raise ArgumentError("--ways", f"{args.ways}-way tasks need {args.ways} classes in both splits; --test-classes "
                                       f"{args.test_classes} leaves {10 - args.test_classes} for training")
-    return {"benchmark": "digits", "--algo": args.algo, "--seed": args.seed, "--ways": args.ways, "--shots": args.shots,
-            "--queries": args.queries, "--test-classes": args.test_classes, "--meta-batch": args.meta_batch,
-            "--rotate": args.rotate}
+    if args.validation_classes < args.ways:
+        raise ArgumentError("--validation-classes", f"{args.ways}-way validation tasks need {args.ways} classes, got "
+                                                    f"{args.validation_classes}")
+    if args.algo != "maml":
+        for flag in ("inner_lr", "inner_steps", "first_order"):
+            if getattr(args, flag) is not None:
+                raise ArgumentError("--" + flag.replace("_", "-"), f"only MAML adapts with gradient steps, not "
+                                                                   f"--algo {args.algo}")
+    run = {"benchmark": "digits", "--algo": args.algo, "--seed": args.seed, "--ways": args.ways, "--shots": args.shots,
+           "--queries": args.queries, "--test-classes": args.test_classes, "--meta-batch": args.meta_batch,
+           "--rotate": args.rotate, "--validation-classes": args.validation_classes,
+           "--meta-lr": option(args, "meta_lr")}
+    if args.algo == "maml":
+        run |= {"--inner-lr": option(args, "inner_lr"), "--inner-steps": option(args, "inner_steps"),
+                "--first-order": option(args, "first_order")}
+    return run
 
 
 def memory(args: argparse.Namespace) -> list[tuple[str, int, int]]:
-    """What is built at once, at least: a meta-iteration's tasks and the test tasks, each about 300 bytes per
-    8x8 image (measured: 29 kB for a 5-way task of 20 images per class)."""
+    """What is built at once, at least: a meta-iteration's tasks, the validation and the test tasks, each about
+    300 bytes per 8x8 image (measured: 29 kB for a 5-way task of 20 images per class)."""
     each = 1_000 + args.ways * (args.shots + args.queries) * 300
-    return [("--meta-batch", args.meta_batch, each), ("--test-tasks", args.test_tasks, each)]
+    return [("--meta-batch", args.meta_batch, each), ("--validation-tasks", args.validation_tasks, each),
+            ("--test-tasks", args.test_tasks, each)]
+
+
+class PairDifference(Module):
+    """The first layer of the relation module: a pair's two embeddings, concatenated on the channel axis
+    (rows, 2 * channels, ...), to their elementwise distance |f(x_q) - f(x_i)| (rows, channels, ...). A
+    relation module that starts with it compares the two embeddings and cannot tell which classes they are,
+    which a module given the concatenation learns instead (measured: see docs/cli.md)."""
+
+    def forward(self, pairs: nx.Tensor) -> nx.Tensor:
+        half = pairs.shape[1] // 2
+        return (pairs[:, :half] - pairs[:, half:]).abs()
 
 
 def learner(args: argparse.Namespace):
-    def conv(channels: int = 32) -> list:  # 1x8x8 -> 32x2x2: two blocks of 3x3 conv, BatchNorm, ReLU, 2x2 max-pool
+    def conv(pools: int = 2, channels: int = 32) -> list:  # two blocks of 3x3 conv, BatchNorm, ReLU, the first
+        # (and second) with a 2x2 max-pool: 1x8x8 -> 32x2x2 (pools=1: 32x4x4)
         return [Conv2d(1, channels, 3, padding=1), BatchNorm2d(channels), ReLU(), MaxPool2d(2),
-                Conv2d(channels, channels, 3, padding=1), BatchNorm2d(channels), ReLU(), MaxPool2d(2), Flatten()]
+                Conv2d(channels, channels, 3, padding=1), BatchNorm2d(channels), ReLU(),
+                *[MaxPool2d(2)][:pools - 1], Flatten()]
 
+    meta_lr = option(args, "meta_lr")
     if args.algo == "protonet":
-        return PrototypicalNetworks(Sequential(*conv()))
+        return PrototypicalNetworks(Sequential(*conv(pools=1)), meta_lr=meta_lr)
     if args.algo == "relation":
-        return RelationNetworks(Sequential(*conv()), Sequential(Linear(256, 64), ReLU(), Linear(64, 1)), meta_lr=0.003)
-    return MAML(Sequential(*conv(), Linear(128, args.ways)), inner_lr=0.3, inner_steps=3, meta_lr=0.003)
+        body = conv()[:-1]  # the embedding keeps its channel axis: 32x2x2
+        return RelationNetworks(Sequential(*body), Sequential(PairDifference(), Flatten(), Linear(128, 64), ReLU(),
+                                                              Linear(64, 1)), meta_lr=meta_lr)
+    head = Linear(128, args.ways)
+    with nx.no_grad():  # every class scores the same until adapted: a task's labels are a random order, so an
+        head.weight.zero_()  # untrained head's leanings only mislead the first steps (measured: docs/cli.md)
+        head.bias.zero_()
+    return MAML(Sequential(*conv(), head), inner_lr=option(args, "inner_lr"), inner_steps=option(args, "inner_steps"),
+                meta_lr=meta_lr, first_order=option(args, "first_order"))
+
+
+def data(args: argparse.Namespace) -> dict:
+    """The class-disjoint splits: the training set (upright training digits, and their turns unless
+    --no-rotate), the validation set (--validation-classes turns of the training digits, never trained on)
+    and the test set (the held-out digits, upright), with the classes of each."""
+    datasets = need("sklearn.datasets")
+    digits = datasets.load_digits()
+    x, y = digits.images[:, None] / 16.0, digits.target
+    (train_x, train_y), test_set = split_classes(x, y, (10 - args.test_classes, args.test_classes), seed=args.seed)
+    seen = sorted(set(train_y.tolist()))
+    candidates = rotations(seen)
+    if len(candidates) < args.validation_classes:
+        raise ArgumentError("--validation-classes", f"{args.validation_classes} asks for more than the "
+                                                    f"{len(candidates)} turned classes of training digits {seen}")
+    held = pick_validation(candidates, args.validation_classes, args.seed)
+    train_set = (train_x, train_y)
+    if args.rotate:
+        rest = turned(train_x, train_y, [c for c in candidates if c not in held])
+        train_set = (np.concatenate([train_x, rest[0]]), np.concatenate([train_y, rest[1]]))
+    return {"train": train_set, "validation": turned(train_x, train_y, held), "test": test_set,
+            "train_digits": seen, "validation_classes": held, "test_classes": sorted(set(test_set[1].tolist()))}
+
+
+class KeepingBest:
+    """``learner`` for ``common.train``, meta-learning with ``keep_best`` (which ``train`` does not pass on)."""
+
+    def __init__(self, learner, keep_best: bool):
+        self.learner, self.keep_best = learner, keep_best
+
+    def __getattr__(self, name: str):
+        return getattr(self.learner, name)
+
+    def meta_learn(self, *args, **kwargs):
+        return self.learner.meta_learn(*args, keep_best=self.keep_best, **kwargs)
+
+
+def turn_name(c: tuple[int, int]) -> str:
+    return f"{c[0]} ({90 * c[1]} deg)"
 
 
 def experiment(args: argparse.Namespace) -> dict:
-    """Split, meta-train, test: the classes of each split, the test accuracy before meta-training (None
-    when resuming) and after, the history and the timing line (also what bench/cli_digits.py records)."""
+    """Split, meta-train (validating), test: the classes of each split, the test accuracy before meta-training
+    (None when resuming) and after, the history, the best validation score and its iteration, and the timing
+    line (also what bench/cli_digits.py records)."""
     run_settings = settings(args)
-    datasets = need("sklearn.datasets")
     preflight(args, run_settings, memory(args))
-    digits = datasets.load_digits()
-    train_set, test_set = split_classes(digits.images[:, None] / 16.0, digits.target,
-                                        (10 - args.test_classes, args.test_classes), seed=args.seed)
-    digits_seen = sorted(set(train_set[1].tolist()))
-    if args.rotate:
-        train_set = rotate_classes(*train_set, skip=UPSIDE_DOWN)
+    d = data(args)
     nx.manual_seed(args.seed)
-    sampler = TaskSampler(*train_set, args.ways, args.shots, args.queries)
-    test = TaskSampler(*test_set, args.ways, args.shots, args.queries, seed=args.seed + 1000).sample(args.test_tasks)
+    sampler = TaskSampler(*d["train"], args.ways, args.shots, args.queries)
+    validation = TaskSampler(*d["validation"], args.ways, args.shots, args.queries,
+                             seed=args.seed + 500).sample(args.validation_tasks)
+    test = TaskSampler(*d["test"], args.ways, args.shots, args.queries, seed=args.seed + 1000).sample(args.test_tasks)
     meta = learner(args)
+    keep_best = option(args, "keep_best")
     before = evaluate(meta, test) if args.resume is None else None
-    history, timing = train(meta, lambda epoch: sampler.sample(args.meta_batch), args.meta_batch, args, run_settings)
-    return {"train_classes": digits_seen, "test_classes": sorted(set(test_set[1].tolist())),
-            "before": before, "after": evaluate(meta, test), "history": history, "timing": timing}
+    every = args.validate_every or args.iterations
+    history, timing = train(KeepingBest(meta, keep_best), lambda epoch: sampler.sample(args.meta_batch),
+                            args.meta_batch, args, run_settings, validation, every)
+    scores, at = history["validation"], history["validation_epoch"]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    # keep_best holds the best weights of this run only: a resumed run keeps its own best (or its last)
+    start = read_checkpoint(args.resume).metadata.get("epoch", 0) if args.resume else 0
+    own = [i for i in range(len(scores)) if at[i] > start]
+    kept = max(own, key=scores.__getitem__) if keep_best and own else None
+    return {"train_classes": d["train_digits"], "validation_classes": d["validation_classes"],
+            "test_classes": d["test_classes"], "before": before, "after": evaluate(meta, test), "history": history,
+            "best": (scores[best], at[best]), "kept": len(history["loss"]) if kept is None else at[kept],
+            "timing": timing}
 
 
 def run(args: argparse.Namespace) -> Iterator[str]:
     r = experiment(args)
-    rotated = " and their rotations" if args.rotate else ""
-    yield (f"{ALGOS[args.algo]} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
+    rotated = " and their other turns" if args.rotate else ""
+    name = ALGOS[args.algo]
+    if args.algo == "maml":
+        name += (f" ({'first' if option(args, 'first_order') else 'second'} order, {option(args, 'inner_steps')} "
+                 f"inner steps at {option(args, 'inner_lr')})")
+    yield (f"{name} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
            f"{r['train_classes']}{rotated}, seed {args.seed}, {args.device}: {r['timing']}")
+    (score, at), last = r["best"], r["history"]["validation"][-1]
+    classes = ", ".join(map(turn_name, r["validation_classes"]))
+    yield (f"validation on {args.validation_tasks} tasks of classes {classes} "
+           f"(turned training digits, not trained on): best {score:.2%} after iteration {at}, last {last:.2%}")
     yield (f"{args.ways}-way {args.shots}-shot test on held-out classes {r['test_classes']}, {args.queries} "
-           "queries per class:")
+           f"queries per class, weights of iteration {r['kept']}:")
     if r["before"] is not None:  # the untrained network: what meta-training adds (or loses) on new classes
         yield f"  before meta-training: {r['before']}"
     yield f"  after meta-training:  {r['after']}"
