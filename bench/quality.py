@@ -98,7 +98,7 @@ def read(kind: str, text: str) -> dict:
         r["scores"] = {s: float(v) for s, v in re.findall(r"after (\d+) steps?: +([\d.]+)", text)}
     else:
         r["scores"] = {"accuracy": float(re.search(r"after meta-training: +([\d.]+)%", text)[1]) / 100}
-        best = re.search(r"best accuracy ([\d.]+)%", text)
+        best = re.search(r"^validation on .*: best ([\d.]+)% after iteration", text, re.M)
         if best:
             r["scores"]["validation"] = float(best[1]) / 100
     return r

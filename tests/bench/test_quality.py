@@ -26,7 +26,7 @@ def test_reads_the_digits_command_output(capsys):
     pytest.importorskip("sklearn")
     assert main(["train", "digits", "--iterations", "2", "--test-tasks", "4", "--quiet"]) == 0
     r = quality.read("digits", capsys.readouterr().out)
-    assert r["iterations"] == 2 and 0 <= r["scores"]["accuracy"] <= 1
+    assert r["iterations"] == 2 and 0 <= r["scores"]["accuracy"] <= 1 and 0 <= r["scores"]["validation"] <= 1
 
 
 def test_summary_over_seeds_is_a_student_t_interval():

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
+import neurenix as nx
 from meta_helpers import assert_unchanged, class_tasks, mlp, sgd_adapt, sine_tasks, snapshot
+from neurenix import nn
 from neurenix.meta import MAML, PrototypicalNetworks, evaluate
 
 
@@ -41,3 +43,14 @@ def test_loss_fn_and_a_single_task():
     assert result.metric == "loss" and math.isnan(result.ci95) and len(result.values) == 1
     with pytest.raises(ValueError, match="no tasks"):
         evaluate(maml, [])
+
+
+@pytest.mark.parametrize("make", [lambda body: PrototypicalNetworks(body), lambda body: MAML(body, inner_steps=1)],
+                         ids=["protonets", "maml"])
+def test_the_learner_is_not_changed_batchnorm_statistics_included(make):
+    nx.manual_seed(0)
+    learner = make(nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)).double())
+    before = {k: v.numpy().copy() for k, v in learner.state_dict().items()}
+    evaluate(learner, class_tasks(4, ways=3, int_labels=True))
+    for k, v in learner.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k], err_msg=k)

@@ -53,6 +53,18 @@ def evaluate(learner: MetaLearningModel, tasks: Sequence, steps: int | None = No
     checked = check_tasks(tasks)
     labelled = checked[0].query_labels is not None
     metric = "accuracy" if labelled and loss_fn is None else "loss" if loss_fn is not None else "mse"
+    saved = [(b, b.clone()) for b in learner.buffers()]  # an adapted metric learner runs its own embedding,
+    try:  # whose BatchNorm moves its running statistics: they are put back, the learner is not changed
+        values = _scores(learner, checked, steps, loss_fn, compile, labelled, metric)
+    finally:
+        with nx.no_grad():
+            for b, old in saved:
+                b.copy_(old)
+    return Evaluation(metric, np.asarray(values))
+
+
+def _scores(learner: MetaLearningModel, checked: list, steps: int | None, loss_fn: LossFn | None, compile: bool,
+            labelled: bool, metric: str) -> list[float]:
     values = []
     for t in checked:
         adapted = learner.adapt_to_task(t.support_x, t.support_y, steps, loss_fn, compile=compile)
@@ -69,4 +81,4 @@ def evaluate(learner: MetaLearningModel, tasks: Sequence, steps: int | None = No
             raise FloatingPointError(f"evaluate: task {t.index} scored {values[-1]} ({metric}) after adapting "
                                      f"{'' if steps is None else f'{steps} steps '}to its support set: the adaptation "
                                      "diverged (try a smaller inner_lr) or the task holds NaN or infinite values")
-    return Evaluation(metric, np.asarray(values))
+    return values

@@ -143,12 +143,12 @@ def check_resume(path: str, iterations: int, settings: dict) -> None:
 
 def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_per_batch: int,
           args: argparse.Namespace, settings: dict[str, Any], validation: Sequence | None = None,
-          validate_every: int = 1) -> tuple[dict[str, list[float]], str]:
+          validate_every: int = 1, keep_best: bool = False) -> tuple[dict[str, list[float]], str]:
     """Meta-train up to ``args.iterations`` meta-updates (one per epoch, on that epoch's fresh tasks);
     returns the history (one entry per iteration, and the ``validation`` tasks' scores every
     ``validate_every`` iterations and after the last) and a line on how long this run took. ``settings`` are
     the run's (saved with checkpoints, compared when resuming). The learner's default meta-optimizer's rate
-    follows ``args.lr_schedule``."""
+    follows ``args.lr_schedule``; ``keep_best`` ends with the weights of the best validation score."""
     ran = []  # the epochs run here (fewer than the history holds when resuming)
 
     def epoch_tasks(epoch: int) -> Sequence:
@@ -161,7 +161,7 @@ def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_pe
     history = learner.meta_learn(epoch_tasks, epochs=args.iterations, tasks_per_batch=tasks_per_batch,
                                  verbose=not args.quiet, checkpoint=args.save, checkpoint_every=args.save_every,
                                  resume=args.resume, settings=with_schedule(args, settings), validation=validation,
-                                 validate_every=validate_every, scheduler=scheduler)
+                                 validate_every=validate_every, keep_best=keep_best, scheduler=scheduler)
     seconds = time.perf_counter() - start
     timing = f"{len(ran)} iterations in {seconds:.1f} s ({1e3 * seconds / max(len(ran), 1):.2f} ms each)"
     if len(ran) < len(history["loss"]):

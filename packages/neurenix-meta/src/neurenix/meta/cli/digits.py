@@ -206,19 +206,6 @@ def data(args: argparse.Namespace) -> dict:
             "train_digits": seen, "validation_classes": held, "test_classes": sorted(set(test_set[1].tolist()))}
 
 
-class KeepingBest:
-    """``learner`` for ``common.train``, meta-learning with ``keep_best`` (which ``train`` does not pass on)."""
-
-    def __init__(self, learner, keep_best: bool):
-        self.learner, self.keep_best = learner, keep_best
-
-    def __getattr__(self, name: str):
-        return getattr(self.learner, name)
-
-    def meta_learn(self, *args, **kwargs):
-        return self.learner.meta_learn(*args, keep_best=self.keep_best, **kwargs)
-
-
 def turn_name(c: tuple[int, int]) -> str:
     return f"{c[0]} ({90 * c[1]} deg)"
 
@@ -239,8 +226,8 @@ def experiment(args: argparse.Namespace) -> dict:
     keep_best = option(args, "keep_best")
     before = evaluate(meta, test) if args.resume is None else None
     every = args.validate_every or args.iterations
-    history, timing = train(KeepingBest(meta, keep_best), lambda epoch: sampler.sample(args.meta_batch),
-                            args.meta_batch, args, run_settings, validation, every)
+    history, timing = train(meta, lambda epoch: sampler.sample(args.meta_batch), args.meta_batch, args,
+                            run_settings, validation, every, keep_best)
     scores, at = history["validation"], history["validation_epoch"]
     best = max(range(len(scores)), key=scores.__getitem__)
     # keep_best holds the best weights of this run only: a resumed run keeps its own best (or its last)
