@@ -165,6 +165,49 @@ NAMES = {"maml": "MAML", "fomaml": "first-order MAML", "reptile": "Reptile", "me
          "protonet": "Prototypical Networks", "relation": "Relation Networks"}
 
 
+def targets(table: dict) -> list[tuple[str, bool]]:
+    """Issue 22's goals, each with whether the means over seeds meet it."""
+    def mean(experiment: str, learner: str, score: str) -> float | None:
+        r = table.get(experiment, {}).get(learner)
+        return None if r is None else r["scores"][score]["mean"]
+
+    out = []
+    if "main" in table:
+        got = [mean("main", "maml", str(s)) for s in PAPER]
+        out.append((f"`neurenix train sine` at or below the paper's {' / '.join(map(str, PAPER.values()))}: "
+                    + " / ".join(f"{v:.3f}" for v in got), all(v <= PAPER[s] for v, s in zip(got, PAPER))))
+        reptile = mean("main", "reptile", "10")
+        out.append((f"`--algo reptile` at most 0.5 after 10 steps: {reptile:.3f}", reptile <= 0.5))
+    if "user" in table:
+        for name, r in table["user"].items():
+            ten, twenty = r["scores"]["10"]["mean"], r["scores"]["20"]["mean"]
+            out.append((f"{NAMES[name]} (defaults): 20 steps within 10% of 10 steps: {twenty:.3f} against "
+                        f"{ten:.3f}", twenty <= 1.1 * ten))
+        maml = mean("user", "maml", "10")
+        for name in ("metasgd", "anil"):
+            v = mean("user", name, "10")
+            if v is not None and maml is not None:
+                out.append((f"{NAMES[name]} (defaults) at most MAML's 10-step error: {v:.3f} against {maml:.3f}",
+                            v <= maml))
+        reptile = mean("user", "reptile", "10")
+        if reptile is not None:
+            out.append((f"Reptile (defaults) at most 0.5 after 10 steps: {reptile:.3f}", reptile <= 0.5))
+    if "digits" in table:
+        for name, goal in (("protonet", 0.90), ("maml", 0.85), ("relation", 0.80)):
+            r = table["digits"].get(name)
+            if r is None:
+                continue
+            acc = r["scores"]["accuracy"]
+            spread = max(acc["values"]) - min(acc["values"])
+            text = f"digits `{name}` at least {100 * goal:.0f}%: {100 * acc['mean']:.1f}%"
+            ok = acc["mean"] >= goal
+            if name == "maml":
+                text += f", seeds within 5 points: {100 * spread:.1f}"
+                ok = ok and spread < 0.05
+            out.append((text, ok))
+    return out
+
+
 def markdown(table: dict, meta: dict) -> str:
     lines = ["# Learning quality", "",
              "Every number here comes from `bench/quality.py` (" + meta["command"] + "), run on " + meta["date"] +
@@ -173,6 +216,10 @@ def markdown(table: dict, meta: dict) -> str:
              "thread; times are training only (no evaluation) and were taken with "
              f"{meta['jobs']} runs at once on this shared machine: ratios between rows mean more than the "
              "seconds.", ""]
+    goals = targets(table)
+    if goals:
+        lines += ["## Against the goals (issue 22)", ""] + \
+                 [f"- {'met' if ok else '**not met**'}: {text}" for text, ok in goals] + [""]
     if "main" in table:
         lines += ["## The main job: `neurenix train sine`", "",
                   "The command line's defaults: 10,000 meta-iterations of 25 tasks (K = 10), Adam from 0.01 "

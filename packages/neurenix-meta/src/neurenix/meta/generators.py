@@ -54,8 +54,8 @@ def generate_regression_tasks(num_tasks: int, num_samples_per_task: int, input_d
     phase = rng.uniform(0.0, np.pi, size=(num_tasks, 1, input_dim))
     x = rng.uniform(-5.0, 5.0, size=(num_tasks, n, input_dim))
     y = amplitude * np.sin(x - phase).mean(axis=2, keepdims=True)
-    x, y = x.astype(dtype.np, copy=False), y.astype(dtype.np, copy=False)
-    tasks = [tuple(nx.tensor(a, dtype=dtype, device=device) for a in (x[i, :k], y[i, :k], x[i, k:], y[i, k:]))
+    x, y = x.astype(dtype.np), y.astype(dtype.np)  # (fresh arrays: each task's tensors are views of them)
+    tasks = [tuple(nx.from_numpy(a, device) for a in (x[i, :k], y[i, :k], x[i, k:], y[i, k:]))
              for i in range(num_tasks)]
     return tasks
 

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inner-lr", type=rate, default=0.01, help="inner (adaptation) learning rate")
     p.add_argument("--meta-lr", type=rate, default=0.01, help="the meta-optimizer's (Adam's) learning rate, where "
                                                               "the cosine schedule starts")
-    p.add_argument("--validate-every", type=count(0), default=1000, metavar="N",
+    p.add_argument("--validate-every", type=count(0), default=2000, metavar="N",
                    help="iterations between validation scores on new tasks (0: after the last only)")
     p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
                    help="new tasks (seed + 500) scored for validation, --test-shots points each")
