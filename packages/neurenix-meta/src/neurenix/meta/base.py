@@ -296,7 +296,7 @@ class MetaLearningModel(Module):
                    settings: Mapping[str, Any] | None = None, compile: bool = True,
                    grad_clip: float | None = None, validation: Sequence | None = None, validate_every: int = 1,
                    keep_best: bool = False, patience: int | None = None,
-                   scheduler: LRScheduler | ReduceLROnPlateau | None = None) -> dict[str, list[float]]:
+                   scheduler: LRScheduler | None = None) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -393,8 +393,10 @@ class MetaLearningModel(Module):
             if bar is not None:
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
             log.debug("epoch %d: loss %.6g", epoch, history["loss"][-1])
-            if scheduler is not None:
-                scheduler.step(*[history["loss"][-1]] if isinstance(scheduler, ReduceLROnPlateau) else [])
+            if isinstance(scheduler, ReduceLROnPlateau):  # (a subclass whose step takes a metric)
+                scheduler.step(history["loss"][-1])
+            elif scheduler is not None:
+                scheduler.step()
             stop = watch.after_epoch(epoch + 1, epochs, history)
             if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs or stop):
                 resuming.save_progress(checkpoint, self, optimizer, epoch + 1, history, run, scheduler)

@@ -18,7 +18,7 @@ import neurenix as nx
 from neurenix.dtypes import as_dtype
 from neurenix.nn import Module
 from neurenix.optim import Optimizer
-from neurenix.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from neurenix.optim.lr_scheduler import LRScheduler
 
 
 def count(name: str, value: Any, least: int = 0) -> int:
@@ -110,11 +110,11 @@ class Validated:
         obj.__dict__[self.name] = self.check(self.name, value, *self.args)
 
 
-def scheduler(name: str, value: Any, optimizer: Optimizer) -> LRScheduler | ReduceLROnPlateau | None:
+def scheduler(name: str, value: Any, optimizer: Optimizer) -> LRScheduler | None:
     """None, or a learning-rate scheduler of ``optimizer`` whose state a checkpoint can hold (JSON)."""
     if value is None:
         return None
-    if not isinstance(value, (LRScheduler, ReduceLROnPlateau)):
+    if not isinstance(value, LRScheduler):  # (ReduceLROnPlateau is one too)
         raise TypeError(f"{name} must be a neurenix.optim.lr_scheduler scheduler or None, got {type(value).__name__}")
     if value.optimizer is not optimizer:
         raise ValueError(f"{name}: it schedules another optimizer than the meta-optimizer (build it on the "

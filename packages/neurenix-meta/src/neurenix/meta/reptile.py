@@ -26,9 +26,10 @@ class Reptile(MetaLearningModel):
     the other learners; ``SGD(reptile.parameters(), lr=epsilon)`` gives the plain interpolation theta <-
     theta + epsilon * (mean theta' - theta) of the paper's and the seeds' update rule. A deliberate
     difference from that rule: with the seeds' ``meta_lr=0.001`` the interpolation leaves theta near its
-    random start after thousands of meta-updates (on sine regression, 3,000 meta-updates: 4.1 / 4.7 / 5.3 /
-    5.9 MSE after 1 / 5 / 10 / 20 steps, worse with every step), while Adam at 0.001 reaches 1.3 / 0.68 /
-    0.62 / 0.59 (docs/quality.md has the runs). The reported loss is the query loss at the adapted weights.
+    random start after thousands of meta-updates (on sine regression, 3,000 meta-updates, means over seeds
+    0-2: 4.1 / 4.9 / 5.5 / 6.0 MSE after 1 / 5 / 10 / 20 steps, worse with every step), while Adam at 0.001
+    reaches 1.7 / 0.92 / 0.85 / 0.81 (docs/quality.md). The reported loss is the query loss at the adapted
+    weights.
     ``adapt_to_task`` takes no step that raises the support loss (see ``MetaLearningModel.adapt_to_task``).
     """
 
