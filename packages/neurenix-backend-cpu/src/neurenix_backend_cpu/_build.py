@@ -38,6 +38,11 @@ FAMILIES = {
         "int64_t groups, int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
         "void batch_norm_backward_S(const void *g, const void *x, const void *mean, const void *var, const void *w, "
         "void *gx, void *gw, void *gb, int64_t groups, int64_t nr, int64_t c, int64_t r, int64_t ps, double eps);",
+        "void batch_norm_relu_pool_S(const void *x, const void *w, const void *b, void *y, void *mean, void *var, "
+        "int64_t groups, int64_t nr, int64_t c, int64_t h, int64_t w_, int64_t ps, double eps);",
+        "int batch_norm_relu_pool_backward_S(const void *g, const void *x, const void *mean, const void *var, "
+        "const void *w, const void *b, void *gx, void *gw, void *gb, int64_t groups, int64_t nr, int64_t c, "
+        "int64_t h, int64_t w_, int64_t ps, double eps);",
     ],
     "softmax": [
         "void exp_S(const void *x, void *o, int64_t n);",

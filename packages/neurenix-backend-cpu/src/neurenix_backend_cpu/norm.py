@@ -47,3 +47,37 @@ def batch_norm_backward(g, x, mean, var, weight, groups, eps, needs):
     _bn_bw[x.dtype](ptr(g), ptr(x), ptr(mean), ptr(var), optional_ptr(weight), *(optional_ptr(o) for o in outs),
                     *lay, eps)
     return tuple(outs)
+
+
+_bnp, _bnp_bw = fns("batch_norm_relu_pool"), fns("batch_norm_relu_pool_backward")
+#: the widest image rows the fused kernels take (csrc/norm.h's BNP_BLOCK: a block of row pairs is on the stack)
+MAX_WIDTH = 1024
+
+
+def _bnp_fits(x, lay) -> bool:
+    return lay is not None and x.ndim == 4 and min(x.shape[2:]) >= 2 and x.shape[3] <= MAX_WIDTH
+
+
+def batch_norm_relu_pool(x, weight, bias, groups, eps):
+    lay = _bn_layout(x, groups, weight, bias)
+    if not _bnp_fits(x, lay):
+        return NUMPY.batch_norm_relu_pool(x, weight, bias, groups, eps)
+    (n, c, h, w), (g, nr, _, _, ps) = x.shape, lay
+    y, mean, var = np.empty((n, c, h // 2, w // 2), x.dtype), np.empty((g, c), x.dtype), np.empty((g, c), x.dtype)
+    _bnp[x.dtype](ptr(x), optional_ptr(weight), optional_ptr(bias), ptr(y), ptr(mean), ptr(var), g, nr, c, h, w, ps,
+                  eps)
+    return y, mean, var
+
+
+def batch_norm_relu_pool_backward(g, x, mean, var, weight, bias, groups, eps, needs):
+    lay = _bn_layout(x, groups, weight, bias)
+    if not _bnp_fits(x, lay) or type(g) is not ndarray or \
+            g.shape != (*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2) or not c_ready(g, x, mean, var) or \
+            mean.shape != (groups, lay[2]) or var.shape != mean.shape:
+        return NUMPY.batch_norm_relu_pool_backward(g, x, mean, var, weight, bias, groups, eps, needs)
+    (_, c, h, w), (gs, nr, _, _, ps) = x.shape, lay
+    outs = [np.empty(shape, x.dtype) if need else None for need, shape in zip(needs, (x.shape, mean.shape, mean.shape))]
+    if _bnp_bw[x.dtype](ptr(g), ptr(x), ptr(mean), ptr(var), optional_ptr(weight), optional_ptr(bias),
+                        *(optional_ptr(o) for o in outs), gs, nr, c, h, w, ps, eps):
+        raise MemoryError(f"batch_norm_relu_pool_backward: no memory for the windows of an input of {x.shape}")
+    return tuple(outs)

@@ -25,6 +25,8 @@ KERNELS = {
     "softmax_backward": softmax.softmax_backward, "log_softmax_backward": softmax.log_softmax_backward,
     "cross_entropy": softmax.cross_entropy, "cross_entropy_backward": softmax.cross_entropy_backward,
     "batch_norm": norm.batch_norm, "batch_norm_backward": norm.batch_norm_backward,
+    "batch_norm_relu_pool": norm.batch_norm_relu_pool,
+    "batch_norm_relu_pool_backward": norm.batch_norm_relu_pool_backward,
     "unfold": windows.unfold, "fold": windows.fold, "unfold_batch": windows.unfold_batch,
     "fold_batch": windows.fold_batch, "max_pool2d": windows.max_pool2d,
     "max_pool2d_backward": windows.max_pool2d_backward,
@@ -47,8 +49,8 @@ def _following_load(fn):
 
 
 #: kernels every training step runs a few times: where the thread count looks at the load
-FOLLOWING_LOAD = ("batch_norm", "batch_norm_backward", "softmax", "log_softmax", "cross_entropy", "adam_step",
-                  "sgd_step")
+FOLLOWING_LOAD = ("batch_norm", "batch_norm_backward", "batch_norm_relu_pool", "batch_norm_relu_pool_backward",
+                  "softmax", "log_softmax", "cross_entropy", "adam_step", "sgd_step")
 if threads.GOVERNOR.follow:  # (NEURENIX_THREADS_FOLLOW_LOAD=0 turns it off: then no extra call on these kernels)
     KERNELS |= {name: _following_load(KERNELS[name]) for name in FOLLOWING_LOAD}
 

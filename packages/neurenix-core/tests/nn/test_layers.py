@@ -8,7 +8,7 @@ import neurenix as nx
 from neurenix import nn
 from neurenix.errors import ShapeError
 from neurenix.func import functional_call
-from neurenix.testing import gradcheck
+from neurenix.testing import gradcheck, gradgradcheck
 
 
 def _rand(*shape, seed=0):
@@ -371,3 +371,90 @@ def test_max_pool2d_gradient_goes_to_the_first_maximum():
     x = nx.tensor([[[[1.0, 3.0, 0.0, 0.0], [3.0, 2.0, 0.0, 0.0]]]], requires_grad=True)
     nn.functional.max_pool2d(x, 2).sum().backward()
     assert x.grad.numpy()[0, 0].tolist() == [[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+
+
+def _block(pool=None, bn=None):
+    """Conv, BatchNorm2d, ReLU, pool: the end of a Conv-4 block, which Sequential runs as one op."""
+    nx.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), bn or nn.BatchNorm2d(3), nn.ReLU(),
+                         pool or nn.MaxPool2d(2), nn.Flatten()).double()
+
+
+def _one_by_one(seq, x):
+    for m in seq:
+        x = m(x)
+    return x
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """How many times the fused kernel ran."""
+    kernels, calls = nx.device("cpu").kernels, []
+    fn = kernels.batch_norm_relu_pool
+    monkeypatch.setattr(kernels, "batch_norm_relu_pool", lambda *a: calls.append(1) or fn(*a))
+    return calls
+
+
+@pytest.mark.parametrize("hw", [(4, 4), (5, 7)], ids=str)
+def test_sequential_fuses_batch_norm_relu_pool(hw, fused_calls):
+    """The fused block gives what its layers give one by one: output, gradients, running statistics."""
+    fused, layers = _block(), _block()
+    x = _rand(4, 2, *hw)
+    a, b = fused(_t(x, True)), _one_by_one(layers, _t(x, True))
+    assert len(fused_calls) == 1
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+    g = _t(_rand(*a.shape, seed=1))
+    (a * g).sum().backward()
+    (b * g).sum().backward()
+    for (name, p), q in zip(fused.named_parameters(), layers.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(fused[1], name).numpy(), getattr(layers[1], name).numpy(), rtol=1e-12)
+
+
+def test_fused_block_gradients_first_and_second_order(fused_calls):
+    """Input and parameter gradients of the fused block against finite differences, and their gradients."""
+    block = _block()
+    names = [n for n, _ in block.named_parameters()]
+    params = [p.detach().requires_grad_() for p in block.parameters()]
+
+    def fn(inp, *ps):
+        return functional_call(block, dict(zip(names, ps)), inp)
+
+    x = _t(_rand(3, 2, 4, 4), True)
+    assert gradcheck(fn, [x, *params])
+    assert gradgradcheck(fn, [x, *params])
+    assert fused_calls
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2, stride=1), nn.MaxPool2d(3), nn.MaxPool2d(2, padding=1),
+                                  nn.MaxPool2d(2, ceil_mode=False, dilation=2)], ids=repr)
+def test_other_pools_are_not_fused(pool, fused_calls):
+    block = _block(pool)
+    x = _t(_rand(4, 2, 6, 6))
+    np.testing.assert_array_equal(block(x).numpy(), _one_by_one(_block(pool), x).numpy())
+    assert not fused_calls
+
+
+def test_running_statistics_in_eval_are_not_fused(fused_calls):
+    """In eval mode the layer normalises with its running statistics: the layers run one by one."""
+    block = _block().eval()
+    x = _t(_rand(4, 2, 4, 4))
+    np.testing.assert_array_equal(block(x).numpy(), _one_by_one(_block().eval(), x).numpy())
+    assert not fused_calls
+    block.train()[1].track_running_stats = False  # no running statistics: batch statistics in either mode
+    block.eval()(x)
+    assert len(fused_calls) == 1
+
+
+def test_fused_block_refuses_what_its_layers_refuse():
+    """Inputs the fused op does not take reach the layers, which name the problem and count the batches they
+    count one by one."""
+    block, layers = (nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2)) for _ in range(2))
+    for x, error, match in ((nx.ones(2, 4, 4, 4), ShapeError, "3 channels"),
+                            (nx.ones(1, 3, 1, 1), ValueError, "more than one value"),
+                            (nx.ones(2, 3, 1, 4), ValueError, "max_pool2d")):
+        for run in (block, lambda x: _one_by_one(layers, x)):
+            with pytest.raises(error, match=match):
+                run(x)
+    assert block[0].num_batches_tracked.item() == layers[0].num_batches_tracked.item() == 2

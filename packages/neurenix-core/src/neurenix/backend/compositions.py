@@ -217,6 +217,26 @@ def _batch_norm_backward(k):
     return batch_norm_backward
 
 
+_POOL = ((2, 2), (2, 2), (0, 0), (1, 1))  # batch_norm_relu_pool's window: kernel, stride, padding, dilation
+
+
+def _batch_norm_relu_pool(k):
+    def batch_norm_relu_pool(x, weight, bias, groups, eps):
+        z, mean, var = k.batch_norm(x, weight, bias, groups, eps)
+        y, _ = k.max_pool2d(k.relu(z), *_POOL)
+        return y, mean, var
+    return batch_norm_relu_pool
+
+
+def _batch_norm_relu_pool_backward(k):
+    def batch_norm_relu_pool_backward(g, x, mean, var, weight, bias, groups, eps, needs):
+        z, _, _ = k.batch_norm(x, weight, bias, groups, eps)  # the forward's z again (its statistics are x's)
+        _, indices = k.max_pool2d(k.relu(z), *_POOL)
+        gz = k.relu_backward(k.max_pool2d_backward(g, indices, tuple(x.shape[2:]), *_POOL), z)
+        return k.batch_norm_backward(gz, x, mean, var, weight, groups, eps, needs)
+    return batch_norm_relu_pool_backward
+
+
 def _relu_backward(k):
     def relu_backward(g, x):
         return k.where(k.gt(x, 0), g, 0)
@@ -436,6 +456,7 @@ DEFAULTS = {
     "softmax_backward": _softmax_backward, "log_softmax_backward": _log_softmax_backward,
     "cross_entropy": _cross_entropy, "cross_entropy_backward": _cross_entropy_backward,
     "batch_norm": _batch_norm, "batch_norm_backward": _batch_norm_backward,
+    "batch_norm_relu_pool": _batch_norm_relu_pool, "batch_norm_relu_pool_backward": _batch_norm_relu_pool_backward,
     "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
     "unfold_batch": _unfold_batch, "fold_batch": _fold_batch,
     "conv2d": _conv2d, "conv2d_input_grad": _conv2d_input_grad, "conv2d_weight_grad": _conv2d_weight_grad,

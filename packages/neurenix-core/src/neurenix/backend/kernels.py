@@ -103,6 +103,13 @@ OPTIONAL: dict[str, str] = {
     "batch_norm_backward": "(g, x, mean, var, weight, groups, eps, needs) -> (gx, gweight, gbias): batch_norm's "
                            "gradients for the 3 bools of needs (None where False); gweight, gbias (groups, C)",
     "relu_backward": "(g, x) -> g where x > 0 else 0 (a NaN g where x <= 0 gives 0)",
+    "batch_norm_relu_pool": "(x, weight, bias, groups, eps) -> (y, mean, var): x (N, C, H, W) floats, H and W at "
+                            "least 2, through batch_norm, relu and a 2x2 max-pool of stride 2 (an odd last row or "
+                            "column in no window): y (N, C, H // 2, W // 2), mean and var as batch_norm's",
+    "batch_norm_relu_pool_backward": "(g, x, mean, var, weight, bias, groups, eps, needs) -> (gx, gweight, gbias): "
+                                     "batch_norm_relu_pool's gradients for the 3 bools of needs (None where False): "
+                                     "each g goes to its window's first maximum of z = batch_norm(x) (NaN winning) "
+                                     "where that z is positive, then batch_norm_backward",
     "sgd_step": "(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, maximize) -> "
                 "(params, bufs): lists of buffers; a buf is None before the first step",
     "adam_step": "(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay, decoupled, "

@@ -41,6 +41,11 @@ class _BatchNorm(Module):
                 self.register_buffer(name, None)
 
     def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, *self._arguments(x))
+
+    def _arguments(self, x: Tensor) -> tuple:
+        """F.batch_norm's arguments after x, once x is checked; counts the batch where running statistics are
+        tracked."""
         tensor(x, "input", type(self).__name__)
         if x.ndim not in self._input_dims or x.shape[1] != self.num_features:
             raise ShapeError(f"{type(self).__name__}({self.num_features}): expected input of {self._input_dims} "
@@ -53,9 +58,9 @@ class _BatchNorm(Module):
             self.num_batches_tracked.add_(1)
             if momentum is None:
                 momentum = 1.0 / self.num_batches_tracked.item()
-        return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
-                            self.running_var if self.track_running_stats else None, self.weight, self.bias,
-                            use_batch_stats, momentum if momentum is not None else 0.0, self.eps, task_count())
+        return (self.running_mean if self.track_running_stats else None,
+                self.running_var if self.track_running_stats else None, self.weight, self.bias,
+                use_batch_stats, momentum if momentum is not None else 0.0, self.eps, task_count())
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -72,3 +77,11 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W) inputs."""
 
     _input_dims = (4,)
+
+    def _forward_relu_pool(self, x: Tensor) -> Tensor | None:
+        """``max_pool2d(relu(self(x)), 2)`` as one op where this layer takes batch statistics (see
+        ``F._batch_norm_relu_pool``); None with running statistics, before anything changed."""
+        if not (self.training or not self.track_running_stats):
+            return None
+        running_mean, running_var, weight, bias, _, momentum, eps, tasks = self._arguments(x)
+        return F._batch_norm_relu_pool(x, running_mean, running_var, weight, bias, momentum, eps, tasks)

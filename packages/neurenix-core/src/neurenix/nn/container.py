@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
+from .activation import ReLU
+from .batchnorm import BatchNorm2d
 from .module import Module
+from .pooling import MaxPool2d
 
 
 class Sequential(Module):
@@ -28,8 +31,16 @@ class Sequential(Module):
             self.add_module(name, m)
 
     def forward(self, x):
-        for m in self.children():
-            x = m(x)
+        mods = list(self.children())
+        i = 0
+        while i < len(mods):
+            if i + 2 < len(mods) and _norm_relu_pool(*mods[i:i + 3]):  # one fused op where it applies
+                y = mods[i]._forward_relu_pool(x)
+                if y is not None:
+                    x, i = y, i + 3
+                    continue
+            x = mods[i](x)
+            i += 1
         return x
 
     def __getitem__(self, i):
@@ -75,3 +86,10 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return self.children()
+
+
+def _norm_relu_pool(norm: Module, act: Module, pool: Module) -> bool:
+    """Whether three layers in a row are BatchNorm2d, ReLU and a 2x2 MaxPool2d of stride 2 (Conv-4's and
+    ResNet-12's block end), which BatchNorm2d can run as one op (exactly these classes: a subclass may
+    change what its forward does)."""
+    return type(norm) is BatchNorm2d and type(act) is ReLU and type(pool) is MaxPool2d and pool._halves()

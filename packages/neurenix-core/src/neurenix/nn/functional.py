@@ -29,7 +29,7 @@ from ..ops import (
     where,
 )
 from ..ops import expect_tensor as _tensor
-from ..ops.batch_norm import batch_norm_train
+from ..ops.batch_norm import batch_norm_relu_pool_train, batch_norm_train
 from ..ops.bounds import check as check_indices
 from ..ops.conv import conv2d as _conv2d
 from ..ops.joining import pad as _pad_axes
@@ -209,10 +209,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                              + (f" for {t} tasks" if tasks else ""))
         if _fusable(input, weight, bias):
             out, mu, var = batch_norm_train(input, weight, bias, t, eps)
-            if running_mean is not None and running_var is not None:
-                with no_grad():
-                    running_mean.mul_(1 - momentum).add_(mu.mean(0) * momentum)
-                    running_var.mul_(1 - momentum).add_(var.mean(0) * (momentum * n / (n - 1)))
+            _track(running_mean, running_var, mu, var, momentum, n)
             return out
         mu = mean(x, axes, keepdim=True)
         d = x - mu
@@ -236,6 +233,33 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if bias is not None:
         out = out + bias.reshape(per_task if bias.ndim == 2 else shape)
     return out.reshape(input.shape) if tasks else out
+
+
+def _batch_norm_relu_pool(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                          weight: Tensor | None, bias: Tensor | None, momentum: float, eps: float,
+                          tasks: int = 0) -> Tensor:
+    """``max_pool2d(relu(batch_norm(input, ..., training=True)), 2)``: one op where the operands suit it (an
+    (N, C, H, W) float input, H and W at least 2, parameters of its dtype and device), else the three (which
+    say what is wrong with the operands). A BatchNorm2d, ReLU, MaxPool2d(2) run of layers in ``Sequential``
+    comes here."""
+    t = max(tasks, 1)
+    n = input.numel() // (input.shape[1] * t) if isinstance(input, Tensor) and input.ndim == 4 and input.shape[1] else 0
+    if n <= 1 or min(input.shape[2:]) < 2 or input.shape[0] % t or not _fusable(input, weight, bias):
+        return max_pool2d(relu(batch_norm(input, running_mean, running_var, weight, bias, True, momentum, eps,
+                                          tasks)), 2)
+    out, mu, var = batch_norm_relu_pool_train(input, weight, bias, t, eps)
+    _track(running_mean, running_var, mu, var, momentum, n)
+    return out
+
+
+def _track(running_mean: Tensor | None, running_var: Tensor | None, mu: Tensor, var: Tensor, momentum: float,
+           n: int) -> None:
+    """Move the running statistics (if kept) toward a batch's (``mu`` and biased ``var``, (tasks, C), over ``n``
+    values per channel and task): the mean over tasks, the variance unbiased."""
+    if running_mean is not None and running_var is not None:
+        with no_grad():
+            running_mean.mul_(1 - momentum).add_(mu.mean(0) * momentum)
+            running_var.mul_(1 - momentum).add_(var.mean(0) * (momentum * n / (n - 1)))
 
 
 def _fusable(x: Tensor, *params) -> bool:

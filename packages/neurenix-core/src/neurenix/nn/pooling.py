@@ -18,6 +18,13 @@ class MaxPool2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
+    def _halves(self) -> bool:
+        """Whether this is a 2x2 window of stride 2 without padding, dilation or ceil_mode."""
+        def two(v, n: int) -> bool:
+            return v == n or v == (n, n) or v == [n, n]
+        return (two(self.kernel_size, 2) and (self.stride is None or two(self.stride, 2)) and
+                two(self.padding, 0) and two(self.dilation, 1) and self.ceil_mode is False)
+
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
 

@@ -1,12 +1,14 @@
-"""Batch normalisation in training mode as one fused op (one kernel forward, one backward)."""
+"""Batch normalisation in training mode as one fused op (one kernel forward, one backward), alone or followed by
+ReLU and a 2x2 max-pool."""
 
 from __future__ import annotations
 
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ._operands import Tensor, _wrap, sum_to
-from .elementwise import rsqrt
+from .elementwise import relu_backward, rsqrt
 from .reduce import mean, sum
+from .window import _max_pool2d_backward
 
 
 def batch_norm_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int,
@@ -35,6 +37,11 @@ def _vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, group
         grads = x._device.kernels.batch_norm_backward(g._data, x._data, mu, var,
                                                       None if weight is None else weight._data, groups, eps, needs)
         gx, gw, gb = (None if d is None else _wrap(d, x._device) for d in grads)
+    return _per_parent(needs, weight, bias, gx, gw, gb)
+
+
+def _per_parent(needs: tuple, weight: Tensor | None, bias: Tensor | None, gx, gw, gb) -> tuple:
+    """The gradients in the order of the recorded parents (x, then weight and bias where given)."""
     out = [gx if needs[0] else None]
     for t, gt in ((weight, gw), (bias, gb)):
         if t is not None:
@@ -56,3 +63,39 @@ def _differentiable_vjp(g: Tensor, x: Tensor, weight: Tensor | None, groups: int
     w = inv if weight is None else inv * weight.reshape(-1 if weight.ndim == 2 else 1, 1, shape[1], 1)
     gx = (w * (1.0 / m)) * (gr * float(m) - gb - xhat * gw)
     return gx.reshape(shape), gw.reshape(groups, shape[1]), gb.reshape(groups, shape[1])
+
+
+#: batch_norm_relu_pool's window (kernel, stride, padding, dilation): Conv-4's and ResNet-12's 2x2 max-pool
+POOL = ((2, 2), (2, 2), (0, 0), (1, 1))
+
+
+def batch_norm_relu_pool_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int,
+                               eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``(y, mean, var)``: ``max_pool2d(relu(batch_norm_train(x, ...)), 2)`` for an (N, C, H, W) ``x`` with H
+    and W at least 2, as one op (one kernel forward, one backward: nothing but ``x`` is kept for the
+    gradient). Operands as for :func:`batch_norm_train`."""
+    k = x._device.kernels
+    y, mu, var = k.batch_norm_relu_pool(x._data, None if weight is None else weight._data,
+                                        None if bias is None else bias._data, groups, eps)
+    out = _wrap(y, x._device)
+    parents = tuple(t for t in (x, weight, bias) if t is not None)
+    if grad_state.enabled and any(t.requires_grad for t in parents):
+        record(out, "BatchNormReluPool", parents, lambda g, o: _pool_vjp(g, x, weight, bias, groups, eps, mu, var),
+               saved=parents)
+    return out, _wrap(mu, x._device), _wrap(var, x._device)
+
+
+def _pool_vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float, mu, var):
+    dev = x._device
+    if grad_state.enabled:  # building a graph: the composition's gradient, from differentiable pieces
+        w, b = (None if t is None else t._data for t in (weight, bias))
+        z, _, _ = dev.kernels.batch_norm(x._data, w, b, groups, eps)
+        _, indices = dev.kernels.max_pool2d(dev.kernels.relu(z), *POOL)
+        gz = relu_backward(_max_pool2d_backward(g, _wrap(indices, dev), x.shape[2:], *POOL), _wrap(z, dev))
+        return _vjp(gz, x, weight, bias, groups, eps, mu, var)
+    needs = (x.requires_grad, weight is not None and weight.requires_grad, bias is not None and bias.requires_grad)
+    grads = dev.kernels.batch_norm_relu_pool_backward(g._data, x._data, mu, var,
+                                                      *(None if t is None else t._data for t in (weight, bias)),
+                                                      groups, eps, needs)
+    gx, gw, gb = (None if d is None else _wrap(d, dev) for d in grads)
+    return _per_parent(needs, weight, bias, gx, gw, gb)

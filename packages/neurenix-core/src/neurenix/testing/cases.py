@@ -524,6 +524,9 @@ CASES: list[OpCase] = [
       lambda a, t: np.mean(np.logaddexp(0, a * 4) - a * 4 * _sigmoid(t)), ((4, 3), (4, 3))),
     C("batch_norm_train", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
       _np_batch_norm, ((4, 3, 2, 2), (3,), (3,))),
+    C("batch_norm_relu_pool", lambda x, w, b: F._batch_norm_relu_pool(x, None, None, w, b, 0.1, 1e-5),
+      lambda x, w, b: _np_pool(np.maximum(_np_batch_norm(x, w, b), 0), 2, 2, np.max), ((3, 2, 4, 5), (2,), (2,)),
+      domain="distinct"),
     # composed in core for PyTorch compatibility: sorting, scans, norms, einsum, pieces, numeric
     C("sort", lambda a: a.sort(1).values, lambda a: np.sort(a, 1), ((3, 5),), NUMERIC, "distinct"),
     C("sort_descending_dim0", lambda a: a.sort(0, descending=True).values, lambda a: -np.sort(-a, 0), ((4, 3),),
