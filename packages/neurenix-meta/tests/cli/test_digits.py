@@ -179,3 +179,24 @@ def test_maml_head_starts_at_zero_and_the_relation_module_compares():
 
     pairs = nx.tensor(np.arange(2 * 6 * 4, dtype=np.float32).reshape(2, 6, 2, 2))
     np.testing.assert_array_equal(digits.PairDifference()(pairs).numpy(), np.full((2, 3, 2, 2), 12.0))
+
+
+def test_maml_meta_trains_the_blocks_and_leaves_the_output_layer_at_zero(monkeypatch, tmp_path):
+    """The meta-optimizer leaves MAML's output layer at zero (the inner steps alone learn it, on each task),
+    trains the rest, and a run resumed from a checkpoint ends where an uninterrupted one does."""
+    built = []
+    learner = digits.learner
+    monkeypatch.setattr(digits, "learner", lambda args: built.append(learner(args)) or built[-1])
+    common = ("--algo", "maml", "--inner-steps", "2", "--validate-every", "2", "--validation-tasks", "2",
+              "--test-tasks", "2", "--quiet", "--no-keep-best")
+    start = {k: v.numpy().copy() for k, v in learner(args_of(*common)).named_parameters()}
+    digits.experiment(args_of(*common, "--iterations", "4"))
+    path = str(tmp_path / "maml.safetensors")
+    digits.experiment(args_of(*common, "--iterations", "2", "--save", path))
+    digits.experiment(args_of(*common, "--iterations", "4", "--resume", path))
+    once, resumed = ({k: v.numpy() for k, v in b.named_parameters()} for b in (built[0], built[2]))
+    head = [k for k in once if k.startswith(f"model.{len(built[0].model) - 1}.")]
+    assert len(head) == 2 and not any(once[k].any() for k in head)
+    assert any(not np.array_equal(once[k], start[k]) for k in once if k not in head)
+    for k in once:
+        np.testing.assert_array_equal(resumed[k], once[k])

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from neurenix.optim import Optimizer
 from neurenix.optim.lr_scheduler import CosineAnnealingLR
 
 from ..base import MetaLearningModel
@@ -143,22 +144,25 @@ def check_resume(path: str, iterations: int, settings: dict) -> None:
 
 def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_per_batch: int,
           args: argparse.Namespace, settings: dict[str, Any], validation: Sequence | None = None,
-          validate_every: int = 1, keep_best: bool = False) -> tuple[dict[str, list[float]], str]:
+          validate_every: int = 1, keep_best: bool = False,
+          meta_optimizer: Optimizer | None = None) -> tuple[dict[str, list[float]], str]:
     """Meta-train up to ``args.iterations`` meta-updates (one per epoch, on that epoch's fresh tasks);
     returns the history (one entry per iteration, and the ``validation`` tasks' scores every
     ``validate_every`` iterations and after the last) and a line on how long this run took. ``settings`` are
     the run's (saved with checkpoints, compared when resuming). The learner's default meta-optimizer's rate
-    follows ``args.lr_schedule``; ``keep_best`` ends with the weights of the best validation score."""
+    follows ``args.lr_schedule`` (``meta_optimizer``'s, when given, instead of the default Adam at ``meta_lr``);
+    ``keep_best`` ends with the weights of the best validation score."""
     ran = []  # the epochs run here (fewer than the history holds when resuming)
 
     def epoch_tasks(epoch: int) -> Sequence:
         ran.append(epoch)
         return tasks(epoch)
 
-    scheduler = CosineAnnealingLR(learner.default_optimizer(), T_max=args.iterations) \
+    optimizer = learner.default_optimizer() if meta_optimizer is None else meta_optimizer
+    scheduler = CosineAnnealingLR(optimizer, T_max=args.iterations) \
         if args.lr_schedule == "cosine" else None
     start = time.perf_counter()
-    history = learner.meta_learn(epoch_tasks, epochs=args.iterations, tasks_per_batch=tasks_per_batch,
+    history = learner.meta_learn(epoch_tasks, meta_optimizer, epochs=args.iterations, tasks_per_batch=tasks_per_batch,
                                  verbose=not args.quiet, checkpoint=args.save, checkpoint_every=args.save_every,
                                  resume=args.resume, settings=with_schedule(args, settings), validation=validation,
                                  validate_every=validate_every, keep_best=keep_best, scheduler=scheduler)

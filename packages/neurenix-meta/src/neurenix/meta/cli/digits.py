@@ -33,6 +33,7 @@ import numpy as np
 
 import neurenix as nx
 from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
+from neurenix.optim import Adam
 
 from ..checkpoint import read_checkpoint
 from ..data import TaskSampler, split_classes
@@ -176,12 +177,32 @@ def learner(args: argparse.Namespace):
         body = conv()[:-1]  # the embedding keeps its channel axis: 32x2x2
         return RelationNetworks(Sequential(*body), Sequential(PairDifference(), Flatten(), Linear(128, 64), ReLU(),
                                                               Linear(64, 1)), meta_lr=meta_lr)
-    head = Linear(128, args.ways)
+    # MAML: the one-pool blocks (32x4x4 = 512 features, as Prototypical Networks': the second pool cost
+    # seed 0 13 points, 73.4% against 86.3%) and a linear output layer at zero, which the meta-optimizer
+    # leaves there (``meta_optimizer``)
+    head = Linear(16 * 32, args.ways)
     with nx.no_grad():  # every class scores the same until adapted: a task's labels are a random order, so an
         head.weight.zero_()  # untrained head's leanings only mislead the first steps (measured: docs/cli.md)
         head.bias.zero_()
-    return MAML(Sequential(*conv(), head), inner_lr=option(args, "inner_lr"), inner_steps=option(args, "inner_steps"),
-                meta_lr=meta_lr, first_order=option(args, "first_order"))
+    return MAML(Sequential(*conv(pools=1), head), inner_lr=option(args, "inner_lr"),
+                inner_steps=option(args, "inner_steps"), meta_lr=meta_lr, first_order=option(args, "first_order"))
+
+
+def meta_optimizer(args: argparse.Namespace, meta) -> Adam | None:
+    """The meta-optimizer, None for the learner's default (Adam at its meta_lr over all its parameters).
+
+    MAML's: Adam at meta_lr over the convolution blocks, and a rate of 0 for the output layer, which so
+    stays at zero and is learned by the inner steps alone, from zero, on every task (the "zeroing trick" of
+    Kao et al., "MAML is a noisy contrastive learner in classification", ICLR 2022). A task's labels are a
+    random order of its classes, so the layer's meta-gradient has no direction to learn, only noise, which
+    Adam scales up to full steps; with that noise kept out, seed 0 went from 86.3% to 92.0% and its
+    validation score no longer fell in mid-run (docs/cli.md)."""
+    if args.algo != "maml":
+        return None
+    head = list(meta.model[-1].parameters())
+    fixed = {id(p) for p in head}
+    body = [p for p in meta.parameters() if id(p) not in fixed]
+    return Adam([{"params": body}, {"params": head, "lr": 0.0}], lr=meta.meta_lr)
 
 
 def data(args: argparse.Namespace) -> dict:
@@ -227,7 +248,7 @@ def experiment(args: argparse.Namespace) -> dict:
     before = evaluate(meta, test) if args.resume is None else None
     every = args.validate_every or args.iterations
     history, timing = train(meta, lambda epoch: sampler.sample(args.meta_batch), args.meta_batch, args,
-                            run_settings, validation, every, keep_best)
+                            run_settings, validation, every, keep_best, meta_optimizer(args, meta))
     scores, at = history["validation"], history["validation_epoch"]
     best = max(range(len(scores)), key=scores.__getitem__)
     # keep_best holds the best weights of this run only: a resumed run keeps its own best (or its last)
