@@ -81,8 +81,8 @@ def build_loop(w: Workload, d: Data, weights: dict[str, np.ndarray]) -> Runner:
         total = 0.0
         for sx, sy, qx, qy in tasks:
             fast = {n: p.detach().requires_grad_() for n, p in params.items()}
-            for _ in range(w.inner_steps):
-                g = grad_fn(fast, sx, sy)
+            for k in range(w.inner_steps):  # on the support and query sets in turn, as neurenix's Reptile
+                g = grad_fn(fast, *((sx, sy) if k % 2 == 0 else (qx, qy)))
                 fast = {n: (fast[n] - w.inner_lr * g[n]).detach().requires_grad_() for n in fast}
             with torch.no_grad():
                 for n, p in params.items():

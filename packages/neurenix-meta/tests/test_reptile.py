@@ -1,5 +1,6 @@
 """Reptile: with SGD at epsilon the update is theta + epsilon * (mean theta' - theta), theta' from plain SGD on each
-task; any meta-optimizer gets theta - mean theta' as the gradient (the default: Adam at meta_lr)."""
+task's support and query sets in turn; any meta-optimizer gets theta - mean theta' as the gradient (the default:
+Adam at meta_lr)."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,15 @@ from neurenix.meta import Reptile
 from neurenix.optim import SGD, Adam
 
 
+def _in_turn(model, task, steps, lr, loss):
+    """``steps`` plain SGD steps, on the task's support set, its query set, its support set..."""
+    for k in range(steps):
+        model = sgd_adapt(model, *(task[:2] if k % 2 == 0 else task[2:]), 1, lr, loss)
+    return model
+
+
 def _targets(reptile, tasks, loss):
-    adapted = [sgd_adapt(reptile.model, sx, sy, reptile.inner_steps, reptile.inner_lr, loss) for sx, sy, _, _ in tasks]
+    adapted = [_in_turn(reptile.model, t, reptile.inner_steps, reptile.inner_lr, loss) for t in tasks]
     return [np.mean([a.numpy() for a in ps], axis=0) for ps in zip(*(m.parameters() for m in adapted))]
 
 

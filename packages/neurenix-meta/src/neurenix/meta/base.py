@@ -62,16 +62,20 @@ def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: 
 
 
 def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: Callable[[int], list], steps: int,
-                  batch: Batch, loss_fn: LossFn | None, fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
+                  batch: Batch | Sequence[Batch], loss_fn: LossFn | None,
+                  fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
     """``steps`` first-order inner steps on ``batch``'s support sets (``ws`` named ``names``, task axis in
     front; ``step_lrs(k)`` the rates of step k) that never raise a task's support loss: a step that would
     (or that makes it NaN) is not taken, and that task's later steps are halved until one decreases it.
+    Given several batches (of the same tasks), step k takes the support sets of batch k modulo their number.
 
     Plain steps at a fixed rate diverge once the rate passes 2 / (the loss's curvature), which adapting for
     more steps than in training, or a body whose features grew in meta-training (ANIL), reaches; while
     each step lowers the loss the result is exactly that of plain steps. Costs one more forward per step."""
     scale = None  # per task: the fraction of the rates that the last step could take
+    cycle = (batch,) if isinstance(batch, Batch) else tuple(batch)
     for k in range(steps):
+        batch = cycle[k % len(cycle)]
         params = (fixed or {}) | dict(zip(names, ws))
         losses = task_losses(task_call(model, params, batch.support_x), batch.support_y, batch.support_labels,
                              loss_fn, batch.classes, batch.indices)

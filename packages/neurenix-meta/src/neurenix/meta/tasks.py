@@ -8,7 +8,7 @@ read as a regression target. The meta-learners never modify the tasks they are g
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -53,6 +53,12 @@ class Batch:
     @property
     def size(self) -> int:
         return len(self.indices)
+
+
+def swapped(batch: Batch) -> Batch:
+    """``batch`` with its support and query sets exchanged."""
+    return replace(batch, support_x=batch.query_x, support_y=batch.query_y, support_labels=batch.query_labels,
+                   query_x=batch.support_x, query_y=batch.support_y, query_labels=batch.support_labels)
 
 
 def _labels(y: Tensor) -> tuple[np.ndarray | None, int]:
