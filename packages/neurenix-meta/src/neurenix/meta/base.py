@@ -71,24 +71,39 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
 
     Plain steps at a fixed rate diverge once the rate passes 2 / (the loss's curvature), which adapting for
     more steps than in training, or a body whose features grew in meta-training (ANIL), reaches; while
-    each step lowers the loss the result is exactly that of plain steps. Costs one more forward per step."""
-    scale = None  # per task: the fraction of the rates that the last step could take
+    each step lowers the loss the result is exactly that of plain steps. On one batch the trial of a step is
+    the next step's forward and backward (kept for the tasks that take it): one forward more in all than
+    plain steps; with several batches, one more per step."""
+    def losses_at(weights: list[Tensor], b: Batch) -> Tensor:
+        return task_losses(task_call(model, (fixed or {}) | dict(zip(names, weights)), b.support_x), b.support_y,
+                           b.support_labels, loss_fn, b.classes, b.indices)
+
+    def with_grads(weights: list[Tensor], b: Batch) -> tuple[Tensor, list]:
+        losses = losses_at(weights, b)
+        return losses.detach(), list(nx.autograd.grad(losses.sum(), weights, allow_unused=True))
+
     cycle = (batch,) if isinstance(batch, Batch) else tuple(batch)
+    scale = grads = None  # per task: the fraction of the rates the last step could take; the gradient at ws
     for k in range(steps):
         batch = cycle[k % len(cycle)]
-        params = (fixed or {}) | dict(zip(names, ws))
-        losses = task_losses(task_call(model, params, batch.support_x), batch.support_y, batch.support_labels,
-                             loss_fn, batch.classes, batch.indices)
-        grads = nx.autograd.grad(losses.sum(), ws, allow_unused=True)
-        losses = losses.detach()
+        if grads is None:
+            losses, grads = with_grads(ws, batch)
         scale = nx.ones_like(losses) if scale is None else scale
         trial = [w if g is None else w - _per_task(scale, w) * lr * g for w, g, lr in zip(ws, grads, step_lrs(k))]
-        with nx.no_grad():
-            tried = task_losses(task_call(model, (fixed or {}) | dict(zip(names, trial)), batch.support_x),
-                                batch.support_y, batch.support_labels, loss_fn, batch.classes, batch.indices)
+        reuse = len(cycle) == 1 and k + 1 < steps  # the next step is on this batch: its gradient at the trial
+        if reuse:
+            tried, tried_grads = with_grads(trial, batch)
+        else:
+            with nx.no_grad():
+                tried = losses_at(trial, batch)
         better = tried <= losses  # False for NaN
         ws = [nx.where(_per_task(better, w), t, w) for t, w in zip(trial, ws)]
         scale = nx.where(better, scale, scale * 0.5)
+        if reuse:
+            losses = nx.where(better, tried, losses)
+            grads = [None if g is None else nx.where(_per_task(better, g), tg, g) for tg, g in zip(tried_grads, grads)]
+        else:
+            grads = None
     return ws
 
 
