@@ -10,6 +10,15 @@ from .conftest import DTYPES, REF, check, rand
 pytestmark = pytest.mark.usefixtures("everything_in_c")
 
 
+def _counted(monkeypatch, dtype, *tables) -> list:
+    """A list that grows by one at each call of the C functions of ``tables`` for ``dtype``."""
+    calls = []
+    for table in tables:
+        fn = table[np.dtype(dtype)]
+        monkeypatch.setitem(table, np.dtype(dtype), lambda *args, fn=fn: calls.append(1) or fn(*args))
+    return calls
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("shape", "groups", "per_group"), [((4, 3, 2, 2), 1, False), ((6, 3, 5), 2, True),
                                                             ((6, 3, 5), 3, False), ((5, 4), 1, False),
@@ -18,10 +27,7 @@ pytestmark = pytest.mark.usefixtures("everything_in_c")
 def test_batch_norm_and_backward(shape, groups, per_group, affine, dtype, monkeypatch):
     """Per-channel (and per-group: per-task) statistics and every subset of the gradients, against core's
     composition; counted, so a routing change cannot send them to NumPy."""
-    calls = []
-    for table in (norm._bn, norm._bn_bw):
-        fn = table[np.dtype(dtype)]
-        monkeypatch.setitem(table, np.dtype(dtype), lambda *args, fn=fn: calls.append(1) or fn(*args))
+    calls = _counted(monkeypatch, dtype, norm._bn, norm._bn_bw)
     c = shape[1]
     pshape = (groups, c) if per_group else (c,)
     x, g = rand(*shape, dtype=dtype) * 3 + 1, rand(*shape, dtype=dtype, seed=1)
@@ -47,10 +53,7 @@ def test_batch_norm_falls_back_on_mixed_parameters():
 def test_batch_norm_relu_pool_and_backward(shape, groups, per_group, affine, dtype, monkeypatch):
     """The fused batch norm, ReLU and 2x2 max-pool against core's composition of the three (odd sizes leave a
     row or column out of every window), every subset of the gradients; counted, as above."""
-    calls = []
-    for table in (norm._bnp, norm._bnp_bw):
-        fn = table[np.dtype(dtype)]
-        monkeypatch.setitem(table, np.dtype(dtype), lambda *args, fn=fn: calls.append(1) or fn(*args))
+    calls = _counted(monkeypatch, dtype, norm._bnp, norm._bnp_bw)
     c = shape[1]
     pshape = (groups, c) if per_group else (c,)
     x, g = rand(*shape, dtype=dtype) * 3 + 1, rand(shape[0], c, shape[2] // 2, shape[3] // 2, dtype=dtype, seed=1)

@@ -159,7 +159,7 @@ void F(batch_norm_relu_pool)(const void *vx, const void *vw, const void *vb, voi
             for (int64_t k = 0; k < nb * ow; k++) {
                 T l = blk.vm[2 * k], rv = blk.vm[2 * k + 1];
                 T best = F(bnp_right_wins)(l, rv, blk.vt[2 * k], blk.vt[2 * k + 1]) ? rv : l;
-                blk.gv[k] = best > 0 ? best : (best != best ? best : 0);
+                blk.gv[k] = best > 0 ? best : (best != best ? best : 0); /* (gv: the pooled values here) */
             }
             for (int64_t b = 0; b < nb; b++) {
                 int64_t i = blk.out[b] / (oh * ow), o = blk.out[b] % (oh * ow);

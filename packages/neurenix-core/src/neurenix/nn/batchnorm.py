@@ -81,7 +81,7 @@ class BatchNorm2d(_BatchNorm):
     def _forward_relu_pool(self, x: Tensor) -> Tensor | None:
         """``max_pool2d(relu(self(x)), 2)`` as one op where this layer takes batch statistics (see
         ``F._batch_norm_relu_pool``); None with running statistics, before anything changed."""
-        if not (self.training or not self.track_running_stats):
+        if not self.training and self.track_running_stats:
             return None
         running_mean, running_var, weight, bias, _, momentum, eps, tasks = self._arguments(x)
         return F._batch_norm_relu_pool(x, running_mean, running_var, weight, bias, momentum, eps, tasks)

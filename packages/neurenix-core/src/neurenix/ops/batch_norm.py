@@ -18,19 +18,28 @@ def batch_norm_train(x: Tensor, weight: Tensor | None, bias: Tensor | None, grou
     task), then scaled by ``weight`` and shifted by ``bias`` ((C,) or (groups, C), or None). ``mean`` and
     the biased ``var`` are (groups, C) constants (for running statistics). Operands share x's device and
     float dtype (the caller checks)."""
-    k = x._device.kernels
-    y, mu, var = k.batch_norm(x._data, None if weight is None else weight._data,
-                              None if bias is None else bias._data, groups, eps)
+    return _fused(x, weight, bias, groups, eps, pool=False)
+
+
+def _fused(x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float,
+           pool: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """batch_norm (or with ``pool`` batch_norm_relu_pool) on the kernels, recorded with its vjp. The pooled
+    op's gradient recomputes z, so it keeps the bias too; batch norm's needs x and the weight only."""
+    kernel = x._device.kernels.batch_norm_relu_pool if pool else x._device.kernels.batch_norm
+    y, mu, var = kernel(x._data, None if weight is None else weight._data, None if bias is None else bias._data,
+                        groups, eps)
     out = _wrap(y, x._device)
     parents = tuple(t for t in (x, weight, bias) if t is not None)
     if grad_state.enabled and any(t.requires_grad for t in parents):
-        record(out, "BatchNorm", parents, lambda g, o: _vjp(g, x, weight, bias, groups, eps, mu, var),
-               saved=parents[:2] if weight is not None else parents[:1])
+        vjp = _pool_vjp if pool else _vjp
+        record(out, "BatchNormReluPool" if pool else "BatchNorm", parents,
+               lambda g, o: vjp(g, x, weight, bias, groups, eps, mu, var),
+               saved=parents if pool else parents[:2] if weight is not None else parents[:1])
     return out, _wrap(mu, x._device), _wrap(var, x._device)
 
 
 def _vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float, mu, var):
-    needs = (x.requires_grad, weight is not None and weight.requires_grad, bias is not None and bias.requires_grad)
+    needs = _needs(x, weight, bias)
     if grad_state.enabled:  # building a graph (second-order MAML): the same gradient from differentiable ops
         gx, gw, gb = _differentiable_vjp(g, x, weight, groups, eps)
     else:
@@ -38,6 +47,11 @@ def _vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, group
                                                       None if weight is None else weight._data, groups, eps, needs)
         gx, gw, gb = (None if d is None else _wrap(d, x._device) for d in grads)
     return _per_parent(needs, weight, bias, gx, gw, gb)
+
+
+def _needs(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> tuple[bool, bool, bool]:
+    """Which of x, weight and bias (None: not an operand) a gradient is wanted for."""
+    return x.requires_grad, weight is not None and weight.requires_grad, bias is not None and bias.requires_grad
 
 
 def _per_parent(needs: tuple, weight: Tensor | None, bias: Tensor | None, gx, gw, gb) -> tuple:
@@ -74,15 +88,7 @@ def batch_norm_relu_pool_train(x: Tensor, weight: Tensor | None, bias: Tensor | 
     """``(y, mean, var)``: ``max_pool2d(relu(batch_norm_train(x, ...)), 2)`` for an (N, C, H, W) ``x`` with H
     and W at least 2, as one op (one kernel forward, one backward: nothing but ``x`` is kept for the
     gradient). Operands as for :func:`batch_norm_train`."""
-    k = x._device.kernels
-    y, mu, var = k.batch_norm_relu_pool(x._data, None if weight is None else weight._data,
-                                        None if bias is None else bias._data, groups, eps)
-    out = _wrap(y, x._device)
-    parents = tuple(t for t in (x, weight, bias) if t is not None)
-    if grad_state.enabled and any(t.requires_grad for t in parents):
-        record(out, "BatchNormReluPool", parents, lambda g, o: _pool_vjp(g, x, weight, bias, groups, eps, mu, var),
-               saved=parents)
-    return out, _wrap(mu, x._device), _wrap(var, x._device)
+    return _fused(x, weight, bias, groups, eps, pool=True)
 
 
 def _pool_vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float, mu, var):
@@ -93,7 +99,7 @@ def _pool_vjp(g: Tensor, x: Tensor, weight: Tensor | None, bias: Tensor | None, 
         _, indices = dev.kernels.max_pool2d(dev.kernels.relu(z), *POOL)
         gz = relu_backward(_max_pool2d_backward(g, _wrap(indices, dev), x.shape[2:], *POOL), _wrap(z, dev))
         return _vjp(gz, x, weight, bias, groups, eps, mu, var)
-    needs = (x.requires_grad, weight is not None and weight.requires_grad, bias is not None and bias.requires_grad)
+    needs = _needs(x, weight, bias)
     grads = dev.kernels.batch_norm_relu_pool_backward(g._data, x._data, mu, var,
                                                       *(None if t is None else t._data for t in (weight, bias)),
                                                       groups, eps, needs)
