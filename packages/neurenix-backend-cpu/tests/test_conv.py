@@ -1,6 +1,7 @@
 """Convolutions in the C backend: Winograd F(2x2, 3x3) (forced onto small inputs: thresholds at zero) against
 core's reference for the three kernels, over paddings, image sizes odd and even, image counts that leave a
-partial vector of images (8 float32 or 4 float64 lanes), per-task weights and biases; what Winograd does not
+partial vector of images (8 float32 or 4 float64 lanes), per-task weights and biases, rows of tiles in
+chunks and output channels that fill no whole register tile; what Winograd does not
 take goes to core's composition unchanged; and gradients through F.conv2d to second order."""
 
 import numpy as np
@@ -18,7 +19,9 @@ pytestmark = pytest.mark.usefixtures("everything_in_c")
 # images, channels in, out, (h, w), padding, tasks (0: one 4-D weight), bias
 WINOGRAD = [(1, 2, 3, (4, 4), 1, 0, True), (9, 3, 2, (5, 8), 1, 0, False), (7, 2, 2, (6, 5), 0, 0, True),
             (5, 1, 4, (3, 3), 2, 0, True), (6, 2, 3, (7, 7), (2, 0), 3, True), (17, 3, 2, (4, 6), (0, 1), 1, False),
-            (10, 2, 2, (1, 2), 2, 2, True)]
+            (10, 2, 2, (1, 2), 2, 2, True),
+            # rows of tiles split into chunks (its buffers near 512 KB), output channels a partial register tile
+            (3, 40, 13, (40, 37), 1, 0, True), (6, 40, 7, (20, 46), (1, 2), 2, True)]
 
 
 def _args(case, dtype):

@@ -70,8 +70,8 @@ FAMILIES = {
     "conv": [
         "void winograd_input_S(const void *x, void *v, int64_t n, int64_t c, int64_t h, int64_t w, int64_t ph, "
         "int64_t pw, int64_t th, int64_t tw, int64_t tasks);",
-        "void winograd_output_S(const void *m, const void *b, void *y, int64_t n, int64_t o, int64_t oh, int64_t ow, "
-        "int64_t th, int64_t tw, int64_t tasks, int64_t bias_per_task);",
+        "int winograd_conv_S(const void *x, const void *u, const void *b, void *y, int64_t n, int64_t c, int64_t h, "
+        "int64_t w, int64_t o, int64_t ph, int64_t pw, int64_t oh, int64_t ow, int64_t tasks, int64_t bias_per_task);",
         "void winograd_grad_S(const void *g, void *gm, int64_t n, int64_t o, int64_t oh, int64_t ow, int64_t th, "
         "int64_t tw, int64_t tasks);",
     ],

@@ -1,8 +1,8 @@
-"""Convolutions: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with enough channels (C side: csrc/conv.h; the 16
-matrix products over channels in NumPy's BLAS), core's composition (unfold and matrix products on this
-backend's kernels) for every other geometry. The input's gradient is a Winograd convolution too (of the output
-gradient with the flipped, channel-transposed filters), and so is the weight's (Winograd's transforms of the
-input and of the output gradient, 16 products, and G^T . G back)."""
+"""Convolutions: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with enough channels (C side: csrc/conv.h), core's
+composition (unfold and matrix products on this backend's kernels) for every other geometry. The forward is one C
+pass over blocks of tiles (transforms and the 16 products over channels in cache); the input's gradient is the
+same kernel on the output gradient with the flipped, channel-transposed filters; the weight's gradient takes
+Winograd's transforms of the input and of the output gradient, 16 products in NumPy's BLAS, and G^T . G back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from .linalg import matmul
 from .native import SUFFIX, fns, ndarray, optional_ptr, ptr
 
-_input, _output, _grad = fns("winograd_input"), fns("winograd_output"), fns("winograd_grad")
+_input, _conv, _grad = fns("winograd_input"), fns("winograd_conv"), fns("winograd_grad")
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 #: G w G^T for every 3x3 filter w at once: (filters, 9) @ _KRON = (filters, 16), one matrix product
 _KRON = {dt: np.einsum("ai,bj->ijab", _G, _G).reshape(9, 16).astype(dt) for dt in SUFFIX}
@@ -65,13 +65,13 @@ def _tiles(x, padding, out_hw, tasks: int) -> np.ndarray:
 
 def _convolve(x, u, bias, padding, out_hw) -> np.ndarray:
     """x (N, C, H, W) convolved with transformed filters u (T, 16, O, C), plus bias: (N, O, *out_hw)."""
-    tasks, o = u.shape[0], u.shape[2]
-    m = matmul(u, _tiles(x, padding, out_hw, tasks))  # (T, 16, O, P)
-    n, (oh, ow) = x.shape[0], out_hw
-    y = np.empty((n, o, oh, ow), x.dtype)
+    xc, tasks, o = np.ascontiguousarray(x), u.shape[0], u.shape[2]
+    n, c, h, w = xc.shape
+    y = np.empty((n, o, *out_hw), x.dtype)
     b = None if bias is None else np.ascontiguousarray(bias, x.dtype)
-    _output[x.dtype](ptr(m), optional_ptr(b), ptr(y), n, o, oh, ow, (oh + 1) // 2, (ow + 1) // 2, tasks,
-                     int(b is not None and b.ndim == 2))
+    if _conv[x.dtype](ptr(xc), ptr(u), optional_ptr(b), ptr(y), n, c, h, w, o, padding[0], padding[1], *out_hw, tasks,
+                      int(b is not None and b.ndim == 2)):
+        raise MemoryError(f"conv2d: no memory for the Winograd buffers of an input of {x.shape}")
     return y
 
 
