@@ -43,6 +43,18 @@ def test_no_adapter_gives_the_reason(monkeypatch):
     assert adapter is None and "no WebGPU adapter" in reason
 
 
+def test_mesas_xdg_complaint_stays_off_the_terminal():
+    """Probing with XDG_RUNTIME_DIR unset (servers, CI) writes nothing about it to stderr; other lines written
+    to fd 2 meanwhile still get through."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    code = ("import os; from neurenix_backend_webgpu import runtime; runtime.probe()\n"
+            "with runtime._without_wsi_noise(): os.write(2, b'kept\\nerror: XDG_RUNTIME_DIR is invalid\\n')")
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
+    assert "XDG_RUNTIME_DIR" not in err and err.strip() == "kept"
+
+
 def test_float64_is_a_clear_error(rt):
     with pytest.raises(DTypeError, match="webgpu.*float64"):
         nx.tensor(np.ones(3), device="webgpu")  # a float64 array keeps its dtype

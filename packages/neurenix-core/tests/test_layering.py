@@ -139,3 +139,17 @@ def test_every_module_imports_alone():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert not out.stdout.strip(), out.stdout
+
+
+def test_namespace_parts_load_on_first_use(monkeypatch):
+    """``neurenix.<part>`` imports an installed part of the namespace on first use (PEP 562); a part that is not
+    installed, or a name that is nothing, is an AttributeError that says so."""
+    code = ("import sys, neurenix; assert 'neurenix.testing' not in sys.modules; "
+            "assert neurenix.testing.gradcheck; assert 'neurenix.testing' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        neurenix.no_such_thing  # noqa: B018
+    monkeypatch.setitem(neurenix._PARTS, "not_installed_part", "neurenix-not-installed")
+    with pytest.raises(AttributeError, match="comes with the neurenix-not-installed distribution"):
+        neurenix.not_installed_part  # noqa: B018
+    assert not hasattr(neurenix, "_private")

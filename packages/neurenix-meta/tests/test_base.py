@@ -236,3 +236,13 @@ def test_loss_fn_must_return_one_number_per_task(loss_fn, error, match):
 def test_bad_task_lists_are_named(tasks, error, match):
     with pytest.raises(error, match=match):
         MAML(mlp().float(), inner_steps=1).meta_learn(tasks, epochs=1)
+
+
+def test_meta_is_an_attribute_after_import_neurenix():
+    """Seed 001's snippet: ``import neurenix`` then ``neurenix.meta.generate_regression_tasks``; importing
+    neurenix alone does not import meta."""
+    import subprocess
+    import sys
+    code = ("import sys, neurenix; assert 'neurenix.meta' not in sys.modules; "
+            "tasks = neurenix.meta.generate_regression_tasks(2, 10); assert len(tasks) == 2")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -70,6 +70,9 @@ class CpuBackend(Backend):
             "no OpenMP"
         return f"host CPU (C kernels, {threads})"
 
+    def preference(self, index: int) -> int:
+        return 1
+
     def set_num_threads(self, n: int) -> None:
         """Run the C kernels on ``n`` threads (``neurenix.set_num_threads`` calls it); with one, same-shape
         elementwise ops stay on NumPy, where C is faster only with several."""

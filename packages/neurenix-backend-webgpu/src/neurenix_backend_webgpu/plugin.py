@@ -28,6 +28,11 @@ class WebGPUBackend(Backend):
     def device_name(self, index: int) -> str:
         return runtime.describe(self._adapter)
 
+    def preference(self, index: int) -> int:
+        """50 on a GPU (below CUDA's and ROCm's 100), 0 on a CPU adapter: lavapipe renders in software, slower
+        than the CPU backends."""
+        return 0 if self._adapter is None or self._adapter.info.get("adapter_type") == "CPU" else 50
+
     def kernels(self) -> dict:
         if kernels.RT is None:
             kernels.RT = runtime.Runtime(self._adapter)

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import sys
+import tempfile
 import threading
 from collections import Counter
 
@@ -85,6 +88,29 @@ class KernelCompileError(RuntimeError):
     """A WGSL kernel failed to compile or validate: names the kernel and shows the WGSL error."""
 
 
+@contextlib.contextmanager
+def _without_wsi_noise():
+    """Keep Mesa's "XDG_RUNTIME_DIR is invalid or not set" off the terminal: its window-system layer (which
+    compute never uses) writes it to fd 2 when wgpu-native first enumerates adapters with the variable unset,
+    as on servers and CI. Whatever else is written meanwhile passes through, after the call."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            rest = [line for line in caught.read().splitlines(keepends=True) if b"XDG_RUNTIME_DIR" not in line]
+            if rest:
+                os.write(2, b"".join(rest))
+
+
 def probe():
     """(adapter, None) or (None, why no adapter can be used here)."""
     try:
@@ -92,7 +118,8 @@ def probe():
     except ImportError as e:
         return None, f"the wgpu package cannot be imported ({e}); pip install neurenix-backend-webgpu"
     try:
-        adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
+        with _without_wsi_noise():
+            adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
     except Exception as e:
         return None, (f"wgpu-native found no WebGPU adapter ({e}); it needs a Vulkan, Metal, D3D12 or GL driver: "
                       "on Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe (CPU)")

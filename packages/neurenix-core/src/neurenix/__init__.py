@@ -20,7 +20,9 @@ from . import (
     func,
     nn,
     optim,
+    rocm,
     utils,  # as torch.utils: neurenix.utils.data, neurenix.utils.checkpoint
+    webgpu,
 )
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import get_num_threads, list_backends, set_num_threads
@@ -257,6 +259,7 @@ __all__ = [
     "relu",
     "remainder",
     "reshape",
+    "rocm",
     "save",
     "scatter",
     "scatter_add",
@@ -285,7 +288,26 @@ __all__ = [
     "unsqueeze",
     "utils",
     "var",
+    "webgpu",
     "where",
     "zeros",
     "zeros_like",
 ]
+
+#: parts of the neurenix namespace that other distributions install, and which one (for the error without it)
+_PARTS = {"meta": "neurenix-meta"}
+
+
+def __getattr__(name: str):
+    """``neurenix.meta`` (and any installed part of the namespace) after a plain ``import neurenix``: imported on
+    first use (PEP 562), so core never imports its dependants eagerly."""
+    import importlib.util
+    if name in _PARTS or (not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}" or name not in _PARTS:
+                raise
+            raise AttributeError(f"module 'neurenix' has no attribute {name!r}: it comes with the {_PARTS[name]} "
+                                 f"distribution (pip install {_PARTS[name]})") from None
+    raise AttributeError(f"module 'neurenix' has no attribute {name!r}")

@@ -33,7 +33,8 @@ for _t in STANDARD_DEVICE_TYPES:
 
 
 class Device:
-    """A device, such as ``Device("cpu")`` or ``Device("cuda:1")``. Devices are interned: one object each.
+    """A device, such as ``Device("cpu")`` or ``Device("cuda:1")``; ``Device("auto")`` is the best usable one
+    (:func:`auto_device`). Devices are interned: one object each.
 
     Its ``kernels`` table is what every op on its tensors dispatches through.
     """
@@ -53,6 +54,10 @@ class Device:
             spec = spec.type
         dev = cls._interned.get((spec, index))
         if dev is None:
+            if spec == "auto":  # never interned: the pick follows the backends installed and usable
+                if index is not None:
+                    raise DeviceError(f"device 'auto' picks its index itself; got index={index!r}")
+                return auto_device()
             dev = cls._make(spec, index)
             cls._interned[(spec, index)] = dev
         return dev
@@ -126,6 +131,14 @@ class Device:
 
     def __reduce__(self):
         return (Device, (self._name,))
+
+
+def auto_device() -> Device:
+    """The device ``Device("auto")`` (and ``device="auto"`` anywhere) picks: the usable device whose backend
+    prefers it most (``Backend.preference``: a CUDA or ROCm GPU, then WebGPU on a GPU), else the CPU.
+    ``neurenix devices`` shows the ranking."""
+    best = REGISTRY.ranking()[:1]
+    return Device(best[0][0]) if best and best[0][1] > 0 else Device("cpu")
 
 
 _default: Device | None = None

@@ -111,7 +111,7 @@ def test_runtime_plugin_adds_a_device_type(plug):
     assert _statuses("rtnew") == []
     assert nx.get_device_count("rtnew") == 0
     assert "no plugin provides it" in dev.kernels.reason
-    with pytest.raises(DeviceError, match="'rtnew' cannot run.*no plugin provides it"):
+    with pytest.raises(DeviceError, match="no rtnew device can be used here: .*no plugin provides it"):
         nx.ones(2, device=dev)
 
 
@@ -123,8 +123,10 @@ def test_kernel_table_attributes(device_type):
     if table.reason is None:
         assert callable(table.add) and callable(table.softmax)
     else:
-        with pytest.raises(DeviceError, match="'rtnone' cannot run \\('add' requested\\): .*no plugin provides it"):
+        # the device and the reason, not the kernel's name (an internal one, 'from_numpy', for nx.tensor)
+        with pytest.raises(DeviceError, match="no rtnone device can be used here: .*no plugin provides it") as e:
             table.add(1, 2)
+        assert "'add'" not in str(e.value)
 
 
 def test_unregister_unknown_plugin_raises():
@@ -443,3 +445,50 @@ def test_unknown_device_type_names_what_is_installed_and_what_failed(plug):
     message = str(e.value)
     assert "installed device types: cpu" in message and "mydev" in message
     assert "failed to load" in message and "unknown hook 'neurenix_backend'" in message
+
+
+# -- device="auto" --------------------------------------------------------------------------------------
+class Preferring(FakeBackend):
+    """A FakeBackend whose devices declare ``ranks`` (index -> preference; an exception is raised)."""
+
+    def __init__(self, device_type, ranks, **kw):
+        super().__init__(device_type, count=len(ranks), **kw)
+        self.ranks = ranks
+
+    def preference(self, index):
+        return _value(self.ranks[index])
+
+
+def test_auto_picks_the_device_its_backend_prefers_most(plug):
+    assert nx.Device("auto") is nx.Device("cpu")  # nothing else installed here prefers itself to the CPU
+    plug(Plugin(Preferring("rtauto", [5, 70])))
+    assert nx.Device("auto") is nx.Device("rtauto:1")
+    assert nx.init({"device": "auto"}) is nx.Device("rtauto:1") and nx.default_device() is nx.Device("rtauto:1")
+    nx.init({"device": "cpu"})
+    assert nx.tensor([1.0], device="auto").device is nx.Device("rtauto:1")
+    assert registry.REGISTRY.ranking()[0] == ("rtauto:1", 70, "rtauto")
+    assert 'device="auto" picks rtauto:1' in nx.backend.describe()
+    with pytest.raises(DeviceError, match="'auto' picks its index itself"):
+        nx.Device("auto", 1)
+
+
+@pytest.mark.parametrize("ranks", [[0], [ValueError("broken")], [-3]])
+def test_auto_never_picks_a_device_that_does_not_opt_in(plug, ranks):
+    """0 (the default), a preference that raises, or a negative one: the CPU is picked instead."""
+    plug(Plugin(Preferring("rtshy", ranks)))
+    assert nx.Device("auto") is nx.Device("cpu")
+    assert ("rtshy:0", 0 if not isinstance(ranks[0], int) or ranks[0] >= 0 else ranks[0], "rtshy") \
+        in registry.REGISTRY.ranking()
+
+
+def test_auto_skips_unusable_devices(plug):
+    plug(Plugin(Preferring("rtdown", [90], reason="no driver")))
+    assert nx.Device("auto") is nx.Device("cpu")
+    assert all(name != "rtdown:0" for name, _, _ in registry.REGISTRY.ranking())
+
+
+@pytest.mark.parametrize("module", ["cuda", "rocm", "webgpu"])
+def test_device_type_modules_answer_is_available(module):
+    mod = getattr(nx, module)
+    assert mod.is_available() == (nx.get_device_count(module) > 0) and mod.device_count() == \
+        nx.get_device_count(module)

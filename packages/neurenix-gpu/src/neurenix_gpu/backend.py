@@ -50,6 +50,9 @@ class GpuBackend(Backend):
     def device_name(self, index: int) -> str:
         return self.driver.device_name(index)
 
+    def preference(self, index: int) -> int:
+        return 100
+
     def device(self, index: int) -> GpuDevice:
         dev = self._devices.get(index)
         if dev is None:

@@ -185,3 +185,32 @@ def test_threads_flag_sets_one_budget_for_kernels_and_blas(capsys, monkeypatch):
 def test_threads_flag_refuses_zero(capsys):
     code, _out, err = run(capsys, *SINE, "--threads", "0")
     assert code == 2 and "--threads: must be >= 1, got 0" in err and err.count("\n") == 1
+
+
+def test_version_names_every_installed_distribution(capsys):
+    import neurenix
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith(f"neurenix {neurenix.__version__} (neurenix-meta ")
+    assert "neurenix-backend-cpu " in out
+
+
+@pytest.mark.parametrize("argv", [["-v", "--threads", "2", "devices"], ["devices", "--threads", "2", "-v"],
+                                  ["--threads", "1", "devices", "-v", "--threads", "2"]])
+def test_global_flags_go_before_or_after_the_command(argv, monkeypatch):
+    """-v and --threads are taken anywhere; given twice, the last counts."""
+    import logging
+
+    import neurenix as nx
+    told, levels = [], []
+    monkeypatch.setattr(nx, "set_num_threads", told.append)
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: levels.append(kw["level"]))
+    assert main(argv) == 0
+    assert told == [2] and levels == [logging.INFO]
+
+
+def test_help_says_each_default_once(capsys):
+    code, out, _ = run(capsys, "train", "sine", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and text.count("(default:") == text.count("default:")
+    assert "(default: maml 1, reptile 8)" in text and "(default: None)" not in text
+    assert "(default: 25)" in text  # --meta-batch: argparse's own default text where the help has none

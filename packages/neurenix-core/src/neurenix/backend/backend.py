@@ -38,6 +38,13 @@ class Backend:
         """A human-readable description of device ``index`` (model, API...)."""
         return self.name
 
+    def preference(self, index: int) -> int:
+        """How strongly ``device="auto"`` prefers device ``index`` of this type: the usable device of highest
+        preference is picked, the CPU (1) when no other says more. 0, the default, never picks it: a backend
+        opts in. Core's CPU backends say 1, the GPU backends 100, WebGPU 50 on a GPU and 0 on a CPU adapter
+        (a software renderer, slower than the CPU backends)."""
+        return 0
+
     def set_num_threads(self, n: int) -> None:
         """Let this backend's host kernels use ``n`` threads; ``neurenix.set_num_threads`` calls it on every
         usable backend (and on those that load later). Optional: backends without a thread pool ignore it."""

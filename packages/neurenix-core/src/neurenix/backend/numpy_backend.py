@@ -192,6 +192,9 @@ class NumpyBackend(Backend):
     def device_name(self, index: int) -> str:
         return f"host CPU (NumPy {np.__version__})"
 
+    def preference(self, index: int) -> int:
+        return 1
+
     def kernels(self):
         return KERNELS
 

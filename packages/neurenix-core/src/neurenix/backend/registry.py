@@ -45,7 +45,8 @@ class KernelTable:
     def __getattr__(self, name):  # only reached for a missing attribute
         if name not in KERNELS:  # not a kernel: an ordinary AttributeError (hasattr, copy and pickle rely on it)
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        raise DeviceError(f"device type {self.device_type!r} cannot run ({name!r} requested): {self.reason}")
+        raise DeviceError(f"no {self.device_type} device can be used here: {self.reason} (neurenix.list_backends() "
+                          f"and `neurenix devices` say more)")
 
     def _fill(self, kernels: dict, providers: dict, device_count: int, reason: str | None,
               dtypes: tuple = (), offers: dict | None = None, compilers: tuple = ()) -> None:
@@ -199,11 +200,35 @@ class _Registry:
             self._resolve(device_type)
         return table
 
+    def backends(self, device_type: str) -> list[Backend]:
+        """The backends of ``device_type``, highest priority first."""
+        return sorted((e.backend for e in self.entries if e.backend and e.backend.device_type == device_type),
+                      key=lambda b: -b.priority)
+
+    def ranking(self) -> list[tuple[str, int, str]]:
+        """``device="auto"``'s candidates, best first: every usable device as (name, preference, backend), the
+        preference being what the device type's serving backend (its usable backend of highest priority) says;
+        ties go to the standard types in the order cuda, rocm, webgpu, cpu, then others by name. A preference
+        that raises counts 0."""
+        order = {t: i for i, t in enumerate(("cuda", "rocm", "webgpu", "cpu"))}
+        out = []
+        for t in sorted(self.device_types(), key=lambda t: (order.get(t, len(order)), t)):
+            table = self.table(t)
+            if table.reason is not None:
+                continue
+            top = next(b for b in self.backends(t) if self.probe(b) is None)
+            for i in range(table.device_count):
+                try:
+                    rank = int(top.preference(i))
+                except Exception:
+                    rank = 0
+                out.append((t if t == "cpu" and i == 0 else f"{t}:{i}", rank, top.name))
+        return sorted(out, key=lambda c: -c[1])
+
     def _resolve(self, device_type: str) -> None:
         self.generation += 1
         table = self.tables[device_type]
-        backends = sorted((e.backend for e in self.entries if e.backend and e.backend.device_type == device_type),
-                          key=lambda b: -b.priority)
+        backends = self.backends(device_type)
         reasons = [f"{b.name}: {r}" for b in backends if (r := self.probe(b)) is not None]
         usable = [b for b in backends if self.probe(b) is None]
         if not usable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .registry import kernel_providers, list_backends
+from .registry import REGISTRY, kernel_providers, list_backends
 
 
 def describe(kernels: bool = False) -> str:
@@ -17,11 +17,21 @@ def describe(kernels: bool = False) -> str:
     statuses = sorted(list_backends(), key=lambda s: (s.device_type, -s.priority))
     lines = [f"neurenix {__version__}: installed backends (highest priority first per device type)"]
     lines += ["  " + str(s) for s in statuses]
+    lines += ["", auto_line()]
     if kernels:
         for t in sorted({s.device_type for s in statuses if s.available}):
             lines += ["", *_kernel_lines(t)]
         lines += ["", "* overrides the same kernel of a lower-priority backend"]
     return "\n".join(lines)
+
+
+def auto_line() -> str:
+    """Which device ``device="auto"`` picks, and the ranking it picks from."""
+    ranking = REGISTRY.ranking()
+    pick = ranking[0][0] if ranking and ranking[0][1] > 0 else "cpu"
+    ranked = ", ".join(f"{name} {rank} ({backend})" for name, rank, backend in ranking)
+    return (f'device="auto" picks {pick}, the usable device whose backend prefers it most (preference: '
+            f'{ranked}; 0 is never picked)')
 
 
 def _kernel_lines(device_type: str) -> list[str]:

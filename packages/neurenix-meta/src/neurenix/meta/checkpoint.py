@@ -295,27 +295,34 @@ def save_checkpoint(path: PathLike, module: Module, optimizer: Optimizer | None 
     log.debug("saved checkpoint %s (%d tensors)", path, len(tensors))
 
 
-def load_checkpoint(path: PathLike, module: Module, optimizer: Optimizer | None = None) -> dict[str, Any]:
+def load_checkpoint(path: PathLike, module: Module, optimizer: Optimizer | None = None, *,
+                    with_optimizer: bool = True) -> dict[str, Any]:
     """Load a checkpoint saved by :func:`save_checkpoint` into ``module`` (and ``optimizer``; for a
-    meta-learner, by default its own) and return the saved metadata.
+    meta-learner, by default its own) and return the saved metadata. ``with_optimizer=False`` loads the
+    module's tensors only and leaves any saved optimizer state aside (to evaluate, say).
 
     Everything is checked before anything is changed: a corrupt, truncated or altered file (its checksum),
     or one whose tensor names, shapes or dtypes do not fit ``module``, or whose optimizer state does not fit
     ``optimizer`` (all differences are listed), raises a CheckpointError. A plain safetensors state dict
     (no neurenix metadata, so no checksum) loads into the module too.
     """
-    return restore(path, module, optimizer)
+    if type(with_optimizer) is not bool:
+        raise TypeError(f"with_optimizer must be True or False, got {with_optimizer!r}")
+    if not with_optimizer and optimizer is not None:
+        raise ValueError("load_checkpoint: an optimizer was given with with_optimizer=False; pass one or the other")
+    return restore(path, module, optimizer, with_optimizer=with_optimizer)
 
 
 def restore(path: PathLike, module: Module, optimizer: Optimizer | None = None,
-            check: Callable[[dict], None] | None = None) -> dict[str, Any]:
+            check: Callable[[dict], None] | None = None, with_optimizer: bool = True) -> dict[str, Any]:
     """:func:`load_checkpoint`, with ``check(metadata)`` called after every other check and before anything
     changes, so that a caller can refuse the file's metadata (``meta_learn`` checks its epoch and history)."""
     _check_arguments(module, optimizer)
     loaded = read_checkpoint(path)
     weights = {k: v for k, v in loaded.tensors.items() if not k.startswith(OPTIMIZER)}
     _check_fits(path, module, weights)
-    optimizer = _default_optimizer(module, optimizer) if "optimizer" in loaded.doc else optimizer
+    if with_optimizer and "optimizer" in loaded.doc:
+        optimizer = _default_optimizer(module, optimizer)
     state = _optimizer_state(path, loaded.doc.get("optimizer"), loaded.tensors, optimizer) \
         if optimizer is not None else None
     if check is not None:

@@ -227,6 +227,13 @@ def data(args: argparse.Namespace) -> dict:
             "train_digits": seen, "validation_classes": held, "test_classes": sorted(set(test_set[1].tolist()))}
 
 
+def test_tasks(args: argparse.Namespace, count: int, seed: int, split: dict | None = None) -> list:
+    """``count`` test tasks of the held-out classes, drawn with ``seed`` (the run's report: its seed + 1000);
+    ``split``: :func:`data`'s, when made already."""
+    d = split or data(args)
+    return TaskSampler(*d["test"], args.ways, args.shots, args.queries, seed=seed).sample(count)
+
+
 def turn_name(c: tuple[int, int]) -> str:
     return f"{c[0]} ({90 * c[1]} deg)"
 
@@ -242,7 +249,7 @@ def experiment(args: argparse.Namespace) -> dict:
     sampler = TaskSampler(*d["train"], args.ways, args.shots, args.queries)
     validation = TaskSampler(*d["validation"], args.ways, args.shots, args.queries,
                              seed=args.seed + 500).sample(args.validation_tasks)
-    test = TaskSampler(*d["test"], args.ways, args.shots, args.queries, seed=args.seed + 1000).sample(args.test_tasks)
+    test = test_tasks(args, args.test_tasks, args.seed + 1000, d)
     meta = learner(args)
     keep_best = option(args, "keep_best")
     before = evaluate(meta, test) if args.resume is None else None

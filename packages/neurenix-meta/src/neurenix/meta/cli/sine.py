@@ -76,6 +76,11 @@ def new_tasks(n: int, shots: int, seed: int, points: int = TEST_POINTS) -> list:
     return [(sx[:shots], sy[:shots], qx, qy) for sx, sy, qx, qy in generate_regression_tasks(n, points, seed=seed)]
 
 
+def test_tasks(args: argparse.Namespace, count: int, seed: int) -> list:
+    """``count`` new tasks of --test-shots support points, drawn with ``seed`` (the run's report: its seed + 1000)."""
+    return new_tasks(count, args.test_shots, seed)
+
+
 def run(args: argparse.Namespace) -> Iterator[str]:
     run_settings = settings(args)
     preflight(args, run_settings, memory(args))
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> Iterator[str]:
     best = min(range(len(scores)), key=scores.__getitem__)
     yield (f"validation on {args.validation_tasks} other new tasks ({args.test_shots}-shot, the learner's default "
            f"steps): best MSE {scores[best]:.4f} after iteration {at[best]}, last {scores[-1]:.4f}")
-    tasks = new_tasks(args.test_tasks, args.test_shots, args.seed + 1000)
+    tasks = test_tasks(args, args.test_tasks, args.seed + 1000)
     yield f"{args.test_shots}-shot test MSE on {args.test_tasks} new tasks (mean ± 95% CI), inner lr {meta.inner_lr}:"
     for s in STEPS:
         yield f"  {f'after {s} step' + ('s:' if s > 1 else ':'):16}{evaluate(meta, tasks, steps=s)}"
