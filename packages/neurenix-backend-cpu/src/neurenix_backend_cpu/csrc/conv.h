@@ -104,11 +104,10 @@ static inline void F(wtile)(const T *a, const T *b, int64_t k, F(cvec) acc[WR][2
     acc[3][0] = c30, acc[3][1] = c31, acc[4][0] = c40, acc[4][1] = c41, acc[5][0] = c50, acc[5][1] = c51;
 }
 
-/* A job's input tiles: rows 2i - ph .. 2i - ph + 3 of the images at x (image l at x + l * stride), nj tiles from
- * tile column j0, channel ch -> vb, element e of tile jj at panel jj / 2, half jj % 2: vb[(e np + jj / 2) c + ch]
- * (np panels of c rows of WP). */
+/* One channel's input tiles for a job: rows 2i - ph .. 2i - ph + 3 of the images at x (image l at x + l * stride,
+ * the lanes past `lanes` 0), nj tiles from tile column j0 -> out[16 jj + e] = element e of tile jj (B^T d B). */
 static void F(wjob_input)(const T *x, int64_t stride, int64_t lanes, int64_t h, int64_t w, int64_t ph, int64_t pw,
-                          int64_t i, int64_t j0, int64_t nj, int64_t ch, int64_t c, int64_t np, T *vb) {
+                          int64_t i, int64_t j0, int64_t nj, F(cvec) *out) {
     int64_t wp = 2 * nj + 2, col0 = 2 * j0 - pw; /* padded row k is input column col0 + k */
     int64_t k0 = col0 < 0 ? -col0 : 0, k1 = w - col0 < wp ? w - col0 : wp;
     F(cvec) d[4][wp], bd[4][wp], zero = {0};
@@ -128,18 +127,25 @@ static void F(wjob_input)(const T *x, int64_t stride, int64_t lanes, int64_t h, 
         bd[2][k] = d[2][k] - d[1][k];
         bd[3][k] = d[1][k] - d[3][k];
     }
-    for (int64_t jj = 0; jj < np * 2; jj++) {
-        T *o = vb + ((jj / 2) * c + ch) * WP + (jj % 2) * CL; /* element e at o + e np c WP */
-        for (int64_t a = 0; a < 4; a++) {
-            F(cvec) t[4] = {zero, zero, zero, zero};
-            if (jj < nj) { /* (B^T d) B along the row: elements (a, 0..3); a half panel past nj stays 0 */
-                const F(cvec) *r = &bd[a][2 * jj];
-                t[0] = r[0] - r[2], t[1] = r[1] + r[2], t[2] = r[2] - r[1], t[3] = r[1] - r[3];
-            }
-            for (int64_t b = 0; b < 4; b++) memcpy(o + (4 * a + b) * np * c * WP, &t[b], sizeof t[b]);
+    for (int64_t jj = 0; jj < nj; jj++)
+        for (int64_t a = 0; a < 4; a++) { /* (B^T d) B along the row: elements (a, 0..3) */
+            const F(cvec) *r = &bd[a][2 * jj];
+            F(cvec) *e = out + 16 * jj + 4 * a;
+            e[0] = r[0] - r[2], e[1] = r[1] + r[2], e[2] = r[2] - r[1], e[3] = r[1] - r[3];
         }
-    }
 }
+
+/* The jobs of a Winograd kernel over (tasks, groups of CL images, tile rows, chunks of a row) and each job's
+ * tiles: chunks of jt tiles, jt such that `per_tile` bytes of buffers per tile come near 512 KB, even (whole
+ * panels of two tiles), the chunks of a row even in size. */
+#define WJOBS(per_tile, tw, chunks, jt)                                                                              \
+    int64_t most_ = (int64_t)(512 * 1024 / (per_tile)) / 2 * 2;                                                     \
+    most_ = most_ < 2 ? 2 : most_;                                                                                   \
+    int64_t chunks = ((tw) + most_ - 1) / most_, jt = ((tw) + chunks - 1) / chunks
+#define WJOB(job, chunks, th, groups, per, t, img0, lanes, i, j0, nj)                                               \
+    int64_t ck_ = (job) % (chunks), i = (job) / (chunks) % (th), g_ = (job) / ((chunks) * (th)) % (groups),          \
+            t = (job) / ((chunks) * (th) * (groups)), img0 = g_ * CL, lanes = (per) - img0 < CL ? (per) - img0 : CL;  \
+    int64_t j0 = ck_ * jt, nj = tw - j0 < jt ? tw - j0 : jt
 
 /* y (n, o, oh, ow) = x (n, c, h, w) convolved with the transformed filters u (tasks, 16, o, c), zero padded by
  * (ph, pw), plus bias (NULL, (o,), or (tasks, o) with bias_per_task). Returns 0, or 1 where the buffers could
@@ -150,10 +156,8 @@ int F(winograd_conv)(const void *vx, const void *vu, const void *vbias, void *vy
     const T *X = (const T *)vx, *U = (const T *)vu, *B = (const T *)vbias;
     T *Y = (T *)vy;
     int64_t per = n / tasks, groups = (per + CL - 1) / CL, th = (oh + 1) / 2, tw = (ow + 1) / 2;
-    /* tiles per job: its two buffers near 512 KB, an even count (whole panels), chunks of a row even in size */
-    int64_t most = (int64_t)(512 * 1024 / (16 * CL * sizeof(T) * (c + o))) / 2 * 2;
-    most = most < 2 ? 2 : most;
-    int64_t chunks = (tw + most - 1) / most, jt = (tw + chunks - 1) / chunks, np = (jt + 1) / 2;
+    WJOBS(16 * CL * sizeof(T) * (c + o), tw, chunks, jt);
+    int64_t np = (jt + 1) / 2;
     int64_t ob = (o + WR - 1) / WR, jobs = tasks * groups * th * chunks;
     T *ua = malloc((size_t)(tasks * 16 * ob * WR * c) * sizeof(T)); /* u as blocks of WR rows, (c, WR) each */
     if (!ua)
@@ -167,17 +171,22 @@ int F(winograd_conv)(const void *vx, const void *vu, const void *vbias, void *vy
     _Pragma("omp parallel num_threads(NX_THREADS) if (n * c * h * w * o >= PAR_MIN_MACS)")
     {
         T *vb = malloc((size_t)(16 * np * c * WP + o * jt * 16 * CL) * sizeof(T)), *mb = vb ? vb + 16 * np * c * WP : 0;
+        F(cvec) tiles[16 * jt], zero = {0};
         if (!vb) __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
         _Pragma("omp barrier")
         _Pragma("omp for schedule(static)")
         for (int64_t job = 0; job < jobs; job++) {
             if (__atomic_load_n(&failed, __ATOMIC_RELAXED)) continue;
-            int64_t ck = job % chunks, i = job / chunks % th, g = job / (chunks * th) % groups,
-                    t = job / (chunks * th * groups), img0 = g * CL, lanes = per - img0 < CL ? per - img0 : CL;
-            int64_t j0 = ck * jt, nj = tw - j0 < jt ? tw - j0 : jt, npj = (nj + 1) / 2;
+            WJOB(job, chunks, th, groups, per, t, img0, lanes, i, j0, nj);
+            int64_t npj = (nj + 1) / 2;
             const T *x = X + (t * per + img0) * c * h * w;
-            for (int64_t ch = 0; ch < c; ch++)
-                F(wjob_input)(x + ch * h * w, c * h * w, lanes, h, w, ph, pw, i, j0, nj, ch, c, npj, vb);
+            for (int64_t ch = 0; ch < c; ch++) { /* element e of tile jj to panel jj / 2, half jj % 2 */
+                F(wjob_input)(x + ch * h * w, c * h * w, lanes, h, w, ph, pw, i, j0, nj, tiles);
+                for (int64_t jj = 0; jj < 2 * npj; jj++)
+                    for (int64_t e = 0; e < 16; e++)
+                        memcpy(vb + ((e * npj + jj / 2) * c + ch) * WP + (jj % 2) * CL, jj < nj ? &tiles[16 * jj + e] :
+                               &zero, sizeof zero);
+            }
             /* products: element e of output channel oc's tile jj, a vector of images, at mb + ((oc jt + jj) 16 + e) CL
              * (malloc's buffers need not be aligned for whole vectors: moves are memcpy) */
             F(cvec) acc[WR][2];
@@ -217,6 +226,11 @@ int F(winograd_conv)(const void *vx, const void *vu, const void *vbias, void *vy
     free(ua);
     return failed;
 }
+/* The weight's gradient in Winograd's domain, block by block as winograd_conv: du (tasks, 16, o, c) = the sum over
+ * tiles of (A g A^T)_e (B^T x B)_e^T; conv.py takes dw = G^T du G. A job transforms its tiles of g and of x into
+ * panels, k = its tiles times CL images long, (k, WR) rows of g and (k, WP) columns of x, and multiplies them on
+ * the register tiles into a sum for its task, which its thread adds into du (under a lock) when it moves on to
+ * another task: a few times a call. Returns 0, or 1 where the buffers could not be had (du is then undefined). */
 #undef WR
 #undef WP
 
