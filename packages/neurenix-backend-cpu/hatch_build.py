@@ -1,8 +1,8 @@
 """Hatch build hook: compile the C kernels with cffi, making the wheel a platform wheel.
 
-A regular wheel gets the compiled library from a temporary directory (the source tree is left as it
-is); an editable install gets it next to the sources in ``src/neurenix_backend_cpu/``, where the
-editable path finds it.
+A regular wheel gets the compiled libraries from a temporary directory (the source tree is left as it
+is); an editable install gets them next to the sources in ``src/neurenix_backend_cpu/``, where the
+editable path finds them. A wheel for other machines: ``NEURENIX_CPU_PORTABLE=1`` (see ``_build.py``).
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ class CffiBuildHook(BuildHookInterface):
             return
         self._tmp = pathlib.Path(tempfile.mkdtemp(prefix="neurenix-cpu-"))
         editable = version == "editable"
-        lib = _builder().build(PACKAGE if editable else self._tmp, self._tmp / "build")
+        libs = _builder().build(PACKAGE if editable else self._tmp, self._tmp / "build")
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
         if not editable:
-            build_data["force_include"][str(lib)] = f"neurenix_backend_cpu/{lib.name}"
+            for lib in libs:
+                build_data["force_include"][str(lib)] = f"neurenix_backend_cpu/{lib.name}"
 
     def finalize(self, version: str, build_data: dict, artifact_path: str) -> None:
         if getattr(self, "_tmp", None) is not None:

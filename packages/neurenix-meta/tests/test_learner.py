@@ -289,3 +289,16 @@ def test_metasgd_lrs():
         MetaSGD(mlp(), lrs=lrs[:1])
     with pytest.raises(ValueError, match="lrs for '0.weight' has shape"):
         MetaSGD(mlp(sizes=(1, 3, 1)), lrs=[nx.ones(2)] + lrs[1:])
+
+
+def test_meta_learn_calls_back_after_every_epoch():
+    """callback(epochs done, history so far), after the epoch's validation; not a function: a TypeError."""
+    seen = []
+    learner = MAML(mlp(), inner_lr=0.01)
+    tasks = sine_tasks(4)
+    history = learner.meta_learn(tasks, epochs=3, tasks_per_batch=2, validation=tasks[:2], validate_every=2,
+                                 callback=lambda done, hist: seen.append((done, len(hist["loss"]),
+                                                                          len(hist.get("validation", [])))))
+    assert seen == [(1, 1, 0), (2, 2, 1), (3, 3, 2)] and len(history["loss"]) == 3
+    with pytest.raises(TypeError, match="callback must be a function or None"):
+        learner.meta_learn(tasks, epochs=1, callback="print")

@@ -1,13 +1,16 @@
 """The cffi builder (API mode, out of line) of the C kernels: ``neurenix_backend_cpu._kernels``.
 
-The hatch build hook (``hatch_build.py``) calls :func:`build` at install time. Environment:
-``CC`` picks the compiler; ``NEURENIX_CPU_SANITIZE=address`` builds with AddressSanitizer (tests only).
+The hatch build hook (``hatch_build.py``) calls :func:`build` at install time. Environment: ``CC`` picks the
+compiler; ``NEURENIX_CPU_MARCH`` the target of a build for this machine (default ``native``);
+``NEURENIX_CPU_PORTABLE=1`` builds a wheel for other machines instead (:data:`PORTABLE`);
+``NEURENIX_CPU_SANITIZE=address`` builds with AddressSanitizer (tests only).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import platform
 import shutil
 import sysconfig
 
@@ -84,11 +87,31 @@ FAMILIES = {
     ],
 }
 CDEF = "\n".join(["void nx_set_num_threads(int n);", "int nx_get_num_threads(void);", "int nx_has_openmp(void);",
+                  "const char *nx_target(void);", "int nx_cpu_runs(const char *target);",
                   "int nx_keep_freed_memory(int64_t bytes);",
                   "void nx_blas_threads(int sync, void (*run)(int, void *, int), int numjobs, size_t size, "
                   "void *jobs, int arg);",
                   *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for lines in FAMILIES.values()
                     for line in lines)])
+
+
+#: NEURENIX_CPU_PORTABLE=1: the kernels for a baseline every x86-64 CPU of the last decade runs (x86-64-v2: SSE4.2),
+#: and again for AVX2 and FMA (x86-64-v3) and AVX-512 (x86-64-v4), each its own module (``_kernels``, ``_kernels_v3``,
+#: ``_kernels_v4``), of which native.py loads the best the CPU supports; one baseline on aarch64. Without it: one
+#: module for this machine (``-march=native``), which is what pip builds from the sdist.
+PORTABLE = {"x86_64": [("", "x86-64-v2"), ("_v3", "x86-64-v3"), ("_v4", "x86-64-v4")], "aarch64": [("", "armv8-a")]}
+
+
+def targets() -> list[tuple[str, str]]:
+    """(module suffix, -march value) of each module to build."""
+    if os.environ.get("NEURENIX_CPU_PORTABLE", "0") in ("", "0"):
+        return [("", os.environ.get("NEURENIX_CPU_MARCH", "native"))]
+    machine = platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    if machine not in PORTABLE:
+        raise RuntimeError(f"NEURENIX_CPU_PORTABLE: no portable targets are known for {machine} (known: "
+                           f"{', '.join(PORTABLE)}); build without it, for this machine")
+    return PORTABLE[machine]
 
 
 def _compiler() -> str:
@@ -102,38 +125,45 @@ def _compiler() -> str:
     return cc
 
 
-def ffibuilder() -> cffi.FFI:
+def ffibuilder(suffix: str = "", march: str = "native") -> cffi.FFI:
+    """The builder of module ``_kernels<suffix>`` for ``-march=<march>`` (:func:`targets`)."""
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
-    # -march=native: the kernels are built on the machine that runs them (pip builds from source);
-    # NEURENIX_CPU_MARCH=x86-64 (say) builds a wheel for other machines. -fno-math-errno: no kernel reads
-    # errno, and without it sqrt and exp may set it, which keeps GCC from vectorising their loops.
+    # -fno-math-errno: no kernel reads errno, and without it sqrt and exp may set it, which keeps GCC from
+    # vectorising their loops.
     # -ffp-contract=fast: a * b + c becomes one FMA (ISO C mode, -std=c99, turns that off and halves the
     # matmul tiles' throughput).
+    # -Wno-psabi: on a baseline without AVX, GCC notes that 32-byte vector arguments pass differently; they are
+    # static functions' only, inlined, never an interface
     cflags = ["-O3", "-fopenmp", "-std=c99", "-fno-math-errno", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas",
-              f"-march={os.environ.get('NEURENIX_CPU_MARCH', 'native')}"]
+              "-Wno-psabi", f"-march={march}", f'-DNX_TARGET="{march}"']
     ldflags = ["-fopenmp"]
     if os.environ.get("NEURENIX_CPU_SANITIZE"):
         san = f"-fsanitize={os.environ['NEURENIX_CPU_SANITIZE']}"
         cflags += [san, "-fno-omit-frame-pointer", "-g"]
         ldflags += [san]
-    ffi.set_source("neurenix_backend_cpu._kernels", '#include <stdint.h>\n' + CDEF.replace(";", ";\n"),
+    ffi.set_source(f"neurenix_backend_cpu._kernels{suffix}", '#include <stdint.h>\n' + CDEF.replace(";", ";\n"),
                    sources=[str(CSRC / "kernels.c")], include_dirs=[str(CSRC)],
                    extra_compile_args=cflags, extra_link_args=ldflags)
     return ffi
 
 
-def build(target_dir: pathlib.Path, tmp_dir: pathlib.Path) -> pathlib.Path:
-    """Compile the extension into ``target_dir`` (the package directory); returns the library's path."""
+def build(target_dir: pathlib.Path, tmp_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Compile the extension modules (:func:`targets`) into ``target_dir`` (the package directory); returns the
+    libraries' paths."""
     _compiler()
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        lib = ffibuilder().compile(tmpdir=str(tmp_dir), verbose=bool(os.environ.get("NEURENIX_CPU_VERBOSE")))
-    except Exception as e:  # distutils' CompileError, or a linker error: say what to do
-        raise RuntimeError(f"neurenix-backend-cpu: compiling the C kernels failed ({e}). It needs a C compiler "
-                           "with OpenMP support (gcc: `apt-get install gcc`); set NEURENIX_CPU_VERBOSE=1 to see "
-                           "the compiler's output.") from e
-    lib = pathlib.Path(lib)
-    dest = target_dir / lib.name
-    shutil.copy2(lib, dest)
-    return dest
+    out = []
+    for suffix, march in targets():
+        work = tmp_dir / (suffix.strip("_") or "base")
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            lib = ffibuilder(suffix, march).compile(tmpdir=str(work),
+                                                     verbose=bool(os.environ.get("NEURENIX_CPU_VERBOSE")))
+        except Exception as e:  # distutils' CompileError, or a linker error: say what to do
+            raise RuntimeError(f"neurenix-backend-cpu: compiling the C kernels (-march={march}) failed ({e}). It "
+                               "needs a C compiler with OpenMP support (gcc: `apt-get install gcc`); set "
+                               "NEURENIX_CPU_VERBOSE=1 to see the compiler's output.") from e
+        lib = pathlib.Path(lib)
+        out.append(target_dir / lib.name)
+        shutil.copy2(lib, out[-1])
+    return out

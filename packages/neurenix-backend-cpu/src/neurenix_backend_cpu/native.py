@@ -20,13 +20,32 @@ from neurenix.backend import threads as host_threads
 # libgomp reads this when the library loads, so it is set before the import; a user's choice is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+#: the modules a portable wheel carries beside the baseline ``_kernels``, best first (see _build.py), and the
+#: -march each was built for; a build from source has ``_kernels`` alone, for its own machine
+FASTER = (("_kernels_v4", "x86-64-v4"), ("_kernels_v3", "x86-64-v3"))
+
+
+def _load():
+    """(ffi, lib) of the best module this CPU runs: the baseline answers which (it runs anywhere)."""
+    import importlib.util
+    base = importlib.import_module("._kernels", __package__)
+    for name, target in FASTER:
+        if importlib.util.find_spec(f"{__package__}.{name}") is not None and base.lib.nx_cpu_runs(target.encode()):
+            module = importlib.import_module(f".{name}", __package__)
+            return module.ffi, module.lib
+    return base.ffi, base.lib
+
+
 try:
-    from ._kernels import ffi, lib
+    ffi, lib = _load()
 except ImportError as e:  # reported in neurenix.list_backends() as the reason the backend cannot run
     ffi = lib = None
     IMPORT_ERROR = f"its compiled kernels failed to load ({e}); reinstall neurenix-backend-cpu with a C compiler"
 else:
     IMPORT_ERROR = None
+
+#: the -march the loaded kernels were built for ("native" for a build from source)
+TARGET = ffi.string(lib.nx_target()).decode() if lib is not None else None
 
 #: core's NumPy kernels, completed with its compositions: every kernel's fallback where C does not apply
 NUMPY = reference()

@@ -68,7 +68,7 @@ class CpuBackend(Backend):
     def device_name(self, index: int) -> str:
         threads = f"OpenMP, {native.lib.nx_get_num_threads()} thread(s)" if native.lib.nx_has_openmp() else \
             "no OpenMP"
-        return f"host CPU (C kernels, {threads})"
+        return f"host CPU (C kernels for {native.TARGET}, {threads})"
 
     def preference(self, index: int) -> int:
         return 1

@@ -147,6 +147,24 @@ class Tensor:
             dev.raise_pending()
         return dev.kernels.to_numpy(self._data)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """This tensor's values as a DLPack capsule (the array API's exchange protocol), for ``np.from_dlpack``,
+        ``torch.from_dlpack``, ``jax.dlpack.from_dlpack``...: no copy on the host, the consumer sharing memory
+        with the tensor. As PyTorch, a tensor that requires grad is refused (``detach()`` it first); a tensor on
+        another device raises BufferError (``.to("cpu")`` it first: neurenix never copies behind your back)."""
+        if self.requires_grad:
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        if self._device.type != "cpu":
+            raise BufferError(f"DLPack export is for tensors on the host; this one is on {self._device}: "
+                              f"move it with .to('cpu') first")
+        return self.numpy().__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """(DLPack device type, index): (1, 0), the host (kDLCPU); see ``__dlpack__``."""
+        if self._device.type != "cpu":
+            raise BufferError(f"DLPack export is for tensors on the host; this one is on {self._device}")
+        return (1, 0)
+
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()
         return a if dtype is None else a.astype(dtype)

@@ -40,6 +40,30 @@ void nx_set_num_threads(int n) {
 #endif
 }
 
+#ifndef NX_TARGET
+#define NX_TARGET "unknown"
+#endif
+/* the -march these kernels were built for: "native" for a build on this machine (pip from the sdist), or a
+ * portable wheel's x86-64-v2 / x86-64-v3 / x86-64-v4 (see _build.py) */
+const char *nx_target(void) { return NX_TARGET; }
+
+/* Whether this CPU runs code built for `target`: the portable wheel's AVX2 (x86-64-v3) and AVX-512 (x86-64-v4)
+ * modules, which native.py asks the baseline module about before loading them. CPUs with AVX2, FMA and BMI2
+ * (Haswell, Zen and later) have the rest of x86-64-v3 too. */
+int nx_cpu_runs(const char *target) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+    if (!strcmp(target, "x86-64-v3"))
+        return v3;
+    if (!strcmp(target, "x86-64-v4"))
+        return v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
+#endif
+    return 0;
+}
+
 /* the team size a kernel called from this thread runs on */
 int nx_get_num_threads(void) {
 #ifdef _OPENMP

@@ -315,7 +315,8 @@ class MetaLearningModel(Module):
                    settings: Mapping[str, Any] | None = None, compile: bool = True,
                    grad_clip: float | None = None, validation: Sequence | None = None, validate_every: int = 1,
                    keep_best: bool = False, patience: int | None = None,
-                   scheduler: LRScheduler | None = None) -> dict[str, list[float]]:
+                   scheduler: LRScheduler | None = None,
+                   callback: Callable[[int, dict], None] | None = None) -> dict[str, list[float]]:
         """Meta-train on ``tasks`` for ``epochs`` passes, one meta-update per ``tasks_per_batch`` tasks.
 
         Each epoch visits every task once (in a random order drawn from neurenix's generator unless
@@ -357,6 +358,9 @@ class MetaLearningModel(Module):
         PyTorch loop steps it (``ReduceLROnPlateau`` with the epoch's loss); checkpoints keep its state. The
         compiled meta-gradient does not read the rate, so a schedule does not make it trace again.
 
+        ``callback(epochs_done, history)`` is called after every epoch (its validation done, before its checkpoint),
+        on rank 0 only under MPI: to log metrics as they come, say (the command line's ``--log``).
+
         ``distributed=True`` shares each meta-batch out over the ranks of an MPI job (every rank passes the
         same tasks; see ``neurenix.meta.distributed``); the result equals one process's over the same tasks.
         """
@@ -365,7 +369,7 @@ class MetaLearningModel(Module):
         loss_fn, shuffle = checks.function("loss_fn", loss_fn), checks.flag("shuffle", shuffle)
         batch_tasks, verbose = checks.flag("batch_tasks", batch_tasks), checks.flag("verbose", verbose)
         distributed, compile = checks.flag("distributed", distributed), checks.flag("compile", compile)  # noqa: A001
-        grad_clip = checks.max_norm("grad_clip", grad_clip)
+        grad_clip, callback = checks.max_norm("grad_clip", grad_clip), checks.function("callback", callback)
         watch = Validation(self, validation, validate_every, keep_best, patience, loss_fn, compile)
         run = resuming.settings(self, tasks_per_batch, shuffle, settings)
         checked = None if callable(tasks) else self.check(tasks)
@@ -417,6 +421,8 @@ class MetaLearningModel(Module):
             elif scheduler is not None:
                 scheduler.step()
             stop = watch.after_epoch(epoch + 1, epochs, history)
+            if callback is not None and lead:
+                callback(epoch + 1, history)
             if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs or stop):
                 resuming.save_progress(checkpoint, self, optimizer, epoch + 1, history, run, scheduler)
             if stop:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import neurenix as nx
 
 from . import digits, evaluate, sine
-from .common import SCHEDULES, ArgumentError, count
+from .common import SCHEDULES, ArgumentError, collect_outputs, count
 
 log = logging.getLogger(__name__)
 BENCHMARKS = {"sine": sine, "digits": digits}
@@ -118,6 +118,12 @@ def parser() -> Parser:
         p.add_argument("--save-every", type=count(1), default=1000, metavar="N", help="iterations between saves")
         p.add_argument("--resume", metavar="FILE", help="continue from a checkpoint saved with --save")
         p.add_argument("--plot", metavar="FILE.png", help="plot the learning curve (and more) into FILE (matplotlib)")
+        p.add_argument("--log", metavar="FILE", help="write each iteration's metrics to FILE as they come (.jsonl or "
+                                                     ".csv: iteration, loss, accuracy, validation, seconds), and "
+                                                     "TensorBoard events beside it when tensorboard is installed")
+        p.add_argument("--out", metavar="DIR", help="gather the run's outputs in DIR: checkpoint.safetensors, "
+                                                    "log.jsonl, plot.png (with matplotlib), unless --save, --log or "
+                                                    "--plot name their own")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -138,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "evaluate":
             lines = evaluate.run(args, lambda name: parser().parse_args(["train", name]), BENCHMARKS)
         else:
+            collect_outputs(args)
             lines = BENCHMARKS[args.benchmark].run(args)
         for line in lines:
             print(line, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import math
 import os
 import time
@@ -79,12 +80,32 @@ def preflight(args: argparse.Namespace, settings: dict, needs: Sequence[tuple[st
     at least) for what is built at once), a --plot or --save that could not be written, a --resume that has
     nothing left to do or was saved by a run with other ``settings``."""
     check_memory(needs)
+    if getattr(args, "log", None):
+        from .metrics import check_log
+        check_log(args.log)
+        check_writable(args.log, "the log")
     if args.plot:
         check_plot(args.plot)
     if args.save:
         check_writable(args.save)
     if args.resume:
         check_resume(args.resume, args.iterations, with_schedule(args, settings))
+
+
+def collect_outputs(args: argparse.Namespace) -> None:
+    """--out DIR: the run's checkpoint, log and plot (when matplotlib is installed) go into DIR, created here,
+    unless --save, --log or --plot name their own file."""
+    if not getattr(args, "out", None):
+        return
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArgumentError("--out", f"cannot create the folder {out}: {e.strerror}") from None
+    args.save = args.save or str(out / "checkpoint.safetensors")
+    args.log = args.log or str(out / "log.jsonl")
+    if args.plot is None and importlib.util.find_spec("matplotlib") is not None:
+        args.plot = str(out / "plot.png")
 
 
 def available_memory() -> int | None:
@@ -149,7 +170,8 @@ def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_pe
     """Meta-train up to ``args.iterations`` meta-updates (one per epoch, on that epoch's fresh tasks);
     returns the history (one entry per iteration, and the ``validation`` tasks' scores every
     ``validate_every`` iterations and after the last) and a line on how long this run took. ``settings`` are
-    the run's (saved with checkpoints, compared when resuming). The learner's default meta-optimizer's rate
+    the run's (saved with checkpoints, compared when resuming); ``args.log`` gets a row per iteration
+    (:mod:`.metrics`). The learner's default meta-optimizer's rate
     follows ``args.lr_schedule`` (``meta_optimizer``'s, when given, instead of the default Adam at ``meta_lr``);
     ``keep_best`` ends with the weights of the best validation score."""
     ran = []  # the epochs run here (fewer than the history holds when resuming)
@@ -161,11 +183,19 @@ def train(learner: MetaLearningModel, tasks: Callable[[int], Sequence], tasks_pe
     optimizer = learner.default_optimizer() if meta_optimizer is None else meta_optimizer
     scheduler = CosineAnnealingLR(optimizer, T_max=args.iterations) \
         if args.lr_schedule == "cosine" else None
+    from .metrics import MetricsLog
+    log = MetricsLog(args.log, resume=args.resume is not None) if getattr(args, "log", None) else None
     start = time.perf_counter()
-    history = learner.meta_learn(epoch_tasks, meta_optimizer, epochs=args.iterations, tasks_per_batch=tasks_per_batch,
-                                 verbose=not args.quiet, checkpoint=args.save, checkpoint_every=args.save_every,
-                                 resume=args.resume, settings=with_schedule(args, settings), validation=validation,
-                                 validate_every=validate_every, keep_best=keep_best, scheduler=scheduler)
+    try:
+        history = learner.meta_learn(epoch_tasks, meta_optimizer, epochs=args.iterations,
+                                     tasks_per_batch=tasks_per_batch, verbose=not args.quiet, checkpoint=args.save,
+                                     checkpoint_every=args.save_every, resume=args.resume,
+                                     settings=with_schedule(args, settings), validation=validation,
+                                     validate_every=validate_every, keep_best=keep_best, scheduler=scheduler,
+                                     callback=log)
+    finally:
+        if log is not None:
+            log.close()
     seconds = time.perf_counter() - start
     timing = f"{len(ran)} iterations in {seconds:.1f} s ({1e3 * seconds / max(len(ran), 1):.2f} ms each)"
     if len(ran) < len(history["loss"]):
