@@ -121,3 +121,25 @@ def test_cpu_feature_checks_agree_with_the_kernel():
     assert native.lib.nx_cpu_runs(b"no-such-target") == 0
     assert native.TARGET in {"native", "x86-64-v2", "x86-64-v3", "x86-64-v4", "armv8-a"} | {
         os.environ.get("NEURENIX_CPU_MARCH")}
+
+
+@pytest.mark.parametrize("env, want", [({}, "spin"), ({"NEURENIX_CPU_SHARE_BLAS_POOL": "0"}, "PASSIVE"),
+                                       ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"), ({"GOMP_SPINCOUNT": "7"}, "7")])
+def test_idle_threads_wait_policy(env, want):
+    """Set before libgomp loads: a bounded spin where OpenBLAS shares our pool, sleep at once where BLAS keeps its
+    own threads, and a user's setting kept."""
+    import subprocess
+    import sys
+    from neurenix.backend import threads
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | env
+    code = ("import os, neurenix_backend_cpu.native\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
+    policy, spins = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True,
+                                   check=True).stdout.split()
+    if want == "spin":
+        want = "spin" if threads.BLAS.can_share_pool() else "PASSIVE"
+        assert (policy, spins) == (("None", "100000") if want == "spin" else ("PASSIVE", "None"))
+    elif want == "7":
+        assert (policy, spins) == ("None", "7")
+    else:
+        assert policy == want

@@ -15,10 +15,25 @@ import numpy as np
 from neurenix.backend import reference
 from neurenix.backend import threads as host_threads
 
-# OpenMP's idle threads must sleep, not spin: NumPy's BLAS runs its own threads between our kernels, and
-# spinning workers steal its cores (measured: Conv-4 on 2 threads took 460 ms spinning, 167 ms sleeping).
-# libgomp reads this when the library loads, so it is set before the import; a user's choice is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _wait_policy() -> None:
+    """How idle OpenMP threads wait, set before libgomp loads (it reads the environment then; a user's
+    OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept). Where NumPy's OpenBLAS runs its jobs on our threads
+    (:func:`share_blas_pool`), they spin a while before sleeping (GOMP_SPINCOUNT=100000 under libgomp's default
+    policy): waking a sleeping thread costs this 2-core VM about a millisecond, and a ProtoNets Conv-4 training
+    step took 220-271 ms on two threads that slept at once, 121-123 ms spinning first, 180-186 ms on one thread.
+    Where BLAS keeps threads of its own, ours sleep at once (PASSIVE): spinning, they took its cores (Conv-4 on
+    two threads: 460 ms spinning, 167 ms sleeping). A libgomp loaded before ours (PyTorch's) keeps its own."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    if os.environ.get("NEURENIX_CPU_SHARE_BLAS_POOL") != "0" and host_threads.BLAS.can_share_pool():
+        os.environ["GOMP_SPINCOUNT"] = "100000"
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+_wait_policy()
 
 #: the modules a portable wheel carries beside the baseline ``_kernels``, best first (see _build.py), and the
 #: -march each was built for; a build from source has ``_kernels`` alone, for its own machine

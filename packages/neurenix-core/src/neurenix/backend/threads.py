@@ -212,6 +212,11 @@ class Blas:
         self._find()
         return self._get() if self._get is not None else None
 
+    def can_share_pool(self) -> bool:
+        """Whether NumPy's OpenBLAS can run its parallel jobs on another pool (:meth:`share_pool`)."""
+        self._find()
+        return self._openblas is not None and any(hasattr(self._openblas, n) for n in _OPENBLAS_CALLBACK)
+
     def share_pool(self, callback: int, owner: str) -> bool:
         """Have OpenBLAS run its parallel jobs through ``callback`` (the address of a C function of OpenBLAS's
         ``openblas_threads_callback`` type) instead of its own spinning workers, so that a backend's thread pool
