@@ -130,6 +130,7 @@ def test_idle_threads_wait_policy(env, want):
     own threads, and a user's setting kept."""
     import subprocess
     import sys
+
     from neurenix.backend import threads
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | env
     code = ("import os, neurenix_backend_cpu.native\n"

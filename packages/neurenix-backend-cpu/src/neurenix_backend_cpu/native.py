@@ -16,7 +16,6 @@ from neurenix.backend import reference
 from neurenix.backend import threads as host_threads
 
 
-
 def _wait_policy() -> None:
     """How idle OpenMP threads wait, set before libgomp loads (it reads the environment then; a user's
     OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept). Where NumPy's OpenBLAS runs its jobs on our threads
