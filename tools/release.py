@@ -4,7 +4,9 @@ tree) into a fresh virtual environment and smoke-test them there. ``tox -e relea
     python tools/release.py [--dist DIR]
 
 1. An sdist and a wheel of each package (``python -m build``: hatchling); the C backend's wheel portable
-   (``NEURENIX_CPU_PORTABLE=1``: an x86-64-v2 baseline, and AVX2 and AVX-512 modules picked at run time).
+   (``NEURENIX_CPU_PORTABLE=1``: an x86-64-v2 baseline, and AVX2 and AVX-512 modules picked at run time), then
+   repaired by ``auditwheel`` into a manylinux wheel (libgomp inside; the tag follows the glibc it was built
+   against: manylinux_2_34 on Debian 12, older from a manylinux build image), which the package index takes.
 2. ``twine check`` on all of them.
 3. A fresh venv outside the repository: our packages from the built wheels only (``--no-index``), their
    third-party dependencies from the package index, then ``pip check``.
@@ -42,6 +44,9 @@ def build(dist: pathlib.Path) -> list[pathlib.Path]:
     env = {**os.environ, "NEURENIX_CPU_PORTABLE": "1"}
     for name in PACKAGES:
         run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist, ROOT / "packages" / name, env=env)
+    for wheel in dist.glob("*-linux_*.whl"):  # a platform wheel: the index takes manylinux ones only
+        run(sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", dist, wheel)
+        wheel.unlink()
     files = sorted(dist.glob("*.whl")) + sorted(dist.glob("*.tar.gz"))
     for name in PACKAGES:
         stem = name.replace("-", "_")
