@@ -99,7 +99,8 @@ def parser() -> Parser:
                              description=evaluate.__doc__.split("\n\n")[0], formatter_class=HelpFormatter,
                              parents=[flags])
     evaluate.add_arguments(scoring)
-    scoring.add_argument("--device", type=device, default="cpu", help="where to evaluate, e.g. cpu, cuda:0, webgpu")
+    scoring.add_argument("--device", type=device, default="cpu",
+                         help="where to evaluate, e.g. cpu, cuda:0, webgpu, auto (the best usable device)")
     train = sub.add_parser("train", help="meta-train and evaluate on a few-shot benchmark", parents=[flags])
     benchmarks = train.add_subparsers(dest="benchmark", required=True, parser_class=Parser)
     for name, module in BENCHMARKS.items():
@@ -112,7 +113,8 @@ def parser() -> Parser:
                             "over --iterations")
         p.add_argument("--test-tasks", type=count(2), default=module.TEST_TASKS,
                        help="new tasks to evaluate on (two at least: the 95%% interval needs them)")
-        p.add_argument("--device", type=device, default="cpu", help="where to train, e.g. cpu, cuda:0, webgpu")
+        p.add_argument("--device", type=device, default="cpu",
+                       help="where to train, e.g. cpu, cuda:0, webgpu, auto (the best usable device)")
         p.add_argument("--seed", type=count(0), default=0, help="seed of everything random (test tasks: seed + 1000)")
         p.add_argument("--save", metavar="FILE", help="save a checkpoint (safetensors) while training and at the end")
         p.add_argument("--save-every", type=count(1), default=1000, metavar="N", help="iterations between saves")
