@@ -1,4 +1,4 @@
-"""DLPack with PyTorch, both ways, zero-copy on the CPU."""
+"""DLPack with PyTorch and JAX, both ways, zero-copy on the CPU."""
 
 from __future__ import annotations
 
@@ -31,3 +31,26 @@ def test_what_torch_cannot_share_is_refused(torch):
         nx.from_dlpack(torch.ones(2, requires_grad=True))
     with pytest.raises(TypeError, match=r"from_dlpack needs .* \(non-contiguous\)"):
         nx.from_dlpack(torch.zeros(3, 4).t())
+
+
+@pytest.fixture(scope="module")
+def jnp():
+    """jax.numpy (a skip where JAX is not installed, a failure where the env requires it: NEURENIX_REQUIRE_JAX)."""
+    import importlib
+    import os
+    if os.environ.get("NEURENIX_REQUIRE_JAX"):
+        return importlib.import_module("jax.numpy")
+    return pytest.importorskip("jax.numpy", reason="JAX is not installed (the peers tox env installs it)")
+
+
+def test_jax_both_ways(jnp):
+    """JAX takes a tensor's values (without a copy where the memory is 64-byte aligned, as XLA wants: it copies a
+    NumPy array's otherwise too), and a tensor takes a JAX array's memory."""
+    t = nx.from_numpy(np.arange(1024, dtype=np.float32))
+    j = jnp.from_dlpack(t)
+    assert np.array_equal(np.asarray(j), t.numpy())
+    if t.numpy().ctypes.data % 64 == 0:
+        assert j.unsafe_buffer_pointer() == t.numpy().ctypes.data
+    a = jnp.arange(6, dtype=jnp.float32)
+    u = nx.from_dlpack(a)
+    assert u.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] and u.numpy().ctypes.data == a.unsafe_buffer_pointer()
