@@ -130,7 +130,7 @@ def test_standard_type_without_backend(device_type):
     dev = Device(device_type)  # a known type: the device exists, but says why it cannot run
     hint = f"no backend for it is installed \\(pip install neurenix-backend-{device_type}\\)"
     assert dev.kernels.reason.startswith("no backend for it is installed")
-    with pytest.raises(DeviceError, match=f"'{device_type}' cannot run.*{hint}"):
+    with pytest.raises(DeviceError, match=f"no {device_type} device can be used here: {hint}"):
         nx.ones(2, device=device_type)
     with pytest.raises(DeviceError, match=f"device {device_type}:0 cannot run: {hint}"):
         dev.check()
