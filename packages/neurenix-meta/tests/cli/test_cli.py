@@ -188,8 +188,9 @@ def test_threads_flag_refuses_zero(capsys):
 
 
 def test_version_names_every_installed_distribution(capsys):
-    import neurenix
     from importlib import metadata
+
+    import neurenix
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith(f"neurenix {neurenix.__version__} (neurenix-meta ")
     for entry in metadata.entry_points(group="neurenix.backends"):  # whichever backends this env installs
