@@ -6,7 +6,16 @@ import pytest
 import neurenix as nx
 from meta_helpers import assert_unchanged, class_tasks, meta_grad, mlp, sine_tasks, snapshot
 from neurenix import nn
-from neurenix.meta import ANIL, MAML, MetaLearningModel, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile
+from neurenix.meta import (
+    ANIL,
+    MAML,
+    MetaLearningModel,
+    MetaSGD,
+    PrototypicalNetworks,
+    RelationNetworks,
+    Reptile,
+    iMAML,
+)
 from neurenix.nn import functional as F
 from neurenix.optim import SGD, Adam
 
@@ -151,6 +160,7 @@ LEARNERS = {
     "first-order MAML": (lambda: MAML(mlp(), inner_lr=0.1, inner_steps=1, first_order=True), sine_tasks),
     "MetaSGD": (lambda: MetaSGD(mlp()), sine_tasks),
     "ANIL": (lambda: ANIL(mlp(), inner_steps=1), sine_tasks),
+    "iMAML": (lambda: iMAML(mlp(), inner_steps=2, cg_steps=2), sine_tasks),
     "Reptile": (lambda: Reptile(mlp(), inner_steps=2, meta_lr=0.5), sine_tasks),
     "ProtoNets+BatchNorm": (lambda: PrototypicalNetworks(bn_embedding()), class_tasks),
     "Relation": (lambda: RelationNetworks(bn_embedding(), mlp(sizes=(8, 4, 1))), class_tasks),

@@ -7,7 +7,7 @@ import pytest
 
 import neurenix as nx
 from meta_helpers import assert_close_lists, conv_bn, finite_difference, image_tasks, meta_grad
-from neurenix.meta import ANIL, MAML, MetaSGD, Reptile
+from neurenix.meta import ANIL, MAML, MetaSGD, Reptile, iMAML
 
 
 def buffers(model):
@@ -35,7 +35,7 @@ def test_each_task_is_normalised_by_its_own_statistics():
     np.testing.assert_allclose(maml.meta_loss(tasks).item(), together, rtol=1e-12)
 
 
-@pytest.mark.parametrize("learner", [MAML, ANIL, MetaSGD, Reptile])
+@pytest.mark.parametrize("learner", [MAML, ANIL, MetaSGD, Reptile, iMAML])
 def test_meta_training_neither_reads_nor_writes_running_statistics(learner):
     model = conv_bn()
     with nx.no_grad():  # garbage running statistics: if they were read, the losses would change

@@ -21,6 +21,7 @@ from neurenix.meta import (
     evaluate,
     generate_classification_tasks,
     generate_regression_tasks,
+    iMAML,
     multi_step_weights,
 )
 from neurenix.meta.checks import Validated, count, rate
@@ -34,6 +35,8 @@ def valid(kind: str, value) -> bool:
     number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     if kind == "rate":
         return number and math.isfinite(value) and value >= 0
+    if kind == "positive":
+        return number and math.isfinite(value) and value > 0
     if kind == "flag":
         return isinstance(value, (bool, numbers.Integral)) and value in (0, 1)
     if kind in ("seed", "steps") and value is None:  # None: draw from neurenix's generator; the default steps
@@ -50,6 +53,8 @@ ENTRY_POINTS = {  # name: (call(**kwargs), {argument: kind})
                                               "per_step_lr": "flag"}),
     "MetaSGD": (lambda **kw: MetaSGD(mlp(), **kw), {"inner_lr": "rate", "meta_lr": "rate", "inner_steps": "count0"}),
     "ANIL": (lambda **kw: ANIL(mlp(), **kw), {"inner_lr": "rate", "first_order": "flag", "inner_steps": "count0"}),
+    "iMAML": (lambda **kw: iMAML(mlp(), **kw), {"inner_lr": "rate", "meta_lr": "rate", "inner_steps": "count1",
+                                                "lam": "positive", "cg_steps": "count1"}),
     "Reptile": (lambda **kw: Reptile(mlp(), **kw), {"inner_lr": "rate", "meta_lr": "rate", "inner_steps": "count1"}),
     "PrototypicalNetworks": (lambda **kw: PrototypicalNetworks(mlp(), **kw), {"meta_lr": "rate"}),
     "RelationNetworks": (lambda **kw: RelationNetworks(mlp(), mlp(sizes=(2, 1)), **kw), {"meta_lr": "rate"}),

@@ -16,6 +16,7 @@ from neurenix.meta import (
     RelationNetworks,
     Reptile,
     evaluate,
+    iMAML,
 )
 
 from .meta_helpers import class_tasks, mlp, sine_tasks
@@ -45,6 +46,8 @@ LEARNERS = {
     "maml-batchnorm": lambda s: (MAML(_bn_net(s), inner_lr=0.05, inner_steps=2), "class"),
     "anil": lambda s: (ANIL(mlp(s), inner_lr=0.05, inner_steps=2), "sine"),
     "metasgd": lambda s: (MetaSGD(mlp(s), inner_lr=0.05), "sine"),
+    "imaml": lambda s: (iMAML(mlp(s), inner_lr=0.05, inner_steps=3, cg_steps=2), "sine"),
+    "imaml-batchnorm": lambda s: (iMAML(_bn_net(s), inner_lr=0.05, inner_steps=2, cg_steps=2), "class"),
     "reptile": lambda s: (Reptile(mlp(s), inner_lr=0.05, inner_steps=3), "sine"),
     "protonets": lambda s: (PrototypicalNetworks(_embedding(s)), "class"),
     "relation": lambda s: (RelationNetworks(_embedding(s), _relation(s)), "class"),

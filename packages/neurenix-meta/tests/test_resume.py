@@ -15,7 +15,7 @@ from neurenix.optim import SGD
 EXACT = """
 import numpy as np
 from neurenix.nn import BatchNorm1d, Linear, ReLU, Sequential
-from neurenix.meta import ANIL, MAML, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile
+from neurenix.meta import ANIL, MAML, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile, iMAML
 from neurenix.meta import generate_classification_tasks, generate_regression_tasks
 from neurenix.optim import SGD
 
@@ -28,6 +28,7 @@ LEARNERS = {
     "MAML++ rates": lambda: MAML(net(1, 1), inner_steps=2, per_step_lr=True, multi_step_weights=[0.3, 0.7]),
     "MetaSGD": lambda: MetaSGD(net(1, 1)),
     "ANIL": lambda: ANIL(net(1, 1), inner_steps=2),
+    "iMAML": lambda: iMAML(net(1, 1), inner_steps=2, cg_steps=2),
     "Reptile": lambda: Reptile(net(1, 1), inner_steps=2),
     "Reptile+SGD": lambda: Reptile(net(1, 1), inner_steps=2),
     "ProtoNets": lambda: PrototypicalNetworks(net(6, 4, bn=True)),
@@ -70,7 +71,7 @@ for name in LEARNERS:
 def test_resuming_is_bit_exact_for_every_learner(tmp_path, backend):
     run = subprocess.run(python_on(backend)(EXACT, tmp_path), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("bit-exact:") == 9, run.stdout
+    assert run.stdout.count("bit-exact:") == 10, run.stdout
 
 
 @pytest.mark.parametrize("make, tasks", [

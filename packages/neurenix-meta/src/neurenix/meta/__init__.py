@@ -1,7 +1,7 @@
 """Meta-learning for Neurenix: few-shot learning and fast adaptation to new tasks.
 
 Meta-learners (one ``MetaLearningModel`` API): ``MAML`` (second and first order, with MAML++'s options and
-a checkpointed inner loop), ``ANIL``, ``MetaSGD``, ``Reptile``,
+a checkpointed inner loop), ``ANIL``, ``MetaSGD``, ``iMAML`` (implicit gradients), ``Reptile``,
 ``PrototypicalNetworks`` and ``RelationNetworks``; task generators ``generate_regression_tasks`` and
 ``generate_classification_tasks``. A task is ``(support_x, support_y, query_x, query_y)``.
 """
@@ -15,6 +15,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import TaskSampler, load_image_folder, rotate_classes, split_classes
 from .evaluation import Evaluation, evaluate
 from .generators import generate_classification_tasks, generate_regression_tasks
+from .imaml import iMAML
 from .learner import ClonedLearner, clone_module
 from .maml import MAML, multi_step_weights
 from .metasgd import MetaSGD
@@ -26,7 +27,7 @@ from .tasks import Task
 
 __all__ = [
     "ANIL", "MAML", "FewShotClassifier", "MetaLearningModel", "MetaSGD", "PrototypicalNetworks", "RelationNetworks",
-    "Reptile", "Task", "generate_classification_tasks", "generate_regression_tasks", "multi_step_weights",
+    "Reptile", "Task", "generate_classification_tasks", "generate_regression_tasks", "iMAML", "multi_step_weights",
 ]
 # real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
 __all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",

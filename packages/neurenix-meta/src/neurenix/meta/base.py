@@ -63,11 +63,13 @@ def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: 
 
 def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: Callable[[int], list], steps: int,
                   batch: Batch | Sequence[Batch], loss_fn: LossFn | None,
-                  fixed: dict[str, Tensor] | None = None) -> list[Tensor]:
+                  fixed: dict[str, Tensor] | None = None,
+                  penalty: Callable[[list[Tensor]], Tensor] | None = None) -> list[Tensor]:
     """``steps`` first-order inner steps on ``batch``'s support sets (``ws`` named ``names``, task axis in
     front; ``step_lrs(k)`` the rates of step k) that never raise a task's support loss: a step that would
     (or that makes it NaN) is not taken, and that task's later steps are halved until one decreases it.
     Given several batches (of the same tasks), step k takes the support sets of batch k modulo their number.
+    ``penalty(weights)``, one value per task, is added to the support losses (iMAML's proximal term).
 
     Plain steps at a fixed rate diverge once the rate passes 2 / (the loss's curvature), which adapting for
     more steps than in training, or a body whose features grew in meta-training (ANIL), reaches; while
@@ -75,8 +77,9 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
     the next step's forward and backward (kept for the tasks that take it): one forward more in all than
     plain steps; with several batches, one more per step."""
     def losses_at(weights: list[Tensor], b: Batch) -> Tensor:
-        return task_losses(task_call(model, (fixed or {}) | dict(zip(names, weights)), b.support_x), b.support_y,
-                           b.support_labels, loss_fn, b.classes, b.indices)
+        losses = task_losses(task_call(model, (fixed or {}) | dict(zip(names, weights)), b.support_x), b.support_y,
+                             b.support_labels, loss_fn, b.classes, b.indices)
+        return losses if penalty is None else losses + penalty(weights)
 
     def with_grads(weights: list[Tensor], b: Batch) -> tuple[Tensor, list]:
         losses = losses_at(weights, b)
