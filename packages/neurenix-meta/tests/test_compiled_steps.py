@@ -46,6 +46,7 @@ LEARNERS = {
     "maml-batchnorm": lambda s: (MAML(_bn_net(s), inner_lr=0.05, inner_steps=2), "class"),
     "anil": lambda s: (ANIL(mlp(s), inner_lr=0.05, inner_steps=2), "sine"),
     "metasgd": lambda s: (MetaSGD(mlp(s), inner_lr=0.05), "sine"),
+    "maml-adam": lambda s: (MAML(mlp(s), inner_lr=0.05, inner_steps=2, inner_optimizer="adam"), "sine"),
     "imaml": lambda s: (iMAML(mlp(s), inner_lr=0.05, inner_steps=3, cg_steps=2), "sine"),
     "imaml-batchnorm": lambda s: (iMAML(_bn_net(s), inner_lr=0.05, inner_steps=2, cg_steps=2), "class"),
     "reptile": lambda s: (Reptile(mlp(s), inner_lr=0.05, inner_steps=3), "sine"),

@@ -29,6 +29,7 @@ LEARNERS = {
     "MetaSGD": lambda: MetaSGD(net(1, 1)),
     "ANIL": lambda: ANIL(net(1, 1), inner_steps=2),
     "iMAML": lambda: iMAML(net(1, 1), inner_steps=2, cg_steps=2),
+    "MAML+Adam": lambda: MAML(net(1, 1), inner_steps=2, inner_optimizer="adam"),
     "Reptile": lambda: Reptile(net(1, 1), inner_steps=2),
     "Reptile+SGD": lambda: Reptile(net(1, 1), inner_steps=2),
     "ProtoNets": lambda: PrototypicalNetworks(net(6, 4, bn=True)),
@@ -71,7 +72,7 @@ for name in LEARNERS:
 def test_resuming_is_bit_exact_for_every_learner(tmp_path, backend):
     run = subprocess.run(python_on(backend)(EXACT, tmp_path), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("bit-exact:") == 10, run.stdout
+    assert run.stdout.count("bit-exact:") == 11, run.stdout
 
 
 @pytest.mark.parametrize("make, tasks", [

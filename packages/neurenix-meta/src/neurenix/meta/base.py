@@ -55,10 +55,18 @@ def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: 
     its own ``lr`` (a number, or a tensor that broadcasts against ``w``: learned rates get gradients).
     ``fixed`` stand in for other parameters, not adapted. BatchNorm layers use each task's batch
     statistics (see ``batchnorm``)."""
+    grads = support_grads(model, names, ws, x, y, labels, loss_fn, create_graph, classes, indices, fixed)
+    return [w if g is None else w - lr * g for w, g, lr in zip(ws, grads, lrs)]
+
+
+def support_grads(model: Module, names: list[str], ws: list[Tensor], x: Tensor, y: Tensor, labels: Tensor | None,
+                  loss_fn: LossFn | None, create_graph: bool, classes: int = 0, indices: tuple = (),
+                  fixed: dict[str, Tensor] | None = None) -> tuple:
+    """The gradient of the tasks' summed losses on ``x`` with respect to ``ws`` (None where unused): what an
+    inner step follows (see ``inner_step``)."""
     params = (fixed or {}) | dict(zip(names, ws))
     losses = task_losses(task_call(model, params, x), y, labels, loss_fn, classes, indices)
-    grads = nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
-    return [w if g is None else w - lr * g for w, g, lr in zip(ws, grads, lrs)]
+    return nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
 
 
 def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: Callable[[int], list], steps: int,

@@ -14,8 +14,8 @@ from neurenix import Tensor
 from neurenix.nn import Module, Parameter
 from neurenix.utils.checkpoint import checkpoint
 
-from . import checks
-from .base import MetaLearningModel, descent_steps, inner_step
+from . import checks, inner_optimizers
+from .base import MetaLearningModel, descent_steps, support_grads
 from .batchnorm import task_call
 from .learner import ClonedLearner, clone_module
 from .losses import LossFn, task_losses
@@ -60,6 +60,12 @@ class MAML(MetaLearningModel):
       the attribute between epochs to follow it.
     - ``inner_params``: names (or dotted prefixes) of the parameters the inner loop adapts; the others
       are shared by all tasks and trained only by the outer loop (ANIL is MAML adapting only the head).
+    - ``inner_optimizer``: the inner steps' update rule, ``"sgd"`` (MAML's ``w - inner_lr * g``, the
+      default), ``"momentum"``, ``"adam"`` or ``"rmsprop"`` with ``torch.optim``'s defaults, or an object of
+      ``neurenix.meta.inner_optimizers`` with other settings (``Adam(betas=(0.5, 0.9))``). Every task has its
+      own optimizer state; second order differentiates through the update and the state (see
+      ``inner_optimizers`` on Adam's square root at 0). ``adapt_to_task`` takes the same steps (without
+      ``descent_steps``' safeguard, which is for plain SGD); ``clone()`` supports SGD only.
 
     learn2learn's spelling works too: ``MAML(model, lr=0.5, first_order=False, allow_unused=None,
     allow_nograd=False)`` (``lr`` is ``inner_lr``; giving both is an error), ``maml.lr`` and ``maml.module``,
@@ -75,7 +81,8 @@ class MAML(MetaLearningModel):
     def __init__(self, model: Module, inner_lr: float = INNER_LR, meta_lr: float = 0.001, first_order: bool = False,
                  inner_steps: int = 5, *, checkpoint_inner_loop: bool = False, per_step_lr: bool = False,
                  multi_step_weights: Sequence[float] | None = None, inner_params: Sequence[str] | None = None,
-                 lr: float | None = None, allow_unused: bool | None = None, allow_nograd: bool = False):
+                 lr: float | None = None, allow_unused: bool | None = None, allow_nograd: bool = False,
+                 inner_optimizer: str | inner_optimizers.InnerOptimizer = "sgd"):
         super().__init__(model, learn2learn_rate(type(self).__name__, inner_lr, lr), meta_lr, first_order)
         self.allow_nograd = allow_nograd
         self.allow_unused = self.allow_nograd if allow_unused is None else allow_unused
@@ -83,12 +90,19 @@ class MAML(MetaLearningModel):
         self.checkpoint_inner_loop = checkpoint_inner_loop
         self.multi_step_weights = multi_step_weights
         self.inner_params = self._select(inner_params)
+        self.inner_optimizer = inner_optimizers.make(inner_optimizer)
         per_step_lr = checks.flag("per_step_lr", per_step_lr)
         self.inner_lrs = LearnedRates(self, (max(self.inner_steps, 1),), self.inner_lr) if per_step_lr else None
 
     def hyperparameters(self) -> dict:
+        extra = {} if self.plain_sgd else {"inner_optimizer": self.inner_optimizer.config()}  # (older files: SGD)
         return super().hyperparameters() | {"inner_steps": self.inner_steps, "inner_params": list(self.inner_params),
-                                            "learned_rates": self.inner_lrs is not None}
+                                            "learned_rates": self.inner_lrs is not None} | extra
+
+    @property
+    def plain_sgd(self) -> bool:
+        """Whether the inner steps are MAML's plain ``w - lr * g``."""
+        return type(self.inner_optimizer) is inner_optimizers.SGD
 
     # -- learn2learn's names and its functional style ---------------------------------------------------
     @property
@@ -114,6 +128,9 @@ class MAML(MetaLearningModel):
         and in ``MetaSGD``) and changes only the adapted parameters (``inner_params``; ANIL's head).
         ``first_order``, ``allow_unused`` and ``allow_nograd`` default to this learner's. ``clone_model()``
         is different: a detached copy with fresh leaf parameters."""
+        if not self.plain_sgd:
+            raise ValueError(f"clone(): a cloned learner's adapt() takes plain SGD steps, but this learner's inner "
+                             f"optimizer is {self.inner_optimizer!r}; use meta_loss / meta_learn / adapt_to_task")
         pick = [first_order, allow_unused, allow_nograd]
         own = [self.first_order, self.allow_unused, self.allow_nograd]
         return ClonedLearner(clone_module(self.model), self.step_lrs, self.inner_params, self._inner_scope,
@@ -170,7 +187,15 @@ class MAML(MetaLearningModel):
     def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
         names = list(self.inner_params)
-        ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn)
+        if self.plain_sgd:
+            ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn)
+            return params | dict(zip(names, ws))
+        ws = [params[n] for n in names]
+        state = self.inner_optimizer.init(ws)
+        for k in range(steps):
+            grads = support_grads(model, names, ws, batch.support_x, batch.support_y, batch.support_labels, loss_fn,
+                                  False, batch.classes, batch.indices)
+            ws, state = self.inner_optimizer.step(k, ws, grads, self.step_lrs(k), state)
         return params | dict(zip(names, ws))
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
@@ -198,13 +223,17 @@ class MAML(MetaLearningModel):
         ws = [theta[n].expand(t, *theta[n].shape) for n in names]
         shared = {n: p for n, p in theta.items() if n not in self.inner_params}  # not adapted
         total = 0.0  # weighted query losses of the steps before the last (multi-step loss)
+        opt, n = self.inner_optimizer, len(names)
+        ws = ws + opt.init(ws)  # what the steps carry: the weights, then the optimizer's state (none for SGD)
 
-        def step(k: int, ws: list[Tensor], lrs: list, shared: dict, sx: Tensor, qx: Tensor, create: bool = second):
-            ws = inner_step(model, names, ws, lrs, sx, batch.support_y, batch.support_labels, loss_fn, create,
-                            batch.classes, batch.indices, shared)
+        def step(k: int, carry: list[Tensor], lrs: list, shared: dict, sx: Tensor, qx: Tensor,
+                 create: bool = second):
+            grads = support_grads(model, names, carry[:n], sx, batch.support_y, batch.support_labels, loss_fn, create,
+                                  batch.classes, batch.indices, shared)
+            ws, state = opt.step(k, carry[:n], grads, lrs, carry[n:])
             if weights is None or k == self.inner_steps - 1 or weights[k] == 0:
-                return ws, None
-            return ws, self.query_losses(model, shared | dict(zip(names, ws)), qx, batch, loss_fn)[0]
+                return ws + state, None
+            return ws + state, self.query_losses(model, shared | dict(zip(names, ws)), qx, batch, loss_fn)[0]
 
         for k in range(self.inner_steps):
             lrs = self.step_lrs(k)
@@ -214,7 +243,7 @@ class MAML(MetaLearningModel):
                 ws, q = step(k, ws, lrs, shared, support_x, query_x)
             if q is not None:
                 total = total + weights[k] * q
-        losses, pred = self.query_losses(model, shared | dict(zip(names, ws)), query_x, batch, loss_fn)
+        losses, pred = self.query_losses(model, shared | dict(zip(names, ws[:n])), query_x, batch, loss_fn)
         if weights is not None and self.inner_steps:
             losses = total + weights[-1] * losses
         return losses, pred
