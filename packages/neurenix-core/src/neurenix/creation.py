@@ -42,12 +42,12 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    """A tensor of zeros of ``dtype`` (by default the default float dtype: see ``set_default_dtype``)."""
     return full(_shape(size, "zeros"), 0.0, dtype or _dt.default_float, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    """A tensor of ones of ``dtype`` (by default the default float dtype: see ``set_default_dtype``)."""
     return full(_shape(size, "ones"), 1.0, dtype or _dt.default_float, device, requires_grad)
 
 
@@ -57,7 +57,8 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 if all are ints, else float32."""
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 if all are ints, else the default float
+    dtype (float32 unless ``set_default_dtype`` changed it)."""
     if end is None:
         start, end = 0, start
     lo, hi, by = (number(v, name, "arange") for v, name in ((start, "start"), (end, "end"), (step, "step")))

@@ -35,7 +35,8 @@ class Tensor:
 
     ``Tensor(data, dtype=None, device=None, requires_grad=False)`` copies ``data`` (a float or bool, nested
     lists, a NumPy array or another tensor). The dtype is inferred as ``neurenix.tensor`` does:
-    NumPy arrays keep theirs, Python floats become float32, ints int64, bools bool.
+    NumPy arrays keep theirs, Python floats take the default float dtype (float32 unless
+    ``set_default_dtype`` changed it), ints int64, bools bool.
 
     As PyTorch's legacy constructor, ints alone are sizes: ``Tensor(5)`` is a float tensor of shape (5,) and
     ``Tensor(2, 3)`` one of shape (2, 3), filled with zeros (neurenix fills new tensors); ``Tensor()`` has

@@ -358,7 +358,7 @@ def set_num_threads(n: int) -> None:
     use, else when its device type is first used) and in NumPy's BLAS (see :mod:`neurenix.backend.threads`).
     The count is then fixed: it no longer follows the load.
 
-    The default is ``OMP_NUM_THREADS`` (or ``NEURENIX_NUM_THREADS``) if set, else ``min(affinity, cgroup CPU
+    The default is ``NEURENIX_NUM_THREADS`` (else ``OMP_NUM_THREADS``) if set, else ``min(affinity, cgroup CPU
     quota)``, lowered while other processes keep the CPUs busy.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -53,7 +53,8 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
 
 
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """Mean over ``dim`` (all axes if None); integer inputs give float32."""
+    """Mean over ``dim`` (all axes if None); integer inputs give the default float dtype (float32 unless
+    ``set_default_dtype`` changed it)."""
     if keepdim is not False and keepdim is not True:
         keepdim = boolean(keepdim, "keepdim", "mean")
     x = _float(x, "mean")

@@ -25,8 +25,9 @@ class ANIL(MAML):
 
     ``inner_lr`` defaults to 0.05, not MAML's 0.01: adapting a linear head on the body's features, five steps
     at 0.01 barely move it. On sine regression (1-40-40-1, 3,000 meta-iterations, seeds 0 / 1 / 2) the
-    10-step 5-shot MSE is 0.44 / 0.56 / 0.48 at 0.05 against 0.54 / 0.59 / 0.56 at 0.01; at 0.1 meta-training
-    failed on seed 0 (2.8 after 1 step, 1.8 after 10). docs/quality.md has the defaults' runs.
+    10-step 5-shot MSE is 0.44 / 0.56 / 0.48 at 0.05 (docs/quality.md, the defaults' runs) against 0.54 / 0.59 /
+    0.56 at 0.01; at 0.1 meta-training failed on seed 0 (2.8 after 1 step, 1.8 after 10). The runs at 0.01 and
+    0.1 are not kept in bench/results.
     """
 
     def __init__(self, model: Module, inner_lr: float = INNER_LR, meta_lr: float = 0.001, first_order: bool = False,

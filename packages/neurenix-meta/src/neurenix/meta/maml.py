@@ -51,7 +51,7 @@ class MAML(MetaLearningModel):
 
     - ``checkpoint_inner_loop``: keep only each step's weights, not its graph, and recompute the steps
       one at a time in the backward pass (second order only): the same meta-gradient, with peak memory
-      of one step's graph instead of ``inner_steps`` of them, for about one more forward pass per step.
+      of one step's graph instead of ``inner_steps`` of them, for one more forward and backward pass per step.
     - ``per_step_lr``: learn an inner learning rate per step and per parameter tensor (MAML++'s LSLR),
       started at ``inner_lr``; they are parameters of this module, so the meta-optimizer trains them.
     - ``multi_step_weights``: MAML++'s multi-step loss: the meta-objective of a task is

@@ -26,7 +26,7 @@ class Reptile(MetaLearningModel):
     and that task's later steps are halved (``descent_steps``, as in ``adapt_to_task``): while every step
     lowers the loss this is plain SGD, and a task on which the seeds' ``inner_lr=0.02`` overshoots (as the
     network's weights grow in meta-training: on sine regression the loss became infinite after about 1,100
-    meta-updates) cannot throw theta' away.
+    meta-updates, in a run not kept in bench/results) cannot throw theta' away.
 
     The meta-optimizer is handed theta - mean(theta') as the gradient (the paper: "treat it as a gradient
     and plug it into a more sophisticated optimizer like Adam"). The default is Adam at ``meta_lr``, as for
@@ -35,8 +35,9 @@ class Reptile(MetaLearningModel):
     difference from that rule: with the seeds' ``meta_lr=0.001`` the interpolation leaves theta near its
     random start after thousands of meta-updates (measured before the inner loop took the sets in turn, on
     sine regression, 3,000 meta-updates, means over seeds 0-2: 4.1 / 4.9 / 5.5 / 6.0 MSE after 1 / 5 / 10 /
-    20 steps, worse with every step), while Adam does not (docs/quality.md). The reported loss is the query
-    loss at the adapted weights (which the inner loop has trained on: a training loss, not a held-out one).
+    20 steps, worse with every step; runs not kept in bench/results), while Adam does not (docs/quality.md).
+    The reported loss is the query loss at the adapted weights (which the inner loop has trained on: a
+    training loss, not a held-out one).
     ``adapt_to_task`` adapts on the support set alone and takes no step that raises its loss (see
     ``MetaLearningModel.adapt_to_task``).
     """
