@@ -93,6 +93,11 @@ DIGITS = ["train", "digits", *FAST]
     ([*SINE, "--test-shots", "51"], "argument --test-shots: must be between 1 and 50, got 51"),
     ([*SINE, "--inner-steps", "-1"], "argument --inner-steps: must be >= 0, got -1"),
     ([*SINE, "--algo", "reptile", "--inner-steps", "0"], "argument --inner-steps: Reptile takes at least 1 inner step"),
+    ([*SINE, "--algo", "imaml", "--inner-steps", "0"], "argument --inner-steps: iMAML takes at least 1 inner step"),
+    ([*SINE, "--algo", "imaml", "--lam", "0"], "argument --lam: must be > 0, got 0"),
+    ([*SINE, "--lam", "1"], "argument --lam: is iMAML's, not --algo maml's"),
+    ([*SINE, "--algo", "imaml", "--cg-steps", "0"], "argument --cg-steps: must be >= 1, got 0"),
+    ([*SINE, "--algo", "reptile", "--inner-optimizer", "adam"], "argument --inner-optimizer: only MAML takes another"),
     ([*SINE, "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
     (["train", "sine", "--test-tasks", "1"], "argument --test-tasks: must be >= 2, got 1"),
     ([*SINE, "--save-every", "0"], "argument --save-every: must be >= 1, got 0"),
@@ -215,5 +220,5 @@ def test_help_says_each_default_once(capsys):
     code, out, _ = run(capsys, "train", "sine", "--help")
     text = " ".join(out.split())
     assert code == 0 and text.count("(default:") == text.count("default:")
-    assert "(default: maml 1, reptile 8)" in text and "(default: None)" not in text
+    assert "(default: maml 1, fomaml 1, reptile 8, imaml 10)" in text and "(default: None)" not in text
     assert "(default: 25)" in text  # --meta-batch: argparse's own default text where the help has none

@@ -21,9 +21,9 @@ def report(capsys, *argv):
     return capsys.readouterr()
 
 
-@pytest.mark.parametrize("algo", ["maml", "fomaml", "reptile"])
+@pytest.mark.parametrize("algo", ["maml", "fomaml", "reptile", "imaml", "maml --inner-optimizer adam"])
 def test_each_algorithm_reports_mse_after_1_5_10_steps(capsys, algo):
-    out, err = report(capsys, "--algo", algo, "--iterations", "3", *FAST)
+    out, err = report(capsys, "--algo", *algo.split(), "--iterations", "3", *FAST)
     assert err == ""
     assert "3 iterations in" in out and "seed 0" in out
     mse = [float(v) for v in re.findall(r"after \d+ steps?: +([\d.]+) ± ([\d.]+)", out) for v in v]

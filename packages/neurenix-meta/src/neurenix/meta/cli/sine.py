@@ -1,11 +1,11 @@
 """Sine regression, the MAML paper's setup: meta-train, then adapt to new sine waves from 5 points.
 
 Defaults are the paper's: a 1-40-40-1 ReLU network, K = 10 support and 10 query points per task, 25 new
-tasks per meta-iteration, one inner step at 0.01 (Reptile: 8 inner SGD steps at 0.01), Adam as the
-meta-optimizer. Not the paper's: Adam starts at 0.01 and anneals to 0 by cosine over the run, which reaches
-the paper's 70,000-iteration numbers in 10,000 (docs/quality.md has the runs that chose it). Evaluation as
-in the paper's figure: adapt on 5 points of a new task for 1, 5 and 10 steps, mean squared error on 50
-other points.
+tasks per meta-iteration, one inner step at 0.01 (Reptile: 8 inner SGD steps at 0.01; iMAML: 10 steps of its
+regularised problem, see ``INNER_STEPS``), Adam as the meta-optimizer. Not the paper's: Adam starts at 0.01
+and anneals to 0 by cosine over the run, which reaches the paper's 70,000-iteration numbers in 10,000
+(docs/quality.md has the runs that chose it). Evaluation as in the paper's figure: adapt on 5 points of a new
+task for 1, 5 and 10 steps, mean squared error on 50 other points.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from neurenix.nn import Linear, ReLU, Sequential
 
 from ..evaluation import evaluate
 from ..generators import generate_regression_tasks
+from ..imaml import iMAML
+from ..inner_optimizers import OPTIMIZERS
 from ..maml import MAML
 from ..reptile import Reptile
 from .common import ArgumentError, count, preflight, rate, train
@@ -28,7 +30,10 @@ LR_SCHEDULE = "cosine"
 TEST_POINTS = 100  # per test task: up to half of them the support set, the other half the query set
 STEPS = (1, 5, 10)
 PAPER = {1: 0.67, 5: 0.38, 10: 0.35}  # MAML paper, 5-shot, after 70,000 meta-iterations
-ALGOS = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "reptile": "Reptile"}
+ALGOS = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "reptile": "Reptile",
+         "imaml": "iMAML (implicit gradients)"}
+INNER_STEPS = {"maml": 1, "fomaml": 1, "reptile": 8, "imaml": 10}  # --inner-steps' default per --algo
+IMAML = {"lam": 2.0, "cg_steps": 5}  # --lam's and --cg-steps' defaults
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,10 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meta-batch", type=count(1), default=25, help="tasks per meta-iteration")
     p.add_argument("--shots", type=count(1), default=10, help="support (and query) points per training task")
     p.add_argument("--test-shots", type=count(1, TEST_POINTS // 2), default=5, help="support points of a test task")
-    p.add_argument("--inner-steps", type=count(0), help="inner steps in training (default: maml 1, reptile 8)")
+    p.add_argument("--inner-steps", type=count(0), help="inner steps in training (default: " + ", ".join(
+        f"{a} {n}" for a, n in INNER_STEPS.items()) + ")")
     p.add_argument("--inner-lr", type=rate, default=0.01, help="inner (adaptation) learning rate")
     p.add_argument("--meta-lr", type=rate, default=0.01, help="the meta-optimizer's (Adam's) learning rate, where "
                                                               "the cosine schedule starts")
+    p.add_argument("--inner-optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="MAML's inner update rule (maml, fomaml): differentiable SGD, momentum, Adam or RMSprop")
+    p.add_argument("--lam", type=rate, help=f"iMAML's regularisation strength (default {IMAML['lam']})")
+    p.add_argument("--cg-steps", type=count(1), help=f"iMAML's conjugate-gradient steps (default {IMAML['cg_steps']})")
     p.add_argument("--validate-every", type=count(0), default=2000, metavar="N",
                    help="iterations between validation scores on new tasks (0: after the last only)")
     p.add_argument("--validation-tasks", type=count(2), default=100, metavar="N",
@@ -48,12 +58,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def settings(args: argparse.Namespace) -> dict:
     """What a resumed run must share with the run it resumes (defaults resolved)."""
-    reptile = args.algo == "reptile"
-    steps = args.inner_steps if args.inner_steps is not None else 8 if reptile else 1
-    if reptile and steps < 1:
-        raise ArgumentError("--inner-steps", "Reptile takes at least 1 inner step, got 0")
-    return {"benchmark": "sine", "--algo": args.algo, "--seed": args.seed, "--meta-batch": args.meta_batch,
-            "--shots": args.shots, "--inner-steps": steps, "--inner-lr": args.inner_lr, "--meta-lr": args.meta_lr}
+    steps = args.inner_steps if args.inner_steps is not None else INNER_STEPS[args.algo]
+    if args.algo in ("reptile", "imaml") and steps < 1:
+        raise ArgumentError("--inner-steps", f"{ALGOS[args.algo].split()[0]} takes at least 1 inner step, got 0")
+    if args.inner_optimizer != "sgd" and args.algo not in ("maml", "fomaml"):
+        raise ArgumentError("--inner-optimizer", f"only MAML takes another inner update rule, not --algo {args.algo}")
+    for flag in ("lam", "cg_steps"):
+        if getattr(args, flag, None) is not None and args.algo != "imaml":
+            raise ArgumentError("--" + flag.replace("_", "-"), f"is iMAML's, not --algo {args.algo}'s")
+    if args.algo == "imaml" and args.lam == 0:
+        raise ArgumentError("--lam", "must be > 0, got 0")
+    run = {"benchmark": "sine", "--algo": args.algo, "--seed": args.seed, "--meta-batch": args.meta_batch,
+           "--shots": args.shots, "--inner-steps": steps, "--inner-lr": args.inner_lr, "--meta-lr": args.meta_lr}
+    if args.inner_optimizer != "sgd":  # (only when chosen: checkpoints of earlier runs stay resumable)
+        run["--inner-optimizer"] = args.inner_optimizer
+    if args.algo == "imaml":
+        run |= {f"--{k.replace('_', '-')}": IMAML[k] if getattr(args, k) is None else getattr(args, k) for k in IMAML}
+    return run
 
 
 def learner(args: argparse.Namespace):
@@ -61,7 +82,10 @@ def learner(args: argparse.Namespace):
     run = settings(args)
     if args.algo == "reptile":
         return Reptile(model, args.inner_lr, run["--meta-lr"], run["--inner-steps"])
-    return MAML(model, args.inner_lr, run["--meta-lr"], args.algo == "fomaml", run["--inner-steps"])
+    if args.algo == "imaml":
+        return iMAML(model, args.inner_lr, run["--meta-lr"], run["--inner-steps"], run["--lam"], run["--cg-steps"])
+    return MAML(model, args.inner_lr, run["--meta-lr"], args.algo == "fomaml", run["--inner-steps"],
+                inner_optimizer=args.inner_optimizer)
 
 
 def memory(args: argparse.Namespace) -> list[tuple[str, int, int]]:
