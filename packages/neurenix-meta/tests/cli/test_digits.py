@@ -15,7 +15,7 @@ def report(capsys, *argv):
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("algo", ["protonet", "maml", "relation"])
+@pytest.mark.parametrize("algo", ["protonet", "maml", "relation", "imaml"])
 def test_each_algorithm_reports_accuracy_on_held_out_classes(capsys, algo):
     out = report(capsys, "--algo", algo, *FAST)
     train = set(re.search(r"training classes \[([\d, ]+)\] and their other turns", out).group(1).split(", "))
@@ -145,10 +145,14 @@ def test_the_plot_draws_validation_beside_the_training_accuracy(capsys, tmp_path
     (["--validation-classes", "16"], "argument --validation-classes: 16 asks for more than the"),
     (["--validation-tasks", "1"], "argument --validation-tasks: must be >= 2, got 1"),
     (["--validate-every", "-1"], "argument --validate-every: must be >= 0, got -1"),
-    (["--inner-lr", "0.1"], "argument --inner-lr: only MAML adapts with gradient steps, not --algo protonet"),
-    (["--algo", "relation", "--inner-steps", "2"], "argument --inner-steps: only MAML adapts with gradient steps"),
-    (["--no-first-order"], "argument --first-order: only MAML adapts with gradient steps, not --algo protonet"),
+    (["--inner-lr", "0.1"], "argument --inner-lr: only MAML and iMAML adapt with gradient steps, not --algo protonet"),
+    (["--algo", "relation", "--inner-steps", "2"], "argument --inner-steps: only MAML and iMAML adapt with gradient steps"),
+    (["--no-first-order"], "argument --first-order: only MAML and iMAML adapt with gradient steps, not --algo protonet"),
     (["--algo", "maml", "--inner-steps", "0"], "argument --inner-steps: must be >= 1, got 0"),
+    (["--algo", "imaml", "--first-order"], "argument --first-order: is MAML's, not --algo imaml's"),
+    (["--algo", "maml", "--lam", "1"], "argument --lam: is iMAML's, not --algo maml's"),
+    (["--algo", "imaml", "--lam", "0"], "argument --lam: must be > 0, got 0"),
+    (["--algo", "imaml", "--inner-optimizer", "adam"], "argument --inner-optimizer: only MAML takes another"),
     (["--meta-lr", "-1"], "argument --meta-lr: must be a finite number >= 0, got -1"),
 ])
 def test_bad_flags_name_the_flag_and_the_problem(capsys, argv, message):
@@ -170,6 +174,11 @@ def test_defaults_follow_the_algorithm_and_flags_override_them():
     assert learner.first_order == digits.DEFAULTS["maml"]["first_order"]
     assert not digits.learner(args_of("--algo", "maml", "--no-first-order")).first_order
     assert digits.learner(args_of("--algo", "relation")).meta_lr == digits.DEFAULTS["relation"]["meta_lr"]
+    imaml = digits.learner(args_of("--algo", "imaml", "--lam", "0.5"))
+    assert (imaml.lam, imaml.cg_steps, imaml.inner_lr) == (0.5, 5, digits.DEFAULTS["imaml"]["inner_lr"])
+    adam = digits.learner(args_of("--algo", "maml", "--inner-optimizer", "adam"))
+    assert adam.inner_optimizer.name == "adam"
+    assert digits.settings(args_of("--algo", "maml", "--inner-optimizer", "adam"))["--inner-optimizer"] == "adam"
 
 
 def test_maml_head_starts_at_zero_and_the_relation_module_compares():

@@ -38,6 +38,8 @@ from neurenix.optim import Adam
 from ..checkpoint import read_checkpoint
 from ..data import TaskSampler, split_classes
 from ..evaluation import evaluate
+from ..imaml import iMAML
+from ..inner_optimizers import OPTIMIZERS
 from ..maml import MAML
 from ..protonets import PrototypicalNetworks
 from ..relation import RelationNetworks
@@ -45,12 +47,15 @@ from .common import ArgumentError, count, need, preflight, rate, train
 from .plot import figure, learning_curve
 
 ITERATIONS, TEST_TASKS = 1000, 600
-ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks"}
+ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks", "imaml": "iMAML"}
+STEPPED = ("maml", "imaml")  # the algorithms that adapt by gradient steps
 # per algorithm, chosen by measurement (docs/cli.md): meta learning rate, MAML's inner steps and rate, and
 # whether the test takes the weights of the best validation score
 DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True},
             "maml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "first_order": True, "keep_best": True},
-            "relation": {"meta_lr": 0.001, "keep_best": True}}
+            "relation": {"meta_lr": 0.001, "keep_best": True},
+            "imaml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "lam": 2.0, "cg_steps": 5,
+                      "keep_best": True}}
 
 
 MIRROR = {6: 9, 9: 6}  # turned by 180 degrees, a 6 is a 9 and a 9 a 6
@@ -99,9 +104,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "further training classes")
     p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: " + ", ".join(
         f"{a} {d['meta_lr']}" for a, d in DEFAULTS.items()) + ")")
-    p.add_argument("--inner-lr", type=rate, help=f"MAML's inner learning rate (default {DEFAULTS['maml']['inner_lr']})")
-    p.add_argument("--inner-steps", type=count(1), help="MAML's inner steps, in training and test (default "
-                                                        f"{DEFAULTS['maml']['inner_steps']})")
+    p.add_argument("--inner-lr", type=rate, help="the inner learning rate (default: " + ", ".join(
+        f"{a} {DEFAULTS[a]['inner_lr']}" for a in STEPPED) + ")")
+    p.add_argument("--inner-steps", type=count(1), help="inner steps, in training and test (default: " + ", ".join(
+        f"{a} {DEFAULTS[a]['inner_steps']}" for a in STEPPED) + ")")
+    p.add_argument("--inner-optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="MAML's inner update rule: differentiable SGD, momentum, Adam or RMSprop")
+    p.add_argument("--lam", type=rate, help=f"iMAML's regularisation strength (default {DEFAULTS['imaml']['lam']})")
+    p.add_argument("--cg-steps", type=count(1),
+                   help=f"iMAML's conjugate-gradient steps (default {DEFAULTS['imaml']['cg_steps']})")
     p.add_argument("--first-order", action=argparse.BooleanOptionalAction, default=None,
                    help=f"first-order MAML (default: {'yes' if DEFAULTS['maml']['first_order'] else 'no'})")
     p.add_argument("--validation-classes", type=count(2), default=5, metavar="N",
@@ -129,18 +140,30 @@ def settings(args: argparse.Namespace) -> dict:
     if args.validation_classes < args.ways:
         raise ArgumentError("--validation-classes", f"{args.ways}-way validation tasks need {args.ways} classes, got "
                                                     f"{args.validation_classes}")
-    if args.algo != "maml":
-        for flag in ("inner_lr", "inner_steps", "first_order"):
-            if getattr(args, flag) is not None:
-                raise ArgumentError("--" + flag.replace("_", "-"), f"only MAML adapts with gradient steps, not "
-                                                                   f"--algo {args.algo}")
+    only = {"maml": ("first_order",), "imaml": ("lam", "cg_steps")}
+    for flag in ("inner_lr", "inner_steps", "first_order", "lam", "cg_steps"):
+        if getattr(args, flag, None) is not None and args.algo not in STEPPED:
+            raise ArgumentError("--" + flag.replace("_", "-"), f"only MAML and iMAML adapt with gradient steps, not "
+                                                               f"--algo {args.algo}")
+        owner = next((a for a, flags in only.items() if flag in flags), args.algo)
+        if getattr(args, flag, None) is not None and owner != args.algo:
+            raise ArgumentError("--" + flag.replace("_", "-"), f"is {ALGOS[owner]}'s, not --algo {args.algo}'s")
+    if getattr(args, "inner_optimizer", "sgd") != "sgd" and args.algo != "maml":
+        raise ArgumentError("--inner-optimizer", f"only MAML takes another inner update rule, not --algo {args.algo}")
+    if args.algo == "imaml" and args.lam == 0:
+        raise ArgumentError("--lam", "must be > 0, got 0")
     run = {"benchmark": "digits", "--algo": args.algo, "--seed": args.seed, "--ways": args.ways, "--shots": args.shots,
            "--queries": args.queries, "--test-classes": args.test_classes, "--meta-batch": args.meta_batch,
            "--rotate": args.rotate, "--validation-classes": args.validation_classes,
            "--meta-lr": option(args, "meta_lr")}
+    if args.algo in STEPPED:
+        run |= {"--inner-lr": option(args, "inner_lr"), "--inner-steps": option(args, "inner_steps")}
     if args.algo == "maml":
-        run |= {"--inner-lr": option(args, "inner_lr"), "--inner-steps": option(args, "inner_steps"),
-                "--first-order": option(args, "first_order")}
+        run["--first-order"] = option(args, "first_order")
+        if getattr(args, "inner_optimizer", "sgd") != "sgd":  # (only when chosen: earlier checkpoints stay resumable)
+            run["--inner-optimizer"] = args.inner_optimizer
+    if args.algo == "imaml":
+        run |= {"--lam": option(args, "lam"), "--cg-steps": option(args, "cg_steps")}
     return run
 
 
@@ -184,20 +207,24 @@ def learner(args: argparse.Namespace):
     with nx.no_grad():  # every class scores the same until adapted: a task's labels are a random order, so an
         head.weight.zero_()  # untrained head's leanings only mislead the first steps (measured: docs/cli.md)
         head.bias.zero_()
-    return MAML(Sequential(*conv(pools=1), head), inner_lr=option(args, "inner_lr"),
-                inner_steps=option(args, "inner_steps"), meta_lr=meta_lr, first_order=option(args, "first_order"))
+    model = Sequential(*conv(pools=1), head)
+    if args.algo == "imaml":
+        return iMAML(model, inner_lr=option(args, "inner_lr"), inner_steps=option(args, "inner_steps"),
+                     meta_lr=meta_lr, lam=option(args, "lam"), cg_steps=option(args, "cg_steps"))
+    return MAML(model, inner_lr=option(args, "inner_lr"), inner_steps=option(args, "inner_steps"), meta_lr=meta_lr,
+                first_order=option(args, "first_order"), inner_optimizer=getattr(args, "inner_optimizer", "sgd"))
 
 
 def meta_optimizer(args: argparse.Namespace, meta) -> Adam | None:
     """The meta-optimizer, None for the learner's default (Adam at its meta_lr over all its parameters).
 
-    MAML's: Adam at meta_lr over the convolution blocks, and a rate of 0 for the output layer, which so
+    MAML's and iMAML's: Adam at meta_lr over the convolution blocks, and a rate of 0 for the output layer, which so
     stays at zero and is learned by the inner steps alone, from zero, on every task (the "zeroing trick" of
     Kao et al., "MAML is a noisy contrastive learner in classification", ICLR 2022). A task's labels are a
     random order of its classes, so the layer's meta-gradient has no direction to learn, only noise, which
     Adam scales up to full steps; with that noise kept out, seed 0 went from 86.3% to 92.0% and its
     validation score no longer fell in mid-run (docs/cli.md)."""
-    if args.algo != "maml":
+    if args.algo not in STEPPED:
         return None
     head = list(meta.model[-1].parameters())
     fixed = {id(p) for p in head}
@@ -275,6 +302,9 @@ def run(args: argparse.Namespace) -> Iterator[str]:
     if args.algo == "maml":
         name += (f" ({'first' if option(args, 'first_order') else 'second'} order, {option(args, 'inner_steps')} "
                  f"inner steps at {option(args, 'inner_lr')})")
+    elif args.algo == "imaml":
+        name += (f" ({option(args, 'inner_steps')} inner steps at {option(args, 'inner_lr')}, lam "
+                 f"{option(args, 'lam')}, {option(args, 'cg_steps')} conjugate-gradient steps)")
     yield (f"{name} on digits, {args.meta_batch} tasks per meta-iteration, training classes "
            f"{r['train_classes']}{rotated}, seed {args.seed}, {args.device}: {r['timing']}")
     (score, at), last = r["best"], r["history"]["validation"][-1]
