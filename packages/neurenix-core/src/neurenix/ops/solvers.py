@@ -30,8 +30,8 @@ def _floats(op: str, **named) -> tuple:
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__} {t!r:.40}")
         if t._data.dtype.kind != "f":
-            raise DTypeError(f"{op}: {name} must be a float32 or float64 tensor, got {t.dtype} (shape {t.shape}); "
-                             "convert it with .float() or .double()")
+            raise DTypeError(f"{op}: {name} must be a float32 or float64 tensor, got {t._data.dtype.name} (shape "
+                             f"{t.shape}); convert it with .float() or .double()")
     return _same_kind(op, *named.values())
 
 
@@ -106,8 +106,9 @@ def _triangle(n: int, upper: bool, strict: bool, like: Tensor) -> Tensor:
 def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:  # noqa: N803 - PyTorch's names
     """The solution X of ``A @ X = B`` (``X @ A = B`` with ``left=False``), as ``torch.linalg.solve``.
 
-    ``A`` is (..., n, n); ``B`` is (..., n, k), or a batch of vectors (..., n) (also (n,)); batch axes
-    broadcast. Raises ``LinAlgError`` for a singular ``A``. Differentiable to any order in both."""
+    ``A`` is (..., n, n); ``B`` is (..., n, k) ((..., k, n) with ``left=False``), or a batch of vectors (..., n)
+    (also (n,); row vectors with ``left=False``, which PyTorch refuses for n > 1); batch axes broadcast. Raises
+    ``LinAlgError`` for a singular ``A``. Differentiable to any order in both."""
     a, b = _floats("linalg.solve", A=A, B=B)
     shapes = (a.shape, b.shape)
     _square("linalg.solve", "A", a)
