@@ -6,7 +6,7 @@ import pytest
 import neurenix as nx
 from meta_helpers import assert_unchanged, class_tasks, meta_grad, mlp, sine_tasks, snapshot
 from neurenix import nn
-from neurenix.meta import ANIL, MAML, MetaLearningModel, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile
+from neurenix.meta import ANIL, MAML, R2D2, MetaLearningModel, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile
 from neurenix.nn import functional as F
 from neurenix.optim import SGD, Adam
 
@@ -154,6 +154,7 @@ LEARNERS = {
     "Reptile": (lambda: Reptile(mlp(), inner_steps=2, meta_lr=0.5), sine_tasks),
     "ProtoNets+BatchNorm": (lambda: PrototypicalNetworks(bn_embedding()), class_tasks),
     "Relation": (lambda: RelationNetworks(bn_embedding(), mlp(sizes=(8, 4, 1))), class_tasks),
+    "R2D2+BatchNorm": (lambda: R2D2(bn_embedding()), class_tasks),
 }
 
 
