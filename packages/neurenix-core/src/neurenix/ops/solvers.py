@@ -35,20 +35,23 @@ def _floats(op: str, **named) -> tuple:
     return _same_kind(op, *named.values())
 
 
-def _square(op: str, name: str, a: Tensor) -> int:
+def _square(op: str, name: str, a: Tensor) -> None:
     s = a._data.shape
     if len(s) < 2:
         raise ShapeError(f"{op}: {name} must have at least 2 dimensions (..., n, n), got shape {tuple(s)}")
     if s[-1] != s[-2]:
         raise ShapeError(f"{op}: {name} must be (a batch of) square matrices, but they are {s[-2]} by {s[-1]} "
                          f"(shape {tuple(s)})")
-    return s[-1]
 
 
-def _rows(op: str, a: Tensor, b: Tensor, shapes: tuple) -> None:
-    if b._data.shape[-2] != a._data.shape[-1]:
-        raise ShapeError(f"{op}: A of shape {shapes[0]} and B of shape {shapes[1]} do not fit the equation (B needs "
-                         f"{a._data.shape[-1]} rows where A is {a._data.shape[-1]} by {a._data.shape[-1]})")
+def _fits(op: str, a: Tensor, b: Tensor, shapes: tuple, left: bool) -> None:
+    """``b`` (..., n, k) against ``a`` (..., n, n), both as the kernel takes them (transposed for ``left=False``);
+    ``shapes`` are the caller's."""
+    n = a._data.shape[-1]
+    if b._data.shape[-2] != n:
+        equation, needs = ("AX = B", "rows") if left else ("XA = B", "columns")
+        raise ShapeError(f"{op}: A of shape {shapes[0]} and B of shape {shapes[1]} do not fit the equation {equation} "
+                         f"(B needs {n} {needs})")
 
 
 def _same_batch(op: str, a: Tensor, b: Tensor) -> tuple:
@@ -119,7 +122,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:  # noqa: N803 -
         raise ShapeError(f"linalg.solve: B must be (..., n, k) or (..., n), got shape {shapes[1]}")
     if not left:  # X A = B is A^T X^T = B^T
         a, b = mT(a), mT(b)
-    _rows("linalg.solve", a, b, shapes)
+    _fits("linalg.solve", a, b, shapes, left)
     x = _solve(*_same_batch("linalg.solve", a, b), check=True)
     if not left:
         x = mT(x)
@@ -170,7 +173,7 @@ def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,  #
     upper, unitriangular = bool(upper), bool(unitriangular)
     if not left:  # X T = B is T^T X^T = B^T, and T^T is triangular the other way
         a, b, upper = mT(a), mT(b), not upper
-    _rows("linalg.solve_triangular", a, b, shapes)
+    _fits("linalg.solve_triangular", a, b, shapes, left)
     x = _solve_triangular(*_same_batch("linalg.solve_triangular", a, b), upper, unitriangular)
     return x if left else mT(x)
 
