@@ -161,7 +161,11 @@ CONSTRUCTS: list[Construct] = [
     missing(OPS, "x.median()"),
     missing(OPS, "x.round()"),
     missing(OPS, "x.log1p()"),
-    missing(OPS, "nx.linalg.inv(x[:, :3])", "no linear algebra beyond products (inv, det, solve, svd)"),
+    same(OPS, "nx.linalg.solve(x[:, :3] @ x[:, :3].T + nx.eye(3), y)"),
+    same(OPS, "nx.linalg.cholesky(x[:, :3] @ x[:, :3].T + nx.eye(3))"),
+    same(OPS, "nx.linalg.solve_triangular(x[:, :3] + 3 * nx.eye(3), y, upper=True)"),
+    missing(OPS, "nx.linalg.inv(x[:, :3])", "linalg has solve, solve_triangular and cholesky; no inv, det, svd "
+            "(write linalg.solve(a, b) for inv(a) @ b)"),
     missing(OPS, "nx.fft.fft(x)"),
     # -- shapes and indexing
     same(SHAPE, "x.shape"),

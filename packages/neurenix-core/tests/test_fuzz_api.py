@@ -81,6 +81,8 @@ CALLS = {
     "nn.BatchNorm2d(1)(x)": lambda *a, **k: nx.nn.BatchNorm2d(1)(*a, **k),
     **{f"optim.{name}": (lambda cls: lambda *a, **k: cls([nx.zeros(2, requires_grad=True)], *a, **k))(
         getattr(nx.optim, name)) for name in ["SGD", "Adam", "AdamW"]},
+    **{f"linalg.{name}": getattr(nx.linalg, name) for name in ["solve", "solve_triangular", "cholesky"]},
+    "linalg.solve_triangular(upper=True)": lambda *a, **k: nx.linalg.solve_triangular(*a, upper=True, **k),
     "autograd.grad": lambda *a, **k: nx.autograd.grad(*a, **k),
     "backward": lambda *a, **k: (nx.randn(3, requires_grad=True) * 2).sum().backward(*a, **k),
 }

@@ -9,6 +9,7 @@ from neurenix import nn
 from neurenix.meta import (
     ANIL,
     MAML,
+    R2D2,
     MetaLearningModel,
     MetaSGD,
     PrototypicalNetworks,
@@ -164,6 +165,7 @@ LEARNERS = {
     "Reptile": (lambda: Reptile(mlp(), inner_steps=2, meta_lr=0.5), sine_tasks),
     "ProtoNets+BatchNorm": (lambda: PrototypicalNetworks(bn_embedding()), class_tasks),
     "Relation": (lambda: RelationNetworks(bn_embedding(), mlp(sizes=(8, 4, 1))), class_tasks),
+    "R2D2+BatchNorm": (lambda: R2D2(bn_embedding()), class_tasks),
 }
 
 

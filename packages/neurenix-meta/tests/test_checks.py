@@ -13,6 +13,7 @@ from meta_helpers import mlp, sine_tasks
 from neurenix.meta import (
     ANIL,
     MAML,
+    R2D2,
     MetaSGD,
     PrototypicalNetworks,
     RelationNetworks,
@@ -58,6 +59,7 @@ ENTRY_POINTS = {  # name: (call(**kwargs), {argument: kind})
     "Reptile": (lambda **kw: Reptile(mlp(), **kw), {"inner_lr": "rate", "meta_lr": "rate", "inner_steps": "count1"}),
     "PrototypicalNetworks": (lambda **kw: PrototypicalNetworks(mlp(), **kw), {"meta_lr": "rate"}),
     "RelationNetworks": (lambda **kw: RelationNetworks(mlp(), mlp(sizes=(2, 1)), **kw), {"meta_lr": "rate"}),
+    "R2D2": (lambda **kw: R2D2(mlp(), **kw), {"meta_lr": "rate", "learn_lambda": "flag"}),
     "generate_regression_tasks": (lambda **kw: generate_regression_tasks(**{"num_tasks": 1, "num_samples_per_task": 2}
                                                                          | kw),
                                   {"num_tasks": "count1", "num_samples_per_task": "count2", "input_dim": "count1",

@@ -11,6 +11,7 @@ from neurenix import nn
 from neurenix.meta import (
     ANIL,
     MAML,
+    R2D2,
     MetaSGD,
     PrototypicalNetworks,
     RelationNetworks,
@@ -52,6 +53,7 @@ LEARNERS = {
     "reptile": lambda s: (Reptile(mlp(s), inner_lr=0.05, inner_steps=3), "sine"),
     "protonets": lambda s: (PrototypicalNetworks(_embedding(s)), "class"),
     "relation": lambda s: (RelationNetworks(_embedding(s), _relation(s)), "class"),
+    "r2d2": lambda s: (R2D2(_embedding(s)), "class"),
 }
 
 

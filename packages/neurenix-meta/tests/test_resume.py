@@ -15,7 +15,7 @@ from neurenix.optim import SGD
 EXACT = """
 import numpy as np
 from neurenix.nn import BatchNorm1d, Linear, ReLU, Sequential
-from neurenix.meta import ANIL, MAML, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile, iMAML
+from neurenix.meta import ANIL, MAML, R2D2, MetaSGD, PrototypicalNetworks, RelationNetworks, Reptile, iMAML
 from neurenix.meta import generate_classification_tasks, generate_regression_tasks
 from neurenix.optim import SGD
 
@@ -34,10 +34,11 @@ LEARNERS = {
     "Reptile+SGD": lambda: Reptile(net(1, 1), inner_steps=2),
     "ProtoNets": lambda: PrototypicalNetworks(net(6, 4, bn=True)),
     "Relation": lambda: RelationNetworks(net(6, 4), net(8, 1)),
+    "R2D2": lambda: R2D2(net(6, 4, bn=True)),
 }
 
 def tasks(name):
-    if name in ("ProtoNets", "Relation"):
+    if name in ("ProtoNets", "Relation", "R2D2"):
         return lambda epoch: generate_classification_tasks(3, 3, 4, 6)
     return lambda epoch: generate_regression_tasks(3, 10)
 
@@ -72,7 +73,7 @@ for name in LEARNERS:
 def test_resuming_is_bit_exact_for_every_learner(tmp_path, backend):
     run = subprocess.run(python_on(backend)(EXACT, tmp_path), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("bit-exact:") == 11, run.stdout
+    assert run.stdout.count("bit-exact:") == 12, run.stdout
 
 
 @pytest.mark.parametrize("make, tasks", [

@@ -18,6 +18,7 @@ from . import (
     distributed,
     distributions,
     func,
+    linalg,  # as torch.linalg: solve, solve_triangular, cholesky
     nn,
     optim,
     rocm,
@@ -227,6 +228,7 @@ __all__ = [
     "isfinite",
     "isinf",
     "isnan",
+    "linalg",
     "linspace",
     "list_backends",
     "load",

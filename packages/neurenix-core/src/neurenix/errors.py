@@ -20,3 +20,9 @@ class BackendError(RuntimeError):
 class InPlaceError(RuntimeError):
     """An in-place change that would give a wrong result: of a tensor a backward pass still needs, or of
     a view (which in PyTorch would write into the tensor it was made from)."""
+
+
+class LinAlgError(RuntimeError):
+    """A linear-algebra op could not complete: a singular matrix in ``linalg.solve``, one that is not
+    positive-definite in ``linalg.cholesky`` (PyTorch's ``torch.linalg.LinAlgError``). The message names the
+    op, the batch element and the problem."""

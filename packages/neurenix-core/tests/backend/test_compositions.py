@@ -76,3 +76,56 @@ def test_reductions(name, dtype):
             assert same(K.min(x, axes, True), NP["min"](x, axes, True))
         elif len(axes) == 1:
             assert same(K.argmin(x, axes[0], False), NP["argmin"](x, axes[0], False))
+
+
+# -- linear algebra: close to LAPACK (other arithmetic order), the same failures reported ------------------------
+
+
+def _spd(b, n, seed=0):
+    a = np.random.default_rng(seed).standard_normal((b, n, n))
+    return a @ a.transpose(0, 2, 1) + n * np.eye(n)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cholesky_and_its_failures(dtype):
+    a = _spd(4, 6).astype(dtype)
+    a[1, 3, 3] = -10.0  # leading minor of order 4
+    a[2, 0, 0] = 0.0  # order 1
+    a[3, 4, 1] = np.nan  # a NaN reaches the pivot of order 5
+    with np.errstate(invalid="ignore"):
+        got, info = K.cholesky(a)
+    want, want_info = NP["cholesky"](a)
+    assert info.dtype == np.int64 and info.tolist() == want_info.tolist() == [0, 4, 1, 5]
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5 if dtype == "float32" else 1e-12)
+    unread = _spd(1, 5)
+    unread[0, 1, 3] = np.nan  # the upper triangle is never read
+    np.testing.assert_allclose(K.cholesky(unread)[0], np.linalg.cholesky(np.tril(unread) + np.tril(unread, -1).mT),
+                               rtol=1e-12)
+
+
+def test_solve_pivots_and_reports_singular_matrices():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3, 5, 5))
+    a[0, 0, 0] = 0.0  # partial pivoting needed at the first step
+    a[2, :, 2] = a[2, :, 4]  # singular: two equal columns give an exact zero pivot
+    a[2, :, 2] = a[2, :, 4] = 0.0
+    b = rng.standard_normal((3, 5, 2))
+    with np.errstate(all="ignore"):
+        x, info = K.solve(a, b)
+    want, want_info = NP["solve"](a, b)
+    assert (info != 0).tolist() == (want_info != 0).tolist() == [False, False, True]
+    np.testing.assert_allclose(x[:2], want[:2], rtol=1e-10)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("unit", [False, True])
+def test_solve_triangular_reads_one_triangle(upper, unit):
+    a = np.random.default_rng(2).standard_normal((2, 5, 5)) + 5 * np.eye(5)
+    other = np.tril(np.full((5, 5), np.nan), -1) if upper else np.triu(np.full((5, 5), np.nan), 1)
+    if unit:
+        other[range(5), range(5)] = np.nan
+    b = np.random.default_rng(3).standard_normal((2, 5, 3))
+    want = NP["solve_triangular"](a, b, upper, unit)
+    got = K.solve_triangular(np.where(np.isnan(other), other, a), b, upper, unit)
+    assert not np.isnan(got).any()
+    np.testing.assert_allclose(got, want, rtol=1e-12)

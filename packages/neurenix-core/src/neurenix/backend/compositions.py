@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
+
 from .kernels import OPTIONAL, REQUIRED, _prod, out_size, window_blocks
 
 # -- exact compositions of former required kernels -------------------------------------------------------
@@ -440,6 +442,111 @@ def _linear_backward(k):
     return linear_backward
 
 
+# -- linear algebra: column by column, for the small systems few-shot learning solves (a ridge-regression head's
+# (support x support) system), with no host round trip: failures are reported in an info buffer --------------------
+
+_INT64 = np.dtype(np.int64)
+_ALL = slice(None)
+
+
+def _stacked(k, x):
+    """``x`` (..., r, c) as (B, r, c): one batch axis."""
+    return k.reshape(x, (_prod(x.shape[:-2]), *x.shape[-2:]))
+
+
+def _zeros_int(k, like):
+    """int64 zeros of ``like``'s shape, on its device (a composition has no device index for ``full``): x < x is false,
+    NaN included."""
+    return k.cast(k.lt(like, like), _INT64)
+
+
+def _first_failure(k, info, failed, step: int):
+    """``info`` with ``step`` where ``failed`` and nothing failed at an earlier step."""
+    return k.where(k.mul(failed, k.eq(info, 0)), step, info)
+
+
+def _iota(k, like, m: int):
+    """int64 0, 1, ..., m - 1 on ``like``'s device: a zero made from like's first element, doubled (itself, then
+    itself shifted) until long enough."""
+    first = k.getitem(k.reshape(like, (_prod(like.shape),)), (slice(0, 1),))
+    r = _zeros_int(k, first)
+    while r.shape[0] < m:
+        r = k.cat([r, k.add(r, r.shape[0])], 0)
+    return k.getitem(r, (slice(0, m),))
+
+
+def _cholesky(k):
+    def cholesky(a):
+        s = _stacked(k, a)  # the trailing block still to factor: after step j, (n - j - 1) square
+        b, n = s.shape[0], s.shape[1]
+        info = _zeros_int(k, k.getitem(s, (_ALL, 0, 0)))
+        cols = []
+        for j in range(n):
+            d = k.getitem(s, (_ALL, 0, 0))
+            failed = k.eq(k.lt(0.0, d), False)  # not d > 0: NaN fails too
+            info = _first_failure(k, info, failed, j + 1)
+            root = k.sqrt(k.where(failed, 1.0, d))  # go on with a harmless pivot: info says the result is void
+            col = k.div(k.getitem(s, (_ALL, _ALL, 0)), k.reshape(root, (b, 1)))  # L[j:, j], from the lower part only
+            cols.append(k.reshape(k.pad(col, ((0, 0), (j, 0)), 0.0), (b, n, 1)))
+            m = n - j - 1
+            if m:  # the Schur complement: only its lower part is read later, so a's upper triangle never is
+                below = k.getitem(col, (_ALL, slice(1, None)))
+                outer = k.mul(k.reshape(below, (b, m, 1)), k.reshape(below, (b, 1, m)))
+                s = k.sub(k.getitem(s, (_ALL, slice(1, None), slice(1, None))), outer)
+        return k.reshape(k.cat(cols, 2), a.shape), k.reshape(info, a.shape[:-2])
+    return cholesky
+
+
+def _solve_triangular(k):
+    def solve_triangular(a, b, upper, unitriangular):
+        t, rest = _stacked(k, a), _stacked(k, b)  # rest: the rows not solved yet, less the solved rows' part
+        n = t.shape[1]
+        x = [None] * n
+        for i in range(n - 1, -1, -1) if upper else range(n):
+            at = i if upper else 0  # row i's place in rest (rows 0..i if upper, else i..n-1)
+            xi = k.getitem(rest, (_ALL, slice(at, at + 1)))
+            if not unitriangular:
+                xi = k.div(xi, k.getitem(t, (_ALL, slice(i, i + 1), slice(i, i + 1))))
+            x[i] = xi
+            if (i if upper else n - 1 - i) == 0:
+                continue
+            column = k.getitem(t, (_ALL, slice(0, i) if upper else slice(i + 1, n), slice(i, i + 1)))
+            rest = k.sub(k.getitem(rest, (_ALL, slice(0, i) if upper else slice(1, None))), k.mul(column, xi))
+        return k.reshape(k.cat(x, 1), b.shape)
+    return solve_triangular
+
+
+def _solve(k):
+    def solve(a, b):
+        t = _stacked(k, a)
+        nb, n, width = t.shape[0], t.shape[1], t.shape[1] + b.shape[-1]
+        batch = _iota(k, t, nb)
+        m = k.cat([t, _stacked(k, b)], 2)  # [a | b]: the rows still to eliminate, from column j on
+        info = _zeros_int(k, k.getitem(t, (_ALL, 0, 0)))
+        rows = []  # the rows of [u | c] with u upper-triangular, u x = c
+        for j in range(n):
+            p = k.argmax(k.abs(k.getitem(m, (_ALL, _ALL, 0))), 1, False)  # partial pivoting: the largest magnitude
+            pivot = k.getitem(m, (batch, p, _ALL))
+            rows.append(k.reshape(k.pad(pivot, ((0, 0), (j, 0)), 0.0), (nb, 1, width)))
+            d = k.getitem(pivot, (_ALL, 0))
+            failed = k.eq(d, 0.0)
+            info = _first_failure(k, info, failed, j + 1)
+            if j == n - 1:
+                break
+            # the other rows: the first row takes the pivot row's place, then goes
+            others = k.getitem(k.index_put(m, (batch, p, _ALL), k.getitem(m, (_ALL, 0, _ALL)), False),
+                               (_ALL, slice(1, None), _ALL))
+            divisor = k.reshape(k.where(failed, 1.0, d), (nb, 1, 1))  # (a zero pivot: info says x is void)
+            factors = k.div(k.getitem(others, (_ALL, _ALL, slice(0, 1))), divisor)
+            tail = k.reshape(k.getitem(pivot, (_ALL, slice(1, None))), (nb, 1, width - j - 1))
+            m = k.sub(k.getitem(others, (_ALL, _ALL, slice(1, None))), k.mul(factors, tail))
+        u = k.cat(rows, 1)
+        x = k.solve_triangular(k.getitem(u, (_ALL, _ALL, slice(0, n))), k.getitem(u, (_ALL, _ALL, slice(n, width))),
+                               True, False)
+        return k.reshape(x, b.shape), k.reshape(info, a.shape[:-2])
+    return solve
+
+
 def _synchronize(k):
     def synchronize(index):
         return None
@@ -460,6 +567,7 @@ DEFAULTS = {
     "max_pool2d": _max_pool2d, "max_pool2d_backward": _max_pool2d_backward,
     "unfold_batch": _unfold_batch, "fold_batch": _fold_batch,
     "conv2d": _conv2d, "conv2d_input_grad": _conv2d_input_grad, "conv2d_weight_grad": _conv2d_weight_grad,
+    "cholesky": _cholesky, "solve_triangular": _solve_triangular, "solve": _solve,
 }
 assert set(DEFAULTS) == set(OPTIONAL)
 

@@ -138,6 +138,16 @@ OPTIONAL: dict[str, str] = {
                          "of sum(g * conv2d(x, weight)) with respect to x of input_shape; g (N, O, OH, OW)",
     "conv2d_weight_grad": "(x, g, weight_shape, stride, padding, dilation, groups) -> weight_shape: the gradient of "
                           "sum(g * conv2d(x, weight)) with respect to weight (4-D, or 5-D per task)",
+    # linear algebra on batches of matrices: a (..., n, n), b (..., n, k) floats of one batch shape, none of n, k and
+    # the batch empty (core handles empty operands itself)
+    "cholesky": "(a) -> (l, info): l lower-triangular with l @ l^T = a, read from a's lower triangle only (l's strict "
+                "upper triangle is 0); info int64 (...): 0, or the order of a's first leading minor that is not "
+                "positive-definite (a pivot <= 0 or NaN), where l's values are unspecified",
+    "solve_triangular": "(a, b, upper, unitriangular) -> x with t @ x = b, t the upper (else lower) triangle of a, "
+                        "its diagonal taken as ones if unitriangular; the other triangle is never read; a zero on the "
+                        "diagonal gives infinities or NaN, as division does",
+    "solve": "(a, b) -> (x, info): x = a^-1 @ b (LU with partial pivoting); info int64 (...): 0, or nonzero where a is "
+             "singular (a zero pivot), where x's values are unspecified",
 }
 
 KERNELS = (*REQUIRED, *OPTIONAL)

@@ -167,6 +167,66 @@ def fold(cols, output_size, kernel_size, stride, padding, dilation):
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
+# linear algebra: LAPACK through numpy.linalg, which raises for a whole batch where the contract reports each matrix
+
+
+def cholesky(a):
+    try:
+        low = np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:  # a matrix of the batch is not positive-definite: find which, and where
+        return _cholesky_each(a)
+    nan = np.isnan(np.diagonal(low, 0, -2, -1))  # a NaN pivot, which LAPACK (OpenBLAS) goes on through
+    return low, np.where(nan.any(-1), nan.argmax(-1) + 1, 0).astype(np.int64)
+
+
+def _cholesky_each(a):
+    low, info = np.full(a.shape, np.nan, a.dtype), np.zeros(a.shape[:-2], np.int64)
+    for i in np.ndindex(*a.shape[:-2]):
+        info[i] = _failed_minor(a[i])
+        if not info[i]:
+            low[i] = np.linalg.cholesky(a[i])
+    return low, info
+
+
+def _failed_minor(a) -> int:
+    """The order of the first leading minor of the matrix ``a`` that is not positive-definite (a pivot <= 0 or
+    NaN), or 0."""
+    for order in range(1, a.shape[-1] + 1):
+        try:
+            if np.isnan(np.linalg.cholesky(a[:order, :order])[-1, -1]):
+                return order
+        except np.linalg.LinAlgError:
+            return order
+    return 0
+
+
+def solve(a, b):
+    try:
+        return np.linalg.solve(a, b), np.zeros(a.shape[:-2], np.int64)
+    except np.linalg.LinAlgError:  # a singular matrix in the batch: find which
+        x, info = np.full(b.shape, np.nan, b.dtype), np.zeros(a.shape[:-2], np.int64)
+        for i in np.ndindex(*a.shape[:-2]):
+            try:
+                x[i] = np.linalg.solve(a[i], b[i])
+            except np.linalg.LinAlgError:
+                info[i] = 1
+        return x, info
+
+
+def solve_triangular(a, b, upper, unitriangular):
+    # NumPy has no triangular solver (np.linalg.solve would read the other triangle and refuse a zero pivot):
+    # substitution, one row at a time over the whole batch, taking each solved row off the rows left
+    x = np.array(b, copy=True)
+    n = a.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero pivot gives inf or NaN, as the contract says
+        for i in range(n - 1, -1, -1) if upper else range(n):
+            if not unitriangular:
+                x[..., i, :] /= a[..., i, i, None]
+            rest = slice(0, i) if upper else slice(i + 1, n)
+            x[..., rest, :] -= a[..., rest, i, None] * x[..., i, None, :]
+    return x
+
+
 KERNELS = {
     "from_numpy": from_numpy, "to_numpy": to_numpy, "full": full, "copy": copy, "cast": cast,
     "neg": np.negative, "abs": np.absolute, "sign": np.sign, "relu": relu, "exp": np.exp, "log": np.log,
@@ -179,6 +239,7 @@ KERNELS = {
     "reshape": reshape, "permute": permute, "expand": expand,
     "getitem": getitem, "index_put": index_put, "cat": cat, "pad": pad,
     "matmul": matmul, "unfold": unfold, "fold": fold, "relu_backward": relu_backward,
+    "cholesky": cholesky, "solve": solve, "solve_triangular": solve_triangular,
 }
 
 

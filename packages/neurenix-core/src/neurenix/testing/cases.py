@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..linalg import cholesky, solve, solve_triangular
 from ..nn import functional as F
 from ..ops import cat, cdist, einsum, relu_backward, stack, where
 from ..tensor import Tensor
@@ -344,6 +345,32 @@ def _np_odd(b):
     return b * 2 + 1  # an odd int64 divisor (never 0) from an input in [-4, 4]
 
 
+def _regular(a):
+    """A well-conditioned matrix from a standard normal one: ``a + 4 I``."""
+    return a + Tensor(4 * np.eye(a.shape[-1]), dtype=a.dtype)
+
+
+def _np_regular(a):
+    return a + 4 * np.eye(a.shape[-1], dtype=a.dtype)
+
+
+def _spd(a):
+    """A symmetric positive-definite matrix from any (..., n, m) one: ``a a^T + 4 I``."""
+    return _regular(a @ a.mT)
+
+
+def _np_spd(a):
+    return _np_regular(a @ a.swapaxes(-1, -2))
+
+
+def _np_triangular(a, upper, unit=False):
+    t = np.triu(a) if upper else np.tril(a)
+    if unit:
+        i = np.arange(a.shape[-1])
+        t[..., i, i] = 1
+    return t
+
+
 _W = np.array([0.5, 2.0, 1.5])  # class weights for 3 classes
 _LABELS_IGNORED = np.array([2, -100, 1, 2])
 _SCATTER = np.array([[0, 3], [2, 1], [1, 0]])  # positions in (3, 4) along dim 1, none repeated in a row
@@ -488,6 +515,22 @@ CASES: list[OpCase] = [
     C("linear_3d_input", lambda x, w: F.linear(x, w), lambda x, w: x @ w.T, ((2, 5, 3), (4, 3))),
     C("linear_batched_weights", lambda x, w, b: F.linear(x, w, b),
       lambda x, w, b: x @ w.transpose(0, 2, 1) + b[:, None, :], ((2, 5, 3), (2, 4, 3), (2, 4))),
+    C("linalg_solve", lambda a, b: solve(_regular(a), b), lambda a, b: np.linalg.solve(_np_regular(a), b),
+      ((2, 4, 4), (2, 4, 3)), zero_shapes=(((2, 0, 0), (2, 0, 3)),)),
+    C("linalg_solve_vector_broadcast", lambda a, b: solve(_regular(a), b),
+      lambda a, b: np.linalg.solve(_np_regular(a), b[:, None])[..., 0], ((2, 3, 3), (3,))),
+    C("linalg_solve_left_false", lambda a, b: solve(_regular(a), b, left=False),
+      lambda a, b: np.linalg.solve(_np_regular(a).swapaxes(-1, -2), b.swapaxes(-1, -2)).swapaxes(-1, -2),
+      ((3, 3), (2, 2, 3))),
+    C("linalg_solve_triangular", lambda a, b: solve_triangular(_regular(a), b, upper=True),
+      lambda a, b: np.linalg.solve(_np_triangular(_np_regular(a), True), b), ((2, 4, 4), (2, 4, 3))),
+    C("linalg_solve_triangular_right_unit", lambda a, b: solve_triangular(a, b, upper=False, left=False, unitriangular=True),
+      lambda a, b: np.linalg.solve(_np_triangular(a, False, True).swapaxes(-1, -2), b.swapaxes(-1, -2)).swapaxes(-1, -2),
+      ((4, 4), (2, 3, 4))),
+    C("linalg_cholesky", lambda a: cholesky(_spd(a)), lambda a: np.linalg.cholesky(_np_spd(a)), ((2, 4, 4),),
+      zero_shapes=(((2, 0, 0),),)),
+    C("linalg_cholesky_upper", lambda a: cholesky(_spd(a), upper=True),
+      lambda a: np.linalg.cholesky(_np_spd(a)).swapaxes(-1, -2), ((3, 2),)),
     # windows, convolution, pooling
     C("unfold", lambda a: F.unfold(a, 2), lambda a: _np_unfold(a, 2), ((2, 2, 4, 3),)),
     C("unfold_stride_pad_dilation", lambda a: F.unfold(a, 2, dilation=2, padding=1, stride=2),

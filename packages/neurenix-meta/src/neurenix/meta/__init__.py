@@ -2,7 +2,7 @@
 
 Meta-learners (one ``MetaLearningModel`` API): ``MAML`` (second and first order, with MAML++'s options and
 a checkpointed inner loop), ``ANIL``, ``MetaSGD``, ``iMAML`` (implicit gradients), ``Reptile``,
-``PrototypicalNetworks`` and ``RelationNetworks``; task generators ``generate_regression_tasks`` and
+``PrototypicalNetworks``, ``RelationNetworks`` and ``R2D2``; task generators ``generate_regression_tasks`` and
 ``generate_classification_tasks``. A task is ``(support_x, support_y, query_x, query_y)``.
 """
 
@@ -21,13 +21,15 @@ from .maml import MAML, multi_step_weights
 from .metasgd import MetaSGD
 from .metric import FewShotClassifier
 from .protonets import PrototypicalNetworks
+from .r2d2 import R2D2
 from .relation import RelationNetworks
 from .reptile import Reptile
 from .tasks import Task
 
 __all__ = [
-    "ANIL", "MAML", "FewShotClassifier", "MetaLearningModel", "MetaSGD", "PrototypicalNetworks", "RelationNetworks",
-    "Reptile", "Task", "generate_classification_tasks", "generate_regression_tasks", "iMAML", "multi_step_weights",
+    "ANIL", "MAML", "R2D2", "FewShotClassifier", "MetaLearningModel", "MetaSGD", "PrototypicalNetworks",
+    "RelationNetworks", "Reptile", "Task", "generate_classification_tasks", "generate_regression_tasks", "iMAML",
+    "multi_step_weights",
 ]
 # real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
 __all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",

@@ -39,6 +39,23 @@ def rate(name: str, value: Any) -> float:
     return float(value)
 
 
+def finite(name: str, value: Any) -> float:
+    """A finite real number, of either sign (an initial scale or bias)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def positive(name: str, value: Any) -> float:
+    """A finite real number > 0 (a regularisation strength)."""
+    value = finite(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
 def max_norm(name: str, value: Any) -> float | None:
     """None (no clipping) or a finite number > 0 (a gradient-norm bound: 0 would zero every gradient)."""
     if value is None:

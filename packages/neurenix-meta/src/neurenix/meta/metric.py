@@ -20,6 +20,11 @@ from .losses import LossFn, task_losses
 from .tasks import Batch, Checked, check_task, stack
 
 
+def features(e: Tensor) -> Tensor:
+    """Embeddings (tasks, rows, ...) as (tasks, rows, features): feature maps flattened."""
+    return e.flatten(2) if e.ndim > 3 else e
+
+
 class MetricLearner(MetaLearningModel):
     """Base of the metric learners: ``scores`` turns query and support embeddings into class logits."""
 

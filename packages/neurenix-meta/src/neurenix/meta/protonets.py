@@ -7,13 +7,9 @@ from neurenix.errors import ShapeError
 from neurenix.nn import Module
 
 from . import checks
-from .metric import MetricLearner
+from .metric import MetricLearner, features
 
 METRICS = ("euclidean", "cosine")
-
-
-def _flat(e: Tensor) -> Tensor:
-    return e.flatten(2) if e.ndim > 3 else e  # (tasks, rows, ...) -> (tasks, rows, features)
 
 
 class PrototypicalNetworks(MetricLearner):
@@ -38,7 +34,7 @@ class PrototypicalNetworks(MetricLearner):
     @staticmethod
     def prototypes(support: Tensor, one_hot: Tensor) -> Tensor:
         """Per-class means (tasks, classes, features) of embeddings (tasks, rows, ...)."""
-        return (one_hot.mT @ _flat(support)) / one_hot.sum(-2).unsqueeze(-1)
+        return (one_hot.mT @ features(support)) / one_hot.sum(-2).unsqueeze(-1)
 
     def compute_distances(self, query_embeddings: Tensor, prototypes: Tensor) -> Tensor:
         """Distances (..., queries, classes) between embeddings (..., queries, features) and prototypes
@@ -57,7 +53,7 @@ class PrototypicalNetworks(MetricLearner):
         return 1 - _unit(q) @ _unit(p).mT
 
     def scores(self, query: Tensor, support: Tensor, one_hot: Tensor) -> Tensor:
-        return -self.compute_distances(_flat(query), self.prototypes(support, one_hot))
+        return -self.compute_distances(features(query), self.prototypes(support, one_hot))
 
 
 def _unit(x: Tensor) -> Tensor:
