@@ -39,6 +39,15 @@ def rate(name: str, value: Any) -> float:
     return float(value)
 
 
+def real(name: str, value: Any) -> float:
+    """A finite real number of either sign (a log-weight)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def max_norm(name: str, value: Any) -> float | None:
     """None (no clipping) or a finite number > 0 (a gradient-norm bound: 0 would zero every gradient)."""
     if value is None:
