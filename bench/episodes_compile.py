@@ -1,12 +1,14 @@
 """``meta_learn(compile=True)`` on Meta-Dataset episodes (``EpisodeSampler``), whose shapes change at almost
 every meta-batch, against ``compile=False``; and on fixed-shape tasks (``TaskSampler``) for reference.
 
-``neurenix.compile`` captures one program per guard key (the meta-batch's shapes among it): varied episodes
-make most steps new keys, each traced (an eager step plus recording); past ``2 * max_programs + 2`` new keys
-it gives up and runs every later call eagerly, with a ``CaptureWarning``. Per learner and sampler: seconds per
-meta-step (median over steps 2.., and over the first 20 steps), the compiled step's stats (traces, replays,
-eager), the warnings, the distinct meta-batch shapes, and the sizes of the shape-keyed caches at the end.
-The same pre-sampled tasks feed both modes.
+``neurenix.compile`` captures one program per guard key (the meta-batch's shapes among it). Traced at their
+first sight ("compiled-every-shape", what ``MetaLearningModel`` did before it gated tracing), varied episodes
+make every step a trace (an eager step plus recording) and none a replay, until past ``2 * max_programs + 2``
+new keys neurenix.compile gives up, with a ``CaptureWarning``, and runs every later call eagerly. "compiled"
+is the learner as it is: a meta-batch's shapes are traced at their second sight only (the first step's too).
+Per learner, sampler and mode: seconds per meta-step (median over steps 2.., over steps 2-20 and over the
+rest), the compiled step's stats (traces, replays, eager), the warnings, the distinct meta-batch shapes, and
+the sizes of the shape-keyed caches at the end. The same pre-sampled tasks feed every mode.
 
     python bench/episodes_compile.py --out bench/results/episodes_compile.json
 """
@@ -28,7 +30,8 @@ import numpy as np
 
 import neurenix as nx
 from neurenix import nn
-from neurenix.meta import MAML, EpisodeSampler, PrototypicalNetworks, TaskSampler, tasks as meta_tasks
+from neurenix.meta import MAML, EpisodeSampler, MetaLearningModel, PrototypicalNetworks, TaskSampler
+from neurenix.meta import tasks as meta_tasks
 
 DIM, CLASSES, PER_CLASS, WAYS = 32, 40, 30, 10
 
@@ -59,8 +62,19 @@ def shape_keys(meta_batch):
     return tuple((b.support_x.shape, b.query_x.shape, b.classes) for b in meta_tasks.batches(checked))
 
 
-def run(name, tasks, compile):
+def every_shape(self, attribute, fn, key):
+    """``MetaLearningModel._compiled`` without its gate: every new shape is traced at its first sight."""
+    compiled = self.__dict__.get(attribute)
+    if compiled is None:
+        compiled = self.__dict__[attribute] = nx.compile(fn)
+    return compiled
+
+
+def run(name, tasks, mode):
     model = learner(name)
+    gated = MetaLearningModel._compiled
+    if mode == "compiled-every-shape":
+        MetaLearningModel._compiled = every_shape
     times = []
     last = [time.perf_counter()]
 
@@ -72,8 +86,11 @@ def run(name, tasks, compile):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", nx.CaptureWarning)
         last[0] = time.perf_counter()
-        model.meta_learn(lambda e: tasks[e], epochs=len(tasks), tasks_per_batch=len(tasks[0]), compile=compile,
-                         callback=tick)
+        try:
+            model.meta_learn(lambda e: tasks[e], epochs=len(tasks), tasks_per_batch=len(tasks[0]),
+                             compile=mode != "eager", callback=tick)
+        finally:
+            MetaLearningModel._compiled = gated
     compiled = model.__dict__.get("_compiled_gradient")
     out = {"median_s": statistics.median(times[1:]), "median_first20_s": statistics.median(times[1:20]),
            "median_after20_s": statistics.median(times[20:]), "total_s": sum(times),
@@ -113,10 +130,10 @@ def main():
         result["runs"][kind] = {"distinct_meta_batch_keys": len(set(keys)),
                                 "shape_groups_per_meta_batch": statistics.mean(len(k) for k in keys)}
         for name in args.learners:
-            for compile in (False, True):
-                r = run(name, tasks, compile)
-                result["runs"][kind][f"{name}/{'compiled' if compile else 'eager'}"] = r
-                print(kind, name, "compiled" if compile else "eager", json.dumps(r)[:400], flush=True)
+            for mode in ("eager", "compiled", "compiled-every-shape"):
+                r = run(name, tasks, mode)
+                result["runs"][kind][f"{name}/{mode}"] = r
+                print(kind, name, mode, json.dumps(r)[:400], flush=True)
     result["caches_at_end"] = caches()
     print(json.dumps(result["caches_at_end"]))
     if args.out:
