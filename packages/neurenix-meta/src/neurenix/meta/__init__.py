@@ -12,7 +12,7 @@ from . import algorithms
 from .anil import ANIL
 from .base import MetaLearningModel
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import TaskSampler, load_image_folder, rotate_classes, split_classes
+from .data import EpisodeSampler, TaskSampler, load_image_folder, rotate_classes, split_classes
 from .evaluation import Evaluation, evaluate
 from .generators import generate_classification_tasks, generate_regression_tasks
 from .imaml import iMAML
@@ -34,5 +34,7 @@ __all__ = [
 # real data, evaluation and checkpoints (the ``neurenix`` command line is ``neurenix.meta.cli``)
 __all__ += ["CheckpointError", "Evaluation", "TaskSampler", "evaluate", "load_checkpoint", "load_image_folder",
             "rotate_classes", "save_checkpoint", "split_classes"]
+# episodes of varying ways and shots (Meta-Dataset's sampler)
+__all__ += ["EpisodeSampler"]
 # learn2learn's functional style (``maml.clone()``, ``learner.adapt(loss)``), and its ``l2l.algorithms`` namespace
 __all__ += ["ClonedLearner", "algorithms", "clone_module"]

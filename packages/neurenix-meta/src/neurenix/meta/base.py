@@ -15,6 +15,7 @@ import numpy as np
 
 import neurenix as nx
 from neurenix import Tensor
+from neurenix.caches import remember
 from neurenix.nn import Module
 from neurenix.nn.utils import clip_grad_norm_
 from neurenix.optim import Adam, Optimizer
@@ -118,6 +119,12 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
     return ws
 
 
+def _shapes(stacked: Sequence[Batch]) -> tuple:
+    """What tells compiled steps' shapes apart: each batch's tensor signatures and number of classes."""
+    return tuple((b.support_x.signature, b.support_y.signature, b.query_x.signature, b.query_y.signature, b.classes)
+                 for b in stacked)
+
+
 def _per_task(v: Tensor, like: Tensor) -> Tensor:
     """``v`` (one value per task) shaped to broadcast against ``like`` (task axis in front)."""
     return v.reshape(-1, *[1] * (like.ndim - 1))
@@ -133,7 +140,8 @@ class MetaLearningModel(Module):
 
     # what the compiled steps never read (neurenix.compile leaves them out of its guards): the default
     # meta-optimizer, whose rate a scheduler changes between steps, and the compiled steps themselves
-    __capture_unread__ = frozenset(("_default_optimizer", "_compiled_gradient", "_compiled_adaptation"))
+    __capture_unread__ = frozenset(("_default_optimizer", "_compiled_gradient", "_compiled_adaptation",
+                                    "_compiled_shapes"))
     grad_reduction = "sum"  # how ranks combine meta_step's gradients: a sum over tasks ("mean": a mean over them)
     # checked whenever assigned, here or later: a NaN or negative rate would train silently to nonsense
     inner_lr = checks.Validated(checks.rate)
@@ -180,11 +188,8 @@ class MetaLearningModel(Module):
         loss_fn, compile = checks.function("loss_fn", loss_fn), checks.flag("compile", compile)  # noqa: A001
         b = stack([check_task((support_x, support_y, support_x, support_y), 0, ("support_x", "support_y"))])
         clone = self.clone_model()  # adapted on the copy, so that its buffers (BatchNorm's) move, not ours
-        adapt = self.adapted_parameters
-        if compile:
-            adapt = self.__dict__.get("_compiled_adaptation")
-            if adapt is None:
-                adapt = self.__dict__["_compiled_adaptation"] = nx.compile(self.adapted_parameters)
+        adapt = self._compiled("_compiled_adaptation", self.adapted_parameters, (_shapes([b]), steps)) if compile \
+            else self.adapted_parameters
         fast = adapt(clone, b, steps, loss_fn)
         with nx.no_grad():
             for name, p in clone.named_parameters():
@@ -270,9 +275,7 @@ class MetaLearningModel(Module):
         stacked = batches(tasks, batch_tasks)
         if compile:  # renumbered: which tasks they are only shows in messages, and must not tell programs apart
             stacked = [dataclasses.replace(b, indices=tuple(range(b.size))) for b in stacked]
-            step = self.__dict__.get("_compiled_gradient")
-            if step is None:
-                step = self.__dict__["_compiled_gradient"] = nx.compile(self.gradient_values)
+            step = self._compiled("_compiled_gradient", self.gradient_values, _shapes(stacked))
         else:
             step = self.gradient_values
         params = [p for g in optimizer.param_groups for p in g["params"]]  # (not the optimizer: its rate may vary)
@@ -289,6 +292,21 @@ class MetaLearningModel(Module):
         optimizer.step()
         self.after_meta_step()
         return values[0], int(values[2]) if right else 0
+
+    def _compiled(self, attribute: str, fn: Callable, key: tuple) -> Callable:
+        """``fn`` compiled (kept as ``attribute``) for the first call and for calls whose shapes ``key`` came
+        before; ``fn`` itself the first time other shapes come. A trace costs about three eager calls and pays
+        only when its shapes come back, which episodes of varied ways and shots (``EpisodeSampler``) almost never
+        do: traced at every step, they would run slower than eagerly until neurenix.compile gave up on them."""
+        seen = self.__dict__.setdefault("_compiled_shapes", {}).setdefault(attribute, {})
+        new = bool(seen) and key not in seen
+        remember(seen, key, True)
+        if new:
+            return fn
+        compiled = self.__dict__.get(attribute)
+        if compiled is None:
+            compiled = self.__dict__[attribute] = nx.compile(fn)
+        return compiled
 
     def after_meta_step(self) -> None:
         """Called after every meta-update: learners whose parameters have bounds (Meta-SGD's rates) project

@@ -40,7 +40,7 @@ def rate(name: str, value: Any) -> float:
 
 
 def finite(name: str, value: Any) -> float:
-    """A finite real number, of either sign (an initial scale or bias)."""
+    """A finite real number, of either sign (an initial scale or bias, a log-weight)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value):

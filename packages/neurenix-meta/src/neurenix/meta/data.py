@@ -1,14 +1,17 @@
-"""Few-shot tasks from real data: class-disjoint splits, an N-way K-shot task sampler, an image-folder loader.
+"""Few-shot tasks from real data: class-disjoint splits, N-way K-shot and Meta-Dataset episode samplers, an
+image-folder loader.
 
 Few-shot learning is evaluated on classes never seen in meta-training, so a data set is first split by
 class (``split_classes``); a ``TaskSampler`` then draws N-way K-shot tasks from one split: N of its
 classes, K support and Q query examples of each, labels renumbered 0..N-1 in a random order per task.
+An ``EpisodeSampler`` draws episodes whose ways and shots vary, as Meta-Dataset's do.
 ``rotate_classes`` multiplies the classes of a training split by rotating images (Omniglot's augmentation);
 ``load_image_folder`` reads a directory laid out as Omniglot is (``alphabet/character/*.png``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -99,17 +102,61 @@ def _mapping(name: str, value) -> dict:
     return dict(value)
 
 
-def _class_names(names, classes: np.ndarray) -> dict:
+def _class_names(names, classes: np.ndarray, who: str) -> dict:
     """Each class's name for errors: ``names[c]`` for class index c (as ``load_image_folder`` gives them), or c."""
     if names is None:
         return {c: c for c in classes}
     if classes.dtype.kind not in "iu" or classes[0] < 0 or classes[-1] >= len(names):
-        raise ValueError(f"TaskSampler: class_names has {len(names)} names, so y must hold class indices 0 to "
+        raise ValueError(f"{who}: class_names has {len(names)} names, so y must hold class indices 0 to "
                          f"{len(names) - 1}; it holds {classes[0]} to {classes[-1]}")
     return {c: names[int(c)] for c in classes}
 
 
-class TaskSampler:
+class _ClassSampler:
+    """What the task samplers share: labelled rows by class, their random generator, and tasks built from an
+    episode's composition (which classes, how many support and query rows of each)."""
+
+    def __init__(self, who: str, x, y, seed: int | None, one_hot: bool, device, dtype):
+        self.x, self.y = _labelled(x, y, who)
+        self.who, self.one_hot = who, checks.flag("one_hot", one_hot)
+        self.device, self.dtype = device, checks.float_dtype("dtype", dtype)
+        self.rng = _rng(seed) if seed is not None else None
+        self.classes, self.counts = np.unique(self.y, return_counts=True)
+
+    def _index(self, class_names, least: int, need: str) -> None:
+        """Check that every class has ``least`` examples (``need`` says for what), naming the short ones, then
+        index the rows of each class."""
+        names = _class_names(class_names, self.classes, self.who)
+        short = [f"{names[c]!s} ({n})" for c, n in zip(self.classes, self.counts) if n < least]
+        if short:
+            raise ValueError(f"{self.who}: {need} need {least} examples per class; class "
+                             f"{', class '.join(short[:5])}{' ...' if len(short) > 5 else ''} "
+                             f"{'has' if len(short) == 1 else 'have'} fewer")
+        self.rows = [np.flatnonzero(self.y == c) for c in self.classes]
+
+    def _generator(self) -> np.random.Generator:
+        return self.rng or nx.random.generator()
+
+    def _task(self, picked: list[np.ndarray], shots, queries: int) -> Task:
+        """The task whose class i has the rows ``picked[i]``: the first ``shots`` (one count, or one per class)
+        are support rows, the rest query rows; labels 0..ways-1 in the order of ``picked``."""
+        shots = np.broadcast_to(shots, len(picked))
+        support = np.concatenate([r[:k] for r, k in zip(picked, shots)])
+        query = np.concatenate([r[k:] for r, k in zip(picked, shots)])
+        labels = np.arange(len(picked))
+        ys = [np.repeat(labels, n) for n in (shots, queries)]
+        if self.one_hot:
+            ys = [np.eye(len(picked))[v] for v in ys]
+        return self._tensor(self.x[support]), self._label(ys[0]), self._tensor(self.x[query]), self._label(ys[1])
+
+    def _tensor(self, a: np.ndarray) -> nx.Tensor:
+        return nx.tensor(a, dtype=self.dtype, device=self.device)
+
+    def _label(self, a: np.ndarray) -> nx.Tensor:
+        return self._tensor(a) if self.one_hot else nx.tensor(a, dtype=nx.int64, device=self.device)
+
+
+class TaskSampler(_ClassSampler):
     """Draws N-way K-shot Q-query classification tasks from labelled arrays ``x`` (rows, ...) and ``y`` (rows,).
 
     Each task picks ``ways`` distinct classes and, per class, ``shots`` support and ``queries`` query rows
@@ -122,44 +169,87 @@ class TaskSampler:
                  class_names=None, device=None, dtype=None):
         ways, shots, queries = checks.count("ways", ways, 2), checks.count("shots", shots, 1), \
             checks.count("queries", queries, 1)
-        self.x, y = _labelled(x, y, "TaskSampler")
-        self.ways, self.shots, self.queries, self.one_hot = ways, shots, queries, checks.flag("one_hot", one_hot)
-        self.device, self.dtype = device, checks.float_dtype("dtype", dtype)
-        self.rng = _rng(seed) if seed is not None else None
-        classes, counts = np.unique(y, return_counts=True)
-        if len(classes) < ways:
-            raise ValueError(f"TaskSampler: {ways}-way tasks need {ways} classes, the data has {len(classes)}")
-        names = _class_names(class_names, classes)
-        short = [f"{names[c]!s} ({n})" for c, n in zip(classes, counts) if n < shots + queries]
-        if short:
-            raise ValueError(f"TaskSampler: {shots}-shot {queries}-query tasks need {shots + queries} examples per "
-                             f"class; class {', class '.join(short[:5])}{' ...' if len(short) > 5 else ''} "
-                             f"{'has' if len(short) == 1 else 'have'} fewer")
-        self.rows = [np.flatnonzero(y == c) for c in classes]
+        super().__init__("TaskSampler", x, y, seed, one_hot, device, dtype)
+        self.ways, self.shots, self.queries = ways, shots, queries
+        if len(self.classes) < ways:
+            raise ValueError(f"TaskSampler: {ways}-way tasks need {ways} classes, the data has {len(self.classes)}")
+        self._index(class_names, shots + queries, f"{shots}-shot {queries}-query tasks")
 
     def sample(self, num_tasks: int) -> list[Task]:
         """``num_tasks`` new tasks ``(support_x, support_y, query_x, query_y)``, support rows first by class."""
         num_tasks = checks.count("num_tasks", num_tasks)
-        rng, k = self.rng or nx.random.generator(), self.shots
-        tasks = []
-        for _ in range(num_tasks):
-            picked = [rng.choice(self.rows[c], k + self.queries, replace=False)
-                      for c in rng.choice(len(self.rows), self.ways, replace=False)]
-            support = np.concatenate([r[:k] for r in picked])
-            query = np.concatenate([r[k:] for r in picked])
-            labels = np.arange(self.ways)
-            ys = [np.repeat(labels, n) for n in (k, self.queries)]
-            if self.one_hot:
-                ys = [np.eye(self.ways)[v] for v in ys]
-            tasks.append((self._tensor(self.x[support]), self._label(ys[0]), self._tensor(self.x[query]),
-                          self._label(ys[1])))
-        return tasks
+        rng, n = self._generator(), self.shots + self.queries
+        return [self._task([rng.choice(self.rows[c], n, replace=False)
+                            for c in rng.choice(len(self.rows), self.ways, replace=False)], self.shots, self.queries)
+                for _ in range(num_tasks)]
 
-    def _tensor(self, a: np.ndarray) -> nx.Tensor:
-        return nx.tensor(a, dtype=self.dtype, device=self.device)
 
-    def _label(self, a: np.ndarray) -> nx.Tensor:
-        return self._tensor(a) if self.one_hot else nx.tensor(a, dtype=nx.int64, device=self.device)
+class EpisodeSampler(_ClassSampler):
+    """Draws variable-way, variable-shot episodes as Meta-Dataset does (Triantafillou et al., 2020, "Meta-Dataset",
+    Section 3.2 and Appendix; google-research/meta-dataset's ``data/sampling.py`` with its default
+    ``EpisodeDescriptionConfig``), from labelled arrays ``x`` (rows, ...) and ``y`` (rows,). Each episode:
+
+    1. ways: uniform in [``min_ways``, min(``max_ways``, classes in the data)]; the classes: uniform, distinct.
+    2. query rows per class (the same for every class): min(``max_query_per_class``, floor(half the examples of
+       the episode's smallest class)).
+    3. support set size: min(``max_support``, sum over classes of ceil(beta * min(``max_support_contribution``,
+       examples left after the query))), beta uniform in (0, 1]: at least one row per class.
+    4. support rows per class: 1 + floor(share * (size - ways)), capped at the examples left, where the shares
+       are proportional to exp(alpha_c) * examples of class c, alpha_c uniform in [``min_log_weight``,
+       ``max_log_weight``]: the support set is imbalanced, loosely following class frequencies.
+
+    The tasks are ``TaskSampler``'s: support rows grouped by class, labels 0..ways-1 in a random order (int64,
+    or one-hot rows of width ways with ``one_hot=True``), rows distinct. ``seed``, ``class_names``,
+    ``device`` and ``dtype`` are as there. Every class needs two examples (one support, one query).
+    """
+
+    def __init__(self, x, y, *, min_ways: int = 5, max_ways: int = 50, max_query_per_class: int = 10,
+                 max_support: int = 500, max_support_contribution: int = 100,
+                 min_log_weight: float = math.log(0.5), max_log_weight: float = math.log(2),
+                 seed: int | None = None, one_hot: bool = False, class_names=None, device=None, dtype=None):
+        self.min_ways = checks.count("min_ways", min_ways, 2)
+        self.max_ways = checks.count("max_ways", max_ways, self.min_ways)
+        self.max_query_per_class = checks.count("max_query_per_class", max_query_per_class, 1)
+        self.max_support = checks.count("max_support", max_support, 1)
+        self.max_support_contribution = checks.count("max_support_contribution", max_support_contribution, 1)
+        self.min_log_weight = checks.finite("min_log_weight", min_log_weight)
+        self.max_log_weight = checks.finite("max_log_weight", max_log_weight)
+        if self.max_log_weight < self.min_log_weight:
+            raise ValueError(f"EpisodeSampler: max_log_weight {max_log_weight!r} is below min_log_weight "
+                             f"{min_log_weight!r}")
+        super().__init__("EpisodeSampler", x, y, seed, one_hot, device, dtype)
+        if len(self.classes) < self.min_ways:
+            raise ValueError(f"EpisodeSampler: min_ways={self.min_ways} needs {self.min_ways} classes, the data has "
+                             f"{len(self.classes)}")
+        self.top_ways = min(self.max_ways, len(self.classes))  # the most ways an episode can have
+        if self.max_support < self.top_ways:  # (Meta-Dataset fails the episode; we fail now)
+            raise ValueError(f"EpisodeSampler: max_support={self.max_support} is below the {self.top_ways} ways an "
+                             f"episode can have (min(max_ways, classes)), and each needs a support row")
+        self._index(class_names, 2, "episodes (one support and one query row at least)")
+
+    def sample(self, num_tasks: int) -> list[Task]:
+        """``num_tasks`` new episodes ``(support_x, support_y, query_x, query_y)``, support rows first by class."""
+        num_tasks = checks.count("num_tasks", num_tasks)
+        rng = self._generator()
+        return [self._episode(rng) for _ in range(num_tasks)]
+
+    def _episode(self, rng: np.random.Generator) -> Task:
+        ways = int(rng.integers(self.min_ways, self.top_ways + 1))
+        chosen = rng.choice(len(self.rows), ways, replace=False)
+        examples = self.counts[chosen]
+        queries = min(self.max_query_per_class, int(examples.min()) // 2)
+        shots = self._shots(examples, examples - queries, rng)
+        return self._task([rng.choice(self.rows[c], k + queries, replace=False) for c, k in zip(chosen, shots)],
+                          shots, queries)
+
+    def _shots(self, examples: np.ndarray, left: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Support rows per class (steps 3 and 4) from the classes' examples, and those left after the query."""
+        # floor(beta * c + 1) with beta uniform in [0, 1) is ceil(beta' * c) with beta' uniform in (0, 1]
+        contributions = np.minimum(self.max_support_contribution, left)
+        size = min(self.max_support, int(np.floor(rng.uniform() * contributions + 1).sum()))
+        weights = examples * np.exp(rng.uniform(self.min_log_weight, self.max_log_weight, len(examples)))
+        shots = np.floor(weights / weights.sum() * (size - len(examples))).astype(np.int64) + 1
+        return np.minimum(shots, left)
 
 
 def _size(size) -> tuple[int, int] | None:

@@ -21,14 +21,6 @@ from .losses import LossFn, task_losses
 from .tasks import Batch
 
 
-def positive(name: str, value: object) -> float:
-    """A finite number > 0."""
-    value = checks.rate(name, value)
-    if value == 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
 class iMAML(MetaLearningModel):
     """Implicit MAML: ``inner_steps`` of gradient descent at ``inner_lr`` on each task's support loss plus
     ``lam/2 |w - theta|^2`` (from theta), and the meta-gradient by the implicit function theorem with
@@ -44,7 +36,7 @@ class iMAML(MetaLearningModel):
 
     inner_steps = checks.Validated(checks.count, 1)
     cg_steps = checks.Validated(checks.count, 1)
-    lam = checks.Validated(positive)
+    lam = checks.Validated(checks.positive)
 
     def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, inner_steps: int = 10,
                  lam: float = 2.0, cg_steps: int = 5):

@@ -178,13 +178,15 @@ STACK_ELEMENTS = 1 << 16
 
 
 def batches(tasks: Sequence[Checked], batched: bool = True) -> list[Batch]:
-    """Group tasks by shape into stacked batches (order of first appearance), each of as many tasks as fit
-    in ``STACK_ELEMENTS`` input elements (at least one); or one task a batch."""
+    """Group tasks by shape and number of classes into stacked batches (order of first appearance), each of
+    as many tasks as fit in ``STACK_ELEMENTS`` input elements (at least one); or one task a batch."""
     if not batched:
         return [stack([t]) for t in tasks]
     groups: dict[tuple, list[Checked]] = {}
     for t in tasks:
-        groups.setdefault(t.shape_key, []).append(t)
+        # by classes too: int64 labels do not show them in the shapes, and a stack takes its tasks' largest
+        # count, which would give a 2-way task among 4-way ones of its shapes two empty classes (prototypes 0/0)
+        groups.setdefault((t.shape_key, t.classes), []).append(t)
     out = []
     for g in groups.values():
         size = max(1, STACK_ELEMENTS // (g[0].support_x.numel() + g[0].query_x.numel()))
