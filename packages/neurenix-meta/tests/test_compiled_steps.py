@@ -45,6 +45,8 @@ LEARNERS = {
     "maml++": lambda s: (MAML(mlp(s), inner_lr=0.05, inner_steps=2, per_step_lr=True,
                               multi_step_weights=[0.3, 0.7]), "sine"),
     "maml-batchnorm": lambda s: (MAML(_bn_net(s), inner_lr=0.05, inner_steps=2), "class"),
+    "maml-bn-inductive": lambda s: (MAML(_bn_net(s), inner_lr=0.05, inner_steps=2, batch_norm="inductive"), "class"),
+    "maml-bn-per-step": lambda s: (MAML(_bn_net(s), inner_lr=0.05, inner_steps=2, batch_norm="per_step"), "class"),
     "anil": lambda s: (ANIL(mlp(s), inner_lr=0.05, inner_steps=2), "sine"),
     "metasgd": lambda s: (MetaSGD(mlp(s), inner_lr=0.05), "sine"),
     "maml-adam": lambda s: (MAML(mlp(s), inner_lr=0.05, inner_steps=2, inner_optimizer="adam"), "sine"),
@@ -82,7 +84,8 @@ def test_meta_learn_compiled_equals_eager(name):
     assert stats["replays"] >= 3 and stats["eager"] == 0, stats  # it replayed: the comparison is not eager vs eager
 
 
-@pytest.mark.parametrize("name", ["maml", "maml++", "anil", "metasgd", "reptile", "maml-batchnorm"])
+@pytest.mark.parametrize("name", ["maml", "maml++", "anil", "metasgd", "reptile", "maml-batchnorm",
+                                  "maml-bn-inductive", "maml-bn-per-step"])
 def test_adapt_and_evaluate_compiled_equal_eager(name):
     learner, kind = LEARNERS[name](0)
     tasks = sine_tasks(4, rows=5) if kind == "sine" else class_tasks(4, int_labels=True)
@@ -136,3 +139,18 @@ def test_fresh_tasks_every_epoch_replay():
     history = learner.meta_learn(lambda e: sine_tasks(2, rows=5, seed=e), epochs=4, tasks_per_batch=2)
     assert len(history["loss"]) == 4
     assert learner.__dict__["_compiled_gradient"].stats["replays"] >= 2
+
+
+@pytest.mark.parametrize("name", ["maml-bn-inductive", "maml-bn-per-step"])
+def test_compiled_adaptation_reads_the_statistics_of_now(name):
+    """The compiled adaptation reads the learner's running statistics where they are: after more training moved
+    them, a replay adapts as an eager run does (not with the values of its capture)."""
+    learner, _ = LEARNERS[name](0)
+    tasks = class_tasks(4, int_labels=True)
+    sx, sy = tasks[0][:2]
+    for _ in range(2):
+        adapted = [learner.adapt_to_task(sx, sy, 2, compile=c) for c in (True, True, False)]
+        for a, b in zip(adapted[1].parameters(), adapted[2].parameters()):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        learner.meta_learn(tasks, epochs=1, tasks_per_batch=2)  # moves the statistics
+    assert learner.__dict__["_compiled_adaptation"].stats["replays"] >= 2

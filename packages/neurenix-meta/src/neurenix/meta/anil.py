@@ -47,6 +47,8 @@ class ANIL(MAML):
         (the same values and gradients: the body does not change in the inner loop). Otherwise the whole
         model runs at every inner step."""
         model = self.model
+        if self.batch_norm != "transductive":  # running statistics are kept for the whole model's passes
+            return super().inner_inputs(batch)
         names = [name for name, _ in model.named_children()] if isinstance(model, Sequential) else []
         if self.head not in names or any(True for c in model[names.index(self.head) + 1:].parameters()):
             return super().inner_inputs(batch)

@@ -23,7 +23,7 @@ from neurenix.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from . import checks
 from . import resume as resuming
-from .batchnorm import support_statistics, task_call
+from .batchnorm import Plan, support_statistics, task_call
 from .checkpoint import check_writable
 from .distributed import DataParallel, distributed_section
 from .losses import LossFn, correct, task_losses
@@ -62,36 +62,40 @@ def inner_step(model: Module, names: list[str], ws: list[Tensor], lrs: list, x: 
 
 def support_grads(model: Module, names: list[str], ws: list[Tensor], x: Tensor, y: Tensor, labels: Tensor | None,
                   loss_fn: LossFn | None, create_graph: bool, classes: int = 0, indices: tuple = (),
-                  fixed: dict[str, Tensor] | None = None) -> tuple:
+                  fixed: dict[str, Tensor] | None = None, plan: Plan | None = None) -> tuple:
     """The gradient of the tasks' summed losses on ``x`` with respect to ``ws`` (None where unused): what an
-    inner step follows (see ``inner_step``)."""
+    inner step follows (see ``inner_step``). ``plan``: how BatchNorm normalises (``batchnorm.task_call``)."""
     params = (fixed or {}) | dict(zip(names, ws))
-    losses = task_losses(task_call(model, params, x), y, labels, loss_fn, classes, indices)
+    losses = task_losses(task_call(model, params, x, plan), y, labels, loss_fn, classes, indices)
     return nx.autograd.grad(losses.sum(), ws, create_graph=create_graph, allow_unused=True)
 
 
 def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: Callable[[int], list], steps: int,
                   batch: Batch | Sequence[Batch], loss_fn: LossFn | None,
                   fixed: dict[str, Tensor] | None = None,
-                  penalty: Callable[[list[Tensor]], Tensor] | None = None) -> list[Tensor]:
+                  penalty: Callable[[list[Tensor]], Tensor] | None = None,
+                  plans: Callable[[int], Plan | None] | None = None) -> list[Tensor]:
     """``steps`` first-order inner steps on ``batch``'s support sets (``ws`` named ``names``, task axis in
     front; ``step_lrs(k)`` the rates of step k) that never raise a task's support loss: a step that would
     (or that makes it NaN) is not taken, and that task's later steps are halved until one decreases it.
     Given several batches (of the same tasks), step k takes the support sets of batch k modulo their number.
     ``penalty(weights)``, one value per task, is added to the support losses (iMAML's proximal term).
+    ``plans(k)``: how BatchNorm normalises the forward passes at the weights of step k (None: per-task batch
+    statistics; see ``batchnorm.task_call``).
 
     Plain steps at a fixed rate diverge once the rate passes 2 / (the loss's curvature), which adapting for
     more steps than in training, or a body whose features grew in meta-training (ANIL), reaches; while
     each step lowers the loss the result is exactly that of plain steps. On one batch the trial of a step is
     the next step's forward and backward (kept for the tasks that take it): one forward more in all than
     plain steps; with several batches, one more per step."""
-    def losses_at(weights: list[Tensor], b: Batch) -> Tensor:
-        losses = task_losses(task_call(model, (fixed or {}) | dict(zip(names, weights)), b.support_x), b.support_y,
-                             b.support_labels, loss_fn, b.classes, b.indices)
+    def losses_at(weights: list[Tensor], b: Batch, k: int) -> Tensor:
+        plan = None if plans is None else plans(k)
+        losses = task_losses(task_call(model, (fixed or {}) | dict(zip(names, weights)), b.support_x, plan),
+                             b.support_y, b.support_labels, loss_fn, b.classes, b.indices)
         return losses if penalty is None else losses + penalty(weights)
 
-    def with_grads(weights: list[Tensor], b: Batch) -> tuple[Tensor, list]:
-        losses = losses_at(weights, b)
+    def with_grads(weights: list[Tensor], b: Batch, k: int) -> tuple[Tensor, list]:
+        losses = losses_at(weights, b, k)
         return losses.detach(), list(nx.autograd.grad(losses.sum(), weights, allow_unused=True))
 
     cycle = (batch,) if isinstance(batch, Batch) else tuple(batch)
@@ -99,15 +103,15 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
     for k in range(steps):
         batch = cycle[k % len(cycle)]
         if grads is None:
-            losses, grads = with_grads(ws, batch)
+            losses, grads = with_grads(ws, batch, k)
         scale = nx.ones_like(losses) if scale is None else scale
         trial = [w if g is None else w - _per_task(scale, w) * lr * g for w, g, lr in zip(ws, grads, step_lrs(k))]
         reuse = len(cycle) == 1 and k + 1 < steps  # the next step is on this batch: its gradient at the trial
         if reuse:
-            tried, tried_grads = with_grads(trial, batch)
+            tried, tried_grads = with_grads(trial, batch, k + 1)
         else:
             with nx.no_grad():
-                tried = losses_at(trial, batch)
+                tried = losses_at(trial, batch, k + 1)
         better = tried <= losses  # False for NaN
         ws = [nx.where(_per_task(better, w), t, w) for t, w in zip(trial, ws)]
         scale = nx.where(better, scale, scale * 0.5)
@@ -195,8 +199,13 @@ class MetaLearningModel(Module):
             for name, p in clone.named_parameters():
                 if name in fast:
                     p.copy_(fast[name][0])
-        support_statistics(clone, support_x)  # BatchNorm's running statistics: this support set's, nothing else
+        self.finish_adaptation(clone, support_x, steps)
         return clone
+
+    def finish_adaptation(self, clone: Module, support_x: Tensor, steps: int) -> None:
+        """Set what ``adapt_to_task``'s copy keeps besides its weights: by default the running statistics of its
+        BatchNorm layers become its support set's, nothing else (see ``batchnorm``)."""
+        support_statistics(clone, support_x)
 
     def adapted_parameters(self, model: Module, batch: Batch, steps: int,
                            loss_fn: LossFn | None) -> dict[str, Tensor]:

@@ -1,5 +1,7 @@
 """BatchNorm in meta-learning: each task is normalised by its own batch statistics, and running
-statistics never carry one task's data into another.
+statistics never carry one task's data into another (the default, ``"transductive"``); or, chosen per
+learner (``MAML(..., batch_norm=...)``), running statistics accumulated in meta-training and used at test
+time (``"inductive"``, one set; ``"per_step"``, one set per inner step, as MAML++).
 
 - ``task_call``: the meta-learners' forward pass over a batch of tasks. Every BatchNorm layer uses the
   batch statistics of each task's rows (per task, see ``neurenix.nn.task_axis``), in the inner loop and on
@@ -40,9 +42,36 @@ def batch_statistics(model: Module) -> Iterator[None]:
             m.track_running_stats = True
 
 
-def task_call(model: Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
-    """``batched_call(model, params, x)`` with each task normalised by its own batch statistics."""
-    with batch_statistics(model):
+MODES = ("transductive", "inductive", "per_step")
+
+#: How a forward pass's BatchNorm layers normalise when not by per-task batch statistics alone: the running
+#: statistics (mean, var) to use for each layer (by the layer's id), and whether the pass moves them towards
+#: its batch statistics (meta-training) or normalises with them (adaptation at test time)
+Plan = tuple[dict[int, tuple[Tensor, Tensor]], bool]
+
+
+@contextmanager
+def running_statistics(model: Module, plan: Plan) -> Iterator[None]:
+    """Within this block, each BatchNorm layer of ``model`` named in ``plan`` normalises with the plan's
+    running statistics, or (tracking) with batch statistics while moving the plan's towards them by the
+    layer's momentum; the layers' own buffers and modes are put back after."""
+    stats, track = plan
+    layers = [m for m in norm_layers(model) if id(m) in stats]
+    saved = [(m, m.running_mean, m.running_var, m.training, m.track_running_stats) for m in layers]
+    for m in layers:
+        m.running_mean, m.running_var = stats[id(m)]
+        m.training, m.track_running_stats = track, True
+    try:
+        yield
+    finally:
+        for m, mean, var, training, tracking in saved:
+            m.running_mean, m.running_var, m.training, m.track_running_stats = mean, var, training, tracking
+
+
+def task_call(model: Module, params: Mapping[str, Tensor], x: Tensor, plan: Plan | None = None) -> Tensor:
+    """``batched_call(model, params, x)`` with each task normalised by its own batch statistics (``plan`` None:
+    the transductive default), or as ``plan`` says (see ``running_statistics``)."""
+    with batch_statistics(model) if plan is None else running_statistics(model, plan):
         return batched_call(model, params, x)
 
 

@@ -16,7 +16,7 @@ from neurenix.utils.checkpoint import checkpoint
 
 from . import checks, inner_optimizers
 from .base import MetaLearningModel, descent_steps, support_grads
-from .batchnorm import task_call
+from .batchnorm import MODES, Plan, norm_layers, task_call
 from .learner import ClonedLearner, clone_module
 from .losses import LossFn, task_losses
 from .tasks import Batch
@@ -66,6 +66,13 @@ class MAML(MetaLearningModel):
       own optimizer state; second order differentiates through the update and the state (see
       ``inner_optimizers`` on Adam's square root at 0). ``adapt_to_task`` takes the same steps (without
       ``descent_steps``' safeguard, which is for plain SGD); ``clone()`` supports SGD only.
+    - ``batch_norm``: how BatchNorm layers normalise. ``"transductive"`` (the default, the MAML paper's): every
+      forward pass by each task's own batch statistics, running statistics never used. ``"inductive"``: the
+      same in meta-training, where the query passes also move the layers' running statistics (by their
+      momentum, over the tasks of a batch); adaptation and the adapted model (returned in eval mode)
+      normalise with them, so that a query's prediction does not depend on the other queries.
+      ``"per_step"`` (MAML++'s per-step statistics): a set of running statistics per inner step (and one for
+      the query pass), moved by the passes of that step, used by the same step in adaptation.
 
     learn2learn's spelling works too: ``MAML(model, lr=0.5, first_order=False, allow_unused=None,
     allow_nograd=False)`` (``lr`` is ``inner_lr``; giving both is an error), ``maml.lr`` and ``maml.module``,
@@ -82,7 +89,7 @@ class MAML(MetaLearningModel):
                  inner_steps: int = 5, *, checkpoint_inner_loop: bool = False, per_step_lr: bool = False,
                  multi_step_weights: Sequence[float] | None = None, inner_params: Sequence[str] | None = None,
                  lr: float | None = None, allow_unused: bool | None = None, allow_nograd: bool = False,
-                 inner_optimizer: str | inner_optimizers.InnerOptimizer = "sgd"):
+                 inner_optimizer: str | inner_optimizers.InnerOptimizer = "sgd", batch_norm: str = "transductive"):
         super().__init__(model, learn2learn_rate(type(self).__name__, inner_lr, lr), meta_lr, first_order)
         self.allow_nograd = allow_nograd
         self.allow_unused = self.allow_nograd if allow_unused is None else allow_unused
@@ -91,13 +98,56 @@ class MAML(MetaLearningModel):
         self.multi_step_weights = multi_step_weights
         self.inner_params = self._select(inner_params)
         self.inner_optimizer = inner_optimizers.make(inner_optimizer)
+        self.batch_norm = checks.choice("batch_norm", batch_norm, MODES)
+        if batch_norm != "transductive":
+            self._check_running(batch_norm)
+        self.step_statistics = StepStatistics(self.model, self.inner_steps + 1) if batch_norm == "per_step" else None
         per_step_lr = checks.flag("per_step_lr", per_step_lr)
         self.inner_lrs = LearnedRates(self, (max(self.inner_steps, 1),), self.inner_lr) if per_step_lr else None
 
     def hyperparameters(self) -> dict:
         extra = {} if self.plain_sgd else {"inner_optimizer": self.inner_optimizer.config()}  # (older files: SGD)
+        extra |= {} if self.batch_norm == "transductive" else {"batch_norm": self.batch_norm}
         return super().hyperparameters() | {"inner_steps": self.inner_steps, "inner_params": list(self.inner_params),
                                             "learned_rates": self.inner_lrs is not None} | extra
+
+    def _check_running(self, mode: str) -> None:
+        layers = [m for m in norm_layers(self.model) if m.track_running_stats]
+        if not layers:
+            raise ValueError(f"batch_norm={mode!r}: the model has no BatchNorm layer with running statistics "
+                             "(track_running_stats=True) to accumulate")
+        if any(m.momentum is None for m in layers):
+            raise ValueError(f"batch_norm={mode!r} moves running statistics by each layer's momentum; a layer has "
+                             "momentum=None (a cumulative average), which the passes of several steps would mix")
+        if mode == "per_step" and self.checkpoint_inner_loop:
+            raise ValueError("batch_norm='per_step' with checkpoint_inner_loop=True: the recomputed steps would "
+                             "move the statistics twice; choose one")
+
+    def plan(self, root: Module, step: int, track: bool) -> Plan | None:
+        """How the BatchNorm layers of ``root`` (this learner's model or a copy of it) normalise at inner step
+        ``step`` (``inner_steps``: the query pass): None for per-task batch statistics, else the running
+        statistics to use or (``track``) to move."""
+        if self.batch_norm == "transductive":
+            return None
+        layers = [m for m in norm_layers(root) if m.track_running_stats]
+        if self.step_statistics is not None:
+            stats = self.step_statistics.at(step)
+        else:  # inductive: the learner's own layers' buffers, whatever copy runs
+            stats = [(m.running_mean, m.running_var) for m in norm_layers(self.model) if m.track_running_stats]
+        return {id(m): st for m, st in zip(layers, stats)}, track
+
+    def finish_adaptation(self, clone: Module, support_x: Tensor, steps: int) -> None:
+        """Inductive and per-step: the copy keeps the running statistics of its last step and normalises with
+        them (eval mode); transductive: as every learner (its support set's statistics)."""
+        if self.batch_norm == "transductive":
+            return super().finish_adaptation(clone, support_x, steps)
+        stats, _ = self.plan(clone, steps, False)
+        with nx.no_grad():
+            for m in norm_layers(clone):
+                if id(m) in stats:
+                    m.running_mean.copy_(stats[id(m)][0])
+                    m.running_var.copy_(stats[id(m)][1])
+        clone.eval()
 
     @property
     def plain_sgd(self) -> bool:
@@ -188,13 +238,14 @@ class MAML(MetaLearningModel):
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
         names = list(self.inner_params)
         if self.plain_sgd:
-            ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn)
+            ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn,
+                               plans=lambda k: self.plan(model, k, False))
             return params | dict(zip(names, ws))
         ws = [params[n] for n in names]
         state = self.inner_optimizer.init(ws)
         for k in range(steps):
             grads = support_grads(model, names, ws, batch.support_x, batch.support_y, batch.support_labels, loss_fn,
-                                  False, batch.classes, batch.indices)
+                                  False, batch.classes, batch.indices, plan=self.plan(model, k, False))
             ws, state = self.inner_optimizer.step(k, ws, grads, self.step_lrs(k), state)
         return params | dict(zip(names, ws))
 
@@ -205,9 +256,9 @@ class MAML(MetaLearningModel):
                                      compile)
 
     def query_losses(self, model: Module, fast: dict[str, Tensor], query_x: Tensor, batch: Batch,
-                     loss_fn: LossFn | None) -> tuple[Tensor, Tensor]:
+                     loss_fn: LossFn | None, plan: Plan | None = None) -> tuple[Tensor, Tensor]:
         """Each task's query loss with ``model`` at weights ``fast`` (task axis in front), and the predictions."""
-        pred = task_call(model, fast, query_x)
+        pred = task_call(model, fast, query_x, plan)
         return task_losses(pred, batch.query_y, batch.query_labels, loss_fn, batch.classes, batch.indices), pred
 
     def inner_inputs(self, batch: Batch) -> tuple[Module, Tensor, Tensor]:
@@ -228,8 +279,9 @@ class MAML(MetaLearningModel):
 
         def step(k: int, carry: list[Tensor], lrs: list, shared: dict, sx: Tensor, qx: Tensor,
                  create: bool = second):
+            plan = self.plan(model, k, True) if self.step_statistics is not None else None
             grads = support_grads(model, names, carry[:n], sx, batch.support_y, batch.support_labels, loss_fn, create,
-                                  batch.classes, batch.indices, shared)
+                                  batch.classes, batch.indices, shared, plan)
             ws, state = opt.step(k, carry[:n], grads, lrs, carry[n:])
             if weights is None or k == self.inner_steps - 1 or weights[k] == 0:
                 return ws + state, None
@@ -243,7 +295,8 @@ class MAML(MetaLearningModel):
                 ws, q = step(k, ws, lrs, shared, support_x, query_x)
             if q is not None:
                 total = total + weights[k] * q
-        losses, pred = self.query_losses(model, shared | dict(zip(names, ws[:n])), query_x, batch, loss_fn)
+        losses, pred = self.query_losses(model, shared | dict(zip(names, ws[:n])), query_x, batch, loss_fn,
+                                         self.plan(model, self.inner_steps, True))
         if weights is not None and self.inner_steps:
             losses = total + weights[-1] * losses
         return losses, pred
@@ -269,6 +322,26 @@ class MAML(MetaLearningModel):
 
         out = checkpoint(fn, *ws, *(lrs[i] for i in learned), *shared.values(), sx, qx)
         return (out[:n], out[n]) if has_query[0] else (out, None)
+
+
+class StepStatistics(Module):
+    """Running statistics per inner step (``batch_norm="per_step"``): for each BatchNorm layer of ``model``
+    that tracks them, ``sets`` pairs of buffers (mean, var), one per inner step and the last for the query
+    pass, started as the layer's own."""
+
+    def __init__(self, model: Module, sets: int):
+        super().__init__()
+        self.__dict__["_size"] = (len([m for m in norm_layers(model) if m.track_running_stats]), sets)
+        for i, m in enumerate(m for m in norm_layers(model) if m.track_running_stats):
+            for s in range(sets):
+                self.register_buffer(f"mean{i}_{s}", m.running_mean.detach().clone())
+                self.register_buffer(f"var{i}_{s}", m.running_var.detach().clone())
+
+    def at(self, step: int) -> list[tuple[Tensor, Tensor]]:
+        """Each layer's (mean, var) of inner step ``step`` (the last set beyond the steps trained)."""
+        layers, sets = self._size
+        s = min(step, sets - 1)
+        return [(getattr(self, f"mean{i}_{s}"), getattr(self, f"var{i}_{s}")) for i in range(layers)]
 
 
 class LearnedRates(Module):
