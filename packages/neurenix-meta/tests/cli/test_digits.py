@@ -15,7 +15,7 @@ def report(capsys, *argv):
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("algo", ["protonet", "maml", "relation", "imaml"])
+@pytest.mark.parametrize("algo", ["protonet", "maml", "relation", "imaml", "r2d2"])
 def test_each_algorithm_reports_accuracy_on_held_out_classes(capsys, algo):
     out = report(capsys, "--algo", algo, *FAST)
     train = set(re.search(r"training classes \[([\d, ]+)\] and their other turns", out).group(1).split(", "))

@@ -42,18 +42,21 @@ from ..imaml import iMAML
 from ..inner_optimizers import OPTIMIZERS
 from ..maml import MAML
 from ..protonets import PrototypicalNetworks
+from ..r2d2 import R2D2
 from ..relation import RelationNetworks
 from .common import ArgumentError, count, need, preflight, rate, train
 from .plot import figure, learning_curve
 
 ITERATIONS, TEST_TASKS = 1000, 600
-ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks", "imaml": "iMAML"}
+ALGOS = {"protonet": "Prototypical Networks", "maml": "MAML", "relation": "Relation Networks", "imaml": "iMAML",
+         "r2d2": "R2-D2"}
 STEPPED = ("maml", "imaml")  # the algorithms that adapt by gradient steps
 # per algorithm, chosen by measurement (docs/cli.md): meta learning rate, MAML's inner steps and rate, and
 # whether the test takes the weights of the best validation score
 DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True},
             "maml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "first_order": True, "keep_best": True},
             "relation": {"meta_lr": 0.001, "keep_best": True},
+            "r2d2": {"meta_lr": 0.001, "keep_best": True},
             "imaml": {"meta_lr": 0.001, "inner_lr": 0.5, "inner_steps": 10, "lam": 2.0, "cg_steps": 5,
                       "keep_best": True}}
 
@@ -196,6 +199,8 @@ def learner(args: argparse.Namespace):
     meta_lr = option(args, "meta_lr")
     if args.algo == "protonet":
         return PrototypicalNetworks(Sequential(*conv(pools=1)), meta_lr=meta_lr)
+    if args.algo == "r2d2":  # Prototypical Networks' embedding, the ridge-regression head
+        return R2D2(Sequential(*conv(pools=1)), meta_lr=meta_lr)
     if args.algo == "relation":
         body = conv()[:-1]  # the embedding keeps its channel axis: 32x2x2
         return RelationNetworks(Sequential(*body), Sequential(PairDifference(), Flatten(), Linear(128, 64), ReLU(),
