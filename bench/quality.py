@@ -39,7 +39,7 @@ LONG = ("reptile",)  # the learners the ``long`` experiment runs
 USER = """
 import json, sys, time
 import neurenix as nx
-from neurenix.meta import ANIL, MAML, MetaSGD, Reptile, evaluate, generate_regression_tasks
+from neurenix.meta import ANIL, MAML, MetaSGD, Reptile, evaluate, generate_regression_tasks, iMAML
 from neurenix.meta.cli.sine import new_tasks
 from neurenix.nn import Linear, ReLU, Sequential
 name, seed, iterations, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
@@ -47,7 +47,7 @@ nx.set_num_threads(1)
 nx.manual_seed(seed)
 model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
 learner = {"maml": MAML, "fomaml": lambda m: MAML(m, first_order=True), "reptile": Reptile, "metasgd": MetaSGD,
-           "anil": ANIL}[name](model)
+           "anil": ANIL, "imaml": iMAML, "maml-adam": lambda m: MAML(m, inner_optimizer="adam")}[name](model)
 start = time.perf_counter()
 learner.meta_learn(lambda epoch: generate_regression_tasks(25, 20), epochs=iterations, tasks_per_batch=25)
 seconds = time.perf_counter() - start
@@ -76,7 +76,7 @@ def jobs(experiments: list[str], seeds: list[int], quick: bool) -> list[dict]:
                         "argv": cli("train", "sine", "--lr-schedule", "constant", "--meta-lr", "0.001",
                                     "--seed", str(seed), *extra)})
         if "user" in experiments:
-            for name in ("maml", "fomaml", "reptile", "metasgd", "anil"):
+            for name in ("maml", "fomaml", "reptile", "metasgd", "anil", "imaml", "maml-adam"):
                 out.append({"experiment": "user", "learner": name, "seed": seed, "read": "json",
                             "argv": [sys.executable, "-c", USER, name, str(seed),
                                      str(5 if quick else USER_ITERATIONS), json.dumps(STEPS)]})
@@ -86,7 +86,7 @@ def jobs(experiments: list[str], seeds: list[int], quick: bool) -> list[dict]:
                             "argv": [sys.executable, "-c", USER, name, str(seed),
                                      str(5 if quick else LONG_ITERATIONS), json.dumps(STEPS)]})
         if "digits" in experiments:
-            for algo in ("protonet", "maml", "relation"):
+            for algo in ("protonet", "maml", "relation", "imaml", "r2d2"):
                 extra = ["--iterations", "3", "--test-tasks", "4"] if quick else []
                 out.append({"experiment": "digits", "learner": algo, "seed": seed, "read": "digits",
                             "argv": cli("train", "digits", "--algo", algo, "--seed", str(seed), *extra)})
@@ -168,7 +168,8 @@ def fmt(s: dict, digits: int = 3, pct: bool = False) -> str:
 
 
 NAMES = {"maml": "MAML", "fomaml": "first-order MAML", "reptile": "Reptile", "metasgd": "Meta-SGD", "anil": "ANIL",
-         "protonet": "Prototypical Networks", "relation": "Relation Networks"}
+         "protonet": "Prototypical Networks", "relation": "Relation Networks", "imaml": "iMAML",
+         "maml-adam": "MAML, inner Adam", "r2d2": "R2-D2"}
 
 
 def targets(table: dict) -> list[tuple[str, bool]]:
@@ -279,14 +280,20 @@ def main() -> None:
     ap.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (each on one thread)")
+    ap.add_argument("--learners", nargs="+", help="run only these learners (names as in the tables' first column "
+                                                  "keys: maml, imaml, r2d2...); --merge keeps the others' runs")
     ap.add_argument("--quick", action="store_true", help="a few iterations each: checks that the script runs")
     ap.add_argument("--out", help="JSON file for the runs and their summary")
     ap.add_argument("--merge", help="a JSON file of earlier runs whose other experiments are kept")
     ap.add_argument("--doc", help="markdown file to write (docs/quality.md)")
     args = ap.parse_args()
-    runs = run_all(jobs(args.experiments, args.seeds, args.quick), args.jobs)
+    todo = [j for j in jobs(args.experiments, args.seeds, args.quick)
+            if not args.learners or j["learner"] in args.learners]
+    runs = run_all(todo, args.jobs)
     if args.merge and Path(args.merge).exists():
-        runs += [r for r in json.loads(Path(args.merge).read_text())["runs"] if r["experiment"] not in args.experiments]
+        fresh = {(r["experiment"], r["learner"]) for r in runs}
+        earlier = json.loads(Path(args.merge).read_text())["runs"]
+        runs += [r for r in earlier if (r["experiment"], r["learner"]) not in fresh]
     meta = {"date": time.strftime("%Y-%m-%d"), "seeds": sorted({r["seed"] for r in runs}), "jobs": args.jobs,
             "machine": f"{os.cpu_count()} CPUs", "command": "`python bench/quality.py --out bench/results/"
             "quality.json --doc docs/quality.md`"}
