@@ -19,9 +19,10 @@ packages. No arm64 package is installed: they are unpacked into DIR.
    (``--cpu``, default cortex-a57: no extension beyond the baseline), with itself as ``argv[0]``, so that
    ``sys.executable`` is the script and the tests' subprocesses run on aarch64 too.
 5. The checks: that interpreter is aarch64 and loads the kernels just built, for armv8-a, with OpenMP; then pytest
-   on ``packages/neurenix-backend-cpu/tests`` (PYTEST ARGS, where given, replace that path: name the tests) with ``NEURENIX_REQUIRE_BACKENDS=cpu-c``, so that
-   kernels failing to load fail the run rather than skip it. The tests that compile fused C at run time use the
-   cross-compiler too (Debian's arm64 Python names ``aarch64-linux-gnu-gcc`` as its CC), for armv8-a.
+   on ``packages/neurenix-backend-cpu/tests`` (PYTEST ARGS, where given, replace that path: name the tests too)
+   with ``NEURENIX_REQUIRE_BACKENDS=cpu-c``, so that kernels failing to load fail the run rather than skip it. The
+   tests that compile fused C at run time use the cross-compiler too (Debian's arm64 Python names
+   ``aarch64-linux-gnu-gcc`` as its CC), for armv8-a.
 """
 
 from __future__ import annotations
