@@ -71,6 +71,9 @@ def require_tools() -> None:
     if missing:
         raise SystemExit(f"aarch64: not found: {', '.join(missing)}. Install them (README set-up): apt-get install "
                          "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user")
+    if os.environ.get("NEURENIX_CPU_SANITIZE"):  # (_build.flags would add the flag)
+        raise SystemExit("aarch64: NEURENIX_CPU_SANITIZE is set, but the arm64 sysroot has no sanitizer runtime; "
+                         "unset it")
     foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True).stdout
     if "arm64" not in foreign.split():
         raise SystemExit("aarch64: dpkg has no arm64 architecture, so apt cannot download arm64 packages; run (as "
