@@ -125,10 +125,9 @@ def _compiler() -> str:
     return cc
 
 
-def ffibuilder(suffix: str = "", march: str = "native") -> cffi.FFI:
-    """The builder of module ``_kernels<suffix>`` for ``-march=<march>`` (:func:`targets`)."""
-    ffi = cffi.FFI()
-    ffi.cdef(CDEF)
+def flags(march: str = "native") -> tuple[list[str], list[str]]:
+    """(compiler flags, linker flags) of the kernels for ``-march=<march>``; tools/aarch64.py cross-compiles with
+    them too."""
     # -fno-math-errno: no kernel reads errno, and without it sqrt and exp may set it, which keeps GCC from
     # vectorising their loops.
     # -ffp-contract=fast: a * b + c becomes one FMA (ISO C mode, -std=c99, turns that off and halves the
@@ -142,6 +141,14 @@ def ffibuilder(suffix: str = "", march: str = "native") -> cffi.FFI:
         san = f"-fsanitize={os.environ['NEURENIX_CPU_SANITIZE']}"
         cflags += [san, "-fno-omit-frame-pointer", "-g"]
         ldflags += [san]
+    return cflags, ldflags
+
+
+def ffibuilder(suffix: str = "", march: str = "native") -> cffi.FFI:
+    """The builder of module ``_kernels<suffix>`` for ``-march=<march>`` (:func:`targets`)."""
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    cflags, ldflags = flags(march)
     ffi.set_source(f"neurenix_backend_cpu._kernels{suffix}", '#include <stdint.h>\n' + CDEF.replace(";", ";\n"),
                    sources=[str(CSRC / "kernels.c")], include_dirs=[str(CSRC)],
                    extra_compile_args=cflags, extra_link_args=ldflags)

@@ -44,12 +44,13 @@ void nx_set_num_threads(int n) {
 #define NX_TARGET "unknown"
 #endif
 /* the -march these kernels were built for: "native" for a build on this machine (pip from the sdist), or a
- * portable wheel's x86-64-v2 / x86-64-v3 / x86-64-v4 (see _build.py) */
+ * portable wheel's x86-64-v2 / x86-64-v3 / x86-64-v4, or armv8-a on aarch64 (see _build.py) */
 const char *nx_target(void) { return NX_TARGET; }
 
 /* Whether this CPU runs code built for `target`: the portable wheel's AVX2 (x86-64-v3) and AVX-512 (x86-64-v4)
  * modules, which native.py asks the baseline module about before loading them. CPUs with AVX2, FMA and BMI2
- * (Haswell, Zen and later) have the rest of x86-64-v3 too. */
+ * (Haswell, Zen and later) have the rest of x86-64-v3 too. Elsewhere (aarch64: one baseline module) 0: there is
+ * no faster module to load. */
 int nx_cpu_runs(const char *target) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
