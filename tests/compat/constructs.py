@@ -252,6 +252,9 @@ CONSTRUCTS: list[Construct] = [
     differs(INPLACE, "x.T.add_(1.0)\nx", "a view refuses in-place changes", "x.add_(1.0)\nx"),
     differs(INPLACE, "x.detach().zero_()\nx", "`detach()` gives a view, which refuses in-place changes; "
             "write to `x.data` to change `x` outside autograd", "x.data.zero_()\nx"),
+    differs(INPLACE, "w = nx.ones(2, requires_grad=True)\nw.numpy()[0] = 5.0\nw", "PyTorch refuses `numpy()` of a "
+            "tensor that requires grad; here it is a read-only array (reads work, writes raise), so a write cannot "
+            "change a value a graph saved", "w = nx.ones(2, requires_grad=True)\nw.detach().numpy()[0] = 5.0\nw"),
     differs(INPLACE, "w = nx.ones(3, requires_grad=True)\nloss = (w * w).sum()\nw.data.mul_(2)\n"
             "loss.backward()\nw.grad",
             "a change through `.data` after a graph saved the tensor raises `InPlaceError` at backward (PyTorch "
