@@ -309,6 +309,9 @@ CONSTRUCTS: list[Construct] = [
     same(NN, "nn.Identity()(x)"),
     same(NN, "nn.ReLU()(x) + nn.Tanh()(x) + nn.Sigmoid()(x) + nn.GELU()(x) + nn.LeakyReLU(0.1)(x)"),
     same(NN, "nn.Softmax(dim=1)(x) + nn.LogSoftmax(dim=1)(x)"),
+    same(NN, "nn.Softmax()(x)", "`dim=None`: PyTorch's deprecated implicit choice (here dim 1), with its warning"),
+    differs(NN, "nn.Softmax()(img)", "`dim=None` on an input of more than 2 dimensions raises: PyTorch's implicit "
+            "choice (dim 0 for 3-D, else 1) is not the last axis, neurenix's default before", "nn.Softmax(dim=1)(img)"),
     same(NN, "nn.Parameter(nx.ones(2)).requires_grad"),
     same(NN, "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        "
          "self.fc = nn.Linear(4, 2)\n    def forward(self, t):\n        return self.fc(t).relu()\n"
