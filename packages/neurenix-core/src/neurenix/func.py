@@ -21,9 +21,9 @@ def functional_call(module: Module, params: Mapping, *args, tie_weights: bool = 
     given as one tuple; ``tie_weights`` (default True) replaces a tensor in every slot that shares it (weights
     tied across layers) when one of its names is given; ``strict`` requires every parameter and buffer to be
     given. A name that is no parameter or buffer raises RuntimeError naming it (PyTorch, unless strict, would
-    set an attribute of that name for the call). (``tie_weights`` and ``strict``
-    are taken by this function, never passed on to ``forward``.) Not thread-safe for one module shared
-    across threads. Built on ``neurenix.nn.utils.stateless.reparametrize_module``.
+    set an attribute of that name for the call). (``tie_weights`` and ``strict`` are taken by this function,
+    never passed on to ``forward``.) Not thread-safe for one module shared across threads. Built on
+    ``neurenix.nn.utils.stateless.reparametrize_module``.
     """
     if len(args) == 1 and isinstance(args[0], tuple):
         args = args[0]

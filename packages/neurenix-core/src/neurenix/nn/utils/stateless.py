@@ -34,7 +34,7 @@ def _slot(module: Module, name: str, caller: str) -> tuple[Module, str]:
         child = owner.__dict__.get(part) if part in owner._module_names else None
         if child is None:
             raise RuntimeError(f"{caller}: {name!r} names no submodule of {type(module).__name__} "
-                           f"({'.'.join(path[:i + 1])!r} is not one)")
+                               f"({'.'.join(path[:i + 1])!r} is not one)")
         owner = child
     if attr not in owner._param_names and attr not in owner._buffer_names:
         raise RuntimeError(f"{caller}: {name!r} is not a parameter or buffer of {type(module).__name__}")
