@@ -256,6 +256,9 @@ CONSTRUCTS: list[Construct] = [
     differs(INPLACE, "x.T.add_(1.0)\nx", "a view refuses in-place changes", "x.add_(1.0)\nx"),
     differs(INPLACE, "x.detach().zero_()\nx", "`detach()` gives a view, which refuses in-place changes; "
             "write to `x.data` to change `x` outside autograd", "x.data.zero_()\nx"),
+    differs(INPLACE, "w = nx.ones(2, requires_grad=True)\nw.numpy()[0] = 5.0\nw", "PyTorch refuses `numpy()` of a "
+            "tensor that requires grad; here it is a read-only array (reads work, writes raise), so a write cannot "
+            "change a value a graph saved", "w = nx.ones(2, requires_grad=True)\nw.detach().numpy()[0] = 5.0\nw"),
     differs(INPLACE, "w = nx.ones(3, requires_grad=True)\nloss = (w * w).sum()\nw.data.mul_(2)\n"
             "loss.backward()\nw.grad",
             "a change through `.data` after a graph saved the tensor raises `InPlaceError` at backward (PyTorch "
@@ -287,6 +290,10 @@ CONSTRUCTS: list[Construct] = [
             "use `nx.autograd.grad` per output, or `nx.func`"),
     # -- nn layers
     same(NN, _LIN + "lin(x)"),
+    same(NN, "w = nx.zeros(2, 3)\nnn.init.constant_(tensor=w, val=0.5)\n"
+         "nn.init.kaiming_uniform_(tensor=w, a=0.1, mode='fan_out', nonlinearity='relu').shape"),
+    missing(NN, "nn.init.normal_(x, generator=nx.Generator().manual_seed(0))", "no `Generator` class: nn.init's "
+            "`generator=` takes a `numpy.random.Generator` (`np.random.default_rng(0)`; `nx.manual_seed` returns one)"),
     same(NN, "nn.Linear(4, 2).weight.shape"),
     same(NN, "[n for n, _ in nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)).named_parameters()]"),
     same(NN, "list(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 1)).state_dict())"),
@@ -306,6 +313,9 @@ CONSTRUCTS: list[Construct] = [
     same(NN, "nn.Identity()(x)"),
     same(NN, "nn.ReLU()(x) + nn.Tanh()(x) + nn.Sigmoid()(x) + nn.GELU()(x) + nn.LeakyReLU(0.1)(x)"),
     same(NN, "nn.Softmax(dim=1)(x) + nn.LogSoftmax(dim=1)(x)"),
+    same(NN, "nn.Softmax()(x)", "`dim=None`: PyTorch's deprecated implicit choice (here dim 1), with its warning"),
+    differs(NN, "nn.Softmax()(img)", "`dim=None` on an input of more than 2 dimensions raises: PyTorch's implicit "
+            "choice (dim 0 for 3-D, else 1) is not the last axis, neurenix's default before", "nn.Softmax(dim=1)(img)"),
     same(NN, "nn.Parameter(nx.ones(2)).requires_grad"),
     same(NN, "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        "
          "self.fc = nn.Linear(4, 2)\n    def forward(self, t):\n        return self.fc(t).relu()\n"

@@ -161,8 +161,11 @@ def test_init_sets_the_default_device(devices):
 
 
 def test_init_with_unknown_keys():
-    with pytest.raises(KeyError, match=r"unknown neurenix.init option\(s\) \['colour'\]; known: \['device', 'seed'\]"):
+    with pytest.raises(ValueError,
+                       match=r"unknown neurenix.init option\(s\) \['colour'\]; known: \['device', 'seed'\]"):
         nx.init({"device": "cpu", "colour": "blue"})
+    with pytest.raises(TypeError, match="config must be a dict of settings, got str"):
+        nx.init("cpu")
     assert nx.default_device() is Device("cpu")
 
 

@@ -50,6 +50,32 @@ def test_from_numpy_shares_memory_on_the_host():
         nx.from_numpy(np.arange(6.0).reshape(2, 3).T)
 
 
+def test_numpy_of_a_tensor_in_a_graph_is_read_only():
+    # PyTorch refuses numpy() here; a writable shared array would silently change what backward computes
+    x = nx.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    for t in (x, y, x * 2):
+        assert not t.numpy().flags.writeable and not np.asarray(t).flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            t.numpy()[0] = 10
+    y.backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+    shared = x.detach().numpy()  # as PyTorch: writable and shared
+    shared[0] = 10
+    assert x.tolist() == [10.0, 2.0]
+    assert nx.tensor([1.0]).numpy().flags.writeable
+
+
+def test_np_array_of_a_tensor_is_a_copy():
+    for t in (nx.tensor([1.0, 2.0]), nx.tensor([1.0, 2.0], requires_grad=True)):
+        for a in (np.array(t), np.array(t, dtype=np.float64)):
+            a[0] = 5
+        assert t.tolist() == [1.0, 2.0]
+    t = nx.tensor([1.0, 2.0])
+    np.asarray(t)[0] = 5  # np.asarray shares, as t.numpy()
+    assert t.tolist() == [5.0, 2.0]
+
+
 @pytest.mark.parametrize("bad", [[1, [2, 3]], "text", {"a": 1}, [None]])
 def test_construction_from_bad_data_names_the_problem(bad):
     with pytest.raises((TypeError, ValueError)):

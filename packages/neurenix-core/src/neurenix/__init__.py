@@ -145,10 +145,12 @@ def init(config: dict | None = None, **options) -> Device:
 
     Keys: ``device`` (where new tensors and modules go; it must be usable here) and ``seed``.
     """
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"neurenix.init: config must be a dict of settings, got {type(config).__name__}")
     options = {**(config or {}), **options}
-    unknown = sorted(set(options) - set(_CONFIG_KEYS))
-    if unknown:
-        raise KeyError(f"unknown neurenix.init option(s) {unknown}; known: {list(_CONFIG_KEYS)}")
+    unknown = [k for k in options if k not in _CONFIG_KEYS]
+    if unknown:  # a bad argument: ValueError, as the error contract asks (neurenix.testing.errors)
+        raise ValueError(f"unknown neurenix.init option(s) {unknown}; known: {list(_CONFIG_KEYS)}")
     if "device" in options:
         set_default_device(options["device"])
     if "seed" in options:

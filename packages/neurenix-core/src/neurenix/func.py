@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from .errors import ShapeError
 from .nn.module import Module
 from .nn.task_axis import stacks_tasks, task_batch
-from .nn.utils.stateless import reparametrize_module
+from .nn.utils.stateless import _reparametrized
 from .tensor import Tensor
 
 
@@ -20,13 +20,14 @@ def functional_call(module: Module, params: Mapping, *args, tie_weights: bool = 
     were computed from. Names not given keep the module's own tensors. As in PyTorch: ``args`` may also be
     given as one tuple; ``tie_weights`` (default True) replaces a tensor in every slot that shares it (weights
     tied across layers) when one of its names is given; ``strict`` requires every parameter and buffer to be
-    given. A name that is no parameter or buffer raises KeyError naming it. (``tie_weights`` and ``strict``
-    are taken by this function, never passed on to ``forward``.) Not thread-safe for one module shared
-    across threads. Built on ``neurenix.nn.utils.stateless.reparametrize_module``.
+    given. A name that is no parameter or buffer raises RuntimeError naming it (PyTorch, unless strict, would
+    set an attribute of that name for the call). (``tie_weights`` and ``strict`` are taken by this function,
+    never passed on to ``forward``.) Not thread-safe for one module shared across threads. Built on
+    ``neurenix.nn.utils.stateless.reparametrize_module``.
     """
     if len(args) == 1 and isinstance(args[0], tuple):
         args = args[0]
-    with reparametrize_module(module, params, tie_weights=tie_weights, strict=strict):
+    with _reparametrized(module, params, tie_weights, strict, "functional_call"):
         return module(*args, **kwargs)
 
 

@@ -11,7 +11,8 @@ sharing, neurenix either does the same or refuses (docs/index.md, "Tensors are v
 - a tensor a graph saved for its backward pass and then changed in place makes that backward pass
   raise instead of computing with the new value (``_version``, see autograd/graph.py).
 
-``numpy()`` on host backends shares memory with the tensor, as in PyTorch.
+``numpy()`` on host backends shares memory with the tensor, as in PyTorch; for a tensor that requires grad
+(which PyTorch refuses) the array is read-only, so that a write cannot change a value a graph recorded.
 """
 
 from __future__ import annotations
@@ -142,11 +143,18 @@ class Tensor:
 
     # -- conversion ------------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        """The values as a NumPy array (sharing memory on host backends)."""
+        """The values as a NumPy array (sharing memory on host backends). PyTorch refuses ``numpy()`` on a tensor
+        that requires grad; neurenix returns a read-only array instead (reads work, writes raise NumPy's
+        "assignment destination is read-only"): a write would silently change values a recorded graph uses.
+        ``detach().numpy()`` is writable and shared, as in PyTorch."""
         dev = self._device
         if dev.checks:  # a synchronisation: index checks queued on the device report here
             dev.raise_pending()
-        return dev.kernels.to_numpy(self._data)
+        a = dev.kernels.to_numpy(self._data)
+        if self.requires_grad or self._node is not None:
+            a = a.view()  # a read-only view: the buffer itself stays writable for detach().numpy()
+            a.flags.writeable = False
+        return a
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """This tensor's values as a DLPack capsule (the array API's exchange protocol), for ``np.from_dlpack``,
@@ -167,8 +175,11 @@ class Tensor:
         return (1, 0)
 
     def __array__(self, dtype=None, copy=None):
+        # NumPy 2 trusts __array__ to copy when asked: np.array(t) must neither share nor be read-only
         a = self.numpy()
-        return a if dtype is None else a.astype(dtype)
+        if dtype is not None:
+            return a.astype(dtype, copy=bool(copy))
+        return a.copy() if copy else a
 
     def item(self) -> int | float | bool:
         if self.numel() != 1:

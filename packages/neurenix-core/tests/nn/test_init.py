@@ -1,3 +1,4 @@
+import inspect
 import math
 
 import numpy as np
@@ -121,3 +122,41 @@ def test_errors():
         init.xavier_uniform_(nx.zeros(5))
     with pytest.raises(ValueError, match="'fan_avg'"):
         init.kaiming_uniform_(nx.zeros(3, 3), mode="fan_avg")
+    with pytest.raises(TypeError, match="constant_: tensor must be a Tensor"):
+        init.constant_([1.0], 0.0)
+
+
+INITS = ["uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_", "xavier_normal_",
+         "kaiming_uniform_", "kaiming_normal_", "calculate_gain"]
+
+
+@pytest.mark.parametrize("name", INITS)
+def test_parameter_names_and_order_are_pytorchs(name):
+    torch_init = pytest.importorskip("torch.nn.init")
+    ours, theirs = (inspect.signature(getattr(m, name)).parameters for m in (init, torch_init))
+    assert [(p, ours[p].kind) for p in ours] == [(p, theirs[p].kind) for p in theirs]
+
+
+def test_keyword_calls_written_for_pytorch():
+    w = nx.zeros(2, 3)
+    assert init.constant_(tensor=w, val=0.5).tolist() == [[0.5] * 3] * 2
+    init.uniform_(tensor=w, a=1.0, b=1.0)
+    init.normal_(tensor=w, mean=2.0, std=0.0)
+    assert init.zeros_(tensor=w) is w and init.ones_(tensor=w).sum().item() == 6
+    init.xavier_uniform_(tensor=w, gain=2.0)
+    init.kaiming_normal_(tensor=w, a=0.1, mode="fan_out", nonlinearity="leaky_relu")
+    assert init.calculate_gain(nonlinearity="leaky_relu", param=0.2) == pytest.approx(math.sqrt(2 / 1.04))
+
+
+@pytest.mark.parametrize("fn", [init.uniform_, init.normal_, init.xavier_uniform_, init.xavier_normal_,
+                                init.kaiming_uniform_, init.kaiming_normal_], ids=lambda f: f.__name__)
+def test_generator_draws_from_the_given_numpy_generator(fn):
+    nx.manual_seed(0)
+    a = fn(nx.zeros(4, 5), generator=np.random.default_rng(7)).numpy()
+    b = fn(nx.zeros(4, 5), generator=np.random.default_rng(7)).numpy()
+    np.testing.assert_array_equal(a, b)
+    state = nx.random.get_rng_state()
+    fn(nx.zeros(4, 5), generator=np.random.default_rng(7))
+    assert nx.random.get_rng_state() == state  # neurenix's own generator is left alone
+    with pytest.raises(TypeError, match=f"{fn.__name__}: generator must be a numpy.random.Generator"):
+        fn(nx.zeros(4, 5), generator=object())

@@ -8,6 +8,7 @@ import neurenix as nx
 from neurenix import nn
 from neurenix.errors import ShapeError
 from neurenix.func import functional_call
+from neurenix.nn import functional as F
 from neurenix.testing import gradcheck, gradgradcheck
 
 
@@ -240,6 +241,27 @@ def test_activation_values_and_gradients(name):
     x = _rand(3, 4, 2)
     np.testing.assert_allclose(layer(_t(x)).numpy(), ref(x), rtol=1e-10, atol=1e-12)
     gradcheck(layer, [_t(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("layer,fn,ref", [(nn.Softmax, F.softmax, _np_softmax),
+                                           (nn.LogSoftmax, F.log_softmax, lambda x, a: np.log(_np_softmax(x, a)))],
+                         ids=["softmax", "log_softmax"])
+def test_softmax_dim_none_is_pytorchs_implicit_choice_or_refused(layer, fn, ref):
+    # PyTorch's default dim=None takes dim 0 for 0-, 1- and 3-D inputs, else 1 (with a deprecation warning)
+    assert layer().dim is None
+    for shape in [(), (5,), (3, 4)]:
+        x = _rand(*shape)
+        for call in (layer(), fn, lambda t: fn(input=t)):
+            with pytest.warns(UserWarning, match="Implicit dimension choice"):
+                out = call(_t(x))
+            np.testing.assert_allclose(out.numpy(), ref(x, 0 if len(shape) < 2 else 1), rtol=1e-12)
+    for shape, pytorch_dim in [((2, 3, 4), 0), ((2, 3, 4, 5), 1)]:  # where neurenix's old default (-1) differs
+        for call in (layer(), lambda t: fn(t), lambda t: fn(t, None)):
+            with pytest.raises(ValueError, match=f"dim=None on a {len(shape)}-D input .* takes dim {pytorch_dim}"):
+                call(_t(_rand(*shape)))
+    x = _rand(2, 3, 4)
+    np.testing.assert_allclose(layer(dim=0)(_t(x)).numpy(), ref(x, 0), rtol=1e-12)
+    np.testing.assert_allclose(fn(input=_t(x), dim=-1).numpy(), ref(x, -1), rtol=1e-12)
 
 
 # -- Dropout ----------------------------------------------------------------------------------------

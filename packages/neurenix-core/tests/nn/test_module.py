@@ -147,9 +147,13 @@ def test_load_state_dict_strict_reports_missing_and_unexpected():
     sd = seq.state_dict()
     del sd["2.bias"]
     sd["3.weight"] = nx.zeros(1)
-    with pytest.raises(KeyError) as e:
+    with pytest.raises(RuntimeError) as e:  # PyTorch's type and wording
         seq.load_state_dict(sd)
-    assert "2.bias" in str(e.value) and "3.weight" in str(e.value)
+    assert str(e.value) == ('Error(s) in loading state_dict for Sequential:\n'
+                            '\tMissing key(s) in state_dict: "2.bias".\n'
+                            '\tUnexpected key(s) in state_dict: "3.weight".')
+    with pytest.raises(TypeError, match="state_dict must be a dict of name -> tensor, got list"):
+        seq.load_state_dict(list(sd.items()))
 
 
 def test_load_state_dict_non_strict_returns_keys_and_loads_the_rest():
@@ -158,8 +162,8 @@ def test_load_state_dict_non_strict_returns_keys_and_loads_the_rest():
     del sd["0.bias"]
     sd["extra"] = nx.zeros(1)
     before = seq[0].bias.numpy().copy()
-    missing, unexpected = seq.load_state_dict(sd, strict=False)
-    assert missing == ["0.bias"] and unexpected == ["extra"]
+    result = seq.load_state_dict(sd, strict=False)  # PyTorch's named tuple
+    assert result.missing_keys == ["0.bias"] and result.unexpected_keys == ["extra"]
     np.testing.assert_array_equal(seq[0].weight.numpy(), sd["0.weight"].numpy())
     np.testing.assert_array_equal(seq[0].bias.numpy(), before)
 
@@ -175,7 +179,7 @@ def test_load_state_dict_shape_mismatch_names_the_key():
 def test_non_persistent_buffer_is_neither_saved_nor_required():
     net = Net()
     net.load_state_dict(Net().state_dict())
-    with pytest.raises(KeyError, match="block.cache"):
+    with pytest.raises(RuntimeError, match='Unexpected key\\(s\\) in state_dict: "block.cache"'):
         net.load_state_dict({**net.state_dict(), "block.cache": nx.zeros(2)})
 
 

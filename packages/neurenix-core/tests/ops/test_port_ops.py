@@ -235,6 +235,20 @@ def test_floor_divide_and_remainder_match_python(a, b):
     assert (x // y).dtype == x.dtype
 
 
+@pytest.mark.parametrize("dtype", [nx.float32, nx.float64])
+def test_floor_is_exact_for_every_float(dtype):
+    # beyond 2**63 a cast to int64 is undefined (floor(1e19) was -9.2e18); such floats are integers already
+    big = 2.0 ** 23 if dtype is nx.float32 else 2.0 ** 52
+    values = [1e19, -1e19, 2.0 ** 63, -(2.0 ** 64), 3e38, big + 2, -big - 2, big - 0.5, -big + 0.5, 2.5, -2.5,
+              -0.0, -0.25, math.inf, -math.inf, math.nan]
+    want = np.floor(np.array(values, dtype=dtype.np))
+    got = nx.tensor(values, dtype=dtype).floor().numpy()
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got).tolist() == np.signbit(want).tolist()  # floor(-0.0) is -0.0
+    big = np.array([1e19, -3e19], dtype=dtype.np)
+    np.testing.assert_array_equal((nx.tensor(big) // 1.0).numpy(), big)
+
+
 @pytest.mark.parametrize("divisor", [0, nx.tensor([2, 0])], ids=["scalar", "tensor"])
 def test_integer_division_by_zero_raises(divisor):
     for op in (lambda: nx.tensor([7, 1]) // divisor, lambda: nx.tensor([7, 1]) % divisor):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ops import log_softmax, relu, sigmoid, softmax, tanh
+from ..ops import relu, sigmoid, tanh
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
@@ -36,14 +36,16 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """Softmax along ``dim``."""
+    """Softmax along ``dim``. ``dim=None`` (the default, as PyTorch's) is PyTorch's deprecated implicit choice
+    where it is the last axis (inputs up to 2-D, with PyTorch's warning) and a ValueError beyond (see
+    ``F.softmax``): pass ``dim``."""
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return softmax(x, self.dim)
+        return F.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -53,7 +55,7 @@ class LogSoftmax(Softmax):
     """Log-softmax along ``dim``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return log_softmax(x, self.dim)
+        return F.log_softmax(x, self.dim)
 
 
 class LeakyReLU(Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import creation
 from ..arguments import choice, integer, number
@@ -15,12 +16,10 @@ from ..ops import (
     fold,
     linear,
     log,
-    log_softmax,
     logsumexp,
     mean,
     relu,
     sigmoid,
-    softmax,
     softmax_cross_entropy,
     sum,
     tanh,
@@ -29,6 +28,8 @@ from ..ops import (
     where,
 )
 from ..ops import expect_tensor as _tensor
+from ..ops import log_softmax as _log_softmax
+from ..ops import softmax as _softmax
 from ..ops.batch_norm import batch_norm_relu_pool_train, batch_norm_train
 from ..ops.bounds import check as check_indices
 from ..ops.conv import conv2d as _conv2d
@@ -306,6 +307,31 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     return where(input > 0, input, input * negative_slope)
 
 
+def softmax(input: Tensor, dim: int | None = None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``; ``dim=None`` as ``_softmax_dim`` says."""
+    return _softmax(input, _softmax_dim(input, dim, "softmax"))
+
+
+def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:
+    """``log(softmax(x))`` along ``dim``, computed stably; ``dim=None`` as ``_softmax_dim`` says."""
+    return _log_softmax(input, _softmax_dim(input, dim, "log_softmax"))
+
+
+def _softmax_dim(input, dim, op: str):
+    """``dim``, or for ``dim=None`` PyTorch's deprecated implicit choice (dim 0 for 0-, 1- and 3-D inputs, else 1)
+    with its warning where that choice is the last axis (up to 2-D); beyond, a ValueError: PyTorch would take the
+    batch or channel axis where neurenix took the last one (its old default), and either silently is a bug."""
+    if dim is not None:
+        return dim
+    _tensor(input, "input", op)
+    if input.ndim > 2:
+        raise ValueError(f"{op}: dim=None on a {input.ndim}-D input is ambiguous (PyTorch's deprecated implicit "
+                         f"choice takes dim {0 if input.ndim == 3 else 1}, not the last); pass dim= explicitly")
+    warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call to include dim=X as an "
+                  "argument.", UserWarning, stacklevel=3)
+    return 0 if input.ndim < 2 else 1
+
+
 def _class_range(c: int, device) -> Tensor:
     key = (c, device)
     r = _arange_cache.get(key)
@@ -403,7 +429,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, i
     if input.ndim == 2 and not probs.requires_grad:  # the common case, fused
         loss = softmax_cross_entropy(input, probs)
     else:
-        loss = -sum(probs * log_softmax(input, 1), 1)
+        loss = -sum(probs * _log_softmax(input, 1), 1)
     if reduction != "mean" or counted is None:
         return _reduce(loss, reduction, "cross_entropy")
     return sum(loss) / sum(total)

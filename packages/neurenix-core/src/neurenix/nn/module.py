@@ -8,7 +8,7 @@ fast); ``Module`` keeps the ordered names of each kind beside them, which is all
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from .. import dtypes as _dt
 from ..device import Device
@@ -16,6 +16,16 @@ from ..ops.transfer import to_device
 from ..tensor import Tensor, zeros_like
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _key_errors(module: str, missing: list, unexpected: list) -> str:
+    """PyTorch's message for a strict load_state_dict that does not fit, which scripts may match on."""
+    lines = [f"Error(s) in loading state_dict for {module}:"]
+    for what, keys in (("Missing", missing), ("Unexpected", unexpected)):
+        if keys:
+            quoted = ", ".join(f'"{k}"' for k in keys)
+            lines.append(f"\t{what} key(s) in state_dict: {quoted}.")
+    return "\n".join(lines)
 
 
 class Parameter(Tensor):
@@ -201,8 +211,12 @@ class Module:
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values from ``state_dict`` into this module's parameters and buffers (shapes must match).
 
-        With ``strict`` (the default) missing or unexpected keys raise a KeyError listing them.
+        With ``strict`` (the default) missing or unexpected keys raise a RuntimeError listing them, as PyTorch's;
+        without, they are returned as ``(missing_keys, unexpected_keys)``.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: state_dict must be a dict of name -> tensor, got "
+                            f"{type(state_dict).__name__}")
         own = {}
         for prefix, m in self.named_modules():
             for names in (m._param_names, m._buffer_names):
@@ -212,8 +226,7 @@ class Module:
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
+            raise RuntimeError(_key_errors(type(self).__name__, missing, unexpected))
         for key, target in own.items():
             if key not in state_dict:
                 continue

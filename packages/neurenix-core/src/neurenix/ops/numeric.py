@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import dtypes as _dt
 from ..arguments import boolean, number
 from ..autograd.grad_mode import no_grad
@@ -25,12 +27,18 @@ def _tensor(x, op: str) -> Tensor:
 
 
 def floor(x: Tensor) -> Tensor:
-    """The largest integer not above each element (floats stay floats; |x| must be below 2**63)."""
+    """The largest integer not above each element (floats stay floats, exact for every float; inf and NaN
+    are kept)."""
     if _tensor(x, "floor")._data.dtype.kind != "f":
         return x * 1
     with no_grad():  # its gradient is 0 almost everywhere: not recorded, as PyTorch's is all zeros
-        t = cast(cast(x, _dt.int64), x.dtype)  # truncated toward zero
-        return t - (t > x).to(x.dtype)
+        # a float of 2**mantissa or more is an integer already; only the others go through int64, whose cast
+        # is undefined beyond 2**63 (and for inf, NaN)
+        small = abs(x) < 2.0 ** np.finfo(x._data.dtype).nmant
+        s = where(small, x, 0.0)
+        t = cast(cast(s, _dt.int64), x.dtype)  # truncated toward zero
+        t = t - (t > s).to(x.dtype)
+        return where(small & (t != x), t, x)  # x where it is an integer: keeps -0.0 as NumPy
 
 
 def floor_divide(a, b) -> Tensor:

@@ -184,6 +184,8 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``dim``."""
     x = _float(x, "softmax")
     axis = normalize_dim(dim, x.ndim, "softmax")
+    if x.ndim == 0:  # as PyTorch, a 0-d tensor is one row of one element (kernels take an axis that exists)
+        return softmax(x.reshape(1), 0).reshape(())
     if x.numel() == 0:
         return x * 1.0  # nothing to normalise (kernels need not handle empty rows)
     out = _wrap(x._device.kernels.softmax(x._data, axis), x._device)
@@ -199,6 +201,8 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     """``log(softmax(x))`` along ``dim``, computed stably."""
     x = _float(x, "log_softmax")
     axis = normalize_dim(dim, x.ndim, "log_softmax")
+    if x.ndim == 0:  # as PyTorch, a 0-d tensor is one row of one element (kernels take an axis that exists)
+        return log_softmax(x.reshape(1), 0).reshape(())
     if x.numel() == 0:
         return x * 1.0
     out = _wrap(x._device.kernels.log_softmax(x._data, axis), x._device)

@@ -638,6 +638,10 @@ CASES: list[OpCase] = [
     C("mm", lambda a, b: a.mm(b), np.matmul, ((3, 4), (4, 2)), NUMERIC),
     C("bmm", lambda a, b: a.bmm(b), np.matmul, ((2, 3, 4), (2, 4, 5)), NUMERIC),
     C("floor", lambda a: a.floor(), np.floor, ((3, 4),), NUMERIC, "distinct", grad=False),
+    C("floor_large", lambda a: (a * 2.0 ** 63).floor(), lambda a: np.floor(a * a.dtype.type(2.0 ** 63)), ((3, 4),),
+      domain="distinct", grad=False),  # beyond int64: each float is its own floor
+    C("floor_nonfinite", lambda a: _with_infs(a).floor(), lambda a: np.floor(_np_with_infs(a)), ((3, 4),),
+      domain="nan", grad=False),
     C("floor_divide", lambda a, b: a // b, np.floor_divide, ((3, 4), (3, 4)), domain="positive", grad=False),
     C("floor_divide_int", lambda a, b: a // (b * 2 + 1), lambda a, b: a // _np_odd(b), ((3, 4), (3, 4)),
       ("int64",), grad=False),

@@ -24,7 +24,8 @@ __all__ = ["copy_structure", "reparametrize_module", "swap_tensor", "swap_tensor
 
 def _slot(module: Module, name: str, caller: str) -> tuple[Module, str]:
     """The submodule owning the parameter or buffer ``name`` (dotted, as in ``named_parameters()``), and
-    the attribute it has there."""
+    the attribute it has there. A name that fits no slot is a RuntimeError, the type of PyTorch's
+    "Unexpected key(s)" (where PyTorch, not strict, would silently set an attribute of that name)."""
     if not isinstance(name, str):
         raise TypeError(f"{caller}: names must be strings, got {name!r}")
     *path, attr = name.split(".")
@@ -32,11 +33,11 @@ def _slot(module: Module, name: str, caller: str) -> tuple[Module, str]:
     for i, part in enumerate(path):
         child = owner.__dict__.get(part) if part in owner._module_names else None
         if child is None:
-            raise KeyError(f"{caller}: {name!r} names no submodule of {type(module).__name__} "
-                           f"({'.'.join(path[:i + 1])!r} is not one)")
+            raise RuntimeError(f"{caller}: {name!r} names no submodule of {type(module).__name__} "
+                               f"({'.'.join(path[:i + 1])!r} is not one)")
         owner = child
     if attr not in owner._param_names and attr not in owner._buffer_names:
-        raise KeyError(f"{caller}: {name!r} is not a parameter or buffer of {type(module).__name__}")
+        raise RuntimeError(f"{caller}: {name!r} is not a parameter or buffer of {type(module).__name__}")
     return owner, attr
 
 
@@ -72,7 +73,7 @@ def swap_tensor(module: Module, name: str, tensor: Tensor | None) -> Tensor | No
     ``named_parameters()``: ``"0.weight"``, ``"layer.bn.running_mean"``) and return what the slot held.
 
     ``tensor`` may be any Tensor, computed ones included (it is not made a Parameter), or None. Putting
-    the returned value back restores the module. Raises KeyError naming ``name`` if it is no parameter or
+    the returned value back restores the module. Raises RuntimeError naming ``name`` if it is no parameter or
     buffer of ``module``.
     """
     _check_module(module, "swap_tensor")
@@ -87,7 +88,7 @@ def _has_ties(module: Module) -> bool:
     return len(ids) != len(set(ids))
 
 
-def _tied(module: Module, tensors: Mapping, slots: dict) -> dict:
+def _tied(module: Module, tensors: Mapping, slots: dict, caller: str) -> dict:
     """``tensors`` plus, for each name given, every other slot that holds the same tensor as that name's slot."""
     names: dict[int, list[str]] = {}
     for name, t in _named_slots(module):
@@ -98,25 +99,28 @@ def _tied(module: Module, tensors: Mapping, slots: dict) -> dict:
         current = owner.__dict__[attr]
         for alias in names.get(id(current), ()) if current is not None else ():
             if alias in tensors and tensors[alias] is not value:
-                raise ValueError(f"swap_tensors_dict: {name!r} and {alias!r} are tied (one tensor) but were given "
+                raise ValueError(f"{caller}: {name!r} and {alias!r} are tied (one tensor) but were given "
                                  "different values; give one of them, or pass tie_weights=False")
             out[alias] = value
     return out
 
 
-def _plan(module: Module, tensors: Mapping, tie_weights: bool, strict: bool) -> list[tuple[str, Module, str, Tensor]]:
-    """(name, owning submodule, attribute, new value) for each slot to change, every name checked first."""
-    _check_module(module, "swap_tensors_dict")
-    slots = {name: _slot(module, name, "swap_tensors_dict") for name in tensors}
+def _plan(module: Module, tensors: Mapping, tie_weights: bool, strict: bool,
+          caller: str) -> list[tuple[str, Module, str, Tensor]]:
+    """(name, owning submodule, attribute, new value) for each slot to change, every name checked first;
+    errors name ``caller``, the public function called."""
+    _check_module(module, caller)
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"{caller}: expected a dict of name -> tensor, got {type(tensors).__name__}")
+    slots = {name: _slot(module, name, caller) for name in tensors}
     for name, value in tensors.items():
-        _check_value(name, value, "swap_tensors_dict")
-    plan = _tied(module, tensors, slots) if tie_weights and _has_ties(module) else tensors
+        _check_value(name, value, caller)
+    plan = _tied(module, tensors, slots, caller) if tie_weights and _has_ties(module) else tensors
     if strict:
         missing = [n for n, _ in _named_slots(module) if n not in plan]
-        if missing:
-            raise KeyError(f"swap_tensors_dict: strict, but no tensors given for {missing}")
-    return [(name, *(slots.get(name) or _slot(module, name, "swap_tensors_dict")), value)
-            for name, value in plan.items()]
+        if missing:  # RuntimeError: PyTorch's type for its "Missing key(s)"
+            raise RuntimeError(f"{caller}: strict, but no tensors given for {missing}")
+    return [(name, *(slots.get(name) or _slot(module, name, caller)), value) for name, value in plan.items()]
 
 
 def swap_tensors_dict(module: Module, tensors: Mapping[str, Tensor | None], *, tie_weights: bool = False,
@@ -125,11 +129,12 @@ def swap_tensors_dict(module: Module, tensors: Mapping[str, Tensor | None], *, t
 
     With ``tie_weights``, a tensor that sits in several slots of ``module`` (weights tied across layers)
     is replaced in all of them when one of its names is given. With ``strict``, every parameter and
-    buffer of ``module`` must be given (KeyError listing the missing names). All names are checked before
+    buffer of ``module`` must be given (RuntimeError listing the missing names). All names are checked before
     anything changes, so an error leaves ``module`` as it was. To restore, swap the returned values back in
     reverse order (``reparametrize_module`` does).
     """
-    return {name: _put(owner, attr, value) for name, owner, attr, value in _plan(module, tensors, tie_weights, strict)}
+    plan = _plan(module, tensors, tie_weights, strict, "swap_tensors_dict")
+    return {name: _put(owner, attr, value) for name, owner, attr, value in plan}
 
 
 @contextmanager
@@ -138,8 +143,16 @@ def reparametrize_module(module: Module, tensors: Mapping[str, Tensor | None], *
     """Within the ``with`` block, ``module``'s slots hold ``tensors`` (see ``swap_tensors_dict`` for the
     arguments); on leaving it, even by an exception, they hold their own tensors again. Not thread-safe for
     one module shared across threads."""
-    old = [(owner, attr, _put(owner, attr, value)) for _, owner, attr, value in _plan(module, tensors, tie_weights,
-                                                                                      strict)]
+    with _reparametrized(module, tensors, tie_weights, strict, "reparametrize_module"):
+        yield module
+
+
+@contextmanager
+def _reparametrized(module: Module, tensors: Mapping, tie_weights: bool, strict: bool,
+                    caller: str) -> Iterator[Module]:
+    """``reparametrize_module`` for the public function ``caller``, which errors name."""
+    old = [(owner, attr, _put(owner, attr, value))
+           for _, owner, attr, value in _plan(module, tensors, tie_weights, strict, caller)]
     try:
         yield module
     finally:
