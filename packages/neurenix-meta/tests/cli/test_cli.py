@@ -220,5 +220,5 @@ def test_help_says_each_default_once(capsys):
     code, out, _ = run(capsys, "train", "sine", "--help")
     text = " ".join(out.split())
     assert code == 0 and text.count("(default:") == text.count("default:")
-    assert "(default: maml 1, fomaml 1, reptile 8, imaml 10)" in text and "(default: None)" not in text
+    assert "(default: maml 1, fomaml 1, reptile 8, imaml 20)" in text and "(default: None)" not in text
     assert "(default: 25)" in text  # --meta-batch: argparse's own default text where the help has none

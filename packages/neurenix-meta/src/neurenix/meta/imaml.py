@@ -30,16 +30,21 @@ class iMAML(MetaLearningModel):
     theta (and the meta-gradient nears first-order MAML's); small, the inner problem is solved further from
     it and the meta-gradient needs more ``cg_steps``. The inner problem should be solved well (enough steps,
     ``inner_lr`` below 2 / (curvature + lam)), since the implicit gradient is exact only at its solution.
-    Defaults: ``lam=2.0`` and ``cg_steps=5`` as in the paper's Omniglot runs; ``inner_steps=10``.
     ``adapt_to_task`` solves the same regularised problem on the support set.
+
+    Defaults, chosen on sine regression (a 1-40-40-1 ReLU network, 1,000 meta-iterations of 25 tasks, seed 0;
+    5-shot MSE after 20 steps on 1,000 new tasks): ``inner_lr=0.05``, ``inner_steps=20``, ``lam=5.0`` gave 1.22,
+    against 1.88 with 10 steps, 4.4 at ``lam=3`` and ``inner_lr=0.1``, and 5.5 with the paper's Omniglot values
+    (``lam=2``, 10 steps at 0.01): the inner problem must be solved, ``inner_lr * lam * inner_steps`` well
+    above 1. ``cg_steps=5`` as in the paper. docs/quality.md has the defaults' runs over 3 seeds.
     """
 
     inner_steps = checks.Validated(checks.count, 1)
     cg_steps = checks.Validated(checks.count, 1)
     lam = checks.Validated(checks.positive)
 
-    def __init__(self, model: Module, inner_lr: float = 0.01, meta_lr: float = 0.001, inner_steps: int = 10,
-                 lam: float = 2.0, cg_steps: int = 5):
+    def __init__(self, model: Module, inner_lr: float = 0.05, meta_lr: float = 0.001, inner_steps: int = 20,
+                 lam: float = 5.0, cg_steps: int = 5):
         super().__init__(model, inner_lr, meta_lr, first_order=False)
         self.inner_steps, self.lam, self.cg_steps = inner_steps, lam, cg_steps
 

@@ -1,8 +1,8 @@
 """Sine regression, the MAML paper's setup: meta-train, then adapt to new sine waves from 5 points.
 
 Defaults are the paper's: a 1-40-40-1 ReLU network, K = 10 support and 10 query points per task, 25 new
-tasks per meta-iteration, one inner step at 0.01 (Reptile: 8 inner SGD steps at 0.01; iMAML: 10 steps of its
-regularised problem, see ``INNER_STEPS``), Adam as the meta-optimizer. Not the paper's: Adam starts at 0.01
+tasks per meta-iteration, one inner step at 0.01 (Reptile: 8 inner SGD steps at 0.01; iMAML: its own defaults,
+20 steps of its regularised problem at 0.05), Adam as the meta-optimizer. Not the paper's: Adam starts at 0.01
 and anneals to 0 by cosine over the run, which reaches the paper's 70,000-iteration numbers in 10,000
 (docs/quality.md has the runs that chose it). Evaluation as in the paper's figure: adapt on 5 points of a new
 task for 1, 5 and 10 steps, mean squared error on 50 other points.
@@ -32,8 +32,9 @@ STEPS = (1, 5, 10)
 PAPER = {1: 0.67, 5: 0.38, 10: 0.35}  # MAML paper, 5-shot, after 70,000 meta-iterations
 ALGOS = {"maml": "MAML (second order)", "fomaml": "first-order MAML", "reptile": "Reptile",
          "imaml": "iMAML (implicit gradients)"}
-INNER_STEPS = {"maml": 1, "fomaml": 1, "reptile": 8, "imaml": 10}  # --inner-steps' default per --algo
-IMAML = {"lam": 2.0, "cg_steps": 5}  # --lam's and --cg-steps' defaults
+INNER_STEPS = {"maml": 1, "fomaml": 1, "reptile": 8, "imaml": 20}  # --inner-steps' default per --algo
+INNER_LR = {"maml": 0.01, "fomaml": 0.01, "reptile": 0.01, "imaml": 0.05}  # --inner-lr's
+IMAML = {"lam": 5.0, "cg_steps": 5}  # --lam's and --cg-steps' defaults: iMAML's own (see its docstring)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-shots", type=count(1, TEST_POINTS // 2), default=5, help="support points of a test task")
     p.add_argument("--inner-steps", type=count(0), help="inner steps in training (default: " + ", ".join(
         f"{a} {n}" for a, n in INNER_STEPS.items()) + ")")
-    p.add_argument("--inner-lr", type=rate, default=0.01, help="inner (adaptation) learning rate")
+    p.add_argument("--inner-lr", type=rate, help="inner (adaptation) learning rate (default: " + ", ".join(
+        f"{a} {n}" for a, n in INNER_LR.items()) + ")")
     p.add_argument("--meta-lr", type=rate, default=0.01, help="the meta-optimizer's (Adam's) learning rate, where "
                                                               "the cosine schedule starts")
     p.add_argument("--inner-optimizer", choices=OPTIMIZERS, default="sgd",
@@ -69,7 +71,8 @@ def settings(args: argparse.Namespace) -> dict:
     if args.algo == "imaml" and args.lam == 0:
         raise ArgumentError("--lam", "must be > 0, got 0")
     run = {"benchmark": "sine", "--algo": args.algo, "--seed": args.seed, "--meta-batch": args.meta_batch,
-           "--shots": args.shots, "--inner-steps": steps, "--inner-lr": args.inner_lr, "--meta-lr": args.meta_lr}
+           "--shots": args.shots, "--inner-steps": steps, "--meta-lr": args.meta_lr,
+           "--inner-lr": INNER_LR[args.algo] if args.inner_lr is None else args.inner_lr}
     if args.inner_optimizer != "sgd":  # (only when chosen: checkpoints of earlier runs stay resumable)
         run["--inner-optimizer"] = args.inner_optimizer
     if args.algo == "imaml":
@@ -81,10 +84,10 @@ def learner(args: argparse.Namespace):
     model = Sequential(Linear(1, 40), ReLU(), Linear(40, 40), ReLU(), Linear(40, 1))
     run = settings(args)
     if args.algo == "reptile":
-        return Reptile(model, args.inner_lr, run["--meta-lr"], run["--inner-steps"])
+        return Reptile(model, run["--inner-lr"], run["--meta-lr"], run["--inner-steps"])
     if args.algo == "imaml":
-        return iMAML(model, args.inner_lr, run["--meta-lr"], run["--inner-steps"], run["--lam"], run["--cg-steps"])
-    return MAML(model, args.inner_lr, run["--meta-lr"], args.algo == "fomaml", run["--inner-steps"],
+        return iMAML(model, run["--inner-lr"], run["--meta-lr"], run["--inner-steps"], run["--lam"], run["--cg-steps"])
+    return MAML(model, run["--inner-lr"], run["--meta-lr"], args.algo == "fomaml", run["--inner-steps"],
                 inner_optimizer=args.inner_optimizer)
 
 
