@@ -1,5 +1,6 @@
 """Bounded-memory second-order MAML: peak memory and time per meta-iteration, with and without
-``checkpoint_inner_loop``, at 1, 5, 10 and 20 inner steps, on MAML's Conv-4.
+``checkpoint_inner_loop``, at 1, 5, 10 and 20 inner steps, on MAML's Conv-4; and iMAML, whose implicit
+meta-gradient keeps nothing of the inner loop (``--modes plain imaml``).
 
 Workload: Conv-4 (4 x [3x3 conv, 64 channels, BatchNorm, ReLU, 2x2 max-pool], then Linear) on 28x28
 one-channel images (Omniglot's shape), 5-way 5-shot with 5 query images per class, a meta-batch of 2
@@ -15,6 +16,7 @@ the system; it does not see memory allocated by C code outside NumPy (none here)
 resident set (``ru_maxrss``) is reported beside it, with the RSS after set-up, as a cross-check.
 
     python bench/maml_memory.py --out bench/results/maml_memory.json
+    python bench/maml_memory.py --modes plain imaml --steps 1 5 10 --out bench/results/imaml_memory.json
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 import neurenix as nx
-from neurenix.meta import MAML
+from neurenix.meta import MAML, iMAML
 from neurenix.meta.tasks import check_tasks
 from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from neurenix.optim import Adam
 
 STEPS = (1, 5, 10, 20)
+MODES = ("plain", "checkpointed", "imaml")
 WAYS, SHOTS, QUERIES, TASKS = 5, 5, 5, 2
 
 
@@ -71,9 +74,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def worker(steps: int, checkpointed: bool, number: int) -> dict:
+def worker(steps: int, mode: str, number: int) -> dict:
     nx.manual_seed(0)
-    maml = MAML(conv4(), inner_lr=0.4, inner_steps=steps, checkpoint_inner_loop=checkpointed)
+    if mode == "imaml":  # the same inner rate; lam 2 and 5 conjugate-gradient steps, the paper's Omniglot values
+        maml = iMAML(conv4(), inner_lr=0.4, inner_steps=steps, lam=2.0, cg_steps=5)
+    else:
+        maml = MAML(conv4(), inner_lr=0.4, inner_steps=steps, checkpoint_inner_loop=mode == "checkpointed")
     opt = Adam(maml.parameters(), lr=1e-3)
     checked = check_tasks(tasks())
 
@@ -94,7 +100,8 @@ def worker(steps: int, checkpointed: bool, number: int) -> dict:
     iteration()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"steps": steps, "checkpointed": checkpointed, "seconds": statistics.median(times), "times": times,
+    return {"steps": steps, "mode": mode, "checkpointed": mode == "checkpointed", "seconds": statistics.median(times),
+            "times": times,
             "traced_peak_mb": peak / 2**20, "rss_peak_mb": rss, "rss_after_setup_mb": baseline,
             "first_loss": first_loss}
 
@@ -104,30 +111,35 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--number", type=int, default=3)
     ap.add_argument("--steps", type=int, nargs="*", default=list(STEPS))
-    ap.add_argument("--worker", nargs=2, metavar=("STEPS", "CHECKPOINTED"), help=argparse.SUPPRESS)
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=["plain", "checkpointed"],
+                    help="plain and checkpointed second-order MAML, iMAML")
+    ap.add_argument("--worker", nargs=2, metavar=("STEPS", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(int(args.worker[0]), args.worker[1] == "1", args.number)))
+        print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.number)))
         return
     runs = []
     print(f"{'steps':>5} {'mode':>13} {'s/iter':>7} {'traced MB':>10} {'RSS MB':>7}", flush=True)
     for steps in args.steps:
-        for checkpointed in (False, True):
-            out = subprocess.run([sys.executable, __file__, "--worker", str(steps), str(int(checkpointed)),
-                                  "--number", str(args.number)], check=True, capture_output=True, text=True)
+        for mode in args.modes:
+            out = subprocess.run([sys.executable, __file__, "--worker", str(steps), mode, "--number", str(args.number)],
+                                 check=True, capture_output=True, text=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             runs.append(r)
-            print(f"{steps:>5} {'checkpointed' if checkpointed else 'plain':>13} {r['seconds']:>7.2f} "
-                  f"{r['traced_peak_mb']:>10.1f} {r['rss_peak_mb']:>7.0f}", flush=True)
-    by = {(r["steps"], r["checkpointed"]): r for r in runs}
-    ratios = {s: {"memory_plain_over_checkpointed": by[s, False]["traced_peak_mb"] / by[s, True]["traced_peak_mb"],
-                  "time_checkpointed_over_plain": by[s, True]["seconds"] / by[s, False]["seconds"]}
+            print(f"{steps:>5} {mode:>13} {r['seconds']:>7.2f} {r['traced_peak_mb']:>10.1f} {r['rss_peak_mb']:>7.0f}",
+                  flush=True)
+    by = {(r["steps"], r["mode"]): r for r in runs}
+    ratios = {s: {f"memory_plain_over_{m}": by[s, "plain"]["traced_peak_mb"] / by[s, m]["traced_peak_mb"]
+                  for m in args.modes if m != "plain" and "plain" in args.modes} |
+              {f"time_{m}_over_plain": by[s, m]["seconds"] / by[s, "plain"]["seconds"]
+               for m in args.modes if m != "plain" and "plain" in args.modes}
               for s in args.steps}
     report = {"benchmark": "maml_memory", "machine": platform.machine(), "cpus": os.cpu_count(),
               "backends": [str(s.name) for s in nx.list_backends() if s.available and s.device_type == "cpu"],
               "threads": 1, "workload": {"model": "Conv-4 (64 channels, BatchNorm)", "image": [1, 28, 28],
                                          "ways": WAYS, "shots": SHOTS, "queries_per_class": QUERIES,
-                                         "meta_batch": TASKS, "dtype": "float32", "order": "second"},
+                                         "meta_batch": TASKS, "dtype": "float32", "order": "second",
+                                         "modes": args.modes},
               "number": args.number, "runs": runs, "ratios": ratios}
     if args.out:
         with open(args.out, "w") as f:
