@@ -104,21 +104,36 @@ def test_safe_sqrt_to_the_third_order():
 
 @pytest.mark.parametrize("name", NAMES[1:])
 def test_adapt_to_task_takes_the_optimizers_steps(name):
-    maml = MAML(mlp(), inner_lr=0.05, inner_steps=3, inner_optimizer=name)
+    """At a rate where every step lowers the support loss, adaptation is the optimizer's plain steps."""
+    lr = 0.001
+    maml = MAML(mlp(), inner_lr=lr, inner_steps=3, inner_optimizer=name)
     sx, sy, qx, _ = sine_tasks(1)[0]
     m = maml.clone_model()
     opt, ws = maml.inner_optimizer, [p.detach() for p in m.parameters()]
-    state = opt.init(ws)
-    for k in range(3):
-        leaves = [w.requires_grad_() for w in (w.detach() for w in ws)]
-        gs = nx.autograd.grad(nn.functional.mse_loss(nx.func.functional_call(m, dict(zip(
-            [n for n, _ in m.named_parameters()], leaves)), sx), sy), leaves)
-        ws, state = opt.step(k, leaves, list(gs), [0.05] * len(ws), state)
-        ws = [w.detach() for w in ws]
+    names = [n for n, _ in m.named_parameters()]
+    state, losses = opt.init(ws), []
+    for k in range(4):
+        leaves = [w.detach().requires_grad_() for w in ws]
+        loss = nn.functional.mse_loss(nx.func.functional_call(m, dict(zip(names, leaves)), sx), sy)
+        losses.append(loss.item())
+        if k < 3:
+            ws, state = opt.step(k, leaves, list(nx.autograd.grad(loss, leaves)), [lr] * len(ws), state)
+            ws = [w.detach() for w in ws]
+    assert losses == sorted(losses, reverse=True)  # (each step lowered it: none would be refused)
     with nx.no_grad():
         for p, w in zip(m.parameters(), ws):
             p.copy_(w)
     np.testing.assert_allclose(maml.adapt_to_task(sx, sy)(qx).numpy(), m(qx).numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES[1:])
+def test_adaptation_never_raises_the_support_loss(name):
+    """At a rate where plain steps overshoot, adaptation refuses them: 30 steps end no worse than they start."""
+    maml = MAML(mlp(), inner_lr=0.5, inner_steps=3, inner_optimizer=name)
+    sx, sy = sine_tasks(1)[0][:2]
+    start = nn.functional.mse_loss(maml.model(sx), sy).item()
+    end = nn.functional.mse_loss(maml.adapt_to_task(sx, sy, steps=30)(sx), sy).item()
+    assert np.isfinite(end) and end <= start
 
 
 def test_settings_are_checked_recorded_and_rebuilt():

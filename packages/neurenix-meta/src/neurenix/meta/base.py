@@ -26,6 +26,7 @@ from . import resume as resuming
 from .batchnorm import Plan, support_statistics, task_call
 from .checkpoint import check_writable
 from .distributed import DataParallel, distributed_section
+from .inner_optimizers import SGD, InnerOptimizer
 from .losses import LossFn, correct, task_losses
 from .progress import progress_bar
 from .tasks import Batch, Checked, batches, check_task, check_tasks, nonfinite, stack
@@ -74,9 +75,11 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
                   batch: Batch | Sequence[Batch], loss_fn: LossFn | None,
                   fixed: dict[str, Tensor] | None = None,
                   penalty: Callable[[list[Tensor]], Tensor] | None = None,
-                  plans: Callable[[int], Plan | None] | None = None) -> list[Tensor]:
+                  plans: Callable[[int], Plan | None] | None = None,
+                  optimizer: InnerOptimizer | None = None) -> list[Tensor]:
     """``steps`` first-order inner steps on ``batch``'s support sets (``ws`` named ``names``, task axis in
-    front; ``step_lrs(k)`` the rates of step k) that never raise a task's support loss: a step that would
+    front; ``step_lrs(k)`` the rates of step k; ``optimizer`` the update rule, plain SGD by default, its
+    state kept per task) that never raise a task's support loss: a step that would
     (or that makes it NaN) is not taken, and that task's later steps are halved until one decreases it.
     Given several batches (of the same tasks), step k takes the support sets of batch k modulo their number.
     ``penalty(weights)``, one value per task, is added to the support losses (iMAML's proximal term).
@@ -99,13 +102,17 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
         return losses.detach(), list(nx.autograd.grad(losses.sum(), weights, allow_unused=True))
 
     cycle = (batch,) if isinstance(batch, Batch) else tuple(batch)
+    optimizer = optimizer or SGD()
+    state = optimizer.init(ws)
     scale = grads = None  # per task: the fraction of the rates the last step could take; the gradient at ws
     for k in range(steps):
         batch = cycle[k % len(cycle)]
         if grads is None:
             losses, grads = with_grads(ws, batch, k)
         scale = nx.ones_like(losses) if scale is None else scale
-        trial = [w if g is None else w - _per_task(scale, w) * lr * g for w, g, lr in zip(ws, grads, step_lrs(k))]
+        # (s * lr) * g: the product plain steps always took, so that SGD's results stay bit for bit
+        trial, tried_state = optimizer.step(k, ws, grads, [_per_task(scale, w) * lr for w, lr in zip(ws, step_lrs(k))],
+                                            state)
         reuse = len(cycle) == 1 and k + 1 < steps  # the next step is on this batch: its gradient at the trial
         if reuse:
             tried, tried_grads = with_grads(trial, batch, k + 1)
@@ -114,6 +121,7 @@ def descent_steps(model: Module, names: list[str], ws: list[Tensor], step_lrs: C
                 tried = losses_at(trial, batch, k + 1)
         better = tried <= losses  # False for NaN
         ws = [nx.where(_per_task(better, w), t, w) for t, w in zip(trial, ws)]
+        state = [nx.where(_per_task(better, s), t, s) for t, s in zip(tried_state, state)]
         scale = nx.where(better, scale, scale * 0.5)
         if reuse:
             losses = nx.where(better, tried, losses)

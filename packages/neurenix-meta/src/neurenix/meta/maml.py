@@ -64,8 +64,8 @@ class MAML(MetaLearningModel):
       default), ``"momentum"``, ``"adam"`` or ``"rmsprop"`` with ``torch.optim``'s defaults, or an object of
       ``neurenix.meta.inner_optimizers`` with other settings (``Adam(betas=(0.5, 0.9))``). Every task has its
       own optimizer state; second order differentiates through the update and the state (see
-      ``inner_optimizers`` on Adam's square root at 0). ``adapt_to_task`` takes the same steps (without
-      ``descent_steps``' safeguard, which is for plain SGD); ``clone()`` supports SGD only.
+      ``inner_optimizers`` on Adam's square root at 0). ``adapt_to_task`` takes the same optimizer's steps,
+      none raising the support loss (``descent_steps``); ``clone()`` supports SGD only.
     - ``batch_norm``: how BatchNorm layers normalise. ``"transductive"`` (the default, the MAML paper's): every
       forward pass by each task's own batch statistics, running statistics never used. ``"inductive"``: the
       same in meta-training, where the query passes also move the layers' running statistics (by their
@@ -237,16 +237,8 @@ class MAML(MetaLearningModel):
     def inner_adapt(self, model: Module, params: dict[str, Tensor], batch: Batch, steps: int,
                     loss_fn: LossFn | None) -> dict[str, Tensor]:
         names = list(self.inner_params)
-        if self.plain_sgd:
-            ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn,
-                               plans=lambda k: self.plan(model, k, False))
-            return params | dict(zip(names, ws))
-        ws = [params[n] for n in names]
-        state = self.inner_optimizer.init(ws)
-        for k in range(steps):
-            grads = support_grads(model, names, ws, batch.support_x, batch.support_y, batch.support_labels, loss_fn,
-                                  False, batch.classes, batch.indices, plan=self.plan(model, k, False))
-            ws, state = self.inner_optimizer.step(k, ws, grads, self.step_lrs(k), state)
+        ws = descent_steps(model, names, [params[n] for n in names], self.step_lrs, steps, batch, loss_fn,
+                           plans=lambda k: self.plan(model, k, False), optimizer=self.inner_optimizer)
         return params | dict(zip(names, ws))
 
     def adapt_to_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
