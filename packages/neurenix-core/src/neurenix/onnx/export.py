@@ -57,7 +57,8 @@ def _example(example_input) -> Tensor:
     if not isinstance(example_input, Tensor):
         raise TypeError(f"neurenix.onnx.export: example_input must be a Tensor, got {type(example_input).__name__}")
     if example_input.dtype.np not in _DTYPES:
-        raise TypeError(f"neurenix.onnx.export: example_input is {example_input.dtype}; float32 and float64 export")
+        raise TypeError(f"neurenix.onnx.export: example_input is {example_input.dtype}; float32 and float64 models "
+                        "export")
     return example_input.detach()
 
 

@@ -10,9 +10,7 @@ rule through its ``__onnx_export__`` hook: neurenix-core never imports neurenix.
 from __future__ import annotations
 
 import os
-from typing import IO
-
-import onnx
+from typing import IO, TYPE_CHECKING
 
 from neurenix import Tensor
 from neurenix.onnx import Graph, UnsupportedModuleError, Value, export
@@ -20,6 +18,9 @@ from neurenix.onnx import Graph, UnsupportedModuleError, Value, export
 from .metric import FewShotClassifier, MetricLearner
 from .protonets import PrototypicalNetworks, _unit
 from .r2d2 import R2D2
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def export_classifier(learner: MetricLearner, support_x: Tensor, support_y: Tensor, example_query: Tensor,
