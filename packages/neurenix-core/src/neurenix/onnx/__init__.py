@@ -13,7 +13,7 @@ except ImportError as e:
 
 # the rules register themselves on import
 from . import activation, layers, norm, pooling  # noqa: F401
-from .export import export
+from .exporter import export
 from .graph import Graph, Value
 from .rules import UnsupportedModuleError, register, supported
 

@@ -65,8 +65,8 @@ def _example(example_input) -> Tensor:
 def _opset(version) -> int:
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(version, int) or isinstance(version, bool) or not MIN_OPSET <= version <= newest:
-        raise ValueError(f"neurenix.onnx.export: opset_version must be an int from {MIN_OPSET} to {newest} (this onnx's "
-                         f"newest), got {version!r}")
+        raise ValueError(f"neurenix.onnx.export: opset_version must be an int from {MIN_OPSET} to {newest} (this "
+                         f"onnx's newest), got {version!r}")
     return version
 
 
