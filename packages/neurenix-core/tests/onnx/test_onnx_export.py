@@ -153,3 +153,9 @@ def test_bad_model_or_input():
         nxo.export(_mlp().eval(), nx.zeros(2, 4, dtype=nx.int64), io.BytesIO())
     with pytest.raises(TypeError, match="model must be a neurenix.nn.Module, got function"):
         nxo.export(lambda x: x, nx.randn(2, 4), io.BytesIO())
+
+
+def test_a_layer_at_the_root_names_its_weights_as_its_state_dict_does():
+    model = nn.BatchNorm1d(3).eval()
+    proto = nxo.export(model, nx.randn(2, 3), io.BytesIO())
+    assert {i.name for i in proto.graph.initializer} == {"weight", "bias", "running_mean", "running_var"}

@@ -16,7 +16,7 @@ from ..tensor import Tensor
 from .rules import rule_for
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Value:
     """A value of the graph: its ``name`` and neurenix's ``example`` of it (for the example input)."""
 
@@ -43,7 +43,9 @@ class Graph:
         self._taken = set(reserved)  # the graph's input and output names are not handed out
 
     def unique(self, base: str) -> str:
-        """``base``, or ``base_1``, ``base_2``... where it is taken."""
+        """``base``, or ``base_1``, ``base_2``... where it is taken. Rules name things ``f"{path}.weight"``: at the
+        model's root (path "") that is plain ``weight``."""
+        base = base.removeprefix(".")
         name, i = base, 0
         while name in self._taken:
             i += 1
