@@ -22,8 +22,7 @@ class UnsupportedModuleError(TypeError):
 def register(*classes: type) -> Callable:
     """Decorator: ``fn`` is the export rule of ``classes`` (and of their subclasses that keep their forward)."""
     def add(fn: Callable) -> Callable:
-        for cls in classes:
-            _RULES[cls] = fn
+        _RULES.update(dict.fromkeys(classes, fn))  # a registry, not a cache: it holds one entry per class
         return fn
     return add
 
