@@ -38,6 +38,8 @@ def export(model: Module, example_input: Tensor, path: str | os.PathLike | IO[by
     x = _example(example_input)
     opset = _opset(opset_version)
     names = (_one_name(input_names, "input_names", "input"), _one_name(output_names, "output_names", "output"))
+    if names[0] == names[1]:
+        raise ValueError(f"neurenix.onnx.export: the input and the output are both named {names[0]!r}")
     axes = _dynamic_axes(dynamic_axes, names)
     g = Graph(x.dtype.np, opset, reserved=names)
     with _inference(model), no_grad():
@@ -86,8 +88,6 @@ def _dynamic_axes(dynamic_axes, names: tuple[str, str]) -> dict[str, dict[int, s
         return {}
     if not isinstance(dynamic_axes, dict):
         raise TypeError(f"neurenix.onnx.export: dynamic_axes must be a dict, got {type(dynamic_axes).__name__}")
-    if names[0] == names[1]:
-        raise ValueError(f"neurenix.onnx.export: the input and the output are both named {names[0]!r}")
     out = {}
     for name, axes in dynamic_axes.items():
         if name not in names:
