@@ -111,3 +111,9 @@ class FewShotClassifier(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.learner.scores(self.learner.embed(x.unsqueeze(0)), self.support, self.one_hot)[0]
+
+    def __onnx_export__(self, graph, x, path: str):
+        """neurenix.onnx.export's hook: the rule lives in neurenix.meta.onnx, imported here because it needs the
+        optional onnx package (and core cannot import meta to find it)."""
+        from .onnx import few_shot_classifier
+        return few_shot_classifier(graph, self, x, path)
