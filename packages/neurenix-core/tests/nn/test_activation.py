@@ -75,4 +75,5 @@ def test_pytorchs_defaults(cls, defaults):
 def test_reprs():
     assert repr(nn.ELU(0.5)) == "ELU(alpha=0.5)" and repr(nn.SiLU()) == "SiLU()"
     assert repr(nn.Softplus()) == "Softplus(beta=1.0, threshold=20.0)"
-    assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')" and repr(nn.LeakyReLU()) == "LeakyReLU(negative_slope=0.01)"
+    assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')"
+    assert repr(nn.LeakyReLU()) == "LeakyReLU(negative_slope=0.01)"

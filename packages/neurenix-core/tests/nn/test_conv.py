@@ -17,7 +17,7 @@ def _rand(*shape, seed=0):
 
 
 def _np_conv1d(x, w, b, stride, padding, dilation, groups):
-    n, c, length = x.shape
+    n, _, length = x.shape
     o, cg, k = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
     out_len = (length + 2 * padding - dilation * (k - 1) - 1) // stride + 1

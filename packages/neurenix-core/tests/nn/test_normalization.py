@@ -84,7 +84,8 @@ def _check_module(module, x):
 @pytest.mark.parametrize("module, shape", [
     (lambda: nn.LayerNorm(4), (3, 4)), (lambda: nn.LayerNorm((2, 3), bias=False), (2, 2, 3)),
     (lambda: nn.LayerNorm(3, elementwise_affine=False), (2, 3)), (lambda: nn.GroupNorm(2, 4), (2, 4, 3)),
-    (lambda: nn.GroupNorm(1, 2, affine=False), (2, 2, 2, 2))], ids=["ln", "ln-2d-no-bias", "ln-plain", "gn", "gn-plain"])
+    (lambda: nn.GroupNorm(1, 2, affine=False), (2, 2, 2, 2))],
+    ids=["ln", "ln-2d-no-bias", "ln-plain", "gn", "gn-plain"])
 def test_gradients_to_second_order(module, shape):
     _check_module(_randomise(module()), _rand(*shape, seed=2))
 
