@@ -101,11 +101,12 @@ class MultiheadAttention(Module):
         return out, weights
 
     def _check_inputs(self, query, key, value) -> None:
-        for name, t, n in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
+        for name, t in (("query", query), ("key", key), ("value", value)):
             tensor(t, name, _LAYER)
+        for name, t, n in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
             if t.ndim != query.ndim or t.ndim not in (2, 3):
                 raise ShapeError(f"{_LAYER}: query, key and value must all be 3-D (batched) or 2-D (unbatched), got "
-                                 f"shapes {query.shape}, {key.shape} and {getattr(value, 'shape', value)}")
+                                 f"shapes {query.shape}, {key.shape} and {value.shape}")
             if t.shape[-1] != n:
                 raise ShapeError(f"{_LAYER}: {name} of shape {t.shape} must have {n} features (its last axis)")
         if key.shape[:-1] != value.shape[:-1]:
