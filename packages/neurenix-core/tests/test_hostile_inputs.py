@@ -268,6 +268,7 @@ CASES = {
                               r"GroupNorm\(2, 4\): expected an input \(N, 4, ...\), got shape \(2, 6, 3\)"),
     "group_norm groups": err(lambda: F.group_norm(nx.zeros(2, 6), 4), ValueError,
                              r"group_norm: num_groups \(4\) must divide the input's channels \(6\)"),
+    "GroupNorm empty batch": ok(lambda: nn.GroupNorm(2, 4)(nx.zeros(0, 4, 3)), lambda r: r.shape == (0, 4, 3)),
     "group_norm 1-d": err(lambda: F.group_norm(nx.zeros(6), 2), ShapeError, r"group_norm: expected an \(N, C, ...\)"),
     "Embedding index too big": err(lambda: nn.Embedding(5, 2)(nx.tensor([1, 5])), IndexError,
                                    r"num_embeddings=5 rows\): index 5 is out of range \(valid: 0..4\)"),

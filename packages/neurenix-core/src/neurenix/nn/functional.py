@@ -378,7 +378,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and _tensor(p, name, "group_norm").shape != (c,):
             raise ShapeError(f"group_norm: {name} of shape {p.shape} does not fit the input's {c} channels")
-    out = _normalize(input.reshape(n, num_groups, -1), (2,), eps, "group_norm").reshape(input.shape)
+    group = (c // num_groups) * math.prod(input.shape[2:])  # (not -1: an empty batch leaves it undetermined)
+    out = _normalize(input.reshape(n, num_groups, group), (2,), eps, "group_norm").reshape(input.shape)
     per_channel = (c,) + (1,) * (input.ndim - 2)
     return _affine(out, *(None if p is None else p.reshape(per_channel) for p in (weight, bias)))
 
@@ -407,7 +408,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of an (N, C, H, W) input, each with probability ``p``, and scale the rest by
     ``1/(1-p)`` (only in training). A 3-D input raises: PyTorch reads it as (N, C, L) (with a warning) where its
-    documentation says (C, H, W); write ``x.unsqueeze(0)`` for one image or use ``dropout1d``'s layout yourself."""
+    documentation says (C, H, W); write ``x.unsqueeze(0)`` for one image."""
     _tensor(input, "input", "dropout2d")
     if input.ndim != 4:
         raise ShapeError(f"dropout2d: expected an (N, C, H, W) input, got shape {input.shape} (a 3-D input is "
