@@ -81,9 +81,8 @@ class MultiheadAttention(Module):
                 is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
         self._check_inputs(query, key, value)
         if is_causal and attn_mask is None:
-            raise RuntimeError(f"{_LAYER}: is_causal is a hint that attn_mask is causal; it needs attn_mask (build "
-                               "one with nn.Transformer.generate_square_subsequent_mask's rule: -inf above the "
-                               "diagonal)")
+            raise RuntimeError(f"{_LAYER}: is_causal is a hint that attn_mask is causal; it needs attn_mask (a "
+                               "causal one is True, or -inf, above the diagonal), as in PyTorch")
         batched = query.ndim == 3
         q, k, v = (self._to_batch_major(t, batched) for t in (query, key, value))
         if q.shape[0] != k.shape[0]:
