@@ -322,13 +322,46 @@ CONSTRUCTS: list[Construct] = [
          "[n for n, _ in Net().named_parameters()]"),
     same(NN, "nn.Linear(4, 2).to('cpu').weight.device.type"),
     missing(NN, "nn.LSTM(4, 8)", "no recurrent layers (RNN, LSTM, GRU)"),
-    missing(NN, "nn.Embedding(10, 4)"),
-    missing(NN, "nn.LayerNorm(4)"),
-    missing(NN, "nn.MultiheadAttention(4, 2)"),
-    missing(NN, "nn.Conv1d(3, 4, 3)"),
+    same(NN, "nn.SiLU()(x) + nn.ELU()(x) + nn.ELU(alpha=0.5)(x) + nn.Softplus()(x) + nn.Softplus(2.0, 1.0)(x)"),
+    same(NN, "nn.LayerNorm(4)(x)"),
+    same(NN, "nn.LayerNorm((3, 4), elementwise_affine=False)(x)"),
+    same(NN, "nn.GroupNorm(1, 3)(img)"),
+    same(NN, "[n for n, _ in nn.GroupNorm(3, 3).named_parameters()]"),
+    same(NN, "nn.Embedding(10, 4)(labels).shape"),
+    same(NN, "nn.Embedding(4, 3, padding_idx=0).weight[0]"),
+    same(NN, "nn.Embedding.from_pretrained(y)(labels)"),
+    missing(NN, "nn.Embedding(10, 4, max_norm=1.0)", "`max_norm` (rows renormalised in place at lookup), "
+            "`scale_grad_by_freq` and `sparse` raise"),
+    same(NN, "nn.Conv1d(3, 4, 3)(img[:, :, 0]).shape"),
+    same(NN, "nn.Conv1d(3, 6, 2, stride=2, groups=3).weight.shape"),
+    same(NN, "nn.MaxPool1d(2)(x.unsqueeze(0)) + nn.AvgPool1d(2)(x.unsqueeze(0))"),
+    same(NN, "nn.MaxPool1d(3, stride=1, padding=1)(x)"),
+    same(NN, "nn.AdaptiveAvgPool2d(1)(img)"),
+    same(NN, "nn.AdaptiveAvgPool2d((2, None))(img)"),
+    same(NN, "nn.Dropout2d(0.5).eval()(img)"),
+    differs(NN, "nn.Dropout2d(0.5)(img[0]).shape", "a 3-D input raises: PyTorch reads it as (N, C, L) (with a "
+            "warning) where its documentation says (C, H, W); give one image a batch axis",
+            "nn.Dropout2d(0.5)(img[0].unsqueeze(0))[0].shape"),
+    same(NN, "d = nn.ModuleDict({'enc': nn.Linear(4, 2), 'act': nn.ReLU()})\nd['dec'] = nn.Linear(2, 1)\n"
+         "[n for n, _ in d.named_parameters()], list(d.keys())"),
+    same(NN, "mha = nn.MultiheadAttention(4, 2)\nout, w = mha(x.unsqueeze(1), y.unsqueeze(1), y.unsqueeze(1))\n"
+         "out.shape, w.shape"),
+    same(NN, "mha = nn.MultiheadAttention(4, 2, batch_first=True)\npad = nx.tensor([[False, False, True]])\n"
+         "mha(x[None], x[None], x[None], key_padding_mask=pad, average_attn_weights=False)[1][..., 2]"),
+    same(NN, "[n for n, _ in nn.MultiheadAttention(4, 2, kdim=3, vdim=5).named_parameters()]"),
+    same(NN, "nn.TransformerEncoderLayer(4, 2, dim_feedforward=8)(x.unsqueeze(1)).shape"),
+    same(NN, "layer = nn.TransformerEncoderLayer(4, 2, 8, batch_first=True, norm_first=True)\n"
+         "len(list(nn.TransformerEncoder(layer, 3).parameters()))"),
+    differs(NN, "enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), 1).eval()\n"
+            "pad = nx.tensor([[False, False, True], [False, False, False]])\nwith nx.no_grad():\n"
+            "    out = enc(nx.stack([x, y]), src_key_padding_mask=pad)\nout[0, 2]",
+            "PyTorch's inference fast path (eval, no grad, a padding mask) gives zeros at padded positions; here they "
+            "are computed as in training (the other positions agree)",
+            "enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 2, 8, batch_first=True), 1).eval()\n"
+            "pad = nx.tensor([[False, False, True], [False, False, False]])\n"
+            "out = enc(nx.stack([x, y]), src_key_padding_mask=pad).masked_fill(pad.unsqueeze(-1), 0.0)\nout[0, 2]",
+            match=False),
     missing(NN, "nn.ConvTranspose2d(3, 4, 3)"),
-    missing(NN, "nn.Dropout2d(0.5)"),
-    missing(NN, "nn.AdaptiveAvgPool2d(1)", "`F.adaptive_avg_pool2d` is there"),
     # -- functional and losses
     same(FUNCTIONAL, "F.relu(x)"),
     same(FUNCTIONAL, "F.gelu(x)"),
@@ -366,8 +399,13 @@ CONSTRUCTS: list[Construct] = [
             "use `binary_cross_entropy_with_logits` on logits"),
     missing(FUNCTIONAL, "F.smooth_l1_loss(x, y)"),
     missing(FUNCTIONAL, "F.kl_div(x.log_softmax(1), y.softmax(1))"),
-    missing(FUNCTIONAL, "F.silu(x)"),
-    missing(FUNCTIONAL, "F.layer_norm(x, (4,))"),
+    same(FUNCTIONAL, "F.silu(x) + F.elu(x, 0.5) + F.softplus(x, beta=2.0)"),
+    same(FUNCTIONAL, "F.layer_norm(x, (4,), weight=v, bias=v)"),
+    same(FUNCTIONAL, "F.group_norm(img, 3, eps=1e-3)"),
+    same(FUNCTIONAL, "F.embedding(labels, y)"),
+    same(FUNCTIONAL, "F.conv1d(img[:, :, 0], nx.ones(2, 3, 2), padding=1)"),
+    same(FUNCTIONAL, "F.max_pool1d(x.unsqueeze(0), 2) + F.avg_pool1d(x.unsqueeze(0), 2)"),
+    same(FUNCTIONAL, "F.dropout2d(img, training=False)"),
     missing(FUNCTIONAL, "nn.BCEWithLogitsLoss()(x, y.sigmoid())", "`F.binary_cross_entropy_with_logits` is there"),
     # -- optim and lr_scheduler
     same(OPTIM, _OPT + "opt = optim.SGD([w], lr=0.1)" + _STEP),

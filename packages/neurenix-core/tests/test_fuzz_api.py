@@ -67,7 +67,8 @@ CALLS = {
         "all"]},
     **{f"F.{name}": getattr(F, name) for name in [
         "conv2d", "max_pool2d", "avg_pool2d", "pad", "batch_norm", "dropout", "cross_entropy", "mse_loss", "l1_loss",
-        "nll_loss", "binary_cross_entropy_with_logits", "one_hot", "linear", "softmax", "unfold", "fold"]},
+        "nll_loss", "binary_cross_entropy_with_logits", "one_hot", "linear", "softmax", "unfold", "fold", "conv1d",
+        "max_pool1d", "avg_pool1d", "layer_norm", "group_norm", "embedding", "dropout2d", "silu", "elu", "softplus"]},
     **{f"Tensor.{name}": (lambda method: lambda *a, **k: getattr(_t(), method)(*a, **k))(name) for name in [
         "reshape", "view", "permute", "transpose", "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "sum",
         "mean", "max", "argmax", "var", "softmax", "gather", "index_put", "clamp", "pow", "add", "sub", "mul", "div",
@@ -75,10 +76,15 @@ CALLS = {
         "requires_grad_", "maximum", "eq", "lt", "logical_and", "expand_as", "view_as"]},
     **{f"nn.{name}": getattr(nx.nn, name) for name in [
         "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d", "Sequential", "Flatten",
-        "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss"]},
+        "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "LayerNorm", "GroupNorm", "Embedding", "Conv1d",
+        "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool2d", "Dropout2d", "ModuleDict", "MultiheadAttention",
+        "TransformerEncoderLayer", "ELU", "Softplus"]},
     "nn.Linear(3, 2)(x)": lambda *a, **k: nx.nn.Linear(3, 2)(*a, **k),
     "nn.Conv2d(1, 2, 3)(x)": lambda *a, **k: nx.nn.Conv2d(1, 2, 3)(*a, **k),
     "nn.BatchNorm2d(1)(x)": lambda *a, **k: nx.nn.BatchNorm2d(1)(*a, **k),
+    "nn.LayerNorm(3)(x)": lambda *a, **k: nx.nn.LayerNorm(3)(*a, **k),
+    "nn.Embedding(5, 3)(x)": lambda *a, **k: nx.nn.Embedding(5, 3)(*a, **k),
+    "nn.MultiheadAttention(4, 2)(x)": lambda *a, **k: nx.nn.MultiheadAttention(4, 2)(*a, **k),
     **{f"optim.{name}": (lambda cls: lambda *a, **k: cls([nx.zeros(2, requires_grad=True)], *a, **k))(
         getattr(nx.optim, name)) for name in ["SGD", "Adam", "AdamW"]},
     **{f"linalg.{name}": getattr(nx.linalg, name) for name in ["solve", "solve_triangular", "cholesky"]},

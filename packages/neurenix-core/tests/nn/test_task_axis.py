@@ -137,3 +137,110 @@ def test_which_models_take_the_task_axis_as_it_is():
     assert not stacks_tasks(_mlp())  # BatchNorm1d takes statistics over merged rows
     assert not stacks_tasks(_conv_net()) and not stacks_tasks(MyLinear(2, 2))
     assert not stacks_tasks(nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Flatten())))
+
+
+# -- the parametrised layers added with PyTorch's names: Conv1d, GroupNorm, LayerNorm, Embedding, attention ----------
+
+
+class _Attend(nn.Module):
+    """MultiheadAttention as a model of batched_call: queries ``x``, keys and values ``context`` (or ``x``), a key
+    padding mask if given; its output, or its weights per head."""
+
+    def __init__(self, weights=False, **options):
+        super().__init__()
+        self.mha, self.weights = nn.MultiheadAttention(4, 2, **options), weights
+
+    def forward(self, x, context=None, pad=None):
+        context = x if context is None else context
+        out, w = self.mha(x, context, context, key_padding_mask=pad, average_attn_weights=False)
+        return w if self.weights else out
+
+
+def _ints(high, *shape):
+    return nx.tensor(np.random.default_rng(5).integers(0, high, (T, *shape)))
+
+
+def _floats(*shape):
+    return nx.randn(T, *shape, dtype=nx.float64)
+
+
+def _pad(*shape):
+    m = np.random.default_rng(6).random((T, *shape)) < 0.4
+    m[..., 0] = False
+    return nx.tensor(m)
+
+
+# name: (model, inputs (T, rows, ...)); "rows" are what batched_call merges: sequences (batch_first), or positions
+LAYER_NETS = {
+    "conv1d-groupnorm": (lambda: nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.SiLU(),
+                                               nn.MaxPool1d(2), nn.Conv1d(4, 4, 3, groups=2), nn.Flatten(),
+                                               nn.Linear(8, 3), nn.LayerNorm(3)),
+                         lambda: [_floats(4, 2, 8)]),
+    "embedding-stacked": (lambda: nn.Sequential(nn.Embedding(7, 4, padding_idx=0), nn.LayerNorm(4), nn.ELU(),
+                                                nn.Linear(4, 2)), lambda: [_ints(7, 5, 3)]),
+    "embedding-merged": (lambda: nn.Sequential(nn.Embedding(7, 4), nn.LayerNorm(4, bias=False), nn.Softplus(),
+                                               nn.Flatten(), nn.Linear(12, 2)), lambda: [_ints(7, 5, 3)]),
+    "encoder-batch-first": (lambda: nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, batch_first=True),
+                            lambda: [_floats(3, 5, 4)]),
+    "encoder-seq-first-pre-norm": (lambda: nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, norm_first=True),
+                                   lambda: [_floats(5, 3, 4)]),
+    "attention-cross-masked": (lambda: _Attend(kdim=3, vdim=3, add_bias_kv=True, add_zero_attn=True,
+                                               batch_first=True), lambda: [_floats(3, 2, 4), _floats(3, 5, 3),
+                                                                           _pad(3, 5)]),
+    "attention-unbatched": (lambda: _Attend(), lambda: [_floats(5, 4)]),
+    "attention-weights": (lambda: _Attend(weights=True, batch_first=True), lambda: [_floats(3, 4, 4)]),
+}
+
+
+def _layer_setup(net, per_task):
+    nx.manual_seed(0)
+    make, inputs = LAYER_NETS[net]
+    model = make().double()
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    if per_task:
+        params = {n: (p.unsqueeze(0) + 0.1 * nx.randn(T, *p.shape, dtype=nx.float64)) for n, p in params.items()}
+    return model, params, inputs()
+
+
+def _looped_args(model, params, args, per_task):
+    return nx.stack([functional_call(model, {n: v[t] if per_task else v for n, v in params.items()},
+                                     *(a[t] for a in args)) for t in range(T)])
+
+
+@pytest.mark.parametrize("per_task", [True, False], ids=["per-task", "shared"])
+@pytest.mark.parametrize("net", LAYER_NETS)
+def test_new_layers_batched_equal_looped(net, per_task):
+    model, params, args = _layer_setup(net, per_task)
+    out = batched_call(model, params, *args)
+    np.testing.assert_allclose(out.numpy(), _looped_args(model, params, args, per_task).numpy(), rtol=1e-12,
+                               atol=1e-12)
+    names = list(params)
+    leaves = [params[n].detach().requires_grad_() for n in names]
+    # (attention weights do not depend on out_proj: allow_unused)
+    g = nx.autograd.grad((batched_call(model, dict(zip(names, leaves)), *args) ** 2).sum(), leaves, allow_unused=True)
+    g_ref = nx.autograd.grad((_looped_args(model, dict(zip(names, leaves)), args, per_task) ** 2).sum(), leaves,
+                             allow_unused=True)
+    for n, a, b in zip(names, g, g_ref):
+        assert (a is None) == (b is None) == (net == "attention-weights" and n.startswith("mha.out_proj")), n
+        if a is not None:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12, err_msg=n)
+
+
+def test_new_layers_per_task_second_order():
+    """MAML's meta-gradient runs through per-task weights: gradcheck and gradgradcheck through batched_call."""
+    model, params, (x,) = _layer_setup("encoder-batch-first", per_task=True)
+    names = ["self_attn.in_proj_weight", "norm1.weight", "linear1.bias"]
+    x = x[:, :1, :2]  # one sequence of two positions per task: quicker
+
+    def f(*ws):
+        return (batched_call(model, {**params, **dict(zip(names, ws))}, x) ** 2).sum()
+
+    leaves = [params[n].detach().requires_grad_() for n in names]
+    assert gradcheck(f, leaves) and gradgradcheck(f, leaves)
+
+
+def test_which_new_layers_take_the_task_axis_as_it_is():
+    assert stacks_tasks(LAYER_NETS["embedding-stacked"][0]())
+    assert not stacks_tasks(LAYER_NETS["embedding-merged"][0]())  # Flatten merges
+    assert not any(stacks_tasks(m) for m in (nn.GroupNorm(1, 2), nn.Conv1d(1, 1, 1), nn.Dropout2d(),
+                                             nn.MultiheadAttention(2, 1), nn.TransformerEncoderLayer(2, 1)))

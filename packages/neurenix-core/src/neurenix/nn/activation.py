@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..arguments import number
 from ..ops import relu, sigmoid, tanh
 from ..tensor import Tensor
 from . import functional as F
@@ -69,6 +70,9 @@ class LeakyReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
 
 class GELU(Module):
     """``x * Phi(x)``, exact (erf) or with ``approximate='tanh'``."""
@@ -80,3 +84,48 @@ class GELU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """``x * sigmoid(x)``."""
+    stacks_tasks = True
+
+    def __init__(self, inplace: bool = False):  # values never alias: inplace is moot
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class ELU(Module):
+    """``x`` where positive, else ``alpha * (exp(x) - 1)``."""
+    stacks_tasks = True
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):  # values never alias: inplace is moot
+        super().__init__()
+        self.alpha = number(alpha, "alpha", "ELU")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    """``log(1 + exp(beta * x)) / beta``, and ``x`` where ``beta * x > threshold``."""
+    stacks_tasks = True
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta = number(beta, "beta", "Softplus")
+        self.threshold = number(threshold, "threshold", "Softplus")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"

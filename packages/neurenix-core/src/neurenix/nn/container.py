@@ -1,9 +1,9 @@
-"""Containers: Sequential and ModuleList."""
+"""Containers: Sequential, ModuleList and ModuleDict."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from .activation import ReLU
 from .batchnorm import BatchNorm2d
@@ -86,6 +86,62 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return self.children()
+
+
+class ModuleDict(Module):
+    """Modules by name, registered so that their parameters are found; keys keep their insertion order."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._module_names:
+            raise KeyError(key)
+        return self.__dict__[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # a KeyError for a key that is not there
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._module_names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._module_names))
+
+    def __contains__(self, key) -> bool:
+        return key in self._module_names
+
+    def keys(self):
+        return list(self._module_names)
+
+    def values(self):
+        return [self.__dict__[k] for k in self._module_names]
+
+    def items(self):
+        return [(k, self.__dict__[k]) for k in self._module_names]
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in self.keys():
+            del self[key]
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        """Add or replace modules from a mapping or from (name, module) pairs, in their order."""
+        items = modules.items() if isinstance(modules, Mapping) else modules
+        for i, item in enumerate(items):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise TypeError(f"ModuleDict.update: element #{i} should be a (name, module) pair, got {item!r:.60}")
+            self[item[0]] = item[1]
 
 
 def _norm_relu_pool(norm: Module, act: Module, pool: Module) -> bool:

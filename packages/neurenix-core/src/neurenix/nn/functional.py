@@ -8,6 +8,7 @@ import warnings
 from .. import creation
 from ..arguments import choice, integer, number
 from ..autograd.grad_mode import no_grad
+from ..backend.kernels import out_size
 from ..caches import constant, remember
 from ..errors import DTypeError, ShapeError
 from ..ops import (
@@ -35,7 +36,7 @@ from ..ops.bounds import check as check_indices
 from ..ops.conv import conv2d as _conv2d
 from ..ops.joining import pad as _pad_axes
 from ..ops.linalg import _same_kind
-from ..ops.window import check_output, pair
+from ..ops.window import check_output, pair, single
 from ..ops.window import max_pool2d as _max_pool2d
 from ..tensor import Tensor
 from .resampling import adaptive_avg_pool2d, interpolate
@@ -45,21 +46,29 @@ unfold, fold = (tensor_first(f) for f in (unfold, fold))  # (the other ops name 
 
 __all__ = [
     "adaptive_avg_pool2d",
+    "avg_pool1d",
     "avg_pool2d",
     "batch_norm",
     "binary_cross_entropy_with_logits",
+    "conv1d",
     "conv2d",
     "cosine_similarity",
     "cross_entropy",
     "dropout",
+    "dropout2d",
+    "elu",
+    "embedding",
     "fold",
     "gelu",
+    "group_norm",
     "interpolate",
     "l1_loss",
+    "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
     "logsumexp",
+    "max_pool1d",
     "max_pool2d",
     "mse_loss",
     "nll_loss",
@@ -69,7 +78,9 @@ __all__ = [
     "pairwise_distance",
     "relu",
     "sigmoid",
+    "silu",
     "softmax",
+    "softplus",
     "tanh",
     "unfold",
 ]
@@ -86,33 +97,62 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     ``input`` are then T tasks one after another, task t convolved with its own weights (see nn.task_axis).
     Differentiable to any order (see ``neurenix.ops.conv``).
     """
-    _tensor(input, "input", "conv2d"), _tensor(weight, "weight", "conv2d")
-    if bias is not None:
-        _tensor(bias, "bias", "conv2d")
-    per_task = weight.ndim == 5
-    if input.ndim != 4 or weight.ndim not in (4, 5):
-        raise ShapeError(f"conv2d: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got {input.shape} "
-                         f"and {weight.shape}")
-    groups = integer(groups, "groups", "conv2d", minimum=1)
-    n, c, h, w = input.shape
-    t = weight.shape[0] if per_task else 1
-    o, cg, kh, kw = weight.shape[-4:]
-    if kh < 1 or kw < 1:
-        raise ShapeError(f"conv2d: weight {weight.shape} has an empty kernel ({kh}x{kw}); kernels need at least 1x1")
-    if c % groups or o % groups or cg != c // groups:
-        raise ShapeError(f"conv2d: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
-    if t == 0 or n % t:
-        raise ShapeError(f"conv2d: {n} input rows do not split into the {t} tasks of weight {weight.shape}")
-    if bias is not None and tuple(bias.shape) != tuple(weight.shape[:-3]):
-        raise ShapeError(f"conv2d: bias of shape {bias.shape} does not fit weight {weight.shape} (expected "
-                         f"{tuple(weight.shape[:-3])})")
+    groups = _check_conv(input, weight, bias, groups, 2, "conv2d")
     st, pd, dl = (pair(v, name, "conv2d") for v, name in ((stride, "stride"), (padding, "padding"),
                                                            (dilation, "dilation")))
-    check_output((h, w), (kh, kw), st, pd, dl, "conv2d")
+    check_output(input.shape[2:], weight.shape[-2:], st, pd, dl, "conv2d")
     operands = _same_kind("conv2d", input, weight, *(() if bias is None else (bias,)))
     if operands[0].dtype.is_floating_point is False:
         raise DTypeError(f"conv2d: takes float32 or float64 tensors, got {operands[0].dtype} (cast with .float())")
     return _conv2d(*operands[:2], operands[2] if bias is not None else None, st, pd, dl, groups)
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """1-D convolution (cross-correlation) of (N, C, L) or (C, L) with weight (O, C/groups, k), as PyTorch's: conv2d
+    on a unit height. A weight (T, O, C/groups, k) with bias (T, O) holds one filter bank per task, as conv2d's."""
+    _tensor(input, "input", "conv1d")
+    x = input.unsqueeze(0) if input.ndim == 2 else input  # (C, L): one unbatched sequence, as PyTorch
+    groups = _check_conv(x, weight, bias, groups, 1, "conv1d")
+    _, st, pd, dl = _window1d(x, weight.shape[-1], stride, padding, dilation, "conv1d")
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(-2), bias, st, pd, dl, groups).squeeze(2)
+    return out if input.ndim == 3 else out.squeeze(0)
+
+
+def _check_conv(input: Tensor, weight: Tensor, bias: Tensor | None, groups, dims: int, op: str) -> int:
+    """Check a ``dims``-D convolution's tensors (weight (O, C/groups, *kernel), or per task (T, O, ...)), return
+    ``groups`` checked."""
+    _tensor(input, "input", op), _tensor(weight, "weight", op)
+    if bias is not None:
+        _tensor(bias, "bias", op)
+    if input.ndim != dims + 2 or weight.ndim not in (dims + 2, dims + 3):
+        layout = ("(N, C, L)", "(O, C/groups, k)") if dims == 1 else ("(N, C, H, W)", "(O, C/groups, kh, kw)")
+        raise ShapeError(f"{op}: expected input {layout[0]} and weight {layout[1]}, got {input.shape} and "
+                         f"{weight.shape}")
+    groups = integer(groups, "groups", op, minimum=1)
+    n, c = input.shape[:2]
+    t = weight.shape[0] if weight.ndim == dims + 3 else 1
+    o, cg, kernel = weight.shape[-dims - 2], weight.shape[-dims - 1], weight.shape[-dims:]
+    if min(kernel) < 1:
+        raise ShapeError(f"{op}: weight {weight.shape} has an empty kernel {kernel}; kernels need at least one element")
+    if c % groups or o % groups or cg != c // groups:
+        raise ShapeError(f"{op}: input with {c} channels does not fit weight {weight.shape} with groups={groups}")
+    if t == 0 or n % t:
+        raise ShapeError(f"{op}: {n} input rows do not split into the {t} tasks of weight {weight.shape}")
+    if bias is not None and tuple(bias.shape) != tuple(weight.shape[:-dims - 1]):
+        raise ShapeError(f"{op}: bias of shape {bias.shape} does not fit weight {weight.shape} (expected "
+                         f"{tuple(weight.shape[:-dims - 1])})")
+    return groups
+
+
+def _window1d(input: Tensor, kernel_size, stride, padding, dilation, op: str) -> tuple:
+    """A 1-D window op's arguments checked on ``input``'s last axis, as the 2-D op's pairs of unit height."""
+    k, s, p, d = (single(v, name, op) for v, name in ((kernel_size, "kernel_size"), (stride, "stride"),
+                                                       (padding, "padding"), (dilation, "dilation")))
+    if out_size(input.shape[-1], k, s, p, d) <= 0:
+        raise ShapeError(f"{op}: kernel {k} (dilation {d}, padding {p}) is longer than the input of length "
+                         f"{input.shape[-1]}")
+    return (1, k), (1, s), (0, p), (1, d)
 
 
 def _pool_windows(input: Tensor, kernel_size, stride, padding, dilation, pad_value: float, op: str):
@@ -158,6 +198,34 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
         raise NotImplementedError("avg_pool2d: only ceil_mode=False, count_include_pad=True are supported")
     cols, shape = _pool_windows(input, kernel_size, stride, padding, 1, 0.0, "avg_pool2d")
     return mean(cols, 1).reshape(shape)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor:
+    """Max over sliding windows of an (N, C, L) or (C, L) input (padding counts as -inf): max_pool2d on a unit
+    height."""
+    if return_indices:
+        raise NotImplementedError("max_pool1d: return_indices=True is not supported")
+    x, ks, st, pd, dl = _pool1d(input, kernel_size, stride, padding, dilation, "max_pool1d")
+    return max_pool2d(x, ks, st, pd, dl, ceil_mode).squeeze(-2)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over sliding windows of an (N, C, L) or (C, L) input (zero padding counted, as PyTorch's default)."""
+    x, ks, st, pd, _ = _pool1d(input, kernel_size, stride, padding, 1, "avg_pool1d")
+    return avg_pool2d(x, ks, st, pd, ceil_mode, count_include_pad).squeeze(-2)
+
+
+def _pool1d(input: Tensor, kernel_size, stride, padding, dilation, op: str) -> tuple:
+    """A 1-D pool's input as (N, C, 1, L) or (C, 1, L) and its arguments as the 2-D pool's, checked in 1-D words."""
+    _tensor(input, "input", op)
+    if input.ndim not in (2, 3):
+        raise ShapeError(f"{op}: expected an (N, C, L) or (C, L) input, got shape {input.shape}")
+    ks, st, pd, dl = _window1d(input, kernel_size, kernel_size if stride is None else stride, padding, dilation, op)
+    if pd[1] > ks[1] // 2:
+        raise ValueError(f"{op}: padding {pd[1]} must be at most half the kernel size {ks[1]}")
+    return input.unsqueeze(-2), ks, st, pd, dl
 
 
 def pad(input: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
@@ -269,16 +337,138 @@ def _fusable(x: Tensor, *params) -> bool:
                                                            p._data.dtype is x._data.dtype) for p in params)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (only in training)."""
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise over the last ``len(normalized_shape)`` axes (mean 0, biased variance 1), then ``* weight + bias``
+    (each of ``normalized_shape``, or None)."""
+    _tensor(input, "input", "layer_norm")
+    shape = _normalized_shape(normalized_shape, "layer_norm")
+    eps = number(eps, "eps", "layer_norm", above=0.0)
+    if input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ShapeError(f"layer_norm: input of shape {input.shape} does not end in normalized_shape {shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and _tensor(p, name, "layer_norm").shape != shape:
+            raise ShapeError(f"layer_norm: {name} of shape {p.shape} does not fit normalized_shape {shape}")
+    out = _normalize(input, tuple(range(input.ndim - len(shape), input.ndim)), eps, "layer_norm")
+    return _affine(out, weight, bias)
+
+
+def _normalized_shape(normalized_shape, op: str) -> tuple:
+    """An int or a sequence of ints as a tuple of sizes, at least one, each at least 1 (as PyTorch's layers)."""
+    sizes = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+    sizes = tuple(integer(n, "normalized_shape", op, minimum=1) for n in sizes)
+    if not sizes:
+        raise ValueError(f"{op}: normalized_shape must name at least one axis, got {normalized_shape!r}")
+    return sizes
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise an (N, C, ...) input over each of ``num_groups`` groups of C/num_groups channels (and the axes after
+    them), per row; then ``* weight + bias`` per channel (each (C,) or None)."""
+    _tensor(input, "input", "group_norm")
+    num_groups = integer(num_groups, "num_groups", "group_norm", minimum=1)
+    eps = number(eps, "eps", "group_norm", above=0.0)
+    if input.ndim < 2:
+        raise ShapeError(f"group_norm: expected an (N, C, ...) input, got shape {input.shape}")
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise ValueError(f"group_norm: num_groups ({num_groups}) must divide the input's channels ({c}), input shape "
+                         f"{input.shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and _tensor(p, name, "group_norm").shape != (c,):
+            raise ShapeError(f"group_norm: {name} of shape {p.shape} does not fit the input's {c} channels")
+    group = (c // num_groups) * math.prod(input.shape[2:])  # (not -1: an empty batch leaves it undetermined)
+    out = _normalize(input.reshape(n, num_groups, group), (2,), eps, "group_norm").reshape(input.shape)
+    per_channel = (c,) + (1,) * (input.ndim - 2)
+    return _affine(out, *(None if p is None else p.reshape(per_channel) for p in (weight, bias)))
+
+
+def _normalize(x: Tensor, axes: tuple, eps: float, op: str) -> Tensor:
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` (the biased variance, as PyTorch's layer and group norms)."""
+    if not x.is_floating_point():
+        raise DTypeError(f"{op}: takes float32 or float64 input, got {x.dtype}")
+    d = x - mean(x, axes, keepdim=True)
+    return d * (mean(d * d, axes, keepdim=True) + eps).rsqrt()
+
+
+def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    if weight is not None:
+        x = x * weight
+    return x if bias is None else x + bias
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (only in training). ``inplace`` is
+    accepted for PyTorch's signature: values never alias, so the result is always a new tensor."""
     _tensor(input, "input", "dropout")
-    p = number(p, "p (a probability)", "dropout", minimum=0.0, maximum=1.0)
+    return _dropout(input, p, training, input.shape, "dropout")
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, H, W) input, each with probability ``p``, and scale the rest by
+    ``1/(1-p)`` (only in training). A 3-D input raises: PyTorch reads it as (N, C, L) (with a warning) where its
+    documentation says (C, H, W); write ``x.unsqueeze(0)`` for one image."""
+    _tensor(input, "input", "dropout2d")
+    if input.ndim != 4:
+        raise ShapeError(f"dropout2d: expected an (N, C, H, W) input, got shape {input.shape} (a 3-D input is "
+                         "ambiguous: PyTorch takes it as (N, C, L); for one (C, H, W) image pass x.unsqueeze(0))")
+    return _dropout(input, p, training, input.shape[:2] + (1, 1), "dropout2d")
+
+
+def _dropout(input: Tensor, p: float, training: bool, mask_shape: tuple, op: str) -> Tensor:
+    """Dropout with one keep-or-zero draw per element of ``mask_shape`` (broadcast over ``input``)."""
+    p = number(p, "p (a probability)", op, minimum=0.0, maximum=1.0)
     if not training or p == 0.0:
         return input
     if p == 1.0:
         return input * 0.0
-    keep = creation.rand(input.shape, dtype=input.dtype, device=input.device) >= p
+    keep = creation.rand(mask_shape, dtype=input.dtype, device=input.device) >= p
     return input * keep.to(input.dtype) * (1.0 / (1.0 - p))
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """The rows of ``weight`` (num_embeddings, embedding_dim) at the int64 indices ``input`` (any shape): shape
+    ``input.shape + (embedding_dim,)``. Indices outside ``[0, num_embeddings)`` raise an IndexError (negative ones
+    too, as PyTorch). Entries at ``padding_idx`` pass no gradient to that row. ``max_norm``,
+    ``scale_grad_by_freq`` and ``sparse`` are not supported (they raise)."""
+    _tensor(input, "input", "embedding"), _tensor(weight, "weight", "embedding")
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be (num_embeddings, embedding_dim), got shape {weight.shape}")
+    _embedding_options(max_norm, scale_grad_by_freq, sparse, "embedding")
+    padding_idx = _padding_idx(padding_idx, weight.shape[0], "embedding")
+    return _embed(input, weight, None, padding_idx, "embedding")
+
+
+def _embedding_options(max_norm, scale_grad_by_freq, sparse, op: str) -> None:
+    for name, value in (("max_norm", max_norm), ("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+        if value not in (None, False):
+            raise NotImplementedError(f"{op}: {name}={value!r} is not supported")
+
+
+def _padding_idx(padding_idx, num_embeddings: int, op: str) -> int | None:
+    """``padding_idx`` in ``[-num_embeddings, num_embeddings)`` as a row (a negative one counts from the end)."""
+    if padding_idx is None:
+        return None
+    i = integer(padding_idx, "padding_idx", op)
+    if not -num_embeddings <= i < num_embeddings:
+        raise ValueError(f"{op}: padding_idx must be within num_embeddings ({num_embeddings}): in "
+                         f"[{-num_embeddings}, {num_embeddings - 1}], got {i}")
+    return i % num_embeddings
+
+
+def _embed(input: Tensor, weight: Tensor, tasks: Tensor | None, padding_idx: int | None, op: str) -> Tensor:
+    """``weight[input]``, or per task ``weight[tasks, input]`` (``tasks`` the task of each index, broadcast); rows
+    read at ``padding_idx`` are cut from the graph, so that row gets no gradient."""
+    if input._data.dtype.kind != "i":
+        raise DTypeError(f"{op}: input must hold int64 indices, got {input.dtype}")
+    n = weight.shape[-2]
+    check_indices(input._data, input._device, 0, n, f"{op}: input (indices into num_embeddings={n} rows)")
+    out = weight[input] if tasks is None else weight[tasks, input]
+    if padding_idx is None or not out.requires_grad:
+        return out
+    return where((input != padding_idx).unsqueeze(-1), out, out.detach())
 
 
 # -- targets and losses -----------------------------------------------------------------------------
@@ -305,6 +495,34 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     _tensor(input, "input", "leaky_relu")
     negative_slope = number(negative_slope, "negative_slope", "leaky_relu")
     return where(input > 0, input, input * negative_slope)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * sigmoid(x)`` (the swish)."""
+    _tensor(input, "input", "silu")
+    return input * sigmoid(input)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` where positive, else ``alpha * (exp(x) - 1)`` (near 0, exp(x) - 1 is accurate to about 1e-16
+    absolute: there is no expm1 kernel)."""
+    _tensor(input, "input", "elu")
+    alpha = number(alpha, "alpha", "elu")
+    positive = input > 0
+    # exp of the negative part only: exp(large x) would be inf, and where's gradient would read 0 * inf = NaN
+    return where(positive, input, alpha * (exp(where(positive, 0.0, input)) - 1.0))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """``log(1 + exp(beta * x)) / beta``, and ``x`` itself where ``beta * x > threshold`` (as PyTorch: the two agree
+    there to float precision). Accurate to about 1e-16 absolute: there is no log1p kernel."""
+    _tensor(input, "input", "softplus")
+    beta = number(beta, "beta", "softplus")
+    threshold = number(threshold, "threshold", "softplus")
+    z = input * beta
+    linear_part = z > threshold
+    soft = log(1.0 + exp(where(linear_part, 0.0, z)))  # exp only below the threshold, for where's gradient
+    return where(linear_part, input, soft / beta)
 
 
 def softmax(input: Tensor, dim: int | None = None) -> Tensor:

@@ -11,7 +11,7 @@ from ..ops import flatten, linear
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-from .task_axis import has_task_axis, split_tasks, task_count, tasks_stacked
+from .task_axis import by_task, has_task_axis, task_count
 
 
 class Linear(Module):
@@ -40,16 +40,20 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight
-        if not task_count() or not has_task_axis(w, 2, "Linear"):  # outside task_batch: F.linear's batching
-            return linear(x, w, self.bias)
-        if tasks_stacked():  # x is (tasks, rows, ..., in): no reshape at all for (tasks, rows, in)
-            return linear(x.flatten(1, -2), w, self.bias).reshape(*x.shape[:-1], w.shape[-2])
-        y = linear(split_tasks(x, w.shape[0], "Linear").flatten(1, -2), w, self.bias)  # (tasks, rows, out)
-        return y.reshape(*x.shape[:-1], w.shape[-2])
+        return task_linear(x, self.weight, self.bias, "Linear")
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def task_linear(x: Tensor, weight: Tensor, bias: Tensor | None, layer: str) -> Tensor:
+    """``F.linear(x, weight, bias)``; inside ``task_batch`` a weight (tasks, out, in) maps each task's rows with
+    its own weights (see nn.task_axis). Linear and MultiheadAttention's projections run through here."""
+    if not task_count() or not has_task_axis(weight, 2, layer):  # outside task_batch: F.linear's batching
+        return linear(x, weight, bias)
+    # (tasks, rows, in) as it is where stacked: then flatten(1, -2) is no reshape at all
+    y = linear(by_task(x, weight.shape[0], layer).flatten(1, -2), weight, bias)  # (tasks, rows, out)
+    return y.reshape(*x.shape[:-1], weight.shape[-2])
 
 
 class Identity(Module):

@@ -116,8 +116,15 @@ class Module:
         object.__setattr__(self, name, tensor)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as submodule ``name`` (PyTorch's checks: a str, no ".", not an attribute already)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{name!r} must be a Module, got {type(module).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"module name should be a string, got {type(name).__name__}")
+        if "." in name or not name:
+            raise KeyError(f'module name can\'t contain ".", nor be empty, got {name!r}')
+        if name not in self._module_names and hasattr(self, name):
+            raise KeyError(f"attribute '{name}' already exists")
         self._register(self._module_names, name)
         object.__setattr__(self, name, module)
 

@@ -2,12 +2,13 @@
 
 Inside ``task_batch(n)`` a module's input holds the rows of ``n`` tasks one after another (task-major:
 shape ``(n * rows, ...)``), and a parameter may carry a leading task axis: one value per task, as MAML's
-adapted weights do. Layers that hold parameters or mix rows honour it: Linear and Conv2d apply task
-``t``'s weights to task ``t``'s rows, BatchNorm takes its statistics per task. Row-wise layers
-(activations, pooling, Flatten, Dropout) need nothing, which is why the rows are merged rather than
-given a new axis. ``neurenix.func.batched_call`` sets this up from (tasks, rows, ...) inputs; for a model
-made only of layers that take the task axis as it is (Linear, activations, Dropout: ``stacks_tasks``),
-it passes the inputs unmerged, saving a reshape per layer.
+adapted weights do. Layers that hold parameters or mix rows honour it: Linear, Conv1d, Conv2d, Embedding,
+LayerNorm, GroupNorm and MultiheadAttention's projections apply task ``t``'s weights to task ``t``'s rows,
+BatchNorm takes its statistics per task. Row-wise layers (activations, pooling, Flatten, Dropout) need
+nothing, which is why the rows are merged rather than given a new axis. ``neurenix.func.batched_call`` sets
+this up from (tasks, rows, ...) inputs; for a model made only of layers that take the task axis as it is
+(Linear, Embedding, LayerNorm, activations, Dropout: ``stacks_tasks``), it passes the inputs unmerged, saving
+a reshape per layer.
 """
 
 from __future__ import annotations
@@ -71,3 +72,8 @@ def split_tasks(x: Tensor, n: int, layer: str) -> Tensor:
     if x.ndim == 0 or x.shape[0] % n:
         raise ShapeError(f"{layer}: input of shape {x.shape} does not hold {n} tasks of equal row counts on axis 0")
     return x.reshape(n, x.shape[0] // n, *x.shape[1:])
+
+
+def by_task(x: Tensor, n: int, layer: str) -> Tensor:
+    """``x`` as ``(n, rows, ...)``: as it is where the inputs keep the task axis (``tasks_stacked``), else split."""
+    return x if tasks_stacked() else split_tasks(x, n, layer)

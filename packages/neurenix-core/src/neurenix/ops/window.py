@@ -23,6 +23,15 @@ def pair(v, name: str, op: str = "window") -> tuple:
     return arguments.pair(v, name, op, _LEAST[name])
 
 
+def single(v, name: str, op: str = "window") -> int:
+    """A 1-D window argument (an int or a one-element tuple, as PyTorch's ``_single``) as a checked int."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a one-element tuple, got {tuple(v)}")
+        v = v[0]
+    return arguments.integer(v, name, op, _LEAST[name])
+
+
 def _geometry(kernel_size, dilation, padding, stride, op: str = "window"):
     return (pair(kernel_size, "kernel_size", op), pair(stride, "stride", op), pair(padding, "padding", op),
             pair(dilation, "dilation", op))
