@@ -47,6 +47,8 @@ def export(model: Module, example_input: Tensor, path: str | os.PathLike | IO[by
         y = g.module(model, Value(names[0], x), "")
     if not isinstance(y.example, Tensor):
         raise TypeError(f"neurenix.onnx.export: the model returns a {type(y.example).__name__}, not one Tensor")
+    if x.dtype.np.kind == "i":
+        _only_indices(g, names[0])
     _name_output(g, y.name, names)
     proto = _model(g, (_info(names[0], x, axes), _info(names[1], y.example, axes)))
     onnx.checker.check_model(proto, full_check=True)
@@ -70,6 +72,15 @@ def _float_dtype(model: Module, x: Tensor) -> np.dtype:
     if x.dtype.np.kind == "f":
         return x.dtype.np
     return next((p.dtype.np for p in model.parameters() if p.dtype.np.kind == "f"), np.dtype(np.float32))
+
+
+def _only_indices(g: Graph, name: str) -> None:
+    """An int64 input exports only as Embeddings' indices (Gather's): a float op that neurenix runs on it by
+    promotion would fail the checker with an error that names no layer."""
+    for node in g.nodes:
+        if name in node.input and (node.op_type != "Gather" or list(node.input).index(name) != 1):
+            raise TypeError(f"neurenix.onnx.export: the int64 input feeds {node.op_type} node {node.name!r}: an int64 "
+                            "input exports as the indices of an Embedding only (pass a float input to other layers)")
 
 
 def _opset(version) -> int:
