@@ -31,6 +31,7 @@ def encoder(g: Graph, m: nn.TransformerEncoder, x: Value, path: str) -> Value:
 
 @register(nn.TransformerEncoderLayer)
 def encoder_layer(g: Graph, m: nn.TransformerEncoderLayer, x: Value, path: str) -> Value:
+    """forward's two residual blocks, the norms before (``norm_first``) or after them."""
     if m.norm_first:
         x = _add(g, x, self_attention(g, m.self_attn, g.module(m.norm1, x, _child(path, "norm1")),
                                       _child(path, "self_attn")), _child(path, "attended"))
@@ -62,14 +63,7 @@ def self_attention(g: Graph, m: nn.MultiheadAttention, x: Value, path: str) -> V
     for option, value in (("add_bias_kv", m.bias_k is not None), ("add_zero_attn", m.add_zero_attn)):
         if value:
             raise unsupported_option(m, path, f"{option}=True")
-    h = _batch_major(g, m, x.name, x.ndim, path, to=True)  # (B, L, E)
-    heads = g.ints([0, 0, m.num_heads, m.head_dim], f"{path}.head_shape")  # 0 keeps B and L, which may be dynamic
-    q, k, v = (g.node("Reshape", [matmul_add(g, h, w, b, f"{path}.{n}", f"{path}.{n}_proj_weight_t",
-                                             f"{path}.{n}_proj_bias"), heads], f"{path}.{n}_heads")
-               for n, (w, b) in zip("qkv", m._projections()))
-    q = g.node("Mul", [q, g.scalar(math.sqrt(1.0 / m.head_dim), f"{path}.scale")], f"{path}.q_scaled")  # as neurenix
-    q, v = (g.node("Transpose", [t], f"{path}.{n}_by_head", perm=[0, 2, 1, 3]) for t, n in ((q, "q"), (v, "v")))
-    k = g.node("Transpose", [k], f"{path}.k_by_head_t", perm=[0, 2, 3, 1])  # (B, H, D, S)
+    q, k, v = _heads(g, m, _batch_major(g, m, x.name, x.ndim, path, to=True), path)
     weights = g.node("Softmax", [g.node("MatMul", [q, k], f"{path}.scores")], f"{path}.weights", axis=-1)
     out = g.node("Transpose", [g.node("MatMul", [weights, v], f"{path}.by_head")], f"{path}.heads", perm=[0, 2, 1, 3])
     out = g.node("Reshape", [out, g.ints([0, 0, m.embed_dim], f"{path}.embed_shape")], f"{path}.concat")
@@ -77,6 +71,19 @@ def self_attention(g: Graph, m: nn.MultiheadAttention, x: Value, path: str) -> V
     out = matmul_add(g, out, p.weight, p.bias, f"{path}.out_proj", f"{path}.out_proj.weight_t", f"{path}.out_proj.bias")
     y = _batch_major(g, m, out, x.ndim, path, to=False)
     return Value(y, m(x.example, x.example, x.example, need_weights=False)[0])
+
+
+def _heads(g: Graph, m: nn.MultiheadAttention, x: str, path: str) -> tuple[str, str, str]:
+    """The projections of batch-major ``x`` (B, L, E) by head: queries (B, H, L, D), scaled as neurenix scales
+    them, keys transposed (B, H, D, L), values (B, H, L, D)."""
+    shape = g.ints([0, 0, m.num_heads, m.head_dim], f"{path}.head_shape")  # 0 keeps B and L, which may be dynamic
+    q, k, v = (g.node("Reshape", [matmul_add(g, x, w, b, f"{path}.{n}", f"{path}.{n}_proj_weight_t",
+                                             f"{path}.{n}_proj_bias"), shape], f"{path}.{n}_heads")
+               for n, (w, b) in zip("qkv", m._projections()))
+    q = g.node("Mul", [q, g.scalar(math.sqrt(1.0 / m.head_dim), f"{path}.scale")], f"{path}.q_scaled")
+    return (g.node("Transpose", [q], f"{path}.q_by_head", perm=[0, 2, 1, 3]),
+            g.node("Transpose", [k], f"{path}.k_by_head_t", perm=[0, 2, 3, 1]),
+            g.node("Transpose", [v], f"{path}.v_by_head", perm=[0, 2, 1, 3]))
 
 
 def _batch_major(g: Graph, m: nn.MultiheadAttention, x: str, ndim: int, path: str, to: bool) -> str:
