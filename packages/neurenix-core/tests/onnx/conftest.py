@@ -20,7 +20,7 @@ def _random_statistics(model, seed: int = 0):
     with nx.no_grad():
         for name, t in [*model.named_parameters(), *model.named_buffers()]:
             leaf = name.rpartition(".")[2]
-            if leaf in ("running_mean", "bias") or (leaf == "weight" and t.ndim == 1):
+            if leaf == "running_mean" or leaf.endswith("bias") or (leaf == "weight" and t.ndim == 1):
                 t.copy_(nx.tensor(rng.normal(size=t.shape), dtype=t.dtype))
             elif leaf == "running_var":
                 t.copy_(nx.tensor(rng.uniform(0.5, 2.0, size=t.shape), dtype=t.dtype))
@@ -29,8 +29,9 @@ def _random_statistics(model, seed: int = 0):
 
 @pytest.fixture
 def random_statistics():
-    """``random_statistics(model)``: ``model`` with random biases, BatchNorm weights and running statistics
-    (fresh ones are zeros and ones, which would hide a mix-up), in eval mode."""
+    """``random_statistics(model)``: ``model`` with random biases (MultiheadAttention's in_proj_bias too), 1-D
+    weights (the norms') and running statistics (fresh ones are zeros and ones, which would hide a mix-up), in eval
+    mode."""
     return _random_statistics
 
 

@@ -100,7 +100,8 @@ class NamedReLU(nn.ReLU):
 def test_unsupported_module_is_named_with_its_path_and_class():
     model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), Scale(2.0)))
     with pytest.raises(nxo.UnsupportedModuleError, match=r"module '1\.1' is a .*test_onnx_export\.Scale, which has "
-                       r"no ONNX export rule .* Supported: AvgPool2d, BatchNorm1d, .*Linear.*, Tanh"):
+                       r"no ONNX export rule .* Supported: AdaptiveAvgPool2d, AvgPool1d, .*Linear.*, Tanh, "
+                       r"TransformerEncoder, TransformerEncoderLayer$"):
         nxo.export(model.eval(), nx.randn(2, 4), io.BytesIO())
     with pytest.raises(nxo.UnsupportedModuleError, match="the model is a .*Scale"):
         nxo.export(Scale(2.0).eval(), nx.randn(2, 4), io.BytesIO())
@@ -109,6 +110,54 @@ def test_unsupported_module_is_named_with_its_path_and_class():
 def test_a_module_list_is_pointed_to_sequential():
     with pytest.raises(nxo.UnsupportedModuleError, match="'0' is a neurenix.nn.container.ModuleList.*Sequential"):
         nxo.export(nn.Sequential(nn.ModuleList([nn.ReLU()])).eval(), nx.randn(2, 4), io.BytesIO())
+
+
+class Heads(nn.Module):
+    """A model of its own over a ModuleDict."""
+
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleDict({"a": nn.Linear(4, 2)})
+
+    def forward(self, x):
+        return self.heads["a"](x)
+
+
+def test_a_module_dict_is_pointed_to_sequential():
+    with pytest.raises(nxo.UnsupportedModuleError, match=r"'0' is a neurenix\.nn\.container\.ModuleDict, .*a "
+                       r"ModuleDict has no forward of its own: put its layers in a Sequential"):
+        nxo.export(nn.Sequential(Heads().heads).eval(), nx.randn(2, 4), io.BytesIO())
+    with pytest.raises(nxo.UnsupportedModuleError, match="the model is a .*Heads"):
+        nxo.export(Heads().eval(), nx.randn(2, 4), io.BytesIO())
+
+
+def test_multihead_attention_alone_is_pointed_to_the_encoder_layer():
+    with pytest.raises(nxo.UnsupportedModuleError, match="'0' is a .*MultiheadAttention, .*its forward takes query, "
+                       "key and value: it exports as the self-attention of a TransformerEncoderLayer"):
+        nxo.export(nn.Sequential(nn.MultiheadAttention(4, 2)).eval(), nx.randn(3, 2, 4), io.BytesIO())
+
+
+def _encoder_layer(**attention):
+    layer = nn.TransformerEncoderLayer(4, 2, 8)
+    if attention:
+        layer.self_attn = nn.MultiheadAttention(4, 2, **attention)
+    return layer
+
+
+@pytest.mark.parametrize(("layer", "match"), [
+    (_encoder_layer(add_bias_kv=True), r"module '1\.self_attn' is a .*MultiheadAttention with add_bias_kv=True, "
+                                       "which has no ONNX export rule"),
+    (_encoder_layer(add_zero_attn=True), r"'1\.self_attn' is a .*MultiheadAttention with add_zero_attn=True"),
+    (nn.TransformerEncoderLayer(4, 2, 8, activation=lambda x: x * 2),
+     r"module '1' is a .*TransformerEncoderLayer with activation=<function .*<lambda>.*> \(a function: the exporter "
+     r"reads modules, so give 'relu', 'gelu' or a module of a supported class\)"),
+], ids=["add_bias_kv", "add_zero_attn", "activation-function"])
+def test_an_option_without_a_rule_is_named(layer, match):
+    model = nn.Sequential(nn.Identity(), layer).eval()
+    x = nx.randn(3, 2, 4)
+    model(x)  # neurenix computes it
+    with pytest.raises(nxo.UnsupportedModuleError, match=match):
+        nxo.export(model, x, io.BytesIO())
 
 
 def test_subclasses_keep_their_base_rule_only_with_its_forward(roundtrip):
@@ -149,8 +198,12 @@ def test_bad_arguments_say_what_is_wrong(options, error, match):
 def test_bad_model_or_input():
     with pytest.raises(TypeError, match="example_input must be a Tensor, got ndarray"):
         nxo.export(_mlp().eval(), np.zeros((2, 4), np.float32), io.BytesIO())
-    with pytest.raises(TypeError, match=r"example_input is neurenix\.int64; float32 and float64 models export"):
-        nxo.export(_mlp().eval(), nx.zeros(2, 4, dtype=nx.int64), io.BytesIO())
+    with pytest.raises(TypeError, match=r"example_input is neurenix\.bool; float32 and float64 models export, and "
+                       "int64 indices into an Embedding"):
+        nxo.export(_mlp().eval(), nx.zeros(2, 4, dtype=nx.bool), io.BytesIO())
+    with pytest.raises(TypeError, match="the int64 input feeds Gemm node '0/Gemm': an int64 input exports as the "
+                       "indices of an Embedding only"):
+        nxo.export(_mlp().eval(), nx.zeros(2, 4, dtype=nx.int64), io.BytesIO())  # which neurenix takes, as floats
     with pytest.raises(TypeError, match="model must be a neurenix.nn.Module, got function"):
         nxo.export(lambda x: x, nx.randn(2, 4), io.BytesIO())
 

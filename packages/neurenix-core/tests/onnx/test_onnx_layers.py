@@ -21,7 +21,12 @@ from neurenix import onnx as nxo
 
 BATCH = {"input": {0: "batch"}, "output": {0: "batch"}}
 
-# (id, layer, shape of an input without its batch axis)
+
+class Indices(tuple):
+    """The shape (without the batch axis) of an int64 input of indices below 10, an Embedding's."""
+
+
+# (id, layer, shape of an input without its batch axis: float, or Indices)
 LAYERS = [
     ("Linear", lambda: nn.Linear(6, 4), (6,)),
     ("Linear-no-bias", lambda: nn.Linear(6, 4, bias=False), (6,)),
@@ -60,11 +65,55 @@ LAYERS = [
     ("Dropout", lambda: nn.Dropout(0.5), (3, 4)),
     ("Identity", nn.Identity, (3, 4)),
     ("Sequential-nested", lambda: nn.Sequential(nn.Linear(6, 5), nn.Sequential(nn.Tanh(), nn.Linear(5, 3))), (6,)),
+    ("SiLU", nn.SiLU, (3, 4)),
+    ("ELU", lambda: nn.ELU(alpha=0.5), (3, 4)),
+    ("Softplus", nn.Softplus, (3, 4)),
+    ("Softplus-beta-threshold", lambda: nn.Softplus(beta=2.0, threshold=1.5), (3, 4)),
+    ("LayerNorm", lambda: nn.LayerNorm(6), (6,)),
+    ("LayerNorm-3d", lambda: nn.LayerNorm(6, eps=1e-3), (4, 6)),
+    ("LayerNorm-two-axes", lambda: nn.LayerNorm((4, 6)), (4, 6)),
+    ("LayerNorm-no-bias", lambda: nn.LayerNorm(6, bias=False), (4, 6)),
+    ("LayerNorm-not-affine", lambda: nn.LayerNorm(6, elementwise_affine=False), (4, 6)),
+    ("GroupNorm", lambda: nn.GroupNorm(2, 6), (6, 4, 4)),
+    ("GroupNorm-1d", lambda: nn.GroupNorm(3, 6, eps=1e-3), (6, 5)),
+    ("GroupNorm-channels-only", lambda: nn.GroupNorm(2, 6), (6,)),
+    ("GroupNorm-not-affine", lambda: nn.GroupNorm(3, 6, affine=False), (6, 4, 4)),
+    ("Embedding", lambda: nn.Embedding(10, 4), Indices((5,))),
+    ("Embedding-padding_idx", lambda: nn.Embedding(10, 4, padding_idx=0), Indices((2, 5))),
+    ("Conv1d", lambda: nn.Conv1d(3, 4, 3), (3, 9)),
+    ("Conv1d-stride-padding-dilation", lambda: nn.Conv1d(3, 4, 3, stride=2, padding=2, dilation=2), (3, 11)),
+    ("Conv1d-groups-no-bias", lambda: nn.Conv1d(4, 6, 3, groups=2, bias=False), (4, 8)),
+    ("MaxPool1d", lambda: nn.MaxPool1d(2), (3, 9)),
+    ("MaxPool1d-stride-padding-dilation", lambda: nn.MaxPool1d(3, stride=2, padding=1, dilation=2), (3, 11)),
+    ("AvgPool1d", lambda: nn.AvgPool1d(2), (3, 9)),
+    ("AvgPool1d-padding-counted", lambda: nn.AvgPool1d(3, stride=2, padding=1), (3, 8)),
+    ("AdaptiveAvgPool2d-global", lambda: nn.AdaptiveAvgPool2d(1), (3, 7, 5)),
+    ("AdaptiveAvgPool2d-uneven-bins", lambda: nn.AdaptiveAvgPool2d((3, 2)), (3, 7, 5)),
+    ("AdaptiveAvgPool2d-one-axis", lambda: nn.AdaptiveAvgPool2d((None, 1)), (3, 7, 5)),
+    ("AdaptiveAvgPool2d-rows-to-one", lambda: nn.AdaptiveAvgPool2d((1, 3)), (3, 4, 7)),
+    ("AdaptiveAvgPool2d-same-size", lambda: nn.AdaptiveAvgPool2d((4, 5)), (3, 4, 5)),
+    ("Dropout2d", lambda: nn.Dropout2d(0.5), (3, 4, 4)),
+    # without batch_first, axis 0 is the sequence's: the dynamic axis is its length
+    ("TransformerEncoderLayer", lambda: nn.TransformerEncoderLayer(8, 2, 16), (4, 8)),
+    ("TransformerEncoderLayer-batch-first", lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), (4, 8)),
+    ("TransformerEncoderLayer-norm-first-gelu",
+     lambda: nn.TransformerEncoderLayer(8, 4, 16, activation="gelu", norm_first=True), (4, 8)),
+    ("TransformerEncoderLayer-batch-first-norm-first",
+     lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=True), (4, 8)),
+    ("TransformerEncoderLayer-no-bias", lambda: nn.TransformerEncoderLayer(8, 2, 16, bias=False), (4, 8)),
+    ("TransformerEncoderLayer-activation-module",
+     lambda: nn.TransformerEncoderLayer(8, 1, 16, activation=nn.SiLU(), batch_first=True), (4, 8)),
+    ("TransformerEncoder", lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2,
+                                                         norm=nn.LayerNorm(8)), (4, 8)),
+    ("TransformerEncoder-no-norm", lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2), (4, 8)),
 ]
+
 
 
 def _input(shape, batch=3, seed=1):
     nx.manual_seed(seed)
+    if isinstance(shape, Indices):
+        return nx.randint(0, 10, (batch, *shape))
     return nx.randn(batch, *shape) * 2
 
 
@@ -145,3 +194,91 @@ def test_gelu_is_one_op_from_opset_20():
         import io
         proto = nxo.export(nn.GELU().eval(), x, io.BytesIO(), opset_version=opset)
         assert ops <= {n.op_type for n in proto.graph.node}
+
+
+def _ops(proto) -> set[str]:
+    return {n.op_type for n in proto.graph.node}
+
+
+@pytest.mark.parametrize("opset", [13, 16, 17, 18, 20, 21])
+def test_norm_layers_are_their_op_where_the_opset_has_it(opset, roundtrip, random_statistics):
+    """LayerNormalization from opset 17; GroupNormalization from 21 (18's scales groups, not channels); before,
+    their formula."""
+    nx.manual_seed(0)
+    x, other = _input((6, 4, 4)), _input((6, 4, 4), batch=5, seed=2)
+    proto = roundtrip(random_statistics(nn.LayerNorm(4)), x, other, opset_version=opset, dynamic_axes=BATCH)
+    assert ("LayerNormalization" in _ops(proto)) == (opset >= 17)
+    proto = roundtrip(random_statistics(nn.GroupNorm(3, 6)), x, other, opset_version=opset, dynamic_axes=BATCH)
+    assert ("GroupNormalization" in _ops(proto)) == (opset >= 21)
+
+
+def test_float64_norms_are_their_formula(roundtrip, random_statistics):
+    """The ops compute their statistics in float32 at best (stash_type): a float64 graph writes the formula."""
+    nx.manual_seed(0)
+    model = random_statistics(nn.Sequential(nn.GroupNorm(2, 4), nn.LayerNorm(6)).double())
+    x = _input((4, 6)).double()
+    proto = roundtrip(model, x, _input((4, 6), batch=5).double(), rtol=1e-12, atol=1e-14, opset_version=21,
+                      dynamic_axes=BATCH)
+    assert not _ops(proto) & {"LayerNormalization", "GroupNormalization"}
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_a_sequence_first_encoder_has_a_dynamic_length_and_batch(norm_first, roundtrip, random_statistics):
+    nx.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, norm_first=norm_first, activation="gelu")
+    model = random_statistics(nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8)))
+    axes = {"input": {0: "length", 1: "batch"}, "output": {0: "length", 1: "batch"}}
+    roundtrip(model, nx.randn(5, 3, 8), nx.randn(2, 7, 8), nx.randn(9, 1, 8), dynamic_axes=axes)
+
+
+def test_an_encoder_reads_as_its_layers(roundtrip):
+    nx.manual_seed(0)
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 3, norm=nn.LayerNorm(8))
+    proto = roundtrip(model.eval(), nx.randn(2, 5, 8))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("LayerNormalization") == 7 and ops.count("Softmax") == 3 and "Dropout" not in ops
+    assert {"layers.2.linear2.bias", "layers.2.self_attn.out_proj.bias", "norm.weight"} <= \
+        {i.name for i in proto.graph.initializer}
+
+
+def test_unbatched_inputs(roundtrip, random_statistics):
+    """Layers that take one unbatched sample, as neurenix does: the graph adds a batch axis of one where ONNX's
+    op takes batches only."""
+    nx.manual_seed(0)
+    cases = [(nn.Conv1d(3, 4, 3, padding=1), (3, 9)), (nn.MaxPool1d(3, stride=2, padding=1), (3, 9)),
+             (nn.AvgPool1d(2), (3, 9)), (nn.AdaptiveAvgPool2d((3, 2)), (3, 7, 5))]
+    for layer, shape in cases:
+        roundtrip(random_statistics(layer), nx.randn(*shape), nx.randn(*shape))
+    axes = {"input": {0: "length"}, "output": {0: "length"}}
+    for batch_first in (False, True):  # one sequence, of any length
+        layer = random_statistics(nn.TransformerEncoderLayer(8, 2, 16, batch_first=batch_first))
+        roundtrip(layer, nx.randn(5, 8), nx.randn(3, 8), dynamic_axes=axes)
+
+
+def test_global_average_pooling_of_images_of_any_size(roundtrip):
+    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n"}}
+    proto = roundtrip(nn.AdaptiveAvgPool2d(1).eval(), nx.randn(2, 3, 7, 5), nx.randn(4, 3, 12, 9), dynamic_axes=axes)
+    assert _ops(proto) == {"ReduceMean"}
+
+
+def _text_classifier(dtype=nx.float32):
+    nx.manual_seed(0)
+    return nn.Sequential(nn.Embedding(20, 8, padding_idx=0), nn.TransformerEncoderLayer(8, 2, 16, batch_first=True),
+                         nn.Flatten(), nn.Linear(6 * 8, 3)).to(dtype).eval()
+
+
+def test_int64_indices_into_an_embedding(roundtrip):
+    tokens = nx.randint(0, 20, (4, 6))
+    proto = roundtrip(_text_classifier(), tokens, nx.randint(0, 20, (9, 6)), dynamic_axes=BATCH)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert proto.graph.node[0].op_type == "Gather"
+
+
+def test_int64_indices_into_a_float64_embedding(tmp_path):
+    """The graph's floats take the parameters' dtype where the input holds indices."""
+    model, tokens = _text_classifier(nx.float64), nx.randint(0, 20, (4, 6))
+    proto = nxo.export(model, tokens, tmp_path / "text.onnx")
+    assert {i.data_type for i in proto.graph.initializer if i.name.endswith("weight")} == {onnx.TensorProto.DOUBLE}
+    (got,) = ReferenceEvaluator(str(tmp_path / "text.onnx")).run(None, {"input": tokens.numpy()})
+    np.testing.assert_allclose(got, model(tokens).numpy(), rtol=1e-10, atol=1e-12)

@@ -49,3 +49,27 @@ def gelu(g: Graph, m: nn.GELU, x: Value, path: str) -> str:
                    f"{path}.erf")
     half_x = g.node("Mul", [x.name, g.scalar(0.5, f"{path}.half")], f"{path}.half_x")
     return g.node("Mul", [half_x, g.node("Add", [s, g.scalar(1.0, f"{path}.one")], f"{path}.gate")], path)
+
+
+@register(nn.SiLU)
+def silu(g: Graph, m: nn.SiLU, x: Value, path: str) -> str:
+    # ONNX's Swish comes in opset 24; x * sigmoid(x) is what nn.functional.silu computes
+    return g.node("Mul", [x.name, g.node("Sigmoid", [x.name], f"{path}.sigmoid")], path)
+
+
+@register(nn.ELU)
+def elu(g: Graph, m: nn.ELU, x: Value, path: str) -> str:
+    return g.node("Elu", [x.name], path, alpha=float(m.alpha))
+
+
+@register(nn.Softplus)
+def softplus(g: Graph, m: nn.Softplus, x: Value, path: str) -> str:
+    """ONNX's Softplus has no beta or threshold: ``Softplus(beta * x) / beta``, and ``x`` where ``beta * x >
+    threshold``, as nn.functional.softplus."""
+    beta = g.scalar(m.beta, f"{path}.beta") if m.beta != 1 else None
+    z = g.node("Mul", [x.name, beta], f"{path}.z") if beta else x.name
+    soft = g.node("Softplus", [z], f"{path}.soft")
+    if beta:
+        soft = g.node("Div", [soft, beta], f"{path}.soft_over_beta")
+    linear = g.node("Greater", [z, g.scalar(m.threshold, f"{path}.threshold")], f"{path}.linear")
+    return g.node("Where", [linear, x.name, soft], path)

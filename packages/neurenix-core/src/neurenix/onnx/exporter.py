@@ -19,14 +19,15 @@ from .graph import Graph, Value
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over one axis, and axes as inputs of Squeeze, Unsqueeze and ReduceSum
-_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
+_DTYPES = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)}
 
 
 def export(model: Module, example_input: Tensor, path: str | os.PathLike | IO[bytes], *,
            opset_version: int = DEFAULT_OPSET, input_names: list[str] | None = None,
            output_names: list[str] | None = None, dynamic_axes: dict | None = None) -> onnx.ModelProto:
-    """Write ``model``'s inference graph for inputs like ``example_input`` (float32 or float64) to ``path`` (a
-    file name or a binary file), checked with ``onnx.checker``; returns the ``onnx.ModelProto``.
+    """Write ``model``'s inference graph for inputs like ``example_input`` (float32 or float64, or int64 indices
+    for a model that starts with an Embedding) to ``path`` (a file name or a binary file), checked with
+    ``onnx.checker``; returns the ``onnx.ModelProto``.
 
     The graph is built from the model's modules (see ``neurenix.onnx.supported()``), with their weights as
     initializers. It has inference semantics, as PyTorch's default ``training=TrainingMode.EVAL``: BatchNorm
@@ -41,11 +42,13 @@ def export(model: Module, example_input: Tensor, path: str | os.PathLike | IO[by
     if names[0] == names[1]:
         raise ValueError(f"neurenix.onnx.export: the input and the output are both named {names[0]!r}")
     axes = _dynamic_axes(dynamic_axes, names)
-    g = Graph(x.dtype.np, opset, reserved=names)
     with _inference(model), no_grad():
+        g = Graph(_float_dtype(model, x), opset, reserved=names)
         y = g.module(model, Value(names[0], x), "")
     if not isinstance(y.example, Tensor):
         raise TypeError(f"neurenix.onnx.export: the model returns a {type(y.example).__name__}, not one Tensor")
+    if x.dtype.np.kind == "i":
+        _only_indices(g, names[0])
     _name_output(g, y.name, names)
     proto = _model(g, (_info(names[0], x, axes), _info(names[1], y.example, axes)))
     onnx.checker.check_model(proto, full_check=True)
@@ -60,8 +63,24 @@ def _example(example_input) -> Tensor:
         raise TypeError(f"neurenix.onnx.export: example_input must be a Tensor, got {type(example_input).__name__}")
     if example_input.dtype.np not in _DTYPES:
         raise TypeError(f"neurenix.onnx.export: example_input is {example_input.dtype}; float32 and float64 models "
-                        "export")
+                        "export, and int64 indices into an Embedding")
     return example_input.detach()
+
+
+def _float_dtype(model: Module, x: Tensor) -> np.dtype:
+    """The dtype of the graph's float values: the input's, or where it holds indices, the model's parameters'."""
+    if x.dtype.np.kind == "f":
+        return x.dtype.np
+    return next((p.dtype.np for p in model.parameters() if p.dtype.np.kind == "f"), np.dtype(np.float32))
+
+
+def _only_indices(g: Graph, name: str) -> None:
+    """An int64 input exports only as Embeddings' indices (Gather's): a float op that neurenix runs on it by
+    promotion would fail the checker with an error that names no layer."""
+    for node in g.nodes:
+        if name in node.input and (node.op_type != "Gather" or list(node.input).index(name) != 1):
+            raise TypeError(f"neurenix.onnx.export: the int64 input feeds {node.op_type} node {node.name!r}: an int64 "
+                            "input exports as the indices of an Embedding only (pass a float input to other layers)")
 
 
 def _opset(version) -> int:

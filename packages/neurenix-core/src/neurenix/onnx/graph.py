@@ -85,6 +85,15 @@ class Graph:
             return self.node(op, [x, self.ints(axes, f"{output}.axes")], output, keepdims=int(keepdims))
         return self.node(op, [x], output, axes=list(axes), keepdims=int(keepdims))
 
+    def batched(self, op: str, x: Value, inputs: list[str], rank: int, path: str, **attributes) -> str:
+        """An ``op`` that takes batches only (Conv, the pools) over ``x`` of ``rank`` axes, or of one axis fewer
+        (an unbatched input, which neurenix takes) as a batch of one."""
+        if x.ndim == rank:
+            return self.node(op, [x.name, *inputs], path, **attributes)
+        axis = self.ints([0], f"{path}.batch_axis")
+        batch = self.node("Unsqueeze", [x.name, axis], f"{path}.batched")
+        return self.node("Squeeze", [self.node(op, [batch, *inputs], f"{path}.unsqueezed", **attributes), axis], path)
+
     def module(self, m: Module, x: Value, path: str) -> Value:
         """The graph of ``m`` applied to ``x`` (``path``: m's name in the model, for names and errors)."""
         out = rule_for(m, path)(self, m, x, path)

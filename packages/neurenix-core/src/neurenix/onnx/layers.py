@@ -1,8 +1,9 @@
-"""Rules of the containers, the fully connected and convolution layers and the shape layers."""
+"""Rules of the containers, the fully connected, convolution and embedding layers and the shape layers."""
 
 from __future__ import annotations
 
 from .. import nn
+from ..tensor import Tensor
 from .graph import Graph, Value
 from .rules import register
 
@@ -16,31 +17,41 @@ def sequential(g: Graph, m: nn.Sequential, x: Value, path: str) -> Value:
     return x
 
 
-@register(nn.Identity, nn.Dropout)
+@register(nn.Identity, nn.Dropout, nn.Dropout2d)
 def identity(g: Graph, m: nn.Module, x: Value, path: str) -> str:
-    return x.name  # Dropout is the identity in inference
+    return x.name  # dropout is the identity in inference
 
 
 @register(nn.Linear)
 def linear(g: Graph, m: nn.Linear, x: Value, path: str) -> str:
+    if x.ndim != 2:
+        return matmul_add(g, x.name, m.weight, m.bias, path, f"{path}.weight_t", f"{path}.bias")
     w = g.tensor(m.weight, f"{path}.weight")
     b = [g.tensor(m.bias, f"{path}.bias")] if m.bias is not None else []
-    if x.ndim == 2:
-        return g.node("Gemm", [x.name, w, *b], path, transB=1)
-    # MatMul broadcasts over leading axes, which Gemm does not take
-    wt = g.constant(m.weight.detach().numpy().T, f"{path}.weight_t")
-    y = g.node("MatMul", [x.name, wt], f"{path}.matmul" if b else path)
-    return g.node("Add", [y, *b], path) if b else y
+    return g.node("Gemm", [x.name, w, *b], path, transB=1)
 
 
-@register(nn.Conv2d)
-def conv2d(g: Graph, m: nn.Conv2d, x: Value, path: str) -> str:
-    inputs = [x.name, g.tensor(m.weight, f"{path}.weight")]
+def matmul_add(g: Graph, x: str, weight: Tensor, bias: Tensor | None, path: str, weight_name: str,
+               bias_name: str) -> str:
+    """``x @ weight.T + bias`` for an input of any rank: MatMul broadcasts over leading axes, which Gemm does not
+    take. The initializers: the transposed weight named ``weight_name``, the bias ``bias_name``."""
+    y = g.node("MatMul", [x, g.constant(weight.detach().numpy().T, weight_name)],
+               f"{path}.matmul" if bias is not None else path)
+    return g.node("Add", [y, g.tensor(bias, bias_name)], path) if bias is not None else y
+
+
+@register(nn.Conv1d, nn.Conv2d)
+def conv(g: Graph, m: nn.Conv2d, x: Value, path: str) -> str:
+    inputs = [g.tensor(m.weight, f"{path}.weight")]
     if m.bias is not None:
         inputs.append(g.tensor(m.bias, f"{path}.bias"))
-    ph, pw = m.padding
-    return g.node("Conv", inputs, path, kernel_shape=list(m.kernel_size), strides=list(m.stride),
-                  pads=[ph, pw, ph, pw], dilations=list(m.dilation), group=m.groups)
+    return g.batched("Conv", x, inputs, len(m.kernel_size) + 2, path, kernel_shape=list(m.kernel_size),
+                     strides=list(m.stride), pads=list(m.padding) * 2, dilations=list(m.dilation), group=m.groups)
+
+
+@register(nn.Embedding)
+def embedding(g: Graph, m: nn.Embedding, x: Value, path: str) -> str:
+    return g.node("Gather", [g.tensor(m.weight, f"{path}.weight"), x.name], path, axis=0)
 
 
 @register(nn.Flatten)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..nn import Module, ModuleList
+from ..nn import Module, ModuleDict, ModuleList, MultiheadAttention
 
 _RULES: dict[type, Callable] = {}
 
@@ -45,11 +45,28 @@ def rule_for(m: Module, path: str) -> Callable:
     raise UnsupportedModuleError(_unsupported(m, path))
 
 
+def unsupported_option(m: Module, path: str, option: str) -> UnsupportedModuleError:
+    """The error for a supported class with an ``option`` its rule cannot write (``option``: "add_bias_kv=True")."""
+    return UnsupportedModuleError(f"neurenix.onnx.export: {_where(path)} is a {_name(m)} with {option}, which has no "
+                                  "ONNX export rule")
+
+
 def _unsupported(m: Module, path: str) -> str:
-    cls = type(m)
-    where = f"module {path!r}" if path else "the model"
-    hint = ("a ModuleList has no forward of its own: put its layers in a Sequential" if isinstance(m, ModuleList)
-            else "a model of other modules exports where its layers are composed in a Sequential; register a "
-                 "rule for a layer of your own with neurenix.onnx.register")
-    return (f"neurenix.onnx.export: {where} is a {cls.__module__}.{cls.__qualname__}, which has no ONNX export "
-            f"rule ({hint}). Supported: {', '.join(supported())}")
+    if isinstance(m, (ModuleList, ModuleDict)):
+        hint = f"a {type(m).__name__} has no forward of its own: put its layers in a Sequential"
+    elif isinstance(m, MultiheadAttention):
+        hint = ("its forward takes query, key and value: it exports as the self-attention of a "
+                "TransformerEncoderLayer")
+    else:
+        hint = ("a model of other modules exports where its layers are composed in a Sequential; register a rule "
+                "for a layer of your own with neurenix.onnx.register")
+    return (f"neurenix.onnx.export: {_where(path)} is a {_name(m)}, which has no ONNX export rule ({hint}). "
+            f"Supported: {', '.join(supported())}")
+
+
+def _where(path: str) -> str:
+    return f"module {path!r}" if path else "the model"
+
+
+def _name(m: Module) -> str:
+    return f"{type(m).__module__}.{type(m).__qualname__}"
