@@ -8,15 +8,17 @@ import numpy as np
 import neurenix as nx
 from neurenix import nn
 from neurenix.meta import MAML, PrototypicalNetworks, Reptile
-from neurenix.models import Conv4
+from neurenix.models import Conv4, ResNet12
 from neurenix.optim import SGD
 
-from .workloads import Data, Runner, Workload
+from .workloads import Data, Runner, Workload, resnet12_widths
 
 
 def model(w: Workload, weights: dict[str, np.ndarray]) -> nn.Module:
     if w.model == "mlp":
         net = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 1))
+    elif w.model == "resnet12":  # an embedding (ProtoNets)
+        net = ResNet12(w.in_channels, resnet12_widths(w))
     else:  # MAML's has a linear head, ProtoNets' embeds
         net = Conv4(1, w.channels, w.ways if w.kind == "maml" else None, image_size=w.image)
     params = dict(net.named_parameters())
