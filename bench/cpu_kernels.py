@@ -135,14 +135,10 @@ def _time(fn, args, number: int) -> float:
 def end_to_end(nx, plugin, rounds: int) -> dict:
     import numpy as np
 
-    nn, F = nx.nn, nx.nn.functional  # noqa: N806 - PyTorch's spelling
+    F = nx.nn.functional  # noqa: N806 - PyTorch's spelling
     nx.manual_seed(0)
 
-    def block(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
-
-    conv4 = nn.Sequential(*block(1, 64), *block(64, 64), *block(64, 64), *block(64, 64), nn.Flatten(),
-                          nn.Linear(64, 5))
+    conv4 = nx.models.Conv4(1, 64, 5, image_size=28)
     opt = nx.optim.Adam(conv4.parameters(), lr=1e-3)
     images, labels = nx.randn(100, 1, 28, 28), nx.Tensor(np.arange(100) % 5)
 

@@ -42,16 +42,14 @@ from neurenix import nn
 from neurenix.meta import MAML
 from neurenix.meta.distributed import DataParallel
 from neurenix.meta.tasks import check_tasks
+from neurenix.models import Conv4
 from neurenix.testing import mpi
 
 META_BATCH, WAYS, QUERIES, SIZE = 32, 5, 5, 28
 
 
 def conv4(channels: int) -> nn.Module:
-    def block(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
-    return nn.Sequential(*block(1, channels), *block(channels, channels), *block(channels, channels),
-                         *block(channels, channels), nn.Flatten(), nn.Linear(channels, WAYS))
+    return Conv4(1, channels, WAYS, image_size=SIZE)
 
 
 def workload(channels: int):

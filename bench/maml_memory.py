@@ -40,7 +40,7 @@ import numpy as np
 import neurenix as nx
 from neurenix.meta import MAML, iMAML
 from neurenix.meta.tasks import check_tasks
-from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from neurenix.models import Conv4
 from neurenix.optim import Adam
 
 STEPS = (1, 5, 10, 20)
@@ -48,12 +48,8 @@ MODES = ("plain", "checkpointed", "imaml")
 WAYS, SHOTS, QUERIES, TASKS = 5, 5, 5, 2
 
 
-def conv4(ways: int = WAYS, channels: int = 64) -> Sequential:
-    layers, c = [], 1
-    for _ in range(4):
-        layers += [Conv2d(c, channels, 3, padding=1), BatchNorm2d(channels), ReLU(), MaxPool2d(2)]
-        c = channels
-    return Sequential(*layers, Flatten(), Linear(channels, ways))  # 28 -> 14 -> 7 -> 3 -> 1
+def conv4(ways: int = WAYS, channels: int = 64) -> Conv4:
+    return Conv4(1, channels, ways, image_size=28)  # 28 -> 14 -> 7 -> 3 -> 1
 
 
 def tasks(seed: int = 0) -> list:

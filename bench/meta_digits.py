@@ -31,7 +31,7 @@ import neurenix as nx
 from neurenix.meta import ANIL, MAML, MetaSGD, multi_step_weights
 from neurenix.meta.batchnorm import task_call
 from neurenix.meta.tasks import check_tasks, stack
-from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from neurenix.models import Conv4
 from neurenix.optim import Adam
 
 WAYS, SHOTS, QUERIES, STEPS, LR = 5, 5, 10, 3, 0.3
@@ -67,11 +67,7 @@ def sample(by_class: dict, classes: list[int], g: np.random.Generator) -> tuple:
 
 
 def make(algo: str, meta_lr: float):
-    layers, c = [], 1
-    for _ in range(2):
-        layers += [Conv2d(c, 32, 3, padding=1), BatchNorm2d(32), ReLU(), MaxPool2d(2)]
-        c = 32
-    model = Sequential(*layers, Flatten(), Linear(32 * 2 * 2, WAYS))
+    model = Conv4(1, 32, WAYS, blocks=2, image_size=8)  # two blocks: 8x8 -> 32x2x2
     learner = {"maml": lambda: MAML(model, inner_lr=LR, inner_steps=STEPS),
                "anil": lambda: ANIL(model, inner_lr=LR, inner_steps=STEPS),
                "metasgd": lambda: MetaSGD(model, inner_lr=LR, inner_steps=1),

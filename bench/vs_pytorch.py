@@ -9,6 +9,12 @@ Import time: fresh interpreters, alternating, medians. Writes JSON, prints a tab
 rewrites the generated section of docs/benchmarks.md and its plot.
 
     python bench/vs_pytorch.py --out bench/results/vs_pytorch.json --docs
+
+``--resnet12`` adds the optional ResNet-12 ProtoNets episode (3x84x84 images, minutes per run: left out by
+default); ``--quick`` runs the chosen workloads once at test size (4 channels, 16x16 images), one thread, no
+memory or import measures, writing nothing: a check that they run, not a measurement.
+
+    python bench/vs_pytorch.py --workloads protonet_resnet12_train --quick
 """
 
 from __future__ import annotations
@@ -49,9 +55,12 @@ IMPORTS = {"neurenix": "import neurenix, neurenix.meta", "torch": "import torch"
 
 def peers(w: Workload) -> list[str]:
     """PyTorch's implementations of ``w``. torch.func runs MAML sine only: on Conv-4, vmap over BatchNorm in
-    training mode gives a second-order meta-gradient that disagrees with the loop's (pytorch/functorch#534)."""
+    training mode gives a second-order meta-gradient that disagrees with the loop's (pytorch/functorch#534).
+    ResNet-12 runs against the functional peer only (``pytorch modules`` is a Conv-4)."""
     if w.kind == "maml" and w.model == "mlp":
         return ["pytorch loop", "torch.func vmap", "torch.compile"]
+    if w.model == "resnet12":
+        return ["pytorch loop"]
     if w.kind.startswith("protonet"):  # the functional loop, and nn modules with BatchNorm's running statistics
         return ["pytorch loop", "pytorch modules"]
     return ["pytorch loop"]
@@ -71,7 +80,12 @@ def number_of_steps(w: Workload) -> int:
     """Steps per timed sample: tens of milliseconds of work or more, so timer resolution does not matter."""
     if w.model == "mlp":
         return 10 if w.kind == "reptile" else 20
-    return 1 if w.kind == "maml" else 3
+    return 1 if w.kind == "maml" or w.model == "resnet12" else 3
+
+
+def workload(name: str, quick: bool) -> Workload:
+    """The workload ``name``, at test size where ``quick``."""
+    return WORKLOADS[name].small() if quick else WORKLOADS[name]
 
 
 def set_threads(n: int, frameworks: list[str]) -> None:
@@ -84,11 +98,11 @@ def set_threads(n: int, frameworks: list[str]) -> None:
 
 
 # -- workers (each in its own process) ------------------------------------------------------------------
-def time_worker(threads: int, rounds: int, names: list[str]) -> dict:
+def time_worker(threads: int, rounds: int, quick: bool, names: list[str]) -> dict:
     set_threads(threads, ["neurenix", "torch"])
     out = {}
     for name in names:
-        w = WORKLOADS[name]
+        w = workload(name, quick)
         runners, failed = {}, {}
         for p in ["neurenix", *peers(w)]:
             try:  # warm-up: allocator, caches, lazily built plans (torch.compile compiles here)
@@ -145,10 +159,10 @@ def run_worker(args: list[str], threads: int = 1) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(names: list[str], threads: list[int], rounds: int, import_runs: int) -> dict:
-    times = {str(t): run_worker(["time", str(t), str(rounds), *names], t) for t in threads}
+def measure(names: list[str], threads: list[int], rounds: int, import_runs: int, quick: bool = False) -> dict:
+    times = {str(t): run_worker(["time", str(t), str(rounds), str(int(quick)), *names], t) for t in threads}
     memory = {}
-    for name in names:
+    for name in names if not quick else []:
         for peer in ["neurenix", *(p for p in peers(WORKLOADS[name]) if p != "torch.compile")]:  # (time only)
             memory.setdefault(name, {})[peer] = run_worker(["memory", name, peer])
             print(f"  memory {name} {peer}: {memory[name][peer]['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
@@ -253,27 +267,38 @@ def write_docs(report: dict, rows: list[dict], doc: pathlib.Path) -> None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         kind, rest = sys.argv[2], sys.argv[3:]
-        result = (time_worker(int(rest[0]), int(rest[1]), rest[2:]) if kind == "time" else
+        result = (time_worker(int(rest[0]), int(rest[1]), rest[2] == "1", rest[3:]) if kind == "time" else
                   memory_worker(*rest))
         print(json.dumps(result))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "results" / "vs_pytorch.json"))
     ap.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md's generated section and plot")
-    ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--workloads", nargs="*", default=[n for n, w in WORKLOADS.items() if not w.optional],
+                    choices=list(WORKLOADS), help="default: all but the optional ones")
+    ap.add_argument("--resnet12", action="store_true", help="add the ResNet-12 ProtoNets episode (minutes per run)")
+    ap.add_argument("--quick", action="store_true", help="once, at test size, one thread, no memory or import "
+                    "measures, nothing written: a check that the workloads run")
     ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--import-runs", type=int, default=7)
     args = ap.parse_args()
+    if args.resnet12:
+        args.workloads += [n for n, w in WORKLOADS.items() if w.model == "resnet12" and n not in args.workloads]
+    if args.quick:
+        if args.docs:
+            ap.error("--quick measures nothing worth a page: it cannot rewrite the docs")
+        args.threads, args.rounds, args.import_runs = [1], 1, 0
     import importlib.metadata as md
     machine = {"platform": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
                "numpy": md.version("numpy"), "torch": md.version("torch"), "date": time.strftime("%Y-%m-%d")}
     report = {"benchmark": "vs_pytorch", "rounds": args.rounds, "machine": machine}
-    report |= measure(args.workloads, args.threads, args.rounds, args.import_runs)
+    report |= measure(args.workloads, args.threads, args.rounds, args.import_runs, args.quick)
     rows = summary(report)
     report["summary"] = rows
     print(table(rows))
-    pathlib.Path(args.out).write_text(json.dumps(report, indent=2))
+    if not args.quick:
+        pathlib.Path(args.out).write_text(json.dumps(report, indent=2))
     if args.docs:
         write_docs(report, rows, HERE.parent / "docs" / "benchmarks.md")
 

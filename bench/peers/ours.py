@@ -8,23 +8,19 @@ import numpy as np
 import neurenix as nx
 from neurenix import nn
 from neurenix.meta import MAML, PrototypicalNetworks, Reptile
+from neurenix.models import Conv4, ResNet12
 from neurenix.optim import SGD
 
-from .workloads import Data, Runner, Workload, feature_side
+from .workloads import Data, Runner, Workload, resnet12_widths
 
 
 def model(w: Workload, weights: dict[str, np.ndarray]) -> nn.Module:
     if w.model == "mlp":
         net = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 1))
-    else:
-        layers, c = [], 1
-        for _ in range(4):
-            layers += [nn.Conv2d(c, w.channels, 3, padding=1), nn.BatchNorm2d(w.channels), nn.ReLU(), nn.MaxPool2d(2)]
-            c = w.channels
-        layers.append(nn.Flatten())
-        if w.kind == "maml":
-            layers.append(nn.Linear(w.channels * feature_side(w) ** 2, w.ways))
-        net = nn.Sequential(*layers)
+    elif w.model == "resnet12":  # an embedding (ProtoNets)
+        net = ResNet12(w.in_channels, resnet12_widths(w))
+    else:  # MAML's has a linear head, ProtoNets' embeds
+        net = Conv4(1, w.channels, w.ways if w.kind == "maml" else None, image_size=w.image)
     params = dict(net.named_parameters())
     if params.keys() != weights.keys():
         raise AssertionError(f"parameter names differ: {sorted(params)} vs {sorted(weights)}")

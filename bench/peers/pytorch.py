@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .workloads import Data, Runner, Workload
+from .workloads import Data, Runner, Workload, resnet12_widths
 
 
 def forward(w: Workload, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -17,12 +17,29 @@ def forward(w: Workload, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.T
         x = F.relu(F.linear(x, p["0.weight"], p["0.bias"]))
         x = F.relu(F.linear(x, p["2.weight"], p["2.bias"]))
         return F.linear(x, p["4.weight"], p["4.bias"])
+    if w.model == "resnet12":
+        return _resnet12(w, p, x)
     for b in range(4):
         x = F.conv2d(x, p[f"{4 * b}.weight"], p[f"{4 * b}.bias"], padding=1)
         x = F.batch_norm(x, None, None, p[f"{4 * b + 1}.weight"], p[f"{4 * b + 1}.bias"], training=True, eps=1e-5)
         x = F.max_pool2d(F.relu(x), 2)
     x = x.flatten(1)
     return F.linear(x, p["17.weight"], p["17.bias"]) if "17.weight" in p else x
+
+
+def _resnet12(w: Workload, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """MetaOptNet's ResNet-12 embedding (neurenix.models.ResNet12's names), mean-pooled."""
+    def norm(h, name):
+        return F.batch_norm(h, None, None, p[f"{name}.weight"], p[f"{name}.bias"], training=True, eps=1e-5)
+
+    for i in range(1, len(resnet12_widths(w)) + 1):
+        b = f"layer{i}.0."
+        out = F.leaky_relu(norm(F.conv2d(x, p[b + "conv1.weight"], padding=1), b + "bn1"), 0.1)
+        out = F.leaky_relu(norm(F.conv2d(out, p[b + "conv2.weight"], padding=1), b + "bn2"), 0.1)
+        out = norm(F.conv2d(out, p[b + "conv3.weight"], padding=1), b + "bn3")
+        shortcut = norm(F.conv2d(x, p[b + "downsample.0.weight"]), b + "downsample.1")
+        x = F.max_pool2d(F.leaky_relu(out + shortcut, 0.1), 2)
+    return x.mean((2, 3))
 
 
 def loss(w: Workload, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -105,6 +105,10 @@ BELOW = {
     "neurenix.autograd": ["neurenix.tensor", "neurenix.ops", "neurenix.nn", "neurenix.optim"],
     "neurenix.tensor": ["neurenix.ops", "neurenix.nn", "neurenix.optim", "neurenix.creation"],
     "neurenix.ops": ["neurenix.nn", "neurenix.optim", "neurenix.func", "neurenix.utils"],
+    "neurenix.nn": ["neurenix.models"],
+    # the backbones build on nn (and the tensor, creation and argument checks below it), nothing beside or above
+    "neurenix.models": ["neurenix.ops", "neurenix.backend", "neurenix.optim", "neurenix.func", "neurenix.utils",
+                        "neurenix.capture", "neurenix.serialization", "neurenix.distributed", "neurenix.onnx"],
 }
 
 
