@@ -19,6 +19,7 @@ from .graph import Graph, Value
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over one axis, and axes as inputs of Squeeze, Unsqueeze and ReduceSum
+_READ_INDICES = {"Shape", "Equal"}  # ops that read an int64 input without computing floats from it
 _DTYPES = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)}
 
 
@@ -76,9 +77,11 @@ def _float_dtype(model: Module, x: Tensor) -> np.dtype:
 
 def _only_indices(g: Graph, name: str) -> None:
     """An int64 input exports only as Embeddings' indices (Gather's): a float op that neurenix runs on it by
-    promotion would fail the checker with an error that names no layer."""
+    promotion would fail the checker with an error that names no layer. A rule may read the indices' shape or
+    compare them (``Shape``, ``Equal``: TransformerEncoderClassifier's positions and padding mask)."""
     for node in g.nodes:
-        if name in node.input and (node.op_type != "Gather" or list(node.input).index(name) != 1):
+        if name in node.input and node.op_type not in _READ_INDICES and (
+                node.op_type != "Gather" or list(node.input).index(name) != 1):
             raise TypeError(f"neurenix.onnx.export: the int64 input feeds {node.op_type} node {node.name!r}: an int64 "
                             "input exports as the indices of an Embedding only (pass a float input to other layers)")
 

@@ -1,5 +1,7 @@
 """Rules of the Transformer's encoder: TransformerEncoderLayer, TransformerEncoder, and MultiheadAttention as their
-self-attention (query, key and value one input; the graph has one input, so no masks).
+self-attention (query, key and value one input). The graph has one input, so an encoder alone takes no masks; a
+model whose rule computes a key padding mask from its input (``TransformerEncoderClassifier``'s, from its token
+ids) passes it down as a ``Padding``.
 
 Inference semantics: attention dropout and the layers' Dropout are the identity. The attention is the formula
 that MultiheadAttention computes, head by head in one batched MatMul: ONNX's Attention op comes in opset 23.
@@ -9,13 +11,25 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import dataclass
+
 from .. import nn
 from ..nn import functional as F
+from ..tensor import Tensor
 from .graph import Graph, Value
 from .layers import matmul_add
-from .rules import register, unsupported_option
+from .rules import register, rule_for, unsupported_option
 
 _ACTIVATIONS = ((F.relu, nn.ReLU), (F.gelu, nn.GELU))  # the activations given by name, as functions
+
+
+@dataclass(frozen=True, eq=False)
+class Padding:
+    """A key padding mask in the graph: ``additive`` names it as (N, 1, 1, S) of -inf where a key is padding and 0
+    elsewhere (it broadcasts over the heads and the queries); ``example`` is the bool (N, S) mask of the example."""
+
+    additive: str
+    example: Tensor
 
 
 def _child(path: str, name: str) -> str:
@@ -23,20 +37,32 @@ def _child(path: str, name: str) -> str:
 
 
 @register(nn.TransformerEncoder)
-def encoder(g: Graph, m: nn.TransformerEncoder, x: Value, path: str) -> Value:
+def encoder(g: Graph, m: nn.TransformerEncoder, x: Value, path: str, padding: Padding | None = None) -> Value:
+    """``m(x, src_key_padding_mask=padding)``: the layers in order, then ``norm``."""
     for i, layer in enumerate(m.layers):
-        x = g.module(layer, x, _child(path, f"layers.{i}"))
+        x = _masked(g, layer, x, _child(path, f"layers.{i}"), padding, encoder_layer)
     return x if m.norm is None else g.module(m.norm, x, _child(path, "norm"))
 
 
+def _masked(g: Graph, m: nn.Module, x: Value, path: str, padding: Padding | None, rule) -> Value:
+    """``m`` through ``g.module``, or with ``padding`` through ``rule``, which must be the rule of ``m``'s class (a
+    subclass with a forward of its own has none, and raises)."""
+    if padding is None:
+        return g.module(m, x, path)
+    if rule_for(m, path) is not rule:
+        raise unsupported_option(m, path, "a key padding mask (only the encoder's own rules pass one down)")
+    return rule(g, m, x, path, padding)
+
+
 @register(nn.TransformerEncoderLayer)
-def encoder_layer(g: Graph, m: nn.TransformerEncoderLayer, x: Value, path: str) -> Value:
+def encoder_layer(g: Graph, m: nn.TransformerEncoderLayer, x: Value, path: str,
+                  padding: Padding | None = None) -> Value:
     """forward's two residual blocks, the norms before (``norm_first``) or after them."""
     if m.norm_first:
         x = _add(g, x, self_attention(g, m.self_attn, g.module(m.norm1, x, _child(path, "norm1")),
-                                      _child(path, "self_attn")), _child(path, "attended"))
+                                      _child(path, "self_attn"), padding), _child(path, "attended"))
         return _add(g, x, _feed_forward(g, m, g.module(m.norm2, x, _child(path, "norm2")), path), path)
-    x = _add(g, x, self_attention(g, m.self_attn, x, _child(path, "self_attn")), _child(path, "attended"))
+    x = _add(g, x, self_attention(g, m.self_attn, x, _child(path, "self_attn"), padding), _child(path, "attended"))
     x = g.module(m.norm1, x, _child(path, "norm1"))
     return g.module(m.norm2, _add(g, x, _feed_forward(g, m, x, path), _child(path, "fed")), _child(path, "norm2"))
 
@@ -58,19 +84,24 @@ def _feed_forward(g: Graph, m: nn.TransformerEncoderLayer, x: Value, path: str) 
     return g.module(m.linear2, g.module(act, h, _child(path, "activation")), _child(path, "linear2"))
 
 
-def self_attention(g: Graph, m: nn.MultiheadAttention, x: Value, path: str) -> Value:
-    """``m(x, x, x, need_weights=False)[0]``: inputs (L, N, E), (N, L, E) with ``batch_first``, or (L, E)."""
+def self_attention(g: Graph, m: nn.MultiheadAttention, x: Value, path: str, padding: Padding | None = None) -> Value:
+    """``m(x, x, x, key_padding_mask=padding, need_weights=False)[0]``: inputs (L, N, E), (N, L, E) with
+    ``batch_first``, or (L, E) (without ``padding``)."""
     for option, value in (("add_bias_kv", m.bias_k is not None), ("add_zero_attn", m.add_zero_attn)):
         if value:
             raise unsupported_option(m, path, f"{option}=True")
     q, k, v = _heads(g, m, _batch_major(g, m, x.name, x.ndim, path, to=True), path)
-    weights = g.node("Softmax", [g.node("MatMul", [q, k], f"{path}.scores")], f"{path}.weights", axis=-1)
+    scores = g.node("MatMul", [q, k], f"{path}.scores")
+    if padding is not None:  # neurenix adds the mask's -inf to the scores before the softmax
+        scores = g.node("Add", [scores, padding.additive], f"{path}.masked_scores")
+    weights = g.node("Softmax", [scores], f"{path}.weights", axis=-1)
     out = g.node("Transpose", [g.node("MatMul", [weights, v], f"{path}.by_head")], f"{path}.heads", perm=[0, 2, 1, 3])
     out = g.node("Reshape", [out, g.ints([0, 0, m.embed_dim], f"{path}.embed_shape")], f"{path}.concat")
     p = m.out_proj
     out = matmul_add(g, out, p.weight, p.bias, f"{path}.out_proj", f"{path}.out_proj.weight_t", f"{path}.out_proj.bias")
     y = _batch_major(g, m, out, x.ndim, path, to=False)
-    return Value(y, m(x.example, x.example, x.example, need_weights=False)[0])
+    mask = None if padding is None else padding.example
+    return Value(y, m(x.example, x.example, x.example, key_padding_mask=mask, need_weights=False)[0])
 
 
 def _heads(g: Graph, m: nn.MultiheadAttention, x: str, path: str) -> tuple[str, str, str]:
