@@ -11,8 +11,16 @@ import math
 import numpy as np
 from onnx import helper, numpy_helper
 
-from ..models import (DropBlock2d, ResNet12, ResNet12Block, TransformerEncoderClassifier, WideBasicBlock, WideGroup,
-                      WideResNet, sinusoidal_positions)
+from ..models import (
+    DropBlock2d,
+    ResNet12,
+    ResNet12Block,
+    TransformerEncoderClassifier,
+    WideBasicBlock,
+    WideGroup,
+    WideResNet,
+    sinusoidal_positions,
+)
 from ..tensor import tensor
 from .graph import Graph, Value
 from .layers import identity

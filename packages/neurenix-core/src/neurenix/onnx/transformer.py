@@ -10,7 +10,6 @@ that MultiheadAttention computes, head by head in one batched MatMul: ONNX's Att
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 from .. import nn
