@@ -157,7 +157,8 @@ def elementwise(kernel: str, out, ins: tuple, op: int | None = None) -> None:
     if scalars:  # the plan's struct is shared: a copy carries the values
         geo = ffi.new(_GEO, geo[0])
         for k, v in scalars:
-            geo.fscal[k], geo.iscal[k] = float(v), int(v) if math.isfinite(v) else 0
+            # a float scalar beyond int64 (2.0 ** 63) has no integer slot: float kernels read fscal alone
+            geo.fscal[k], geo.iscal[k] = float(v), int(v) if math.isfinite(v) and -2**63 <= v < 2**63 else 0
     values = ffi.new(PTRS, ptrs)
     params = [geo] if op is None else [geo, OPS[op]]
     for k in range(len(ptrs)):  # a loop, not a generator: no Python frame per operand
