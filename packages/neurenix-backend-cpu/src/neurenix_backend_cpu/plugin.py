@@ -61,6 +61,7 @@ class CpuBackend(Backend):
     device_type = "cpu"
     name = "cpu-c"
     priority = 10
+    dtypes = ("float32", "float64", "int64", "bool", "int8")
 
     def unavailable_reason(self) -> str | None:
         return native.IMPORT_ERROR

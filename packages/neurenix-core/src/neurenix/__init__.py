@@ -50,7 +50,7 @@ from .creation import (
     zeros,
 )
 from .device import Device, DeviceType, default_device, get_device_count, set_default_device, synchronize
-from .dtypes import DType, bool_, float32, float64, get_default_dtype, int64, set_default_dtype
+from .dtypes import DType, bool_, float32, float64, get_default_dtype, int8, int64, set_default_dtype
 from .errors import BackendError, DeviceError, DTypeError, InPlaceError, ShapeError
 from .ops import (
     abs,

@@ -244,7 +244,7 @@ def _shared(array: np.ndarray, device, name: str) -> Tensor:
     """``array`` as a tensor sharing its memory on host backends, or a TypeError from ``name`` saying why not."""
     dt = _dt.from_numpy_kind(array.dtype)
     if array.dtype != dt.np or not array.flags.c_contiguous:
-        raise TypeError(f"{name} needs a C-contiguous array of float32, float64, int64 or bool, got "
+        raise TypeError(f"{name} needs a C-contiguous array of float32, float64, int64, bool or int8, got "
                         f"{array.dtype} ({'contiguous' if array.flags.c_contiguous else 'non-contiguous'}); "
                         "use neurenix.tensor() to convert")
     dev = as_device(device)
@@ -254,7 +254,7 @@ def _shared(array: np.ndarray, device, name: str) -> Tensor:
 def from_dlpack(ext, device=None) -> Tensor:
     """A tensor from any object with ``__dlpack__`` on the host (a NumPy array, a PyTorch or JAX CPU tensor...),
     sharing its memory on host backends (as :func:`from_numpy`). As with ``from_numpy``, it must be C-contiguous
-    and float32, float64, int64 or bool: neurenix tensors are contiguous, and a copy would silently break the
+    and float32, float64, int64, bool or int8: neurenix tensors are contiguous, and a copy would silently break the
     sharing a PyTorch user expects (``neurenix.tensor(numpy.from_dlpack(ext))`` copies and converts)."""
     if not hasattr(ext, "__dlpack__"):
         raise TypeError(f"from_dlpack needs an object with __dlpack__ (an array or tensor), got {type(ext).__name__}")

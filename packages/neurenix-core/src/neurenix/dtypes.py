@@ -1,10 +1,12 @@
 """Data types and NumPy-like type promotion.
 
-Four dtypes: ``float32`` (the default), ``float64``, ``int64`` and ``bool``. Buffers of every
-backend report their dtype as a ``numpy.dtype``; :class:`DType` is the user-facing name for it.
+Five dtypes: ``float32`` (the default), ``float64``, ``int64``, ``bool`` and ``int8``. Buffers of every
+backend report their dtype as a ``numpy.dtype``; :class:`DType` is the user-facing name for it. ``int8`` is the
+storage of quantized weights (``neurenix.quantization``): only backends that declare it hold it (core's and the
+C backend for ``cpu``; the GPU backends do not, as PyTorch's quantized kernels are CPU-only too).
 
 Promotion follows NumPy 2 (NEP 50): between tensors the wider kind wins
-(bool < int64 < float32 < float64); a Python scalar is "weak" and only lifts the kind
+(bool < int8 < int64 < float32 < float64); a Python scalar is "weak" and only lifts the kind
 (``int64_tensor * 2.5`` is float, ``float32_tensor * 2.0`` stays float32). Where NumPy would
 invent float64 from integers (``int / int``, ``int * 2.5``) we use the default float, float32,
 as PyTorch does.
@@ -35,15 +37,16 @@ class DType:
 
 
 bool_ = DType("bool", 0)
-int64 = DType("int64", 1)
-float32 = DType("float32", 2)
-float64 = DType("float64", 3)
-DTYPES = (float32, float64, int64, bool_)
+int8 = DType("int8", 1)
+int64 = DType("int64", 2)
+float32 = DType("float32", 3)
+float64 = DType("float64", 4)
+DTYPES = (float32, float64, int64, bool_, int8)
 default_float = float32
 
-# numpy dtype -> DType. Buffers always carry one of these four numpy dtypes.
+# numpy dtype -> DType. Buffers always carry one of these numpy dtypes.
 BY_NUMPY = {d.np: d for d in DTYPES}
-_F32, _F64, _I64, _BOOL = (d.np for d in (float32, float64, int64, bool_))
+_F32, _F64, _I64, _BOOL, _I8 = (d.np for d in (float32, float64, int64, bool_, int8))
 _BY_RANK = {d._rank: d.np for d in DTYPES}
 
 # Pairs of distinct buffer dtypes -> result dtype (all numpy dtypes: the hot path compares them).
@@ -78,7 +81,7 @@ def as_dtype(d) -> DType:
 
 
 def from_numpy_kind(npd: np.dtype) -> DType:
-    """The dtype a NumPy array of dtype ``npd`` becomes (int32 -> int64, float16 -> float32)."""
+    """The dtype a NumPy array of dtype ``npd`` becomes (int8 stays, other integers -> int64, float16 -> float32)."""
     if npd in BY_NUMPY:
         return BY_NUMPY[npd]
     kind = npd.kind
@@ -86,7 +89,8 @@ def from_numpy_kind(npd: np.dtype) -> DType:
         return int64
     if kind == "f" and npd.itemsize < 8:
         return float32
-    raise TypeError(f"cannot make a tensor from NumPy dtype {npd}: supported are float32, float64, int64, bool")
+    raise TypeError(f"cannot make a tensor from NumPy dtype {npd}: supported are float32, float64, int64, bool, "
+                    "int8")
 
 
 def canonical(array: np.ndarray) -> np.ndarray:

@@ -198,7 +198,7 @@ class Tensor:
 
     def half(self):
         """Refused: neurenix has no float16 dtype."""
-        raise TypeError("half(): neurenix has no float16 dtype (its dtypes are float32, float64, int64 and bool); "
+        raise TypeError("half(): neurenix has no float16 dtype (its dtypes are float32, float64, int64, bool and int8); "
                         "use float() for float32")
 
     def __int__(self) -> int:

@@ -554,6 +554,50 @@ def _synchronize(k):
 
 
 # optional kernel -> builder of its composition from other kernels (given the table)
+# -- int8 (quantized inference) ---------------------------------------------------------------------------
+_F64 = np.dtype("float64")
+_F32 = np.dtype("float32")
+_ROUNDER = 12582912.0  # 1.5 * 2**23: v + it - it rounds a float32 |v| <= 2**22 to an integer, half to even
+
+
+def _centered(k, x, scale: float, zero_point: int):
+    """``q(x) - zero_point`` as exact float64 integers, q(x) = clamp(rint(x / scale) + zero_point, -128, 127): the
+    quantized kernels' one rounding rule, ONNX QuantizeLinear's (float32 division, round half to even)."""
+    v = k.maximum(k.minimum(k.div(x, float(np.float32(scale))), 4194304.0), -4194304.0)  # beyond: saturates anyway
+    r = k.sub(k.add(v, _ROUNDER), _ROUNDER)
+    q = k.maximum(k.minimum(k.add(r, float(zero_point)), 127.0), -128.0)
+    return k.cast(k.sub(q, float(zero_point)), _F64)
+
+
+def _dequantized(k, acc, w_scale, bias, x_scale: float, axis_shape: tuple):
+    """float32(acc) * (float32(x_scale) * w_scale) + bias, the scales and bias along ``axis_shape``."""
+    s = k.reshape(k.mul(w_scale, float(np.float32(x_scale))), axis_shape)
+    y = k.mul(k.cast(acc, _F32), s)
+    return y if bias is None else k.add(y, k.reshape(bias, axis_shape))
+
+
+def _quantized_linear(k):
+    def quantized_linear(x, wq, w_scale, bias, x_scale, x_zero_point):
+        lead, n_in, n_out = tuple(x.shape[:-1]), x.shape[-1], wq.shape[0]
+        c = k.reshape(_centered(k, x, x_scale, x_zero_point), (_prod(lead), n_in))
+        # float64 products of integers below 2**8 and 2**7, summed: exact while n_in < 2**38
+        acc = k.matmul(c, k.permute(k.cast(wq, _F64), (1, 0)))
+        return k.reshape(_dequantized(k, acc, w_scale, bias, x_scale, (n_out,)), (*lead, n_out))
+    return quantized_linear
+
+
+def _quantized_conv2d(k):
+    def quantized_conv2d(x, wq, w_scale, bias, x_scale, x_zero_point, stride, padding, dilation, groups):
+        n, _, o, rows, ks, oh, ow = conv_shape(x.shape, wq.shape, stride, padding, dilation)
+        # centred, a padded position (real zero, quantized to the zero point) is 0: unfold's zero padding
+        cols = k.unfold(_centered(k, x, x_scale, x_zero_point), ks, stride, padding, dilation)  # (N, C*kh*kw, L)
+        cols = k.reshape(cols, (n, groups, rows, oh * ow))
+        w = k.reshape(k.cast(wq, _F64), (1, groups, o // groups, rows))
+        acc = k.reshape(k.matmul(w, cols), (n, o, oh, ow))  # exact, as quantized_linear's
+        return _dequantized(k, acc, w_scale, bias, x_scale, (o, 1, 1))
+    return quantized_conv2d
+
+
 DEFAULTS = {
     "neg": _neg, "abs": _abs, "sign": _sign, "relu": _relu, "sigmoid": _sigmoid, "sub": _sub, "minimum": _minimum,
     "ne": _ne, "le": _le, "gt": _gt, "ge": _ge, "min": _min, "argmin": _argmin,
@@ -568,6 +612,7 @@ DEFAULTS = {
     "unfold_batch": _unfold_batch, "fold_batch": _fold_batch,
     "conv2d": _conv2d, "conv2d_input_grad": _conv2d_input_grad, "conv2d_weight_grad": _conv2d_weight_grad,
     "cholesky": _cholesky, "solve_triangular": _solve_triangular, "solve": _solve,
+    "quantized_linear": _quantized_linear, "quantized_conv2d": _quantized_conv2d,
 }
 assert set(DEFAULTS) == set(OPTIONAL)
 

@@ -1,9 +1,11 @@
 """The kernel contract, version 2: what a backend implements, and with which types.
 
 **Buffers.** A buffer is a backend's array: any object with ``.shape`` (a tuple of Python ints) and
-``.dtype`` (NumPy's own ``numpy.dtype`` object for float32, float64, int64 or bool: ``np.dtype("float32")``,
+``.dtype`` (NumPy's own ``numpy.dtype`` object for float32, float64, int64, bool or int8: ``np.dtype("float32")``,
 compared by identity). A backend handles the dtypes it declares (``Backend.dtypes``); core never hands it
-others. Kernels never modify their inputs; they return new buffers (which may share memory with an input,
+others (a tensor of a dtype its device's backend does not declare cannot be made: ``from_numpy``, ``full`` and
+``cast`` to it raise first). int8 is optional: a backend that declares it runs every required kernel on it, with
+two's-complement wrapping as NumPy's; ``sum`` of int8 is int64. Kernels never modify their inputs; they return new buffers (which may share memory with an input,
 as NumPy views do).
 
 **What core guarantees before a kernel runs** (so kernels need not check again): operands are on the
@@ -148,6 +150,17 @@ OPTIONAL: dict[str, str] = {
                         "diagonal gives infinities or NaN, as division does",
     "solve": "(a, b) -> (x, info): x = a^-1 @ b (LU with partial pivoting); info int64 (...): 0, or nonzero where a is "
              "singular (a zero pivot), where x's values are unspecified",
+    # int8 inference, on backends that declare int8: x is float32 without NaN, quantized per tensor as ONNX's
+    # QuantizeLinear does, q(x) = clamp(rint(x / x_scale) + x_zero_point, -128, 127) (float32 division, rint half to
+    # even, infinities saturating); x_scale a positive Python float, x_zero_point a Python int in [-128, 127]; wq int8
+    # weights with one float32 scale per output channel (w_scale), bias float32 or None; the integer sums are exact
+    "quantized_linear": "(x, wq, w_scale, bias, x_scale, x_zero_point) -> y float32 (..., out): x (..., in), wq "
+                        "(out, in), w_scale and bias (out,); acc = sum_i (q(x)[..., i] - x_zero_point) * wq[o, i], "
+                        "y = float32(acc) * (float32(x_scale) * w_scale[o]) + bias[o]",
+    "quantized_conv2d": "(x, wq, w_scale, bias, x_scale, x_zero_point, stride, padding, dilation, groups) -> y float32 "
+                        "(N, O, OH, OW): x (N, C, H, W), wq (O, C/groups, kh, kw), w_scale and bias (O,); conv2d's "
+                        "sums of (q(x) - x_zero_point) * wq, padding adding 0 (a real zero), then dequantized as "
+                        "quantized_linear's",
 }
 
 KERNELS = (*REQUIRED, *OPTIONAL)

@@ -249,6 +249,7 @@ class NumpyBackend(Backend):
     device_type = "cpu"
     name = "numpy"
     priority = 0
+    dtypes = ("float32", "float64", "int64", "bool", "int8")
 
     def device_name(self, index: int) -> str:
         return f"host CPU (NumPy {np.__version__})"

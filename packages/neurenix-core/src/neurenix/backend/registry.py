@@ -57,6 +57,35 @@ class KernelTable:
         self.__dict__.update(meta)
 
 
+def _refusing(kernels: dict, dtype: str, where: str, declared) -> dict:
+    """``from_numpy``, ``full`` and ``cast`` of ``kernels``, raising a TypeError that names ``where`` when asked for
+    ``dtype``: the only ways a buffer of a new dtype comes to be, so the other kernels never meet it."""
+    import numpy as np
+
+    npd = np.dtype(dtype)
+
+    def refuse():
+        raise TypeError(f"{where} has no {dtype} tensors (its backend declares {', '.join(declared)}); {dtype} "
+                        "tensors, such as quantized models' weights, live on the cpu")
+
+    def from_numpy(array, index, _k=kernels["from_numpy"]):
+        if array.dtype is npd:
+            refuse()
+        return _k(array, index)
+
+    def full(shape, value, dt, index, _k=kernels["full"]):
+        if dt is npd:
+            refuse()
+        return _k(shape, value, dt, index)
+
+    def cast(x, dt, _k=kernels["cast"]):
+        if dt is npd:
+            refuse()
+        return _k(x, dt)
+
+    return {"from_numpy": from_numpy, "full": full, "cast": cast}
+
+
 @dataclass
 class BackendStatus:
     """One installed backend, as ``neurenix.list_backends()`` reports it."""
@@ -260,6 +289,8 @@ class _Registry:
         if checking.enabled():
             kernels = {n: checking.checked(n, fn, providers[n], kernels["to_numpy"]) for n, fn in kernels.items()}
         compilers = tuple(b.compile_program for b in usable if type(b).compile_program is not Backend.compile_program)
+        if "int8" not in usable[0].dtypes:
+            kernels |= _refusing(kernels, "int8", f"{device_type} (backend {usable[0].name})", usable[0].dtypes)
         table._fill(kernels, providers, count, None, tuple(usable[0].dtypes), offers, compilers)
         for b in usable:
             self.apply_threads(b)

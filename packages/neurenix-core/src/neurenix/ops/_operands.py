@@ -124,6 +124,9 @@ def promote_scalar(t: Tensor, s, floating: bool) -> Tensor:
         return t
     if type(s) is int and not -2 ** 63 <= s < 2 ** 63:
         raise ValueError(f"the number {s} does not fit the int64 operand it meets (it would overflow)")
+    if npd is _dt._I8 and type(s) is int and not -128 <= s < 128:  # NEP 50 refuses it too
+        raise ValueError(f"the number {s} does not fit the int8 operand it meets (it would overflow); cast the "
+                         "tensor to int64 first")
     npd = _dt.SCALAR_PROMOTE[(npd, type(s))]
     if floating and npd.kind != "f":
         npd = _F32

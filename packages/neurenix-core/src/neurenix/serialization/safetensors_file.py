@@ -15,13 +15,14 @@ import struct
 
 import numpy as np
 
-DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "I64": np.dtype("<i8"), "BOOL": np.dtype("|b1")}
+DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "I64": np.dtype("<i8"), "BOOL": np.dtype("|b1"),
+          "I8": np.dtype("|i1")}
 CODES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 100_000_000  # the reference implementation's limit
 
 
 def encode(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
-    """The bytes of a safetensors file holding ``tensors`` (float32/64, int64, bool arrays) and ``metadata``."""
+    """The bytes of a safetensors file holding ``tensors`` (float32/64, int64, bool, int8 arrays) and ``metadata``."""
     header: dict = {"__metadata__": metadata}
     chunks, offset = [], 0
     for name, array in tensors.items():
@@ -68,7 +69,7 @@ def _begin(info) -> int:
 
 def _entry(name: str, info, data: memoryview, expected: int, bad) -> tuple[np.ndarray, int]:
     if not isinstance(info, dict) or info.get("dtype") not in DTYPES:
-        raise bad(f"tensor {name!r} has no dtype neurenix reads (F32, F64, I64, BOOL)")
+        raise bad(f"tensor {name!r} has no dtype neurenix reads (F32, F64, I64, BOOL, I8)")
     shape, offsets = info.get("shape"), info.get("data_offsets")
     if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)
             and isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
