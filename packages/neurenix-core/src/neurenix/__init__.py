@@ -21,6 +21,7 @@ from . import (
     linalg,  # as torch.linalg: solve, solve_triangular, cholesky
     nn,
     optim,
+    quantization,  # as torch.ao.quantization: quantize_dynamic, prepare, convert
     rocm,
     utils,  # as torch.utils: neurenix.utils.data, neurenix.utils.checkpoint
     webgpu,
@@ -224,6 +225,7 @@ __all__ = [
     "index_select",
     "inference_mode",
     "init",
+    "int8",
     "int64",
     "is_grad_enabled",
     "isclose",
@@ -256,6 +258,7 @@ __all__ = [
     "ones_like",
     "optim",
     "permute",
+    "quantization",
     "rand",
     "rand_like",
     "randint",

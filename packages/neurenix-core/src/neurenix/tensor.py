@@ -198,8 +198,8 @@ class Tensor:
 
     def half(self):
         """Refused: neurenix has no float16 dtype."""
-        raise TypeError("half(): neurenix has no float16 dtype (its dtypes are float32, float64, int64, bool and int8); "
-                        "use float() for float32")
+        raise TypeError("half(): neurenix has no float16 dtype (its dtypes are float32, float64, int64, bool and "
+                        "int8); use float() for float32")
 
     def __int__(self) -> int:
         return int(self.item())

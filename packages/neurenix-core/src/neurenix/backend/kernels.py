@@ -5,8 +5,8 @@
 compared by identity). A backend handles the dtypes it declares (``Backend.dtypes``); core never hands it
 others (a tensor of a dtype its device's backend does not declare cannot be made: ``from_numpy``, ``full`` and
 ``cast`` to it raise first). int8 is optional: a backend that declares it runs every required kernel on it, with
-two's-complement wrapping as NumPy's; ``sum`` of int8 is int64. Kernels never modify their inputs; they return new buffers (which may share memory with an input,
-as NumPy views do).
+two's-complement wrapping as NumPy's; ``sum`` of int8 is int64. Kernels never modify their inputs; they return
+new buffers (which may share memory with an input, as NumPy views do).
 
 **What core guarantees before a kernel runs** (so kernels need not check again): operands are on the
 kernel's device; shapes fit (broadcastable, matching inner dimensions, windows inside the padded input);

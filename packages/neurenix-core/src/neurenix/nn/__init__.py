@@ -1,6 +1,6 @@
 """Layers, containers and losses, with PyTorch's names and semantics (``neurenix.nn.functional`` as F)."""
 
-from . import functional, init, utils
+from . import functional, init, quantized, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .attention import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
@@ -57,5 +57,6 @@ __all__ = [
     "TransformerEncoderLayer",
     "functional",
     "init",
+    "quantized",
     "utils",
 ]

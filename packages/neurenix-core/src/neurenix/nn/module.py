@@ -150,6 +150,16 @@ class Module:
             kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
             stack.extend(reversed(kids))
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at dotted path ``target`` (``"encoder.0"``; ``""`` is this module), as PyTorch's."""
+        m = self
+        for part in target.split(".") if target else ():
+            child = m.__dict__.get(part) if part in m._module_names else None
+            if child is None:
+                raise AttributeError(f"{type(m).__name__} has no submodule {part!r} (looking up {target!r})")
+            m = child
+        return m
+
     def modules(self) -> Iterator[Module]:
         seen = set()
         stack = [self]
