@@ -12,7 +12,7 @@ except ImportError as e:
                       "'neurenix-core[onnx]'") from e
 
 # the rules register themselves on import
-from . import activation, layers, models, norm, pooling, transformer  # noqa: F401
+from . import activation, layers, models, norm, pooling, quantized, transformer  # noqa: F401
 from .exporter import export
 from .graph import Graph, Value
 from .rules import UnsupportedModuleError, register, supported

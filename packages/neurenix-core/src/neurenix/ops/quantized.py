@@ -13,7 +13,9 @@ import numpy as np
 
 from .. import dtypes as _dt
 from ..arguments import integer
+from ..autograd.grad_mode import no_grad
 from ..autograd.grad_mode import state as grad_state
+from ..autograd.graph import record
 from ..capture import recording
 from ..errors import DTypeError, ShapeError
 from ._operands import Tensor, _wrap, expect_tensor
@@ -42,9 +44,9 @@ def symmetric_scales(w: Tensor, axis: int = 0) -> Tensor:
     w = _float32(w, "w", "symmetric_scales")
     axis = integer(axis, "axis", "symmetric_scales") % max(w.ndim, 1)
     others = tuple(i for i in range(w.ndim) if i != axis)
-    amax = w.abs().amax(others) if others else w.abs()
-    scales = amax / 127.0
-    return scales.masked_fill(amax == 0, 1.0).detach()
+    with no_grad():
+        amax = w.abs().amax(others) if others else w.abs()
+        return (amax / 127.0).masked_fill(amax == 0, 1.0)
 
 
 def quantize_per_tensor(x: Tensor, scale: float, zero_point: int) -> Tensor:
@@ -128,9 +130,6 @@ def quantized_conv2d(x: Tensor, weight: Tensor, weight_scale: Tensor, bias: Tens
 
 
 def _run(op: str, x: Tensor, weights: tuple, scale, zero_point, extra: tuple) -> Tensor:
-    if x.requires_grad and grad_state.enabled:
-        raise RuntimeError(f"{op}: quantized layers run inference only (no gradient flows through int8): call them "
-                           "under neurenix.no_grad(), or on x.detach()")
     for t in weights:
         if t is not None and t._device is not x._device:
             raise ValueError(f"{op}: input is on {x._device} but the quantized weights are on {t._device}")
@@ -139,8 +138,16 @@ def _run(op: str, x: Tensor, weights: tuple, scale, zero_point, extra: tuple) ->
         scale, zero_point = _checked_qparams(scale, zero_point, op)
     bufs = tuple(None if t is None else t._data for t in weights)
     # one host step: a compiled function computes the range (dynamic) and checks for NaN again at every replay
-    out = recording.host(_kernel_call, op, x._device, x._data, bufs, scale, zero_point, static, extra)
-    return _wrap(out, x._device)
+    out = _wrap(recording.host(_kernel_call, op, x._device, x._data, bufs, scale, zero_point, static, extra),
+                x._device)
+    if x.requires_grad and grad_state.enabled:  # inference runs with gradients on too; a backward pass may not
+        record(out, op, (x,), lambda g, o: _no_gradient(op), saved=())
+    return out
+
+
+def _no_gradient(op: str):
+    raise RuntimeError(f"{op}: int8 layers have no gradient (quantized models are for inference): train the float "
+                       "model, then quantize it")
 
 
 def _kernel_call(op, device, x, bufs, scale, zero_point, static: bool, extra: tuple):

@@ -26,7 +26,7 @@ def fuse_conv_bn(model: Module, inplace: bool = False) -> Module:
             if isinstance(conv, Conv2d) and isinstance(bn, BatchNorm2d) and bn.track_running_stats \
                     and conv.weight.ndim == 4:
                 setattr(seq, a, _folded(conv, bn))
-                setattr(seq, b, Identity())
+                setattr(seq, b, Identity().train(bn.training))
     return model
 
 

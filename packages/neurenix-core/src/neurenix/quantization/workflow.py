@@ -104,5 +104,5 @@ def _swap(model: Module, wanted, kinds: tuple, make) -> Module:
     for name, m in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, make(name, m))
+        setattr(parent, child, make(name, m).train(m.training))  # (a new layer would be in training mode)
     return model

@@ -52,11 +52,15 @@ __all__ = [
     "test_gradients",
     "test_index_out_of_range_raises",
     "test_index_put_repeated_indices_add_up",
+    "test_int8_is_refused_where_undeclared",
+    "test_int8_values",
     "test_max_pool2d_gradient_goes_to_the_first_maximum",
     "test_mixing_devices_is_an_error",
     "test_mlp_training_step",
     "test_nan_propagates",
     "test_optimizer_steps",
+    "test_quantized_conv2d",
+    "test_quantized_linear",
     "test_transfer_roundtrip",
     "test_two_threads_match_sequential",
     "test_unfold_batch_is_unfold_side_by_side",
@@ -297,6 +301,88 @@ def test_cast_all_pairs(src, dst, conformance_device):
     got = nx.Tensor(a, device=conformance_device).to(dst)
     assert got.dtype.name == dst
     np.testing.assert_array_equal(got.numpy(), a.astype(dst))
+
+
+# -- int8: the storage of quantized models, on backends that declare it ----------------------------------------------
+
+
+def test_int8_is_refused_where_undeclared(conformance_device):
+    """A backend that does not declare int8 never holds an int8 tensor: making one raises a TypeError naming the
+    device, whichever way (data, full, cast, transfer)."""
+    dev = conformance_device
+    if "int8" in _supported(dev):
+        pytest.skip(f"{dev} declares int8")
+    a = np.array([1, -2], np.int8)
+    for make in (lambda: nx.tensor(a, device=dev), lambda: nx.zeros(2, dtype=nx.int8, device=dev),
+                 lambda: nx.tensor([1.0], device=dev).to(nx.int8), lambda: nx.tensor(a).to(dev)):
+        with pytest.raises(TypeError, match=f"{dev.type}.*no int8"):
+            make()
+
+
+def test_int8_values(conformance_device):
+    """int8 round trips, casts both ways (float -> int8 truncates toward zero, within range), wraps in arithmetic
+    as two's complement, sums to int64 and promotes with int64 and floats as NumPy does."""
+    dev = conformance_device
+    _needs(dev, "int8")
+    a = np.array([[-128, -1, 0], [1, 100, 127]], np.int8)
+    t = nx.tensor(a, device=dev)
+    assert t.dtype is nx.int8
+    np.testing.assert_array_equal(t.numpy(), a)
+    np.testing.assert_array_equal((t + t).numpy(), a + a)  # wraps
+    np.testing.assert_array_equal((t * 3).numpy(), a * np.int8(3))
+    assert t.sum().dtype is nx.int64 and int(t.sum().item()) == int(a.astype(np.int64).sum())
+    assert (t + nx.tensor([1, 2, 3], device=dev)).dtype is nx.int64 and (t * 0.5).dtype is nx.float32
+    np.testing.assert_array_equal(t.float().numpy(), a.astype(np.float32))
+    f = nx.tensor([-2.7, -0.5, 0.5, 126.9], device=dev)
+    np.testing.assert_array_equal(f.to(nx.int8).numpy(), np.array([-2, 0, 0, 126], np.int8))
+
+
+def _np_quantize(x, scale: float, zero_point: int):
+    return np.clip(np.rint(x / np.float32(scale)) + zero_point, -128, 127)
+
+
+@pytest.mark.parametrize("zero_point", [-128, 0, 17, 127])
+@pytest.mark.parametrize("shape", [(5, 19), (1, 64), (2, 3, 70), (0, 8), (19,)], ids=str)
+def test_quantized_linear(shape, zero_point, conformance_device):
+    """quantized_linear: exact integer sums of the quantized input (ONNX's QuantizeLinear: float32 division, half to
+    even, saturating, +-inf too) times the int8 weights, dequantized per output channel."""
+    dev = conformance_device
+    _needs(dev, "int8")
+    rng = np.random.default_rng(len(shape) * 1000 + zero_point)
+    x = (rng.standard_normal(shape) * 2).astype(np.float32)
+    if x.size > 3:
+        x.reshape(-1)[:3] = [np.inf, -np.inf, 0.5 * 0.03 * 7]  # saturating, and a tie to round half to even
+    wq = rng.integers(-127, 128, (6, shape[-1])).astype(np.int8)
+    ws = rng.uniform(0.001, 0.02, 6).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    got = nx.quantization.quantized_linear(nx.tensor(x, device=dev), nx.tensor(wq, device=dev),
+                                           nx.tensor(ws, device=dev), nx.tensor(b, device=dev), 0.03, zero_point)
+    acc = (_np_quantize(x, 0.03, zero_point) - zero_point) @ wq.T.astype(np.float64)
+    want = acc.astype(np.float32) * (np.float32(0.03) * ws) + b
+    assert got.dtype is nx.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(want).max(initial=0))))
+
+
+@pytest.mark.parametrize(("stride", "padding", "dilation", "groups"),
+                         [(1, 0, 1, 1), (1, 1, 1, 1), (2, 1, 1, 1), (1, 2, 2, 1), (1, 1, 1, 2)],
+                         ids=["plain", "padded", "strided", "dilated", "grouped"])
+def test_quantized_conv2d(stride, padding, dilation, groups, conformance_device):
+    """quantized_conv2d: conv2d's exact integer sums over the quantized input, padding adding a real zero (the zero
+    point), dequantized per output channel."""
+    dev = conformance_device
+    _needs(dev, "int8")
+    rng = np.random.default_rng(stride * 100 + padding * 10 + dilation + groups)
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    wq = rng.integers(-127, 128, (6, 4 // groups, 3, 3)).astype(np.int8)
+    ws = rng.uniform(0.001, 0.02, 6).astype(np.float32)
+    scale, zero_point = 0.02, -5
+    got = nx.quantization.quantized_conv2d(nx.tensor(x, device=dev), nx.tensor(wq, device=dev),
+                                           nx.tensor(ws, device=dev), None, scale, zero_point, stride, padding,
+                                           dilation, groups)
+    c = nx.tensor(_np_quantize(x, scale, zero_point) - zero_point, dtype=nx.float64)
+    acc = nx.nn.functional.conv2d(c, nx.tensor(wq.astype(np.float64)), None, stride, padding, dilation, groups)
+    want = acc.numpy().astype(np.float32) * (np.float32(scale) * ws)[:, None, None]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max()))
 
 
 def test_mixing_devices_is_an_error(conformance_device):

@@ -168,6 +168,12 @@ class MetaLearningModel(Module):
 
     _model_argument = "model"  # the constructor argument that names the model, for errors
 
+    def __getstate__(self) -> dict:
+        """What ``copy.deepcopy`` and pickle take: all but the compiled steps, caches bound to this learner (and
+        holding locks) that a copy compiles again for itself."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_compiled_gradient", "_compiled_adaptation",
+                                                                        "_compiled_shapes")}
+
     def hyperparameters(self) -> dict[str, Any]:
         """What defines this learner's training besides the model: resuming a checkpoint saved with other
         values is refused. Subclasses add theirs."""
