@@ -9,8 +9,8 @@
  *               compensation is (zp + 128) * rowsum(W[o]);
  *   dotprod     aarch64's sdot, signed by signed: X holds q, compensation zp * rowsum(W[o]);
  *   generic     plain C that GCC vectorises (bytes widened to int32 before multiplying: no saturation).
- * Rows of X and W are padded with zeros to a multiple of QK bytes (W's zero padding makes whatever X holds
- * there add nothing), so no path has a tail. |sum| <= 255 * 128 * k fits int32 for k <= NX_QMAX_K. */
+ * Rows of X and W are padded with zeros to a multiple of nx_qk(path) bytes, 16 or 32 (W's zero padding makes
+ * whatever X holds there add nothing), so no path has a tail but AVX-512's last half vector. |sum| <= 255 * 128 * k fits int32 for k <= NX_QMAX_K. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define NX_X86 1
@@ -24,7 +24,6 @@
 #define NX_ARM 1
 #endif
 
-#define QK 64              /* row padding: one 64-byte vector */
 #define NX_QMAX_K 65536    /* longest row whose sums fit int32 (quantized.py sends longer ones to NumPy) */
 #define QTILE 4            /* a tile: 4 rows of X by 4 rows of W, 16 sums, each loaded vector used 4 times */
 
@@ -97,28 +96,46 @@ void nx_quantize_int8(const void *x_, void *q, int64_t n, float scale, int zp) {
         nx_quantize_row(x + i, (uint8_t *)q + i, n - i < CHUNK ? n - i : CHUNK, scale, zp, 0);
 }
 
-/* ---- 4 x 4 tiles of dot products: s[4 * i + j] = X row i . W row j over kp (a multiple of QK) bytes -------- */
+/* ---- 4 x 4 tiles of dot products over kp bytes: s[4 * i + j] = X row i . W row j, or s[4 * j + i] with
+ * by_col (the order of a conv's NCHW output, whose rows are pixels: stores of 4 floats either way) ---------- */
 
-static inline void nx_tile_generic(const uint8_t *const *xr, const int8_t *const *wr, int64_t kp, int32_t *s) {
-    int32_t acc[16] = {0};
-    const int8_t *x0 = (const int8_t *)xr[0], *x1 = (const int8_t *)xr[1], *x2 = (const int8_t *)xr[2],
-                 *x3 = (const int8_t *)xr[3];
-    const int8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
-    /* in blocks of 16 products per pair: int16 products (|q * w| <= 2^14) widened to int32, the pattern of
-     * pmaddwd / smlal */
-    for (int64_t k = 0; k < kp; k += 16) {
-        int32_t b[16] = {0};
-        for (int t = 0; t < 16; t++) {
-            int16_t a0 = x0[k + t], a1 = x1[k + t], a2 = x2[k + t], a3 = x3[k + t];
-            int16_t c0 = w0[k + t], c1 = w1[k + t], c2 = w2[k + t], c3 = w3[k + t];
-            b[0] += a0 * c0, b[1] += a0 * c1, b[2] += a0 * c2, b[3] += a0 * c3;
-            b[4] += a1 * c0, b[5] += a1 * c1, b[6] += a1 * c2, b[7] += a1 * c3;
-            b[8] += a2 * c0, b[9] += a2 * c1, b[10] += a2 * c2, b[11] += a2 * c3;
-            b[12] += a3 * c0, b[13] += a3 * c1, b[14] += a3 * c2, b[15] += a3 * c3;
+/* generic: blocks of the rows widened to int16 first, so that the dot products are int16 * int16 summed into
+ * int32, which GCC vectorises as pmaddwd (x86) or smlal (arm); from bytes it widens to int32 and multiplies
+ * those, 3x slower. Each pass takes 2 rows of X by 4 of W (8 sums), or all 4 where there are 32 vector registers;
+ * with 16 (AVX2, SSE) 16 sums spill. */
+#define QKB 256 /* bytes of a row widened at a time: 8 rows of them in 4 KB on the stack */
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define QROWS 4
+#else
+#define QROWS 2
+#endif
+
+static inline void nx_dots16(const int16_t (*xs)[QKB], const int16_t (*ws)[QKB], int64_t n, int32_t *s) {
+    int32_t acc[QROWS][4] = {{0}};
+    for (int64_t t = 0; t < n; t++)
+        for (int i = 0; i < QROWS; i++) {
+            int32_t u = xs[i][t];
+            for (int j = 0; j < 4; j++) acc[i][j] += u * ws[j][t];
         }
-        for (int t = 0; t < 16; t++) acc[t] += b[t];
+    for (int i = 0; i < QROWS; i++)
+        for (int j = 0; j < 4; j++) s[4 * i + j] += acc[i][j];
+}
+
+static void nx_tile_generic(const uint8_t *const *xr, const int8_t *const *wr, int64_t kp, int by_col,
+                            int32_t *s) {
+    int16_t xs[4][QKB], ws[4][QKB];
+    memset(s, 0, 16 * sizeof *s);
+    for (int64_t k = 0; k < kp; k += QKB) {
+        int64_t n = kp - k < QKB ? kp - k : QKB;
+        for (int i = 0; i < 4; i++)
+            for (int64_t t = 0; t < n; t++) xs[i][t] = (int8_t)xr[i][k + t], ws[i][t] = wr[i][k + t];
+        for (int i = 0; i < 4; i += QROWS) nx_dots16(xs + i, ws, n, s + 4 * i);
     }
-    memcpy(s, acc, sizeof acc);
+    for (int i = 0; by_col && i < 4; i++)
+        for (int j = i + 1; j < 4; j++) {
+            int32_t t = s[4 * i + j];
+            s[4 * i + j] = s[4 * j + i], s[4 * j + i] = t;
+        }
 }
 
 #ifdef NX_X86
@@ -133,26 +150,30 @@ NX_VNNI512 static inline __m128i nx_sum4_512(__m512i a, __m512i b, __m512i c, __
     return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
 
-NX_VNNI512 static void nx_tile_vnni512(const uint8_t *const *xr, const int8_t *const *wr, int64_t kp, int32_t *s) {
+NX_VNNI512 static void nx_tile_vnni512(const uint8_t *const *xr, const int8_t *const *wr, int64_t kp, int by_col,
+                            int32_t *s) {
     __m512i acc[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_si512();
     for (int64_t k = 0; k < kp; k += 64) {
+        __mmask64 m = kp - k >= 64 ? ~(__mmask64)0 : 0xffffffffu; /* kp is a multiple of 32: a last half vector */
         __m512i w[4];
-        for (int j = 0; j < 4; j++) w[j] = _mm512_loadu_si512(wr[j] + k);
+        for (int j = 0; j < 4; j++) w[j] = _mm512_maskz_loadu_epi8(m, wr[j] + k);
         for (int i = 0; i < 4; i++) {
-            __m512i x = _mm512_loadu_si512(xr[i] + k);
+            __m512i x = _mm512_maskz_loadu_epi8(m, xr[i] + k);
             for (int j = 0; j < 4; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, w[j]);
         }
     }
-    for (int i = 0; i < 4; i++)
-        _mm_storeu_si128((__m128i *)(s + 4 * i), nx_sum4_512(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    for (int a = 0; a < 4; a++)
+        _mm_storeu_si128((__m128i *)(s + 4 * a), by_col ? nx_sum4_512(acc[0][a], acc[1][a], acc[2][a], acc[3][a])
+                                                        : nx_sum4_512(acc[a][0], acc[a][1], acc[a][2], acc[a][3]));
 }
 #endif
 
 #ifdef NX_ARM
 __attribute__((target("arch=armv8.2-a+dotprod"))) /* what arm_neon.h declares vdotq_s32 for */
-static void nx_tile_dotprod(const uint8_t *const *xr, const int8_t *const *wr, int64_t kp, int32_t *s) {
+static void nx_tile_dotprod(const uint8_t *const *xr, const int8_t *const *wr, int64_t kp, int by_col,
+                            int32_t *s) {
     int32x4_t acc[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = vdupq_n_s32(0);
@@ -165,9 +186,28 @@ static void nx_tile_dotprod(const uint8_t *const *xr, const int8_t *const *wr, i
         }
     }
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) s[4 * i + j] = vaddvq_s32(acc[i][j]);
+        for (int j = 0; j < 4; j++) s[by_col ? 4 * j + i : 4 * i + j] = vaddvq_s32(acc[i][j]);
 }
 #endif
+
+/* d[j] = float(s[j] - comp[j]) * scale[j] + bias[j] for j < n (4 on a full tile: one vector) */
+static inline void nx_dequantize4(const int32_t *s, int n, const int32_t *comp, const float *scale, const float *bias,
+                                  float *d) {
+    float v[4];
+    for (int j = 0; j < 4; j++) v[j] = (float)(s[j] - comp[j]) * scale[j] + (bias ? bias[j] : 0.0f);
+    memcpy(d, v, n * sizeof *v);
+}
+
+/* a by_col tile: channel j0 + j's n pixels (s[4 * j ..]) to d + j * stride */
+static inline void nx_dequantize(const int32_t *s, int ni, int nj, int64_t j0, const int32_t *comp,
+                                 const float *scale, const float *bias, float *d, int64_t stride) {
+    for (int j = 0; j < nj; j++) {
+        int32_t cj = comp[j0 + j];
+        float sj = scale[j0 + j], bj = bias ? bias[j0 + j] : 0.0f, v[4];
+        for (int i = 0; i < 4; i++) v[i] = (float)(s[4 * j + i] - cj) * sj + bj;
+        memcpy(d + j * stride, v, ni * sizeof *v);
+    }
+}
 
 /* ---- the product, dequantized as it is stored -------------------------------------------------------------
  * y[i * sm + j * so] = float(X_i . W_j - comp[j]) * scale[j] + bias[j] for i < m, j < o: x (m, kp) and w (o, kp)
@@ -180,6 +220,7 @@ static void nx_qgemm(int path, const uint8_t *x, int64_t m, const int8_t *w, int
     int64_t ob = (128 * 1024 / kp) & ~(int64_t)3;
     ob = ob < QTILE ? QTILE : ob;
     int64_t tiles = (m + QTILE - 1) / QTILE;
+    int by_col = sm == 1 && so != 1;
     _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (parallel && tiles > 1)")
     for (int64_t t = 0; t < tiles; t++) {
         int64_t i0 = t * QTILE;
@@ -192,26 +233,27 @@ static void nx_qgemm(int path, const uint8_t *x, int64_t m, const int8_t *w, int
                 int32_t s[QTILE * QTILE];
                 switch (path) {
 #ifdef NX_X86
-                case NX_AVX512VNNI: nx_tile_vnni512(xr, wr, kp, s); break;
+                case NX_AVX512VNNI: nx_tile_vnni512(xr, wr, kp, by_col, s); break;
 #endif
 #ifdef NX_ARM
-                case NX_DOTPROD: nx_tile_dotprod(xr, wr, kp, s); break;
+                case NX_DOTPROD: nx_tile_dotprod(xr, wr, kp, by_col, s); break;
 #endif
-                default: nx_tile_generic(xr, wr, kp, s);
+                default: nx_tile_generic(xr, wr, kp, by_col, s);
                 }
-                for (int i = 0; i < QTILE && i0 + i < m; i++)
-                    for (int j = 0; j < QTILE && j0 + j < o; j++) {
-                        int64_t c = j0 + j;
-                        float v = (float)(s[4 * i + j] - comp[c]) * scale[c];
-                        y[(i0 + i) * sm + c * so] = bias ? v + bias[c] : v;
-                    }
+                int ni = m - i0 < QTILE ? (int)(m - i0) : QTILE, nj = o - j0 < QTILE ? (int)(o - j0) : QTILE;
+                if (by_col)
+                    nx_dequantize(s, ni, nj, j0, comp, scale, bias, y + i0 + j0 * so, so);
+                else
+                    for (int i = 0; i < ni; i++)
+                        nx_dequantize4(s + 4 * i, nj, comp + j0, scale + j0, bias ? bias + j0 : NULL, y + (i0 + i) * sm + j0);
             }
     }
 }
 
 /* What both kernels prepare once per call: W's rows padded to kp with zeros, comp[j] = (zp + offset) *
- * rowsum(W[j]) and scale[j] = x_scale * w_scale[j] (float32, as core's composition rounds it). NULL when out of
- * memory; one block, freed at once. */
+ * rowsum(W[j]) and scale[j] = x_scale * w_scale[j] (float32, as core's composition rounds it). A conv's rows
+ * (c, kh * kw) are stored channel-last, (kh * kw, c), the order of its columns; a linear's have c = 1. NULL
+ * when out of memory; one block, freed at once. */
 struct nx_qweights {
     int8_t *w;
     int32_t *comp;
@@ -219,7 +261,7 @@ struct nx_qweights {
 };
 
 static void *nx_qweights_init(struct nx_qweights *q, int path, const int8_t *w, const float *w_scale, int64_t o,
-                              int64_t k, int64_t kp, float x_scale, int zp) {
+                              int64_t c, int64_t k, int64_t kp, float x_scale, int zp) {
     char *block = malloc((size_t)o * kp + (size_t)o * (sizeof(int32_t) + sizeof(float)) + 64);
     if (!block)
         return NULL;
@@ -227,27 +269,38 @@ static void *nx_qweights_init(struct nx_qweights *q, int path, const int8_t *w, 
     q->scale = (float *)(block + o * sizeof(int32_t));
     q->w = (int8_t *)(block + o * (sizeof(int32_t) + sizeof(float)));
     int offset = path == NX_AVX512VNNI ? 128 : 0;
+    int64_t taps = k / c;
     for (int64_t j = 0; j < o; j++) {
+        const int8_t *src = w + j * k;
+        int8_t *dst = q->w + j * kp;
         int32_t sum = 0;
-        for (int64_t p = 0; p < k; p++) sum += w[j * k + p];
+        for (int64_t p = 0; p < k; p++) sum += src[p];
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t t = 0; t < taps; t++) dst[t * c + ch] = src[ch * taps + t];
+        memset(dst + k, 0, kp - k);
         q->comp[j] = (zp + offset) * sum;
         q->scale[j] = x_scale * w_scale[j];
-        memcpy(q->w + j * kp, w + j * k, k);
-        memset(q->w + j * kp + k, 0, kp - k);
     }
     return block;
 }
 
 static inline int nx_flip(int path) { return path == NX_AVX512VNNI ? 0x80 : 0; }
 
+/* rows padded to a multiple of this: a 16-byte vector (sdot, generic), half a 64-byte one (a 3x3 kernel over 3
+ * channels, 27 bytes, takes 32 rather than 64) */
+static inline int64_t nx_padded(int path, int64_t k) {
+    int64_t qk = path == NX_AVX512VNNI ? 32 : 16;
+    return (k + qk - 1) / qk * qk;
+}
+
 /* y (m, o) = quantized_linear of x (m, k) with w (o, k); returns nonzero when out of memory */
 int nx_qlinear(const void *x_, const void *w, const void *w_scale, const void *bias, void *y, int64_t m, int64_t k,
                int64_t o, float x_scale, int zp) {
     const float *x = x_;
     int path = nx_int8(), flip = nx_flip(path);
-    int64_t kp = (k + QK - 1) / QK * QK;
+    int64_t kp = nx_padded(path, k);
     struct nx_qweights q;
-    void *block = nx_qweights_init(&q, path, w, w_scale, o, k, kp, x_scale, zp);
+    void *block = nx_qweights_init(&q, path, w, w_scale, o, 1, k, kp, x_scale, zp);
     uint8_t *xq = malloc((size_t)m * kp + 1);
     if (!block || !xq) {
         free(block);
@@ -266,60 +319,70 @@ int nx_qlinear(const void *x_, const void *w, const void *w_scale, const void *b
     return 0;
 }
 
-/* y (n, o, oh, ow) = quantized_conv2d of x (n, c, h, w_) with w (o, c, kh, kw), groups 1: each image's
- * quantized columns (rows = output pixels, k = c * kh * kw contiguous, padding = the zero point) times W.
- * Images go to threads; a single image's rows do. Returns nonzero when out of memory. */
+/* One image's columns: row (oy, ox) holds the window's bytes as (kh, kw, c), c contiguous, from the image
+ * quantized channel-last (h, w_, c); the padding is the zero point's byte. */
+static void nx_qcolumns(const uint8_t *img, uint8_t *cols, int64_t c, int64_t h, int64_t w_, int64_t kh, int64_t kw,
+                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh,
+                        int64_t ow, int64_t kp, uint8_t pad) {
+    int64_t k = kh * kw * c;
+    for (int64_t oy = 0; oy < oh; oy++)
+        for (int64_t ox = 0; ox < ow; ox++) {
+            uint8_t *row = cols + (oy * ow + ox) * kp;
+            int64_t x0 = ox * sw - pw, x1 = x0 + (kw - 1) * dw;
+            for (int64_t i = 0; i < kh; i++, row += kw * c) {
+                int64_t iy = oy * sh - ph + i * dh;
+                if (iy < 0 || iy >= h)
+                    memset(row, pad, kw * c);
+                else if (dw == 1 && x0 >= 0 && x1 < w_) /* the window's row in one piece */
+                    memcpy(row, img + (iy * w_ + x0) * c, kw * c);
+                else
+                    for (int64_t j = 0, ix = x0; j < kw; j++, ix += dw)
+                        if (ix >= 0 && ix < w_)
+                            memcpy(row + j * c, img + (iy * w_ + ix) * c, c);
+                        else
+                            memset(row + j * c, pad, c);
+            }
+            memset(row, 0, kp - k);
+        }
+}
+
+/* y (n, o, oh, ow) = quantized_conv2d of x (n, c, h, w_) with w (o, c, kh, kw), groups 1. Per image: quantized,
+ * made channel-last (so each window's row of kw pixels is one run of kw * c bytes), its columns (rows = output
+ * pixels, k = kh * kw * c) times W. Images go to threads; a single image's rows do. Returns nonzero when out of
+ * memory. */
 int nx_qconv2d(const void *x_, const void *w, const void *w_scale, const void *bias, void *y_, int64_t n,
                int64_t c, int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow, float x_scale, int zp) {
     const float *x = x_;
     float *y = y_;
     int path = nx_int8(), flip = nx_flip(path);
-    int64_t k = c * kh * kw, kp = (k + QK - 1) / QK * QK, l = oh * ow, hw = h * w_;
+    int64_t k = c * kh * kw, kp = nx_padded(path, k), l = oh * ow, hw = h * w_;
     struct nx_qweights q;
-    void *block = nx_qweights_init(&q, path, w, w_scale, o, k, kp, x_scale, zp);
-    uint8_t *xq = malloc((size_t)n * c * hw + 1);
-    if (!block || !xq) {
-        free(block);
-        free(xq);
+    void *block = nx_qweights_init(&q, path, w, w_scale, o, c, k, kp, x_scale, zp);
+    if (!block)
         return 1;
-    }
-    int64_t total = n * c * hw;
-    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (total >= 4 * PAR_MIN)")
-    for (int64_t i = 0; i < total; i += CHUNK)
-        nx_quantize_row(x + i, xq + i, total - i < CHUNK ? total - i : CHUNK, x_scale, zp, flip);
     const uint8_t pad = (uint8_t)(zp ^ flip);
     int by_image = n > 1, failed = 0;
     _Pragma("omp parallel num_threads(NX_THREADS) if (by_image && n * l * k * o >= PAR_MIN_MACS)")
     {
-        uint8_t *cols = malloc((size_t)l * kp + 1);
-        if (!cols)
+        /* per thread: the image quantized (c, hw), then channel-last (hw, c), and its columns */
+        uint8_t *planar = malloc((size_t)2 * c * hw + (size_t)l * kp + 1);
+        uint8_t *img = planar + c * hw, *cols = img + c * hw;
+        if (!planar)
             __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
         _Pragma("omp for schedule(static)")
         for (int64_t b = 0; b < n; b++) {
-            if (!cols)
+            if (!planar)
                 continue;
-            const uint8_t *img = xq + b * c * hw;
-            for (int64_t oy = 0; oy < oh; oy++)
-                for (int64_t ox = 0; ox < ow; ox++) {
-                    uint8_t *row = cols + (oy * ow + ox) * kp;
-                    for (int64_t ch = 0; ch < c; ch++)
-                        for (int64_t i = 0; i < kh; i++) {
-                            int64_t iy = oy * sh - ph + i * dh;
-                            const uint8_t *src = img + ch * hw + iy * w_;
-                            for (int64_t j = 0; j < kw; j++) {
-                                int64_t ix = ox * sw - pw + j * dw;
-                                *row++ = iy >= 0 && iy < h && ix >= 0 && ix < w_ ? src[ix] : pad;
-                            }
-                        }
-                    memset(row, 0, kp - k);
-                }
+            nx_quantize_row(x + b * c * hw, planar, c * hw, x_scale, zp, flip);
+            for (int64_t p = 0; p < hw; p++)
+                for (int64_t ch = 0; ch < c; ch++) img[p * c + ch] = planar[ch * hw + p];
+            nx_qcolumns(img, cols, c, h, w_, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, kp, pad);
             nx_qgemm(path, cols, l, q.w, o, kp, q.comp, q.scale, bias, y + b * o * l, 1, l,
                      !by_image && l * k * o >= PAR_MIN_MACS);
         }
-        free(cols);
+        free(planar);
     }
-    free(xq);
     free(block);
     return failed;
 }
