@@ -89,6 +89,7 @@ FAMILIES = {
 #: the int8 inference kernels (csrc/quantized.h, called from quantized.py): float32 only, so outside FAMILIES
 QUANTIZED = [
     "const char *nx_int8_isa(void);",
+    "const char *nx_int8_best_isa(void);",
     "int nx_int8_use(const char *isa);",
     "void nx_quantize_int8(const void *x, void *q, int64_t n, float scale, int zp);",
     "int nx_qlinear(const void *x, const void *w, const void *w_scale, const void *bias, void *y, int64_t m, "

@@ -20,6 +20,12 @@ def isa() -> str:
     return ffi.string(lib.nx_int8_isa()).decode()
 
 
+def best() -> str:
+    """The fastest path this CPU runs (what :func:`isa` reports unless NEURENIX_CPU_INT8 or :func:`use_isa` chose
+    another)."""
+    return ffi.string(lib.nx_int8_best_isa()).decode()
+
+
 def use_isa(name: str) -> bool:
     """Take path ``name`` (``"generic"``, or a faster one this CPU runs; ``"auto"``: the best); False, changing
     nothing, where the CPU cannot run it."""

@@ -57,6 +57,9 @@ static int nx_int8(void) {
 /* the path the int8 kernels take: "avx512vnni", "dotprod" or "generic" */
 const char *nx_int8_isa(void) { return nx_int8_names[nx_int8()]; }
 
+/* the best path this CPU runs, whichever is in use */
+const char *nx_int8_best_isa(void) { return nx_int8_names[nx_int8_best()]; }
+
 /* Take path `isa` ("generic", or the name of a faster one), or the best this CPU runs for "" / "auto".
  * Returns 0, changing nothing, where this CPU cannot run it. */
 int nx_int8_use(const char *isa) {
