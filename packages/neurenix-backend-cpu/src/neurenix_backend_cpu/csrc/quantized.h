@@ -322,15 +322,15 @@ int nx_qlinear(const void *x_, const void *w, const void *w_scale, const void *b
     return 0;
 }
 
-/* One image's columns: row (oy, ox) holds the window's bytes as (kh, kw, c), c contiguous, from the image
- * quantized channel-last (h, w_, c); the padding is the zero point's byte. */
-static void nx_qcolumns(const uint8_t *img, uint8_t *cols, int64_t c, int64_t h, int64_t w_, int64_t kh, int64_t kw,
-                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh,
-                        int64_t ow, int64_t kp, uint8_t pad) {
+/* Rows p0 .. p0 + np - 1 of one image's columns: row p = (oy, ox) holds the window's bytes as (kh, kw, c), c
+ * contiguous, from the image quantized channel-last (h, w_, c); the padding is the zero point's byte. */
+static void nx_qcolumns(const uint8_t *img, uint8_t *cols, int64_t p0, int64_t np, int64_t c, int64_t h, int64_t w_,
+                        int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh,
+                        int64_t dw, int64_t ow, int64_t kp, uint8_t pad) {
     int64_t k = kh * kw * c;
-    for (int64_t oy = 0; oy < oh; oy++)
-        for (int64_t ox = 0; ox < ow; ox++) {
-            uint8_t *row = cols + (oy * ow + ox) * kp;
+    for (int64_t p = p0; p < p0 + np; p++) {
+            int64_t oy = p / ow, ox = p % ow;
+            uint8_t *row = cols + (p - p0) * kp;
             int64_t x0 = ox * sw - pw, x1 = x0 + (kw - 1) * dw;
             for (int64_t i = 0; i < kh; i++, row += kw * c) {
                 int64_t iy = oy * sh - ph + i * dh;
@@ -346,13 +346,70 @@ static void nx_qcolumns(const uint8_t *img, uint8_t *cols, int64_t c, int64_t h,
                             memset(row + j * c, pad, c);
             }
             memset(row, 0, kp - k);
-        }
+    }
 }
 
-/* y (n, o, oh, ow) = quantized_conv2d of x (n, c, h, w_) with w (o, c, kh, kw), groups 1. Per image: quantized,
- * made channel-last (so each window's row of kw pixels is one run of kw * c bytes), its columns (rows = output
- * pixels, k = kh * kw * c) times W. Images go to threads; a single image's rows do. Returns nonzero when out of
- * memory. */
+#ifdef NX_X86
+/* ---- conv2d on AVX-512 VNNI, pixels in lanes -------------------------------------------------------------
+ * The dot-product tiles sum each 64-byte vector across its lanes at the end, which short rows (a first layer's
+ * 27 bytes: one step) pay for on every tile. Here a vector holds 16 pixels' sums for one output channel
+ * instead: the columns of 64 pixels are packed as 4 blocks of (kp / 4, 16 pixels, 4 bytes), W's 4 bytes at a
+ * time are broadcast, and a tile of 64 pixels by 4 channels (16 accumulators) needs no horizontal sums; each
+ * vector dequantizes to 16 consecutive floats of the NCHW output. */
+#define QPIX 64
+
+/* rows (QPIX, kp) -> packed (QPIX / 16 blocks, kp / 4, 16, 4) */
+static void nx_pack_pixels(const uint8_t *rows, uint8_t *packed, int64_t kp) {
+    int64_t groups = kp / 4;
+    for (int b = 0; b < QPIX / 16; b++)
+        for (int64_t g = 0; g < groups; g++)
+            for (int p = 0; p < 16; p++)
+                memcpy(packed + ((b * groups + g) * 16 + p) * 4, rows + (b * 16 + p) * kp + 4 * g, 4);
+}
+
+/* y[j * l + p0 + p] for the packed pixels p0 .. p0 + 63 (those below l) and every channel j */
+NX_VNNI512 static void nx_qconv_pixels_vnni512(const uint8_t *packed, int64_t kp, const int8_t *w, int64_t o,
+                                               const int32_t *comp, const float *scale, const float *bias,
+                                               float *y, int64_t l, int64_t p0) {
+    int64_t groups = kp / 4;
+    __mmask16 mask[4];
+    for (int b = 0; b < 4; b++) {
+        int64_t left = l - p0 - 16 * b;
+        mask[b] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    }
+    for (int64_t j0 = 0; j0 < o; j0 += 4) {
+        const int8_t *wr[4];
+        for (int j = 0; j < 4; j++) wr[j] = w + (j0 + j < o ? j0 + j : o - 1) * kp;
+        __m512i acc[4][4];
+        for (int b = 0; b < 4; b++)
+            for (int j = 0; j < 4; j++) acc[b][j] = _mm512_setzero_si512();
+        for (int64_t g = 0; g < groups; g++) {
+            __m512i x[4];
+            for (int b = 0; b < 4; b++) x[b] = _mm512_loadu_si512(packed + (b * groups + g) * 64);
+            for (int j = 0; j < 4; j++) {
+                int32_t w4;
+                memcpy(&w4, wr[j] + 4 * g, 4);
+                __m512i wb = _mm512_set1_epi32(w4);
+                for (int b = 0; b < 4; b++) acc[b][j] = _mm512_dpbusd_epi32(acc[b][j], x[b], wb);
+            }
+        }
+        for (int j = 0; j < 4 && j0 + j < o; j++) {
+            __m512i cj = _mm512_set1_epi32(comp[j0 + j]);
+            __m512 sj = _mm512_set1_ps(scale[j0 + j]), bj = _mm512_set1_ps(bias ? bias[j0 + j] : 0.0f);
+            for (int b = 0; b < 4; b++) {
+                __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[b][j], cj));
+                _mm512_mask_storeu_ps(y + (j0 + j) * l + p0 + 16 * b, mask[b], _mm512_fmadd_ps(v, sj, bj));
+            }
+        }
+    }
+}
+#endif
+
+/* y (n, o, oh, ow) = quantized_conv2d of x (n, c, h, w_) with w (o, c, kh, kw), groups 1. The images are quantized
+ * and made channel-last first (so each window's row of kw pixels is one run of kw * c bytes); then each image's
+ * columns (rows = output pixels, k = kh * kw * c) times W: on VNNI by blocks of QPIX pixels (threads take blocks
+ * of any image), else by images (threads take images; a single image's rows go to them). Returns nonzero when
+ * out of memory. */
 int nx_qconv2d(const void *x_, const void *w, const void *w_scale, const void *bias, void *y_, int64_t n,
                int64_t c, int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow, float x_scale, int zp) {
@@ -362,30 +419,67 @@ int nx_qconv2d(const void *x_, const void *w, const void *w_scale, const void *b
     int64_t k = c * kh * kw, kp = nx_padded(path, k), l = oh * ow, hw = h * w_;
     struct nx_qweights q;
     void *block = nx_qweights_init(&q, path, w, w_scale, o, c, k, kp, x_scale, zp);
-    if (!block)
-        return 1;
+    uint8_t *xq = malloc((size_t)n * hw * c + 1);
+    int failed = !block || !xq, parallel = n * l * k * o >= PAR_MIN_MACS;
     const uint8_t pad = (uint8_t)(zp ^ flip);
-    int by_image = n > 1, failed = 0;
-    _Pragma("omp parallel num_threads(NX_THREADS) if (by_image && n * l * k * o >= PAR_MIN_MACS)")
+    _Pragma("omp parallel num_threads(NX_THREADS) if (parallel && !failed)")
     {
-        /* per thread: the image quantized (c, hw), then channel-last (hw, c), and its columns */
-        uint8_t *planar = malloc((size_t)2 * c * hw + (size_t)l * kp + 1);
-        uint8_t *img = planar + c * hw, *cols = img + c * hw;
+        /* per thread: an image quantized as it is laid out (c, hw), copied channel-last into xq */
+        uint8_t *planar = failed ? NULL : malloc((size_t)c * hw + 1);
         if (!planar)
             __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
         _Pragma("omp for schedule(static)")
         for (int64_t b = 0; b < n; b++) {
             if (!planar)
                 continue;
+            uint8_t *img = xq + b * hw * c;
             nx_quantize_row(x + b * c * hw, planar, c * hw, x_scale, zp, flip);
             for (int64_t p = 0; p < hw; p++)
                 for (int64_t ch = 0; ch < c; ch++) img[p * c + ch] = planar[ch * hw + p];
-            nx_qcolumns(img, cols, c, h, w_, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, kp, pad);
-            nx_qgemm(path, cols, l, q.w, o, kp, q.comp, q.scale, bias, y + b * o * l, 1, l,
-                     !by_image && l * k * o >= PAR_MIN_MACS);
         }
         free(planar);
     }
+#ifdef NX_X86
+    if (path == NX_AVX512VNNI && !failed) {
+        int64_t blocks = (l + QPIX - 1) / QPIX;
+        _Pragma("omp parallel num_threads(NX_THREADS) if (parallel && n * blocks > 1)")
+        {
+            uint8_t *cols = malloc((size_t)2 * QPIX * kp); /* QPIX rows, and their packed copy */
+            if (!cols)
+                __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+            _Pragma("omp for schedule(static)")
+            for (int64_t t = 0; t < n * blocks; t++) {
+                if (!cols)
+                    continue;
+                int64_t b = t / blocks, p0 = t % blocks * QPIX, np = l - p0 < QPIX ? l - p0 : QPIX;
+                nx_qcolumns(xq + b * hw * c, cols, p0, np, c, h, w_, kh, kw, sh, sw, ph, pw, dh, dw, ow, kp, pad);
+                memset(cols + np * kp, 0, (QPIX - np) * kp); /* pixels past the end: summed, never stored */
+                nx_pack_pixels(cols, cols + QPIX * kp, kp);
+                nx_qconv_pixels_vnni512(cols + QPIX * kp, kp, q.w, o, q.comp, q.scale, bias, y + b * o * l, l, p0);
+            }
+            free(cols);
+        }
+        free(xq);
+        free(block);
+        return failed;
+    }
+#endif
+    int by_image = n > 1;
+    _Pragma("omp parallel num_threads(NX_THREADS) if (by_image && parallel && !failed)")
+    {
+        uint8_t *cols = failed ? NULL : malloc((size_t)l * kp + 1);
+        if (!cols)
+            __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+        _Pragma("omp for schedule(static)")
+        for (int64_t b = 0; b < n; b++) {
+            if (!cols)
+                continue;
+            nx_qcolumns(xq + b * hw * c, cols, 0, l, c, h, w_, kh, kw, sh, sw, ph, pw, dh, dw, ow, kp, pad);
+            nx_qgemm(path, cols, l, q.w, o, kp, q.comp, q.scale, bias, y + b * o * l, 1, l, !by_image && parallel);
+        }
+        free(cols);
+    }
+    free(xq);
     free(block);
     return failed;
 }
