@@ -83,6 +83,9 @@ def test_linear_rounds_half_to_even(path):
     ((1, 20, 9, 7), (3, 20, 1, 1), (1, 1), (0, 0), (1, 1)),  # 1x1, one image
     ((2, 2, 5, 5), (1, 2, 5, 5), (1, 1), (4, 4), (1, 1)),  # mostly padding, one output channel
     ((0, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1)),  # no images
+    ((2, 48, 6, 7), (5, 48, 3, 3), (1, 1), (1, 1), (1, 1)),  # rows of 432 bytes: VNNI's tiles, not pixel lanes
+    ((1, 48, 9, 9), (7, 48, 3, 3), (2, 2), (0, 1), (1, 1)),
+    ((3, 7, 20, 20), (9, 7, 3, 3), (1, 1), (1, 1), (1, 1)),  # 400 pixels: blocks of 64 and a tail of 16
 ], ids=str)
 def test_conv2d(x_shape, w_shape, stride, padding, dilation, zp, path):
     x, wq, w_scale, b = operands(x_shape, w_shape, seed=1, scale=2.0)
