@@ -167,9 +167,21 @@ NX_VNNI512 static void nx_tile_vnni512(const uint8_t *const *xr, const int8_t *c
             for (int j = 0; j < 4; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x, w[j]);
         }
     }
-    for (int a = 0; a < 4; a++)
-        _mm_storeu_si128((__m128i *)(s + 4 * a), by_col ? nx_sum4_512(acc[0][a], acc[1][a], acc[2][a], acc[3][a])
-                                                        : nx_sum4_512(acc[a][0], acc[a][1], acc[a][2], acc[a][3]));
+    /* constant indices only: indexed by a variable, acc lives in memory, stored at every step (a portable
+     * module, where this is not inlined, ran at half speed) */
+#define NX_SUM4(a, b, c, d, at) _mm_storeu_si128((__m128i *)(s + (at)), nx_sum4_512(a, b, c, d))
+    if (by_col) {
+        NX_SUM4(acc[0][0], acc[1][0], acc[2][0], acc[3][0], 0);
+        NX_SUM4(acc[0][1], acc[1][1], acc[2][1], acc[3][1], 4);
+        NX_SUM4(acc[0][2], acc[1][2], acc[2][2], acc[3][2], 8);
+        NX_SUM4(acc[0][3], acc[1][3], acc[2][3], acc[3][3], 12);
+    } else {
+        NX_SUM4(acc[0][0], acc[0][1], acc[0][2], acc[0][3], 0);
+        NX_SUM4(acc[1][0], acc[1][1], acc[1][2], acc[1][3], 4);
+        NX_SUM4(acc[2][0], acc[2][1], acc[2][2], acc[2][3], 8);
+        NX_SUM4(acc[3][0], acc[3][1], acc[3][2], acc[3][3], 12);
+    }
+#undef NX_SUM4
 }
 #endif
 
