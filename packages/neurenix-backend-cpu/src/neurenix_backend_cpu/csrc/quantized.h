@@ -271,10 +271,10 @@ static void nx_qgemm(int path, const uint8_t *x, int64_t m, const int8_t *w, int
     }
 }
 
-/* What both kernels prepare once per call: W's rows padded to kp with zeros, comp[j] = (zp + offset) *
- * rowsum(W[j]) and scale[j] = x_scale * w_scale[j] (float32, as core's composition rounds it). A conv's rows
- * (c, kh * kw) are stored channel-last, (kh * kw, c), the order of its columns; a linear's have c = 1. NULL
- * when out of memory; one block, freed at once. */
+/* What both kernels prepare once per call: W's rows padded to kp with zeros (W itself where they need neither
+ * padding nor reordering), comp[j] = (zp + offset) * rowsum(W[j]) and scale[j] = x_scale * w_scale[j] (float32,
+ * as core's composition rounds it). A conv's rows (c, kh * kw) are stored channel-last, (kh * kw, c), the order of
+ * its columns; a linear's have c = 1. NULL when out of memory; one block, freed at once. */
 struct nx_qweights {
     int8_t *w;
     int32_t *comp;
@@ -283,22 +283,28 @@ struct nx_qweights {
 
 static void *nx_qweights_init(struct nx_qweights *q, int path, const int8_t *w, const float *w_scale, int64_t o,
                               int64_t c, int64_t k, int64_t kp, float x_scale, int zp) {
-    char *block = malloc((size_t)o * kp + (size_t)o * (sizeof(int32_t) + sizeof(float)) + 64);
+    int64_t taps = k / c;
+    int as_given = kp == k && (c == 1 || taps == 1); /* W's rows already are what the products read */
+    char *block = malloc((as_given ? 0 : (size_t)o * kp) + (size_t)o * (sizeof(int32_t) + sizeof(float)) + 64);
     if (!block)
         return NULL;
     q->comp = (int32_t *)block;
     q->scale = (float *)(block + o * sizeof(int32_t));
-    q->w = (int8_t *)(block + o * (sizeof(int32_t) + sizeof(float)));
+    q->w = as_given ? (int8_t *)w : (int8_t *)(block + o * (sizeof(int32_t) + sizeof(float)));
     int offset = path == NX_AVX512VNNI ? 128 : 0;
-    int64_t taps = k / c;
     for (int64_t j = 0; j < o; j++) {
         const int8_t *src = w + j * k;
         int8_t *dst = q->w + j * kp;
         int32_t sum = 0;
         for (int64_t p = 0; p < k; p++) sum += src[p];
-        for (int64_t ch = 0; ch < c; ch++)
-            for (int64_t t = 0; t < taps; t++) dst[t * c + ch] = src[ch * taps + t];
-        memset(dst + k, 0, kp - k);
+        if (!as_given) {
+            if (c == 1 || taps == 1)
+                memcpy(dst, src, k);
+            else
+                for (int64_t ch = 0; ch < c; ch++)
+                    for (int64_t t = 0; t < taps; t++) dst[t * c + ch] = src[ch * taps + t];
+            memset(dst + k, 0, kp - k);
+        }
         q->comp[j] = (zp + offset) * sum;
         q->scale[j] = x_scale * w_scale[j];
     }
