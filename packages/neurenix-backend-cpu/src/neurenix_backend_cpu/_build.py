@@ -86,13 +86,25 @@ FAMILIES = {
         "double momentum, double dampening, int nesterov, double wd, int maximize);",
     ],
 }
+#: the int8 inference kernels (csrc/quantized.h, called from quantized.py): float32 only, so outside FAMILIES
+QUANTIZED = [
+    "const char *nx_int8_isa(void);",
+    "const char *nx_int8_best_isa(void);",
+    "int nx_int8_use(const char *isa);",
+    "void nx_quantize_int8(const void *x, void *q, int64_t n, float scale, int zp);",
+    "int nx_qlinear(const void *x, const void *w, const void *w_scale, const void *bias, void *y, int64_t m, "
+    "int64_t k, int64_t o, float x_scale, int zp);",
+    "int nx_qconv2d(const void *x, const void *w, const void *w_scale, const void *bias, void *y, int64_t n, "
+    "int64_t c, int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, "
+    "int64_t pw, int64_t dh, int64_t dw, int64_t oh, int64_t ow, float x_scale, int zp);",
+]
 CDEF = "\n".join(["void nx_set_num_threads(int n);", "int nx_get_num_threads(void);", "int nx_has_openmp(void);",
                   "const char *nx_target(void);", "int nx_cpu_runs(const char *target);",
                   "int nx_keep_freed_memory(int64_t bytes);",
                   "void nx_blas_threads(int sync, void (*run)(int, void *, int), int numjobs, size_t size, "
                   "void *jobs, int arg);",
                   *(line.replace("_S(", f"_{s}(") for s in ("f32", "f64") for lines in FAMILIES.values()
-                    for line in lines)])
+                    for line in lines), *QUANTIZED])
 
 
 #: NEURENIX_CPU_PORTABLE=1: the kernels for a baseline every x86-64 CPU of the last decade runs (x86-64-v2: SSE4.2),

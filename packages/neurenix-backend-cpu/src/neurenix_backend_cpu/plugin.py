@@ -13,7 +13,7 @@ from neurenix.backend import Backend, hookimpl, numpy_backend, threads
 from neurenix.backend.compositions import compose
 from neurenix.backend.registry import follow_load
 
-from . import compiler, conv, elementwise, linalg, native, norm, optim, reductions, softmax, windows
+from . import compiler, conv, elementwise, linalg, native, norm, optim, quantized, reductions, softmax, windows
 
 #: kernel name -> kernel, by family; bench/cpu_kernels.py times each against NumPy's
 KERNELS = {
@@ -33,6 +33,7 @@ KERNELS = {
     "matmul": linalg.matmul, "linear": linalg.linear, "linear_backward": linalg.linear_backward,
     "adam_step": optim.adam_step, "sgd_step": optim.sgd_step,
     "conv2d": conv.conv2d, "conv2d_input_grad": conv.conv2d_input_grad, "conv2d_weight_grad": conv.conv2d_weight_grad,
+    "quantized_linear": quantized.quantized_linear, "quantized_conv2d": quantized.quantized_conv2d,
 }
 CONV = ("conv2d", "conv2d_input_grad", "conv2d_weight_grad")
 conv.COMPOSED = compose({**numpy_backend.KERNELS, **{k: v for k, v in KERNELS.items() if k not in CONV}})

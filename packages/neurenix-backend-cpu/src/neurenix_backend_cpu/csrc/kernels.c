@@ -176,3 +176,5 @@ int nx_has_openmp(void) {
 #define SQRT sqrt
 #define NR 4
 #include "families.h"
+
+#include "quantized.h" /* int8 linear and conv2d: float32 only, so once, outside the families */
