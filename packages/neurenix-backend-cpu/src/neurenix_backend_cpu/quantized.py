@@ -6,8 +6,11 @@ rows longer than C's int32 sums hold, and grouped convolutions go to core's comp
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
+
+from neurenix.backend.kernels import out_size
 
 from .native import F32, NULL, NUMPY, ffi, lib, ndarray, ptr
 
@@ -32,8 +35,9 @@ def use_isa(name: str) -> bool:
     return bool(lib.nx_int8_use(name.encode()))
 
 
-if lib is not None and os.environ.get("NEURENIX_CPU_INT8"):
-    use_isa(os.environ["NEURENIX_CPU_INT8"])
+if lib is not None and os.environ.get("NEURENIX_CPU_INT8") and not use_isa(os.environ["NEURENIX_CPU_INT8"]):
+    warnings.warn(f"NEURENIX_CPU_INT8={os.environ['NEURENIX_CPU_INT8']!r} names no int8 path this CPU runs (it runs "
+                  f"'generic' and {best()!r}): the int8 kernels take {isa()!r}", RuntimeWarning, stacklevel=1)
 
 
 def _c_operands(x, wq, w_scale, bias) -> bool:
@@ -64,8 +68,7 @@ def quantized_conv2d(x, wq, w_scale, bias, x_scale, x_zero_point, stride, paddin
             not 0 < wq[0].size <= MAX_K or wq.shape[1] != x.shape[1]:
         return NUMPY.quantized_conv2d(x, wq, w_scale, bias, x_scale, x_zero_point, stride, padding, dilation, groups)
     (n, c, h, w), (o, _, kh, kw) = x.shape, wq.shape
-    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    oh, ow = out_size(h, kh, stride[0], padding[0], dilation[0]), out_size(w, kw, stride[1], padding[1], dilation[1])
     y = np.empty((n, o, max(oh, 0), max(ow, 0)), F32)
     if y.size and lib.nx_qconv2d(ptr(x), ptr(wq), ptr(w_scale), NULL if bias is None else ptr(bias), ptr(y), n, c, h,
                                  w, o, kh, kw, *stride, *padding, *dilation, oh, ow, x_scale, x_zero_point):

@@ -66,3 +66,13 @@ def test_a_layer_made_empty_computes_from_its_loaded_state_only():
     q = nnq.Conv2d(2, 3, 3, padding=1)
     assert q.weight.dtype is nx.int8 and not q.weight.any().item()
     assert q(nx.ones(1, 2, 4, 4)).abs().max().item() == 0.0  # zero weights and bias until loaded
+
+
+def test_a_float_state_does_not_load_into_int8_weights():
+    """Casting float weights to int8 would truncate them to nonsense: loading a float model's state into a
+    quantized one raises, strict or not."""
+    q = nnq.dynamic.Linear.from_float(nn.Linear(4, 2))
+    float_state = nn.Linear(4, 2).state_dict()
+    for strict in (True, False):
+        with pytest.raises((TypeError, RuntimeError), match="int8|weight_scale"):
+            q.load_state_dict(float_state, strict=strict)

@@ -252,6 +252,10 @@ class Module:
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict: {key!r} has shape {value.shape} in the state dict but "
                                  f"{target.shape} in the module")
+            if target.dtype is _dt.int8 and value.dtype is not _dt.int8:  # casting would truncate, not quantize
+                raise TypeError(f"load_state_dict: {key!r} is {value.dtype} in the state dict but int8 in the module "
+                                "(a quantized layer's weights): load the float state into the float model, then "
+                                "quantize it")
             value = to_device(value.detach(), target._device).to(target.dtype)
             target._set(target._device.kernels.copy(value._data), "load_state_dict")
         return IncompatibleKeys(missing, unexpected)
