@@ -25,3 +25,17 @@ def test_reductions_over_axes(kernel, shape, axes, dtype):
 def test_other_dtypes_fall_through_to_numpy():
     i = np.arange(6).reshape(2, 3)
     np.testing.assert_array_equal(KERNELS["sum"](i, (1,), False), i.sum(1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", ["max", "min"])
+@pytest.mark.parametrize("nan_at", [None, 0, 77777, -1])
+def test_whole_tensor_extremes_split_over_threads(kernel, nan_at, dtype):
+    """max and min of long rows (a whole tensor: the row split over threads in vector lanes) give NumPy's value,
+    and NaN wherever one is."""
+    x = rand(3, 100_000, dtype=dtype)
+    if nan_at is not None:
+        x[1, nan_at] = np.nan
+    for shape, axes in (((300_000,), (0,)), ((3, 100_000), (1,))):
+        got = KERNELS[kernel](x.reshape(shape), axes, False)
+        np.testing.assert_array_equal(got, getattr(np, kernel)(x.reshape(shape), axis=axes[0]))
