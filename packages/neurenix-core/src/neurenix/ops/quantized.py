@@ -18,7 +18,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..capture import recording
 from ..errors import DTypeError, ShapeError
-from ._operands import Tensor, _wrap, expect_tensor
+from ._operands import Tensor, _wrap, device_mismatch, expect_tensor
 from .window import check_output, pair
 
 _F32 = np.float32
@@ -132,7 +132,7 @@ def quantized_conv2d(x: Tensor, weight: Tensor, weight_scale: Tensor, bias: Tens
 def _run(op: str, x: Tensor, weights: tuple, scale, zero_point, extra: tuple) -> Tensor:
     for t in weights:
         if t is not None and t._device is not x._device:
-            raise ValueError(f"{op}: input is on {x._device} but the quantized weights are on {t._device}")
+            raise device_mismatch(op, x, t)
     static = scale is not None
     if static:
         scale, zero_point = _checked_qparams(scale, zero_point, op)
@@ -152,15 +152,16 @@ def _no_gradient(op: str):
 
 def _kernel_call(op, device, x, bufs, scale, zero_point, static: bool, extra: tuple):
     k = device.kernels
-    empty = 0 in x.shape
-    lo = hi = 0.0
-    if not empty:
-        lo, hi = float(k.to_numpy(k.min(x, tuple(range(len(x.shape))), False))), \
-            float(k.to_numpy(k.max(x, tuple(range(len(x.shape))), False)))
+    if 0 not in x.shape:  # the range (NaN wins it): a dynamic layer's quantization, and the NaN check of both
+        axes = tuple(range(len(x.shape)))
+        hi = float(k.to_numpy(k.max(x, axes, False)))
+        lo = hi if static else float(k.to_numpy(k.min(x, axes, False)))
         if np.isnan(lo) or np.isnan(hi):
             raise ValueError(f"{op}: the input holds NaN, which has no int8 value")
-    if not static:
-        scale, zero_point = affine_qparams(lo, hi)
+        if not static:
+            scale, zero_point = affine_qparams(lo, hi)
+    elif not static:
+        scale, zero_point = 1.0, 0
     return getattr(k, op)(x, *bufs, scale, zero_point, *extra)
 
 
