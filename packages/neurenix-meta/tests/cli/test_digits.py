@@ -209,3 +209,19 @@ def test_maml_meta_trains_the_blocks_and_leaves_the_output_layer_at_zero(monkeyp
     assert any(not np.array_equal(once[k], start[k]) for k in once if k not in head)
     for k in once:
         np.testing.assert_array_equal(resumed[k], once[k])
+
+
+@pytest.mark.parametrize("algo", ["protonet", "r2d2", "maml", "imaml", "relation"])
+def test_conv4_backbone(capsys, algo):
+    """--backbone conv4: neurenix.models.Conv4's layers (64 channels, three blocks to 64x1x1) under each learner, a
+    run that trains and tests; the setting is saved only when chosen (earlier checkpoints stay resumable)."""
+    from neurenix import nn
+
+    args = args_of("--algo", algo, "--backbone", "conv4")
+    net = digits.learner(args)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs[:3]] == [64, 64, 64]
+    assert digits.settings(args)["--backbone"] == "conv4"
+    assert "--backbone" not in digits.settings(args_of("--algo", algo))
+    assert "after meta-training" in report(capsys, "--algo", algo, "--backbone", "conv4", "--validation-tasks", "2",
+                                           *FAST)

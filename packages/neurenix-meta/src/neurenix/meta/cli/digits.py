@@ -32,6 +32,7 @@ from collections.abc import Iterator
 import numpy as np
 
 import neurenix as nx
+from neurenix.models import Conv4
 from neurenix.nn import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
 from neurenix.optim import Adam
 
@@ -61,6 +62,7 @@ DEFAULTS = {"protonet": {"meta_lr": 0.001, "keep_best": True},
                       "keep_best": True}}
 
 
+BACKBONES = ("blocks", "conv4")
 MIRROR = {6: 9, 9: 6}  # turned by 180 degrees, a 6 is a 9 and a 9 a 6
 
 
@@ -105,6 +107,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rotate", action=argparse.BooleanOptionalAction, default=True,
                    help="add the training digits turned by 90, 180 and 270 degrees (but the validation classes) as "
                         "further training classes")
+    p.add_argument("--backbone", choices=BACKBONES, default="blocks",
+                   help="the embedding: blocks, two 32-channel conv blocks to 32x4x4 (the default); conv4, "
+                        "neurenix.models.Conv4 with 64 channels in three blocks to 64x1x1 (a fourth would halve "
+                        "8x8 digits to nothing)")
     p.add_argument("--meta-lr", type=rate, help="meta learning rate (default: " + ", ".join(
         f"{a} {d['meta_lr']}" for a, d in DEFAULTS.items()) + ")")
     p.add_argument("--inner-lr", type=rate, help="the inner learning rate (default: " + ", ".join(
@@ -167,6 +173,8 @@ def settings(args: argparse.Namespace) -> dict:
             run["--inner-optimizer"] = args.inner_optimizer
     if args.algo == "imaml":
         run |= {"--lam": option(args, "lam"), "--cg-steps": option(args, "cg_steps")}
+    if getattr(args, "backbone", "blocks") != "blocks":  # (only when chosen: earlier checkpoints stay resumable)
+        run["--backbone"] = args.backbone
     return run
 
 
@@ -189,30 +197,44 @@ class PairDifference(Module):
         return (pairs[:, :half] - pairs[:, half:]).abs()
 
 
-def learner(args: argparse.Namespace):
-    def conv(pools: int = 2, channels: int = 32) -> list:  # two blocks of 3x3 conv, BatchNorm, ReLU, the first
-        # (and second) with a 2x2 max-pool: 1x8x8 -> 32x2x2 (pools=1: 32x4x4)
-        return [Conv2d(1, channels, 3, padding=1), BatchNorm2d(channels), ReLU(), MaxPool2d(2),
-                Conv2d(channels, channels, 3, padding=1), BatchNorm2d(channels), ReLU(),
-                *[MaxPool2d(2)][:pools - 1], Flatten()]
+def embedding(args: argparse.Namespace, pools: int = 1) -> list:
+    """The layers of ``--backbone``, ending in Flatten. blocks: two blocks of 3x3 conv, BatchNorm, ReLU, the first
+    (and with ``pools`` 2 the second) with a 2x2 max-pool: 1x8x8 -> 32x4x4 (pools 2: 32x2x2). conv4: Conv-4 of 64
+    channels in three blocks, 1x8x8 -> 64x1x1 (the same whatever ``pools``)."""
+    if getattr(args, "backbone", "blocks") == "conv4":
+        return list(Conv4(1, 64, blocks=3, image_size=8).children())
+    return [Conv2d(1, 32, 3, padding=1), BatchNorm2d(32), ReLU(), MaxPool2d(2),
+            Conv2d(32, 32, 3, padding=1), BatchNorm2d(32), ReLU(), *[MaxPool2d(2)][:pools - 1], Flatten()]
 
+
+#: (backbone, pools) -> the shape of one digit's embedding before Flatten
+FEATURES = {("blocks", 1): (32, 4, 4), ("blocks", 2): (32, 2, 2), ("conv4", 1): (64, 1, 1), ("conv4", 2): (64, 1, 1)}
+
+
+def features(args: argparse.Namespace, pools: int = 1) -> tuple[int, int, int]:
+    return FEATURES[getattr(args, "backbone", "blocks"), pools]
+
+
+def learner(args: argparse.Namespace):
     meta_lr = option(args, "meta_lr")
     if args.algo == "protonet":
-        return PrototypicalNetworks(Sequential(*conv(pools=1)), meta_lr=meta_lr)
+        return PrototypicalNetworks(Sequential(*embedding(args)), meta_lr=meta_lr)
     if args.algo == "r2d2":  # Prototypical Networks' embedding, the ridge-regression head
-        return R2D2(Sequential(*conv(pools=1)), meta_lr=meta_lr)
+        return R2D2(Sequential(*embedding(args)), meta_lr=meta_lr)
     if args.algo == "relation":
-        body = conv()[:-1]  # the embedding keeps its channel axis: 32x2x2
-        return RelationNetworks(Sequential(*body), Sequential(PairDifference(), Flatten(), Linear(128, 64), ReLU(),
-                                                              Linear(64, 1)), meta_lr=meta_lr)
+        body = embedding(args, pools=2)[:-1]  # the embedding keeps its channel axis: 32x2x2 (conv4: 64x1x1)
+        c, h, w = features(args, pools=2)
+        return RelationNetworks(Sequential(*body), Sequential(PairDifference(), Flatten(), Linear(c * h * w, 64),
+                                                              ReLU(), Linear(64, 1)), meta_lr=meta_lr)
     # MAML: the one-pool blocks (32x4x4 = 512 features, as Prototypical Networks': the second pool cost
     # seed 0 13 points, 73.4% against 86.3%) and a linear output layer at zero, which the meta-optimizer
     # leaves there (``meta_optimizer``)
-    head = Linear(16 * 32, args.ways)
+    c, h, w = features(args)
+    head = Linear(c * h * w, args.ways)  # (made first: the measured runs drew the head's weights first)
     with nx.no_grad():  # every class scores the same until adapted: a task's labels are a random order, so an
         head.weight.zero_()  # untrained head's leanings only mislead the first steps (measured: docs/cli.md)
         head.bias.zero_()
-    model = Sequential(*conv(pools=1), head)
+    model = Sequential(*embedding(args), head)
     if args.algo == "imaml":
         return iMAML(model, inner_lr=option(args, "inner_lr"), inner_steps=option(args, "inner_steps"),
                      meta_lr=meta_lr, lam=option(args, "lam"), cg_steps=option(args, "cg_steps"))
