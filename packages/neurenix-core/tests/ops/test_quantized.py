@@ -113,6 +113,14 @@ def test_a_compiled_dynamic_layer_takes_each_inputs_range():
     assert f.stats["replays"] == 3
 
 
+def test_layers_of_zero_features_quantize():
+    from neurenix import nn
+
+    for a, b in ((0, 3), (3, 0)):
+        q = Q.quantize_dynamic(nn.Sequential(nn.Linear(a, b)))
+        assert q(nx.randn(2, a)).shape == (2, b)
+
+
 def test_empty_inputs_give_empty_outputs():
     w, s = nx.zeros(3, 4, dtype=nx.int8), nx.ones(3)
     assert Q.quantized_linear(nx.ones(0, 4), w, s, nx.zeros(3)).shape == (0, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import creation
 from .. import dtypes as _dt
 from ..arguments import integer
 from ..autograd.grad_mode import no_grad
@@ -44,6 +45,8 @@ def symmetric_scales(w: Tensor, axis: int = 0) -> Tensor:
     w = _float32(w, "w", "symmetric_scales")
     axis = integer(axis, "axis", "symmetric_scales") % max(w.ndim, 1)
     others = tuple(i for i in range(w.ndim) if i != axis)
+    if w.numel() == 0:  # channels of nothing (a Linear of in_features 0): zeros, scale 1
+        return creation.ones(w.shape[axis] if w.ndim else 1, device=w.device)
     with no_grad():
         amax = w.abs().amax(others) if others else w.abs()
         return (amax / 127.0).masked_fill(amax == 0, 1.0)
