@@ -10,6 +10,7 @@ import pytest
 
 import neurenix as nx
 from neurenix import nn
+from neurenix.backend import Backend, hookimpl, numpy_backend
 from neurenix.nn import quantized as nnq
 
 
@@ -56,10 +57,32 @@ def test_state_dict_round_trip_through_a_file():
     assert fresh.weight.dtype is nx.int8 and fresh.zero_point.item() == -7
 
 
-def test_int8_layers_stay_on_the_cpu():
-    q = nnq.dynamic.Linear.from_float(nn.Linear(4, 2))
-    with pytest.raises(TypeError, match="no int8"):
-        q.to("webgpu")
+class _NoInt8(Backend):
+    """A device type whose backend declares the default dtypes, without int8 (NumPy's kernels)."""
+
+    device_type, name = "noint8", "noint8-numpy"
+
+    def kernels(self):
+        return dict(numpy_backend.KERNELS)
+
+
+class _Plugin:
+    @hookimpl
+    def neurenix_backends(self):
+        return [_NoInt8()]
+
+
+def test_int8_layers_stay_where_int8_is_declared():
+    """Moving an int8 model to a device whose backend does not declare int8 raises, naming it."""
+    plugin = _Plugin()
+    nx.backend.register(plugin, "test-noint8")
+    try:
+        q = nnq.dynamic.Linear.from_float(nn.Linear(4, 2))
+        with pytest.raises(TypeError, match="noint8 .*has no int8 tensors"):
+            q.to("noint8")
+        assert nn.Linear(4, 2).to("noint8").weight.device.type == "noint8"  # float models move
+    finally:
+        nx.backend.unregister(plugin)
 
 
 def test_a_layer_made_empty_computes_from_its_loaded_state_only():
