@@ -59,9 +59,11 @@ def test_same_loss_gradient_and_update(name, peer):
 
 @pytest.mark.parametrize("name, peer", [c for c in CASES if WORKLOADS[c[0]].kind != "protonet_infer"])
 def test_same_after_three_steps(name, peer):
-    """The optimizers agree too (Adam's state, Reptile's interpolation): the third step's loss matches."""
+    """The optimizers agree too (Adam's state, Reptile's interpolation): the third step's loss matches. ResNet-12 at
+    test size (4 channels, its loss falling from 6.4 to 1.4 in three steps) carries the frameworks' float32 rounding
+    up about 15-fold a step (relative differences 5e-7, 3e-5, 4e-4 on this machine's BLAS): 1e-3 there."""
     a, b = states(name, peer, 3)
-    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-3 if WORKLOADS[name].model == "resnet12" else 1e-4)
 
 
 def test_torch_func_vmap_is_left_out_of_conv4_for_a_reason():
