@@ -181,3 +181,29 @@ def test_bad_arguments_name_the_problem():
     out = implicit_grad(lambda ws, ins: [ws[0].sum()], w, [t])
     with pytest.raises(ValueError, match="one residual per solution tensor"):
         out.sum().backward()
+
+
+def _ridge(ws, inputs):
+    x, y = inputs
+    return [x.T @ (x @ ws[0] - y) + 0.5 * ws[0]]
+
+
+def test_zero_sizes_give_zero_size_or_zero_gradients():
+    """No rows: the inner problem is 0.5 |w|^2 alone, whose root does not move with the (empty) data; no
+    features: an empty solution passes nothing back."""
+    x, y = nx.randn(0, 3, dtype=nx.float64, requires_grad=True), nx.randn(0, dtype=nx.float64, requires_grad=True)
+    implicit_grad(_ridge, nx.zeros(3, dtype=nx.float64), [x, y]).sum().backward()
+    assert x.grad.shape == (0, 3) and y.grad.shape == (0,)
+    x, y = nx.randn(5, 0, dtype=nx.float64, requires_grad=True), nx.randn(5, dtype=nx.float64, requires_grad=True)
+    implicit_grad(_ridge, nx.zeros(0, dtype=nx.float64), [x, y]).sum().backward()
+    assert x.grad.shape == (5, 0) and not y.grad.numpy().any()
+
+
+def test_nan_in_the_inputs_reaches_their_gradients():
+    """A NaN among the inputs makes the linear system NaN: the gradients say so (NaN), never a finite number."""
+    x = nx.randn(5, 3, dtype=nx.float64)
+    x[0, 0] = float("nan")
+    x.requires_grad_()
+    y = nx.randn(5, dtype=nx.float64, requires_grad=True)
+    implicit_grad(_ridge, nx.zeros(3, dtype=nx.float64), [x, y]).sum().backward()
+    assert np.isnan(x.grad.numpy()).all() and np.isnan(y.grad.numpy()).all()
