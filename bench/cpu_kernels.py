@@ -67,6 +67,8 @@ def child(threads: int, rounds: int) -> dict:
         "maximum (100,64,14,14), same": ("maximum", (pooled, pooled[::-1].copy())),
         "relu (100,64,28,28)": ("relu", (act,)),
         "relu_backward (100,64,28,28)": ("relu_backward", (act, act[::-1].copy())),
+        "where (100,64,28,28), arrays": ("where", (act > 0, act, act[::-1].copy())),
+        "where (100,64,28,28), a number": ("where", (act > 0, 0.0, act)),
         "relu (25,10,40)": ("relu", (small,)),
         "relu_backward (25,10,40)": ("relu_backward", (small, small)),
         "sum (100,64,28,28) over (0,2,3)": ("sum", (act, (0, 2, 3), True)),

@@ -14,7 +14,8 @@ REF = vars(reference())  # NumPy's kernels, and core's compositions where NumPy 
 DTYPES = ["float32", "float64"]
 TOL = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-12, atol=1e-12)}
 #: every size threshold, below which a kernel hands its work to NumPy
-THRESHOLDS = ((elementwise, "MIN_ELEMENTWISE"), (elementwise, "MIN_BROADCAST"), (reductions, "MIN_REDUCE"),
+THRESHOLDS = ((elementwise, "MIN_ELEMENTWISE"), (elementwise, "MIN_BROADCAST"), (elementwise, "MIN_WHERE"),
+              (reductions, "MIN_REDUCE"),
               (softmax, "MIN_EXP"), (conv, "MIN_CHANNELS"), (conv, "MIN_PIXELS"), (conv, "MIN_TASK_PIXELS"))
 
 

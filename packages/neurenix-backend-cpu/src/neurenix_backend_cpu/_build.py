@@ -31,6 +31,8 @@ FAMILIES = {
         *(f"void {op}_scalar_S(const void *a, double s, void *o, int64_t n, int s_first);" for op in _BINARY),
         "void relu_S(const void *x, void *o, int64_t n);",
         "void relu_backward_S(const void *g, const void *x, void *o, int64_t n);",
+        "void where_S(const void *c, const void *a, const void *b, void *o, int64_t n, int scalars, double sa, "
+        "double sb);",
     ],
     "reductions": [
         "void reduce_mid_S(int op, const void *x, void *o, int64_t na, int64_t nr, int64_t nb);",

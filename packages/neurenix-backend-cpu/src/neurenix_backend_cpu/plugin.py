@@ -19,7 +19,7 @@ from . import compiler, conv, elementwise, linalg, native, norm, optim, quantize
 KERNELS = {
     "add": elementwise.add, "sub": elementwise.sub, "mul": elementwise.mul, "div": elementwise.div,
     "maximum": elementwise.maximum, "minimum": elementwise.minimum,
-    "relu": elementwise.relu, "relu_backward": elementwise.relu_backward,
+    "relu": elementwise.relu, "relu_backward": elementwise.relu_backward, "where": elementwise.where,
     "sum": reductions.reduce_sum, "max": reductions.reduce_max, "min": reductions.reduce_min, "mean": reductions.mean,
     "exp": softmax.exp, "softmax": softmax.softmax, "log_softmax": softmax.log_softmax,
     "softmax_backward": softmax.softmax_backward, "log_softmax_backward": softmax.log_softmax_backward,

@@ -70,4 +70,26 @@ void F(relu_backward)(const void *vg, const void *vx, void *vo, int64_t n) {
     for (int64_t k = 0; k < n; k++) O[k] = X[k] > 0 ? G[k] : (T)0; /* a select: vectorised, branch-free */
 }
 
+/* out = cond ? a : b over n elements: cond bools (one byte each); a and b arrays of n, or (scalars & 1: a,
+ * scalars & 2: b) the numbers sa, sb. NumPy's where took 177 ms on 45M floats (a ResNet-12 activation's
+ * LeakyReLU), seven times its multiply; a select here runs at the multiply's speed, on every thread. */
+void F(where)(const void *vc, const void *va, const void *vb, void *vo, int64_t n, int scalars, double sa,
+              double sb) {
+    const uint8_t *C = (const uint8_t *)vc;
+    const T *A = (const T *)va, *B = (const T *)vb;
+    T *O = (T *)vo, ca = (T)sa, cb = (T)sb;
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (n >= PAR_MIN)")
+    for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
+        int64_t k1 = k0 + CHUNK < n ? k0 + CHUNK : n;
+        if (scalars == 0)
+            for (int64_t k = k0; k < k1; k++) O[k] = C[k] ? A[k] : B[k];
+        else if (scalars == 1)
+            for (int64_t k = k0; k < k1; k++) O[k] = C[k] ? ca : B[k];
+        else if (scalars == 2)
+            for (int64_t k = k0; k < k1; k++) O[k] = C[k] ? A[k] : cb;
+        else
+            for (int64_t k = k0; k < k1; k++) O[k] = C[k] ? ca : cb;
+    }
+}
+
 #undef BINARY
