@@ -53,6 +53,29 @@ def test_linear(x_shape, n_out, zp, path):
     same(KERNELS["quantized_linear"](x, wq, w_scale, b, 0.05, zp), REF.quantized_linear(x, wq, w_scale, b, 0.05, zp))
 
 
+@pytest.mark.parametrize("zp", [-128, 0, 3, 127])
+@pytest.mark.parametrize(("x_shape", "n_out"), [
+    ((1, 1), 1), ((1, 100), 7), ((2, 200), 10), ((3, 77), 13), ((1, 1024), 1024), ((2, 1000), 998), ((3, 63), 4),
+    ((1, 65), 5), ((3, 129), 6), ((2, 1, 333), 9), ((1, 2100), 1030)], ids=str)
+def test_linear_few_rows(x_shape, n_out, zp, path):
+    """Fewer than 4 rows take their own kernel (W read once, unpadded): row lengths not a multiple of a vector,
+    output channels not a multiple of 4, and 1 x 2100 -> 1030, enough multiply-adds for OpenMP threads."""
+    x, wq, w_scale, b = operands(x_shape, (n_out, x_shape[-1]), seed=5, scale=3.0)
+    x.reshape(-1)[-3:] = [np.inf, -np.inf, 1e30][-x.size:]
+    for bias in (b, None):
+        with np.errstate(over="ignore"):
+            want = REF.quantized_linear(x, wq, w_scale, bias, 0.05, zp)
+        same(KERNELS["quantized_linear"](x, wq, w_scale, bias, 0.05, zp), want)
+
+
+def test_linear_few_rows_as_tiles(path):
+    """The rows' kernel gives the tiles' results bit for bit: one row alone is the first row of 4 copies of it."""
+    x, wq, w_scale, b = operands((3, 517), (37, 517), seed=6, scale=3.0)
+    for m in (1, 2, 3):
+        tiles = KERNELS["quantized_linear"](np.concatenate([x[:m], x[:m], x[:m], x[:m]]), wq, w_scale, b, 0.05, -7)
+        np.testing.assert_array_equal(KERNELS["quantized_linear"](x[:m], wq, w_scale, b, 0.05, -7), tiles[:m])
+
+
 @pytest.mark.parametrize("zp", [-128, 0, 127])
 def test_linear_saturates(zp, path):
     """Inputs far beyond the quantized range, infinities among them, clamp to -128 and 127; no bias."""

@@ -10,7 +10,8 @@
  *   dotprod     aarch64's sdot, signed by signed: X holds q, compensation zp * rowsum(W[o]);
  *   generic     plain C that GCC vectorises (bytes widened to int32 before multiplying: no saturation).
  * Rows of X and W are padded with zeros to a multiple of nx_qk(path) bytes, 16 or 32 (W's zero padding makes
- * whatever X holds there add nothing), so no path has a tail but AVX-512's last half vector. |sum| <= 255 * 128 * k fits int32 for k <= NX_QMAX_K. */
+ * whatever X holds there add nothing), so no path has a tail but AVX-512's last half vector. A linear of fewer than
+ * 4 rows (batch-1 inference) on VNNI or generic takes nx_qrows instead, which reads W once, unpadded. |sum| <= 255 * 128 * k fits int32 for k <= NX_QMAX_K. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define NX_X86 1
@@ -205,12 +206,15 @@ static void nx_tile_dotprod(const uint8_t *const *xr, const int8_t *const *wr, i
 }
 #endif
 
-/* d[j] = float(s[j] - comp[j]) * scale[j] + bias[j] for j < n (4 on a full tile: one vector) */
-static inline void nx_dequantize4(const int32_t *s, int n, const int32_t *comp, const float *scale, const float *bias,
+/* d[j] = float(s[j] - comp[j]) * scale[j] + bias[j] for j < n (4 on a full tile: one vector). Not inlined: with
+ * -ffp-contract=fast whether the multiply-add is fused (rounded once) depended on where it was inlined, and the
+ * tiles and nx_qrows gave results 1 ulp apart; one copy of the code makes a row's output the same at any batch
+ * size (one call per tile of 16 sums or 4 outputs: no measurable cost) */
+__attribute__((noinline)) static void nx_dequantize4(const int32_t *s, int n, const int32_t *comp, const float *scale, const float *bias,
                                   float *d) {
     float v[4];
     for (int j = 0; j < 4; j++) v[j] = (float)(s[j] - comp[j]) * scale[j] + (bias ? bias[j] : 0.0f);
-    if (n == 4) /* (a constant size: four stores inlined, not a call) */
+    if (n == 4) /* (a constant size: four stores, not a call) */
         memcpy(d, v, sizeof v);
     else
         memcpy(d, v, n * sizeof *v);
@@ -271,6 +275,118 @@ static void nx_qgemm(int path, const uint8_t *x, int64_t m, const int8_t *w, int
     }
 }
 
+/* ---- few rows (m < QTILE: batch-1 inference) ---------------------------------------------------------------
+ * A tile would sum QTILE copies of the rows, and nx_qweights_init's row sums are a pass over W of their own, so
+ * that a single row read W twice and did 4x the products. Here W is read once, as given (no padded copy: the last
+ * vector of a row is masked, or its tail summed in C), 4 rows at a time, each loaded W vector taking part in
+ * every row's dot product and in its own row's sum. The sums are the same integers, dequantized by the same
+ * nx_dequantize4, so results are identical to the tiles'. */
+#define QROWS_MAX (QTILE - 1)
+
+/* generic: X's rows widened once to int16 as q - zp (-255 .. 255), so no compensation and no row sums; W widened
+ * a block at a time, as the tiles do. s[4 * i + j] = sum (q - zp) * W row j, for i < M */
+static inline __attribute__((always_inline)) void nx_rows_generic_m(int M, const int16_t *x, const int8_t *const *wr,
+                                                                   int64_t k, int32_t *s) {
+    int16_t ws[4][QKB];
+    int32_t acc[QROWS_MAX][4] = {{0}};
+    for (int64_t kk = 0; kk < k; kk += QKB) {
+        int64_t n = k - kk < QKB ? k - kk : QKB;
+        for (int j = 0; j < 4; j++)
+            for (int64_t t = 0; t < n; t++) ws[j][t] = wr[j][kk + t];
+        for (int i = 0; i < M; i++)
+            for (int64_t t = 0; t < n; t++) {
+                int32_t u = x[i * k + kk + t];
+                for (int j = 0; j < 4; j++) acc[i][j] += u * ws[j][t];
+            }
+    }
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < 4; j++) s[4 * i + j] = acc[i][j];
+}
+
+#ifdef NX_X86
+/* one step of 64 bytes (fewer under mask `mk`, W's bytes past it loaded as 0, so X's there add nothing) */
+#define NX_ROWS_STEP(mk, at)                                                                                    \
+    do {                                                                                                        \
+        __m512i w_[4];                                                                                          \
+        for (int j = 0; j < 4; j++) {                                                                           \
+            w_[j] = _mm512_maskz_loadu_epi8(mk, wr[j] + (at));                                                  \
+            sum[j] = _mm512_dpbusd_epi32(sum[j], ones, w_[j]); /* 1 * each byte of W: its row sum */          \
+        }                                                                                                       \
+        for (int i = 0; i < M; i++) {                                                                           \
+            __m512i x_ = _mm512_maskz_loadu_epi8(mk, xr[i] + (at));                                             \
+            for (int j = 0; j < 4; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], x_, w_[j]);                 \
+        }                                                                                                       \
+    } while (0)
+
+/* s[4 * i + j] = X row i . W row j for i < M (u = q + 128), rs[j] = rowsum(W row j), over k bytes. Inlined with
+ * M constant, so that acc stays in registers (8 to 16 of them) */
+NX_VNNI512 static inline __attribute__((always_inline)) void nx_rows_vnni512_m(int M, const uint8_t *const *xr,
+                                                                              const int8_t *const *wr, int64_t k,
+                                                                              int32_t *s, int32_t *rs) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i acc[QROWS_MAX][4], sum[4];
+    for (int j = 0; j < 4; j++) {
+        sum[j] = _mm512_setzero_si512();
+        for (int i = 0; i < M; i++) acc[i][j] = _mm512_setzero_si512();
+    }
+    int64_t kk = 0;
+    for (; kk + 64 <= k; kk += 64) NX_ROWS_STEP(~(__mmask64)0, kk);
+    if (kk < k)
+        NX_ROWS_STEP(((__mmask64)1 << (k - kk)) - 1, kk);
+    _mm_storeu_si128((__m128i *)rs, nx_sum4_512(sum[0], sum[1], sum[2], sum[3]));
+    for (int i = 0; i < M; i++)
+        _mm_storeu_si128((__m128i *)(s + 4 * i), nx_sum4_512(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+}
+#undef NX_ROWS_STEP
+
+NX_VNNI512 static void nx_rows_vnni512(int m, const uint8_t *const *xr, const int8_t *const *wr, int64_t k,
+                                       int32_t *s, int32_t *rs) {
+    switch (m) {
+    case 1: nx_rows_vnni512_m(1, xr, wr, k, s, rs); break;
+    case 2: nx_rows_vnni512_m(2, xr, wr, k, s, rs); break;
+    default: nx_rows_vnni512_m(3, xr, wr, k, s, rs);
+    }
+}
+#endif
+
+static void nx_rows_generic(int m, const int16_t *x, const int8_t *const *wr, int64_t k, int32_t *s) {
+    switch (m) {
+    case 1: nx_rows_generic_m(1, x, wr, k, s); break;
+    case 2: nx_rows_generic_m(2, x, wr, k, s); break;
+    default: nx_rows_generic_m(3, x, wr, k, s);
+    }
+}
+
+/* y (m, o) for m < QTILE from W (o, k) as given: xq the quantized rows (VNNI: u, padded to kp; generic: q - zp as
+ * int16, k long). Threads take blocks of 4 output channels. */
+static void nx_qrows(int path, const void *xq, int m, int64_t kp, const int8_t *w, const float *w_scale,
+                     const float *bias, float *y, int64_t k, int64_t o, float x_scale, int zp, int parallel) {
+    _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (parallel)")
+    for (int64_t j0 = 0; j0 < o; j0 += 4) {
+        int nj = o - j0 < 4 ? (int)(o - j0) : 4;
+        const int8_t *wr[4];
+        int32_t s[4 * QROWS_MAX], rs[4] = {0}, comp[4];
+        float scale[4], b[4];
+        for (int j = 0; j < 4; j++) wr[j] = w + (j0 + (j < nj ? j : nj - 1)) * k; /* past o: the last row again */
+#ifdef NX_X86
+        if (path == NX_AVX512VNNI) {
+            const uint8_t *xr[QROWS_MAX];
+            for (int i = 0; i < QROWS_MAX; i++) xr[i] = (const uint8_t *)xq + (i < m ? i : m - 1) * kp;
+            nx_rows_vnni512(m, xr, wr, k, s, rs);
+        } else
+#endif
+            nx_rows_generic(m, xq, wr, k, s);
+        int offset = path == NX_AVX512VNNI ? 128 : 0, z = path == NX_AVX512VNNI ? zp : 0; /* generic: zp is in X */
+        for (int j = 0; j < 4; j++) {
+            int jj = j0 + (j < nj ? j : nj - 1);
+            comp[j] = (z + offset) * rs[j];
+            scale[j] = x_scale * w_scale[jj]; /* (as nx_qweights_init rounds it) */
+            b[j] = bias ? bias[jj] : 0.0f;
+        }
+        for (int i = 0; i < m; i++) nx_dequantize4(s + 4 * i, nj, comp, scale, bias ? b : NULL, y + i * o + j0);
+    }
+}
+
 /* What both kernels prepare once per call: W's rows padded to kp with zeros (W itself where they need neither
  * padding nor reordering), comp[j] = (zp + offset) * rowsum(W[j]) and scale[j] = x_scale * w_scale[j] (float32,
  * as core's composition rounds it). A conv's rows (c, kh * kw) are stored channel-last, (kh * kw, c), the order of
@@ -326,6 +442,24 @@ int nx_qlinear(const void *x_, const void *w, const void *w_scale, const void *b
     const float *x = x_;
     int path = nx_int8(), flip = nx_flip(path);
     int64_t kp = nx_padded(path, k);
+    int parallel = m * k * o >= PAR_MIN_MACS;
+    if (m < QTILE && path != NX_DOTPROD) { /* (m >= 1: quantized.py sends no empty output) */
+        void *xq = malloc((size_t)m * kp * sizeof(int16_t) + 1);
+        if (!xq)
+            return 1;
+        for (int64_t i = 0; i < m; i++)
+            if (path == NX_AVX512VNNI) {
+                nx_quantize_row(x + i * k, (uint8_t *)xq + i * kp, k, x_scale, zp, flip);
+                memset((uint8_t *)xq + i * kp + k, 0, kp - k);
+            } else { /* q, then q - zp widened, in place from the end */
+                int16_t *r = (int16_t *)xq + i * k;
+                nx_quantize_row(x + i * k, (uint8_t *)r, k, x_scale, zp, 0);
+                for (int64_t t = k - 1; t >= 0; t--) r[t] = (int16_t)((int8_t)((uint8_t *)r)[t] - zp);
+            }
+        nx_qrows(path, xq, (int)m, kp, w, w_scale, bias, y, k, o, x_scale, zp, parallel);
+        free(xq);
+        return 0;
+    }
     struct nx_qweights q;
     void *block = nx_qweights_init(&q, path, w, w_scale, o, 1, k, kp, x_scale, zp);
     uint8_t *xq = malloc((size_t)m * kp + 1);
@@ -334,7 +468,6 @@ int nx_qlinear(const void *x_, const void *w, const void *w_scale, const void *b
         free(xq);
         return 1;
     }
-    int parallel = m * k * o >= PAR_MIN_MACS;
     _Pragma("omp parallel for num_threads(NX_THREADS) schedule(static) if (parallel && m * k >= PAR_MIN)")
     for (int64_t i = 0; i < m; i++) {
         nx_quantize_row(x + i * k, xq + i * kp, k, x_scale, zp, flip);
