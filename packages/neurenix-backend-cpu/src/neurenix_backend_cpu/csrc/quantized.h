@@ -213,11 +213,9 @@ static void nx_tile_dotprod(const uint8_t *const *xr, const int8_t *const *wr, i
 __attribute__((noinline)) static void nx_dequantize4(const int32_t *s, int n, const int32_t *comp, const float *scale, const float *bias,
                                   float *d) {
     float v[4];
-    for (int j = 0; j < 4; j++) v[j] = (float)(s[j] - comp[j]) * scale[j] + (bias ? bias[j] : 0.0f);
-    if (n == 4) /* (a constant size: four stores, not a call) */
-        memcpy(d, v, sizeof v);
-    else
-        memcpy(d, v, n * sizeof *v);
+    /* n channels only: the last tile of an output count not a multiple of 4 would read past scale and bias */
+    for (int j = 0; j < n; j++) v[j] = (float)(s[j] - comp[j]) * scale[j] + (bias ? bias[j] : 0.0f);
+    memcpy(d, v, (size_t)n * sizeof *v);
 }
 
 /* a by_col tile: channel j0 + j's n pixels (s[4 * j ..]) to d + j * stride */
