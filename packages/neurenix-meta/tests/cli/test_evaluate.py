@@ -40,3 +40,26 @@ def test_files_that_are_no_training_checkpoint_are_one_line_errors(capsys, tmp_p
     assert code == 1 and "was not written by neurenix train --save" in err and len(err.splitlines()) == 1
     code, _, err = run(capsys, "evaluate", str(tmp_path / "missing.safetensors"))
     assert code == 1 and "missing.safetensors" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("algo", ["protonet", "relation", "r2d2"])
+def test_int8_scores_the_quantized_learner_beside_the_float_one(capsys, tmp_path, algo):
+    """--int8: a second score, of the learner with every Conv2d and Linear in int8 (calibrated on training tasks),
+    on the same tasks; the float score is the one without --int8."""
+    path = str(tmp_path / "run.safetensors")
+    assert run(capsys, "train", "digits", "--algo", algo, *FAST, "--save", path)[0] == 0
+    code, plain, err = run(capsys, "evaluate", path, "--tasks", "6")
+    assert code == 0, err
+    code, out, err = run(capsys, "evaluate", path, "--tasks", "6", "--int8")
+    assert code == 0, err
+    scores = _scores(out)
+    assert len(scores) == 2 and scores[0] == _scores(plain)[0] and "int8 (quantized):" in out
+    f, q = (float(s.split("%")[0]) for s in scores)
+    assert abs(f - q) < 10  # (6 tasks: a loose bound; bench/int8.py measures it over 600 tasks and 3 seeds)
+
+
+def test_int8_refuses_learners_that_adapt_by_gradient_steps(capsys, tmp_path):
+    path = str(tmp_path / "run.safetensors")
+    assert run(capsys, "train", "digits", "--algo", "maml", "--inner-steps", "1", *FAST, "--save", path)[0] == 0
+    code, out, err = run(capsys, "evaluate", path, "--int8")
+    assert code == 2 and not out and "argument --int8: int8 layers have no gradient" in err

@@ -288,6 +288,13 @@ def test_tasks(args: argparse.Namespace, count: int, seed: int, split: dict | No
     return TaskSampler(*d["test"], args.ways, args.shots, args.queries, seed=seed).sample(count)
 
 
+def calibration_tasks(args: argparse.Namespace, count: int, seed: int) -> list:
+    """``count`` tasks of the training classes, drawn with ``seed``: what ``neurenix evaluate --int8`` calibrates
+    on (never the test classes)."""
+    d = data(args)
+    return TaskSampler(*d["train"], args.ways, args.shots, args.queries, seed=seed).sample(count)
+
+
 def turn_name(c: tuple[int, int]) -> str:
     return f"{c[0]} ({90 * c[1]} deg)"
 
