@@ -70,3 +70,13 @@ def test_buffers_carry_numpys_own_dtype_objects(make, np_type):
     a = np.ones(3, dtype=odd)
     assert a.dtype == np.dtype(np_type) and a.dtype is not np.dtype(np_type)
     assert make(a)._data.dtype is np.dtype(np_type)
+
+
+@pytest.mark.parametrize("data", [[300], [-129], [float("nan")], [1e10], [[1, 2], [3, 200]]], ids=str)
+def test_int8_from_numbers_that_do_not_fit_raises(data):
+    """Numbers written out must fit int8, as NumPy's np.array([300], dtype=np.int8) and PyTorch's torch.tensor
+    require: wrapping 300 to 44 would be a silent wrong value. (A cast of a tensor wraps, as both do.)"""
+    with pytest.raises(OverflowError, match="int8"):
+        nx.tensor(data, dtype=nx.int8)
+    assert nx.tensor([127, -128, 1.9, -2.9], dtype=nx.int8).tolist() == [127, -128, 1, -2]
+    assert nx.tensor([300]).to(nx.int8).tolist() == [44]

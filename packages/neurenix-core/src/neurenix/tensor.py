@@ -479,6 +479,12 @@ def _to_buffer(data, dtype, device: Device):
             dt = _dt.default_float
         else:
             dt = _dt.from_numpy_kind(arr.dtype)
+        if dt is _dt.int8 and arr.size and arr.dtype.kind in "iuf":  # numbers written out must fit, as NumPy's
+            with np.errstate(invalid="ignore"):  # (and PyTorch's) torch.tensor([300], dtype=int8) raises too
+                low, high = np.trunc(arr.min()), np.trunc(arr.max())
+            if not -128 <= low <= high <= 127:  # (False for NaN)
+                raise OverflowError(f"cannot make an int8 tensor of {data!r:.80}: its values must be numbers in "
+                                    f"[-128, 127] (found {arr.min()} to {arr.max()})")
         arr = np.asarray(arr, dtype=dt.np, order="C")  # (np.ascontiguousarray would make 0-d data 1-d)
     return device.kernels.from_numpy(_dt.canonical(arr), device.index)
 
