@@ -13,28 +13,47 @@ from . import init
 from .module import Module, Parameter
 
 
+def conv_geometry(m: Module, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation,
+                  groups: int, window) -> None:
+    """Check a convolution's arguments and set them on ``m`` (``in_channels``, ``out_channels``, ``groups`` and the
+    window tuples): the float layers' and the int8 ``nn.quantized.Conv2d``'s. ``window(value, name, layer)`` checks
+    a window argument as a tuple of the layer's dimensions."""
+    name = type(m).__name__
+    in_channels = integer(in_channels, "in_channels", name, minimum=0)
+    out_channels = integer(out_channels, "out_channels", name, minimum=0)
+    groups = integer(groups, "groups", name, minimum=1)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible "
+                         f"by groups ({groups})")
+    m.in_channels, m.out_channels, m.groups = in_channels, out_channels, groups
+    m.kernel_size, m.stride = window(kernel_size, "kernel_size", name), window(stride, "stride", name)
+    m.padding, m.dilation = window(padding, "padding", name), window(dilation, "dilation", name)
+
+
+def conv_repr(m: Module) -> str:
+    """``extra_repr`` of a convolution (PyTorch's: the non-default arguments)."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    if any(m.padding):
+        s += f", padding={m.padding}"
+    if any(d != 1 for d in m.dilation):
+        s += f", dilation={m.dilation}"
+    if m.groups != 1:
+        s += f", groups={m.groups}"
+    return s + ("" if m.bias is not None else ", bias=False")
+
+
 class _ConvNd(Module):
-    """What Conv1d and Conv2d share: the checked arguments, weight (out, in/groups, *kernel_size), bias (out,),
-    PyTorch's initialisation. ``window(value, name, layer)`` checks a window argument as a tuple of the layer's
-    dimensions."""
+    """What Conv1d and Conv2d share: the checked arguments (:func:`conv_geometry`), weight (out, in/groups,
+    *kernel_size), bias (out,), PyTorch's initialisation."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation, groups: int,
                  bias: bool, device, dtype, window):
         super().__init__()
-        name = type(self).__name__
-        in_channels = integer(in_channels, "in_channels", name, minimum=0)
-        out_channels = integer(out_channels, "out_channels", name, minimum=0)
-        groups = integer(groups, "groups", name, minimum=1)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible "
-                             f"by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = window(kernel_size, "kernel_size", name), window(stride, "stride", name)
-        self.padding, self.dilation = window(padding, "padding", name), window(dilation, "dilation", name)
-        self.weight = Parameter(creation.empty(out_channels, in_channels // groups, *self.kernel_size, dtype=dtype,
-                                               device=device))
+        conv_geometry(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, window)
+        self.weight = Parameter(creation.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size,
+                                               dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(creation.empty(out_channels, dtype=dtype, device=device))
+            self.bias = Parameter(creation.empty(self.out_channels, dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -47,14 +66,7 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if any(self.padding):
-            s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        return conv_repr(self)
 
 
 class Conv1d(_ConvNd):

@@ -7,7 +7,9 @@ from ... import creation
 from ... import dtypes as _dt
 from ...arguments import integer
 from ...ops import quantized as Q
+from ...ops.window import pair
 from ...tensor import Tensor
+from ..conv import conv_geometry, conv_repr
 from ..module import Module
 
 __all__ = ["Conv2d", "Linear"]
@@ -88,24 +90,13 @@ class Conv2d(_Quantized):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, device=None):
         super().__init__()
-        from ...ops.window import pair
-        name = type(self).__name__
-        self.in_channels = integer(in_channels, "in_channels", name, minimum=0)
-        self.out_channels = integer(out_channels, "out_channels", name, minimum=0)
-        self.groups = integer(groups, "groups", name, minimum=1)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by "
-                             f"groups ({groups})")
-        self.kernel_size, self.stride = pair(kernel_size, "kernel_size", name), pair(stride, "stride", name)
-        self.padding, self.dilation = pair(padding, "padding", name), pair(dilation, "dilation", name)
+        conv_geometry(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, pair)
         self._buffers((self.out_channels, self.in_channels // self.groups, *self.kernel_size), bias, device)
 
     @classmethod
     def from_float(cls, mod: Module, scale: float, zero_point: int):
         """The quantized copy of a float ``neurenix.nn.Conv2d`` whose input quantizes with ``scale`` and
         ``zero_point``."""
-        if isinstance(mod.padding, str):
-            raise ValueError(f"Conv2d.from_float: padding={mod.padding!r} is not supported; use integer padding")
         q = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.groups,
                 mod.bias is not None, device=mod.weight.device)
         q._set_weight(mod.weight, mod.bias)
@@ -117,11 +108,4 @@ class Conv2d(_Quantized):
                                   self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if any(self.padding):
-            s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False") + self._qparams_repr()
+        return conv_repr(self) + self._qparams_repr()
