@@ -6,8 +6,9 @@ import pytest
 
 import neurenix as nx
 from neurenix import nn
-from neurenix.func import batched_call, functional_call
+from neurenix.func import batched_call
 from neurenix.models import WRN28_10, Conv4, ResNet12, TransformerEncoderClassifier, WideResNet, sinusoidal_positions
+from task_helpers import looped, task_params
 
 T = 2
 
@@ -37,15 +38,7 @@ def _setup(name: str, per_task: bool):
     x = inputs()
     if name == "transformer":  # distinct sequences per task
         x = (x + nx.arange(T).reshape(T, 1, 1) * (x > 0).long()) % 11
-    params = {n: p.detach() for n, p in model.named_parameters()}
-    if per_task:  # distinct weights per task, as after MAML's inner step
-        params = {n: p.unsqueeze(0) + 0.1 * nx.randn(T, *p.shape, dtype=nx.float64) for n, p in params.items()}
-    return model, params, x
-
-
-def _looped(model, params, x, per_task):
-    return nx.stack([functional_call(model, {n: v[t] if per_task else v for n, v in params.items()}, x[t])
-                     for t in range(T)])
+    return model, task_params(model, T if per_task else None), x
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
@@ -56,7 +49,7 @@ def test_batched_call_equals_looped_functional_call(name, per_task, train):
     model.train(train)
     out = batched_call(model, params, x)
     assert out.shape == (T, x.shape[1], TINY[name][2])
-    np.testing.assert_allclose(out.numpy(), _looped(model, params, x, per_task).numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), looped(model, params, x, per_task=per_task).numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -66,7 +59,7 @@ def test_batched_gradients_of_per_task_weights_equal_looped(name):
     names = list(params)
     leaves = [params[n].detach().requires_grad_() for n in names]
     got = nx.autograd.grad((batched_call(model, dict(zip(names, leaves)), x) ** 2).sum(), leaves)
-    want = nx.autograd.grad((_looped(model, dict(zip(names, leaves)), x, True) ** 2).sum(), leaves)
+    want = nx.autograd.grad((looped(model, dict(zip(names, leaves)), x, per_task=True) ** 2).sum(), leaves)
     for n, a, b in zip(names, got, want):
         assert np.abs(b.numpy()).max() > 0 or n.endswith("bias") or "embedding" in n, n
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-11, err_msg=n)

@@ -8,6 +8,7 @@ from neurenix import nn
 from neurenix.func import batched_call, functional_call
 from neurenix.nn.task_axis import stacks_tasks, task_batch, task_count
 from neurenix.testing import gradcheck, gradgradcheck
+from task_helpers import looped, task_params
 
 T = 3
 
@@ -35,16 +36,9 @@ def _setup(net, per_task, seed=0):
     nx.manual_seed(seed)
     make, row_shape = NETS[net]
     model = make().double()
-    params = {n: p.detach() for n, p in model.named_parameters()}
-    if per_task:  # distinct weights per task, as after MAML's inner step
-        params = {n: (p.unsqueeze(0) + 0.1 * nx.randn(T, *p.shape, dtype=nx.float64)) for n, p in params.items()}
+    params = task_params(model, T if per_task else None)
     x = nx.randn(T, *row_shape, dtype=nx.float64)
     return model, params, x
-
-
-def _looped(model, params, x, per_task):
-    return nx.stack([functional_call(model, {n: v[t] if per_task else v for n, v in params.items()}, x[t])
-                     for t in range(T)])
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
@@ -54,7 +48,7 @@ def test_batched_call_equals_looped_functional_call(net, per_task, train):
     model, params, x = _setup(net, per_task)
     model.train(train)
     out = batched_call(model, params, x)
-    np.testing.assert_allclose(out.numpy(), _looped(model, params, x, per_task).numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), looped(model, params, x, per_task=per_task).numpy(), rtol=1e-12, atol=1e-12)
     assert out.shape[:2] == (T, x.shape[1])
 
 
@@ -70,7 +64,7 @@ def test_batched_call_gradients_first_and_second_order(net, per_task):
         return (batched_call(model, dict(zip(names, ws)), x) ** 2).sum()
 
     def f_looped(*ws):
-        return (_looped(model, dict(zip(names, ws)), x, per_task) ** 2).sum()
+        return (looped(model, dict(zip(names, ws)), x, per_task=per_task) ** 2).sum()
 
     g = nx.autograd.grad(f(*leaves), leaves)
     g_ref = nx.autograd.grad(f_looped(*leaves), leaves)
@@ -196,15 +190,7 @@ def _layer_setup(net, per_task):
     nx.manual_seed(0)
     make, inputs = LAYER_NETS[net]
     model = make().double()
-    params = {n: p.detach() for n, p in model.named_parameters()}
-    if per_task:
-        params = {n: (p.unsqueeze(0) + 0.1 * nx.randn(T, *p.shape, dtype=nx.float64)) for n, p in params.items()}
-    return model, params, inputs()
-
-
-def _looped_args(model, params, args, per_task):
-    return nx.stack([functional_call(model, {n: v[t] if per_task else v for n, v in params.items()},
-                                     *(a[t] for a in args)) for t in range(T)])
+    return model, task_params(model, T if per_task else None), inputs()
 
 
 @pytest.mark.parametrize("per_task", [True, False], ids=["per-task", "shared"])
@@ -212,13 +198,13 @@ def _looped_args(model, params, args, per_task):
 def test_new_layers_batched_equal_looped(net, per_task):
     model, params, args = _layer_setup(net, per_task)
     out = batched_call(model, params, *args)
-    np.testing.assert_allclose(out.numpy(), _looped_args(model, params, args, per_task).numpy(), rtol=1e-12,
+    np.testing.assert_allclose(out.numpy(), looped(model, params, *args, per_task=per_task).numpy(), rtol=1e-12,
                                atol=1e-12)
     names = list(params)
     leaves = [params[n].detach().requires_grad_() for n in names]
     # (attention weights do not depend on out_proj: allow_unused)
     g = nx.autograd.grad((batched_call(model, dict(zip(names, leaves)), *args) ** 2).sum(), leaves, allow_unused=True)
-    g_ref = nx.autograd.grad((_looped_args(model, dict(zip(names, leaves)), args, per_task) ** 2).sum(), leaves,
+    g_ref = nx.autograd.grad((looped(model, dict(zip(names, leaves)), *args, per_task=per_task) ** 2).sum(), leaves,
                              allow_unused=True)
     for n, a, b in zip(names, g, g_ref):
         assert (a is None) == (b is None) == (net == "attention-weights" and n.startswith("mha.out_proj")), n
