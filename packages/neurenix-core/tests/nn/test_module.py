@@ -384,3 +384,12 @@ def test_module_list_extend_and_registration_in_a_model():
     assert len(model.layers) == 3
     assert list(model.state_dict()) == ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
     assert model(nx.ones(5, 2)).shape == (5, 1)
+
+
+def test_get_submodule_follows_dotted_paths_and_names_what_is_missing():
+    inner = nn.Linear(2, 2)
+    model = nn.Sequential(nn.Sequential(nn.ReLU(), inner))
+    assert model.get_submodule("") is model and model.get_submodule("0.1") is inner
+    for bad, missing in (("1", "'1'"), ("0.1.weight", "'weight'"), ("0.x.y", "'x'")):
+        with pytest.raises(AttributeError, match=f"no submodule {missing}"):
+            model.get_submodule(bad)

@@ -101,3 +101,27 @@ def test_int8_weights_take_at_most_0_3_of_the_float_bytes():
         return sum(t.numel() * t.dtype.itemsize for k, t in model.state_dict().items() if not k.rpartition(".")[2]
                    .startswith(skip))
     assert nbytes(q) <= 0.3 * nbytes(m)
+
+
+def test_two_threads_running_an_int8_model_get_the_sequential_results():
+    import threading
+
+    q = Q.quantize(_convnet(), lambda p: p(nx.randn(8, 3, 8, 8)))
+    dyn = Q.quantize_dynamic(nn.Sequential(nn.Linear(16, 8)))
+    inputs = [(q, nx.randn(6, 3, 8, 8)), (dyn, nx.randn(5, 16) * 3), (q, nx.randn(4, 3, 8, 8) * 0.1),
+              (dyn, nx.randn(7, 16))]
+    with nx.no_grad():
+        want = [m(x).numpy() for m, x in inputs]
+        got = [None] * len(inputs)
+
+        def work(i):
+            for _ in range(20):
+                got[i] = inputs[i][0](inputs[i][1]).numpy()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
