@@ -149,7 +149,7 @@ def test_layer_matches_pytorch(torch, name, make, arrays, call):
     inputs = 3 if name.startswith("MHA") else 1  # query, key and value; else one input
     got, want = _run(nx, ours, arrays, call, inputs), _run(torch, theirs, arrays, call, inputs)
     assert len(got[0]) == len(want[0]) and len(got[1]) == len(want[1])
-    tol = dict(rtol=1e-7, atol=1e-7 if "gelu" in name.lower() else 1e-10)  # erf's composition: about 1e-7
+    tol = dict(rtol=1e-7, atol=1e-10)
     for what, a, b in [("output", *p) for p in zip(got[0], want[0])] + [("input grad", *p) for p in zip(got[1],
                                                                                                        want[1])]:
         assert a.shape == b.shape, f"{what}: {a.shape} vs {b.shape}"

@@ -477,8 +477,8 @@ _arange_cache: dict = {}
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """``x * Phi(x)``: with the exact ``erf`` (``approximate='none'``; erf is a composition accurate to about
-    1e-7, see ``neurenix.erf``) or the tanh approximation (``approximate='tanh'``)."""
+    """``x * Phi(x)``: with ``erf`` (``approximate='none'``, precise to a few ulp of the dtype) or the tanh
+    approximation (``approximate='tanh'``)."""
     _tensor(input, "input", "gelu")
     approximate = choice(approximate, "approximate", "gelu", ("none", "tanh"))
     if approximate == "tanh":

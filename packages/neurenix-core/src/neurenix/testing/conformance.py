@@ -48,6 +48,7 @@ __all__ = [
     "test_captured_training_step",
     "test_cast_all_pairs",
     "test_deepcopy_and_pickle",
+    "test_erf_precision",
     "test_full",
     "test_gradients",
     "test_index_out_of_range_raises",
@@ -162,6 +163,22 @@ def test_nan_propagates(case: OpCase, dtype: str, conformance_device):
     maximum/minimum from either side, relu, clamp, sign, sums, softmax rows, comparisons, and pooling
     windows (padded too) holding a NaN."""
     _check_values(case, dtype, conformance_device)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_erf_precision(dtype, conformance_device):
+    """erf (a composition of primitive kernels) is precise to a few ulp of its dtype, relatively: tiny
+    arguments (no absolute-error floor), the switch between its two fits at 1, the tail, -0.0, inf and NaN."""
+    import math
+
+    _needs(conformance_device, dtype)
+    x = np.concatenate([np.geomspace(1e-30, 1e-3, 8), np.linspace(0.9, 1.1, 41), np.linspace(0, 7, 141),
+                        [np.inf, np.nan]])
+    x = np.concatenate([x, -x, [-0.0]]).astype(dtype)
+    got = nx.tensor(x, device=conformance_device).erf().numpy()
+    want = np.array([math.erf(v) for v in x.astype(np.float64)])
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=0)
+    assert np.signbit(got[-1]), "erf(-0.0) is -0.0"
 
 
 def _pool_input(kind: str, dtype: str) -> np.ndarray:
