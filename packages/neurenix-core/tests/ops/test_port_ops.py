@@ -1,6 +1,7 @@
 """Ops PyTorch scripts use: values against NumPy, gradients (first and second order) in float64."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -262,9 +263,61 @@ def test_remainder_is_differentiable():
 
 def test_erf_accuracy_and_gradients():
     xs = np.linspace(-6, 6, 241)
-    np.testing.assert_allclose(nx.erf(_t(xs)).numpy(), [math.erf(v) for v in xs], atol=2e-7)
-    _grads(nx.erf, np.array([-2.0, -0.3, 0.05, 0.4, 1.7]))  # (the fit's 2nd derivative has a 2e-4 kink at 0)
-    assert gradcheck(nx.erf, [_t([0.0], True)])
+    np.testing.assert_allclose(nx.erf(_t(xs)).numpy(), [math.erf(v) for v in xs], rtol=1e-15, atol=0)
+    _grads(nx.erf, np.array([-2.0, -1.0, -0.3, 0.0, 0.05, 1.0, 1.7, 7.0]))  # both fits, their seam at 1, the tail
+    x = _t([0.3, -1.2], True)
+    (g,) = nx.autograd.grad(nx.erf(x).sum(), x)
+    np.testing.assert_allclose(g.numpy(), 2 / math.sqrt(math.pi) * np.exp(-np.array([0.3, -1.2]) ** 2), rtol=1e-15)
+
+
+@pytest.mark.parametrize("fn, ref", [(nx.log1p, math.log1p), (nx.expm1, math.expm1)], ids=["log1p", "expm1"])
+@pytest.mark.parametrize("dtype", [nx.float32, nx.float64])
+def test_log1p_expm1_keep_relative_precision(fn, ref, dtype):
+    xs = np.concatenate([np.geomspace(1e-30, 0.5, 30), -np.geomspace(1e-30, 0.5, 30), [0.0, -0.0, 3.0, 40.0]])
+    xs = xs.astype(dtype.np)
+    got = fn(nx.tensor(xs)).numpy()
+    want = np.array([ref(v) for v in xs.astype(np.float64)])
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype.np).eps, atol=0)
+    assert np.signbit(got[-3]), "-0.0 keeps its sign"
+
+
+def test_log1p_expm1_edges_and_gradients():
+    assert nx.expm1(nx.tensor([-50.0, -math.inf, math.inf, math.nan])).tolist()[:3] == [-1.0, -1.0, math.inf]
+    assert nx.log1p(nx.tensor([math.inf])).tolist() == [math.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log(0), as NumPy's log1p(-1) warns
+        assert nx.log1p(nx.tensor([-1.0])).tolist() == [-math.inf]
+    _grads(nx.log1p, np.array([-0.5, 1e-12, 0.3, 4.0]))
+    _grads(nx.expm1, np.array([-3.0, -1e-12, 0.2, 2.0]))
+    assert nx.log1p(nx.tensor([3])).dtype == nx.float32 and nx.expm1(nx.tensor([True])).dtype == nx.float32
+
+
+@pytest.mark.parametrize("dtype", [nx.float32, nx.float64])
+def test_round_ties_to_even_and_keeps_signs(dtype):
+    values = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, -0.4, 1e17, 2.0 ** 52 + 1, math.inf, -math.inf, math.nan]
+    a = np.array(values, dtype=dtype.np)
+    got = nx.tensor(a).round().numpy()
+    np.testing.assert_array_equal(got, np.round(a))
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(np.round(a)))  # round(-0.4) is -0.0
+    for fn, ref in [(nx.ceil, np.ceil), (nx.trunc, np.trunc)]:
+        np.testing.assert_array_equal(fn(nx.tensor(a)).numpy(), ref(a))
+        np.testing.assert_array_equal(np.signbit(fn(nx.tensor(a)).numpy()), np.signbit(ref(a)))
+    np.testing.assert_allclose(nx.round(nx.tensor(a[:6] * 0.37), decimals=1).numpy(), np.round(a[:6] * 0.37, 1))
+    np.testing.assert_allclose(nx.tensor([1234.5], dtype=dtype).round(decimals=-2).numpy(), [1200.0])
+
+
+def test_rounding_integers_and_bad_arguments():
+    x = nx.tensor([3, -2])
+    for fn in (nx.round, nx.ceil, nx.trunc, nx.floor):
+        y = fn(x)
+        assert y.dtype == nx.int64 and y.tolist() == [3, -2]
+    with pytest.raises(nx.errors.DTypeError, match="decimals=1 needs a float tensor"):
+        nx.round(x, decimals=1)
+    with pytest.raises(TypeError, match="decimals must be an int, got 0.5"):
+        nx.round(nx.tensor([1.0]), decimals=0.5)
+    for fn in (nx.round, nx.ceil, nx.trunc):
+        with pytest.raises(nx.errors.DTypeError, match="not defined for bool"):
+            fn(nx.tensor([True]))
 
 
 def test_float_classification_and_allclose():

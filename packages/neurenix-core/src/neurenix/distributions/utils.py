@@ -45,7 +45,7 @@ def logits_to_probs(logits: Tensor, is_binary: bool = False) -> Tensor:
 
 def softplus(x: Tensor) -> Tensor:
     """``log(1 + exp(x))`` without overflow."""
-    return x.relu() + (1 + (-x.abs()).exp()).log()
+    return x.relu() + (-x.abs()).exp().log1p()
 
 
 __all__ = ["broadcast_all", "clamp_probs", "logits_to_probs", "probs_to_logits", "softplus"]

@@ -49,7 +49,22 @@ from .joining import cat, pad, stack
 from .linalg import linear, matmul
 from .methods import install
 from .norms import cdist, norm
-from .numeric import allclose, erf, floor, floor_divide, isclose, isfinite, isinf, isnan, remainder
+from .numeric import (
+                          allclose,
+                          ceil,
+                          erf,
+                          expm1,
+                          floor,
+                          floor_divide,
+                          isclose,
+                          isfinite,
+                          isinf,
+                          isnan,
+                          log1p,
+                          remainder,
+                          round,
+                          trunc,
+)
 from .pieces import bmm, chunk, index_select, masked_fill, mm, repeat, scatter, scatter_add, split, t
 from .reduce import (
                           all,
@@ -93,6 +108,7 @@ __all__ = [
                           "cast",
                           "cat",
                           "cdist",
+                          "ceil",
                           "chunk",
                           "clamp",
                           "clone",
@@ -106,6 +122,7 @@ __all__ = [
                           "exp",
                           "expand",
                           "expect_tensor",
+                          "expm1",
                           "flatten",
                           "floor",
                           "floor_divide",
@@ -124,6 +141,7 @@ __all__ = [
                           "le",
                           "linear",
                           "log",
+                          "log1p",
                           "log_softmax",
                           "logical_and",
                           "logical_not",
@@ -152,6 +170,7 @@ __all__ = [
                           "remainder",
                           "repeat",
                           "reshape",
+                          "round",
                           "rpow",
                           "rsqrt",
                           "rsub",
@@ -177,6 +196,7 @@ __all__ = [
                           "to_device",
                           "topk",
                           "transpose",
+                          "trunc",
                           "unflatten",
                           "unfold",
                           "unfold_batch",

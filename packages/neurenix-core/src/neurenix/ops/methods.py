@@ -28,7 +28,9 @@ METHODS = {
     "square": ew.square, "sin": ew.sin, "cos": ew.cos, "tanh": ew.tanh, "sigmoid": ew.sigmoid, "relu": ew.relu,
     "clamp": ew.clamp, "clip": ew.clamp, "logical_not": ew.logical_not, "logical_and": ew.logical_and,
     "logical_or": ew.logical_or, "floor": numeric.floor, "floor_divide": numeric.floor_divide,
-    "remainder": numeric.remainder, "erf": numeric.erf, "isnan": numeric.isnan, "isinf": numeric.isinf,
+    "remainder": numeric.remainder, "erf": numeric.erf, "log1p": numeric.log1p, "expm1": numeric.expm1,
+    "round": numeric.round, "ceil": numeric.ceil, "trunc": numeric.trunc, "fix": numeric.trunc,
+    "isnan": numeric.isnan, "isinf": numeric.isinf,
     "isfinite": numeric.isfinite, "isclose": numeric.isclose, "allclose": numeric.allclose,
     "masked_fill": pieces.masked_fill,
     # reductions

@@ -1,5 +1,5 @@
-"""Rounding, floor division, remainder, the error function and float classification, composed in core
-from the primitive kernels (casts, comparisons, arithmetic): no kernel of their own."""
+"""Rounding, floor division, remainder, the error function, ``log1p``/``expm1`` and float classification,
+composed in core from the primitive kernels (casts, comparisons, arithmetic): no kernel of their own."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from ..arguments import boolean, number
 from ..autograd.grad_mode import no_grad
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
+from ..errors import DTypeError
 from ._operands import Tensor, as_scalar, not_a_tensor, prepare
-from .elementwise import abs, cast, clamp, exp, where
+from .elementwise import abs, cast, clamp, exp, log, where
 from .reduce import all
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
@@ -43,6 +44,53 @@ def floor(x: Tensor) -> Tensor:
         t = cast(cast(s, _dt.int64), x.dtype)  # truncated toward zero
         t = t - (t > s).to(x.dtype)
         return where(small & (t != x), t, x)  # x where it is an integer: keeps -0.0 as NumPy
+
+
+def ceil(x: Tensor) -> Tensor:
+    """The smallest integer not below each element (floats stay floats; inf and NaN are kept)."""
+    if _integral(x, "ceil"):
+        return x * 1
+    return -floor(-x)
+
+
+def trunc(x: Tensor) -> Tensor:
+    """Each element rounded toward zero (floats stay floats; -0.0, inf and NaN are kept)."""
+    if _integral(x, "trunc"):
+        return x * 1
+    with no_grad():
+        return where(x >= 0, floor(x), ceil(x))
+
+
+def round(x: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001  (PyTorch's name)
+    """Each element rounded to the nearest integer, ties to even (as PyTorch and NumPy: 0.5 -> 0, 1.5 -> 2), or
+    to ``decimals`` decimal places (``round(x * 10**decimals) / 10**decimals``, as PyTorch: near, not exact)."""
+    if isinstance(decimals, bool) or not isinstance(decimals, int):
+        raise TypeError(f"round: decimals must be an int, got {decimals!r}")
+    if _integral(x, "round"):
+        if decimals:
+            raise DTypeError(f"round: decimals={decimals} needs a float tensor, got {x.dtype} (as PyTorch; cast "
+                             "with .double() first)")
+        return x * 1
+    if decimals:
+        scale = 10.0 ** decimals
+        return round(x * scale) / scale
+    with no_grad():
+        finite = isfinite(x)
+        xs = where(finite, x, 0.0)  # no inf - inf below
+        f = floor(xs)
+        part = xs - f  # exact: the fraction of a float is a float
+        odd = (f - 2.0 * floor(f * 0.5)) == 1.0
+        r = where((part > 0.5) | ((part == 0.5) & odd), f + 1.0, f)
+        r = where(r == 0, xs * 0.0, r)  # a zero takes x's sign: round(-0.4) is -0.0
+        return where(finite, r, x)
+
+
+def _integral(x, op: str) -> bool:
+    """Whether ``x`` holds integers (rounding is a copy); bool tensors raise, as in PyTorch."""
+    kind = _tensor(x, op)._data.dtype.kind
+    if kind == "b":
+        raise DTypeError(f"{op}: not defined for bool tensors (cast with .float() or .long())")
+    return kind != "f"
 
 
 def floor_divide(a, b) -> Tensor:
@@ -158,6 +206,39 @@ def _exp_square(z: float) -> float:
     zl = z - zh
     lo = ((zh * zh - hi) + 2 * zh * zl) + zl * zl
     return math.exp(hi) * (1 + lo)
+
+
+def log1p(x: Tensor) -> Tensor:
+    """``log(1 + x)``, precise also where ``x`` is tiny (Kahan's ``log(u) * x / (u - 1)`` for ``u = 1 + x``, which
+    cancels the rounding of ``1 + x``). Gradient ``1 / (1 + x)``, to any order."""
+    if _tensor(x, "log1p")._data.dtype.kind != "f":
+        x = cast(x, _dt.default_float)
+    with no_grad():
+        xs = where(x == math.inf, 0.0, x)  # no inf / inf below
+        u = 1.0 + xs
+        d = u - 1.0
+        out = where(d == 0, xs, log(u) * (xs / where(d == 0, 1.0, d)))  # 1 + x rounded to 1: log1p is x there
+        out = where(x == math.inf, x, out)
+    if grad_state.enabled and x.requires_grad:
+        record(out, "Log1p", (x,), lambda g, o: (g / (1.0 + x),))
+    return out
+
+
+def expm1(x: Tensor) -> Tensor:
+    """``exp(x) - 1``, precise also where ``x`` is tiny (Kahan's ``(u - 1) * x / log(u)`` for ``u = exp(x)``).
+    Gradient ``exp(x)``, to any order."""
+    if _tensor(x, "expm1")._data.dtype.kind != "f":
+        x = cast(x, _dt.default_float)
+    with no_grad():
+        u = exp(x)
+        d = u - 1.0
+        kahan = (u > 0) & (u < math.inf) & (u != 1.0) & (d != -1.0)
+        ratio = x / log(where(kahan, u, 2.0))  # (no log(0) below)
+        # elsewhere: x where exp(x) rounded to 1, and u - 1 itself for -1 (x far below 0), inf and NaN
+        out = where(kahan, d * ratio, where(u == 1.0, x, d))
+    if grad_state.enabled and x.requires_grad:
+        record(out, "Expm1", (x,), lambda g, o: (g * exp(x),))
+    return out
 
 
 def isnan(x: Tensor) -> Tensor:
