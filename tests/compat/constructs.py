@@ -285,8 +285,13 @@ CONSTRUCTS: list[Construct] = [
     same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\n(w * 2).detach().requires_grad"),
     same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\n(w * 2).is_leaf"),
     same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\n(w * 2).grad_fn is not None"),
-    missing(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nz = w * 2\nz.retain_grad()"),
-    missing(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nw.register_hook(lambda g: g * 2)"),
+    same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nz = w * 2\nz.retain_grad()\n(z * 3).sum().backward()\nz.grad"),
+    same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nw.register_hook(lambda g: g * 2)\n(w * 3).sum().backward()\n"
+         "w.grad"),
+    same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nz = w * 2\nz.register_hook(lambda g: g + 1)\n"
+         "nx.autograd.grad(z.sum(), w)[0]"),
+    same(AUTOGRAD, "w = nx.ones(2, requires_grad=True)\nh = w.register_hook(lambda g: g * 2)\nh.remove()\n"
+         "(w * 3).sum().backward()\nw.grad"),
     same(AUTOGRAD, "class Twice(nx.autograd.Function):\n    @staticmethod\n    def forward(ctx, t):\n"
                    "        return t * 2\n    @staticmethod\n    def backward(ctx, g):\n        return g * 2\n"
                    "w = nx.ones(2, requires_grad=True)\nTwice.apply(w * w).sum().backward()\nw.grad"),

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import arguments
 from . import dtypes as _dt
-from .autograd import engine, grad_mode, graph
+from .autograd import engine, grad_mode, graph, hooks
 from .autograd.graph import changed
 from .device import Device, as_device
 from .errors import InPlaceError
@@ -46,7 +46,7 @@ class Tensor:
 
     # _version: 0 if never changed in place, else the graph sequence number of the last change; -1 for a
     # view, which refuses in-place changes
-    __slots__ = ("__weakref__", "_data", "_device", "_node", "_version", "grad", "requires_grad")
+    __slots__ = ("__weakref__", "_data", "_device", "_hooks", "_node", "_version", "grad", "requires_grad")
     __array_priority__ = 1000  # ndarray (op) Tensor -> our reflected operator
     __array_ufunc__ = None
 
@@ -58,7 +58,7 @@ class Tensor:
         self._data = _to_buffer(data, dtype, dev)
         self._device = dev
         self.grad = None
-        self._node = None
+        self._node = self._hooks = None
         self._version = 0
         self.requires_grad = False
         if requires_grad:
@@ -240,7 +240,7 @@ class Tensor:
             raise RuntimeError("only leaf tensors can be deep-copied (detach() first)")
         new = _new(Tensor if type(self) is _DataAlias else type(self))
         new._data, new._device = self._device.kernels.copy(self._data), self._device
-        new.requires_grad, new._node, new._version = self.requires_grad, None, 0
+        new.requires_grad, new._node, new._hooks, new._version = self.requires_grad, None, None, 0
         memo[id(self)] = new
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
         return new
@@ -265,6 +265,27 @@ class Tensor:
         t = _wrap(self._data, self._device)
         t._version = -1
         return t
+
+    def register_hook(self, hook) -> hooks.RemovableHandle:
+        """Call ``hook(grad)`` when the backward pass has this tensor's gradient; a tensor it returns (same
+        shape, dtype and device) replaces the gradient. Returns a handle whose ``remove()`` takes it off."""
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        return hooks.add(self if self._node is None else self._node, hook)
+
+    def retain_grad(self) -> None:
+        """Accumulate this computed tensor's gradient into its ``.grad`` too (a leaf's is filled anyway)."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot retain the gradient of a tensor that does not require grad")
+        if self._node is not None:
+            hooks.retain(self._node, self)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called on this computed tensor (its current node)."""
+        return self._node is not None and self._node._hooks is not None and hooks.RETAIN in self._node._hooks
 
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs=None) -> None:
@@ -315,6 +336,7 @@ class Tensor:
         if new._data.dtype is not self._data.dtype:
             new = new.to(self.dtype)
         self._version = changed(op)
+        hooks.move_retain(self._node, new._node, self)
         self._data, self._node = new._data, new._node
         self.requires_grad = self.requires_grad or new.requires_grad
         return self
@@ -382,7 +404,7 @@ def _wrap(data, device: Device) -> Tensor:
     t._device = device
     t.requires_grad = False
     t.grad = None
-    t._node = None
+    t._node = t._hooks = None
     t._version = 0
     return t
 
@@ -412,7 +434,7 @@ class _DataAlias(Tensor):
     def __init__(self, owner: Tensor):
         self._owner = owner
         self._device = owner._device
-        self._node = None
+        self._node = self._hooks = None
         self.grad = None
         self.requires_grad = False
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import grad_mode
+from . import grad_mode, hooks
 from .graph import Node, check_saved, output
 
 _RELEASED = ("the graph was already freed by an earlier backward pass; pass retain_graph=True to the first "
@@ -94,7 +94,7 @@ def _by_seq(n: Node) -> int:
 
 def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> dict:
     """Propagate gradients from ``seeds``; return {id(slot): (slot, grad)} for the inputs' slots, or for all
-    leaves (slot: a node, or a leaf tensor; see ``_slot``)."""
+    leaves (slot: a node, or a leaf tensor; see ``_slot``), each through its tensor's hooks."""
     slots = [_slot(t) for t in inputs]
     nodes = [s for s in slots if type(s) is Node]
     min_seq = min(n.seq for n in nodes) if inputs and len(nodes) == len(slots) else -1
@@ -105,12 +105,18 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
         prev = grads.get(id(slot))
         grads[id(slot)] = (slot, g if prev is None else prev[1] + g)
     order = _topo_order([_slot(out) for out, _ in seeds], keep, min_seq)
+    done: set = set()  # nodes whose hooks ran
     prev_mode, grad_mode.state.enabled = grad_mode.state.enabled, create_graph
     try:
         for node in order:
             entry = grads.get(id(node)) if id(node) in keep else grads.pop(id(node), None)
             if entry is None:
                 continue
+            if node._hooks:  # the node's gradient is whole now: its tensor's hooks see it, then its vjp
+                entry = (node, hooks.run(node._hooks, entry[1]))
+                if id(node) in keep:
+                    grads[id(node)] = entry
+                done.add(id(node))
             if node.vjp is None:
                 raise RuntimeError(f"cannot backpropagate through {node.name}: {_RELEASED}")
             for t in node.saved:  # (inlined: it runs for every node)
@@ -123,6 +129,9 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
                 grads[id(p)] = (p, pg if prev is None else prev[1] + pg)
             if not retain_graph:
                 node.release()
+        for key, (slot, g) in list(grads.items()):  # leaves, and inputs whose nodes did not run
+            if getattr(slot, "_hooks", None) and key not in done:  # (a Tensor subclass may not set _hooks)
+                grads[key] = (slot, hooks.run(slot._hooks, g))
     finally:
         grad_mode.state.enabled = prev_mode
     return grads
@@ -130,7 +139,8 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False, retain_graph: bool | None = None,
          allow_unused: bool = False) -> tuple:
-    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated into ``.grad``).
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated into ``.grad``, but for
+    tensors that ``retain_grad()``, as in PyTorch).
 
     ``grad_outputs`` weights each output (required for outputs with more than one element). With
     ``create_graph=True`` the result is itself differentiable, for gradients of higher order.

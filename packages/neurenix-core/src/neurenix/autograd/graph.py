@@ -38,7 +38,7 @@ class Node:
     lets ``autograd.grad`` skip history older than all of its inputs.
     """
 
-    __slots__ = ("name", "output", "parents", "saved", "seq", "vjp")
+    __slots__ = ("_hooks", "name", "output", "parents", "saved", "seq", "vjp")
 
     def __init__(self, name: str, parents: tuple, vjp: Callable, output: Callable, saved: tuple):
         self.name = name
@@ -47,6 +47,7 @@ class Node:
         self.output = output  # a weak reference to the output, or (weak reference, buffer, device)
         self.saved = saved  # the tensors vjp reads (it holds them anyway): checked for in-place changes
         self.seq = next(_seq)
+        self._hooks = None  # the output tensor's hooks (autograd.hooks), rarely any
 
     def release(self) -> None:
         """Free what the backward pass needed (saved tensors live in the vjp's closure)."""
