@@ -370,7 +370,10 @@ CONSTRUCTS: list[Construct] = [
             "pad = nx.tensor([[False, False, True], [False, False, False]])\n"
             "out = enc(nx.stack([x, y]), src_key_padding_mask=pad).masked_fill(pad.unsqueeze(-1), 0.0)\nout[0, 2]",
             match=False),
-    missing(NN, "nn.ConvTranspose2d(3, 4, 3)"),
+    same(NN, "nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)(img).shape"),
+    same(NN, "nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)(img, output_size=(12, 12)).shape"),
+    same(NN, "len(list(nn.ConvTranspose1d(3, 4, 3, groups=1).parameters()))"),
+    same(NN, "F.conv_transpose2d(img, img[0, :, :2, :2].unsqueeze(1), stride=2).shape"),
     # -- functional and losses
     same(FUNCTIONAL, "F.relu(x)"),
     same(FUNCTIONAL, "F.gelu(x)"),

@@ -1,4 +1,4 @@
-"""Convolution layers: Conv1d and Conv2d."""
+"""Convolution layers: Conv1d, Conv2d and the transposed ConvTranspose1d, ConvTranspose2d."""
 
 from __future__ import annotations
 
@@ -37,21 +37,27 @@ def conv_repr(m: Module) -> str:
         s += f", padding={m.padding}"
     if any(d != 1 for d in m.dilation):
         s += f", dilation={m.dilation}"
+    if any(getattr(m, "output_padding", ())):
+        s += f", output_padding={m.output_padding}"
     if m.groups != 1:
         s += f", groups={m.groups}"
     return s + ("" if m.bias is not None else ", bias=False")
 
 
 class _ConvNd(Module):
-    """What Conv1d and Conv2d share: the checked arguments (:func:`conv_geometry`), weight (out, in/groups,
-    *kernel_size), bias (out,), PyTorch's initialisation."""
+    """What the convolutions share: the checked arguments (:func:`conv_geometry`), weight (out, in/groups,
+    *kernel_size) (transposed: (in, out/groups, *kernel_size)), bias (out,), PyTorch's initialisation."""
+
+    transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation, groups: int,
                  bias: bool, device, dtype, window):
         super().__init__()
         conv_geometry(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, window)
-        self.weight = Parameter(creation.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size,
-                                               dtype=dtype, device=device))
+        rows, cols = (self.in_channels, self.out_channels) if self.transposed else (self.out_channels,
+                                                                                     self.in_channels)
+        self.weight = Parameter(creation.empty(rows, cols // self.groups, *self.kernel_size, dtype=dtype,
+                                               device=device))
         if bias:
             self.bias = Parameter(creation.empty(self.out_channels, dtype=dtype, device=device))
         else:
@@ -93,3 +99,60 @@ class Conv2d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class _ConvTransposeNd(_ConvNd):
+    """What ConvTranspose1d and ConvTranspose2d share: ``output_padding`` (checked against stride and dilation by
+    the functional) and ``forward(x, output_size=None)``, which picks the output_padding that gives that size."""
+
+    transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride, padding, output_padding, groups: int,
+                 bias: bool, dilation, device, dtype, window):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, device,
+                         dtype, window)
+        self.output_padding = window(output_padding, "output_padding", type(self).__name__)
+
+    def _output_padding(self, x: Tensor, output_size) -> tuple:
+        """PyTorch's rule: ``output_size`` (the spatial size, or with N and C in front) must lie within a stride
+        of the size output_padding 0 gives; the difference is the output_padding."""
+        if output_size is None:
+            return self.output_padding
+        dims = len(self.kernel_size)
+        size = tuple(int(v) for v in output_size)[-dims:]
+        if len(size) != dims:
+            raise ValueError(f"{type(self).__name__}: output_size {tuple(output_size)} needs {dims} spatial sizes")
+        least = tuple((i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in zip(
+            x.shape[-dims:], self.stride, self.padding, self.dilation, self.kernel_size))
+        if any(not lo <= v < lo + s for v, lo, s in zip(size, least, self.stride)):
+            raise ValueError(f"{type(self).__name__}: output_size {size} is not reachable from an input of "
+                             f"{tuple(x.shape[-dims:])}: each size must lie in [{least}, {least} + stride "
+                             f"{self.stride})")
+        return tuple(v - lo for v, lo in zip(size, least))
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-D transposed convolution over (N, C, L) or (C, L) inputs; weight (in, out/groups, k), as PyTorch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, device, dtype, lambda v, name, op: (single(v, name, op),))
+
+    def forward(self, x: Tensor, output_size=None) -> Tensor:
+        return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(x, output_size), self.groups, self.dilation)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-D transposed convolution over (N, C, H, W) or (C, H, W) inputs; weight (in, out/groups, kh, kw),
+    initialised as PyTorch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, device, dtype, pair)
+
+    def forward(self, x: Tensor, output_size=None) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(x, output_size), self.groups, self.dilation)

@@ -36,6 +36,7 @@ from ..ops import softmax as _softmax
 from ..ops.batch_norm import batch_norm_relu_pool_train, batch_norm_train
 from ..ops.bounds import check as check_indices
 from ..ops.conv import conv2d as _conv2d
+from ..ops.conv import conv2d_input_grad as _conv2d_input_grad
 from ..ops.joining import pad as _pad_axes
 from ..ops.linalg import _same_kind
 from ..ops.window import check_output, pair, single
@@ -54,6 +55,8 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
     "cosine_similarity",
     "cross_entropy",
     "dropout",
@@ -119,6 +122,64 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     _, st, pd, dl = _window1d(x, weight.shape[-1], stride, padding, dilation, "conv1d")
     out = conv2d(x.unsqueeze(2), weight.unsqueeze(-2), bias, st, pd, dl, groups).squeeze(2)
     return out if input.ndim == 3 else out.squeeze(0)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """2-D transposed convolution of (N, C, H, W) or (C, H, W) with weight (C, O/groups, kh, kw), as PyTorch's:
+    the gradient of ``conv2d`` with respect to its input, so differentiable to any order; an output of
+    ``(H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1`` rows (columns alike)."""
+    op = "conv_transpose2d"
+    _tensor(input, "input", op), _tensor(weight, "weight", op)
+    x = input.unsqueeze(0) if input.ndim == 3 else input  # (C, H, W): one unbatched image, as PyTorch
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(f"{op}: expected input (N, C, H, W) and weight (C, O/groups, kh, kw), got {input.shape} "
+                         f"and {weight.shape}")
+    groups = integer(groups, "groups", op, minimum=1)
+    st, pd, op_pad, dl = (pair(v, name, op) for v, name in ((stride, "stride"), (padding, "padding"),
+                                                             (output_padding, "output_padding"),
+                                                             (dilation, "dilation")))
+    n, c, h, w = x.shape
+    if weight.shape[0] != c or c % groups or min(weight.shape[2:]) < 1:
+        raise ShapeError(f"{op}: input with {c} channels does not fit weight {weight.shape} with groups={groups} "
+                         "(weight is (in_channels, out_channels/groups, kh, kw))")
+    if any(o >= max(s, d) for o, s, d in zip(op_pad, st, dl)):
+        raise ValueError(f"{op}: output_padding {op_pad} must be smaller than stride {st} or dilation {dl}")
+    size = tuple((i - 1) * s - 2 * p + d * (k - 1) + o + 1
+                 for i, s, p, d, k, o in zip((h, w), st, pd, dl, weight.shape[2:], op_pad))
+    if min(size) <= 0:
+        raise ShapeError(f"{op}: an input of {(h, w)} with kernel {tuple(weight.shape[2:])}, stride {st} and "
+                         f"padding {pd} gives no output ({size})")
+    out_channels = weight.shape[1] * groups
+    if bias is not None and tuple(_tensor(bias, "bias", op).shape) != (out_channels,):
+        raise ShapeError(f"{op}: bias of shape {bias.shape} does not fit {out_channels} output channels")
+    operands = _same_kind(op, x, weight, *(() if bias is None else (bias,)))
+    if operands[0].dtype.is_floating_point is False:
+        raise DTypeError(f"{op}: takes float32 or float64 tensors, got {operands[0].dtype} (cast with .float())")
+    x, weight = operands[:2]
+    # an output_padding of a stride or more (possible under dilation) adds input rows that reach no one: zeros
+    extra = [o // s for o, s in zip(op_pad, st)]
+    if any(extra):
+        x = _pad_axes(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+    out = _conv2d_input_grad(x, weight, (n, out_channels, *size), st, pd, dl, groups)
+    if bias is not None:
+        out = out + operands[2].reshape(1, -1, 1, 1)
+    return out if input.ndim == 4 else out.squeeze(0)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """1-D transposed convolution of (N, C, L) or (C, L) with weight (C, O/groups, k), as PyTorch's:
+    ``conv_transpose2d`` on a unit height."""
+    op = "conv_transpose1d"
+    _tensor(input, "input", op), _tensor(weight, "weight", op)
+    if input.ndim not in (2, 3) or weight.ndim != 3:
+        raise ShapeError(f"{op}: expected input (N, C, L) and weight (C, O/groups, k), got {input.shape} and "
+                         f"{weight.shape}")
+    s, p, o, d = (single(v, name, op) for v, name in ((stride, "stride"), (padding, "padding"),
+                                                       (output_padding, "output_padding"), (dilation, "dilation")))
+    out = conv_transpose2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, s), (0, p), (0, o), groups, (1, d))
+    return out.squeeze(-2)
 
 
 def _check_conv(input: Tensor, weight: Tensor, bias: Tensor | None, groups, dims: int, op: str) -> int:

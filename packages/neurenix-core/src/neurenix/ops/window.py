@@ -11,7 +11,7 @@ from ..errors import ShapeError
 from ._operands import Tensor, _wrap
 
 # the least value of each window argument: windows of at least one element that move, no negative padding
-_LEAST = {"kernel_size": 1, "stride": 1, "dilation": 1, "padding": 0, "output_size": 0}
+_LEAST = {"kernel_size": 1, "stride": 1, "dilation": 1, "padding": 0, "output_size": 0, "output_padding": 0}
 
 
 def pair(v, name: str, op: str = "window") -> tuple:

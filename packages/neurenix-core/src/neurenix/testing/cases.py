@@ -145,6 +145,28 @@ def _np_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return out if b is None else out + b.reshape(1, o, 1, 1)
 
 
+def _np_conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Direct transposed convolution: each input pixel scatters its kernel-weighted copy into the output."""
+    n, c, h, wd = x.shape
+    _, og, k, kw = w.shape
+    cg = c // groups
+    oh = (h - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+    ow = (wd - 1) * stride - 2 * padding + dilation * (kw - 1) + output_padding + 1
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"no output ({oh}, {ow})")
+    canvas = np.zeros((n, og * groups, oh + 2 * padding + stride * h + dilation * k,
+                       ow + 2 * padding + stride * wd + dilation * kw), np.result_type(x, w))
+    for i in range(h):
+        for j in range(wd):
+            for a in range(k):
+                for bb in range(kw):
+                    for g in range(groups):
+                        canvas[:, g * og:(g + 1) * og, i * stride + a * dilation, j * stride + bb * dilation] += \
+                            x[:, g * cg:(g + 1) * cg, i, j] @ w[g * cg:(g + 1) * cg, :, a, bb]
+    out = canvas[:, :, padding:padding + oh, padding:padding + ow]
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
+
+
 def _np_pool(x, k, stride, reduce, padding=0, pad_value=0.0):
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
@@ -550,6 +572,14 @@ CASES: list[OpCase] = [
       lambda x, w, b: _np_conv2d(x, w, b, padding=2, dilation=2, groups=2), ((1, 2, 4, 5), (2, 1, 3, 3), (2,))),
     C("conv2d_per_task", lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: _np_conv2d(x, w, b, padding=1),
       ((2, 1, 3, 3), (2, 2, 1, 3, 3), (2, 2))),
+    C("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1),
+      lambda x, w, b: _np_conv_transpose2d(x, w, b, 2, 1, 1), ((2, 3, 3, 4), (3, 2, 3, 3), (2,))),
+    C("conv_transpose2d_dilation_groups", lambda x, w: F.conv_transpose2d(x, w, None, 1, 1, groups=2, dilation=2),
+      lambda x, w: _np_conv_transpose2d(x, w, None, 1, 1, groups=2, dilation=2), ((1, 4, 3, 3), (4, 1, 2, 2))),
+    C("conv_transpose2d_output_padding_under_dilation", lambda x, w: F.conv_transpose2d(x, w, None, 1, 0, 1, 1, 2),
+      lambda x, w: _np_conv_transpose2d(x, w, None, 1, 0, 1, 1, 2), ((1, 2, 3, 2), (2, 2, 2, 2))),
+    C("conv_transpose1d", lambda x, w, b: F.conv_transpose1d(x, w, b, 2),
+      lambda x, w, b: _np_conv_transpose2d(x[:, :, None], w[:, :, None], b, 2)[:, :, 0], ((2, 3, 5), (3, 2, 3), (2,))),
     C("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),),
       domain="distinct"),
     C("max_pool2d_padded", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: _np_pool(x, 3, 2, np.max, 1, -np.inf),
