@@ -50,7 +50,24 @@ from .linalg import linear, matmul
 from .methods import install
 from .norms import cdist, norm
 from .numeric import allclose, erf, floor, floor_divide, isclose, isfinite, isinf, isnan, remainder
-from .pieces import bmm, chunk, index_select, masked_fill, mm, repeat, scatter, scatter_add, split, t
+from .pieces import (
+                          bmm,
+                          chunk,
+                          flip,
+                          index_select,
+                          masked_fill,
+                          masked_select,
+                          mm,
+                          nonzero,
+                          repeat,
+                          roll,
+                          scatter,
+                          scatter_add,
+                          split,
+                          t,
+                          tril,
+                          triu,
+)
 from .reduce import (
                           all,
                           amax,
@@ -63,6 +80,7 @@ from .reduce import (
                           max,
                           mean,
                           min,
+                          prod,
                           softmax,
                           softmax_cross_entropy,
                           std,
@@ -71,7 +89,7 @@ from .reduce import (
 )
 from .scan import cumprod, cumsum
 from .shape import T, expand, flatten, mT, permute, reshape, squeeze, transpose, unflatten, unsqueeze
-from .sorting import argsort, sort, topk, unique
+from .sorting import argsort, median, sort, topk, unique
 from .transfer import clone, to_device
 from .window import fold, fold_batch, unfold, unfold_batch
 
@@ -107,6 +125,7 @@ __all__ = [
                           "expand",
                           "expect_tensor",
                           "flatten",
+                          "flip",
                           "floor",
                           "floor_divide",
                           "fold",
@@ -132,26 +151,31 @@ __all__ = [
                           "lt",
                           "mT",
                           "masked_fill",
+                          "masked_select",
                           "matmul",
                           "max",
                           "maximum",
                           "mean",
+                          "median",
                           "min",
                           "minimum",
                           "mm",
                           "mul",
                           "ne",
                           "neg",
+                          "nonzero",
                           "norm",
                           "pad",
                           "permute",
                           "pow",
+                          "prod",
                           "rdiv",
                           "relu",
                           "relu_backward",
                           "remainder",
                           "repeat",
                           "reshape",
+                          "roll",
                           "rpow",
                           "rsqrt",
                           "rsub",
@@ -177,6 +201,8 @@ __all__ = [
                           "to_device",
                           "topk",
                           "transpose",
+                          "tril",
+                          "triu",
                           "unflatten",
                           "unfold",
                           "unfold_batch",
