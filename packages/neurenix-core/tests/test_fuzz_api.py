@@ -64,7 +64,7 @@ CALLS = {
         "sigmoid", "tanh", "sin", "cos", "sign", "clamp", "sum", "mean", "amax", "amin", "argmax", "argmin", "max",
         "min", "var", "std", "softmax", "log_softmax", "logsumexp", "reshape", "permute", "transpose", "squeeze",
         "unsqueeze", "flatten", "gather", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "any",
-        "all"]},
+        "all", "flip", "roll", "tril", "triu", "nonzero", "masked_select", "prod", "median"]},
     **{f"F.{name}": getattr(F, name) for name in [
         "conv2d", "max_pool2d", "avg_pool2d", "pad", "batch_norm", "dropout", "cross_entropy", "mse_loss", "l1_loss",
         "nll_loss", "binary_cross_entropy_with_logits", "one_hot", "linear", "softmax", "unfold", "fold", "conv1d",

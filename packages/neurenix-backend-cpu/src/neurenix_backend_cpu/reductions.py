@@ -35,7 +35,7 @@ def _reduce_plan(shape: tuple, axes: tuple):
         else:
             groups.append([red, s])
     labels = tuple(g[0] for g in groups)
-    sizes = [g[1] for g in groups]
+    sizes = [g[1] for g in groups] or [1]  # (an all-ones shape has no runs: below, every entry is evaluated)
     plan = {(): ("mid", 1, 1, 1), (True,): ("mid", 1, sizes[0], 1), (False,): ("mid", sizes[0], 1, 1),
             (False, True): ("mid", sizes[0], sizes[1], 1) if len(sizes) == 2 else None,
             (True, False): ("mid", 1, sizes[0], sizes[-1]) if len(sizes) == 2 else None,

@@ -65,7 +65,24 @@ from .numeric import (
                           round,
                           trunc,
 )
-from .pieces import bmm, chunk, index_select, masked_fill, mm, repeat, scatter, scatter_add, split, t
+from .pieces import (
+                          bmm,
+                          chunk,
+                          flip,
+                          index_select,
+                          masked_fill,
+                          masked_select,
+                          mm,
+                          nonzero,
+                          repeat,
+                          roll,
+                          scatter,
+                          scatter_add,
+                          split,
+                          t,
+                          tril,
+                          triu,
+)
 from .reduce import (
                           all,
                           amax,
@@ -78,6 +95,7 @@ from .reduce import (
                           max,
                           mean,
                           min,
+                          prod,
                           softmax,
                           softmax_cross_entropy,
                           std,
@@ -86,7 +104,7 @@ from .reduce import (
 )
 from .scan import cumprod, cumsum
 from .shape import T, expand, flatten, mT, permute, reshape, squeeze, transpose, unflatten, unsqueeze
-from .sorting import argsort, sort, topk, unique
+from .sorting import argsort, median, sort, topk, unique
 from .transfer import clone, to_device
 from .window import fold, fold_batch, unfold, unfold_batch
 
@@ -124,6 +142,7 @@ __all__ = [
                           "expect_tensor",
                           "expm1",
                           "flatten",
+                          "flip",
                           "floor",
                           "floor_divide",
                           "fold",
@@ -150,26 +169,31 @@ __all__ = [
                           "lt",
                           "mT",
                           "masked_fill",
+                          "masked_select",
                           "matmul",
                           "max",
                           "maximum",
                           "mean",
+                          "median",
                           "min",
                           "minimum",
                           "mm",
                           "mul",
                           "ne",
                           "neg",
+                          "nonzero",
                           "norm",
                           "pad",
                           "permute",
                           "pow",
+                          "prod",
                           "rdiv",
                           "relu",
                           "relu_backward",
                           "remainder",
                           "repeat",
                           "reshape",
+                          "roll",
                           "round",
                           "rpow",
                           "rsqrt",
@@ -196,6 +220,8 @@ __all__ = [
                           "to_device",
                           "topk",
                           "transpose",
+                          "tril",
+                          "triu",
                           "trunc",
                           "unflatten",
                           "unfold",

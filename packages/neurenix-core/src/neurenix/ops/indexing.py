@@ -63,7 +63,7 @@ def normalize_key(x: Tensor, key) -> tuple:
             if kind == "b":
                 if k.shape != shape[axis:axis + k.ndim]:
                     raise IndexError(f"bool mask of shape {k.shape} does not match axes {axis}.. of shape {shape}")
-                out.extend(dev.kernels.from_numpy(nz.astype(np.int64), dev.index) for nz in np.nonzero(k.numpy()))
+                out.extend(mask_indices(k))
                 axis += k.ndim
             elif kind == "i":
                 check_indices(k._data, dev, -shape[axis], shape[axis], f"indexing axis {axis} of size {shape[axis]}")
@@ -74,6 +74,13 @@ def normalize_key(x: Tensor, key) -> tuple:
         else:
             raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}")
     return tuple(out)
+
+
+def mask_indices(mask: Tensor) -> list:
+    """Index buffers (int64, one per dim, on ``mask``'s device) of the True entries of the bool tensor ``mask``,
+    in row-major order. The mask is read on the host: how many there are depends on its values."""
+    dev = mask._device
+    return [dev.kernels.from_numpy(nz.astype(np.int64), dev.index) for nz in np.nonzero(mask.numpy())]
 
 
 _BASIC = (int, slice, type(None))

@@ -1,4 +1,4 @@
-"""Reductions over axes (sum, mean, max, argmax, var...) and the softmax family."""
+"""Reductions over axes (sum, mean, prod, max, argmax, var...) and the softmax family."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..autograd.graph import record
 from ..errors import DTypeError
 from ._operands import Tensor, _all_axes, _wrap, normalize_axes, normalize_dim, not_a_tensor
 from .elementwise import cast, exp, log, sqrt
+from .joining import cat
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
@@ -67,6 +68,44 @@ def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
             n *= shape[a]
         record(out, "Mean", (x,), lambda g, o: (_expand_back(g / n, shape, axes, keepdim),), saved=())
     return out
+
+
+def accumulated(x: Tensor, dtype=None) -> Tensor:
+    """``x`` in the dtype its running sums and products are taken in: ``dtype`` if given, else int64 for bool
+    and int8 inputs (as PyTorch), else its own."""
+    if dtype is not None:
+        return cast(x, _dt.as_dtype(dtype))
+    return cast(x, _dt.int64) if x._data.dtype.kind in "bi" else x
+
+
+def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Product over ``dim`` (of all entries if None); bool and integer inputs give int64, ``dtype`` casts the
+    input first. Taken by pairwise products, never dividing: gradients of any order are exact at zeros too."""
+    keepdim = boolean(keepdim, "keepdim", "prod")
+    try:
+        nd = len(x._data.shape)
+    except AttributeError:
+        raise not_a_tensor("prod", x) from None
+    x = accumulated(x, dtype)
+    axes = _all_axes(nd) if dim is None else (normalize_dim(dim, nd, "prod"),)
+    for axis in reversed(axes if nd else ()):
+        x = _prod_along(x, axis, keepdim)
+    return x if nd else x * 1  # a new tensor, never the input itself
+
+
+def _prod_along(x: Tensor, axis: int, keepdim: bool) -> Tensor:
+    """The product along ``axis``: ceil(log2 n) rounds, each multiplying the axis' first half by its second
+    (an odd entry carried to the next round), so O(n) work and every step a differentiable product."""
+    n, lead = x.shape[axis], (slice(None),) * axis
+    if n == 0:
+        return sum(x, axis, keepdim) + 1  # the empty product, still a function of x for autograd
+    while n > 2:
+        h = n // 2
+        pairs = x[lead + (slice(0, h),)] * x[lead + (slice(h, 2 * h),)]
+        x = cat([pairs, x[lead + (slice(2 * h, n),)]], axis) if n % 2 else pairs
+        n -= h
+    first, second = (slice(0, 1), slice(1, 2)) if keepdim else (0, 1)
+    return x[lead + (first,)] * (x[lead + (second,)] if n == 2 else 1)
 
 
 def _nonempty(x: Tensor, axes: tuple, op: str) -> None:

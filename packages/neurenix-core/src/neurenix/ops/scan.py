@@ -7,10 +7,10 @@ included, which ``exp(cumsum(log(x)))`` would not give).
 
 from __future__ import annotations
 
-from .. import dtypes as _dt
 from ._operands import Tensor, normalize_dim, not_a_tensor
-from .elementwise import add, cast, mul
+from .elementwise import add, mul
 from .joining import cat
+from .reduce import accumulated
 
 
 def _scan(x: Tensor, dim: int, combine, op: str, dtype) -> Tensor:
@@ -19,10 +19,7 @@ def _scan(x: Tensor, dim: int, combine, op: str, dtype) -> Tensor:
     except AttributeError:
         raise not_a_tensor(op, x) from None
     axis = normalize_dim(dim, nd, op)
-    if dtype is not None:
-        x = cast(x, _dt.as_dtype(dtype))
-    elif x._data.dtype.kind == "b":
-        x = cast(x, _dt.int64)  # as PyTorch: bool sums and products are int64
+    x = accumulated(x, dtype)
     if nd == 0:
         return x * 1
     n, lead = x.shape[axis], (slice(None),) * axis
@@ -36,7 +33,7 @@ def _scan(x: Tensor, dim: int, combine, op: str, dtype) -> Tensor:
 
 
 def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
-    """Running sums along ``dim`` (bool and int64 give int64)."""
+    """Running sums along ``dim`` (bool and integer inputs give int64)."""
     return _scan(x, dim, add, "cumsum", dtype)
 
 

@@ -1,4 +1,4 @@
-"""Sorting: sort, argsort, topk and unique.
+"""Sorting: sort, argsort, topk, median and unique.
 
 The order is found on the host (NumPy), as a host step of a captured program (so a compiled function
 sorts its fresh values at every replay); values are then picked with ``gather``, so they are
@@ -7,14 +7,20 @@ differentiable as gathers are. No backend kernel is involved.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes as _dt
 from ..arguments import boolean, integer
 from ..capture import recording
+from ..errors import DTypeError
 from ._operands import Tensor, _wrap, normalize_dim, not_a_tensor
+from .elementwise import where
 from .indexing import gather
+from .numeric import isnan
 from .reduce import values_indices
+from .shape import reshape
 
 
 def _host_order(buf, dev, axis: int, descending: bool):
@@ -77,6 +83,38 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
         return values_indices(x, idx)
     idx = idx[(slice(None),) * axis + (slice(0, k),)]
     return values_indices(gather(x, axis, idx), idx)
+
+
+def median(x: Tensor, dim: int | None = None, keepdim: bool = False):
+    """The lower median (of an even count, the smaller middle value, as PyTorch's): of all entries if ``dim`` is
+    None (a 0-d tensor; NaN for an empty float tensor), else ``(values, indices)`` along ``dim``, each index
+    that of the median in a stable sort. A NaN among the entries makes the median NaN (its index the first
+    NaN's). Values are differentiable (the gradient goes to the median entry)."""
+    keepdim = boolean(keepdim, "keepdim", "median")
+    try:
+        kind = x._data.dtype.kind
+    except AttributeError:
+        raise not_a_tensor("median", x) from None
+    if kind == "b":
+        raise DTypeError("median: not defined for bool tensors (cast with .long() or .float())")
+    if dim is None:
+        if keepdim:
+            raise ValueError("median: keepdim=True needs a dim (the median of all entries is a 0-d tensor)")
+        if x.numel() == 0 and kind != "f":
+            raise ValueError(f"median: an empty {x.dtype} tensor has no median (only float tensors give NaN)")
+        return x.new_full((), math.nan) if x.numel() == 0 else median(reshape(x, (x.numel(),)), 0).values
+    axis = normalize_dim(dim, x.ndim, "median")
+    values, order = sort(x, axis)  # stable, NaN last
+    if x.ndim == 0:
+        return values_indices(x * 1, order)
+    n = x.shape[axis]
+    if n == 0:
+        raise IndexError(f"median: dim {dim} of a tensor of shape {x.shape} is empty: it has no median")
+    nans = isnan(x).sum(axis, keepdim=True)  # where there are some, the first of them (in sorted order) is taken
+    at = where(nans > 0, n - nans, (n - 1) // 2)
+    picked = (gather(values, axis, at), gather(order, axis, at))
+    # the sum of one entry drops the axis into a new tensor (squeezing would give a view)
+    return values_indices(*(p if keepdim else p.sum(axis) for p in picked))
 
 
 def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,

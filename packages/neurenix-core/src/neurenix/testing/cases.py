@@ -29,8 +29,9 @@ class OpCase:
     """``fn(*tensors)`` must equal ``ref(*arrays)`` for inputs of ``shapes`` in each of ``dtypes``.
 
     ``domain`` shapes the random inputs: "real" (standard normal), "positive" (in [0.5, 2.5]),
-    "unit" (in (-0.9, 0.9)), "distinct" (a shuffled grid: no ties, well apart) or "nan" (standard normal
-    with NaNs, at other places in each input, some rows with several). ``grad`` says whether
+    "unit" (in (-0.9, 0.9)), "distinct" (a shuffled grid: no ties, well apart), "nan" (standard normal
+    with NaNs, at other places in each input, some rows with several) or "zeros" (standard normal with exact
+    zeros where "nan" puts NaNs: some rows with one, some with several). ``grad`` says whether
     the op is differentiable (checked in float64, first and second order). ``out_dtype`` maps the input
     dtype name to the expected output dtype name where it is not NumPy's.
     """
@@ -55,9 +56,9 @@ class OpCase:
         return [_draw(rng, s, dtype, self.domain, k) for k, s in enumerate(shapes or self.shapes)]
 
 
-def _nan_positions(n: int, k: int) -> list[int]:
-    """Where input ``k`` of a "nan" case holds NaN: a few fixed places (two adjacent, so that a row holds
-    several) and a sparse spread, shifted per input so that binary ops meet NaN on either side."""
+def _special_positions(n: int, k: int) -> list[int]:
+    """Where input ``k`` of a "nan" ("zeros") case holds NaN (0): a few fixed places (two adjacent, so that a row
+    holds several) and a sparse spread, shifted per input so that binary ops meet NaN on either side."""
     return sorted({i for i in (1 + k, 6 + 2 * k, 7 + k) if i < n} | set(range(5 + k, n, 11)))
 
 
@@ -76,8 +77,8 @@ def _draw(rng, shape, dtype: str, domain: str, k: int = 0) -> np.ndarray:
         x = (rng.permutation(n) - n / 2) * 0.25 + rng.uniform(-0.05, 0.05, n)
     else:
         x = rng.standard_normal(n)
-        if domain == "nan":
-            x[_nan_positions(n, k)] = np.nan
+        if domain in ("nan", "zeros"):
+            x[_special_positions(n, k)] = np.nan if domain == "nan" else 0.0
     return x.reshape(shape).astype(dtype)
 
 
@@ -398,6 +399,31 @@ _LABELS_IGNORED = np.array([2, -100, 1, 2])
 _SCATTER = np.array([[0, 3], [2, 1], [1, 0]])  # positions in (3, 4) along dim 1, none repeated in a row
 _SCATTER_REPEATS = np.array([[0, 3], [2, 2], [1, 1]])  # rows 1 and 2 name one position twice (added up)
 _MASK = np.array([True, False, False, True])
+_MASK_2D = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, False]])
+
+
+def _np_median(a, axis=None, keepdims=False):
+    """PyTorch's lower median (of an even count, the smaller middle value), NaN where the entries hold one;
+    of all entries if ``axis`` is None (NaN for none, in a float dtype)."""
+    if axis is None:
+        if a.size == 0:
+            if a.dtype.kind != "f":
+                raise ValueError("an empty integer array has no median")
+            return np.array(np.nan, a.dtype)
+        a, axis = a.reshape(-1), 0
+    if a.shape[axis] == 0:
+        raise IndexError(f"no median along the empty axis {axis} of {a.shape}")
+    out = np.take(np.sort(a, axis), (a.shape[axis] - 1) // 2, axis)
+    if a.dtype.kind == "f":
+        out = np.where(np.isnan(a).any(axis), np.nan, out).astype(a.dtype)
+    return np.expand_dims(out, axis) if keepdims else out
+
+
+def _np_median_index(a, axis):
+    """Where along ``axis`` the median lies (of entries without ties), or the first NaN where there is one."""
+    nan = np.isnan(a)
+    at = np.argmax(a == np.expand_dims(_np_median(a, axis), axis), axis)
+    return np.where(nan.any(axis), np.argmax(nan, axis), at)
 
 
 # -- the cases ----------------------------------------------------------------------------------
@@ -623,6 +649,25 @@ CASES: list[OpCase] = [
     C("cumprod", lambda a: a.cumprod(0), lambda a: np.cumprod(a, 0), ((5, 3),), NUMERIC),
     C("cumprod_zeros", lambda a: a.masked_fill(Tensor(_MASK), 0.0).cumprod(1),
       lambda a: np.cumprod(np.where(_MASK, 0, a), 1).astype(a.dtype), ((3, 4),)),
+    C("prod", lambda a: a.prod(), np.prod, ((3, 4),), NUMERIC),
+    C("prod_dim_keepdim", lambda a: a.prod(1, keepdim=True), lambda a: np.prod(a, 1, keepdims=True), ((3, 5),),
+      NUMERIC),
+    C("prod_negdim", lambda a: a.prod(-1), lambda a: np.prod(a, -1), ((2, 3, 7),), NUMERIC),
+    C("prod_bool", lambda a: a.prod(0), lambda a: np.prod(a, 0), ((4, 3),), ("bool",), grad=False, out_dtype=_int64),
+    C("prod_dtype", lambda a: a.prod(1, dtype="float64"), lambda a: np.prod(a, 1, dtype=np.float64), ((3, 4),),
+      NUMERIC, out_dtype=lambda d: "float64"),
+    # rows with no zero, one and two (the second-order gradient of two zeros is the product of the others)
+    C("prod_zeros", lambda a: a.prod(1), lambda a: np.prod(a, 1), ((4, 3),), domain="zeros"),
+    C("prod_zeros_dim0_keepdim", lambda a: a.prod(0, keepdim=True), lambda a: np.prod(a, 0, keepdims=True),
+      ((4, 3),), domain="zeros"),
+    C("prod_several_zeros", lambda a: a.prod(-1), lambda a: np.prod(a, -1), ((3, 4),), domain="zeros"),  # 1, 3, none
+    C("prod_all_zeros", lambda a: a.prod(), np.prod, ((3, 4),), domain="zeros"),
+    C("median", lambda a: a.median(), _np_median, ((3, 4),), NUMERIC, "distinct"),
+    C("median_dim", lambda a: a.median(1).values, lambda a: _np_median(a, 1), ((3, 5),), NUMERIC, "distinct"),
+    C("median_even_keepdim", lambda a: a.median(-1, keepdim=True).values, lambda a: _np_median(a, -1, True),
+      ((3, 4),), NUMERIC, "distinct"),
+    C("median_indices", lambda a: a.median(0).indices, lambda a: _np_median_index(a, 0), ((4, 3),),
+      domain="distinct", grad=False, out_dtype=_int64),
     C("norm", lambda a: a.norm(), lambda a: _np_norm(a, 2), ((3, 4),)),
     C("norm_p1_dim", lambda a: a.norm(1, dim=1), lambda a: _np_norm(a, 1, 1), ((3, 4),), domain="distinct"),
     C("norm_p3_keepdim", lambda a: a.norm(3, dim=0, keepdim=True), lambda a: _np_norm(a, 3, 0, True), ((3, 4),),
@@ -659,6 +704,26 @@ CASES: list[OpCase] = [
       lambda a, s: _np_scatter(a, 1, _SCATTER_REPEATS, s, add=True), ((3, 4), (3, 2)), NUMERIC),
     C("scatter_add_dim0", lambda a, s: a.scatter_add(0, Tensor(_SCATTER_REPEATS.T), s),
       lambda a, s: _np_scatter(a, 0, _SCATTER_REPEATS.T, s, add=True), ((4, 3), (2, 3)), NUMERIC),
+    C("masked_select", lambda a: a.masked_select(a.detach() > 0), lambda a: a[a > 0], ((3, 4),), NUMERIC),
+    C("masked_select_bcast_mask", lambda a: a.masked_select(Tensor(_MASK)),
+      lambda a: a[np.broadcast_to(_MASK, a.shape)], ((3, 4),), ALL),
+    C("masked_select_bcast_input", lambda a: a.masked_select(Tensor(_MASK_2D)),
+      lambda a: np.broadcast_to(a, _MASK_2D.shape)[_MASK_2D], ((4,),), NUMERIC),
+    C("nonzero", lambda a: a.nonzero(), np.argwhere, ((3, 4),), ("int64", "bool"), grad=False, out_dtype=_int64),
+    C("nonzero_3d", lambda a: a.nonzero(), np.argwhere, ((2, 3, 4),), domain="zeros", grad=False,
+      out_dtype=_int64),
+    C("nonzero_as_tuple", lambda a: stack(a.nonzero(as_tuple=True)), lambda a: np.stack(np.nonzero(a)), ((3, 4),),
+      NUMERIC, "zeros", grad=False, out_dtype=_int64),
+    C("flip", lambda a: a.flip((0, -1)), lambda a: np.flip(a, (0, -1)), ((2, 3, 4),), ALL),
+    C("flip_one_dim", lambda a: a.flip(1), lambda a: np.flip(a, 1), ((3, 4),), NUMERIC),
+    C("roll", lambda a: a.roll(2, 1), lambda a: np.roll(a, 2, 1), ((3, 5),), ALL),
+    C("roll_dims_negative", lambda a: a.roll((1, -7), (0, -1)), lambda a: np.roll(a, (1, -7), (0, -1)), ((3, 4),),
+      NUMERIC),
+    C("roll_flattened", lambda a: a.roll(-5), lambda a: np.roll(a, -5), ((3, 4),), ALL),
+    C("tril", lambda a: a.tril(), np.tril, ((3, 4),), ALL),
+    C("tril_below_batched", lambda a: a.tril(-1), lambda a: np.tril(a, -1), ((2, 4, 3),), NUMERIC),
+    C("triu_above_batched", lambda a: a.triu(2), lambda a: np.triu(a, 2), ((2, 3, 5),), ALL),
+    C("triu_below", lambda a: a.triu(diagonal=-1), lambda a: np.triu(a, -1), ((4, 3),), NUMERIC),
     C("repeat", lambda a: a.repeat(2, 1, 3), lambda a: np.tile(a, (2, 1, 3)), ((2, 3),), ALL),
     C("split", lambda a: _scaled_cat(a.split(2, 1), 1), lambda a: _np_scaled_cat(np.split(a, [2, 4], 1), 1),
       ((3, 5),), NUMERIC),
@@ -762,8 +827,8 @@ def _np_put(a, rows, v, accumulate=False):
 
 
 # NaN wins, as in NumPy (and PyTorch): max/min/amax/amin and maximum/minimum give NaN where an operand or
-# a reduced row holds one, argmax/argmin the index of the first NaN, relu(NaN) is NaN, a pooling window
-# holding NaN gives NaN; comparisons with NaN are false (ne true). Not differentiable here: gradients
+# a reduced row holds one, argmax/argmin the index of the first NaN (median too: NaN, at the first NaN), relu(NaN)
+# is NaN, a pooling window holding NaN gives NaN; comparisons with NaN are false (ne true), NaN is nonzero. Not differentiable here: gradients
 # through NaN are checked by the conformance suite's pooling test.
 _N = dict(domain="nan", grad=False)
 NAN_CASES: list[OpCase] = [
@@ -789,6 +854,12 @@ NAN_CASES: list[OpCase] = [
     C("nan_softmax", lambda a: a.softmax(1), lambda a: np.exp(_np_log_softmax(a, 1)), ((3, 4),), **_N),
     C("nan_lt", lambda a, b: a < b, np.less, ((3, 4), (3, 4)), out_dtype=_bool, **_N),
     C("nan_ne", lambda a, b: a != b, np.not_equal, ((3, 4), (3, 4)), out_dtype=_bool, **_N),
+    C("nan_median", lambda a: a.median(), _np_median, ((3, 4),), **_N),
+    C("nan_median_dim_values", lambda a: a.median(1).values, lambda a: _np_median(a, 1), ((3, 4),), **_N),
+    C("nan_median_dim_indices", lambda a: a.median(1).indices, lambda a: _np_median_index(a, 1), ((3, 4),),
+      out_dtype=_int64, **_N),
+    C("nan_prod_dim", lambda a: a.prod(1), lambda a: np.prod(a, 1), ((3, 4),), **_N),
+    C("nan_nonzero", lambda a: a.nonzero(), np.argwhere, ((3, 4),), out_dtype=_int64, **_N),  # NaN is nonzero
     C("nan_max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),), **_N),
     C("nan_max_pool2d_padded", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: _np_pool(x, 3, 2, np.max, 1, -np.inf),
       ((1, 2, 5, 5),), **_N),
