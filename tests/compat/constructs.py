@@ -422,10 +422,21 @@ CONSTRUCTS: list[Construct] = [
     same(FUNCTIONAL, "nn.MSELoss(reduction='sum')(x, y)"),
     same(FUNCTIONAL, "nn.L1Loss()(x, y)"),
     same(FUNCTIONAL, "nn.NLLLoss()(x[:, :3], labels)"),
-    missing(FUNCTIONAL, "F.binary_cross_entropy(x.sigmoid(), y.sigmoid())",
-            "use `binary_cross_entropy_with_logits` on logits"),
-    missing(FUNCTIONAL, "F.smooth_l1_loss(x, y)"),
-    missing(FUNCTIONAL, "F.kl_div(x.log_softmax(1), y.softmax(1))"),
+    same(FUNCTIONAL, "F.binary_cross_entropy(x.sigmoid(), y.sigmoid())",
+         "gradients are those of the loss with its logs floored at -100 (0 through a floored log); within 1e-12 of "
+         "0 or 1 PyTorch's backward caps them instead"),
+    same(FUNCTIONAL, "F.binary_cross_entropy(x.sigmoid(), (y > 0).float(), weight=v, reduction='sum')"),
+    same(FUNCTIONAL, "F.binary_cross_entropy_with_logits(x, y.sigmoid(), weight=v, pos_weight=v.abs())"),
+    same(FUNCTIONAL, "F.smooth_l1_loss(x, y)"),
+    same(FUNCTIONAL, "F.smooth_l1_loss(x, y, beta=0.5) + F.smooth_l1_loss(x, y, beta=0.0)"),
+    same(FUNCTIONAL, "F.huber_loss(x, y, delta=0.5, reduction='none')"),
+    same(FUNCTIONAL, "F.kl_div(x.log_softmax(1), y.softmax(1))",
+         "as PyTorch, 'mean' averages over every element and warns; the target's gradient where it is 0 is finite "
+         "(NaN in PyTorch)"),
+    same(FUNCTIONAL, "F.kl_div(x.log_softmax(1), y.log_softmax(1), reduction='batchmean', log_target=True)"),
+    differs(FUNCTIONAL, "F.smooth_l1_loss(x, y[:1])", "a loss of two tensors of one shape (`mse_loss`, `l1_loss`, "
+            "`smooth_l1_loss`, `huber_loss`, `kl_div`) refuses a target of another shape, which PyTorch broadcasts "
+            "(with a warning; silently for `kl_div`)", "F.smooth_l1_loss(x, y[:1].expand_as(x))"),
     same(FUNCTIONAL, "F.silu(x) + F.elu(x, 0.5) + F.softplus(x, beta=2.0)"),
     same(FUNCTIONAL, "F.layer_norm(x, (4,), weight=v, bias=v)"),
     same(FUNCTIONAL, "F.group_norm(img, 3, eps=1e-3)"),
@@ -433,7 +444,12 @@ CONSTRUCTS: list[Construct] = [
     same(FUNCTIONAL, "F.conv1d(img[:, :, 0], nx.ones(2, 3, 2), padding=1)"),
     same(FUNCTIONAL, "F.max_pool1d(x.unsqueeze(0), 2) + F.avg_pool1d(x.unsqueeze(0), 2)"),
     same(FUNCTIONAL, "F.dropout2d(img, training=False)"),
-    missing(FUNCTIONAL, "nn.BCEWithLogitsLoss()(x, y.sigmoid())", "`F.binary_cross_entropy_with_logits` is there"),
+    same(FUNCTIONAL, "nn.BCEWithLogitsLoss()(x, y.sigmoid())"),
+    same(FUNCTIONAL, "nn.BCEWithLogitsLoss(pos_weight=nx.full((4,), 2.0))(x, y.sigmoid())"),
+    same(FUNCTIONAL, "nn.BCELoss(reduction='none')(x.sigmoid(), y.sigmoid())"),
+    same(FUNCTIONAL, "nn.SmoothL1Loss(beta=0.5)(x, y)"),
+    same(FUNCTIONAL, "nn.HuberLoss(delta=2.0)(x, y)"),
+    same(FUNCTIONAL, "nn.KLDivLoss(reduction='batchmean')(x.log_softmax(1), y.softmax(1))"),
     # -- optim and lr_scheduler
     same(OPTIM, _OPT + "opt = optim.SGD([w], lr=0.1)" + _STEP),
     same(OPTIM, _OPT + "opt = optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)" + _STEP),
@@ -460,9 +476,13 @@ CONSTRUCTS: list[Construct] = [
     same(OPTIM, "w = nx.zeros(1, requires_grad=True); opt = optim.SGD([w], lr=0.1)\n"
          "sched = optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)\nfor loss in [1.0, 2.0, 3.0]:\n"
          "    sched.step(loss)\nopt.param_groups[0]['lr']"),
+    same(OPTIM, _SCHED.format("sched = optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)")),
+    same(OPTIM, _SCHED.format("sched = optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2)")),
+    same(OPTIM, "w = nx.zeros(1, requires_grad=True); opt = optim.SGD([w], lr=0.1)\n"
+         "sched = optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, eta_min=0.01)\nlrs = []\n"
+         "for i in range(8):\n    opt.step(); sched.step(i / 2); lrs.append(sched.get_last_lr()[0])\nlrs",
+         "`step(epoch)` with a fraction of an epoch, as PyTorch allows"),
     missing(OPTIM, "optim.LBFGS([nx.zeros(1, requires_grad=True)])"),
-    missing(OPTIM, "optim.lr_scheduler.CosineAnnealingWarmRestarts"),
-    missing(OPTIM, "optim.lr_scheduler.LinearLR"),
     # -- save/load, devices, seeds
     same(IO, "import io\nbuf = io.BytesIO()\nnx.save({'x': x, 'step': 3}, buf)\nbuf.seek(0)\nnx.load(buf)['x']"),
     same(IO, "import io\nm = nn.Linear(4, 2)\nbuf = io.BytesIO()\nnx.save(m.state_dict(), buf)\nbuf.seek(0)\n"

@@ -27,6 +27,12 @@ CASES = [
     ("OneCycleLR", dict(max_lr=0.05, total_steps=120, div_factor=10.0, final_div_factor=100.0), "Adam",
      dict(lr=0.01)),
     ("OneCycleLR", dict(max_lr=0.5, total_steps=100, cycle_momentum=False), "SGD", dict(lr=0.1)),
+    ("LinearLR", dict(), "SGD", dict(lr=0.5)),
+    ("LinearLR", dict(start_factor=0.05, end_factor=0.8, total_iters=30), "Adam", dict(lr=0.01)),
+    ("LinearLR", dict(start_factor=1.0, end_factor=0.0, total_iters=40), "SGD", dict(lr=0.3, momentum=0.9)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=10), "SGD", dict(lr=0.1)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.001), "Adam", dict(lr=0.2)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=1, T_mult=3), "SGD", dict(lr=0.4)),
 ]
 
 
@@ -74,7 +80,8 @@ def test_reduce_on_plateau_matches_pytorch(torch, mode, threshold_mode):
 
 @pytest.mark.parametrize("name, kwargs", [("StepLR", dict(step_size=4, gamma=0.5)), ("ExponentialLR", dict(gamma=0.9)),
                                           ("CosineAnnealingLR", dict(T_max=9)),
-                                          ("MultiStepLR", dict(milestones=[2, 5, 11]))])
+                                          ("MultiStepLR", dict(milestones=[2, 5, 11])),
+                                          ("LinearLR", dict(start_factor=0.1, total_iters=10))])
 def test_resuming_with_last_epoch_matches_pytorch(torch, name, kwargs):
     """Resume at epoch 6 (groups holding initial_lr), as from a checkpoint; and the deprecated step(epoch)."""
     runs = []
@@ -92,3 +99,25 @@ def test_resuming_with_last_epoch_matches_pytorch(torch, name, kwargs):
         lrs.append(s.get_last_lr()[0])
         runs.append(lrs)
     assert runs[0] == pytest.approx(runs[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("t_mult", [1, 2])
+def test_warm_restarts_fractional_epochs_and_resuming_match_pytorch(torch, t_mult):
+    """step(epoch) per batch (a fraction of an epoch), mixed with plain steps, from a fresh start and resumed
+    (within the first restart: past it PyTorch's resume counts one restart at most)."""
+    epochs = [e + i / 4 for e in range(12) for i in range(4)] + [None] * 5 + [2.5, 30.25, 0.0, None]
+    for last_epoch in (-1, 4):
+        runs = []
+        for lib, lib_optim in ((nx, optim), (torch, torch.optim)):
+            opt = lib_optim.SGD(_groups(lib, True), lr=0.4)
+            for group in opt.param_groups if last_epoch >= 0 else ():
+                group["initial_lr"] = 0.8
+            s = lib_optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=t_mult, eta_min=0.05,
+                                                                  last_epoch=last_epoch)
+            lrs = list(s.get_last_lr())
+            for epoch in epochs:
+                opt.step()
+                s.step(epoch)
+                lrs += s.get_last_lr() + [s.last_epoch]
+            runs.append(lrs)
+        assert runs[0] == pytest.approx(runs[1], rel=1e-12, abs=1e-15), f"last_epoch={last_epoch}"

@@ -49,7 +49,8 @@ values = st.one_of(scalars, tensors(), st.tuples(small_ints, small_ints), st.lis
                    st.lists(st.floats(-2, 2), max_size=3), st.tuples(small_ints, small_ints, small_ints, small_ints))
 KEYWORDS = ["dim", "keepdim", "dtype", "device", "stride", "padding", "dilation", "groups", "reduction", "p",
             "training", "lr", "momentum", "betas", "eps", "weight_decay", "bias", "kernel_size", "label_smoothing",
-            "alpha", "min", "max", "requires_grad", "num_classes", "correction", "size"]
+            "alpha", "min", "max", "requires_grad", "num_classes", "correction", "size", "beta", "delta", "log_target",
+            "pos_weight"]
 
 
 def _t():
@@ -68,7 +69,8 @@ CALLS = {
     **{f"F.{name}": getattr(F, name) for name in [
         "conv2d", "max_pool2d", "avg_pool2d", "pad", "batch_norm", "dropout", "cross_entropy", "mse_loss", "l1_loss",
         "nll_loss", "binary_cross_entropy_with_logits", "one_hot", "linear", "softmax", "unfold", "fold", "conv1d",
-        "max_pool1d", "avg_pool1d", "layer_norm", "group_norm", "embedding", "dropout2d", "silu", "elu", "softplus"]},
+        "max_pool1d", "avg_pool1d", "layer_norm", "group_norm", "embedding", "dropout2d", "silu", "elu", "softplus",
+        "binary_cross_entropy", "smooth_l1_loss", "huber_loss", "kl_div"]},
     **{f"Tensor.{name}": (lambda method: lambda *a, **k: getattr(_t(), method)(*a, **k))(name) for name in [
         "reshape", "view", "permute", "transpose", "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "sum",
         "mean", "max", "argmax", "var", "softmax", "gather", "index_put", "clamp", "pow", "add", "sub", "mul", "div",
@@ -78,7 +80,8 @@ CALLS = {
         "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d", "Sequential", "Flatten",
         "Softmax", "LogSoftmax", "CrossEntropyLoss", "MSELoss", "LayerNorm", "GroupNorm", "Embedding", "Conv1d",
         "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool2d", "Dropout2d", "ModuleDict", "MultiheadAttention",
-        "TransformerEncoderLayer", "ELU", "Softplus"]},
+        "TransformerEncoderLayer", "ELU", "Softplus", "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss",
+        "KLDivLoss"]},
     "nn.Linear(3, 2)(x)": lambda *a, **k: nx.nn.Linear(3, 2)(*a, **k),
     "nn.Conv2d(1, 2, 3)(x)": lambda *a, **k: nx.nn.Conv2d(1, 2, 3)(*a, **k),
     "nn.BatchNorm2d(1)(x)": lambda *a, **k: nx.nn.BatchNorm2d(1)(*a, **k),

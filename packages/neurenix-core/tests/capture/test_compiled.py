@@ -182,6 +182,18 @@ def test_index_checks_run_at_every_replay():
     assert compiled.stats["replays"] == 2
 
 
+def test_probability_checks_run_at_every_replay():
+    compiled = nx.compile(lambda p, t: F.binary_cross_entropy(p, t).detach())
+    ok = nx.tensor([1.0, 0.0])
+    compiled(nx.tensor([0.5, 0.5]), ok)
+    assert compiled(nx.tensor([0.25, 0.5]), ok).item() == pytest.approx((np.log(4) + np.log(2)) / 2)
+    with pytest.raises(ValueError, match="input should be between 0 and 1, got 1.5"):
+        compiled(nx.tensor([0.5, 1.5]), ok)
+    with pytest.raises(ValueError, match="target should be between 0 and 1, got nan"):
+        compiled(ok, nx.tensor([np.nan, 0.0]))
+    assert compiled.stats["replays"] == 3
+
+
 def test_results_are_not_shared_between_replays():
     compiled = nx.compile(lambda x: (x * 0 + nx.ones(3), nx.zeros(2)))
     x = nx.ones(3)

@@ -160,8 +160,9 @@ def test_regression_losses(name, reduction):
     np.testing.assert_allclose(cls(reduction)(_t(a), _t(b)).numpy(), want, rtol=1e-12)
 
 
-@pytest.mark.parametrize("fn", [F.mse_loss, F.l1_loss, F.binary_cross_entropy_with_logits],
-                         ids=["mse", "l1", "bce_logits"])
+@pytest.mark.parametrize("fn", [F.mse_loss, F.l1_loss, F.binary_cross_entropy_with_logits, F.binary_cross_entropy,
+                                F.smooth_l1_loss, F.huber_loss, F.kl_div],
+                         ids=["mse", "l1", "bce_logits", "bce", "smooth_l1", "huber", "kl_div"])
 def test_shape_mismatch_names_both_shapes(fn):
     with pytest.raises(ShapeError, match=_shape((4, 1)) + r".*" + _shape((4,))):
         fn(nx.zeros(4, 1), nx.zeros(4))
@@ -231,6 +232,10 @@ LOSSES = {
     "mse_loss": lambda r: F.mse_loss(nx.zeros(2), nx.zeros(2), reduction=r),
     "l1_loss": lambda r: F.l1_loss(nx.zeros(2), nx.zeros(2), reduction=r),
     "bce_logits": lambda r: F.binary_cross_entropy_with_logits(nx.zeros(2), nx.zeros(2), reduction=r),
+    "bce": lambda r: F.binary_cross_entropy(nx.zeros(2), nx.zeros(2), reduction=r),
+    "smooth_l1_loss": lambda r: F.smooth_l1_loss(nx.zeros(2), nx.zeros(2), reduction=r),
+    "huber_loss": lambda r: F.huber_loss(nx.zeros(2), nx.zeros(2), reduction=r),
+    "kl_div": lambda r: F.kl_div(nx.zeros(2), nx.zeros(2), reduction=r),
 }
 
 
@@ -240,6 +245,7 @@ def test_invalid_reduction(name):
         LOSSES[name]("avg")
 
 
+@pytest.mark.filterwarnings("ignore:kl_div. reduction='mean'")
 @pytest.mark.parametrize("name", LOSSES)
 def test_reduction_shapes(name):
     assert LOSSES[name]("mean").shape == () and LOSSES[name]("sum").shape == ()

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 
@@ -29,7 +30,13 @@ def _lrs(scheduler, steps):
     (lambda o: sched.CosineAnnealingLR(o, T_max=4, eta_min=0.0),
      [1, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0.0,
       (1 + math.cos(5 * math.pi / 4)) / 2]),
-], ids=["step", "multistep", "exponential", "lambda", "cosine"])
+    (lambda o: sched.LinearLR(o, start_factor=0.25, total_iters=3), [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]),
+    (lambda o: sched.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=4), [1, 0.75, 0.5, 0.25, 0, 0]),
+    (lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=2, eta_min=0.5), [1, 0.75, 1, 0.75, 1, 0.75]),
+    (lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=1, T_mult=2),
+     [1, 1, 0.5, 1, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 1]),
+], ids=["step", "multistep", "exponential", "lambda", "cosine", "linear", "linear-down", "warm-restarts",
+        "warm-restarts-mult"])
 def test_known_values(make, want):
     got = _lrs(make(_opt()), len(want) - 1)
     assert got == pytest.approx(want, abs=1e-12)
@@ -43,15 +50,20 @@ def test_initial_lr_and_last_epoch():
         sched.StepLR(_opt(), step_size=1, last_epoch=3)
 
 
-def test_resume_from_state_dict():
-    first = sched.StepLR(_opt(), step_size=2, gamma=0.1)
+@pytest.mark.parametrize("make", [
+    lambda o: sched.StepLR(o, step_size=2, gamma=0.1),
+    lambda o: sched.LinearLR(o, start_factor=0.1, total_iters=6),
+    lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2, eta_min=0.1),
+], ids=["step", "linear", "warm-restarts"])
+def test_resume_from_state_dict(make):
+    first = make(_opt())
     _lrs(first, 3)
     opt = _opt()
-    second = sched.StepLR(opt, step_size=2, gamma=0.1)  # as PyTorch says: the scheduler first, then the states
+    second = make(opt)  # as PyTorch says: the scheduler first, then the states
     opt.load_state_dict(first.optimizer.state_dict())
     second.load_state_dict(first.state_dict())
     assert "optimizer" not in first.state_dict()
-    assert _lrs(second, 3) == pytest.approx(_lrs(first, 3))
+    assert _lrs(second, 5) == pytest.approx(_lrs(first, 5), abs=1e-15)
 
 
 def test_epoch_argument_uses_the_closed_form():
@@ -60,6 +72,56 @@ def test_epoch_argument_uses_the_closed_form():
     with pytest.warns(UserWarning, match="deprecated"):
         s.step(3)
     assert s.get_last_lr() == [0.125]
+
+
+def test_linear_lr_epoch_argument_uses_the_closed_form():
+    s = sched.LinearLR(_opt(), start_factor=0.5, total_iters=4)
+    s.optimizer.step()
+    for epoch, want in [(2, 0.75), (9, 1.0), (0, 0.5)]:
+        with pytest.warns(UserWarning, match="deprecated"):
+            s.step(epoch)
+        assert s.get_last_lr() == [pytest.approx(want)] and s.last_epoch == epoch
+
+
+def _sgdr(epoch: float, t_0: int, t_mult: int, low: float = 0.0) -> float:
+    """The SGDR rate at ``epoch`` from an initial rate of 1, by walking the cycles."""
+    start, length = 0, t_0
+    while epoch >= start + length:
+        start, length = start + length, length * t_mult
+    return low + (1 - low) * (1 + math.cos(math.pi * (epoch - start) / length)) / 2
+
+
+@pytest.mark.parametrize("t_mult", [1, 2, 3])
+def test_warm_restarts_fractional_epochs(t_mult):
+    """step(epoch) with a fraction of an epoch (per batch), not deprecated for this scheduler (as in PyTorch)."""
+    s = sched.CosineAnnealingWarmRestarts(_opt(), T_0=2, T_mult=t_mult, eta_min=0.1)
+    s.optimizer.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for epoch in [0.25, 1.5, 2.0, 2.75, 7.3, 20.5, 3.0]:
+            s.step(epoch)
+            assert s.get_last_lr() == [pytest.approx(_sgdr(epoch, 2, t_mult, 0.1), abs=1e-12)]
+            assert s.last_epoch == math.floor(epoch)
+        s.step()  # one epoch on from 3.0
+    assert s.get_last_lr() == [pytest.approx(_sgdr(4.0, 2, t_mult, 0.1), abs=1e-12)] and s.last_epoch == 4
+
+
+def test_warm_restarts_find_every_restart():
+    """At each restart the rate is back at the initial one (PyTorch's float logarithm misses epoch 121 here)."""
+    s = sched.CosineAnnealingWarmRestarts(_opt(), T_0=1, T_mult=3)
+    for epoch in [1, 4, 13, 40, 121, 364]:
+        s.step(epoch)
+        assert s.get_last_lr() == [1.0] and s.T_cur == 0 and s.T_i == 2 * epoch + 1
+
+
+@pytest.mark.parametrize(("t_mult", "last_epoch"), [(1, 2), (1, 11), (2, 2), (2, 40)])
+def test_warm_restarts_resume_with_last_epoch(t_mult, last_epoch):
+    """Resumed after ``last_epoch``, the schedule goes on as an uninterrupted one (cycles counted in full)."""
+    whole = _lrs(sched.CosineAnnealingWarmRestarts(_opt(), T_0=3, T_mult=t_mult), last_epoch + 6)
+    opt = _opt()
+    opt.param_groups[0]["initial_lr"] = 1.0
+    resumed = sched.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=t_mult, last_epoch=last_epoch)
+    assert _lrs(resumed, 5) == pytest.approx(whole[last_epoch + 1:], abs=1e-12)
 
 
 def test_warns_when_stepped_before_the_optimizer():
@@ -131,6 +193,13 @@ def test_one_cycle_moves_adam_beta1_and_needs_momentum():
 @pytest.mark.parametrize(("make", "match"), [
     (lambda o: sched.StepLR(o, step_size=0), "step_size"),
     (lambda o: sched.CosineAnnealingLR(o, T_max=0), "T_max"),
+    (lambda o: sched.LinearLR(o, start_factor=0.0), "start_factor must be greater than 0.0, got 0.0"),
+    (lambda o: sched.LinearLR(o, start_factor=1.5), "start_factor must be at most 1.0, got 1.5"),
+    (lambda o: sched.LinearLR(o, end_factor=-0.1), "end_factor must be at least 0.0, got -0.1"),
+    (lambda o: sched.LinearLR(o, total_iters=0), "total_iters must be at least 1, got 0"),
+    (lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=0), "T_0 must be at least 1, got 0"),
+    (lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=0), "T_mult must be at least 1, got 0"),
+    (lambda o: sched.CosineAnnealingWarmRestarts(o, T_0=2).step(-1), "epoch must be at least 0.0, got -1"),
     (lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=5, anneal_strategy="exp"), "anneal_strategy"),
     (lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=5, pct_start=1.5), "pct_start"),
 ])
@@ -142,3 +211,8 @@ def test_bad_arguments_name_themselves(make, match):
 def test_needs_an_optimizer():
     with pytest.raises(TypeError, match="not an Optimizer"):
         sched.StepLR(object(), step_size=1)
+
+
+def test_warm_restarts_want_integer_periods():
+    with pytest.raises(TypeError, match="T_0 must be an int, got float 2.5"):
+        sched.CosineAnnealingWarmRestarts(_opt(), T_0=2.5)

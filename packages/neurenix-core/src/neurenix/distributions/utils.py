@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from ..nn import functional as F
 from ..ops.shape import expand
 from ..tensor import Tensor, tensor
 
@@ -44,8 +45,8 @@ def logits_to_probs(logits: Tensor, is_binary: bool = False) -> Tensor:
 
 
 def softplus(x: Tensor) -> Tensor:
-    """``log(1 + exp(x))`` without overflow."""
-    return x.relu() + (-x.abs()).exp().log1p()
+    """``log(1 + exp(x))`` without overflow, its gradient ``sigmoid(x)`` everywhere: ``nn.functional.softplus``."""
+    return F.softplus(x)
 
 
 __all__ = ["broadcast_all", "clamp_probs", "logits_to_probs", "probs_to_logits", "softplus"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 from .. import creation
-from ..arguments import choice, integer, number
+from ..arguments import boolean, choice, integer, number
 from ..autograd.grad_mode import no_grad
 from ..backend.kernels import out_size
 from ..caches import constant, remember
+from ..capture import recording
 from ..errors import DTypeError, ShapeError
 from ..ops import (
     erf,
@@ -33,6 +36,7 @@ from ..ops import (
 from ..ops import expect_tensor as _tensor
 from ..ops import log_softmax as _log_softmax
 from ..ops import softmax as _softmax
+from ..ops._operands import broadcast_shapes
 from ..ops.batch_norm import batch_norm_relu_pool_train, batch_norm_train
 from ..ops.bounds import check as check_indices
 from ..ops.conv import conv2d as _conv2d
@@ -52,6 +56,7 @@ __all__ = [
     "avg_pool1d",
     "avg_pool2d",
     "batch_norm",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
@@ -66,7 +71,9 @@ __all__ = [
     "fold",
     "gelu",
     "group_norm",
+    "huber_loss",
     "interpolate",
+    "kl_div",
     "l1_loss",
     "layer_norm",
     "leaky_relu",
@@ -84,6 +91,7 @@ __all__ = [
     "relu",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
     "tanh",
@@ -641,14 +649,14 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _loss_args(op: str, input, target, reduction: str) -> None:
-    """A loss's operands are tensors and its reduction one of PyTorch's (checked before any work)."""
-    if isinstance(input, Tensor) and isinstance(target, Tensor) and type(reduction) is str and reduction in _REDUCTIONS:
+def _loss_args(op: str, input, target, reduction: str, reductions: tuple = _REDUCTIONS) -> None:
+    """A loss's operands are tensors and its reduction one of ``reductions`` (checked before any work)."""
+    if isinstance(input, Tensor) and isinstance(target, Tensor) and type(reduction) is str and reduction in reductions:
         return
     for name, t in (("input", input), ("target", target)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
-    choice(reduction, "reduction", op, _REDUCTIONS)
+    choice(reduction, "reduction", op, reductions)
 
 
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
@@ -742,8 +750,8 @@ def _index_targets(input: Tensor, target: Tensor, ignore_index: int) -> tuple:
     return one_hot.to(input.dtype), counted
 
 
-def _same_shape(input: Tensor, target: Tensor, op: str, reduction: str) -> None:
-    _loss_args(op, input, target, reduction)
+def _same_shape(input: Tensor, target: Tensor, op: str, reduction: str, reductions: tuple = _REDUCTIONS) -> None:
+    _loss_args(op, input, target, reduction, reductions)
     if input.shape != target.shape:
         raise ShapeError(f"{op}: input of shape {input.shape} and target of shape {target.shape} differ; reshape "
                          "one of them (silent broadcasting here is almost always a bug)")
@@ -762,8 +770,136 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Sigmoid + binary cross-entropy in one stable formula."""
-    _same_shape(input, target, "binary_cross_entropy_with_logits", reduction)
-    loss = relu(input) - input * target + log(1 + exp(-input.abs()))
-    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """``0.5 * d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 * beta`` (``d = input - target``);
+    ``beta=0`` is ``l1_loss``, as in PyTorch."""
+    _same_shape(input, target, "smooth_l1_loss", reduction)
+    beta = number(beta, "beta", "smooth_l1_loss", minimum=0.0)
+    d = input - target
+    if beta == 0.0:  # (the quadratic part would divide by zero, and its gradient read 0 * inf)
+        return _reduce(d.abs(), reduction, "smooth_l1_loss")
+    return _reduce(_huber(d, beta) / beta, reduction, "smooth_l1_loss")
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """``0.5 * d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 * delta)`` (``d = input - target``):
+    ``delta`` times ``smooth_l1_loss`` with ``beta=delta``."""
+    _same_shape(input, target, "huber_loss", reduction)
+    delta = number(delta, "delta", "huber_loss", above=0.0)
+    return _reduce(_huber(input - target, delta), reduction, "huber_loss")
+
+
+def _huber(d: Tensor, delta: float) -> Tensor:
+    size = d.abs()
+    # the square of d itself, not of |d|: the second derivative is then 1 at d == 0 too (abs's gradient is 0 there)
+    return where(size < delta, 0.5 * d * d, delta * (size - 0.5 * delta))  # (NaN: not < delta, the linear part)
+
+
+def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """KL divergence of ``target`` from ``input``, log-probabilities: ``target * (log(target) - input)``, where a
+    target of 0 counts 0 (and its gradient is finite); ``log_target=True`` takes log-probability targets.
+
+    ``reduction="batchmean"`` divides the sum by ``input.size(0)`` (the KL divergence per sample); ``"mean"``
+    divides by the number of elements, as PyTorch does (and warns)."""
+    _same_shape(input, target, "kl_div", reduction, _REDUCTIONS + ("batchmean",))
+    log_target = boolean(log_target, "log_target", "kl_div")
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:
+        loss = _xlogx(target) - target * input
+    if reduction == "batchmean":
+        return sum(loss) / input.shape[0] if input.ndim else sum(loss)
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size and the support size; "
+                      "'batchmean' divides by the batch size only, which is the KL divergence (as PyTorch warns)",
+                      UserWarning, stacklevel=2)
+    return _reduce(loss, reduction, "kl_div")
+
+
+def _xlogx(t: Tensor) -> Tensor:
+    """``t * log(t)``, 0 where ``t`` is 0 (NaN and negative values give NaN, as PyTorch's xlogy)."""
+    zero = t == 0
+    # log of 1 where t is 0, so that the branch where() drops has no -inf for its gradient to multiply by 0
+    return where(zero, 0.0, t * log(where(zero, 1.0, t)))
+
+
+_LOG_FLOOR = -100.0  # PyTorch's floor on binary_cross_entropy's logs
+_FLOORED = math.exp(_LOG_FLOOR)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """``-weight * (target * log(input) + (1 - target) * log(1 - input))`` for probabilities ``input``.
+
+    As PyTorch: each log is floored at -100 (so a probability of exactly 0 or 1 costs 100, not inf); ``input`` and
+    ``target`` must lie in [0, 1] (else a ValueError: NaN too) and have one shape; ``weight`` broadcasts to
+    their shape. The gradient is that of this floored loss: 0 through a floored log, and ``(input - target) /
+    (input * (1 - input))`` elsewhere, whose denominator PyTorch's backward clamps at 1e-12."""
+    _same_shape(input, target, "binary_cross_entropy", reduction)
+    w = _elementwise_weight(weight, "weight", input, "binary_cross_entropy")
+    _check_unit_interval("binary_cross_entropy", input=input, target=target)
+    loss = (target - 1.0) * _floored_log(1.0 - input) - target * _floored_log(input)
+    return _reduce(loss if w is None else loss * w, reduction, "binary_cross_entropy")
+
+
+def _floored_log(p: Tensor) -> Tensor:
+    above = p > _FLOORED
+    # log of 1 below the floor: the branch where() drops must not be -inf (its gradient would read 0 * inf)
+    return where(above, log(where(above, p, 1.0)), _LOG_FLOOR)
+
+
+def _check_unit_interval(op: str, **tensors: Tensor) -> None:
+    """A ValueError naming a tensor and one of its values outside [0, 1] (NaN included), as PyTorch checks
+    probabilities. The count of values inside runs as ops; the host reads that one number (recorded, so a compiled
+    step checks it at every replay)."""
+    inside, size = None, 0
+    for t in tensors.values():
+        n = ((t >= 0) & (t <= 1)).sum()  # (NaN is neither)
+        inside, size = (n if inside is None else inside + n), size + t.numel()
+    # (a count, not a 0-d bool: NumPy gives every 0-d True the same object, which a trace cannot tell apart)
+    buffers = tuple(t._data for t in tensors.values())  # (a tuple: a trace finds buffers in tuples and lists)
+    recording.host(_raise_outside_unit, inside._data, size, tuple(tensors), buffers, inside._device, op)
+
+
+def _raise_outside_unit(inside, size: int, names: tuple, buffers: tuple, device, op: str) -> None:
+    if int(device.kernels.to_numpy(inside)) == size:
+        return
+    for name, buffer in zip(names, buffers):
+        v = np.asarray(device.kernels.to_numpy(buffer)).ravel()
+        bad = v[~((v >= 0) & (v <= 1))]
+        if bad.size:
+            raise ValueError(f"{op}: all elements of {name} should be between 0 and 1, got {bad[0]!s}")
+
+
+def _elementwise_weight(weight, name: str, input: Tensor, op: str) -> Tensor | None:
+    """``weight`` (None, or a tensor that broadcasts to ``input``'s shape) in ``input``'s dtype."""
+    if weight is None:
+        return None
+    _tensor(weight, name, op)
+    try:
+        fits = broadcast_shapes(weight.shape, input.shape, op) == input.shape
+    except ShapeError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"{op}: {name} of shape {weight.shape} must broadcast to the input's shape {input.shape}")
+    return weight.to(input.dtype)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """``binary_cross_entropy(sigmoid(input), target, weight)`` in one stable formula (no log is floored);
+    ``pos_weight`` scales the positive term, ``target * log(sigmoid(input))``. ``weight`` and ``pos_weight``
+    broadcast to the input's shape (``pos_weight`` of shape (C,): one per class on the last axis)."""
+    if isinstance(weight, str) and reduction == "mean":  # f(x, y, "sum"): neurenix's earlier positional order
+        weight, reduction = None, weight
+    op = "binary_cross_entropy_with_logits"
+    _same_shape(input, target, op, reduction)
+    w = _elementwise_weight(weight, "weight", input, op)
+    pw = _elementwise_weight(pos_weight, "pos_weight", input, op)
+    softplus_x = softplus(input)  # -log(1 - sigmoid(x))
+    if pw is None:
+        loss = softplus_x - input * target
+    else:  # -log(sigmoid(x)) = softplus(x) - x, weighted by pos_weight where the target is positive
+        loss = (1.0 - target) * softplus_x + pw * target * (softplus_x - input)
+    return _reduce(loss if w is None else loss * w, reduction, op)
+

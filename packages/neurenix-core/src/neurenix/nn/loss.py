@@ -13,6 +13,14 @@ class _Loss(Module):
         self.reduction = reduction
 
 
+def _no_legacy_reduction(cls: str, size_average, reduce) -> None:
+    """PyTorch's deprecated ``size_average``/``reduce`` arguments, kept in their places so that positional
+    arguments mean what they mean there, are refused."""
+    if size_average is not None or reduce is not None:
+        raise TypeError(f"{cls}: size_average and reduce are deprecated in PyTorch and not supported; use reduction "
+                        f"(got size_average={size_average!r}, reduce={reduce!r})")
+
+
 class MSELoss(_Loss):
     """Mean squared error."""
 
@@ -33,9 +41,7 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
-        if size_average is not None or reduce is not None:
-            raise TypeError("CrossEntropyLoss: size_average and reduce are deprecated in PyTorch and not supported; "
-                            "use reduction")
+        _no_legacy_reduction("CrossEntropyLoss", size_average, reduce)
         if isinstance(weight, str):  # CrossEntropyLoss("sum"): neurenix's earlier positional order
             weight, reduction = None, weight
         super().__init__(reduction)
@@ -53,3 +59,68 @@ class NLLLoss(_Loss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(input, target, self.reduction)
+
+
+class BCELoss(_Loss):
+    """Binary cross-entropy of probabilities; ``weight`` (a buffer) scales each element's term. See
+    ``functional.binary_cross_entropy``."""
+
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean"):
+        _no_legacy_reduction("BCELoss", size_average, reduce)
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Sigmoid and binary cross-entropy in one stable formula; ``weight`` and ``pos_weight`` (buffers): see
+    ``functional.binary_cross_entropy_with_logits``."""
+
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean",
+                 pos_weight: Tensor | None = None):
+        _no_legacy_reduction("BCEWithLogitsLoss", size_average, reduce)
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
+
+
+class SmoothL1Loss(_Loss):
+    """Quadratic below ``beta``, linear above (``beta=0``: L1). See ``functional.smooth_l1_loss``."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+        _no_legacy_reduction("SmoothL1Loss", size_average, reduce)
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """Quadratic below ``delta``, ``delta``-scaled linear above. See ``functional.huber_loss``."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(_Loss):
+    """KL divergence of ``target`` from log-probabilities ``input``; ``reduction="batchmean"`` is the divergence
+    per sample. See ``functional.kl_div``."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+        _no_legacy_reduction("KLDivLoss", size_average, reduce)
+        super().__init__(reduction)
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

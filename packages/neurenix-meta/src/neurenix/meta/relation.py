@@ -52,6 +52,6 @@ class RelationNetworks(MetricLearner):
         # log P = log sum_{i in c} r_i - log sum_i r_i, in log space: a sigmoid that underflows to 0 in
         # float32 would otherwise give log(0) and NaN gradients (seen after ~50 meta-iterations on digits)
         z = self.relation_logits(query, support)
-        log_r = z.clamp(max=0) - (-z.abs()).exp().log1p()  # log sigmoid(z), stable for any z
+        log_r = -nx.nn.functional.softplus(-z)  # log sigmoid(z), stable for any z, its slope 1/2 at 0 too
         outside = (one_hot.unsqueeze(1) - 1) * 1e30  # 0 for the class's own support rows, -1e30 elsewhere
         return (log_r.unsqueeze(-1) + outside).logsumexp(dim=-2) - log_r.logsumexp(dim=-1, keepdim=True)

@@ -6,12 +6,13 @@ on: a new rate traces the step again, so a schedule that changes it at every ste
 outside the compiled function: ``neurenix.meta``'s ``meta_learn(scheduler=...)`` compiles the meta-gradient only).
 """
 
-from .cosine import CosineAnnealingLR
+from .cosine import CosineAnnealingLR, CosineAnnealingWarmRestarts
 from .lambda_lr import LambdaLR
+from .linear import LinearLR
 from .one_cycle import OneCycleLR
 from .plateau import ReduceLROnPlateau
 from .scheduler import LRScheduler
 from .step import ExponentialLR, MultiStepLR, StepLR
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "MultiStepLR", "OneCycleLR",
-           "ReduceLROnPlateau", "StepLR"]
+__all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR",
+           "MultiStepLR", "OneCycleLR", "ReduceLROnPlateau", "StepLR"]

@@ -65,9 +65,12 @@ class LRScheduler:
             self.last_epoch = integer(epoch, "epoch", f"{type(self).__name__}.step", minimum=0)
             closed = getattr(self, "_get_closed_form_lr", None)
             values = closed() if closed is not None else self.get_lr()
+        self._set_lrs(values)
+
+    def _set_lrs(self, values: list[float]) -> None:
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current()
 
     def state_dict(self) -> dict:
         """Every attribute but the optimizer."""
