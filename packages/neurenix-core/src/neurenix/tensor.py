@@ -400,6 +400,8 @@ class Tensor:
 def _wrap(data, device: Device) -> Tensor:
     """Make a tensor around a backend buffer (the internal, fast constructor)."""
     t = _new(Tensor)
+    if data.__class__ is np.bool_:  # NumPy's 0-d True and False are shared objects: a tensor holds its own buffer
+        data = np.array(data)  # (a compiled function tells buffers apart by identity)
     t._data = data
     t._device = device
     t.requires_grad = False

@@ -96,7 +96,7 @@ class Tracer:
             return fn(*args)
         self.paused = True
         try:
-            out = fn(*args)
+            out = _own_buffers(fn(*args))
         finally:
             self.paused = False
         if self.reason is not None:
@@ -208,6 +208,17 @@ class Tracer:
                 self._constants(e)
         elif out is not None and hasattr(out, "shape"):
             self.constant(out)
+
+
+def _own_buffers(out):
+    """``out`` with NumPy's shared 0-d True and False (a comparison or ``all`` of NumPy buffers gives them) as
+    0-d arrays of their own: buffers are told apart by identity, and two results must not be one object."""
+    t = type(out)
+    if t is np.bool_:
+        return np.array(out)
+    if t is tuple or t is list:
+        return t(_own_buffers(e) for e in out)
+    return out
 
 
 class RecordingTable:

@@ -856,7 +856,6 @@ def _check_unit_interval(op: str, **tensors: Tensor) -> None:
     for t in tensors.values():
         n = ((t >= 0) & (t <= 1)).sum()  # (NaN is neither)
         inside, size = (n if inside is None else inside + n), size + t.numel()
-    # (a count, not a 0-d bool: NumPy gives every 0-d True the same object, which a trace cannot tell apart)
     buffers = tuple(t._data for t in tensors.values())  # (a tuple: a trace finds buffers in tuples and lists)
     recording.host(_raise_outside_unit, inside._data, size, tuple(tensors), buffers, inside._device, op)
 

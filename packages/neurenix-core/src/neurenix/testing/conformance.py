@@ -46,6 +46,7 @@ __all__ = [
     "test_captured_gradients",
     "test_captured_replay_values",
     "test_captured_training_step",
+    "test_captured_zero_d_bools_stay_apart",
     "test_cast_all_pairs",
     "test_deepcopy_and_pickle",
     "test_erf_precision",
@@ -482,6 +483,24 @@ def test_captured_gradients(case: OpCase, conformance_device):
     second = _tensors([a * 0.75 if a.dtype.kind == "f" else a for a in arrays], dev, requires_grad=True)
     got, _ = _replayed(grads, first, second)
     _close(got, grads(*second), case.name)
+
+
+def test_captured_zero_d_bools_stay_apart(conformance_device):
+    """0-d bool results that are equal while tracing (NumPy gives every 0-d True one shared object) are still
+    distinct values of the program, as results and as arguments: a replay on other values gives theirs."""
+    def both(p, t):
+        return (p > 1).all() & ~(t > 1).all()
+
+    cases = [(2.0, 2.0), (2.0, 0.0), (0.0, 2.0), (0.0, 0.0)]
+    compiled = nx.compile(both)
+    for a, b in cases + cases:
+        p, t = nx.tensor([a, 3.0]), nx.tensor([b, 3.0])
+        assert compiled(p, t).item() == (a > 1 and not b > 1), (a, b)
+    on_args = nx.compile(lambda x, y: x & ~y)
+    for a, b in cases + cases:
+        x, y = (nx.tensor([a]) > 1).all(), (nx.tensor([b]) > 1).all()
+        assert on_args(x, y).item() == (a > 1 and not b > 1), (a, b)
+    assert compiled.stats["replays"] >= 4 and on_args.stats["replays"] >= 4
 
 
 def test_captured_training_step(conformance_device):
