@@ -271,6 +271,8 @@ CONSTRUCTS: list[Construct] = [
     same(INPLACE, "w = nx.zeros(2, requires_grad=True)\nnn.init.uniform_(w.data, 1.0, 1.0)\nw"),
     differs(INPLACE, "x[0].fill_(1.0)\nx", "views are values: an in-place change of a view (which in PyTorch also "
             "changes `x`) raises `InPlaceError`", "x[0] = 1.0\nx"),
+    same(INPLACE, "v = nx.arange(6.0).reshape(2, 3)\nv[0] = 5.0\nnx.arange(6.0).reshape(2, 3).t().add_(v.t())"),
+    same(INPLACE, "v = nx.zeros(6).view(2, 3)\nv[:, 1] = 1.0\nv.add_(1.0)"),
     differs(INPLACE, "x.view(-1)[0] = 5.0\nx", "a view refuses in-place changes", "x.reshape(-1)[0]\nx[0, 0] = 5.0\nx"),
     differs(INPLACE, "x.T.add_(1.0)\nx", "a view refuses in-place changes", "x.add_(1.0)\nx"),
     differs(INPLACE, "x.detach().zero_()\nx", "`detach()` gives a view, which refuses in-place changes; "

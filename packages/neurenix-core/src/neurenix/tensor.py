@@ -17,6 +17,7 @@ sharing, neurenix either does the same or refuses (docs/index.md, "Tensors are v
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -45,8 +46,8 @@ class Tensor:
     """
 
     # _version: 0 if never changed in place, else the graph sequence number of the last change; -1 for a
-    # view, which refuses in-place changes
-    __slots__ = ("__weakref__", "_data", "_device", "_hooks", "_node", "_version", "grad", "requires_grad")
+    # view, which refuses in-place changes while another tensor shares its value (_shared, see mark_view)
+    __slots__ = ("__weakref__", "_data", "_device", "_hooks", "_node", "_shared", "_version", "grad", "requires_grad")
     __array_priority__ = 1000  # ndarray (op) Tensor -> our reflected operator
     __array_ufunc__ = None
 
@@ -261,9 +262,10 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same value, cut from the graph (shares the buffer). It is a view: in-place changes to it are
-        refused (in PyTorch they would change this tensor too); ``detach().clone()`` gives a tensor to change."""
+        refused while this tensor lives (in PyTorch they would change it too); ``detach().clone()`` gives a
+        tensor to change."""
         t = _wrap(self._data, self._device)
-        t._version = -1
+        mark_view(t, self)
         return t
 
     def register_hook(self, hook) -> hooks.RemovableHandle:
@@ -316,14 +318,14 @@ class Tensor:
     # -- in-place updates: rebind this tensor to a new value ----------------------------------------
     def _set(self, data, op: str) -> None:
         """Give this tensor the buffer ``data``, outside autograd (optimizer steps, ``.data =``, init)."""
-        if self._version < 0:
+        if self._version < 0 and _shared(self):
             raise _view_error(op)
         self._version = changed(op)
         self._data = data
 
     def _assign(self, op: str, fn, *args) -> Tensor:
         """Replace this tensor's value by ``fn(old_value, *args)``, recording it if needed."""
-        if self._version < 0:
+        if self._version < 0 and _shared(self):
             raise _view_error(op)
         if grad_mode.state.enabled and self.requires_grad and self._node is None:
             raise RuntimeError(f"{op}: a leaf tensor that requires grad cannot be changed in place while recording; "
@@ -418,6 +420,27 @@ def _alpha(alpha, op: str):
     if type(alpha) not in (int, float, bool):
         return arguments.number(alpha, "alpha", op, finite=False)
     return alpha
+
+
+def mark_view(view: Tensor, of: Tensor) -> None:
+    """Make ``view`` (made by a view op from ``of``) a view: it shares a token with ``of`` and every other view of
+    the same value, so that an in-place change of it can tell whether anyone else would see it in PyTorch."""
+    if type(of) is _DataAlias:
+        of = of._owner
+    token = getattr(of, "_shared", None)
+    if token is None:
+        token = of._shared = []
+    view._shared = token
+    view._version = -1
+
+
+def _shared(view: Tensor) -> bool:
+    """Whether a tensor still holds a view's token with ``view`` (the tensor it was made from, or another view of
+    it): then an in-place change of ``view`` would reach it in PyTorch, and is refused. A view whose tensor and
+    sibling views are gone is a tensor of its own (``nx.zeros(6).view(2, 3)[0] = 1`` works, as in PyTorch)."""
+    token = getattr(view, "_shared", None)
+    # references: view._shared, the local name, getrefcount's argument; one more is another holder's
+    return token is None or type(view) is _DataAlias or sys.getrefcount(token) > 3
 
 
 def _view_error(op: str) -> InPlaceError:

@@ -232,10 +232,49 @@ def test_in_place_on_views_raises_and_changes_nothing(view, write):
 
 
 def test_optimizer_refuses_a_view_parameter():
-    w = nx.ones(3).detach().requires_grad_()
+    base = nx.ones(3)
+    w = base.detach().requires_grad_()
     w.grad = nx.ones(3)
     with pytest.raises(InPlaceError, match="SGD.step"):
         SGD([w], lr=0.1).step()
+    del base  # now no one else sees w's value: the step is w's own, as in PyTorch
+    SGD([w], lr=0.1).step()
+    np.testing.assert_allclose(w.numpy(), [0.9] * 3)
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("write", WRITES)
+def test_a_view_whose_tensor_is_gone_changes_in_place(view, write):
+    """``nx.zeros(6).view(2, 3)[0] = 1``: the tensor the view came from is gone, so nothing else could see the
+    change in PyTorch either; the view is then a tensor of its own."""
+    v = VIEWS[view](nx.arange(6.0).reshape(2, 3).clone())
+    want = v.numpy().copy()
+    WRITES[write](v)
+    w = {"fill_": lambda a: np.full_like(a, 1.0), "add_": lambda a: a + 1, "iadd": lambda a: a + 1,
+         "zero_": np.zeros_like, "copy_": np.ones_like}.get(write)
+    if w is None:
+        want[0] = 5.0
+    np.testing.assert_array_equal(v.numpy(), want if w is None else w(want))
+    v.add_(1.0)  # and stays one
+
+
+def test_a_view_with_a_live_sibling_view_refuses_in_place_changes():
+    base = nx.zeros(4)
+    a, b = base.view(2, 2), base[1:]
+    c = a.t()  # a view of a view: the same value as base, a and b
+    del base
+    for v in (a, b, c):
+        with pytest.raises(InPlaceError, match="view"):
+            v.add_(1.0)
+    del a, b
+    c.add_(1.0)  # the last one standing
+    np.testing.assert_array_equal(c.numpy(), np.ones((2, 2), np.float32))
+
+
+def test_a_view_of_data_is_a_view_of_its_tensor():
+    t = nx.zeros(3)
+    with pytest.raises(InPlaceError, match="view"):
+        t.data.view(3, 1).add_(1.0)
 
 
 def test_advanced_index_is_a_copy_as_in_pytorch():
@@ -259,3 +298,36 @@ def test_clone_of_a_view_is_changeable():
     c = t[0].clone()
     c.fill_(1.0)
     assert not t.numpy().any() and c.numpy().all()
+
+
+
+NEW_TENSORS = {
+    "repeat": lambda t: t.repeat(2, 1),
+    "logsumexp": lambda t: t.logsumexp(1),
+    "topk.indices": lambda t: t.topk(2).indices,
+    "median.values": lambda t: t.median(1).values,
+    "0-d repeat": lambda t: t[0, 0].repeat(),
+    "0-d bool mask": lambda t: t[nx.tensor(True)],
+}
+
+
+@pytest.mark.parametrize("op", NEW_TENSORS)
+def test_new_tensors_of_view_ops_change_in_place_and_leave_the_input(op):
+    """Results PyTorch gives as new tensors (made here by reshapes and slices) are not views of the input."""
+    t = nx.arange(6.0).reshape(2, 3).clone()
+    out = NEW_TENSORS[op](t)
+    before = out.numpy().copy()
+    out.add_(1)
+    np.testing.assert_array_equal(out.numpy(), before + 1)
+    np.testing.assert_array_equal(t.numpy(), np.arange(6.0, dtype=np.float32).reshape(2, 3))
+
+
+def test_zero_d_bool_mask_indexes_as_pytorch():
+    t = nx.arange(6.0).reshape(2, 3).clone()
+    assert t[nx.tensor(True)].shape == (1, 2, 3) and t[nx.tensor(False)].shape == (0, 2, 3)
+    t[nx.tensor(False)] = 7.0
+    assert t.numpy().max() == 5.0
+    t[nx.tensor(True)] = 7.0
+    assert (t.numpy() == 7.0).all()
+    with pytest.raises(IndexError, match="0-d bool index is supported on its own"):
+        t[0, nx.tensor(True)]

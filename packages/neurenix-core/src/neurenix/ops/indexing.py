@@ -7,9 +7,10 @@ import numpy as np
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import DeviceError, ShapeError
-from ..tensor import tensor
+from ..tensor import mark_view, tensor
 from ._operands import Tensor, _wrap, broadcast_shapes, device_mismatch, normalize_dim, sum_to
 from .bounds import check as check_indices
+from .shape import not_a_view, unsqueeze
 
 
 def normalize_key(x: Tensor, key) -> tuple:
@@ -61,6 +62,9 @@ def normalize_key(x: Tensor, key) -> tuple:
                 raise DeviceError(f"indexing a tensor on {dev} with an index tensor on {k._device}")
             kind = k._data.dtype.kind
             if kind == "b":
+                if k.ndim == 0:
+                    raise IndexError("a 0-d bool index is supported on its own (x[mask], x[mask] = v), not among other "
+                                     "indices: write x.unsqueeze(axis) instead")
                 if k.shape != shape[axis:axis + k.ndim]:
                     raise IndexError(f"bool mask of shape {k.shape} does not match axes {axis}.. of shape {shape}")
                 out.extend(mask_indices(k))
@@ -86,8 +90,18 @@ def mask_indices(mask: Tensor) -> list:
 _BASIC = (int, slice, type(None))
 
 
+def _scalar_mask(key) -> bool | None:
+    """The value of a 0-d bool tensor ``key`` (PyTorch's ``x[True]``: a new leading axis of length 1 or 0)."""
+    if isinstance(key, Tensor) and key.ndim == 0 and key._data.dtype.kind == "b":
+        return bool(key.item())
+    return None
+
+
 def getitem(x: Tensor, key) -> Tensor:
     """``x[key]`` with NumPy's basic and advanced (integer-array, bool-mask) indexing."""
+    whole = _scalar_mask(key)
+    if whole is not None:  # a copy, as other masks give
+        return not_a_view(getitem(unsqueeze(x, 0), slice(0, int(whole))))
     checks = x._device.checks
     mark = len(checks)
     key = normalize_key(x, key)
@@ -99,7 +113,7 @@ def getitem(x: Tensor, key) -> Tensor:
     for k in key:
         if type(k) not in _BASIC:
             return out  # advanced indexing makes a copy, as in PyTorch: it may be changed in place
-    out._version = -1  # basic indexing makes a view
+    mark_view(out, x)  # basic indexing makes a view
     return out
 
 
@@ -140,6 +154,9 @@ def getitem_key(x: Tensor, key: tuple) -> Tensor:
 
 def index_put(x: Tensor, key, values, accumulate: bool = False) -> Tensor:
     """A copy of ``x`` with ``x[key] = values`` (or ``+=`` when ``accumulate``; repeated indices add up)."""
+    whole = _scalar_mask(key)
+    if whole is not None:  # every entry, or none
+        key = Ellipsis if whole else slice(0, 0)
     checks = x._device.checks
     mark = len(checks)
     key = normalize_key(x, key)

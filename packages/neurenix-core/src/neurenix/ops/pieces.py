@@ -15,7 +15,7 @@ from .elementwise import where
 from .indexing import along_key, getitem, index_put, mask_indices
 from .joining import cat, stack
 from .linalg import matmul
-from .shape import expand, reshape, transpose
+from .shape import expand, not_a_view, reshape, transpose
 from .transfer import clone
 
 
@@ -131,7 +131,8 @@ def repeat(x: Tensor, *sizes) -> Tensor:
     shape = (1,) * (len(sizes) - x.ndim) + x.shape
     inter = tuple(v for s in shape for v in (1, s))
     tiled = tuple(v for r, s in zip(sizes, shape) for v in (r, s))
-    return reshape(expand(reshape(x, inter), tiled), tuple(r * s for r, s in zip(sizes, shape)))
+    out = reshape(expand(reshape(x, inter), tiled), tuple(r * s for r, s in zip(sizes, shape)))
+    return clone(x) if out is x else not_a_view(out)  # a new tensor, as PyTorch's
 
 
 def flip(x: Tensor, dims, *more_dims) -> Tensor:

@@ -13,6 +13,7 @@ from ..errors import DTypeError
 from ._operands import Tensor, _all_axes, _wrap, normalize_axes, normalize_dim, not_a_tensor
 from .elementwise import cast, exp, log, sqrt
 from .joining import cat
+from .shape import not_a_view
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
@@ -216,7 +217,7 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
         return log(sum(exp(x), axes, keepdim))
     m = amax(x.detach(), axes, keepdim=True)  # any shift gives the same value and gradient
     out = log(sum(exp(x - m), axes, keepdim=True)) + m
-    return out if keepdim else out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes))
+    return out if keepdim else not_a_view(out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in axes)))
 
 
 def softmax(x: Tensor, dim: int) -> Tensor:

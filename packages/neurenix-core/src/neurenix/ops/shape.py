@@ -9,6 +9,7 @@ from ..arguments import integer
 from ..autograd.grad_mode import state as grad_state
 from ..autograd.graph import record
 from ..errors import ShapeError
+from ..tensor import mark_view
 from ._operands import Tensor, _wrap, normalize_dim, not_a_tensor, remember, sum_to
 
 
@@ -52,6 +53,14 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
     return out
 
 
+def not_a_view(out: Tensor) -> Tensor:
+    """``out``, made by view ops (reshape, expand...) from values no one else holds, as the new tensor PyTorch's op
+    gives: in-place changes to it are allowed (nothing could see them, unlike a view of the caller's tensor)."""
+    if out._version < 0:
+        out._version, out._shared = 0, None
+    return out
+
+
 def reshape(x: Tensor, *shape) -> Tensor:
     """The same elements in a new shape (one entry may be -1)."""
     try:
@@ -62,7 +71,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
     if shape == x._data.shape:
         return x
     out = _wrap(x._device.kernels.reshape(x._data, shape), x._device)
-    out._version = -1  # a view: refuses in-place changes (see tensor.py)
+    mark_view(out, x)  # a view: refuses in-place changes (see tensor.py)
     if x.requires_grad and grad_state.enabled:
         old = x._data.shape
         record(out, "Reshape", (x,), lambda g, o: (reshape(g, old),), saved=())
@@ -90,7 +99,7 @@ def _permutation(dims: tuple, ndim: int) -> tuple:
 
 def _permute(x: Tensor, perm: tuple, inverse: tuple) -> Tensor:
     out = _wrap(x._device.kernels.permute(x._data, perm), x._device)
-    out._version = -1  # a view
+    mark_view(out, x)  # a view
     if x.requires_grad and grad_state.enabled:
         record(out, "Permute", (x,), lambda g, o: (_permute(g, inverse, perm),), saved=())
     return out
@@ -154,7 +163,7 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if shape == old:
         return x
     out = _wrap(x._device.kernels.expand(x._data, shape), x._device)
-    out._version = -1  # a view
+    mark_view(out, x)  # a view
     if x.requires_grad and grad_state.enabled:
         record(out, "Expand", (x,), lambda g, o: (sum_to(g, old),), saved=())
     return out

@@ -20,7 +20,7 @@ from .elementwise import where
 from .indexing import gather
 from .numeric import isnan
 from .reduce import values_indices
-from .shape import reshape
+from .shape import not_a_view, reshape
 
 
 def _host_order(buf, dev, axis: int, descending: bool):
@@ -80,8 +80,8 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
         raise ValueError(f"topk: k ({k}) is larger than dim {dim} of size {size} (shape {x.shape})")
     _, idx = _order(x, axis, boolean(largest, "largest", "topk"), True, "topk")
     if nd == 0:
-        return values_indices(x, idx)
-    idx = idx[(slice(None),) * axis + (slice(0, k),)]
+        return values_indices(x * 1, idx)
+    idx = not_a_view(idx[(slice(None),) * axis + (slice(0, k),)])  # (a slice of the order: no one else's)
     return values_indices(gather(x, axis, idx), idx)
 
 
@@ -113,8 +113,7 @@ def median(x: Tensor, dim: int | None = None, keepdim: bool = False):
     nans = isnan(x).sum(axis, keepdim=True)  # where there are some, the first of them (in sorted order) is taken
     at = where(nans > 0, n - nans, (n - 1) // 2)
     picked = (gather(values, axis, at), gather(order, axis, at))
-    # the sum of one entry drops the axis into a new tensor (squeezing would give a view)
-    return values_indices(*(p if keepdim else p.sum(axis) for p in picked))
+    return values_indices(*(p if keepdim else not_a_view(p.squeeze(axis)) for p in picked))
 
 
 def unique(x: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
