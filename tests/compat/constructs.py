@@ -105,7 +105,8 @@ CONSTRUCTS: list[Construct] = [
     same(CREATION, "nx.from_numpy(np.arange(3.0))"),
     same(CREATION, "nx.as_tensor(np.ones((2, 2)))"),
     same(CREATION, "nx.tensor(np.float32(2.5)).dtype"),
-    missing(CREATION, "nx.logspace(0, 2, 3)"),
+    same(CREATION, "nx.logspace(0, 2, 3)"),
+    same(CREATION, "nx.logspace(-1, 3, 5, base=2.0, dtype=nx.float64)"),
     differs(CREATION, "nx.tensor([1, 2], dtype=nx.uint8)", "one integer dtype, int64 (uint8 data, images say, is "
             "read as int64: `nx.tensor(array_of_uint8)`)", "nx.tensor([1, 2])", match=False),
     missing(CREATION, "nx.complex64", "no complex dtypes"),
@@ -174,8 +175,8 @@ CONSTRUCTS: list[Construct] = [
     same(OPS, "nx.linalg.solve(x[:, :3] @ x[:, :3].T + nx.eye(3), y)"),
     same(OPS, "nx.linalg.cholesky(x[:, :3] @ x[:, :3].T + nx.eye(3))"),
     same(OPS, "nx.linalg.solve_triangular(x[:, :3] + 3 * nx.eye(3), y, upper=True)"),
-    missing(OPS, "nx.linalg.inv(x[:, :3])", "linalg has solve, solve_triangular and cholesky; no inv, det, svd "
-            "(write linalg.solve(a, b) for inv(a) @ b)"),
+    same(OPS, "nx.linalg.inv(x[:, :3] @ x[:, :3].T + nx.eye(3))"),
+    missing(OPS, "nx.linalg.det(x[:, :3])", "linalg has solve, solve_triangular, cholesky and inv; no det, svd, eig"),
     missing(OPS, "nx.fft.fft(x)"),
     # -- shapes and indexing
     same(SHAPE, "x.shape"),
@@ -254,7 +255,10 @@ CONSTRUCTS: list[Construct] = [
     missing(METHODS, "x.type(nx.DoubleTensor)", "use `x.double()` or `x.to(nx.float64)`"),
     missing(METHODS, "x.data_ptr()", "buffers are a backend's own; there is no pointer to give"),
     missing(METHODS, "x.storage()"),
-    missing(METHODS, "x.is_contiguous()", "every tensor is contiguous; `contiguous()` is there and returns it"),
+    same(METHODS, "x.is_contiguous()"),
+    differs(METHODS, "x.t().is_contiguous()", "every tensor is laid out contiguously (True; PyTorch's transpose is a "
+            "strided view, False); `contiguous()` returns the tensor itself", "x.t().contiguous() is not None",
+            match=False),
     # -- in-place changes and views
     same(INPLACE, "x.add_(1.0)\nx"),
     same(INPLACE, "x.mul_(2).clamp_(max=1.0)\nx"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import neurenix as nx
-from neurenix.linalg import LinAlgError, cholesky, solve, solve_triangular
+from neurenix.linalg import LinAlgError, cholesky, inv, solve, solve_triangular
 from neurenix.testing import gradcheck, gradgradcheck
 
 DTYPES = ["float32", "float64"]
@@ -240,3 +240,25 @@ def test_a_compiled_solve_checks_at_every_replay():
     assert f.stats["replays"] == 1
     with pytest.raises(LinAlgError, match="singular"):
         f(_t(np.zeros((3, 3))), b)
+
+
+# -- inv ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (4, 4), (2, 3, 3), (0, 2, 2), (3, 0, 0)], ids=str)
+def test_inv_matches_numpy(shape, dtype):
+    a = _regular(shape) if 0 not in shape else np.zeros(shape)
+    got = inv(_t(a, dtype))
+    assert got.shape == shape and got.dtype.name == dtype
+    np.testing.assert_allclose(got.numpy(), np.linalg.inv(a) if a.size else a, **TOL[dtype])
+
+
+def test_inv_gradients_and_errors():
+    a = _t(_regular((2, 3, 3)), grad=True)
+    assert gradcheck(inv, [a]) and gradgradcheck(inv, [a])
+    with pytest.raises(LinAlgError, match="linalg.inv: .*singular"):
+        inv(_t([[1.0, 2.0], [2.0, 4.0]]))
+    with pytest.raises(nx.errors.ShapeError, match="linalg.inv: A must be .*square"):
+        inv(_t(np.ones((2, 3))))
+    with pytest.raises(nx.errors.DTypeError, match="linalg.inv: A must be a float32 or float64"):
+        inv(nx.tensor([[1, 0], [0, 1]]))

@@ -80,6 +80,19 @@ def linspace(start: float, end: float, steps: int, dtype=None, device=None, requ
     return _from_host(np.linspace(start, end, steps, dtype=dt.np), device, requires_grad)
 
 
+def logspace(start: float, end: float, steps: int, base: float = 10.0, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """``steps`` values from ``base ** start`` to ``base ** end``, evenly spaced on a log scale (exponents as
+    ``linspace``'s)."""
+    dt = _dt.as_dtype(dtype or _dt.default_float)
+    start, end, base = (number(v, name, "logspace", finite=False) for v, name in ((start, "start"), (end, "end"),
+                                                                                  (base, "base")))
+    steps = integer(steps, "steps", "logspace", minimum=0)
+    with np.errstate(over="ignore"):  # (a power beyond the dtype is inf, as in PyTorch)
+        values = np.logspace(start, end, steps, base=base).astype(dt.np)
+    return _from_host(values, device, requires_grad)
+
+
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The identity matrix (n x m)."""
     dt = _dt.as_dtype(dtype or _dt.default_float)

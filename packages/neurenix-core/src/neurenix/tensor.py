@@ -197,6 +197,10 @@ class Tensor:
         """This tensor: neurenix tensors are always laid out contiguously."""
         return self
 
+    def is_contiguous(self, memory_format=None) -> bool:
+        """True: neurenix tensors are always laid out contiguously (a transpose is a value of its own layout)."""
+        return True
+
     def half(self):
         """Refused: neurenix has no float16 dtype."""
         raise TypeError("half(): neurenix has no float16 dtype (its dtypes are float32, float64, int64, bool and "

@@ -329,3 +329,15 @@ def test_float_classification_and_allclose():
     assert nx.allclose(nx.tensor([1.0, 2.0]), nx.tensor([1.0, 2.0 + 1e-7]))
     assert not nx.allclose(nx.tensor([1.0]), 1.1)
     assert nx.allclose(x, x, equal_nan=True) and not nx.allclose(x, x)
+
+
+@pytest.mark.parametrize("start, end, steps, base", [(0, 2, 3, 10.0), (-1, 3, 5, 2.0), (1, 1, 1, 10.0),
+                                                     (2, 0, 4, 0.5), (0, 1, 0, 10.0), (0, 400, 3, 10.0)])
+def test_logspace_matches_numpy(start, end, steps, base):
+    got = nx.logspace(start, end, steps, base=base, dtype=nx.float64)
+    with np.errstate(over="ignore"):
+        want = np.logspace(start, end, steps, base=base)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-15)
+        np.testing.assert_allclose(nx.logspace(start, end, steps, base=base).numpy(), want.astype(np.float32))
+    with pytest.raises(ValueError, match="logspace: steps must be at least 0"):
+        nx.logspace(0, 1, -1)

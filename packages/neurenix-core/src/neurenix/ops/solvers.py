@@ -129,7 +129,17 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:  # noqa: N803 -
     return squeeze(x, -1 if left else -2) if vector else x
 
 
-def _solve(a: Tensor, b: Tensor, check: bool) -> Tensor:
+def inv(A: Tensor) -> Tensor:  # noqa: N803 - PyTorch's name
+    """The inverse of ``A`` (..., n, n), as ``torch.linalg.inv``: ``solve(A, I)``, one kernel call. Raises
+    ``LinAlgError`` for a singular ``A``. Differentiable to any order. (To apply an inverse, ``solve(A, B)`` is
+    faster and more accurate than ``inv(A) @ B``.)"""
+    (a,) = _floats("linalg.inv", A=A)
+    _square("linalg.inv", "A", a)
+    eye = tensor(np.eye(a.shape[-1], dtype=a.dtype.np), device=a._device)
+    return _solve(a, expand(eye, *a.shape), check=True, op="linalg.inv")
+
+
+def _solve(a: Tensor, b: Tensor, check: bool, op: str = "linalg.solve") -> Tensor:
     """``a^-1 @ b`` for operands of one batch shape, one kernel call; ``check`` raises for a singular ``a``."""
     dev = a._device
     if _empty(a._data.shape) or _empty(b._data.shape):
@@ -137,7 +147,7 @@ def _solve(a: Tensor, b: Tensor, check: bool) -> Tensor:
     else:
         x, info = dev.kernels.solve(a._data, b._data)
         if check:
-            _check_info(info, dev, "linalg.solve", _singular)
+            _check_info(info, dev, op, _singular)
         out = _wrap(x, dev)
     if grad_state.enabled and (a.requires_grad or b.requires_grad):
         record(out, "LinalgSolve", (a, b), lambda g, o: _solve_vjp(g, o, a, b), needs_output=True, saved=(a,))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..linalg import cholesky, solve, solve_triangular
+from ..linalg import cholesky, inv, solve, solve_triangular
 from ..nn import functional as F
 from ..ops import cat, cdist, einsum, relu_backward, stack, where
 from ..tensor import Tensor
@@ -565,6 +565,7 @@ CASES: list[OpCase] = [
       lambda x, w, b: x @ w.transpose(0, 2, 1) + b[:, None, :], ((2, 5, 3), (2, 4, 3), (2, 4))),
     # (systems of 3: second-order finite differences grow with the square of the elements, and the GPU envs run
     # the column-by-column compositions through an emulator, three times over)
+    C("linalg_inv", lambda a: inv(_regular(a)), lambda a: np.linalg.inv(_np_regular(a)), ((2, 3, 3),)),
     C("linalg_solve", lambda a, b: solve(_regular(a), b), lambda a, b: np.linalg.solve(_np_regular(a), b),
       ((2, 3, 3), (2, 3, 2)), zero_shapes=(((2, 0, 0), (2, 0, 3)),)),
     C("linalg_solve_vector_broadcast", lambda a, b: solve(_regular(a), b),
