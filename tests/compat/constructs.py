@@ -322,8 +322,11 @@ CONSTRUCTS: list[Construct] = [
     same(NN, _LIN + "lin(x)"),
     same(NN, "w = nx.zeros(2, 3)\nnn.init.constant_(tensor=w, val=0.5)\n"
          "nn.init.kaiming_uniform_(tensor=w, a=0.1, mode='fan_out', nonlinearity='relu').shape"),
-    missing(NN, "nn.init.normal_(x, generator=nx.Generator().manual_seed(0))", "no `Generator` class: nn.init's "
-            "`generator=` takes a `numpy.random.Generator` (`np.random.default_rng(0)`; `nx.manual_seed` returns one)"),
+    same(NN, "g = nx.Generator().manual_seed(0)\na = nn.init.normal_(x.clone(), generator=g)\ng.manual_seed(0)\n"
+         "(a == nn.init.normal_(x.clone(), generator=g)).all()"),
+    same(NN, "g = nx.Generator().manual_seed(3)\nnx.randperm(5, generator=g).sort().values"),
+    same(NN, "g = nx.Generator()\ns = g.get_state()\na = nx.randn(3, generator=g)\ng.set_state(s)\n"
+         "(a == nx.randn(3, generator=g)).all()"),
     same(NN, "nn.Linear(4, 2).weight.shape"),
     same(NN, "[n for n, _ in nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)).named_parameters()]"),
     same(NN, "list(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 1)).state_dict())"),

@@ -351,7 +351,7 @@ CASES = {
                                 r"unknown neurenix.init option\(s\) \['foo'\]; known: \['device', 'seed'\]"),
     "init str config": err(lambda: nx.init("cpu"), TypeError, "neurenix.init: config must be a dict"),
     "nn.init torch-style generator": err(lambda: nx.nn.init.normal_(nx.zeros(2), generator=object()), TypeError,
-                                         "nn.init.normal_: generator must be a numpy.random.Generator"),
+                                         "nn.init.normal_: generator must be a neurenix.Generator"),
     # -- losses --------------------------------------------------------------------------------------
     "cross_entropy label out of range": err(lambda: F.cross_entropy(nx.randn(2, 3), nx.tensor([0, 5])), IndexError,
                                             "3 classes: index 5 is out of range"),

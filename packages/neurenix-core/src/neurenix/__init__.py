@@ -136,7 +136,7 @@ from .ops import (
     where,
 )
 from .ops import tensor_first as _tensor_first
-from .random import manual_seed
+from .random import Generator, manual_seed
 from .serialization import load, save
 from .tensor import Tensor, full_like, ones_like, tensor, zeros_like
 
@@ -182,6 +182,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "DeviceType",
+    "Generator",
     "InPlaceError",
     "ShapeError",
     "Tensor",

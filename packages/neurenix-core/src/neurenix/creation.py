@@ -20,16 +20,17 @@ def _from_host(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
     return t.requires_grad_() if requires_grad else t
 
 
-def _drawn(sample, device, requires_grad: bool) -> Tensor:
-    """A tensor of ``sample(generator)``: a host step, so that a compiled function draws fresh numbers at every
-    replay, in the order eager would."""
+def _drawn(sample, device, requires_grad: bool, generator=None, op: str = "draw") -> Tensor:
+    """A tensor of ``sample(rng)``, ``rng`` the NumPy generator of ``generator=`` (neurenix's if None): a host
+    step, so that a compiled function draws fresh numbers at every replay, in the order eager would."""
+    rng = _random.numpy_generator(generator, op)
     dev = as_device(device)
-    t = _wrap(recording.host(_upload_draw, sample, dev), dev)
+    t = _wrap(recording.host(_upload_draw, sample, dev, rng), dev)
     return t.requires_grad_() if requires_grad else t
 
 
-def _upload_draw(sample, dev: Device):
-    return dev.kernels.from_numpy(_dt.canonical(np.asarray(_random.draw(sample), order="C")), dev.index)
+def _upload_draw(sample, dev: Device, rng):
+    return dev.kernels.from_numpy(_dt.canonical(np.asarray(_random.draw(sample, rng), order="C")), dev.index)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -109,21 +110,21 @@ def _float_dtype(dtype) -> _dt.DType:
     return dt
 
 
-def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples from neurenix's seeded generator (see ``manual_seed``)."""
+def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from neurenix's seeded generator (see ``manual_seed``) or ``generator``."""
     dt = _float_dtype(dtype)
     shape = _shape(size, "randn")
-    return _drawn(lambda g: g.standard_normal(shape, dtype=dt.np), device, requires_grad)
+    return _drawn(lambda g: g.standard_normal(shape, dtype=dt.np), device, requires_grad, generator, "randn")
 
 
-def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) from neurenix's seeded generator."""
+def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from neurenix's seeded generator or ``generator``."""
     dt = _float_dtype(dtype)
     shape = _shape(size, "rand")
-    return _drawn(lambda g: g.random(shape, dtype=dt.np), device, requires_grad)
+    return _drawn(lambda g: g.random(shape, dtype=dt.np), device, requires_grad, generator, "rand")
 
 
-def randint(low: int, high: int | None = None, size=(), dtype=None, device=None) -> Tensor:
+def randint(low: int, high: int | None = None, size=(), *, generator=None, dtype=None, device=None) -> Tensor:
     """Random integers in [low, high) (int64 unless ``dtype`` says otherwise). As in PyTorch,
     ``randint(high, size)`` draws from [0, high)."""
     if isinstance(high, (tuple, list)):  # randint(high, size)
@@ -135,14 +136,14 @@ def randint(low: int, high: int | None = None, size=(), dtype=None, device=None)
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
     dt = _dt.as_dtype(dtype or _dt.int64)
     shape = _shape((size,), "randint")
-    return _drawn(lambda g: g.integers(low, high, shape).astype(dt.np), device, False)
+    return _drawn(lambda g: g.integers(low, high, shape).astype(dt.np), device, False, generator, "randint")
 
 
-def randperm(n: int, device=None) -> Tensor:
+def randperm(n: int, *, generator=None, device=None) -> Tensor:
     """A random permutation of ``0..n-1`` (int64)."""
     n = integer(n, "n", "randperm", minimum=0)
     _shape((n,), "randperm")
-    return _drawn(lambda g: g.permutation(n).astype(np.int64), device, False)
+    return _drawn(lambda g: g.permutation(n).astype(np.int64), device, False, generator, "randperm")
 
 
 def randn_like(x: Tensor, dtype=None, device=None) -> Tensor:
@@ -153,10 +154,10 @@ def rand_like(x: Tensor, dtype=None, device=None) -> Tensor:
     return rand(x.shape, dtype=dtype or (x.dtype if x.is_floating_point() else None), device=device or x.device)
 
 
-def _like_draw(x: Tensor, sample) -> Tensor:
-    """A tensor of ``x``'s shape, dtype and device from ``sample(generator, shape, numpy_dtype)``."""
+def _like_draw(x: Tensor, sample, generator=None, op: str = "draw") -> Tensor:
+    """A tensor of ``x``'s shape, dtype and device from ``sample(rng, shape)``."""
     shape, npd = x.shape, x._data.dtype
-    return _drawn(lambda g: np.asarray(sample(g, shape), dtype=npd), x.device, False)
+    return _drawn(lambda g: np.asarray(sample(g, shape), dtype=npd), x.device, False, generator, op)
 
 
 def _float_tensor(x, op: str) -> Tensor:
@@ -167,19 +168,21 @@ def _float_tensor(x, op: str) -> Tensor:
     return x
 
 
-def uniform_(x: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    """Fill ``x`` in place with uniform samples in [a, b) from neurenix's seeded generator."""
+def uniform_(x: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
+    """Fill ``x`` in place with uniform samples in [a, b) from neurenix's seeded generator or ``generator``."""
     a, b = number(a, "a", "uniform_"), number(b, "b", "uniform_")
     if a > b:
         raise ValueError(f"uniform_: a ({a}) must not exceed b ({b})")
-    new = _like_draw(_float_tensor(x, "uniform_"), lambda g, shape: g.uniform(a, b, shape))
+    new = _like_draw(_float_tensor(x, "uniform_"), lambda g, shape: g.uniform(a, b, shape), generator, "uniform_")
     return x._assign("uniform_", lambda old: new)
 
 
-def normal_(x: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    """Fill ``x`` in place with normal samples (``mean``, ``std``) from neurenix's seeded generator."""
+def normal_(x: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+    """Fill ``x`` in place with normal samples (``mean``, ``std``) from neurenix's seeded generator or
+    ``generator``."""
     mean, std = number(mean, "mean", "normal_"), number(std, "std", "normal_", minimum=0.0)
-    new = _like_draw(_float_tensor(x, "normal_"), lambda g, shape: g.normal(mean, std, shape))
+    new = _like_draw(_float_tensor(x, "normal_"), lambda g, shape: g.normal(mean, std, shape), generator,
+                     "normal_")
     return x._assign("normal_", lambda old: new)
 
 
@@ -187,23 +190,25 @@ Tensor.uniform_ = uniform_  # in-place draws are Tensor methods, as in PyTorch (
 Tensor.normal_ = normal_
 
 
-def normal(mean, std=1.0, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
     """Normal samples: ``normal(mean, std, size)`` with numbers, or ``normal(mean_tensor, std)`` (either may be a
     tensor; the result broadcasts them), as PyTorch's ``torch.normal``. Differentiable in tensor ``mean``/``std``
     (reparameterised: ``mean + std * eps``)."""
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         ref = mean if isinstance(mean, Tensor) else std
         shape = tuple(np.broadcast_shapes(getattr(mean, "shape", ()), getattr(std, "shape", ())))
-        return mean + std * randn(shape, dtype=ref.dtype if ref.is_floating_point() else None, device=ref.device)
+        return mean + std * randn(shape, generator=generator, dtype=ref.dtype if ref.is_floating_point() else None,
+                                  device=ref.device)
     if size is None:
         raise TypeError("normal: with number mean and std, give size")
     mean, std = number(mean, "mean", "normal"), number(std, "std", "normal", minimum=0.0)
     dt = _float_dtype(dtype)
     shape = _shape((size,), "normal")
-    return _drawn(lambda g: g.normal(mean, std, shape).astype(dt.np), device, requires_grad)
+    return _drawn(lambda g: g.normal(mean, std, shape).astype(dt.np), device, requires_grad, generator, "normal")
 
 
-def bernoulli(p: Tensor) -> Tensor:
+def bernoulli(p: Tensor, *, generator=None) -> Tensor:
     """1 with probability ``p`` (a float tensor of probabilities in [0, 1]), else 0; ``p``'s dtype. Not
     differentiable."""
     _float_tensor(p, "bernoulli")
@@ -212,10 +217,10 @@ def bernoulli(p: Tensor) -> Tensor:
         nan = int(np.isnan(values).sum())
         raise ValueError(f"bernoulli: probabilities must be in [0, 1]; got {nan} NaN and "
                          f"{int(((values < 0) | (values > 1)).sum())} outside [0, 1]")
-    return (rand(p.shape, dtype=p.dtype, device=p.device) < p.detach()).to(p.dtype)
+    return (rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p.detach()).to(p.dtype)
 
 
-def multinomial(input: Tensor, num_samples: int, replacement: bool = False) -> Tensor:
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
     """Indices (int64) drawn from the categorical distributions in the rows of ``input`` (1-D or 2-D,
     non-negative weights, not necessarily normalised); without replacement unless ``replacement``."""
     _float_tensor(input, "multinomial")
@@ -233,7 +238,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False) -> T
 
     def sample(g):
         return np.stack([g.choice(len(p), n, replace=bool(replacement), p=p) for p in probs]).astype(np.int64)
-    out = _drawn(sample, input.device, False)
+    out = _drawn(sample, input.device, False, generator, "multinomial")
     return out.reshape((n,)) if input.ndim == 1 else out
 
 

@@ -158,5 +158,5 @@ def test_generator_draws_from_the_given_numpy_generator(fn):
     state = nx.random.get_rng_state()
     fn(nx.zeros(4, 5), generator=np.random.default_rng(7))
     assert nx.random.get_rng_state() == state  # neurenix's own generator is left alone
-    with pytest.raises(TypeError, match=f"{fn.__name__}: generator must be a numpy.random.Generator"):
+    with pytest.raises(TypeError, match=f"{fn.__name__}: generator must be a neurenix.Generator"):
         fn(nx.zeros(4, 5), generator=object())

@@ -1,6 +1,6 @@
 """Weight initialisers (``torch.nn.init``'s names, parameter names and order), drawing from neurenix's seeded
-generator, or from ``generator=``: a ``numpy.random.Generator``, which neurenix's generator is (``manual_seed``
-returns it); a ``torch.Generator`` is refused."""
+generator, or from ``generator=``: a ``neurenix.Generator`` (as PyTorch's ``torch.Generator``) or a
+``numpy.random.Generator``; anything else is refused."""
 
 from __future__ import annotations
 
@@ -21,12 +21,7 @@ def _tensor(tensor, fn: str) -> Tensor:
 
 def _rng(generator, fn: str) -> np.random.Generator:
     default = _random.generator()  # called either way: it refuses inside a captured program, which would not redraw
-    if generator is None:
-        return default
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"nn.init.{fn}: generator must be a numpy.random.Generator (neurenix's generator is one, as "
-                        f"neurenix.manual_seed returns), got {type(generator).__name__}")
-    return generator
+    return _random.numpy_generator(generator, f"nn.init.{fn}") or default
 
 
 def _fill_from_host(t: Tensor, values) -> Tensor:

@@ -66,7 +66,7 @@ def test_a_plain_list_is_a_dataset():
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"batch_size": 0}, ValueError, "batch_size must be at least 1"),
     ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
-    ({"generator": 0}, TypeError, "generator must be a numpy.random.Generator"),
+    ({"generator": 0}, TypeError, "generator must be a neurenix.Generator"),
     ({"collate_fn": 3}, TypeError, "collate_fn must be callable"),
     ({"num_workers": -1}, ValueError, "num_workers must be at least 0"),
 ])
