@@ -316,8 +316,10 @@ CONSTRUCTS: list[Construct] = [
     same(AUTOGRAD, "class Twice(nx.autograd.Function):\n    @staticmethod\n    def forward(ctx, t):\n"
                    "        return t * 2\n    @staticmethod\n    def backward(ctx, g):\n        return g * 2\n"
                    "w = nx.ones(2, requires_grad=True)\nTwice.apply(w * w).sum().backward()\nw.grad"),
-    missing(AUTOGRAD, "nx.autograd.functional.jacobian(lambda t: t * 2, v)",
-            "use `nx.autograd.grad` per output, or `nx.func`"),
+    same(AUTOGRAD, "nx.autograd.functional.jacobian(lambda t: t * 2, v)"),
+    same(AUTOGRAD, "nx.autograd.functional.jacobian(lambda a, b: (a * b, a.sin().sum()), (v, v))"),
+    same(AUTOGRAD, "nx.autograd.functional.hessian(lambda t: (t ** 3).sum(), v)"),
+    same(AUTOGRAD, "nx.autograd.functional.vjp(lambda t: t.exp(), v, v)"),
     # -- nn layers
     same(NN, _LIN + "lin(x)"),
     same(NN, "w = nx.zeros(2, 3)\nnn.init.constant_(tensor=w, val=0.5)\n"
@@ -491,7 +493,9 @@ CONSTRUCTS: list[Construct] = [
          "sched = optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, eta_min=0.01)\nlrs = []\n"
          "for i in range(8):\n    opt.step(); sched.step(i / 2); lrs.append(sched.get_last_lr()[0])\nlrs",
          "`step(epoch)` with a fraction of an epoch, as PyTorch allows"),
-    missing(OPTIM, "optim.LBFGS([nx.zeros(1, requires_grad=True)])"),
+    same(OPTIM, _OPT + "opt = optim.LBFGS([w], max_iter=5, line_search_fn='strong_wolfe')\ndef closure():\n"
+         "    opt.zero_grad(); loss = (w ** 4).sum() + w[0] * w[1]; loss.backward(); return loss\n"
+         "opt.step(closure)\nw"),
     # -- save/load, devices, seeds
     same(IO, "import io\nbuf = io.BytesIO()\nnx.save({'x': x, 'step': 3}, buf)\nbuf.seek(0)\nnx.load(buf)['x']"),
     same(IO, "import io\nm = nn.Linear(4, 2)\nbuf = io.BytesIO()\nnx.save(m.state_dict(), buf)\nbuf.seek(0)\n"

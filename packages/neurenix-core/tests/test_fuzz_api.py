@@ -89,10 +89,16 @@ CALLS = {
     "nn.Embedding(5, 3)(x)": lambda *a, **k: nx.nn.Embedding(5, 3)(*a, **k),
     "nn.MultiheadAttention(4, 2)(x)": lambda *a, **k: nx.nn.MultiheadAttention(4, 2)(*a, **k),
     **{f"optim.{name}": (lambda cls: lambda *a, **k: cls([nx.zeros(2, requires_grad=True)], *a, **k))(
-        getattr(nx.optim, name)) for name in ["SGD", "Adam", "AdamW"]},
+        getattr(nx.optim, name)) for name in ["SGD", "Adam", "AdamW", "LBFGS"]},
+    "optim.LBFGS.step": lambda *a, **k: nx.optim.LBFGS([nx.zeros(2, requires_grad=True)]).step(*a, **k),
     **{f"linalg.{name}": getattr(nx.linalg, name) for name in ["solve", "solve_triangular", "cholesky"]},
     "linalg.solve_triangular(upper=True)": lambda *a, **k: nx.linalg.solve_triangular(*a, upper=True, **k),
     "autograd.grad": lambda *a, **k: nx.autograd.grad(*a, **k),
+    **{f"autograd.functional.{name}": getattr(nx.autograd.functional, name) for name in ["jacobian", "vjp"]},
+    "autograd.functional.jacobian(f)": lambda *a, **k: nx.autograd.functional.jacobian(lambda t: t * 2, *a, **k),
+    "autograd.functional.hessian(f)": lambda *a, **k: nx.autograd.functional.hessian(lambda t: (t ** 3).sum(), *a,
+                                                                                     **k),
+    "autograd.functional.jvp(f)": lambda *a, **k: nx.autograd.functional.jvp(lambda t: t.exp(), *a, **k),
     "backward": lambda *a, **k: (nx.randn(3, requires_grad=True) * 2).sum().backward(*a, **k),
 }
 
