@@ -59,7 +59,7 @@ class Tensor:
         self._data = _to_buffer(data, dtype, dev)
         self._device = dev
         self.grad = None
-        self._node = self._hooks = None
+        self._node = None
         self._version = 0
         self.requires_grad = False
         if requires_grad:
@@ -245,7 +245,7 @@ class Tensor:
             raise RuntimeError("only leaf tensors can be deep-copied (detach() first)")
         new = _new(Tensor if type(self) is _DataAlias else type(self))
         new._data, new._device = self._device.kernels.copy(self._data), self._device
-        new.requires_grad, new._node, new._hooks, new._version = self.requires_grad, None, None, 0
+        new.requires_grad, new._node, new._version = self.requires_grad, None, 0
         memo[id(self)] = new
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
         return new
@@ -406,15 +406,18 @@ class Tensor:
 def _wrap(data, device: Device) -> Tensor:
     """Make a tensor around a backend buffer (the internal, fast constructor)."""
     t = _new(Tensor)
-    if data.__class__ is np.bool_:  # NumPy's 0-d True and False are shared objects: a tensor holds its own buffer
+    if data.__class__ is _NP_BOOL:  # NumPy's 0-d True and False are shared objects: a tensor holds its own buffer
         data = np.array(data)  # (a compiled function tells buffers apart by identity)
     t._data = data
     t._device = device
     t.requires_grad = False
     t.grad = None
-    t._node = t._hooks = None
+    t._node = None  # (_hooks and _shared stay unset until needed: read with getattr(t, name, None))
     t._version = 0
     return t
+
+
+_NP_BOOL = np.bool_
 
 
 graph.make_tensor = _wrap  # the graph rebuilds dropped outputs with it
@@ -463,7 +466,7 @@ class _DataAlias(Tensor):
     def __init__(self, owner: Tensor):
         self._owner = owner
         self._device = owner._device
-        self._node = self._hooks = None
+        self._node = None
         self.grad = None
         self.requires_grad = False
 

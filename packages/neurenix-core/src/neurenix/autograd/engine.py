@@ -130,7 +130,7 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
             if not retain_graph:
                 node.release()
         for key, (slot, g) in list(grads.items()):  # leaves, and inputs whose nodes did not run
-            if getattr(slot, "_hooks", None) and key not in done:  # (a Tensor subclass may not set _hooks)
+            if getattr(slot, "_hooks", None) and key not in done:  # (a tensor's slot is unset until a hook)
                 grads[key] = (slot, hooks.run(slot._hooks, g))
     finally:
         grad_mode.state.enabled = prev_mode

@@ -48,7 +48,7 @@ class _Hooks(dict):
 
 def add(owner, fn: Callable) -> RemovableHandle:
     """Register ``fn`` on ``owner`` (a leaf tensor, or a node), which keeps its hooks in ``_hooks``."""
-    if owner._hooks is None:
+    if getattr(owner, "_hooks", None) is None:  # (a tensor's slot is unset until its first hook)
         owner._hooks = _Hooks()
     key = next(_ids)
     owner._hooks[key] = fn
