@@ -129,7 +129,7 @@ def _run(seeds: list, inputs: tuple, retain_graph: bool, create_graph: bool) -> 
                 grads[id(p)] = (p, pg if prev is None else prev[1] + pg)
             if not retain_graph:
                 node.release()
-        for key, (slot, g) in list(grads.items()):  # leaves, and inputs whose nodes did not run
+        for key, (slot, g) in list(grads.items()) if hooks.used else ():  # leaves, inputs whose nodes did not run
             if getattr(slot, "_hooks", None) and key not in done:  # (a tensor's slot is unset until a hook)
                 grads[key] = (slot, hooks.run(slot._hooks, g))
     finally:

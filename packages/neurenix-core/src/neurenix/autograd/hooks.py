@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable
 
 _ids = itertools.count()
+used = False  # whether any hook was ever registered (until then the backward pass looks for none)
 RETAIN = "retain_grad"  # the key of retain_grad's entry: it runs after every hook
 
 
@@ -48,6 +49,8 @@ class _Hooks(dict):
 
 def add(owner, fn: Callable) -> RemovableHandle:
     """Register ``fn`` on ``owner`` (a leaf tensor, or a node), which keeps its hooks in ``_hooks``."""
+    global used
+    used = True
     if getattr(owner, "_hooks", None) is None:  # (a tensor's slot is unset until its first hook)
         owner._hooks = _Hooks()
     key = next(_ids)
@@ -57,6 +60,8 @@ def add(owner, fn: Callable) -> RemovableHandle:
 
 def retain(node, tensor) -> None:
     """Make ``node``'s backward pass accumulate its gradient into ``tensor.grad`` (held weakly)."""
+    global used
+    used = True
     if node._hooks is None:
         node._hooks = _Hooks()
     node._hooks[RETAIN] = weakref.ref(tensor)
