@@ -59,7 +59,7 @@ class Tensor:
         self._data = _to_buffer(data, dtype, dev)
         self._device = dev
         self.grad = None
-        self._node = None
+        self._node = self._shared = None
         self._version = 0
         self.requires_grad = False
         if requires_grad:
@@ -245,7 +245,7 @@ class Tensor:
             raise RuntimeError("only leaf tensors can be deep-copied (detach() first)")
         new = _new(Tensor if type(self) is _DataAlias else type(self))
         new._data, new._device = self._device.kernels.copy(self._data), self._device
-        new.requires_grad, new._node, new._version = self.requires_grad, None, 0
+        new.requires_grad, new._node, new._shared, new._version = self.requires_grad, None, None, 0
         memo[id(self)] = new
         new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
         return new
@@ -412,7 +412,7 @@ def _wrap(data, device: Device) -> Tensor:
     t._device = device
     t.requires_grad = False
     t.grad = None
-    t._node = None  # (_hooks and _shared stay unset until needed: read with getattr(t, name, None))
+    t._node = t._shared = None  # (_hooks stays unset until a hook: read with getattr(t, "_hooks", None))
     t._version = 0
     return t
 
@@ -434,7 +434,7 @@ def mark_view(view: Tensor, of: Tensor) -> None:
     the same value, so that an in-place change of it can tell whether anyone else would see it in PyTorch."""
     if type(of) is _DataAlias:
         of = of._owner
-    token = getattr(of, "_shared", None)
+    token = of._shared
     if token is None:
         token = of._shared = []
     view._shared = token
@@ -445,7 +445,7 @@ def _shared(view: Tensor) -> bool:
     """Whether a tensor still holds a view's token with ``view`` (the tensor it was made from, or another view of
     it): then an in-place change of ``view`` would reach it in PyTorch, and is refused. A view whose tensor and
     sibling views are gone is a tensor of its own (``nx.zeros(6).view(2, 3)[0] = 1`` works, as in PyTorch)."""
-    token = getattr(view, "_shared", None)
+    token = view._shared
     # references: view._shared, the local name, getrefcount's argument; one more is another holder's
     return token is None or type(view) is _DataAlias or sys.getrefcount(token) > 3
 
@@ -466,7 +466,7 @@ class _DataAlias(Tensor):
     def __init__(self, owner: Tensor):
         self._owner = owner
         self._device = owner._device
-        self._node = None
+        self._node = self._shared = None
         self.grad = None
         self.requires_grad = False
 

@@ -38,7 +38,7 @@ class Parameter(Tensor):
             data = Tensor([])
         if isinstance(data, Tensor):  # share the buffer, as torch.nn.Parameter does
             self._data, self._device = data._data, data._device
-            self.grad, self._node, self.requires_grad, self._version = None, None, False, 0
+            self.grad, self._node, self._shared, self.requires_grad, self._version = None, None, None, False, 0
         else:
             super().__init__(data)
         if requires_grad:

@@ -30,7 +30,7 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
         out = _reshape_cache.get(key)
     except TypeError:  # unhashable sizes: not ints, which integer() below says
         out, key = None, None
-    if out is None:
+    if out is None or float in map(type, new):  # (3.0 == 3 finds 3's entry: integer() below refuses it)
         new = tuple(integer(s, "shape", "reshape") for s in new)
         n = 1
         for s in old:
