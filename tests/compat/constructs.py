@@ -356,7 +356,16 @@ CONSTRUCTS: list[Construct] = [
          "self.fc = nn.Linear(4, 2)\n    def forward(self, t):\n        return self.fc(t).relu()\n"
          "[n for n, _ in Net().named_parameters()]"),
     same(NN, "nn.Linear(4, 2).to('cpu').weight.device.type"),
-    missing(NN, "nn.LSTM(4, 8)", "no recurrent layers (RNN, LSTM, GRU)"),
+    same(NN, "nn.LSTM(4, 8)(x.unsqueeze(1))[0].shape"),
+    same(NN, "out, (h, c) = nn.LSTM(4, 8, num_layers=2, batch_first=True, proj_size=3)(x.unsqueeze(0))\n"
+         "[out.shape, h.shape, c.shape]"),
+    same(NN, "out, h = nn.GRU(4, 8, bidirectional=True)(x)\n[out.shape, h.shape]"),
+    same(NN, "nn.RNN(4, 8, nonlinearity='relu', dropout=0.5, num_layers=2).eval()(x, nx.zeros(2, 8))[1].shape"),
+    same(NN, "[(n, p.shape) for n, p in nn.GRU(4, 3, bidirectional=True).named_parameters()]"),
+    same(NN, "sum(p.numel() for p in nn.LSTM(4, 8, num_layers=2, proj_size=2).parameters())"),
+    same(NN, "[nn.RNNCell(4, 2)(x).shape, nn.GRUCell(4, 2)(v).shape, nn.LSTMCell(4, 2)(x)[1].shape]"),
+    missing(NN, "nn.utils.rnn.pack_padded_sequence(x.unsqueeze(1), [3])", "no `PackedSequence`: pad the sequences "
+            "to one length (the recurrent layers refuse a packed input)"),
     same(NN, "nn.SiLU()(x) + nn.ELU()(x) + nn.ELU(alpha=0.5)(x) + nn.Softplus()(x) + nn.Softplus(2.0, 1.0)(x)"),
     same(NN, "nn.LayerNorm(4)(x)"),
     same(NN, "nn.LayerNorm((3, 4), elementwise_affine=False)(x)"),

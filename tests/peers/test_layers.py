@@ -130,6 +130,40 @@ CASES += [
      [_x(2, 3, 4), _float_mask(2, 3)], _call(None, "src_key_padding_mask")),
 ]
 
+# recurrent layers: input, then hx (LSTM: h_0 and c_0) when given; every input gets a gradient
+_RNN_INPUTS = {"RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell"}
+
+
+def _with_pair(module, x, h, c):
+    return module(x, (h, c))
+
+
+CASES += [
+    ("RNN", lambda nn: nn.RNN(3, 4), [_x(5, 2, 3)], _forward),
+    ("RNN-relu-2-layers-hx", lambda nn: nn.RNN(3, 4, 2, nonlinearity="relu", batch_first=True),
+     [_x(2, 5, 3), _x(2, 2, 4)], _forward),
+    ("RNN-bi-unbatched-no-bias", lambda nn: nn.RNN(3, 4, bidirectional=True, bias=False), [_x(5, 3)], _forward),
+    ("GRU", lambda nn: nn.GRU(3, 4), [_x(5, 2, 3)], _forward),
+    ("GRU-2-layers-bi-hx", lambda nn: nn.GRU(3, 4, 2, bidirectional=True, batch_first=True),
+     [_x(2, 5, 3), _x(4, 2, 4)], _forward),
+    ("LSTM", lambda nn: nn.LSTM(3, 4), [_x(5, 2, 3)], _forward),
+    ("LSTM-2-layers-bi-proj-hx", lambda nn: nn.LSTM(3, 4, 2, bidirectional=True, proj_size=2),
+     [_x(5, 2, 3), _x(4, 2, 2), _x(4, 2, 4)], _with_pair),
+    ("LSTM-unbatched-no-bias-hx", lambda nn: nn.LSTM(3, 4, bias=False, batch_first=True),
+     [_x(5, 3), _x(1, 4), _x(1, 4)], _with_pair),
+    ("RNNCell-relu", lambda nn: nn.RNNCell(3, 4, nonlinearity="relu"), [_x(2, 3), _x(2, 4)], _forward),
+    ("GRUCell", lambda nn: nn.GRUCell(3, 4), [_x(2, 3), _x(2, 4)], _forward),
+    ("GRUCell-unbatched-zero-state", lambda nn: nn.GRUCell(3, 4, bias=False), [_x(3)], _forward),
+    ("LSTMCell", lambda nn: nn.LSTMCell(3, 4), [_x(2, 3), _x(2, 4), _x(2, 4)], _with_pair),
+]
+
+
+def _flat(out) -> list:
+    """The tensors of a result, nested tuples (LSTM's (output, (h_n, c_n))) flattened."""
+    if isinstance(out, tuple):
+        return [t for o in out for t in _flat(o)]
+    return [] if out is None else [out]
+
 
 def _run(lib, module, arrays, call, inputs: int) -> tuple:
     """Outputs, gradients of the first ``inputs`` inputs (the others are masks) and parameter gradients of
@@ -138,7 +172,7 @@ def _run(lib, module, arrays, call, inputs: int) -> tuple:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyTorch's deprecation of mixed mask types, say
         out = call(module, *xs)
-    outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o is not None]
+    outs = _flat(out)
     rng = np.random.default_rng(1)
     loss = sum((o * lib.tensor(rng.standard_normal(tuple(o.shape)))).sum() for o in outs)
     loss.backward()
@@ -153,7 +187,8 @@ def test_layer_matches_pytorch(torch, name, make, arrays, call):
     state = theirs.state_dict()
     assert list(ours.state_dict()) == list(state)
     ours.load_state_dict({k: nx.tensor(v.numpy()) for k, v in state.items()})
-    inputs = 3 if name.startswith("MHA") else 1  # query, key and value; else one input
+    # query, key and value; a recurrent layer's input and initial states; else one input
+    inputs = 3 if name.startswith("MHA") else len(arrays) if name.partition("-")[0] in _RNN_INPUTS else 1
     got, want = _run(nx, ours, arrays, call, inputs), _run(torch, theirs, arrays, call, inputs)
     assert len(got[0]) == len(want[0]) and len(got[1]) == len(want[1])
     tol = dict(rtol=1e-7, atol=1e-10)
@@ -193,7 +228,19 @@ def test_default_initialisations_are_pytorchs_distributions(torch):
                 "conv bias bound": conv.bias.detach().abs().max().item(),
                 "embedding std": lib.nn.Embedding(400, 50).weight.detach().std().item(),
                 "layer_norm": lib.nn.LayerNorm(3).weight.detach().sum().item(),
-                "group_norm": lib.nn.GroupNorm(1, 3).bias.detach().sum().item()}
+                "group_norm": lib.nn.GroupNorm(1, 3).bias.detach().sum().item(),
+                "lstm weight_hr bound": lib.nn.LSTM(8, 64, proj_size=16).weight_hr_l0.detach().abs().max().item(),
+                "gru bias spread": lib.nn.GRU(8, 64).bias_hh_l0.detach().std().item(),
+                "rnn cell bound": lib.nn.RNNCell(8, 100).weight_ih.detach().abs().max().item()}
     ours, theirs = stats(nx), stats(torch)
     for key in ours:
         assert ours[key] == pytest.approx(theirs[key], rel=0.15, abs=1e-12), key
+
+
+@pytest.mark.parametrize("make", [lambda nn: nn.LSTM(3, 5, 2, bias=False, batch_first=True, dropout=0.5,
+                                                     bidirectional=True, proj_size=2),
+                                  lambda nn: nn.RNN(3, 5, nonlinearity="relu"), lambda nn: nn.GRU(3, 5, dropout=0.0),
+                                  lambda nn: nn.RNNCell(3, 5, bias=False, nonlinearity="relu"),
+                                  lambda nn: nn.LSTMCell(3, 5)], ids=["LSTM", "RNN", "GRU", "RNNCell", "LSTMCell"])
+def test_recurrent_reprs_are_pytorchs(torch, make):
+    assert repr(make(nx.nn)) == repr(make(torch.nn))

@@ -3,12 +3,12 @@
 Inside ``task_batch(n)`` a module's input holds the rows of ``n`` tasks one after another (task-major:
 shape ``(n * rows, ...)``), and a parameter may carry a leading task axis: one value per task, as MAML's
 adapted weights do. Layers that hold parameters or mix rows honour it: Linear, Conv1d, Conv2d, Embedding,
-LayerNorm, GroupNorm and MultiheadAttention's projections apply task ``t``'s weights to task ``t``'s rows,
-BatchNorm takes its statistics per task. Row-wise layers (activations, pooling, Flatten, Dropout) need
-nothing, which is why the rows are merged rather than given a new axis. ``neurenix.func.batched_call`` sets
-this up from (tasks, rows, ...) inputs; for a model made only of layers that take the task axis as it is
-(Linear, Embedding, LayerNorm, activations, Dropout: ``stacks_tasks``), it passes the inputs unmerged, saving
-a reshape per layer.
+LayerNorm, GroupNorm, MultiheadAttention's projections and the recurrent layers (whose batch axis holds the
+tasks' sequences) apply task ``t``'s weights to task ``t``'s rows, BatchNorm takes its statistics per task.
+Row-wise layers (activations, pooling, Flatten, Dropout) need nothing, which is why the rows are merged rather
+than given a new axis. ``neurenix.func.batched_call`` sets this up from (tasks, rows, ...) inputs; for a model
+made only of layers that take the task axis as it is (Linear, Embedding, LayerNorm, activations, Dropout:
+``stacks_tasks``), it passes the inputs unmerged, saving a reshape per layer.
 """
 
 from __future__ import annotations
