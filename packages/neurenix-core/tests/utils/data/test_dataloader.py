@@ -78,3 +78,18 @@ def test_bad_arguments_are_named(kwargs, error, message):
 def test_a_dataset_without_len_is_refused():
     with pytest.raises(TypeError, match="dataset must have __len__ and __getitem__"):
         DataLoader(iter([1, 2]))
+
+
+def test_a_neurenix_generator_orders_shuffles_and_splits_reproducibly():
+    data = nx.utils.data.TensorDataset(nx.arange(10.0))
+
+    def order(seed):
+        loader = nx.utils.data.DataLoader(data, batch_size=10, shuffle=True, generator=nx.Generator().manual_seed(seed))
+        return next(iter(loader))[0].tolist()
+
+    assert order(3) == order(3) and sorted(order(3)) == list(range(10)) and order(3) != order(4)
+    split = [s.indices for s in nx.utils.data.random_split(data, [4, 6], generator=nx.Generator().manual_seed(1))]
+    again = [s.indices for s in nx.utils.data.random_split(data, [4, 6], generator=nx.Generator().manual_seed(1))]
+    assert split == again and sorted(split[0] + split[1]) == list(range(10))
+    with pytest.raises(TypeError, match="random_split: generator must be a neurenix.Generator"):
+        nx.utils.data.random_split(data, [4, 6], generator=7)

@@ -2,7 +2,7 @@
 ``ConcatDataset``, ``random_split``, ``DataLoader`` and its ``default_collate``.
 
 Shuffles draw from neurenix's generator (``neurenix.manual_seed``) unless a ``generator`` (a
-``numpy.random.Generator``) is given. Everything runs in the calling process.
+``neurenix.Generator`` or ``numpy.random.Generator``) is given. Everything runs in the calling process.
 """
 
 from .collate import default_collate

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
-import numpy as np
-
 from ...arguments import boolean, integer
 from ...creation import randperm
+from ...random import numpy_generator
 from .collate import default_collate
 
 
@@ -16,22 +15,21 @@ class DataLoader:
     """Batches of ``dataset`` (a map-style dataset: ``len`` and ``dataset[i]``).
 
     Each pass takes the samples in order, or in a fresh random order with ``shuffle=True`` (drawn from
-    ``generator``, a ``numpy.random.Generator``, or else from neurenix's generator, which ``manual_seed``
-    seeds), groups ``batch_size`` of them (the last batch smaller unless ``drop_last``) and makes each group
-    into a batch with ``collate_fn`` (``default_collate``: stacked tensors). ``batch_size=None`` gives the
-    samples one by one, uncollated. Samples are loaded in the calling process: ``num_workers``,
-    ``pin_memory``, ``persistent_workers`` and ``prefetch_factor`` are accepted for PyTorch code and change
-    nothing.
+    ``generator``, a ``neurenix.Generator`` or ``numpy.random.Generator``, or else from neurenix's generator,
+    which ``manual_seed`` seeds), groups ``batch_size`` of them (the last batch smaller unless ``drop_last``) and
+    makes each group into a batch with ``collate_fn`` (``default_collate``: stacked tensors).
+    ``batch_size=None`` gives the samples one by one, uncollated. Samples are loaded in the calling process:
+    ``num_workers``, ``pin_memory``, ``persistent_workers`` and ``prefetch_factor`` are accepted for PyTorch code
+    and change nothing.
     """
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False, num_workers: int = 0,
                  collate_fn: Callable | None = None, pin_memory: bool = False, drop_last: bool = False,
-                 generator: np.random.Generator | None = None, persistent_workers: bool = False,
+                 generator=None, persistent_workers: bool = False,
                  prefetch_factor: int | None = None):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__, got {type(dataset).__name__}")
-        if generator is not None and not isinstance(generator, np.random.Generator):
-            raise TypeError(f"DataLoader: generator must be a numpy.random.Generator, got {type(generator).__name__}")
+        numpy_generator(generator, "DataLoader")  # (checked now: a TypeError naming it)
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
         self.dataset = dataset
@@ -47,9 +45,7 @@ class DataLoader:
         n = len(self.dataset)
         if not self.shuffle:
             return list(range(n))
-        if self.generator is not None:
-            return self.generator.permutation(n).tolist()
-        return randperm(n).numpy().tolist()
+        return randperm(n, generator=self.generator).numpy().tolist()
 
     def __iter__(self) -> Iterator:
         order = self._order()

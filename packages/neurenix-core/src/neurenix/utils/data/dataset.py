@@ -10,6 +10,7 @@ import numpy as np
 
 from ...arguments import integer, number
 from ...creation import randperm
+from ...random import numpy_generator
 from ...tensor import Tensor
 
 
@@ -82,12 +83,13 @@ class ConcatDataset(Dataset):
         return self.datasets[which][index - start]
 
 
-def random_split(dataset, lengths: Sequence, generator: np.random.Generator | None = None) -> list[Subset]:
+def random_split(dataset, lengths: Sequence, generator=None) -> list[Subset]:
     """Split ``dataset`` at random into ``Subset``s of the given ``lengths``: counts that add up to its size,
     or fractions that add up to 1 (sizes rounded down, the remainder handed out one by one from the first)."""
     n = len(dataset)
     sizes = _split_sizes(list(lengths), n)
-    order = (generator.permutation(n) if generator is not None else randperm(n).numpy()).tolist()
+    numpy_generator(generator, "random_split")  # (a TypeError naming it)
+    order = randperm(n, generator=generator).numpy().tolist()
     out, start = [], 0
     for size in sizes:
         out.append(Subset(dataset, order[start:start + size]))
