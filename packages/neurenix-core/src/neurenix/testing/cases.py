@@ -168,6 +168,43 @@ def _np_conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, gr
     return out if b is None else out + b.reshape(1, -1, 1, 1)
 
 
+def _np_recurrence(mode: str, x, w_ih, w_hh, b_ih, b_hh, batch_first: bool = False):
+    """A one-layer LSTM or GRU over ``x`` (time-major unless ``batch_first``) from zero states: the outputs."""
+    xs = x.swapaxes(0, 1) if batch_first else x
+    h = np.zeros((xs.shape[1], w_hh.shape[1]), x.dtype)
+    c, outs = np.zeros_like(h), []
+    for step in xs:
+        gi, gh = step @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+        if mode == "LSTM":
+            i, f, g, o = np.split(gi + gh, 4, axis=-1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        else:
+            (ir, iz, i_n), (hr, hz, h_n) = np.split(gi, 3, axis=-1), np.split(gh, 3, axis=-1)
+            r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
+            n = np.tanh(i_n + r * h_n)
+            h = (1 - z) * n + z * h
+        outs.append(h)
+    out = np.stack(outs)
+    return out.swapaxes(0, 1) if batch_first else out
+
+
+def _recurrence(mode: str, batch_first: bool = False) -> Callable:
+    """``fn(x, w_ih, w_hh, b_ih, b_hh)``: a one-layer nn.LSTM / nn.GRU with these weights (functional_call), its
+    outputs. The layer is made once, without moving neurenix's generator (its own weights are never used)."""
+    from .. import nn, random
+    from ..func import functional_call
+
+    state = random.get_rng_state()
+    layer = (nn.LSTM if mode == "LSTM" else nn.GRU)(3, 2, batch_first=batch_first)
+    random.set_rng_state(state)
+
+    def fn(x, w_ih, w_hh, b_ih, b_hh):
+        weights = {"weight_ih_l0": w_ih, "weight_hh_l0": w_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh}
+        return functional_call(layer, weights, (x,))[0]
+    return fn
+
+
 def _np_pool(x, k, stride, reduce, padding=0, pad_value=0.0):
     n, c, h, w = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=pad_value)
@@ -607,6 +644,10 @@ CASES: list[OpCase] = [
       lambda x, w: _np_conv_transpose2d(x, w, None, 1, 0, 1, 1, 2), ((1, 2, 3, 2), (2, 2, 2, 2))),
     C("conv_transpose1d", lambda x, w, b: F.conv_transpose1d(x, w, b, 2),
       lambda x, w, b: _np_conv_transpose2d(x[:, :, None], w[:, :, None], b, 2)[:, :, 0], ((2, 3, 5), (3, 2, 3), (2,))),
+    C("lstm", _recurrence("LSTM"), lambda *a: _np_recurrence("LSTM", *a), ((3, 2, 3), (8, 3), (8, 2), (8,), (8,)),
+      domain="unit"),
+    C("gru_batch_first", _recurrence("GRU", True), lambda *a: _np_recurrence("GRU", *a, batch_first=True),
+      ((2, 3, 3), (6, 3), (6, 2), (6,), (6,)), domain="unit"),
     C("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda x: _np_pool(x, 2, 2, np.max), ((2, 2, 4, 5),),
       domain="distinct"),
     C("max_pool2d_padded", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: _np_pool(x, 3, 2, np.max, 1, -np.inf),
