@@ -374,8 +374,8 @@ CONSTRUCTS: list[Construct] = [
     same(NN, "nn.Embedding(10, 4)(labels).shape"),
     same(NN, "nn.Embedding(4, 3, padding_idx=0).weight[0]"),
     same(NN, "nn.Embedding.from_pretrained(y)(labels)"),
-    missing(NN, "nn.Embedding(10, 4, max_norm=1.0)", "`max_norm` (rows renormalised in place at lookup), "
-            "`scale_grad_by_freq` and `sparse` raise"),
+    same(NN, "e = nn.Embedding.from_pretrained(y * 3, freeze=False, max_norm=1.0)\ne(labels)\ne.weight"),
+    missing(NN, "nn.Embedding(10, 4, scale_grad_by_freq=True)", "`scale_grad_by_freq` and `sparse` raise"),
     same(NN, "nn.Conv1d(3, 4, 3)(img[:, :, 0]).shape"),
     same(NN, "nn.Conv1d(3, 6, 2, stride=2, groups=3).weight.shape"),
     same(NN, "nn.MaxPool1d(2)(x.unsqueeze(0)) + nn.AvgPool1d(2)(x.unsqueeze(0))"),

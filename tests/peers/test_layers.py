@@ -70,6 +70,7 @@ CASES = [
     ("Embedding", lambda nn: nn.Embedding(10, 3), [_ints(10, 4, 5)], _forward),
     ("Embedding-padding", lambda nn: nn.Embedding(6, 3, padding_idx=0), [_ints(6, 4, 5)], _forward),
     ("Embedding-padding-neg", lambda nn: nn.Embedding(6, 3, padding_idx=-2), [_ints(6, 7)], _forward),
+    ("Embedding-max-norm", lambda nn: nn.Embedding(6, 3, max_norm=1.2, norm_type=3.0), [_ints(6, 4, 5)], _forward),
     ("Conv1d", lambda nn: nn.Conv1d(2, 3, 3), [_x(2, 2, 9)], _forward),
     ("Conv1d-all", lambda nn: nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2), [_x(2, 4, 11)],
      _forward),

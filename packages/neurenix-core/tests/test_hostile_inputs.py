@@ -281,7 +281,8 @@ CASES = {
                                    "embedding: input must hold int64 indices, got neurenix.float32"),
     "Embedding padding_idx": err(lambda: nn.Embedding(5, 2, padding_idx=5), ValueError,
                                  r"Embedding: padding_idx must be within num_embeddings \(5\)"),
-    "Embedding max_norm": err(lambda: nn.Embedding(5, 2, max_norm=1.0), NotImplementedError, "max_norm=1.0"),
+    "Embedding max_norm of a computed weight": err(lambda: nn.functional.embedding(
+        nx.tensor([0]), nx.ones(5, 2, requires_grad=True) * 2, max_norm=1.0), RuntimeError, "max_norm rescales"),
     "Embedding no indices": ok(lambda: nn.Embedding(5, 2)(nx.zeros(0, dtype=nx.int64)), lambda r: r.shape == (0, 2)),
     "from_pretrained 1-d": err(lambda: nn.Embedding.from_pretrained(nx.zeros(3)), ShapeError, "must be 2-D"),
     "embedding 3-d weight": err(lambda: F.embedding(nx.tensor([0]), nx.zeros(2, 3, 4)), ShapeError,

@@ -74,9 +74,34 @@ def test_names_and_repr():
     assert repr(emb) == "Embedding(5, 3, padding_idx=1)" and repr(nn.Embedding(4, 2)) == "Embedding(4, 2)"
 
 
-@pytest.mark.parametrize("option", [dict(scale_grad_by_freq=True), dict(sparse=True), dict(max_norm=2.0)])
+@pytest.mark.parametrize("option", [dict(scale_grad_by_freq=True), dict(sparse=True)])
 def test_unsupported_options_raise(option):
     with pytest.raises(NotImplementedError, match=next(iter(option))):
         nn.Embedding(4, 2, **option)
     with pytest.raises(NotImplementedError, match=next(iter(option))):
         F.embedding(nx.tensor([0]), nx.zeros(4, 2), **option)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0])
+def test_max_norm_rescales_the_rows_looked_up_in_place(norm_type):
+    table = np.random.default_rng(0).standard_normal((6, 3)) * 2
+    emb = nn.Embedding.from_pretrained(nx.tensor(table), freeze=False, max_norm=1.5, norm_type=norm_type)
+    idx = np.array([[0, 2, 2], [5, 0, 1]])
+    out = emb(nx.tensor(idx))
+    norms = (np.abs(table) ** norm_type).sum(1) ** (1 / norm_type)
+    hit = np.isin(np.arange(6), idx)
+    want = np.where((hit & (norms > 1.5))[:, None], table * (1.5 / (norms + 1e-7))[:, None], table)
+    np.testing.assert_allclose(emb.weight.numpy(), want, rtol=1e-12)  # rows 3 and 4 untouched
+    np.testing.assert_allclose(out.detach().numpy(), want[idx], rtol=1e-12)
+    (out * 2).sum().backward()  # the gradient flows to the weight as a lookup's
+    assert emb.weight.grad.numpy()[2].tolist() == [4.0] * 3
+
+
+def test_max_norm_refuses_computed_weights_and_bad_norms():
+    w = nx.ones(4, 2, requires_grad=True) * 3
+    with pytest.raises(RuntimeError, match="max_norm rescales rows of weight in place"):
+        F.embedding(nx.tensor([0]), w, max_norm=1.0)
+    with pytest.raises(ValueError, match="max_norm"):
+        F.embedding(nx.tensor([0]), nx.ones(4, 2), max_norm=0.0)
+    with pytest.raises(ValueError, match="norm_type"):
+        F.embedding(nx.tensor([0]), nx.ones(4, 2), max_norm=1.0, norm_type=-1.0)

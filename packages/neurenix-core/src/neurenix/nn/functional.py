@@ -502,20 +502,46 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """The rows of ``weight`` (num_embeddings, embedding_dim) at the int64 indices ``input`` (any shape): shape
     ``input.shape + (embedding_dim,)``. Indices outside ``[0, num_embeddings)`` raise an IndexError (negative ones
-    too, as PyTorch). Entries at ``padding_idx`` pass no gradient to that row. ``max_norm``,
-    ``scale_grad_by_freq`` and ``sparse`` are not supported (they raise)."""
+    too, as PyTorch). Entries at ``padding_idx`` pass no gradient to that row. With ``max_norm``, the rows looked
+    up whose ``norm_type``-norm exceeds it are first scaled in place to that norm, outside autograd, as PyTorch's
+    (so ``weight`` must be a leaf). ``scale_grad_by_freq`` and ``sparse`` are not supported (they raise)."""
     _tensor(input, "input", "embedding"), _tensor(weight, "weight", "embedding")
     if weight.ndim != 2:
         raise ShapeError(f"embedding: weight must be (num_embeddings, embedding_dim), got shape {weight.shape}")
-    _embedding_options(max_norm, scale_grad_by_freq, sparse, "embedding")
+    _embedding_options(scale_grad_by_freq, sparse, "embedding")
     padding_idx = _padding_idx(padding_idx, weight.shape[0], "embedding")
+    if max_norm is not None:
+        renorm_rows(input, weight, max_norm, norm_type, "embedding")
     return _embed(input, weight, None, padding_idx, "embedding")
 
 
-def _embedding_options(max_norm, scale_grad_by_freq, sparse, op: str) -> None:
-    for name, value in (("max_norm", max_norm), ("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+def _embedding_options(scale_grad_by_freq, sparse, op: str) -> None:
+    for name, value in (("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
         if value not in (None, False):
             raise NotImplementedError(f"{op}: {name}={value!r} is not supported")
+
+
+def renorm_rows(input: Tensor, weight: Tensor, max_norm: float, norm_type: float, op: str) -> None:
+    """Scale the rows of ``weight`` that ``input`` indexes and whose norm exceeds ``max_norm`` down to it, in place
+    and unrecorded (PyTorch's embedding_renorm_: ``max_norm / (norm + 1e-7)``). On the device: a mask of the rows
+    hit, so a compiled step renormalises at every replay; it costs a pass over the whole table."""
+    max_norm = number(max_norm, "max_norm", op, above=0.0)
+    norm_type = number(norm_type, "norm_type", op, above=0.0)
+    if weight._node is not None:
+        raise RuntimeError(f"{op}: max_norm rescales rows of weight in place, which would cut the gradient of a "
+                           "computed weight (functional_call, an adapted MAML weight): give max_norm=None and "
+                           "rescale in the model, or renormalise a leaf weight")
+    if input._data.dtype.kind != "i":
+        raise DTypeError(f"{op}: input must hold int64 indices, got {input.dtype}")
+    n = weight.shape[0]
+    check_indices(input._data, input._device, 0, n, f"{op}: input (indices into num_embeddings={n} rows)")
+    with no_grad():
+        hit = creation.zeros(n, dtype=weight.dtype, device=weight.device).index_put((input.reshape(-1),),
+                                                                                  creation.ones(1, dtype=weight.dtype,
+                                                                                                device=weight.device))
+        norm = weight.abs().pow(norm_type).sum(1).pow(1.0 / norm_type)
+        scale = where((hit > 0) & (norm > max_norm), max_norm / (norm + 1e-7), 1.0)
+        weight.mul_(scale.unsqueeze(1))
 
 
 def _padding_idx(padding_idx, num_embeddings: int, op: str) -> int | None:

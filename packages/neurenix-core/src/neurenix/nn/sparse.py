@@ -18,7 +18,8 @@ class Embedding(Module):
     """Row ``i`` of ``weight`` (num_embeddings, embedding_dim) for each int64 index ``i`` of the input.
 
     Initialised N(0, 1) with the ``padding_idx`` row zero, as PyTorch's; entries at ``padding_idx`` pass no gradient
-    to that row. ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are not supported (they raise).
+    to that row. With ``max_norm``, each row looked up whose ``norm_type``-norm exceeds it is scaled to it in
+    place first, as PyTorch's. ``scale_grad_by_freq`` and ``sparse`` are not supported (they raise).
     """
 
     stacks_tasks = True  # row-wise: (tasks, rows, ...) indices as they are
@@ -29,7 +30,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = integer(num_embeddings, "num_embeddings", "Embedding", minimum=0)
         self.embedding_dim = integer(embedding_dim, "embedding_dim", "Embedding", minimum=0)
-        F._embedding_options(max_norm, scale_grad_by_freq, sparse, "Embedding")
+        F._embedding_options(scale_grad_by_freq, sparse, "Embedding")
         self.padding_idx = F._padding_idx(padding_idx, self.num_embeddings, "Embedding")
         self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, False, False
         if _weight is None:
@@ -62,7 +63,10 @@ class Embedding(Module):
     def forward(self, input: Tensor) -> Tensor:
         w = self.weight
         if not task_count() or not has_task_axis(w, 2, "Embedding"):
-            return F.embedding(input, w, self.padding_idx)
+            return F.embedding(input, w, self.padding_idx, self.max_norm, self.norm_type)
+        if self.max_norm is not None:
+            raise RuntimeError("Embedding: max_norm rescales rows of the weight in place, which per-task weights "
+                               "(batched_call, MAML) cannot take: give max_norm=None")
         n = w.shape[0]  # weight (tasks, num_embeddings, embedding_dim): task t's indices read its own table
         idx = by_task(tensor(input, "input", "Embedding"), n, "Embedding")
         tasks = creation.arange(n, device=w.device).reshape((n,) + (1,) * (idx.ndim - 1))
