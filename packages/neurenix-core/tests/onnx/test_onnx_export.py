@@ -207,6 +207,8 @@ def test_bad_model_or_input():
         nxo.export(_mlp().eval(), nx.zeros(2, 4, dtype=nx.int64), io.BytesIO())  # which neurenix takes, as floats
     with pytest.raises(TypeError, match="model must be a neurenix.nn.Module, got function"):
         nxo.export(lambda x: x, nx.randn(2, 4), io.BytesIO())
+    with pytest.raises(ValueError, match="is an Embedding with max_norm=1.0, which rescales rows"):
+        nxo.export(nn.Embedding(10, 4, max_norm=1.0).eval(), nx.tensor([[1, 2]]), io.BytesIO())
 
 
 def test_a_layer_at_the_root_names_its_weights_as_its_state_dict_does():

@@ -51,6 +51,10 @@ def conv(g: Graph, m: nn.Conv2d, x: Value, path: str) -> str:
 
 @register(nn.Embedding)
 def embedding(g: Graph, m: nn.Embedding, x: Value, path: str) -> str:
+    if m.max_norm is not None:  # (a Gather would read rows neurenix rescales at lookup: other values, silently)
+        raise ValueError(f"neurenix.onnx.export: {path} is an Embedding with max_norm={m.max_norm}, which rescales "
+                         "rows in place at lookup; ONNX's Gather does not. Set its max_norm to None to export the "
+                         "table as it is")
     return g.node("Gather", [g.tensor(m.weight, f"{path}.weight"), x.name], path, axis=0)
 
 
