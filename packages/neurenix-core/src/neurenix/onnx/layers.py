@@ -49,6 +49,17 @@ def conv(g: Graph, m: nn.Conv2d, x: Value, path: str) -> str:
                      strides=list(m.stride), pads=list(m.padding) * 2, dilations=list(m.dilation), group=m.groups)
 
 
+@register(nn.ConvTranspose1d, nn.ConvTranspose2d)
+def conv_transpose(g: Graph, m: nn.ConvTranspose2d, x: Value, path: str) -> str:
+    # (ONNX's weight layout is neurenix's and PyTorch's: (in, out/groups, *kernel))
+    inputs = [g.tensor(m.weight, f"{path}.weight")]
+    if m.bias is not None:
+        inputs.append(g.tensor(m.bias, f"{path}.bias"))
+    return g.batched("ConvTranspose", x, inputs, len(m.kernel_size) + 2, path, kernel_shape=list(m.kernel_size),
+                     strides=list(m.stride), pads=list(m.padding) * 2, output_padding=list(m.output_padding),
+                     dilations=list(m.dilation), group=m.groups)
+
+
 @register(nn.Embedding)
 def embedding(g: Graph, m: nn.Embedding, x: Value, path: str) -> str:
     if m.max_norm is not None:  # (a Gather would read rows neurenix rescales at lookup: other values, silently)
