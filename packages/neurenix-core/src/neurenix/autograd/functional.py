@@ -122,11 +122,7 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
 def vhp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False) -> tuple:
     """``(func(inputs), v^T H)`` for ``func`` returning a single-element tensor; shaped as ``inputs``."""
     with enable_grad():
-        single_in, inputs = _inputs(inputs, "vhp", create_graph, strict)
-        v = _vector(v, inputs, single_in, "vhp", "input", create_graph)
-        single_out, outputs = _outputs(func, inputs, "vhp", strict, scalar=True)
-        grads = _filled(_grad(outputs, inputs, None, True), inputs, strict, False, _BACK, _BACK_CG)
-        _require(grads, strict, _DOUBLE)
+        single_in, single_out, inputs, outputs, grads, v = _gradient(func, inputs, v, create_graph, strict, "vhp")
         result = _filled(_grad(grads, inputs, v, create_graph), inputs, strict, create_graph, _DOUBLE, _DOUBLE)
     return _post(outputs, create_graph, single_out), _post(result, create_graph, single_in)
 
@@ -136,14 +132,21 @@ def hvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     """``(func(inputs), H v)`` for ``func`` returning a single-element tensor; shaped as ``inputs``. Equal to
     ``vhp`` where the Hessian is symmetric; computed by the double-vjp trick on the gradient."""
     with enable_grad():
-        single_in, inputs = _inputs(inputs, "hvp", create_graph, strict)
-        v = _vector(v, inputs, single_in, "hvp", "input", create_graph)
-        single_out, outputs = _outputs(func, inputs, "hvp", strict, scalar=True)
-        grads = _filled(_grad(outputs, inputs, None, True), inputs, strict, False, _BACK, _BACK_CG)
-        _require(grads, strict, _DOUBLE)
+        single_in, single_out, inputs, outputs, grads, v = _gradient(func, inputs, v, create_graph, strict, "hvp")
         result = _forward(grads, inputs, v, create_graph, strict, _DOUBLE)
         result = _filled(result, inputs, strict, create_graph, _DOUBLE, _DOUBLE)
     return _post(outputs, create_graph, single_out), _post(result, create_graph, single_in)
+
+
+def _gradient(func: Callable, inputs, v, create_graph: bool, strict: bool, fn: str) -> tuple:
+    """What vhp and hvp start from: the checked inputs and ``v``, ``func``'s scalar output, and its gradient,
+    recorded (to be differentiated again)."""
+    single_in, inputs = _inputs(inputs, fn, create_graph, strict)
+    v = _vector(v, inputs, single_in, fn, "input", create_graph)
+    single_out, outputs = _outputs(func, inputs, fn, strict, scalar=True)
+    grads = _filled(_grad(outputs, inputs, None, True), inputs, strict, False, _BACK, _BACK_CG)
+    _require(grads, strict, _DOUBLE)
+    return single_in, single_out, inputs, outputs, grads, v
 
 
 # -- arguments ------------------------------------------------------------------------------------------------

@@ -122,8 +122,8 @@ class _ConvTransposeNd(_ConvNd):
         size = tuple(int(v) for v in output_size)[-dims:]
         if len(size) != dims:
             raise ValueError(f"{type(self).__name__}: output_size {tuple(output_size)} needs {dims} spatial sizes")
-        least = tuple((i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in zip(
-            x.shape[-dims:], self.stride, self.padding, self.dilation, self.kernel_size))
+        least = F._conv_transpose_size(x.shape[-dims:], self.kernel_size, self.stride, self.padding, self.dilation,
+                                      (0,) * dims)
         if any(not lo <= v < lo + s for v, lo, s in zip(size, least, self.stride)):
             raise ValueError(f"{type(self).__name__}: output_size {size} is not reachable from an input of "
                              f"{tuple(x.shape[-dims:])}: each size must lie in [{least}, {least} + stride "

@@ -153,8 +153,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
                          "(weight is (in_channels, out_channels/groups, kh, kw))")
     if any(o >= max(s, d) for o, s, d in zip(op_pad, st, dl)):
         raise ValueError(f"{op}: output_padding {op_pad} must be smaller than stride {st} or dilation {dl}")
-    size = tuple((i - 1) * s - 2 * p + d * (k - 1) + o + 1
-                 for i, s, p, d, k, o in zip((h, w), st, pd, dl, weight.shape[2:], op_pad))
+    size = _conv_transpose_size((h, w), weight.shape[2:], st, pd, dl, op_pad)
     if min(size) <= 0:
         raise ShapeError(f"{op}: an input of {(h, w)} with kernel {tuple(weight.shape[2:])}, stride {st} and "
                          f"padding {pd} gives no output ({size})")
@@ -173,6 +172,13 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     if bias is not None:
         out = out + operands[2].reshape(1, -1, 1, 1)
     return out if input.ndim == 4 else out.squeeze(0)
+
+
+def _conv_transpose_size(size: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+                        output_padding: tuple) -> tuple:
+    """The output size of a transposed convolution: per axis ``(i - 1) * s - 2 * p + d * (k - 1) + o + 1``."""
+    return tuple((i - 1) * s - 2 * p + d * (k - 1) + o + 1
+                 for i, k, s, p, d, o in zip(size, kernel, stride, padding, dilation, output_padding))
 
 
 def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,

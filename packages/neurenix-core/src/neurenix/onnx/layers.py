@@ -40,24 +40,16 @@ def matmul_add(g: Graph, x: str, weight: Tensor, bias: Tensor | None, path: str,
     return g.node("Add", [y, g.tensor(bias, bias_name)], path) if bias is not None else y
 
 
-@register(nn.Conv1d, nn.Conv2d)
+@register(nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)
 def conv(g: Graph, m: nn.Conv2d, x: Value, path: str) -> str:
+    # (ONNX's weight layouts are neurenix's and PyTorch's: (out, in/groups, *k), transposed (in, out/groups, *k))
     inputs = [g.tensor(m.weight, f"{path}.weight")]
     if m.bias is not None:
         inputs.append(g.tensor(m.bias, f"{path}.bias"))
-    return g.batched("Conv", x, inputs, len(m.kernel_size) + 2, path, kernel_shape=list(m.kernel_size),
-                     strides=list(m.stride), pads=list(m.padding) * 2, dilations=list(m.dilation), group=m.groups)
-
-
-@register(nn.ConvTranspose1d, nn.ConvTranspose2d)
-def conv_transpose(g: Graph, m: nn.ConvTranspose2d, x: Value, path: str) -> str:
-    # (ONNX's weight layout is neurenix's and PyTorch's: (in, out/groups, *kernel))
-    inputs = [g.tensor(m.weight, f"{path}.weight")]
-    if m.bias is not None:
-        inputs.append(g.tensor(m.bias, f"{path}.bias"))
-    return g.batched("ConvTranspose", x, inputs, len(m.kernel_size) + 2, path, kernel_shape=list(m.kernel_size),
-                     strides=list(m.stride), pads=list(m.padding) * 2, output_padding=list(m.output_padding),
-                     dilations=list(m.dilation), group=m.groups)
+    extra = {"output_padding": list(m.output_padding)} if m.transposed else {}
+    return g.batched("ConvTranspose" if m.transposed else "Conv", x, inputs, len(m.kernel_size) + 2, path,
+                     kernel_shape=list(m.kernel_size), strides=list(m.stride), pads=list(m.padding) * 2,
+                     dilations=list(m.dilation), group=m.groups, **extra)
 
 
 @register(nn.Embedding)
