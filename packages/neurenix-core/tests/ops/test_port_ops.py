@@ -306,6 +306,22 @@ def test_round_ties_to_even_and_keeps_signs(dtype):
     np.testing.assert_allclose(nx.tensor([1234.5], dtype=dtype).round(decimals=-2).numpy(), [1200.0])
 
 
+@pytest.mark.parametrize("dtype", [nx.float32, nx.float64])
+def test_round_decimals_far_out_neither_overflows_nor_warns(dtype):
+    x = nx.tensor([1.5, -2.25, 3e30, -0.0, math.inf, -math.inf, math.nan], dtype=dtype)
+    big = np.array(x.numpy())
+    for decimals in (10, 40, 400):  # beyond a value's own precision: the value itself
+        got = nx.round(x, decimals=decimals).numpy()
+        np.testing.assert_array_equal(got[2:], big[2:])
+    np.testing.assert_allclose(nx.round(x, decimals=10).numpy()[:2], [1.5, -2.25])
+    for decimals in (-40, -400):  # a unit beyond the dtype: every finite value rounds to a zero of its sign
+        got = nx.round(x, decimals=decimals).numpy()
+        np.testing.assert_array_equal(got, [0.0, -0.0, 0.0, -0.0, math.inf, -math.inf, math.nan])
+        assert np.signbit(got[:4]).tolist() == [False, True, False, True]
+    np.testing.assert_array_equal(nx.round(nx.tensor([1234.5, -1250.0], dtype=dtype), decimals=-2).numpy(),
+                                  np.round(np.array([1234.5, -1250.0], dtype=dtype.np), -2))
+
+
 def test_rounding_integers_and_bad_arguments():
     x = nx.tensor([3, -2])
     for fn in (nx.round, nx.ceil, nx.trunc, nx.floor):

@@ -72,8 +72,8 @@ def round(x: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001  (PyTorch's nam
                              "with .double() first)")
         return x * 1
     if decimals:
-        scale = 10.0 ** decimals
-        return round(x * scale) / scale
+        with no_grad():
+            return _round_decimals(x, decimals)
     with no_grad():
         finite = isfinite(x)
         xs = where(finite, x, 0.0)  # no inf - inf below
@@ -83,6 +83,25 @@ def round(x: Tensor, decimals: int = 0) -> Tensor:  # noqa: A001  (PyTorch's nam
         r = where((part > 0.5) | ((part == 0.5) & odd), f + 1.0, f)
         r = where(r == 0, xs * 0.0, r)  # a zero takes x's sign: round(-0.4) is -0.0
         return where(finite, r, x)
+
+
+def _round_decimals(x: Tensor, decimals: int) -> Tensor:
+    """``round(x * 10**d) / 10**d``, or ``round(x / 10**-d) * 10**-d`` for negative ``d`` (as PyTorch and NumPy),
+    without their overflow: where ``x * 10**d`` would pass the dtype's largest value, ``x`` is far coarser than
+    ``10**-d`` and is its own rounding; a ``10**-d`` beyond it rounds every finite value to a (signed) zero."""
+    biggest = float(np.finfo(x._data.dtype).max)
+    if decimals < 0:
+        finite = isfinite(x)
+        xs = where(finite, x, 0.0)  # (no inf * 0 below)
+        if decimals < -308 or 10.0 ** -decimals > biggest:
+            return where(finite, xs * 0.0, x)
+        scale = 10.0 ** -decimals
+        return where(finite, round(xs / scale) * scale, x)
+    if decimals > 308 or 10.0 ** decimals > biggest:
+        return x * 1
+    scale = 10.0 ** decimals
+    fits = abs(x) < biggest / scale  # (inf and NaN do not: they are kept)
+    return where(fits, round(where(fits, x, 0.0) * scale) / scale, x)
 
 
 def _integral(x, op: str) -> bool:
