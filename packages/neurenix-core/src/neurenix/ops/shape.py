@@ -30,7 +30,8 @@ def _resolve_shape(old: tuple, new: tuple) -> tuple:
         out = _reshape_cache.get(key)
     except TypeError:  # unhashable sizes: not ints, which integer() below says
         out, key = None, None
-    if out is None or float in map(type, new):  # (3.0 == 3 finds 3's entry: integer() below refuses it)
+    # a float finds an int's entry (3.0 == 3): a sum of sizes that is not an int sends them to integer() below
+    if out is None or sum(new).__class__ is not int:
         new = tuple(integer(s, "shape", "reshape") for s in new)
         n = 1
         for s in old:
